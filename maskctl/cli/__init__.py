@@ -1,0 +1,64 @@
+"""The ``maskctl`` command line: one thin module per subcommand, each calling the library.
+
+The library never imports this package. ``main`` turns a ``MaskctlError`` into one red line
+with its fix and exit code 2; ``--debug`` (or ``MASKCTL_DEBUG=1``) shows the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from maskctl import __version__
+from maskctl.cli import eval as eval_cmd
+from maskctl.cli import inspect as inspect_cmd
+from maskctl.cli import tasks as tasks_cmd
+from maskctl.cli import train as train_cmd
+from maskctl.cli.console import print_error
+
+app = typer.Typer(
+    name="maskctl",
+    help="Learn binary masks over a frozen pretrained transformer: one base model, one tiny mask per task.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_state = {"debug": os.environ.get("MASKCTL_DEBUG", "") not in ("", "0")}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"maskctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    _state["debug"] = _state["debug"] or debug
+
+
+app.command("train")(train_cmd.train)
+app.command("eval")(eval_cmd.eval_bundle)
+app.command("tasks")(tasks_cmd.list_tasks)
+app.command("inspect")(inspect_cmd.inspect_bundle)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    from maskctl.errors import MaskctlError
+
+    try:
+        app(args=argv, prog_name="maskctl")
+    except MaskctlError as exc:
+        if _state["debug"]:
+            raise
+        print_error(exc.message, exc.fix)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print_error("interrupted", None)
+        sys.exit(130)

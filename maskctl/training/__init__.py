@@ -1,0 +1,1 @@
+"""Training (masking or finetuning) and evaluation loops."""
