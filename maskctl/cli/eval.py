@@ -14,7 +14,7 @@ from maskctl.cli.console import console, metrics_table
 def eval_bundle(
     bundle: Path = typer.Argument(..., help="The *.bundle to evaluate."),
     split: str = typer.Option("dev", help="dev or test (or train)."),
-    model: Optional[str] = typer.Option(None, help="Base model [default: the one the bundle names]."),
+    model: Optional[str] = typer.Option(None, help="Base model (default: the one the bundle names)."),
     data_dir: Optional[str] = typer.Option(None, help="Folder with the task's data files."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics as JSON here."),

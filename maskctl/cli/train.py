@@ -10,18 +10,21 @@ from maskctl.cli.console import console, metrics_table
 
 
 def train(
-    model: Optional[str] = typer.Option(None, help="Hub id or local folder [default: the packaged MiniLM]."),
+    ctx: typer.Context,
+    overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides of the recipe, e.g. lr=3e-3."),
+    recipe: Optional[str] = typer.Option(None, help="YAML recipe (path or shipped name) giving any of these options."),
+    model: Optional[str] = typer.Option(None, help="Hub id or local folder (default: the packaged MiniLM)."),
     task: str = typer.Option("bbc-news", help="Registered task name or path to a YAML task card."),
     output: Optional[str] = typer.Option(None, help="Output *.bundle (mask) or folder (finetune)."),
-    epochs: Optional[int] = typer.Option(None, help="Epochs [default: the task card's, else 3]."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs (default: the task card's, else 3)."),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps."),
     batch_size: int = typer.Option(32, help="Training batch size."),
     eval_batch_size: int = typer.Option(64, help="Evaluation batch size."),
-    lr: Optional[float] = typer.Option(None, help="Learning rate [default: 1e-3 mask, 5e-5 finetune]."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (default: 1e-3 mask, 5e-5 finetune)."),
     max_length: int = typer.Option(128, help="Maximum tokens per example."),
     init_sparsity: float = typer.Option(0.05, help="Fraction of mask bits that start at zero."),
     threshold: float = typer.Option(0.01, help="Score threshold tau of the binary mask."),
-    mask_blocks: Optional[str] = typer.Option(None, help="Blocks to mask: 2-11, all, top:K, bottom:K [default: all but the lowest two]."),
+    mask_blocks: Optional[str] = typer.Option(None, help="Blocks to mask: 2-11, all, top:K, bottom:K (default: all but the lowest two)."),
     head: str = typer.Option("mask", help="Classifier: mask (paper) or train."),
     method: str = typer.Option("mask", help="mask (learn a binary mask) or finetune (all weights)."),
     seed: int = typer.Option(0, help="Random seed (data order, classifier init, mask init)."),
@@ -31,18 +34,23 @@ def train(
     max_train_samples: Optional[int] = typer.Option(None, help="Use only the first N training examples."),
     overwrite: bool = typer.Option(False, help="Replace an existing output."),
 ) -> None:
-    """Learn a binary mask over a frozen model for one task (or finetune it) and save it."""
+    """Learn a binary mask over a frozen model for one task (or finetune it) and save it.
+
+    With no options this trains the embedded default: the packaged MiniLM on bbc-news.
+    """
     from maskctl.cli.console import RichProgress
+    from maskctl.recipes import apply_overrides, load_recipe, recipe_fields
     from maskctl.training.trainer import TrainArgs
     from maskctl.training.trainer import train as run_training
 
-    args = TrainArgs(
-        model=model, task=task, output=output, method=method, epochs=epochs, max_steps=max_steps,
-        batch_size=batch_size, eval_batch_size=eval_batch_size, lr=lr, max_length=max_length,
-        init_sparsity=init_sparsity, threshold=threshold, mask_blocks=mask_blocks, head=head,
-        seed=seed, data_dir=data_dir, device=device, precision=precision,
-        max_train_samples=max_train_samples, overwrite=overwrite,
-    )
+    given = {name: value for name, value in ctx.params.items() if name in recipe_fields()}
+    settings = dict(given)
+    if recipe or overrides:
+        settings = apply_overrides(load_recipe(recipe) if recipe else {}, overrides or [])
+        for name, value in given.items():  # explicit options beat the recipe; defaults do not
+            if name not in settings or _explicit(ctx, name):
+                settings[name] = value
+    args = TrainArgs(**settings)
     progress = RichProgress()
     try:
         result = run_training(args, callback=progress)
@@ -57,3 +65,9 @@ def train(
     if result.sparsity:
         extra = f", mask sparsity {result.sparsity['init']:.2%} -> {result.sparsity['final']:.2%}"
     console.print(f"wrote {result.output} in {result.wall_seconds:.0f} s{extra}", highlight=False)
+
+
+def _explicit(ctx: typer.Context, name: str) -> bool:
+    """Whether the user typed this option (compared by name: typer may vendor its own click)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")

@@ -84,6 +84,7 @@ def model_from_bundle(bundle: Bundle, model: str | None = None,
         source = ModelSource(**{**source.to_dict(), "version": base["source"].get("version")})
     task = Task.from_card(TaskCard.from_dict(bundle.meta["task"]))
     net, _ = load_task_model(source, task.kind.auto_class, task.labels)
+    _check_layers_fit(net, bundle, base["source"]["spec"])
     found = fingerprint(net, base["fingerprint_layers"])
     if found != base["fingerprint"]:
         raise BundleError(
@@ -100,6 +101,17 @@ def model_from_bundle(bundle: Bundle, model: str | None = None,
     apply_masks(net, bundle.masks)
     net.to(device or torch.device("cpu")).eval()
     return MaskedModel(model=net, tokenizer=load_tokenizer(source), task=task, source=source, bundle=bundle)
+
+
+def _check_layers_fit(net: torch.nn.Module, bundle: Bundle, trained_on: str) -> None:
+    for name, mask in bundle.masks.items():
+        try:
+            layer = net.get_submodule(name)
+        except AttributeError:
+            layer = None
+        if not isinstance(layer, torch.nn.Linear) or tuple(layer.weight.shape) != tuple(mask.shape):
+            raise BundleError(f"{bundle.path}: masked layer {name} does not fit this model",
+                              f"pass the model it was trained on: --model {trained_on}")
 
 
 @dataclass

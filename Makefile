@@ -1,0 +1,31 @@
+# The two quick-start commands: `make demo` (set up, train the embedded default, evaluate it)
+# and `make test` (set up, run the offline test suite). Both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Installed only when the venv has no torch yet, so pip never resolves a multi-GB CUDA build by
+# accident. Elsewhere pick your build, e.g.
+#   make setup TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+.PHONY: setup demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e ".[demo,test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(OFFLINE) $(VENV)/bin/maskctl train --output masks/bbc-news-minilm.bundle --overwrite
+	$(OFFLINE) $(VENV)/bin/maskctl eval masks/bbc-news-minilm.bundle --split test
+
+test: setup
+	$(OFFLINE) $(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) masks finetuned .pytest_cache
