@@ -8,6 +8,7 @@ defaults, the recipe, ``key=value`` overrides, then options given explicitly on 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,32 @@ def recipe_fields() -> set[str]:
     from maskctl.training.trainer import TrainArgs
 
     return {f.name for f in dataclasses.fields(TrainArgs)}
+
+
+def _coerce(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """Convert values to the option's type: YAML 1.1 reads ``1e-3`` (no dot) as a string."""
+    from maskctl.training.trainer import TrainArgs
+
+    hints = typing.get_type_hints(TrainArgs)
+    out = {}
+    for key, value in data.items():
+        kinds = [t for t in typing.get_args(hints[key]) or (hints[key],) if t is not type(None)]
+        target = kinds[0] if kinds else str
+        if value is None or isinstance(value, target) and not (target is int and isinstance(value, bool)):
+            out[key] = value
+            continue
+        try:
+            if target is bool:
+                if str(value).lower() not in ("true", "false", "yes", "no", "1", "0"):
+                    raise ValueError(value)
+                value = str(value).lower() in ("true", "yes", "1")
+            elif target is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            out[key] = target(value)
+        except (TypeError, ValueError):
+            raise MaskctlError(f"{where}: {key} must be {target.__name__}, got {value!r}",
+                               "fix the value in the recipe or override") from None
+    return out
 
 
 def find_recipe(name_or_path: str) -> Path:
@@ -45,7 +72,7 @@ def load_recipe(name_or_path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise MaskctlError(f"{path}: a recipe must be a YAML mapping", "write `key: value` lines")
     _check_keys(data, str(path))
-    return data
+    return _coerce(data, str(path))
 
 
 def apply_overrides(recipe: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -58,7 +85,7 @@ def apply_overrides(recipe: dict[str, Any], overrides: list[str]) -> dict[str, A
         key = key.strip().lstrip("-").replace("-", "_")
         merged[key] = yaml.safe_load(value) if value.strip() else None
     _check_keys(merged, "overrides")
-    return merged
+    return _coerce(merged, "overrides")
 
 
 def _check_keys(data: dict[str, Any], where: str) -> None:

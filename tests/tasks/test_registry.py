@@ -1,0 +1,88 @@
+"""Task lookup: entry points (built-in and third-party), YAML cards, helpful errors."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import sys
+import textwrap
+
+import pytest
+
+from maskctl.errors import TaskError
+from maskctl.resources import builtin_dir
+from maskctl.tasks import registry
+from maskctl.tasks.card import TaskCard, load_card
+
+
+def test_builtin_tasks_register_through_the_public_entry_point_group():
+    eps = {ep.name: ep.value for ep in md.entry_points(group="maskctl.tasks")}
+    assert eps["bbc-news"] == "maskctl.tasks.builtin:bbc_news"
+    assert "bbc-news" in registry.task_names()
+
+
+def test_every_shipped_card_loads():
+    cards = sorted(builtin_dir("tasks").glob("*.yaml"))
+    assert cards
+    for path in cards:
+        card = load_card(path)
+        assert card.name == path.stem
+
+
+def test_unknown_task_suggests_close_names():
+    with pytest.raises(TaskError, match="did you mean bbc-news"):
+        registry.get_card("bbc-new")
+
+
+def test_third_party_plugin_registers_through_an_entry_point(tmp_path, monkeypatch, keyword_task):
+    """A separate distribution declares `maskctl.tasks` and maskctl finds and trains it."""
+    package = tmp_path / "site" / "my_tasks_plugin"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(textwrap.dedent(f"""
+        from maskctl.tasks.card import load_card
+        def keywords():
+            return load_card({str(keyword_task)!r})
+    """))
+    dist_info = tmp_path / "site" / "my_tasks_plugin-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-tasks-plugin\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[maskctl.tasks]\nplugin-keywords = my_tasks_plugin:keywords\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert "plugin-keywords" in registry.task_names()
+    assert "my_tasks_plugin" not in sys.modules  # listing imports no plugin
+    card = registry.get_card("plugin-keywords")
+    assert isinstance(card, TaskCard) and card.name == "keywords"
+
+
+def test_plugin_that_returns_the_wrong_type_is_reported(tmp_path, monkeypatch):
+    package = tmp_path / "site" / "bad_plugin"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("def task():\n    return 42\n")
+    dist_info = tmp_path / "site" / "bad_plugin-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: bad-plugin\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[maskctl.tasks]\nbad-task = bad_plugin:task\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(TaskError, match="not a TaskCard"):
+        registry.get_card("bad-task")
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("name: x\nkind: regression\nlabels: [a]\nsource: {reader: csv}\n", "unknown kind"),
+    ("name: x\nkind: sequence-classification\nlabels: [a, a]\nsource: {reader: csv}\n", "distinct"),
+    ("name: x\nkind: sequence-classification\nlabels: [a]\nsource: {reader: csv}\ncolour: red\n", "unknown keys"),
+    ("name: x\nkind: sequence-classification\nlabels: [a]\n", "no reader"),
+    ("kind: sequence-classification\nlabels: [a]\nsource: {reader: csv}\n", "missing"),
+    ("- just\n- a list\n", "mapping"),
+    ("name: [unclosed\n", "not valid YAML"),
+    ("name: x\nkind: sequence-classification\nlabels: [a]\nmetric: bleu\nsource: {reader: csv}\n", "unknown metric"),
+])
+def test_bad_cards_name_the_problem(tmp_path, body, message):
+    path = tmp_path / "card.yaml"
+    path.write_text(body)
+    with pytest.raises(TaskError, match=message):
+        load_card(path)
+
+
+def test_missing_card_file(tmp_path):
+    with pytest.raises(TaskError, match="does not exist"):
+        registry.get_card(str(tmp_path / "nope.yaml"))
