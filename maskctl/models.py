@@ -91,12 +91,13 @@ def _load_error(source: ModelSource, exc: Exception) -> ModelError:
                       "pass a folder written by save_pretrained")
 
 
-def load_tokenizer(source: ModelSource):
+def load_tokenizer(source: ModelSource, **kwargs: Any):
+    """The model's tokenizer; ``kwargs`` come from the task kind (e.g. ``add_prefix_space``)."""
     from transformers import AutoTokenizer
 
     try:
         with _quiet_transformers():
-            return AutoTokenizer.from_pretrained(source.location, revision=_revision(source))
+            return AutoTokenizer.from_pretrained(source.location, revision=_revision(source), **kwargs)
     except (OSError, ValueError) as exc:
         raise _load_error(source, exc) from exc
 

@@ -134,7 +134,7 @@ def write_task(root: Path, n_train: int = 240, n_dev: int = 60, n_test: int = 60
         "kind: sequence-classification\n"
         f"labels: [{', '.join(LABELS)}]\n"
         "metric: accuracy\n"
-        "text_fields: [sentence]\n"
+        "fields: {text: sentence}\n"
         "source: {reader: csv, files: {train: train.csv, dev: dev.csv, test: test.csv}}\n"
         "defaults: {epochs: 1}\n",
         encoding="utf-8",

@@ -32,6 +32,7 @@ def train(
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     precision: str = typer.Option("no", help="Mixed precision on CUDA: no, bf16 or fp16."),
     max_train_samples: Optional[int] = typer.Option(None, help="Use only the first N training examples."),
+    word_piece: str = typer.Option("last", help="Token tagging: read a word at its last (paper) or first piece."),
     overwrite: bool = typer.Option(False, help="Replace an existing output."),
 ) -> None:
     """Learn a binary mask over a frozen model for one task (or finetune it) and save it.

@@ -10,17 +10,27 @@ import yaml
 
 from maskctl.errors import TaskError
 
-KINDS = ("sequence-classification",)
-METRICS = ("accuracy", "mcc", "macro-f1")
+KINDS = ("sequence-classification", "token-tagging", "multiple-choice")
+METRICS = ("accuracy", "mcc", "macro-f1", "seqeval-f1")
 SPLITS = ("train", "dev", "test")
+# Which roles a kind reads from the data, and the column each role takes by default.
+DEFAULT_FIELDS: dict[str, dict[str, Any]] = {
+    "sequence-classification": {"text": "text", "label": "label"},
+    "token-tagging": {"tokens": "tokens", "tags": "tags"},
+    "multiple-choice": {"context": "context", "endings": "endings", "label": "label"},
+}
 
 
 @dataclass
 class TaskCard:
     """One task: what kind of head, which data, which fields, which labels, which metric.
 
-    ``source`` is handed to the reader it names (``source["reader"]``); relative file paths in
-    it are resolved against ``base_dir`` (the card's folder) or ``--data-dir``.
+    ``source`` is where the data comes from by default (``reader: hub``, ``packaged``, ``csv``,
+    ...); ``files`` optionally describes the official on-disk format, used when the user passes
+    ``--data-dir`` (offline, on a cluster). ``fields`` maps the kind's roles (``text``,
+    ``label``, ``tokens``, ``tags``, ``context``, ``endings``) to the data's column names; a role
+    may take a list of columns (a sentence pair, the four SWAG endings). Relative file paths are
+    resolved against ``--data-dir``, else ``base_dir`` (the card's folder).
     """
 
     name: str
@@ -28,8 +38,8 @@ class TaskCard:
     labels: list[str]
     metric: str = "accuracy"
     source: dict[str, Any] = field(default_factory=dict)
-    text_fields: list[str] = field(default_factory=lambda: ["text"])
-    label_field: str = "label"
+    files: dict[str, Any] | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)  # e.g. epochs, lr per method
     base_dir: str | None = None
@@ -40,25 +50,44 @@ class TaskCard:
             raise TaskError(f"{where}: unknown kind {self.kind!r}", f"use one of {', '.join(KINDS)}")
         if self.metric not in METRICS:
             raise TaskError(f"{where}: unknown metric {self.metric!r}", f"use one of {', '.join(METRICS)}")
-        if not self.labels or len(set(self.labels)) != len(self.labels):
+        if not self.labels or len(set(map(str, self.labels))) != len(self.labels):
             raise TaskError(f"{where}: labels must be a non-empty list of distinct names",
                             "list every label once under `labels:`")
-        if not 1 <= len(self.text_fields) <= 2:
-            raise TaskError(f"{where}: text_fields must name one field or a sentence pair",
-                            "e.g. text_fields: [sentence1, sentence2]")
-        if "reader" not in self.source:
-            raise TaskError(f"{where}: source has no reader", "add e.g. `source: {reader: csv, ...}`")
+        defaults = DEFAULT_FIELDS[self.kind]
+        unknown = sorted(set(self.fields) - set(defaults))
+        if unknown:
+            raise TaskError(f"{where}: fields {unknown} mean nothing for kind {self.kind}",
+                            f"use the roles {', '.join(defaults)}")
+        self.fields = {**defaults, **self.fields}
+        text = self.fields.get("text")
+        if isinstance(text, list) and not 1 <= len(text) <= 2:
+            raise TaskError(f"{where}: fields.text must name one column or a sentence pair",
+                            "e.g. fields: {text: [sentence1, sentence2]}")
+        if not self.source and not self.files:
+            raise TaskError(f"{where}: no data source", "add `source: {reader: ...}` or `files: {reader: ...}`")
+        for name, spec in (("source", self.source), ("files", self.files)):
+            if spec and "reader" not in spec:
+                raise TaskError(f"{where}: {name} has no reader", f"add e.g. `{name}: {{reader: csv, ...}}`")
         self.labels = [str(label) for label in self.labels]
+
+    def field(self, role: str) -> Any:
+        return self.fields[role]
 
     @property
     def data_source(self) -> str:
         """A short human description of where the data comes from (for `maskctl tasks`)."""
-        src = self.source
-        if src["reader"] == "hub":
-            return "hub:" + "/".join(str(s) for s in (src.get("path"), src.get("name")) if s)
-        if src["reader"] == "packaged":
-            return "package:" + str(src.get("distribution"))
-        return f"{src['reader']} files"
+        parts = []
+        if self.source:
+            src = self.source
+            if src["reader"] == "hub":
+                parts.append("hub:" + "/".join(str(s) for s in (src.get("path"), src.get("name")) if s))
+            elif src["reader"] == "packaged":
+                parts.append("package:" + str(src.get("distribution")))
+            else:
+                parts.append(f"{src['reader']} files")
+        if self.files:
+            parts.append(f"--data-dir ({self.files['reader']})")
+        return ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

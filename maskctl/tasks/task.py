@@ -8,7 +8,7 @@ from typing import Any
 
 from maskctl.tasks import metrics
 from maskctl.tasks.card import TaskCard
-from maskctl.tasks.kinds import Kind, get_kind
+from maskctl.tasks.kinds import Features, Kind, get_kind
 from maskctl.tasks.readers import read_split
 from maskctl.tasks.registry import get_card
 
@@ -33,15 +33,16 @@ class Task:
     def examples(self, split: str, data_dir: str | Path | None = None) -> list[dict[str, Any]]:
         return read_split(self.card, split, data_dir)
 
-    def features(self, split: str, tokenizer, max_length: int,
-                 data_dir: str | Path | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    def features(self, split: str, tokenizer, max_length: int, data_dir: str | Path | None = None,
+                 limit: int | None = None, options: dict[str, Any] | None = None) -> Features:
+        """Read and encode one split; ``options`` are kind options (e.g. ``word_piece``)."""
         examples = self.examples(split, data_dir)
         if limit is not None:
             examples = examples[:limit]
-        return self.kind.encode(self.card, tokenizer, examples, max_length)
+        return self.kind.encode(self.card, tokenizer, examples, max_length, options or {})
 
-    def metric(self, golds: list[int], preds: list[int]) -> dict[str, float]:
-        return metrics.compute(self.card.metric, golds, preds)
+    def metric(self, golds: list, preds: list) -> dict[str, float]:
+        return metrics.compute(self.card.metric, golds, preds, self.card.labels)
 
 
 def get_task(name_or_path: str) -> Task:

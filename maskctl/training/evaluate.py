@@ -20,6 +20,7 @@ from maskctl.errors import BundleError, MaskctlError
 from maskctl.masking.model import apply_masks
 from maskctl.models import ModelSource, load_task_model, load_tokenizer, resolve_model
 from maskctl.tasks.card import TaskCard
+from maskctl.tasks.kinds import Features
 from maskctl.tasks.task import Task
 
 
@@ -57,11 +58,12 @@ def predict(model: torch.nn.Module, loader: DataLoader, task: Task,
     return preds, golds
 
 
-def evaluate_model(model: torch.nn.Module, task: Task, features: list[dict[str, Any]], tokenizer,
+def evaluate_model(model: torch.nn.Module, task: Task, features: Features, tokenizer,
                    batch_size: int, device: torch.device) -> dict[str, float]:
+    """The task metric on ``features``, plus the encoding's facts (e.g. excluded words)."""
     loader = make_loader(features, task.kind.collate(tokenizer), batch_size)
     preds, golds = predict(model, loader, task, device)
-    return task.metric(golds, preds)
+    return {**task.metric(golds, preds), **features.stats}
 
 
 @dataclass
@@ -100,7 +102,8 @@ def model_from_bundle(bundle: Bundle, model: str | None = None,
     net.load_state_dict(bundle.head, strict=False)
     apply_masks(net, bundle.masks)
     net.to(device or torch.device("cpu")).eval()
-    return MaskedModel(model=net, tokenizer=load_tokenizer(source), task=task, source=source, bundle=bundle)
+    tokenizer = load_tokenizer(source, **task.kind.tokenizer_kwargs)
+    return MaskedModel(model=net, tokenizer=tokenizer, task=task, source=source, bundle=bundle)
 
 
 def _check_layers_fit(net: torch.nn.Module, bundle: Bundle, trained_on: str) -> None:
@@ -132,7 +135,8 @@ def evaluate_bundle(path: str | Path, split: str = "dev", model: str | None = No
     masked = model_from_bundle(bundle, model=model, device=dev)
     args = bundle.meta.get("training", {})
     features = masked.task.features(split, masked.tokenizer, int(args.get("max_length", 128)),
-                                    data_dir=data_dir or args.get("data_dir"))
+                                    data_dir=data_dir or args.get("data_dir"),
+                                    options={"word_piece": args.get("word_piece", "last")})
     metrics = evaluate_model(masked.model, masked.task, features, masked.tokenizer,
                              batch_size or int(args.get("eval_batch_size", 64)), dev)
     return EvalResult(bundle=Path(path), task=masked.task.name, split=split, metrics=metrics,

@@ -57,7 +57,12 @@ class TrainArgs:
     device: str = "auto"
     precision: str = "no"  # "no", "bf16" or "fp16" (mixed precision through accelerate)
     max_train_samples: int | None = None
+    word_piece: str = "last"  # token tagging: label a word at its last (paper) or first piece
     overwrite: bool = False
+
+    @property
+    def kind_options(self) -> dict[str, Any]:
+        return {"word_piece": self.word_piece}
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -112,9 +117,10 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
     refuse_existing(output, args.overwrite)
     device = resolve_device(args.device)
 
-    tokenizer = load_tokenizer(source)
-    train_features = task.features("train", tokenizer, args.max_length, args.data_dir, args.max_train_samples)
-    dev_features = task.features("dev", tokenizer, args.max_length, args.data_dir)
+    tokenizer = load_tokenizer(source, **task.kind.tokenizer_kwargs)
+    train_features = task.features("train", tokenizer, args.max_length, args.data_dir, args.max_train_samples,
+                                   args.kind_options)
+    dev_features = task.features("dev", tokenizer, args.max_length, args.data_dir, options=args.kind_options)
 
     set_seed(args.seed)
     model, new_keys = load_task_model(source, task.kind.auto_class, task.labels)

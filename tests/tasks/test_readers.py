@@ -13,11 +13,11 @@ from maskctl.tasks.readers import read_split
 from maskctl.tasks.task import get_task
 
 
-def _card(tmp_path, reader="csv", files=None, text_fields="[sentence]"):
+def _card(tmp_path, reader="csv", files=None, text="sentence"):
     files = files or {"train": f"train.{reader}"}
     listing = ", ".join(f"{k}: {v}" for k, v in files.items())
     path = tmp_path / "card.yaml"
-    path.write_text(f"name: t\nkind: sequence-classification\nlabels: [neg, pos]\ntext_fields: {text_fields}\n"
+    path.write_text(f"name: t\nkind: sequence-classification\nlabels: [neg, pos]\nfields: {{text: {text}}}\n"
                     f"source: {{reader: {reader}, files: {{{listing}}}}}\n")
     return load_card(path)
 
@@ -25,12 +25,13 @@ def _card(tmp_path, reader="csv", files=None, text_fields="[sentence]"):
 def test_csv_reader_reads_fields_and_labels(tmp_path):
     (tmp_path / "train.csv").write_text('sentence,label\n"good, really",pos\nbad,neg\n')
     rows = read_split(_card(tmp_path), "train")
-    assert rows == [{"sentence": "good, really", "label": "pos"}, {"sentence": "bad", "label": "neg"}]
+    assert rows == [{"text": "good, really", "text_pair": None, "label": "pos"},
+                    {"text": "bad", "text_pair": None, "label": "neg"}]
 
 
 def test_tsv_and_jsonl_sentence_pairs(tmp_path):
     (tmp_path / "train.tsv").write_text("a\tb\tlabel\nx\ty\tpos\n")
-    assert read_split(_card(tmp_path, "tsv", text_fields="[a, b]"), "train") == [{"a": "x", "b": "y", "label": "pos"}]
+    assert read_split(_card(tmp_path, "tsv", text="[a, b]"), "train") == [{"text": "x", "text_pair": "y", "label": "pos"}]
     (tmp_path / "train.jsonl").write_text('{"sentence": "x", "label": "neg"}\n\n{"sentence": "y", "label": "pos"}\n')
     assert len(read_split(_card(tmp_path, "jsonl"), "train")) == 2
 
@@ -38,7 +39,7 @@ def test_tsv_and_jsonl_sentence_pairs(tmp_path):
 @pytest.mark.parametrize(("content", "reader", "message"), [
     ("sentence,label\nfine,maybe\n", "csv", r"train.csv:2: label 'maybe'"),
     ("text,label\nfine,pos\n", "csv", r"train.csv:2: no field 'sentence'"),
-    ("sentence,label\nfine,pos,extra\n", "csv", r"train.csv:2: more columns"),
+    ("sentence,label\nfine,pos,extra\n", "csv", r"train.csv:2: 3 columns, the header names 2"),
     ("sentence,label\n", "csv", "split is empty"),
     ('{"sentence": "x", "label": "pos"}\nnot json\n', "jsonl", r"train.jsonl:2: not valid JSON"),
 ])
@@ -74,6 +75,7 @@ def test_bbc_news_is_read_from_the_package_and_split_deterministically():
     splits = {s: task.examples(s) for s in ("train", "dev", "test")}
     assert {s: len(v) for s, v in splits.items()} == {"train": 1557, "dev": 334, "test": 334}
     texts = [ex["text"] for v in splits.values() for ex in v]
+    assert all(ex["text_pair"] is None for ex in splits["dev"])
     assert len(set(texts)) >= 2100  # disjoint splits (the corpus has a few duplicate articles)
     whole = Counter(ex["label"] for v in splits.values() for ex in v)
     assert whole == {"sport": 511, "business": 510, "politics": 417, "tech": 401, "entertainment": 386}

@@ -7,21 +7,29 @@ from typing import Any
 import torch
 from transformers import DataCollatorWithPadding
 
+from maskctl.tasks.kinds.base import Features
+
 
 class SequenceClassification:
     name = "sequence-classification"
     auto_class = "AutoModelForSequenceClassification"
+    tokenizer_kwargs: dict[str, Any] = {}
 
-    def encode(self, card, tokenizer, examples: list[dict[str, Any]], max_length: int) -> list[dict[str, Any]]:
+    def encode(self, card, tokenizer, examples: list[dict[str, Any]], max_length: int,
+               options: dict[str, Any] | None = None) -> Features:
         label_ids = {label: i for i, label in enumerate(card.labels)}
-        columns = [[ex[field] for ex in examples] for field in card.text_fields]
+        texts = [ex["text"] for ex in examples]
+        pairs = [ex["text_pair"] for ex in examples]
+        columns = [texts, pairs] if any(p is not None for p in pairs) else [texts]
+        if len(columns) == 2 and any(p is None for p in pairs):
+            pairs[:] = [p or "" for p in pairs]
         encoded = tokenizer(*columns, truncation=True, max_length=max_length)
-        features = []
+        items = []
         for i, example in enumerate(examples):
-            feature = {key: values[i] for key, values in encoded.items()}
-            feature["labels"] = label_ids[example[card.label_field]]
-            features.append(feature)
-        return features
+            item = {key: values[i] for key, values in encoded.items()}
+            item["labels"] = label_ids[example["label"]]
+            items.append(item)
+        return Features(items)
 
     def collate(self, tokenizer):
         return DataCollatorWithPadding(tokenizer, return_tensors="pt")

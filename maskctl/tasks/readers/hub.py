@@ -1,8 +1,8 @@
 """Hugging Face hub datasets through ``datasets.load_dataset`` (online, or from the cache).
 
-Source keys: ``path`` (dataset id, or a local dataset script/folder), optional ``name``
-(configuration), ``splits: {train: train, dev: validation, test: test}``. Integer labels are
-mapped to names through the dataset's ``ClassLabel`` feature, else the card's label order.
+Spec keys: ``path`` (dataset id, or a local dataset folder/script), optional ``name``
+(configuration), ``splits: {train: train, dev: validation, test: test}``, ``label_map``.
+Integer labels and tags are mapped to names through the dataset's ``ClassLabel`` features.
 """
 
 from __future__ import annotations
@@ -12,32 +12,42 @@ from typing import Any
 
 from maskctl.errors import TaskError
 from maskctl.tasks.card import TaskCard
+from maskctl.tasks.readers.rows import to_example
 
 DEFAULT_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
 
 
-def read(card: TaskCard, split: str, data_dir: Path | None) -> list[dict[str, Any]]:
+def read(card: TaskCard, spec: dict[str, Any], split: str, data_dir: Path | None) -> list[dict[str, Any]]:
     import datasets  # heavy: imported only when a hub task is read
 
-    src = card.source
-    hub_split = {**DEFAULT_SPLITS, **src.get("splits", {})}[split]
+    hub_split = {**DEFAULT_SPLITS, **spec.get("splits", {})}[split]
     try:
-        data = datasets.load_dataset(src["path"], src.get("name"), split=hub_split,
-                                     data_dir=str(data_dir) if data_dir else None)
+        data = datasets.load_dataset(spec["path"], spec.get("name"), split=hub_split)
     except Exception as exc:  # ConnectionError, FileNotFoundError, DatasetNotFoundError, ...
+        fix = "give the official files with --data-dir" if card.files else "check the dataset id"
         raise TaskError(
-            f"cannot load dataset {src['path']!r} split {hub_split!r} ({type(exc).__name__})",
-            "when offline (HF_DATASETS_OFFLINE=1) it must be in the datasets cache; "
-            "or give the official files with --data-dir",
+            f"cannot load dataset {spec['path']!r} split {hub_split!r} ({type(exc).__name__})",
+            f"offline (HF_DATASETS_OFFLINE=1) it must be in the datasets cache; or {fix}",
         ) from exc
-    feature = data.features.get(card.label_field)
-    names = getattr(feature, "names", None) or card.labels
+    names = {col: _class_names(feature) for col, feature in data.features.items()}
     examples = []
     for i, row in enumerate(data):
-        label = row[card.label_field]
-        label = names[label] if isinstance(label, int) and 0 <= label < len(names) else str(label)
-        if label not in card.labels:
-            raise TaskError(f"{src['path']} {hub_split} row {i}: label {label!r} is not one of {card.labels}",
-                            "fix the card's `labels:`")
-        examples.append({**{f: row[f] for f in card.text_fields}, card.label_field: label})
+        row = {col: _named(value, names.get(col)) for col, value in row.items()}
+        examples.append(to_example(card, spec, row, f"{spec['path']} {hub_split} row {i}"))
     return examples
+
+
+def _class_names(feature) -> list[str] | None:
+    names = getattr(feature, "names", None)
+    if names is None:  # Sequence(ClassLabel) in datasets < 4, List(ClassLabel) after
+        inner = getattr(feature, "feature", None)
+        names = getattr(inner, "names", None)
+    return names
+
+
+def _named(value: Any, names: list[str] | None) -> Any:
+    if names is None:
+        return value
+    if isinstance(value, list):
+        return [names[v] if isinstance(v, int) and 0 <= v < len(names) else v for v in value]
+    return names[value] if isinstance(value, int) and 0 <= value < len(names) else value
