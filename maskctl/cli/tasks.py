@@ -22,7 +22,7 @@ def list_tasks(
         return
     table = Table(title=f"{len(names)} registered tasks")
     for column in ("name", "kind", "metric", "labels", "data"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for name in names:
         try:
             card = get_card(name)

@@ -20,4 +20,16 @@ class BuiltinCard:
         return load_card(builtin_dir("tasks") / self.filename)
 
 
+ag = BuiltinCard("ag.yaml")
 bbc_news = BuiltinCard("bbc-news.yaml")
+cola = BuiltinCard("cola.yaml")
+conll03 = BuiltinCard("conll03.yaml")
+mrpc = BuiltinCard("mrpc.yaml")
+pos = BuiltinCard("pos.yaml")
+qnli = BuiltinCard("qnli.yaml")
+rte = BuiltinCard("rte.yaml")
+sem = BuiltinCard("sem.yaml")
+sst2 = BuiltinCard("sst2.yaml")
+swag = BuiltinCard("swag.yaml")
+trec = BuiltinCard("trec.yaml")
+wnut16 = BuiltinCard("wnut16.yaml")

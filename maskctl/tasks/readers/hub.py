@@ -1,7 +1,8 @@
 """Hugging Face hub datasets through ``datasets.load_dataset`` (online, or from the cache).
 
 Spec keys: ``path`` (dataset id, or a local dataset folder/script), optional ``name``
-(configuration), ``splits: {train: train, dev: validation, test: test}``, ``label_map``.
+(configuration), ``splits: {train: train, dev: validation, test: test}``, ``label_map``,
+``fields`` (the dataset's column names) and ``dev_from_train`` for datasets without a dev split.
 Integer labels and tags are mapped to names through the dataset's ``ClassLabel`` features.
 """
 
@@ -13,11 +14,16 @@ from typing import Any
 from maskctl.errors import TaskError
 from maskctl.tasks.card import TaskCard
 from maskctl.tasks.readers.rows import to_example
+from maskctl.tasks.readers.split import carve_dev
 
 DEFAULT_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
 
 
 def read(card: TaskCard, spec: dict[str, Any], split: str, data_dir: Path | None) -> list[dict[str, Any]]:
+    return carve_dev(lambda s: _read_split(card, spec, s), spec, split, card)
+
+
+def _read_split(card: TaskCard, spec: dict[str, Any], split: str) -> list[dict[str, Any]]:
     import datasets  # heavy: imported only when a hub task is read
 
     hub_split = {**DEFAULT_SPLITS, **spec.get("splits", {})}[split]

@@ -40,8 +40,8 @@ def label_name(card: TaskCard, spec: dict[str, Any], value: Any, where: str) -> 
     return label
 
 
-def _columns(card: TaskCard, row: dict[str, Any], role: str, where: str) -> list[Any]:
-    names = card.field(role)
+def _columns(card: TaskCard, spec: dict[str, Any], row: dict[str, Any], role: str, where: str) -> list[Any]:
+    names = {**card.fields, **(spec.get("fields") or {})}[role]  # a source may name columns its own way
     names = names if isinstance(names, list) else [names]
     for name in names:
         if name not in row or row[name] is None:
@@ -51,25 +51,31 @@ def _columns(card: TaskCard, row: dict[str, Any], role: str, where: str) -> list
 
 
 def to_example(card: TaskCard, spec: dict[str, Any], row: dict[str, Any], where: str) -> dict[str, Any]:
-    """A canonical example of ``card.kind`` from a raw row; errors name ``where`` (file:line)."""
+    """A canonical example of ``card.kind`` from a raw row; errors name ``where`` (file:line).
+
+    ``spec`` may rename columns (``fields:``), ``join`` text columns into one, map labels
+    (``label_map``) and, for multiple choice, prefix every ending with a column (``ending_prefix``).
+    """
     if card.kind == "sequence-classification":
-        texts = [str(t) for t in _columns(card, row, "text", where)]
-        label = label_name(card, spec, _columns(card, row, "label", where)[0], where)
+        texts = [str(t) for t in _columns(card, spec, row, "text", where)]
+        if spec.get("join"):  # e.g. AG News: title and description read as one text
+            texts = [str(spec["join"]).join(t.strip() for t in texts)]
+        label = label_name(card, spec, _columns(card, spec, row, "label", where)[0], where)
         return {"text": texts[0], "text_pair": texts[1] if len(texts) > 1 else None, "label": label}
     if card.kind == "token-tagging":
-        tokens = _columns(card, row, "tokens", where)[0]
-        tags = _columns(card, row, "tags", where)[0]
+        tokens = _columns(card, spec, row, "tokens", where)[0]
+        tags = _columns(card, spec, row, "tags", where)[0]
         if not isinstance(tokens, list) or not isinstance(tags, list) or len(tokens) != len(tags):
             raise TaskError(f"{where}: tokens and tags must be lists of the same length",
                             "write one tag per token")
         return {"tokens": [str(t) for t in tokens], "tags": [label_name(card, spec, t, where) for t in tags]}
-    context = " ".join(str(c) for c in _columns(card, row, "context", where))
-    endings = _columns(card, row, "endings", where)
+    context = " ".join(str(c) for c in _columns(card, spec, row, "context", where))
+    endings = _columns(card, spec, row, "endings", where)
     if len(endings) == 1 and isinstance(endings[0], list):
         endings = endings[0]
     prefix = spec.get("ending_prefix")  # SWAG: each ending continues the second sentence
     if prefix:
         start = str(row.get(prefix, "")).strip()
         endings = [f"{start} {e}".strip() for e in endings]
-    label = label_name(card, spec, _columns(card, row, "label", where)[0], where)
+    label = label_name(card, spec, _columns(card, spec, row, "label", where)[0], where)
     return {"context": context, "endings": [str(e) for e in endings], "label": label}

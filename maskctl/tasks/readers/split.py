@@ -15,6 +15,16 @@ def _stratify(examples: list[dict[str, Any]], wanted: bool) -> list[str] | None:
     return [ex["label"] for ex in examples]
 
 
+def _split(index: list[int], size: float, seed: int, stratify: list[str] | None):
+    """scikit-learn's train_test_split; plain random when a split is too small to stratify."""
+    try:
+        return train_test_split(index, test_size=size, random_state=seed, stratify=stratify)
+    except ValueError:
+        if stratify is None:
+            raise
+        return train_test_split(index, test_size=size, random_state=seed)
+
+
 def split_examples(examples: list[dict[str, Any]], spec: dict[str, Any], split: str) -> list[dict[str, Any]]:
     """Cut ``examples`` into train/dev/test by ``spec`` ({train, dev, test, seed, stratify}).
 
@@ -26,11 +36,9 @@ def split_examples(examples: list[dict[str, Any]], spec: dict[str, Any], split: 
     dev, test = float(spec.get("dev", 0.15)), float(spec.get("test", 0.15))
     stratify = bool(spec.get("stratify", True))
     index = list(range(len(examples)))
-    train_idx, rest_idx = train_test_split(index, test_size=dev + test, random_state=seed,
-                                           stratify=_stratify(examples, stratify))
+    train_idx, rest_idx = _split(index, dev + test, seed, _stratify(examples, stratify))
     rest = [examples[i] for i in rest_idx]
-    dev_idx, test_idx = train_test_split(rest_idx, test_size=test / (dev + test), random_state=seed,
-                                         stratify=_stratify(rest, stratify))
+    dev_idx, test_idx = _split(rest_idx, test / (dev + test), seed, _stratify(rest, stratify))
     chosen = {"train": train_idx, "dev": dev_idx, "test": test_idx}[split]
     return [examples[i] for i in sorted(chosen)]
 
@@ -40,11 +48,10 @@ def carve_dev(read: Callable[[str], list[dict[str, Any]]], spec: dict[str, Any],
     """Read ``split``; with ``dev_from_train: {fraction, seed}`` in ``spec`` and no dev file,
     dev is a (stratified) fraction of the train file and train is the rest (TREC, AG News)."""
     carve = spec.get("dev_from_train")
-    if not carve or split == "test" or "dev" in spec.get("files", {}):
+    if not carve or split == "test" or "dev" in (spec.get("files") or {}) or "dev" in (spec.get("splits") or {}):
         return read(split)
     examples = read("train")
     index = list(range(len(examples)))
-    train_idx, dev_idx = train_test_split(index, test_size=float(carve.get("fraction", 0.1)),
-                                          random_state=int(carve.get("seed", 0)),
-                                          stratify=_stratify(examples, carve.get("stratify", True)))
+    train_idx, dev_idx = _split(index, float(carve.get("fraction", 0.1)), int(carve.get("seed", 0)),
+                                _stratify(examples, carve.get("stratify", True)))
     return [examples[i] for i in sorted(train_idx if split == "train" else dev_idx)]
