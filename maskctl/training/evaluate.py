@@ -43,27 +43,32 @@ def make_loader(features: list[dict[str, Any]], collate, batch_size: int,
 
 
 @torch.inference_mode()
-def predict(model: torch.nn.Module, loader: DataLoader, task: Task,
-            device: torch.device) -> tuple[list[int], list[int]]:
-    """Predicted and gold label ids over ``loader`` (model switched to eval mode)."""
+def collect_scores(model: torch.nn.Module, loader: DataLoader, task: Task,
+                   device: torch.device) -> tuple[list[torch.Tensor], list]:
+    """Per-example score tensors (logits) and golds over ``loader``, model in eval mode."""
     model.eval()
-    preds: list[int] = []
-    golds: list[int] = []
+    scores: list[torch.Tensor] = []
+    golds: list = []
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
         logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-        p, g = task.kind.predict(logits.float(), batch)
-        preds += p
+        s, g = task.kind.select(logits, batch)
+        scores += s
         golds += g
-    return preds, golds
+    return scores, golds
+
+
+def argmax(scores: list[torch.Tensor]) -> list:
+    """Predictions from score tensors: a label id each, or a list of them for tagging."""
+    return [s.argmax(dim=-1).tolist() for s in scores]
 
 
 def evaluate_model(model: torch.nn.Module, task: Task, features: Features, tokenizer,
                    batch_size: int, device: torch.device) -> dict[str, float]:
     """The task metric on ``features``, plus the encoding's facts (e.g. excluded words)."""
     loader = make_loader(features, task.kind.collate(tokenizer), batch_size)
-    preds, golds = predict(model, loader, task, device)
-    return {**task.metric(golds, preds), **features.stats}
+    scores, golds = collect_scores(model, loader, task, device)
+    return {**task.metric(golds, argmax(scores)), **features.stats}
 
 
 @dataclass
@@ -77,44 +82,53 @@ class MaskedModel:
     bundle: Bundle
 
 
-def model_from_bundle(bundle: Bundle, model: str | None = None,
-                      device: torch.device | None = None) -> MaskedModel:
-    """Load the bundle's base model (or ``model``), check its fingerprint, merge the masks."""
-    base = bundle.meta["base_model"]
+def load_base(meta: dict[str, Any], model: str | None = None,
+              device: torch.device | None = None) -> tuple[torch.nn.Module, ModelSource, Task]:
+    """Load the base model a bundle names (or ``model``) with its task head, and check that it
+    is the model the bundle was trained on: layers, shapes and the fingerprint of the weights."""
+    base = meta["base_model"]
     source = resolve_model(model or base["source"]["spec"])
     if source.kind == "hub" and model is None:
         source = ModelSource(**{**source.to_dict(), "version": base["source"].get("version")})
-    task = Task.from_card(TaskCard.from_dict(bundle.meta["task"]))
+    task = Task.from_card(TaskCard.from_dict(meta["task"]))
     net, _ = load_task_model(source, task.kind.auto_class, task.labels)
-    _check_layers_fit(net, bundle, base["source"]["spec"])
+    where = meta.get("path", "the bundle")
+    trained_on = base["source"]["spec"]
+    for layer in meta["layers"]:
+        try:
+            module = net.get_submodule(layer["name"])
+        except AttributeError:
+            module = None
+        if not isinstance(module, torch.nn.Linear) or list(module.weight.shape) != list(layer["shape"]):
+            raise BundleError(f"{where}: masked layer {layer['name']} does not fit model {source.spec!r}",
+                              f"pass the model it was trained on: --model {trained_on}")
     found = fingerprint(net, base["fingerprint_layers"])
     if found != base["fingerprint"]:
         raise BundleError(
-            f"{bundle.path} was trained on a different base model than {source.spec!r} "
+            f"{where} was trained on a different base model than {source.spec!r} "
             f"(fingerprint {found[7:19]} != {base['fingerprint'][7:19]})",
-            f"pass the model it was trained on: --model {base['source']['spec']}",
+            f"pass the model it was trained on: --model {trained_on}",
         )
+    return net.to(device or torch.device("cpu")).eval(), source, task
+
+
+def check_head(net: torch.nn.Module, bundle: Bundle) -> None:
     state = net.state_dict()
     for name, tensor in bundle.head.items():
         if name not in state or tuple(state[name].shape) != tuple(tensor.shape):
             raise BundleError(f"{bundle.path}: head tensor {name} does not fit this model",
-                              f"pass the model it was trained on: --model {base['source']['spec']}")
+                              f"pass the model it was trained on: --model {bundle.meta['base_model']['source']['spec']}")
+
+
+def model_from_bundle(bundle: Bundle, model: str | None = None,
+                      device: torch.device | None = None) -> MaskedModel:
+    """Load the bundle's base model (or ``model``), check its fingerprint, merge the masks."""
+    net, source, task = load_base({**bundle.meta, "path": str(bundle.path)}, model, device)
+    check_head(net, bundle)
     net.load_state_dict(bundle.head, strict=False)
     apply_masks(net, bundle.masks)
-    net.to(device or torch.device("cpu")).eval()
     tokenizer = load_tokenizer(source, **task.kind.tokenizer_kwargs)
     return MaskedModel(model=net, tokenizer=tokenizer, task=task, source=source, bundle=bundle)
-
-
-def _check_layers_fit(net: torch.nn.Module, bundle: Bundle, trained_on: str) -> None:
-    for name, mask in bundle.masks.items():
-        try:
-            layer = net.get_submodule(name)
-        except AttributeError:
-            layer = None
-        if not isinstance(layer, torch.nn.Linear) or tuple(layer.weight.shape) != tuple(mask.shape):
-            raise BundleError(f"{bundle.path}: masked layer {name} does not fit this model",
-                              f"pass the model it was trained on: --model {trained_on}")
 
 
 @dataclass

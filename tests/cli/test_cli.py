@@ -99,3 +99,19 @@ def test_version_and_help():
 def test_console_script_is_installed():
     proc = subprocess.run([str(Path(sys.executable).parent / "maskctl"), "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("maskctl")
+
+
+def test_ensemble_and_export_commands(tiny_bert, keyword_task, tmp_path):
+    bundles = []
+    for seed in (0, 1):
+        out = tmp_path / f"m{seed}.bundle"
+        run("train", "--model", tiny_bert, "--task", keyword_task, "--output", out, "--max-steps", "2",
+            "--seed", seed)
+        bundles.append(out)
+    proc = run("ensemble", *bundles, "--by", "best", "--split", "test", "--predictions", tmp_path / "p.jsonl")
+    assert "vote by label" in proc.stdout and "(chosen)" in proc.stdout
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 60
+    assert_one_line_error(run("ensemble", bundles[0], check=False), "at least two")
+    run("export", bundles[0], "--output", tmp_path / "hf")
+    assert (tmp_path / "hf" / "config.json").is_file()
+    assert_one_line_error(run("export", bundles[0], "--output", tmp_path / "hf", check=False), "already exists")

@@ -54,11 +54,13 @@ def test_roberta_tagging_aligns_words(tiny_models):
     assert labelled == [0, 1, 0]
 
 
-def test_tagging_predictions_skip_unlabelled_positions():
+def test_tagging_scores_skip_unlabelled_positions():
     logits = torch.zeros(1, 5, 3)
     logits[0, 1, 2] = logits[0, 3, 1] = 5.0
     batch = {"labels": torch.tensor([[IGNORE, 2, IGNORE, 0, IGNORE]])}
-    assert TokenTagging().predict(logits, batch) == ([[2, 1]], [[2, 0]])
+    scores, golds = TokenTagging().select(logits, batch)
+    assert [s.argmax(-1).tolist() for s in scores] == [[2, 1]] and golds == [[2, 0]]
+    assert scores[0].shape == (2, 3)
 
 
 def test_multiple_choice_encodes_each_pair_and_collates_to_3d(bert_tokenizer):

@@ -27,8 +27,9 @@ class Kind(Protocol):
 
     ``auto_class`` names the transformers Auto class that builds the head; ``tokenizer_kwargs``
     are passed when loading the tokenizer; ``encode`` turns canonical examples into features
-    (with ``labels``); ``collate`` pads a batch; ``predict`` turns a batch of logits into
-    per-example predictions and golds (label ids, or lists of label ids for tagging).
+    (with ``labels``); ``collate`` pads a batch; ``select`` cuts a batch of logits into
+    per-example score tensors (classes, endings, or words x tags for tagging) with their golds.
+    The argmax of a score tensor is the prediction; ensembles add score tensors up.
     """
 
     name: str
@@ -40,4 +41,4 @@ class Kind(Protocol):
 
     def collate(self, tokenizer): ...
 
-    def predict(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list, list]: ...
+    def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list]: ...

@@ -47,5 +47,6 @@ class MultipleChoice:
 
         return collate
 
-    def predict(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[int], list[int]]:
-        return logits.argmax(dim=-1).tolist(), batch["labels"].tolist()
+    def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
+        """Per example: one logit per ending, and the gold ending."""
+        return list(logits.float().cpu()), batch["labels"].tolist()

@@ -34,6 +34,6 @@ class SequenceClassification:
     def collate(self, tokenizer):
         return DataCollatorWithPadding(tokenizer, return_tensors="pt")
 
-    def predict(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[int], list[int]]:
-        """(predicted label ids, gold label ids) for one batch."""
-        return logits.argmax(dim=-1).tolist(), batch["labels"].tolist()
+    def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
+        """Per example: its class logits, and its gold label id."""
+        return list(logits.float().cpu()), batch["labels"].tolist()

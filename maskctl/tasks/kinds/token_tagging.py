@@ -59,16 +59,13 @@ class TokenTagging:
     def collate(self, tokenizer):
         return DataCollatorForTokenClassification(tokenizer, return_tensors="pt")
 
-    def predict(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list, list]:
-        """Per sentence: predicted and gold label ids of the kept words, in word order."""
+    def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list]:
+        """Per sentence: a (kept words x labels) logit matrix and the gold ids, in word order."""
         labels = batch["labels"]
-        pred = logits.argmax(dim=-1)
-        preds, golds = [], []
-        for row_pred, row_gold in zip(pred.tolist(), labels.tolist()):
-            keep = [j for j, g in enumerate(row_gold) if g != IGNORE]
-            preds.append([row_pred[j] for j in keep])
-            golds.append([row_gold[j] for j in keep])
-        return preds, golds
+        keep = labels != IGNORE
+        scores = [row[mask] for row, mask in zip(logits.float().cpu(), keep.cpu())]
+        golds = [row[mask].tolist() for row, mask in zip(labels.cpu(), keep.cpu())]
+        return scores, golds
 
 
 def _label_positions(word_ids: list[int | None], piece: str) -> dict[int, int]:

@@ -1,0 +1,46 @@
+"""``maskctl ensemble``: vote several masks of one task on one resident base model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from maskctl.cli.console import console
+
+
+def ensemble(
+    bundles: list[Path] = typer.Argument(..., help="Two or more *.bundle files of the same task and base model."),
+    by: str = typer.Option("best", help="Vote by label, logit, prob, or best (picked on dev)."),
+    split: str = typer.Option("dev", help="dev or test."),
+    model: Optional[str] = typer.Option(None, help="Base model (default: the one the bundles name)."),
+    data_dir: Optional[str] = typer.Option(None, help="Folder with the task's data files."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    predictions: Optional[Path] = typer.Option(None, help="Write one JSON line per example here."),
+) -> None:
+    """Score each member and the ensemble's votes on one split, with one base model in memory."""
+    from maskctl.ensemble import RULES, run_ensemble
+
+    result = run_ensemble(bundles, by=by, split=split, model=model, data_dir=data_dir, device=device,
+                          predictions=predictions)
+    table = Table(title=f"{result.task}: {len(result.members)} members on {split}")
+    table.add_column("member / vote")
+    table.add_column("score", justify="right")
+    table.add_column("accuracy", justify="right")
+    if result.dev_scores:
+        table.add_column("dev score", justify="right")
+    for path, metrics in result.members:
+        table.add_row(str(path), f"{metrics['score']:.4f}", f"{metrics['accuracy']:.4f}",
+                      *([""] if result.dev_scores else []))
+    for rule in RULES:
+        mark = " (chosen)" if rule == result.chosen else ""
+        metrics = result.rules[rule]
+        table.add_row(f"vote by {rule}{mark}", f"{metrics['score']:.4f}", f"{metrics['accuracy']:.4f}",
+                      *([f"{result.dev_scores[rule]:.4f}"] if result.dev_scores else []))
+    console.print(table)
+    console.print(f"ensemble ({result.chosen}) {split} score: {result.rules[result.chosen]['score']:.4f}",
+                  highlight=False)
+    if predictions:
+        console.print(f"wrote {predictions}", highlight=False)

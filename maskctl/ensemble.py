@@ -1,0 +1,149 @@
+"""Ensembles of masks on one resident base model (the paper's Table 2 protocol).
+
+All members must share the base model (fingerprint), the task's kind and label set, and the
+encoding (max length, word piece). The base is loaded once; each member's mask is applied in
+place, its scores collected, and the weights restored (``ResidentModel``), so memory holds one
+model plus one mask at a time, never a model per member.
+
+Votes, over per-example score tensors (classes, endings, or words x tags for tagging, which
+therefore votes per word):
+
+* ``label``: majority of the members' predicted labels. Ties go to the tied label with the
+  larger summed probability, then to the lower label index (``argmax`` keeps the first).
+* ``logit``: argmax of the summed logits.
+* ``prob``: argmax of the summed softmax probabilities.
+* ``best``: the rule with the best dev score (ties in the order label, logit, prob), reported
+  on the requested split: pick on dev, report on test, as the paper does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from maskctl.bundle.format import load_bundle, read_meta
+from maskctl.errors import BundleError, MaskctlError
+from maskctl.io import atomic_path
+from maskctl.masking.resident import ResidentModel
+from maskctl.models import load_tokenizer
+from maskctl.training.evaluate import argmax, check_head, collect_scores, load_base, make_loader, resolve_device
+
+RULES = ("label", "logit", "prob")
+
+
+def combine(members: list[list[torch.Tensor]], by: str) -> list[torch.Tensor]:
+    """Combined score tensors per example from each member's per-example logits."""
+    if by not in RULES:
+        raise MaskctlError(f"unknown vote {by!r}", f"use one of {', '.join(RULES)} or best")
+    combined = []
+    for scores in zip(*members):
+        stacked = torch.stack(scores)  # members x ... x classes
+        if by == "logit":
+            combined.append(stacked.sum(0))
+            continue
+        probs = stacked.softmax(dim=-1).sum(0)
+        if by == "prob":
+            combined.append(probs)
+            continue
+        votes = torch.nn.functional.one_hot(stacked.argmax(-1), stacked.shape[-1]).sum(0).to(probs.dtype)
+        combined.append(votes + probs / (len(scores) + 1))  # summed probs < 1 vote: only break ties
+    return combined
+
+
+def check_compatible(metas: list[dict[str, Any]], paths: list[Path]) -> None:
+    """One line naming the first bundle that does not match the first one."""
+    first = metas[0]
+    keys = {
+        "base model": lambda m: m["base_model"]["fingerprint"],
+        "task kind": lambda m: m["task"]["kind"],
+        "label set": lambda m: m["task"]["labels"],
+        "max length": lambda m: m["training"].get("max_length"),
+        "word piece": lambda m: m["training"].get("word_piece", "last"),
+    }
+    for meta, path in zip(metas[1:], paths[1:]):
+        for what, get in keys.items():
+            if get(meta) != get(first):
+                raise BundleError(f"{path} has another {what} than {paths[0]} ({get(meta)!r} vs {get(first)!r})",
+                                  "ensemble only bundles trained on the same base model and task")
+
+
+@dataclass
+class EnsembleResult:
+    task: str
+    split: str
+    members: list[tuple[Path, dict[str, float]]]
+    rules: dict[str, dict[str, float]]  # rule -> metrics on the split
+    chosen: str
+    dev_scores: dict[str, float] = field(default_factory=dict)  # rule -> dev score, with --by best
+
+
+def run_ensemble(paths: list[str | Path], by: str = "best", split: str = "dev", model: str | None = None,
+                 data_dir: str | Path | None = None, device: str = "auto",
+                 predictions: str | Path | None = None) -> EnsembleResult:
+    """``maskctl ensemble``: score each member and their votes on ``split``."""
+    if by not in (*RULES, "best"):
+        raise MaskctlError(f"unknown --by {by!r}", "use label, logit, prob or best")
+    paths = [Path(p) for p in paths]
+    if len(paths) < 2:
+        raise MaskctlError("an ensemble needs at least two bundles", "pass several *.bundle files")
+    metas = [read_meta(p) for p in paths]
+    check_compatible(metas, paths)
+    dev = resolve_device(device)
+    net, source, task = load_base({**metas[0], "path": str(paths[0])}, model, dev)
+    tokenizer = load_tokenizer(source, **task.kind.tokenizer_kwargs)
+    args = metas[0]["training"]
+    data_dir = data_dir or args.get("data_dir")
+    splits = [split] if by != "best" or split == "dev" else [split, "dev"]
+    loaders = {}
+    stats = {}
+    for name in splits:
+        features = task.features(name, tokenizer, int(args.get("max_length", 128)), data_dir,
+                                 options={"word_piece": args.get("word_piece", "last")})
+        stats[name] = features.stats
+        loaders[name] = make_loader(features, task.kind.collate(tokenizer), int(args.get("eval_batch_size", 64)))
+    resident = ResidentModel(net)
+    scores: dict[str, list[list[torch.Tensor]]] = {name: [] for name in splits}
+    golds: dict[str, list] = {}
+    members = []
+    for path in paths:
+        bundle = load_bundle(path)
+        check_head(net, bundle)
+        resident.apply(bundle.masks, bundle.head, key=path)
+        del bundle  # one mask in memory at a time
+        for name in splits:
+            member_scores, golds[name] = collect_scores(net, loaders[name], task, dev)
+            scores[name].append(member_scores)
+        members.append((path, {**task.metric(golds[split], argmax(scores[split][-1])), **stats[split]}))
+    resident.restore()
+
+    rules = {rule: {**task.metric(golds[split], argmax(combine(scores[split], rule))), **stats[split]}
+             for rule in RULES}
+    dev_scores = {}
+    chosen = by
+    if by == "best":
+        dev_scores = {rule: (rules[rule]["score"] if split == "dev" else
+                             task.metric(golds["dev"], argmax(combine(scores["dev"], rule)))["score"])
+                      for rule in RULES}
+        chosen = max(RULES, key=lambda rule: (dev_scores[rule], -RULES.index(rule)))
+    if predictions:
+        _write_predictions(Path(predictions), task, golds[split], scores[split], combine(scores[split], chosen))
+    return EnsembleResult(task=task.name, split=split, members=members, rules=rules, chosen=chosen,
+                          dev_scores=dev_scores)
+
+
+def _write_predictions(path: Path, task, golds: list, members: list[list[torch.Tensor]],
+                       combined: list[torch.Tensor]) -> None:
+    labels = task.labels
+
+    def name(ids):
+        return [labels[i] for i in ids] if isinstance(ids, list) else labels[ids]
+
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
+        for i, gold in enumerate(golds):
+            row = {"index": i, "gold": name(gold), "prediction": name(combined[i].argmax(-1).tolist()),
+                   "members": [name(m[i].argmax(-1).tolist()) for m in members]}
+            handle.write(json.dumps(row) + "\n")

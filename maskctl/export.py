@@ -1,0 +1,37 @@
+"""Export a bundle as a plain Hugging Face model folder: masks merged into the weights.
+
+The folder (``config.json`` with ``id2label``/``label2id``, weights, tokenizer) loads with
+``AutoModelFor<Kind>.from_pretrained`` where maskctl is not installed and predicts exactly
+what ``maskctl eval`` scores. It costs a full model copy: for serving many tasks from one
+model, keep the bundles instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from maskctl import __version__
+from maskctl.bundle.format import load_bundle
+from maskctl.errors import MaskctlError
+from maskctl.io import atomic_dir, refuse_existing
+from maskctl.training.evaluate import model_from_bundle
+
+FORMATS = ("hf",)
+
+
+def export_bundle(path: str | Path, output: str | Path, model: str | None = None, fmt: str = "hf",
+                  overwrite: bool = False) -> Path:
+    if fmt not in FORMATS:
+        raise MaskctlError(f"unknown export format {fmt!r}", f"use one of {', '.join(FORMATS)}")
+    output = Path(output)
+    refuse_existing(output, overwrite)
+    bundle = load_bundle(path)
+    masked = model_from_bundle(bundle, model=model)
+    with atomic_dir(output) as tmp:
+        masked.model.save_pretrained(tmp)
+        masked.tokenizer.save_pretrained(tmp)
+        provenance = {"exported_from": str(path), "maskctl_version": __version__, "task": bundle.meta["task"],
+                      "base_model": bundle.meta["base_model"], "metrics": bundle.meta.get("metrics", {})}
+        (tmp / "maskctl_export.json").write_text(json.dumps(provenance, indent=2), encoding="utf-8")
+    return output
