@@ -16,10 +16,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "MaskedModel": "maskctl.serving",
     "MaskedLinear": "maskctl.masking.layer",
     "MaskConfig": "maskctl.masking.model",
     "wrap_model": "maskctl.masking.model",
-    "apply_bundle": "maskctl.masking.model",
+    "apply_masks": "maskctl.masking.model",
+    "ResidentModel": "maskctl.masking.resident",
+    "run_ensemble": "maskctl.ensemble",
+    "export_bundle": "maskctl.export",
     "Bundle": "maskctl.bundle.format",
     "load_bundle": "maskctl.bundle.format",
     "save_bundle": "maskctl.bundle.format",

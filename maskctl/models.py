@@ -67,7 +67,7 @@ def _packaged(alias: str) -> ModelSource:
 
 
 @contextlib.contextmanager
-def _quiet_transformers():
+def quiet_transformers():
     """Silence transformers' load reports and progress bars; maskctl reports what matters."""
     from transformers.utils import logging as hf_logging
 
@@ -91,12 +91,24 @@ def _load_error(source: ModelSource, exc: Exception) -> ModelError:
                       "pass a folder written by save_pretrained")
 
 
+def load_config(source: ModelSource, **kwargs: Any):
+    """The model's transformers config alone (no weights), e.g. to count parameters."""
+    from transformers import AutoConfig
+
+    try:
+        with quiet_transformers():
+            return AutoConfig.from_pretrained(source.location, revision=_revision(source),
+                                              trust_remote_code=False, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise _load_error(source, exc) from exc
+
+
 def load_tokenizer(source: ModelSource, **kwargs: Any):
     """The model's tokenizer; ``kwargs`` come from the task kind (e.g. ``add_prefix_space``)."""
     from transformers import AutoTokenizer
 
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             return AutoTokenizer.from_pretrained(source.location, revision=_revision(source), **kwargs)
     except (OSError, ValueError) as exc:
         raise _load_error(source, exc) from exc
@@ -113,7 +125,7 @@ def load_task_model(source: ModelSource, auto_class: str, labels: list[str]):
     cls = getattr(transformers, auto_class)
     id2label = dict(enumerate(labels))
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             model, info = cls.from_pretrained(
                 source.location,
                 revision=_revision(source),

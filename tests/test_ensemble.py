@@ -9,8 +9,8 @@ import torch
 
 from maskctl import ensemble as ensemble_module
 from maskctl.bundle.format import load_bundle
-from maskctl.errors import BundleError, MaskctlError
 from maskctl.ensemble import combine, run_ensemble
+from maskctl.errors import BundleError, MaskctlError
 from maskctl.masking.resident import ResidentModel
 from maskctl.training.evaluate import model_from_bundle
 from maskctl.training.trainer import TrainArgs, train
@@ -73,11 +73,10 @@ def test_base_model_is_loaded_once_and_memory_holds_one_model(keyword_bundles, m
         calls.append(1)
         return real_load(*args, **kwargs)
 
-    def measuring_apply(self, masks, head=None, key=None):
-        real_apply(self, masks, head, key)
+    def measuring_apply(self, masks, head=None, key=None, model=None):
+        real_apply(self, masks, head, key, model)
         params = sum(p.numel() * p.element_size() for p in self.model.parameters())
-        extra = sum(i.numel() * i.element_size() + v.numel() * v.element_size() for i, v in self._zeroed.values())
-        peaks.append((params, extra))
+        peaks.append((params, self.saved_bytes()))
 
     monkeypatch.setattr(ensemble_module, "load_base", counting_load)
     monkeypatch.setattr(ResidentModel, "apply", measuring_apply)

@@ -1,35 +1,51 @@
-"""Save, load and validate ``*.bundle`` files: safetensors holding packed masks plus JSON.
+"""Save, load and validate ``*.bundle`` files: safetensors holding coded masks plus JSON.
 
 Layout of one bundle (all in a single safetensors file, no pickle anywhere):
 
-* ``mask/<module name>``  uint8, the binary mask packed 1 bit per weight (``codec.pack_mask``)
+* ``mask/<module name>``  uint8. Format 2: the mask entropy-coded (its zeros, or only the bits
+  that flipped from the regenerable initial mask, compressed with zstd), described by the
+  layer's ``coding`` entry so decoding never guesses (``mask_coding.py``). Format 1: packbits,
+  1 bit per weight
 * ``head/<param name>``   float tensors the base checkpoint does not have: the randomly
   initialised classifier (its initial values: it is masked, not trained) or a trained head
 * metadata ``maskctl``    JSON self-description: format version, maskctl version, base model
-  (spec, source, revision, fingerprint), task card and labels, masked layers with shapes and
-  sparsities, mask settings (tau, initial sparsity, seed), training arguments, dev metrics.
+  (spec, source, revision, fingerprint), task card and labels, masked layers with shapes,
+  sparsities and coding, mask settings (tau, initial sparsity, seed), the initial-mask
+  generator (``mask_coding``) when a layer is coded against it, training arguments, metrics.
 
-Writes are atomic (temporary file, then rename), so a crash never leaves half a bundle.
+Format 1 files are still read bit-exactly; writing always gives format 2. Writes are atomic
+(temporary file, then rename) and verified: the temporary file is read back through the
+loader and every mask compared before the rename, so a crash or a codec fault never leaves a
+bad bundle in place.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 from maskctl import __version__
-from maskctl.bundle.codec import pack_mask, unpack_mask
+from maskctl.bundle.codec import unpack_mask
+from maskctl.bundle.mask_coding import (
+    InitialMasks,
+    MaskCodingError,
+    decode_mask,
+    encode_mask,
+    initial_masks_from_meta,
+)
 from maskctl.errors import BundleError
 from maskctl.io import atomic_path
 
 FORMAT_NAME = "maskctl.bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MASK_PREFIX = "mask/"
 HEAD_PREFIX = "head/"
 
@@ -59,23 +75,37 @@ class Bundle:
         return sum(int(m.numel()) for m in self.masks.values())
 
 
-def save_bundle(bundle: Bundle, path: str | Path) -> Path:
-    """Write ``bundle`` atomically to ``path``; return the path."""
+def save_bundle(bundle: Bundle, path: str | Path, *, xor_initial: bool = True) -> Path:
+    """Write ``bundle`` atomically to ``path`` (format 2); return the path.
+
+    Masks are coded against their regenerated initial mask when the bundle's ``mask`` settings
+    allow it and that is smaller (``xor_initial=False`` forbids it: the file then decodes
+    without the generator). The written file is read back and compared before it replaces
+    ``path``.
+    """
     path = Path(path)
+    initial = InitialMasks.from_settings(bundle.meta.get("mask")) if xor_initial else None
     tensors: dict[str, torch.Tensor] = {}
     layers = []
     for name, mask in bundle.masks.items():
-        tensors[MASK_PREFIX + name] = pack_mask(mask)
-        layers.append({"name": name, "shape": list(mask.shape)})
+        payload, coding = encode_mask(name, mask, initial)
+        tensors[MASK_PREFIX + name] = torch.from_numpy(np.frombuffer(payload, dtype=np.uint8).copy())
+        layers.append({"name": name, "shape": list(mask.shape), "coding": coding})
     for name, tensor in bundle.head.items():
         tensors[HEAD_PREFIX + name] = tensor.detach().cpu().contiguous()
     meta = dict(bundle.meta)
     meta.update(format=FORMAT_NAME, format_version=FORMAT_VERSION, maskctl_version=__version__)
+    meta.pop("mask_coding", None)
+    if any(layer["coding"]["scheme"] == "xor-initial" for layer in layers):
+        meta["mask_coding"] = initial.to_meta()
     known = {layer["name"]: layer for layer in meta.get("layers", [])}
     meta["layers"] = [{**known.get(layer["name"], {}), **layer} for layer in layers]
-    metadata = {"format": FORMAT_NAME, "maskctl": json.dumps(meta, sort_keys=True)}
+    # One metadata key only: safetensors writes its metadata map in no fixed order, and a single
+    # key keeps the file's bytes a function of its content (a resumed run writes the same file).
+    metadata = {"maskctl": json.dumps(meta, sort_keys=True)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+        _verify_written(tmp, bundle.masks, path)
     bundle.meta, bundle.path = meta, path
     return path
 
@@ -94,30 +124,79 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 def load_bundle(path: str | Path) -> Bundle:
     """Load and validate a bundle; raise ``BundleError`` with a fix for any bad file."""
     path = _check_path(path)
+    masks, head, meta = _read(path)
+    return Bundle(masks=masks, head=head, meta=meta, path=path)
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
     masks: dict[str, torch.Tensor] = {}
     head: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = _parse_meta(path, handle.metadata() or {})
-            shapes = {layer["name"]: layer["shape"] for layer in meta.get("layers", [])}
+            layers = {layer["name"]: layer for layer in meta.get("layers", [])}
+            initial = _initial_masks(path, meta)
             for key in handle.keys():
                 if key.startswith(MASK_PREFIX):
                     name = key[len(MASK_PREFIX):]
-                    if name not in shapes:
+                    if name not in layers:
                         raise BundleError(f"{path}: mask {name} has no shape in the metadata",
                                           "the bundle is damaged; train it again")
-                    masks[name] = unpack_mask(handle.get_tensor(key), shapes[name])
+                    masks[name] = _decode(path, name, handle.get_tensor(key), layers[name], meta, initial)
                 elif key.startswith(HEAD_PREFIX):
                     head[key[len(HEAD_PREFIX):]] = handle.get_tensor(key)
     except BundleError:
         raise
     except Exception as exc:
         raise _not_a_bundle(path, exc) from exc
-    missing = set(shapes) - set(masks)
+    missing = set(layers) - set(masks)
     if missing:
         raise BundleError(f"{path}: masks missing for {sorted(missing)[:3]}",
                           "the bundle is damaged or truncated; train it again")
-    return Bundle(masks=masks, head=head, meta=meta, path=path)
+    return masks, head, meta
+
+
+def _initial_masks(path: Path, meta: dict[str, Any]) -> InitialMasks | None:
+    if meta["format_version"] < 2:
+        return None
+    try:
+        return initial_masks_from_meta(meta)
+    except MaskCodingError as exc:
+        raise BundleError(f"{path}: {exc}",
+                          "upgrade maskctl (pip install -U maskctl), or train the bundle again") from exc
+
+
+def _decode(path: Path, name: str, tensor: torch.Tensor, layer: dict[str, Any], meta: dict[str, Any],
+            initial: InitialMasks | None) -> torch.Tensor:
+    """One mask from its stored tensor: packbits in format 1, the recorded coding in format 2."""
+    if meta["format_version"] < 2:
+        return unpack_mask(tensor, layer["shape"])
+    coding = layer.get("coding")
+    if not isinstance(coding, Mapping):
+        raise BundleError(f"{path}: mask {name} has no coding in the metadata", "the bundle is damaged; train it again")
+    if tensor.dtype != torch.uint8 or tensor.dim() != 1:
+        raise BundleError(f"{path}: mask {name} is stored as {tensor.dtype} {tuple(tensor.shape)}, not coded bytes",
+                          "the bundle is damaged; train it again")
+    try:
+        return decode_mask(name, tensor.numpy().tobytes(), layer["shape"], coding, initial)
+    except MaskCodingError as exc:
+        fix = "the file is damaged; copy it again or train it again"
+        if coding.get("scheme") == "xor-initial":
+            saved = meta.get("mask_coding", {}).get("numpy", "?")
+            fix = (f"the file is damaged, or this platform regenerates another initial mask (saved with numpy "
+                   f"{saved}, this is {np.__version__}): load it where it was saved and re-save it with "
+                   f"save_bundle(bundle, path, xor_initial=False)")
+        raise BundleError(f"{path}: mask {name} cannot be decoded: {exc}", fix) from exc
+
+
+def _verify_written(tmp: Path, masks: dict[str, torch.Tensor], path: Path) -> None:
+    """Cheap insurance: decode the file just written and compare every mask bit for bit."""
+    written, _, _ = _read(tmp)
+    for name, mask in masks.items():
+        expected = mask.detach().cpu().bool()
+        if name not in written or not torch.equal(written[name], expected):
+            raise BundleError(f"mask {name} did not read back bit-exactly after writing {path}",
+                              "this is a maskctl bug; please report it (nothing was replaced)")
 
 
 def _check_path(path: str | Path) -> Path:
@@ -131,15 +210,21 @@ def _check_path(path: str | Path) -> Path:
 
 
 def _parse_meta(path: Path, metadata: dict[str, str]) -> dict[str, Any]:
-    if metadata.get("format") != FORMAT_NAME or "maskctl" not in metadata:
-        raise BundleError(f"{path} is a safetensors file but not a maskctl bundle",
-                          "pass a file written by `maskctl train`")
+    not_ours = BundleError(f"{path} is a safetensors file but not a maskctl bundle",
+                           "pass a file written by `maskctl train`")
+    if "maskctl" not in metadata:
+        raise not_ours
     try:
         meta = json.loads(metadata["maskctl"])
     except json.JSONDecodeError as exc:
         raise BundleError(f"{path}: the bundle metadata is not valid JSON ({exc.msg})",
                           "the bundle is damaged; train it again") from exc
+    if FORMAT_NAME not in (metadata.get("format"), meta.get("format")):  # early files: a separate key
+        raise not_ours
     version = meta.get("format_version")
+    if isinstance(version, int) and version < 1:
+        raise BundleError(f"{path} has invalid bundle format version {version}",
+                          "the bundle is damaged; train it again")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise BundleError(f"{path} has bundle format version {version}, this maskctl reads up to {FORMAT_VERSION}",
                           "upgrade maskctl (pip install -U maskctl)")

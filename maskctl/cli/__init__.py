@@ -12,8 +12,12 @@ import sys
 import typer
 
 from maskctl import __version__
+from maskctl.cli import ensemble as ensemble_cmd
 from maskctl.cli import eval as eval_cmd
+from maskctl.cli import export as export_cmd
 from maskctl.cli import inspect as inspect_cmd
+from maskctl.cli import predict as predict_cmd
+from maskctl.cli import size as size_cmd
 from maskctl.cli import tasks as tasks_cmd
 from maskctl.cli import train as train_cmd
 from maskctl.cli.console import print_error
@@ -46,6 +50,10 @@ app.command("train")(train_cmd.train)
 app.command("eval")(eval_cmd.eval_bundle)
 app.command("tasks")(tasks_cmd.list_tasks)
 app.command("inspect")(inspect_cmd.inspect_bundle)
+app.command("size")(size_cmd.size)
+app.command("ensemble")(ensemble_cmd.ensemble)
+app.command("export")(export_cmd.export)
+app.command("predict")(predict_cmd.predict)
 
 
 def main(argv: list[str] | None = None) -> None:

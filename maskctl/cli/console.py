@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from rich.console import Console
@@ -33,9 +34,13 @@ def metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
 
 
 class RichProgress(TrainCallback):
-    """A rich progress bar with loss, examples/s and ETA; epoch metrics as lines above it."""
+    """A rich progress bar with loss, examples/s and ETA; epoch metrics as lines above it.
+
+    Under torchrun / accelerate launch only the first process (RANK 0) prints.
+    """
 
     def __init__(self) -> None:
+        self.quiet = os.environ.get("RANK", "0") != "0"
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.1f} ex/s"),
@@ -44,21 +49,27 @@ class RichProgress(TrainCallback):
         self.bar = None
 
     def on_start(self, info: dict[str, Any]) -> None:
+        if self.quiet:
+            return
         console.print(
             f"[bold]{info['method']}[/] {info['task']} on {info['model']} ({info['device']}): "
             f"{info['train_examples']} train / {info['dev_examples']} dev examples, "
             f"{info['epochs']} epochs, {info['total_steps']} steps, lr {info['lr']:g}, "
-            f"{info['trainable']:,} trainable values",
+            f"global batch {info['global_batch']} ({info['processes']} processes), "
+            f"{info['trainable']:,} trainable values"
+            + (f", resumed at step {info['resumed_at']}" if info.get("resumed_at") is not None else ""),
             highlight=False,
         )
         self.progress.start()
         self.bar = self.progress.add_task("train", total=info["total_steps"], loss=float("nan"), rate=0.0)
 
     def on_step(self, step: int, total: int, loss: float, examples_per_s: float) -> None:
-        self.progress.update(self.bar, completed=step, loss=loss, rate=examples_per_s)
+        if self.bar is not None:
+            self.progress.update(self.bar, completed=step, loss=loss, rate=examples_per_s)
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        self.progress.console.print(f"epoch {epoch}: dev score {metrics['score']:.4f}", highlight=False)
+        if not self.quiet:
+            self.progress.console.print(f"epoch {epoch}: dev score {metrics['score']:.4f}", highlight=False)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -15,8 +15,9 @@ def inspect_bundle(
     bundle: Path = typer.Argument(..., help="The *.bundle to describe."),
     as_json: bool = typer.Option(False, "--json", help="Print the raw metadata as JSON."),
 ) -> None:
-    """Describe a bundle: base model, task, masked layers, sparsity, metrics, size."""
+    """Describe a bundle: base model, task, masked layers, sparsity, metrics, size against entropy."""
     from maskctl.bundle.format import read_meta
+    from maskctl.bundle.stats import mask_stats
 
     meta = read_meta(bundle)
     if as_json:
@@ -36,16 +37,43 @@ def inspect_bundle(
                   highlight=False)
     console.print(f"size: {size:,} bytes for {weights:,} masked weights = {8 * size / weights:.3f} bits per "
                   f"masked weight (whole file)", highlight=False)
+    stats = mask_stats(meta)
+    console.print(f"masks: {stats.payload_bytes:,} bytes = {stats.bits_per_weight:.3f} bits per masked weight "
+                  f"(mask payload); entropy bound H(p) = {_bits(stats.entropy)} "
+                  f"(p = {_pct(stats.zero_fraction)} zeros)", highlight=False)
+    xor = stats.xor_layers
+    if xor:
+        console.print(f"coding: {len(xor)} of {len(stats.layers)} layers store only the bits flipped from the "
+                      f"regenerated initial mask (xor-initial): flip rate {_pct(stats.flip_rate)}, "
+                      f"H(flip rate) = {_bits(stats.flip_entropy)}", highlight=False)
+        if any(layer.get("coding", {}).get("order") == "score-bands" for layer in meta["layers"]):
+            console.print("(score-band order also knows each weight's initial score, so it can go below "
+                          "H(flip rate))", highlight=False)
     dev = meta.get("metrics", {}).get("dev")
     if dev:
         console.print(f"dev {task['metric']}: {dev['score']:.4f} on {int(dev['n'])} examples", highlight=False)
     table = Table(title="masked layers")
-    for column in ("layer", "shape", "init sparsity", "final sparsity"):
+    columns = ["layer", "shape", "init sparsity", "final sparsity", "coding", "bits/weight", "H(p)"]
+    for column in columns + (["H(flip)"] if xor else []):
         table.add_column(column)
-    for layer in meta["layers"]:
-        table.add_row(layer["name"], "x".join(map(str, layer["shape"])),
-                      f"{layer.get('init_sparsity', float('nan')):.4f}", f"{layer.get('final_sparsity', float('nan')):.4f}")
+    for layer, row in zip(meta["layers"], stats.layers):
+        coding = layer.get("coding", {})
+        how = "/".join(str(coding[k]) for k in ("scheme", "order", "layout", "codec") if k in coding) or row.scheme
+        cells = [layer["name"], "x".join(map(str, layer["shape"])), f"{layer.get('init_sparsity', float('nan')):.4f}",
+                 f"{layer.get('final_sparsity', float('nan')):.4f}", how, f"{row.bits_per_weight:.3f}",
+                 _bits(row.entropy, unit="")]
+        if xor:
+            cells.append(_bits(row.flip_entropy, unit="") if row.scheme == "xor-initial" else "")
+        table.add_row(*cells)
     console.print(table)
+
+
+def _bits(value: float | None, unit: str = " bits") -> str:
+    return "?" if value is None else f"{value:.3f}{unit}"
+
+
+def _pct(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2%}"
 
 
 def _count(shape: list[int]) -> int:

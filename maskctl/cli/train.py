@@ -33,6 +33,10 @@ def train(
     precision: str = typer.Option("no", help="Mixed precision on CUDA: no, bf16 or fp16."),
     max_train_samples: Optional[int] = typer.Option(None, help="Use only the first N training examples."),
     word_piece: str = typer.Option("last", help="Token tagging: read a word at its last (paper) or first piece."),
+    grad_accum: int = typer.Option(1, help="Batches per optimizer step (gradient accumulation)."),
+    checkpoint_every: Optional[int] = typer.Option(None, help="Write a checkpoint every N optimizer steps."),
+    checkpoint_dir: Optional[str] = typer.Option(None, help="Checkpoint folder (default: <output>.ckpt)."),
+    resume: Optional[str] = typer.Option(None, help="Continue a run from its checkpoint folder."),
     overwrite: bool = typer.Option(False, help="Replace an existing output."),
 ) -> None:
     """Learn a binary mask over a frozen model for one task (or finetune it) and save it.
@@ -61,6 +65,8 @@ def train(
         raise MaskctlError(str(exc), "see `maskctl train --help`") from exc
     finally:
         progress.close()
+    if not result.metrics:  # a non-main process of a distributed run: the main one reports
+        return
     console.print(metrics_table(f"{result.method}: {result.output}", {"dev": result.metrics}))
     extra = ""
     if result.sparsity:

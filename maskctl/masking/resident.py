@@ -17,36 +17,44 @@ from torch import nn
 class ResidentModel:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self._zeroed: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # layer -> (flat indices, values)
-        self._head: dict[str, torch.Tensor] = {}  # param -> value before the bundle's head came in
+        self._zeroed: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (weight, flat index, values)
+        self._head: list[tuple[torch.Tensor, torch.Tensor]] = []  # (parameter, value before the bundle's)
         self.active: object | None = None
 
     @torch.no_grad()
     def apply(self, masks: dict[str, torch.Tensor], head: dict[str, torch.Tensor] | None = None,
-              key: object | None = None) -> None:
-        """Make ``masks`` (and ``head``) current, first undoing whatever was applied before."""
+              key: object | None = None, model: nn.Module | None = None) -> None:
+        """Make ``masks`` (and ``head``) current, first undoing whatever was applied before.
+
+        Names resolve in ``model`` (default: the resident model), e.g. a task model of another
+        kind that shares the resident encoder.
+        """
         self.restore()
-        params = dict(self.model.named_parameters())
+        model = model if model is not None else self.model
+        params = dict(model.named_parameters())
         for name, tensor in (head or {}).items():
-            self._head[name] = params[name].detach().clone()
-            params[name].copy_(tensor.to(params[name].device, params[name].dtype))
+            param = params[name]
+            self._head.append((param, param.detach().clone()))
+            param.copy_(tensor.to(param.device, param.dtype))
         for name, mask in masks.items():
-            weight = self.model.get_submodule(name).weight
+            weight = model.get_submodule(name).weight
             mask = mask.to(weight.device)
-            flat = weight.view(-1)
             index = (~mask).view(-1).nonzero().squeeze(1)
-            self._zeroed[name] = (index, flat[index].clone())
+            self._zeroed.append((weight, index, weight.view(-1)[index].clone()))
             weight.mul_(mask.to(weight.dtype))
         self.active = key
 
     @torch.no_grad()
     def restore(self) -> None:
         """Put back every value the current mask and head replaced (bit-exact)."""
-        for name, (index, values) in self._zeroed.items():
-            self.model.get_submodule(name).weight.view(-1)[index] = values
-        params = dict(self.model.named_parameters()) if self._head else {}
-        for name, value in self._head.items():
-            params[name].copy_(value)
+        for weight, index, values in self._zeroed:
+            weight.view(-1)[index] = values
+        for param, value in self._head:
+            param.copy_(value)
         self._zeroed.clear()
         self._head.clear()
         self.active = None
+
+    def saved_bytes(self) -> int:
+        """Memory held to undo the current mask: the zeroed values and their indices."""
+        return sum(i.numel() * i.element_size() + v.numel() * v.element_size() for _, i, v in self._zeroed)

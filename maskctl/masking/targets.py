@@ -32,15 +32,17 @@ class Family:
     outputs: tuple[str, ...]  # candidate output-layer (classifier) paths, relative to the task model
 
 
+BERT_BLOCK_LINEARS = (
+    "attention.self.query", "attention.self.key", "attention.self.value",
+    "attention.output.dense", "intermediate.dense", "output.dense",
+)
+
 FAMILIES: tuple[Family, ...] = (
     Family(
         name="bert",
         model_types=("bert", "electra", "ernie", "megatron-bert"),
         blocks="encoder.layer",
-        block_linears=(
-            "attention.self.query", "attention.self.key", "attention.self.value",
-            "attention.output.dense", "intermediate.dense", "output.dense",
-        ),
+        block_linears=BERT_BLOCK_LINEARS,
         poolers=("bert.pooler.dense", "electra.pooler.dense", "ernie.pooler.dense",
                  "classifier.dense"),
         outputs=("classifier", "classifier.out_proj"),
@@ -49,10 +51,7 @@ FAMILIES: tuple[Family, ...] = (
         name="roberta",
         model_types=("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl"),
         blocks="encoder.layer",
-        block_linears=(
-            "attention.self.query", "attention.self.key", "attention.self.value",
-            "attention.output.dense", "intermediate.dense", "output.dense",
-        ),
+        block_linears=BERT_BLOCK_LINEARS,
         poolers=("classifier.dense", "roberta.pooler.dense"),
         outputs=("classifier.out_proj", "classifier"),
     ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +23,12 @@ from maskctl.bundle.codec import fingerprint
 from maskctl.bundle.format import Bundle, save_bundle
 from maskctl.errors import MaskctlError
 from maskctl.io import atomic_dir, refuse_existing
-from maskctl.masking.model import (MaskConfig, current_masks, masked_layers, merge_masks, sparsity,
-                                   wrap_model)
+from maskctl.masking.model import MaskConfig, current_masks, masked_layers, merge_masks, sparsity, wrap_model
 from maskctl.masking.targets import num_blocks, parse_blocks
-from maskctl.training.callbacks import TrainCallback
 from maskctl.models import ModelSource, hub_revision, load_task_model, load_tokenizer, resolve_model
 from maskctl.tasks.task import Task, get_task
+from maskctl.training.callbacks import TrainCallback
+from maskctl.training.checkpoint import Position, load_checkpoint, save_checkpoint
 from maskctl.training.evaluate import evaluate_model, make_loader, resolve_device
 
 METHODS = ("mask", "finetune")
@@ -58,6 +59,10 @@ class TrainArgs:
     precision: str = "no"  # "no", "bf16" or "fp16" (mixed precision through accelerate)
     max_train_samples: int | None = None
     word_piece: str = "last"  # token tagging: label a word at its last (paper) or first piece
+    grad_accum: int = 1  # batches per optimizer step
+    checkpoint_every: int | None = None  # optimizer steps between checkpoints
+    checkpoint_dir: str | None = None  # default: <output>.ckpt
+    resume: str | None = None  # a checkpoint folder to continue from
     overwrite: bool = False
 
     @property
@@ -69,9 +74,15 @@ class TrainArgs:
             raise MaskctlError(f"unknown --method {self.method!r}", "use mask or finetune")
         if self.precision not in ("no", "bf16", "fp16"):
             raise MaskctlError(f"unknown --precision {self.precision!r}", "use no, bf16 or fp16")
-        for name in ("batch_size", "eval_batch_size", "max_length"):
+        for name in ("batch_size", "eval_batch_size", "max_length", "grad_accum"):
             if getattr(self, name) < 1:
                 raise MaskctlError(f"--{name.replace('_', '-')} must be at least 1", "pass a positive number")
+
+    def record(self) -> dict[str, Any]:
+        """What a bundle stores about the run: everything that shapes the result, nothing
+        operational (output path, checkpointing), so a resumed run writes the same bytes."""
+        skip = {"output", "overwrite", "checkpoint_every", "checkpoint_dir", "resume"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
     def with_task_defaults(self, task: Task) -> TrainArgs:
         defaults = task.card.defaults
@@ -102,12 +113,21 @@ def default_output(args: TrainArgs, task: Task, source: ModelSource) -> Path:
 
 
 def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult:
-    """Train one task by masking or finetuning and write the bundle or model folder."""
+    """Train one task by masking or finetuning and write the bundle or model folder.
+
+    Runs unchanged on CPU, one GPU, or several processes under ``accelerate launch`` /
+    ``torchrun`` (DDP: each process takes ``batch_size`` examples per step; only the main
+    process writes). ``resume`` continues from a checkpoint with the arguments stored there.
+    """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     callback = callback or TrainCallback()
     started = time.perf_counter()
+    checkpoint = None
+    if args.resume:
+        checkpoint = load_checkpoint(args.resume)
+        args = TrainArgs(**{**checkpoint.args, "resume": args.resume, "overwrite": args.overwrite})
     task = get_task(args.task)
     args = args.with_task_defaults(task)
     source = resolve_model(args.model)
@@ -115,6 +135,7 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
     if args.method == "mask" and output.suffix != ".bundle":
         raise MaskctlError(f"--output {output} should end in .bundle", "e.g. --output masks/news.bundle")
     refuse_existing(output, args.overwrite)
+    ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else output.with_name(output.name + ".ckpt")
     device = resolve_device(args.device)
 
     tokenizer = load_tokenizer(source, **task.kind.tokenizer_kwargs)
@@ -126,7 +147,8 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
     model, new_keys = load_task_model(source, task.kind.auto_class, task.labels)
     if source.kind == "hub":
         source = dataclasses.replace(source, version=hub_revision(model) or source.version)
-    accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=args.precision)
+    accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=args.precision,
+                              gradient_accumulation_steps=args.grad_accum)
 
     mask_info: dict[str, Any] = {}
     if args.method == "mask":
@@ -138,15 +160,17 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
         init_sparsity = {n: sparsity(m) for n, m in current_masks(model).items()}
         mask_info = dict(config=config, block_ids=block_ids, fp_layers=fp_layers,
                          fingerprint=fingerprint(model, fp_layers), init_sparsity=init_sparsity)
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=args.lr, weight_decay=0.0)
+        trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        optimizer = torch.optim.Adam(trainable.values(), lr=args.lr, weight_decay=0.0)
     else:
-        params = list(model.parameters())
-        optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+        trainable = dict(model.named_parameters())
+        optimizer = torch.optim.AdamW(trainable.values(), lr=args.lr, weight_decay=0.01)
 
     loader = make_loader(train_features, task.kind.collate(tokenizer), args.batch_size,
                          shuffle=True, seed=args.seed)
-    steps_per_epoch = len(loader)
+    generator = loader.generator
+    batches = math.ceil(len(loader) / accelerator.num_processes)  # per process and epoch
+    steps_per_epoch = math.ceil(batches / args.grad_accum)
     total = steps_per_epoch * args.epochs
     if args.max_steps is not None:
         total = min(total, args.max_steps)
@@ -156,41 +180,80 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
         from transformers import get_linear_schedule_with_warmup
 
         scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * total), total)
+    position, history = Position(epoch=0, step=0, in_epoch=0), []
+    epoch_state = generator.get_state()
+    if checkpoint is not None:
+        epoch_state = checkpoint.restore(trainable, optimizer, scheduler)
+        position, history = checkpoint.position, checkpoint.history
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    global_batch = args.batch_size * accelerator.num_processes * args.grad_accum
     callback.on_start(dict(task=task.name, model=source.spec, method=args.method, device=str(accelerator.device),
                            train_examples=len(train_features), dev_examples=len(dev_features),
-                           epochs=epochs, total_steps=total, lr=args.lr,
-                           trainable=sum(p.numel() for p in params)))
+                           epochs=epochs, total_steps=total, lr=args.lr, global_batch=global_batch,
+                           processes=accelerator.num_processes, resumed_at=position.step if checkpoint else None,
+                           trainable=sum(p.numel() for p in trainable.values())))
 
-    step, history = 0, []
-    for epoch in range(epochs):
-        model.train()
-        for batch in loader:
-            if step >= total:
-                break
-            tick = time.perf_counter()
-            loss = model(**batch).loss
-            accelerator.backward(loss)
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            rate = batch["labels"].shape[0] / max(time.perf_counter() - tick, 1e-9)
-            callback.on_step(step, total, float(loss.detach()), rate)
-        if epoch < epochs - 1:
-            metrics = evaluate_model(model, task, dev_features, tokenizer, args.eval_batch_size, accelerator.device)
-            history.append({"epoch": epoch + 1, "step": step, "dev": metrics})
-            callback.on_epoch_end(epoch + 1, metrics)
+    def save(pos: Position) -> None:
+        if accelerator.is_main_process:
+            save_checkpoint(ckpt_dir, dataclasses.asdict(args), pos, history, trainable,
+                            optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
+                            scheduler, epoch_state)
+        accelerator.wait_for_everyone()
+
+    try:
+        for epoch in range(position.epoch, epochs):
+            model.train()
+            if epoch != position.epoch or checkpoint is None:
+                epoch_state = generator.get_state()
+                position = Position(epoch=epoch, step=position.step, in_epoch=0)
+            else:
+                generator.set_state(epoch_state)
+            epoch_loader = accelerator.skip_first_batches(loader, position.in_epoch) if position.in_epoch else loader
+            for batch in epoch_loader:
+                if position.step >= total:
+                    break
+                tick = time.perf_counter()
+                with accelerator.accumulate(model):
+                    loss = model(**batch).loss
+                    accelerator.backward(loss)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                position.in_epoch += 1
+                if not accelerator.sync_gradients:
+                    continue
+                if scheduler is not None:
+                    scheduler.step()
+                position.step += 1
+                rate = batch["labels"].shape[0] * accelerator.num_processes / max(time.perf_counter() - tick, 1e-9)
+                callback.on_step(position.step, total, float(loss.detach()), rate)
+                if args.checkpoint_every and position.step % args.checkpoint_every == 0 and position.step < total:
+                    save(position)
+            if epoch < epochs - 1:
+                metrics = evaluate_model(model, task, dev_features, tokenizer, args.eval_batch_size, accelerator.device)
+                history.append({"epoch": epoch + 1, "step": position.step, "dev": metrics})
+                callback.on_epoch_end(epoch + 1, metrics)
+    except KeyboardInterrupt:
+        save(position)
+        raise MaskctlError(f"interrupted at step {position.step} of {total}; checkpoint saved in {ckpt_dir}",
+                           f"continue with: maskctl train --resume {ckpt_dir}") from None
 
     model = accelerator.unwrap_model(model)
-    if args.method == "mask":
-        result = _finish_mask(model, args, task, source, new_keys, mask_info, tokenizer, dev_features,
-                              accelerator.device, output, history, (epochs, step))
-    else:
-        result = _finish_finetune(model, args, task, tokenizer, dev_features, accelerator.device, output,
-                                  history, (epochs, step))
-    callback.on_epoch_end(epochs, result.metrics)
+    result = None
+    if accelerator.is_main_process:
+        if args.method == "mask":
+            result = _finish_mask(model, args, task, source, new_keys, mask_info, tokenizer, dev_features,
+                                  accelerator.device, output, history, (epochs, position.step))
+        else:
+            result = _finish_finetune(model, args, task, tokenizer, dev_features, accelerator.device, output,
+                                      history, (epochs, position.step))
+        callback.on_epoch_end(epochs, result.metrics)
+        if args.checkpoint_every or checkpoint is not None:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)  # the run finished: its checkpoint is spent
+    accelerator.wait_for_everyone()
+    if accelerator.num_processes > 1:
+        accelerator.end_training()  # tears the process group down cleanly
+    if result is None:  # other processes: report the main process's output path
+        result = TrainResult(output=output, method=args.method, metrics={}, wall_seconds=0.0)
     result.wall_seconds = time.perf_counter() - started
     return result
 
@@ -233,9 +296,8 @@ def _finish_mask(model, args: TrainArgs, task: Task, source: ModelSource, new_ke
                     "final_sparsity": final[n]} for n, m in masks.items()],
         "head_tensors": sorted(head),
         "sparsity": overall,
-        "training": {**dataclasses.asdict(args), "maskctl_version": __version__},
+        "training": {**args.record(), "maskctl_version": __version__},
         "metrics": {"dev": metrics, "history": history},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path = save_bundle(Bundle(masks=masks, head=head, meta=meta), output)
     return TrainResult(output=path, method="mask", metrics=metrics, wall_seconds=0.0,
@@ -251,7 +313,7 @@ def _finish_finetune(model, args: TrainArgs, task: Task, tokenizer, dev_features
     with atomic_dir(output) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        record = {"task": task.card.to_dict(), "training": dataclasses.asdict(args),
+        record = {"task": task.card.to_dict(), "training": args.record(),
                   "metrics": {"dev": metrics, "history": history}, "maskctl_version": __version__}
         (tmp / "maskctl_training.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return TrainResult(output=output, method="finetune", metrics=metrics, wall_seconds=0.0, history=history)

@@ -1,0 +1,112 @@
+"""``maskctl size``: memory of N tasks, finetuning vs masking (the paper's Figure 3 / Table 8)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from maskctl.cli.console import console
+
+
+def size(
+    paths: Optional[list[Path]] = typer.Argument(
+        None, help="More bundles, so that `--bundles masks/*.bundle` works after shell expansion.",
+        show_default=False),
+    tasks: int = typer.Option(11, help="Number of tasks (rows 1..N). With --bundles: one row per bundle."),
+    model: Optional[str] = typer.Option(
+        None, help="Hub id, local folder or minilm (default: bert-base-uncased, or the base the bundles name)."),
+    ensemble: Optional[int] = typer.Option(None, help="Also size a K-member ensemble of one task."),
+    bundles: Optional[list[Path]] = typer.Option(
+        None, "--bundles", help="Count these real *.bundle files instead of the formula."),
+    num_labels: int = typer.Option(2, help="Labels of each task's classifier (the head stored per task)."),
+    mask_blocks: Optional[str] = typer.Option(
+        None, help="Blocks counted as masked: 2-11, all, top:K, bottom:K (default: all but the lowest two)."),
+    plot: Optional[Path] = typer.Option(None, help="Write the cumulative-memory plot (PNG) here."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --plot file."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables."),
+) -> None:
+    """Cumulative parameters and memory (MB = 10^6 bytes) of finetuning vs masking as tasks grow.
+
+    Counted from the model's config on the meta device: nothing is downloaded. Finetuning keeps
+    one fp32 model per task; masking one fp32 base plus, per task, 1 bit per masked weight and
+    the classifier's floats. bert-base-uncased, roberta-base and distilbert-base-uncased work offline.
+    """
+    from maskctl import sizing
+    from maskctl.errors import MaskctlError
+
+    if plot is not None and plot.exists() and not overwrite:
+        raise MaskctlError(f"{plot} already exists", "choose another --plot or pass --overwrite to replace it")
+    files = [*(bundles or []), *(paths or [])]
+    sized_bundles = None
+    if files:
+        sized_bundles = sizing.read_bundles(files)
+        # The ensemble and the stated convention use the first bundle's task (its labels).
+        count, rows = sizing.bundle_growth(sized_bundles, model, mask_blocks)
+    else:
+        count = sizing.count_model(model, num_labels, mask_blocks)
+        rows = sizing.growth(count, tasks)
+    members = sizing.ensemble(count, ensemble) if ensemble is not None else None
+    if plot is not None:
+        sizing.plot_growth(rows, plot, title=f"{count.model}: finetuning vs masking")
+
+    if as_json:
+        payload = {
+            "model": count.to_dict(),
+            "mb_bytes": sizing.MB,
+            "source": "bundles" if sized_bundles else "formula",
+            "tasks": [row.to_dict() for row in rows],
+            "ensemble": members.to_dict() if members else None,
+            "bundles": [b.to_dict() for b in sized_bundles] if sized_bundles else None,
+            "plot": str(plot) if plot else None,
+        }
+        console.print_json(json.dumps(payload))
+        return
+
+    console.print(f"[bold]{count.model}[/] ({count.model_type}, {count.n_blocks} blocks, {count.num_labels} labels; "
+                  f"{count.config_from})", highlight=False)
+    what = "real bundle files" if sized_bundles else "formula"
+    console.print(_rows_table(f"cumulative size for 1..{len(rows)} tasks ({what} for masking)", "tasks", rows))
+    if members is not None:
+        console.print(_rows_table(f"{members.copies}-member ensemble of one task", "members", [members]))
+    if sized_bundles:
+        console.print(_bundles_table(sized_bundles))
+    console.print(f"counted: {count.describe()}", highlight=False)
+    if sized_bundles:
+        console.print("masking with --bundles: the shared base from the formula + whole bundle files "
+                      "(masks as stored, head, metadata, header); finetuning from the formula.", highlight=False)
+    if plot is not None:
+        console.print(f"wrote {plot}", highlight=False)
+
+
+def _rows_table(title: str, unit: str, rows) -> Table:
+    from maskctl.sizing import MB
+
+    table = Table(title=title)
+    table.add_column(unit, justify="right")
+    for column in ("finetune params (M)", "finetune MB", "masking fp32 params (M)", "masking 1-bit params (M)",
+                   "masking MB", "finetune / masking"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(str(row.copies), _num(row.finetune_params / 1e6), _num(row.finetune_bytes / MB),
+                      _num(row.masking_float_params / 1e6), _num(row.masking_mask_bits / 1e6),
+                      _num(row.masking_bytes / MB), f"{row.ratio:.2f}x")
+    return table
+
+
+def _num(value: float) -> str:
+    """One decimal for paper-sized models; four significant digits for tiny ones."""
+    return f"{value:,.1f}" if value >= 10 else f"{value:.4g}"
+
+
+def _bundles_table(bundles) -> Table:
+    table = Table(title="bundles on disk")
+    for column in ("bundle", "task", "labels", "bytes", "masked weights", "bits per masked weight"):
+        table.add_column(column, justify="left" if column in ("bundle", "task") else "right")
+    for b in bundles:
+        table.add_row(b.path, b.task, str(b.num_labels), f"{b.file_bytes:,}", f"{b.masked_weights:,}",
+                      f"{b.bits_per_weight:.3f}")
+    return table

@@ -1,0 +1,94 @@
+"""Stream inputs through a ``MaskedModel``: JSON lines or plain text in, JSON lines out.
+
+An input line is a JSON object (``{"text": ...}``, ``{"text": ..., "text_pair": ...}``,
+``{"tokens": [...]}``, ``{"context": ..., "endings": [...]}``) or, if it does not start with
+``{``, plain text. Lines are read and predicted in chunks, never all held in memory. A line
+that is broken JSON, or that no loaded task can use, is reported with its line number and
+skipped (or stops the run with ``strict``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from maskctl.errors import MaskctlError
+from maskctl.serving import MaskedModel, to_example
+
+CHUNK = 256  # lines predicted together
+
+
+@dataclass
+class StreamStats:
+    lines: int = 0
+    skipped: int = 0
+    problems: list[str] = field(default_factory=list)  # "line N: what is wrong — the fix"
+
+
+def parse_line(text: str) -> Any:
+    """The input object of one line; ``ValueError`` for broken JSON."""
+    stripped = text.strip()
+    if not stripped.startswith("{"):
+        return stripped
+    try:
+        return json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg})") from exc
+
+
+def predict_lines(model: MaskedModel, lines: Iterable[str], tasks: list[str] | None = None,
+                  batch_size: int = 32, strict: bool = False, stats: StreamStats | None = None,
+                  ) -> Iterator[dict[str, Any]]:
+    """One output row per usable input line: ``{"line", "input", "predictions": {task: ...}}``."""
+    tasks = tasks or model.tasks
+    for name in tasks:
+        model.task(name)  # unknown task names fail before any work
+    stats = stats if stats is not None else StreamStats()
+    chunk: list[tuple[int, Any]] = []
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        stats.lines += 1
+        try:
+            chunk.append((number, parse_line(text)))
+        except ValueError as exc:
+            _problem(stats, strict, number, str(exc), 'write one JSON object per line, e.g. {"text": "..."}')
+        if len(chunk) >= CHUNK:
+            yield from _predict_chunk(model, chunk, tasks, batch_size, strict, stats)
+            chunk = []
+    if chunk:
+        yield from _predict_chunk(model, chunk, tasks, batch_size, strict, stats)
+
+
+def _predict_chunk(model, chunk, tasks, batch_size, strict, stats) -> Iterator[dict[str, Any]]:
+    usable: dict[str, list[int]] = {name: [] for name in tasks}  # task -> positions in chunk
+    reasons: dict[int, list[str]] = {}
+    for position, (_, item) in enumerate(chunk):
+        for name in tasks:
+            try:
+                to_example(model.task(name), item)
+                usable[name].append(position)
+            except ValueError as exc:
+                reasons.setdefault(position, []).append(f"{name} {exc}")
+    results: dict[int, dict[str, Any]] = {}
+    for name, positions in usable.items():
+        if positions:
+            predictions = model.predict(name, [chunk[p][1] for p in positions], batch_size=batch_size)
+            for position, prediction in zip(positions, predictions):
+                results.setdefault(position, {})[name] = dataclasses.asdict(prediction)
+    for position, (number, item) in enumerate(chunk):
+        if position not in results:
+            _problem(stats, strict, number, "; ".join(reasons.get(position, ["no task can use it"])),
+                     'give the fields a loaded task needs: "text", "tokens" or "context" + "endings"')
+            continue
+        yield {"line": number, "input": item, "predictions": results[position]}
+
+
+def _problem(stats: StreamStats, strict: bool, number: int, what: str, fix: str) -> None:
+    if strict:
+        raise MaskctlError(f"input line {number}: {what}", f"{fix} (or drop --strict to skip such lines)")
+    stats.skipped += 1
+    stats.problems.append(f"line {number}: {what} — {fix}")

@@ -1,0 +1,145 @@
+"""MaskedModel and `maskctl predict`: many tasks on one resident model, every task kind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from maskctl.bundle.format import load_bundle
+from maskctl.errors import BundleError, MaskctlError
+from maskctl.serving import Choice, Classification, MaskedModel, Tagging
+from maskctl.training.evaluate import argmax, collect_scores, make_loader, model_from_bundle
+from maskctl.training.trainer import TrainArgs, train
+
+from .tasks.official_fixtures import WRITERS
+
+
+@pytest.fixture(scope="module")
+def three_tasks(tmp_path_factory, tiny_bert, keyword_task):
+    """A classification, a tagging and a multiple-choice bundle on the same tiny base model."""
+    root = tmp_path_factory.mktemp("serve")
+    paths, data = {}, {}
+    for name in ("keywords", "conll03", "swag"):
+        folder = None
+        if name != "keywords":
+            folder = root / name
+            folder.mkdir()
+            WRITERS[name](folder)
+        out = root / f"{name}.bundle"
+        train(TrainArgs(model=str(tiny_bert), task=str(keyword_task) if name == "keywords" else name,
+                        data_dir=str(folder) if folder else None, output=str(out), max_steps=2, batch_size=4,
+                        lr=1e-2, init_sparsity=0.2))
+        paths[name], data[name] = out, folder
+    return paths, data
+
+
+def _eval_predictions(path, data_dir):
+    masked = model_from_bundle(load_bundle(path))
+    examples = masked.task.examples("dev", data_dir)
+    features = masked.task.features("dev", masked.tokenizer, 128, data_dir)
+    scores, _ = collect_scores(masked.model, make_loader(features, masked.task.kind.collate(masked.tokenizer), 8),
+                               masked.task, torch.device("cpu"))
+    return examples, argmax(scores), masked.task.labels
+
+
+def test_predictions_equal_eval_for_every_kind(three_tasks):
+    paths, data = three_tasks
+    served = MaskedModel.from_bundles(list(paths.values()))
+    assert served.tasks == ["keywords", "conll03", "swag"]
+    for name, path in paths.items():
+        examples, expected, labels = _eval_predictions(path, data[name])
+        if name == "keywords":
+            got = served.predict(name, [ex["text"] for ex in examples])
+            assert all(isinstance(g, Classification) for g in got)
+            assert [g.label for g in got] == [labels[i] for i in expected]
+            assert abs(sum(got[0].probabilities.values()) - 1) < 1e-5
+        elif name == "conll03":
+            got = served.predict(name, [ex["tokens"] for ex in examples])
+            assert all(isinstance(g, Tagging) for g in got)
+            assert [g.tags for g in got] == [[labels[i] for i in seq] for seq in expected]
+            assert len(got[0].tags) == len(got[0].tokens)
+        else:
+            got = served.predict(name, [{"context": ex["context"], "endings": ex["endings"]} for ex in examples])
+            assert all(isinstance(g, Choice) for g in got)
+            assert [g.choice for g in got] == expected
+
+
+def test_switching_tasks_is_exact_and_restores_the_base(three_tasks):
+    paths, _ = three_tasks
+    served = MaskedModel.from_bundles(list(paths.values()))
+    encoder = served._entries["keywords"].net.bert
+    pristine = {k: v.clone() for k, v in encoder.state_dict().items()}
+    texts = ["the film was good", "a team and a match today"]
+    first = served.predict("keywords", texts)
+    served.predict("conll03", ["EU rejects German call"])
+    served.predict("swag", [{"context": "The man", "endings": ["a", "b", "c", "d"]}])
+    assert served.predict("keywords", texts) == first
+    assert len(served.switch_seconds) == 4
+    served.close()
+    assert all(torch.equal(v, encoder.state_dict()[k]) for k, v in pristine.items())
+
+
+def test_resident_memory_does_not_grow_with_bundles_beyond_masks_and_heads(three_tasks):
+    paths, _ = three_tasks
+
+    def resident_bytes(served):
+        seen, total = set(), 0
+        for entry in served._entries.values():
+            for p in entry.net.parameters():
+                if p.data_ptr() not in seen:
+                    seen.add(p.data_ptr())
+                    total += p.numel() * p.element_size()
+        masks = sum(m.numel() for e in served._entries.values() for m in e.bundle.masks.values())
+        heads = sum(t.numel() * t.element_size() for e in served._entries.values() for t in e.bundle.head.values())
+        return total, masks, heads
+
+    one, _, _ = resident_bytes(MaskedModel.from_bundles([paths["keywords"]]))
+    three, masks, heads = resident_bytes(MaskedModel.from_bundles(list(paths.values())))
+    assert three - one <= heads  # new parameters: only the other kinds' heads, no model copy
+    assert masks < one  # and the masks (1 byte per masked weight while loaded) are below one model
+
+
+def test_bad_bundle_sets_are_refused(three_tasks, tiny_models, keyword_task, tmp_path):
+    paths, _ = three_tasks
+    other = tmp_path / "d.bundle"
+    train(TrainArgs(model=str(tiny_models["distilbert"]), task=str(keyword_task).replace("keywords.yaml", "keywords.yaml"),
+                    output=str(other), max_steps=1))
+    with pytest.raises(BundleError):
+        MaskedModel.from_bundles([paths["keywords"], other])
+    with pytest.raises(BundleError, match="two bundles for task"):
+        MaskedModel.from_bundles([paths["keywords"], paths["keywords"]])
+    with pytest.raises(MaskctlError, match="no bundle for task"):
+        MaskedModel.from_bundles([paths["keywords"]]).predict("sst2", ["x"])
+
+
+def test_predict_cli_streams_jsonl_and_reports_bad_lines(three_tasks, tmp_path):
+    paths, _ = three_tasks
+    lines = ['{"text": "the film was good"}', "plain text about a match", "{broken json",
+             '{"tokens": ["EU", "rejects"]}', '{"context": "The man", "endings": ["a", "b", "c", "d"]}',
+             '{"colour": "red"}']
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "maskctl", "predict", *map(str, paths.values()), "--input", str(source),
+           "--output", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["line"] for r in rows] == [1, 2, 4, 5]
+    assert set(rows[0]["predictions"]) == {"keywords", "conll03"}  # text: classification and tagging
+    assert set(rows[3]["predictions"]) == {"swag"}
+    assert rows[2]["predictions"]["conll03"]["tokens"] == ["EU", "rejects"]
+    assert "line 3: not valid JSON" in proc.stderr and "line 6:" in proc.stderr
+    assert "2 of 6 input lines skipped" in proc.stderr
+    strict = subprocess.run([*cmd[:-2], "--strict", "--task", "keywords"], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert strict.returncode == 2 and "input line 3" in strict.stderr and "Traceback" not in strict.stderr
+    one = subprocess.run([*cmd[:4], str(paths["keywords"]), "--text", "good film"], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert json.loads(one.stdout)["predictions"]["keywords"]["label"] in ("pos", "neg", "food", "sport")
