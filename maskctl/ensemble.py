@@ -58,7 +58,7 @@ def check_compatible(metas: list[dict[str, Any]], paths: list[Path]) -> None:
     """One line naming the first bundle that does not match the first one."""
     first = metas[0]
     keys = {
-        "base model": lambda m: m["base_model"]["fingerprint"],
+        "base model (or masked layers)": lambda m: m["base_model"]["fingerprint"],
         "task kind": lambda m: m["task"]["kind"],
         "label set": lambda m: m["task"]["labels"],
         "max length": lambda m: m["training"].get("max_length"),
