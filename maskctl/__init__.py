@@ -30,7 +30,7 @@ _LAZY = {
     "TrainArgs": "maskctl.training.trainer",
     "train": "maskctl.training.trainer",
     "evaluate_bundle": "maskctl.training.evaluate",
-    "get_task": "maskctl.tasks.registry",
+    "get_task": "maskctl.tasks.task",
     "MaskctlError": "maskctl.errors",
 }
 
