@@ -57,6 +57,6 @@ def test_apply_restores_and_bits_match_the_masks(bench, tiny_bert, keyword_task,
 
 
 def test_training_memory_child(bench, tiny_bert, keyword_task):
-    answer = bench.run_child("train-memory", dict(method="mask", model=str(tiny_bert), task=str(keyword_task),
-                                                  batch_size=4, length=16, steps=1))
+    answer = bench.run_child("train-memory", {"method": "mask", "model": str(tiny_bert), "task": str(keyword_task),
+                                                  "batch_size": 4, "length": 16, "steps": 1})
     assert answer["peak_rss_mib"] >= answer["baseline_rss_mib"] > 0
