@@ -12,6 +12,7 @@ import sys
 import typer
 
 from maskctl import __version__
+from maskctl.cli import analyze as analyze_cmd
 from maskctl.cli import ensemble as ensemble_cmd
 from maskctl.cli import eval as eval_cmd
 from maskctl.cli import export as export_cmd
@@ -54,6 +55,7 @@ app.command("size")(size_cmd.size)
 app.command("ensemble")(ensemble_cmd.ensemble)
 app.command("export")(export_cmd.export)
 app.command("predict")(predict_cmd.predict)
+app.add_typer(analyze_cmd.app, name="analyze")
 
 
 def main(argv: list[str] | None = None) -> None:
