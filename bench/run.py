@@ -71,6 +71,12 @@ MODES: dict[str, dict[str, Any]] = {
                             "wnut16": {"epochs": 1, "max_train_samples": 512, "max_length": 128}},
                 "seeds": (0, 1, 2),
                 "lora": {"task": "bbc-news", "epochs": 1, "max_train_samples": None, "max_length": 64}},
+    # wnut16 needs several epochs before entity F1 leaves 0 (shared/paper probe): 5 epochs over all
+    # 1,675 training tweets, masking, finetuning and LoRA, 3 seeds. Runs ~20 minutes on its own.
+    "tagging": {"only": {"quality", "lora"}, "bert_base": False,
+                "quality": {"wnut16": {"epochs": 5, "max_train_samples": None, "max_length": 64}},
+                "seeds": (0, 1, 2),
+                "lora": {"task": "wnut16", "epochs": 5, "max_train_samples": None, "max_length": 64}},
     "full": {"warmup": 2, "steps": 10, "infer_steps": 12, "mem_steps": 3, "apply_repeats": 9, "bert_base": True,
              "quality": {"bbc-news": {"epochs": None, "max_train_samples": None, "max_length": 128},
                          "wnut16": {"epochs": None, "max_train_samples": None, "max_length": 128}},
@@ -682,7 +688,7 @@ def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, 
     lora_opt = torch.optim.AdamW(lora_params, lr=lora_lr, weight_decay=0.01)
     masked, *_ = load_model(model, task, seed)  # same seed: the same initial classifier
     config = MaskConfig(seed=seed)
-    wrap_model(masked, config)
+    masked_names = wrap_model(masked, config)
     mask_params = [p for p in masked.parameters() if p.requires_grad]
     mask_opt = torch.optim.Adam(mask_params, lr=mask_lr, weight_decay=0.0)
 
@@ -703,6 +709,8 @@ def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, 
                 times[name].append(train_step(net, optimizer, batch)["total"])
                 if sched is not None:
                     sched.step()
+    floor = weight_gradient_floor(model, task, seed, masked_names, masked, lora, next(iter(loader)),
+                                  pair_steps)  # before masks are merged below
     lora_score = evaluate_model(lora, t, dev_features, tokenizer, 64, torch.device("cpu"))["score"]
     lora.save_pretrained(str(work / f"lora-{_slug(task)}"))
     lora_bytes, lora_files = dir_bytes(work / f"lora-{_slug(task)}")
@@ -745,7 +753,41 @@ def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, 
                  "epoch_s_est": lora_epoch * step_ratio},
         "finetune": finetune_info,
         "step_time_ratio_mask_over_lora": step_ratio, "paired_steps": len(pairs["mask"]),
+        "floor": floor,
     }
+
+
+def weight_gradient_floor(model, task, seed, names, masked, lora, batch, steps) -> dict:
+    """Time masking and LoRA beside the floor every mask learner pays: the weight-gradient GEMM.
+
+    dL/dS = (dL/dW_hat) * W needs dL/dW_hat = g^T x for every masked matrix, the very matmul
+    finetuning does for its weights and LoRA skips for its frozen ones. The floor contender is
+    the same model finetuning exactly the masked matrices (Adam, no masks): masking / floor
+    measures what masking adds; floor / LoRA what any method that learns one value per weight
+    costs over LoRA's low-rank path. Steps run on copies, so the models being compared keep
+    their trained state.
+    """
+    masked, lora = copy.deepcopy(masked), copy.deepcopy(lora)
+    mask_opt = torch.optim.Adam([p for p in masked.parameters() if p.requires_grad], lr=1e-3)
+    lora_opt = torch.optim.AdamW([p for p in lora.parameters() if p.requires_grad], lr=1e-3)
+    net, *_ = load_model(model, task, seed)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    for name in names:
+        net.get_submodule(name).weight.requires_grad_(True)
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=1e-5)
+    net.train()
+    samples = alternate({"mask": lambda: train_step(masked, mask_opt, batch),
+                         "lora": lambda: train_step(lora, lora_opt, batch),
+                         "floor": lambda: train_step(net, optimizer, batch)}, 1, steps)
+    med = {name: median([x["total"] for x in rows]) for name, rows in samples.items()}
+    return {"median_step_s": med, "trainable_params": sum(p.numel() for p in params),
+            "mask_over_floor": pair_ratio(samples["mask"], samples["floor"]),
+            "floor_over_lora": pair_ratio(samples["floor"], samples["lora"]),
+            "mask_over_lora": pair_ratio(samples["mask"], samples["lora"]),
+            "backward_mask_over_floor": pair_ratio(samples["mask"], samples["floor"], "backward"),
+            "steps": steps}
 
 
 # ----------------------------------------------------------------------------- tiny task
@@ -801,6 +843,13 @@ def _apply_text(m: dict[str, Any]) -> str:
             text += (f"; {n} thread: {t['total_ms']:.0f} ms (load+decode {t['load_bundle_ms']:.0f}, "
                      f"merge {t['apply_ms']:.0f})")
     return text
+
+
+def _floor_text(f: dict | None) -> str:
+    if not f:
+        return ""
+    return (f"; floor (finetune only the masked matrices) / LoRA {f['floor_over_lora']:.2f}, "
+            f"mask / floor {f['mask_over_floor']:.2f}")
 
 
 def _fmt_mib(x: float) -> str:
@@ -897,7 +946,7 @@ def markdown(results: dict[str, Any]) -> str:
                  f"epoch(s), {s['steps_per_epoch']} steps/epoch, {s.get('max_length', 128)} tokens, seed {s['seed']})",
             f"{'accuracy' if 'bbc' in s['task'] else 'score'} LoRA **{lo['score']:.3f}** vs mask **{ma['score']:.3f}**; "
             f"LoRA epoch {lo['epoch_s']:.0f} s, mask / LoRA step time {s['step_time_ratio_mask_over_lora']:.2f} "
-            f"(paired, {s['paired_steps']} steps); {disk}")
+            f"(paired, {s['paired_steps']} steps){_floor_text(s.get('floor'))}; {disk}")
     lines += ["", "Section wall times: " + ", ".join(f"{k} {v:.0f} s" for k, v in r["section_wall_s"].items()) + "."]
     return "\n".join(lines) + "\n"
 
@@ -907,6 +956,7 @@ def markdown(results: dict[str, Any]) -> str:
 def run_all(mode: str, out: Path, model: str | None = None, work: Path | None = None,
             only: set[str] | None = None) -> dict[str, Any]:
     cfg = MODES[mode]
+    only = only or cfg.get("only")
     started = time.perf_counter()
     own_work = work is None
     work = Path(work or tempfile.mkdtemp(prefix="maskctl-bench-"))
@@ -1019,6 +1069,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run (< 3 min): fewer steps, no quality or LoRA")
     parser.add_argument("--quality-full", action="store_true",
                         help="quality and LoRA with the task defaults (bbc-news 3 epochs, wnut16 15 epochs)")
+    parser.add_argument("--tagging", action="store_true",
+                        help="figures 7-8 on wnut16 with 5 epochs over all tweets, 3 seeds (~20 min)")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for results-<mode>.json/.md")
     parser.add_argument("--model", default=None, help="base model (default: the packaged MiniLM)")
     parser.add_argument("--work", default=None, help="keep bundles and finetuned models here (default: a temp dir)")
@@ -1031,9 +1083,10 @@ def main(argv: list[str] | None = None) -> int:
         answer = CHILDREN[args.child](json.loads(args.child_args))
         Path(args.child_out).write_text(json.dumps(answer), encoding="utf-8")
         return 0
-    if args.quick and args.quality_full:
-        parser.error("--quick and --quality-full exclude each other")
-    mode = "quick" if args.quick else "full" if args.quality_full else "default"
+    modes = [name for name, on in (("quick", args.quick), ("full", args.quality_full), ("tagging", args.tagging)) if on]
+    if len(modes) > 1:
+        parser.error("--quick, --quality-full and --tagging exclude each other")
+    mode = modes[0] if modes else "default"
     only = set(args.only.split(",")) if args.only else None
     run_all(mode, Path(args.out), args.model, Path(args.work) if args.work else None, only)
     return 0

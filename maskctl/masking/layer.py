@@ -31,6 +31,41 @@ class BinarizeSTE(torch.autograd.Function):
         return grad_output, None
 
 
+class MaskedLinearFunction(torch.autograd.Function):
+    """``linear(x, W * 1[S > tau], b)`` that keeps a 1-byte bool mask for backward, not ``W_hat``.
+
+    Composing ``W * mask`` with ``F.linear`` makes autograd keep the float ``W_hat`` of every
+    masked layer alive until backward (4 bytes per masked weight; 272 MiB on BERT-base). Here
+    backward recomputes ``W_hat`` from the frozen ``W`` (already resident) and the bool mask,
+    one elementwise product per layer, and applies the straight-through estimator directly:
+    ``dL/dS = (dL/dW_hat) * W``. Gradients are the same values the composed form produces.
+    The bias is frozen in masking, but its gradient is returned when asked for.
+    """
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
+    def forward(ctx, x, weight, scores, bias, threshold):  # type: ignore[override]
+        mask = scores > threshold
+        out = F.linear(x, weight * mask, bias)
+        ctx.save_for_backward(x, weight, mask)
+        return out
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, grad_out):  # type: ignore[override]
+        x, weight, mask = ctx.saved_tensors
+        grad_x = grad_scores = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad_out @ (weight * mask).to(grad_out.dtype)
+        if ctx.needs_input_grad[2]:
+            flat_grad = grad_out.reshape(-1, grad_out.shape[-1])
+            flat_x = x.reshape(-1, x.shape[-1]).to(flat_grad.dtype)
+            grad_scores = (flat_grad.t() @ flat_x).to(weight.dtype).mul_(weight)
+        if ctx.needs_input_grad[3]:
+            grad_bias = grad_out.reshape(-1, grad_out.shape[-1]).sum(0)
+        return grad_x, None, grad_scores, grad_bias, None
+
+
 def score_upper_bound(init_sparsity: float, threshold: float) -> float:
     """Upper end ``s`` of U(-0.02, s) so that a fraction ``init_sparsity`` starts below tau.
 
@@ -99,7 +134,10 @@ class MaskedLinear(nn.Module):
         return weight * mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.masked_weight(), self.base_layer.bias)
+        if not (torch.is_grad_enabled() and self.scores.requires_grad) or self.base_layer.weight.requires_grad:
+            return F.linear(x, self.masked_weight(), self.base_layer.bias)
+        return MaskedLinearFunction.apply(x, self.base_layer.weight, self.scores, self.base_layer.bias,
+                                          self.threshold)
 
     def merged_linear(self) -> nn.Linear:
         """Return ``base_layer`` with the mask multiplied into its weight (in place)."""

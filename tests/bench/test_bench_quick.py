@@ -60,3 +60,15 @@ def test_training_memory_child(bench, tiny_bert, keyword_task):
     answer = bench.run_child("train-memory", {"method": "mask", "model": str(tiny_bert), "task": str(keyword_task),
                                                   "batch_size": 4, "length": 16, "steps": 1})
     assert answer["peak_rss_mib"] >= answer["baseline_rss_mib"] > 0
+
+
+def test_lora_comparison_times_the_weight_gradient_floor(bench, tiny_bert, keyword_task, tmp_path):
+    pytest.importorskip("peft")
+    out = bench.bench_lora(str(tiny_bert), str(keyword_task), seed=0, epochs=1, max_train_samples=16,
+                           max_length=16, batch_size=8, work=tmp_path, pair_steps=2)
+    assert 0.0 <= out["lora"]["score"] <= 1.0 and 0.0 <= out["mask"]["score"] <= 1.0
+    floor = out["floor"]
+    # the floor finetunes exactly the masked matrices: as many values as masking's scores
+    assert floor["trainable_params"] == out["mask"]["trainable_params"]
+    assert floor["steps"] == 2 and all(v > 0 for v in floor["median_step_s"].values())
+    assert "floor (finetune only the masked matrices)" in bench._floor_text(floor)

@@ -80,3 +80,52 @@ def test_rejects_non_linear_and_bad_sparsity():
         MaskedLinear(nn.Conv1d(2, 2, 1))
     with pytest.raises(ValueError):
         _layer(init_sparsity=0.0)
+
+
+def _composed_grads(layer: MaskedLinear, x: torch.Tensor, upstream: torch.Tensor):
+    """Reference: autograd through ``F.linear(x, W * STE(S))``, the unfused form."""
+    x = x.detach().clone().requires_grad_(x.requires_grad)
+    scores = layer.scores.detach().clone().requires_grad_(True)
+    bias = layer.base_layer.bias.detach().clone().requires_grad_(True)
+    from maskctl.masking.layer import BinarizeSTE
+
+    w_hat = layer.base_layer.weight * BinarizeSTE.apply(scores, layer.threshold)
+    (torch.nn.functional.linear(x, w_hat, bias) * upstream).sum().backward()
+    return x.grad, scores.grad, bias.grad
+
+
+@pytest.mark.parametrize("x_needs_grad", [True, False])
+def test_fused_function_gives_the_composed_gradients(x_needs_grad):
+    layer = _layer(init_sparsity=0.3)
+    layer.base_layer.bias.requires_grad_(True)  # exercise the bias path as well
+    x = torch.randn(3, 5, 32, requires_grad=x_needs_grad)
+    upstream = torch.randn(3, 5, 48)
+    (layer(x) * upstream).sum().backward()
+    ref_x, ref_scores, ref_bias = _composed_grads(layer, x, upstream)
+    torch.testing.assert_close(layer.scores.grad, ref_scores, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(layer.base_layer.bias.grad, ref_bias)
+    if x_needs_grad:
+        torch.testing.assert_close(x.grad, ref_x, rtol=1e-5, atol=1e-6)
+    else:
+        assert x.grad is None
+
+
+def test_backward_keeps_a_bool_mask_not_a_float_masked_weight():
+    """Autograd must not hold a second float copy of W for backward (memory of every layer)."""
+    layer = _layer(out_f=64, in_f=96)
+    saved: list[torch.Tensor] = []
+
+    def pack(tensor):
+        saved.append(tensor)
+        return tensor
+
+    x = torch.randn(4, 96)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = layer(x)
+    weight = layer.base_layer.weight
+    big = [t for t in saved if t.shape == weight.shape]
+    assert {t.dtype for t in big} == {torch.float32, torch.bool}
+    floats = [t for t in big if t.dtype == torch.float32]
+    assert all(t.data_ptr() == weight.data_ptr() for t in floats)  # only W itself, not W_hat
+    out.sum().backward()
+    assert layer.scores.grad is not None
