@@ -128,6 +128,42 @@ def load_bundle(path: str | Path) -> Bundle:
     return Bundle(masks=masks, head=head, meta=meta, path=path)
 
 
+class MaskReader:
+    """A bundle opened to decode its masks one layer at a time, exactly as ``load_bundle`` does.
+
+    Why: analyses that compare several bundles of a large model (mask differences per layer)
+    need one layer of each bundle at a time, not every mask of every bundle in memory. The
+    metadata is parsed and the initial-mask generator built once; ``mask(name)`` decodes one
+    layer through the same ``_decode`` path (CRC-checked) as ``load_bundle``.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = _check_path(path)
+        try:
+            self._handle = safe_open(str(self.path), framework="pt")
+            metadata = self._handle.metadata() or {}
+        except Exception as exc:
+            raise _not_a_bundle(self.path, exc) from exc
+        self.meta = _parse_meta(self.path, metadata)
+        self.layers = {layer["name"]: layer for layer in self.meta.get("layers", [])}
+        self.initial = _initial_masks(self.path, self.meta)
+
+    def close(self) -> None:
+        """Release the file (masks already returned stay valid)."""
+        self._handle = None
+
+    def mask(self, name: str) -> torch.Tensor:
+        """The bool mask of layer ``name``; ``BundleError`` if it is absent or damaged."""
+        if name not in self.layers:
+            raise BundleError(f"{self.path} has no masked layer {name}", "pass bundles trained on the same layers")
+        try:
+            tensor = self._handle.get_tensor(MASK_PREFIX + name)
+        except Exception as exc:
+            raise BundleError(f"{self.path}: mask {name} is missing or unreadable ({type(exc).__name__})",
+                              "the bundle is damaged or truncated; train it again") from exc
+        return _decode(self.path, name, tensor, self.layers[name], self.meta, self.initial)
+
+
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
     masks: dict[str, torch.Tensor] = {}
     head: dict[str, torch.Tensor] = {}

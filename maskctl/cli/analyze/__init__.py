@@ -8,3 +8,14 @@ app = typer.Typer(
     help="Rerun the paper's analyses and draw its figures (tables + PNG).",
     no_args_is_help=True,
 )
+
+from maskctl.cli.analyze import connect, diff, tsne
+
+app.command("diff")(diff.diff)
+app.command("connect")(connect.connect)
+app.command("tsne")(tsne.tsne)
+
+from maskctl.cli.analyze import layers, sparsity
+
+app.command("sparsity")(sparsity.sparsity)
+app.command("layers")(layers.layers)

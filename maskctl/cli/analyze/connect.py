@@ -1,0 +1,42 @@
+"""``maskctl analyze connect``: the task metric along finetuned <-> masked lines (paper Fig. 6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from maskctl.cli.console import console
+
+
+def connect(
+    mask: Path = typer.Option(..., "--mask", help="The task's *.bundle (the masked endpoint)."),
+    finetuned: Path = typer.Option(..., "--finetuned", help="Folder of maskctl train --method finetune, same task."),
+    out: Path = typer.Option(..., "--out", help="Folder for connect.csv/md/json and connect.png."),
+    points: int = typer.Option(11, help="Evenly spaced alphas per line, endpoints included."),
+    split: str = typer.Option("dev", help="dev or test (or train)."),
+    model: str | None = typer.Option(None, help="Base model (default: the one the bundle names)."),
+    data_dir: str | None = typer.Option(None, help="Folder with the task's data files."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    batch_size: int | None = typer.Option(None, help="Evaluation batch size (default: the bundle's)."),
+) -> None:
+    """Score W(a) = W_finetuned + a (W_masked - W_finetuned) and the lines from the pretrained model."""
+    from maskctl.analysis.connect import mode_connectivity
+
+    def report(line: str, alpha: float, metrics: dict[str, float]) -> None:
+        console.print(f"{line} α={alpha:.2f}: {metrics['score']:.4f}", highlight=False)
+
+    result = mode_connectivity(mask, finetuned, points=points, split=split, out_dir=out, model=model,
+                               data_dir=data_dir, device=device, batch_size=batch_size, on_point=report)
+    table = Table(title=f"{result.task}: {split} {result.metric} along each line")
+    table.add_column("α", justify="right")
+    lines = list(dict.fromkeys(row["line"] for row in result.rows))
+    for line in lines:
+        table.add_column(line, justify="right")
+    for alpha in dict.fromkeys(row["alpha"] for row in result.rows):
+        table.add_row(f"{alpha:.2f}", *(f"{result.score(line, alpha):.4f}" for line in lines))
+    console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {len(result.files)} files to {out} in {result.seconds:.0f} s", highlight=False, soft_wrap=True)
