@@ -117,6 +117,16 @@ def check_finetuned(bundle: Bundle, folder: Path, config: Any, record: dict[str,
     return notes
 
 
+def open_finetuned(bundle: Bundle, folder: Path) -> tuple[Any, list[str]]:
+    """Resolve a finetuned folder and check it against the bundle: (model source, notes)."""
+    try:
+        source = resolve_model(str(folder))
+    except ModelError as exc:
+        raise ConnectError(f"finetuned model {folder} does not exist or has no config.json",
+                           "pass the folder written by maskctl train --method finetune") from exc
+    return source, check_finetuned(bundle, folder, load_config(source), read_record(folder))
+
+
 def finetuned_state(source: Any, task: Any, keys: list[str], shapes: dict[str, tuple[int, ...]],
                     device: torch.device, folder: Path) -> dict[str, torch.Tensor]:
     """The finetuned folder's tensors ``keys`` (float32 on ``device``), refusing missing or odd ones."""
@@ -156,12 +166,7 @@ def mode_connectivity(mask: str | Path, finetuned: str | Path, points: int = 11,
         raise MaskctlError(f"--points {points} is too few", "pass at least 2 (both endpoints)")
     bundle = load_bundle(mask)
     folder = Path(finetuned)
-    try:
-        ft_source = resolve_model(str(folder))
-    except ModelError as exc:
-        raise ConnectError(f"finetuned model {folder} does not exist or has no config.json",
-                           "pass the folder written by maskctl train --method finetune") from exc
-    notes = check_finetuned(bundle, folder, load_config(ft_source), read_record(folder))
+    ft_source, notes = open_finetuned(bundle, folder)
     dev = resolve_device(device)
 
     # The masked endpoint, built as model_from_bundle does, keeping the pretrained weights first.

@@ -26,12 +26,12 @@ import numpy as np
 import torch
 
 from maskctl import __version__
-from maskctl.analysis.connect import check_finetuned, finetuned_state, read_record
+from maskctl.analysis.connect import finetuned_state, open_finetuned
 from maskctl.analysis.report import new_figure, save_figure, write_table
 from maskctl.bundle.format import load_bundle
-from maskctl.errors import MaskctlError, ModelError
+from maskctl.errors import MaskctlError
 from maskctl.masking.model import apply_masks
-from maskctl.models import load_config, load_tokenizer, resolve_model
+from maskctl.models import load_tokenizer
 from maskctl.training.evaluate import check_head, load_base, make_loader, resolve_device
 
 KIND = "sequence-classification"
@@ -97,12 +97,8 @@ def tsne_representations(mask: str | Path, finetuned: str | Path | None = None, 
     ft_source = None
     if finetuned is not None:
         folder = Path(finetuned)
-        try:
-            ft_source = resolve_model(str(folder))
-        except ModelError as exc:
-            raise MaskctlError(f"finetuned model {folder} does not exist or has no config.json",
-                               "pass the folder written by maskctl train --method finetune") from exc
-        notes += check_finetuned(bundle, folder, load_config(ft_source), read_record(folder))
+        ft_source, more = open_finetuned(bundle, folder)
+        notes += more
 
     net, source, task = load_base({**bundle.meta, "path": str(bundle.path)}, model, dev)
     check_head(net, bundle)
