@@ -73,21 +73,22 @@ def run_sparsity(the_plan: Plan, percents: list[float], seeds: list[int], out_di
 
 
 def _figure(rows: list[dict], summary: list[dict], metric: str, the_plan: Plan, path: Path) -> Path:
+    # A logit axis spreads both ends (1-10 % and 80-95 %) evenly, where a log axis crowds the top.
     points = sorted(summary, key=lambda row: row["init_sparsity_pct"])
-    xs = [row["init_sparsity_pct"] for row in points]
+    xs = [row["init_sparsity_pct"] / 100 for row in points]
     means = [row["dev_mean"] for row in points]
     sds = [row["dev_sd"] for row in points]
     seeds = max(row["seeds"] for row in points)
     fig = new_figure()
     ax = fig.add_subplot()
-    ax.scatter([row["init_sparsity_pct"] for row in rows], [row["dev_score"] for row in rows], s=12,
+    ax.scatter([row["init_sparsity_pct"] / 100 for row in rows], [row["dev_score"] for row in rows], s=12,
                color="0.6", zorder=2, label="one run")
     ax.plot(xs, means, marker="o", color="C0", zorder=3, label=f"mean over {seeds} seed{'s' * (seeds > 1)}")
     if any(sd > 0 for sd in sds):
         ax.fill_between(xs, [m - s for m, s in zip(means, sds)], [m + s for m, s in zip(means, sds)],
                         color="C0", alpha=0.2, label="±1 sd")
-    ax.set_xscale("log")
-    ax.set_xticks(xs, labels=[f"{x:g}" for x in xs])
+    ax.set_xscale("logit")
+    ax.set_xticks(xs, labels=[f"{100 * x:g}" for x in xs])
     ax.minorticks_off()
     ax.set_xlabel("initial sparsity of the masks (%)")
     ax.set_ylabel(f"dev {metric}")
