@@ -25,8 +25,15 @@ def _train_args(tiny_bert, keyword_task, out, *extra):
             "--epochs", "12", "--batch-size", "16", "--lr", "1e-2", "--seed", "3", *map(str, extra)]
 
 
+def _default_sigint() -> None:
+    """A shell starting pytest as a background job (`cmd &`) ignores SIGINT in it and every child;
+    Python then installs no KeyboardInterrupt handler. Give the trained run the default back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(cmd, ckpt, sig, timeout=240) -> subprocess.Popen:
-    proc = subprocess.Popen([*MASKCTL, *cmd], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*MASKCTL, *cmd], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     deadline = time.time() + timeout
     while not (ckpt / "state.json").exists():
         assert proc.poll() is None, f"run ended before its first checkpoint: {proc.communicate()}"
