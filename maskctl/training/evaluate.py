@@ -45,16 +45,24 @@ def make_loader(features: list[dict[str, Any]], collate, batch_size: int,
 @torch.inference_mode()
 def collect_scores(model: torch.nn.Module, loader: DataLoader, task: Task,
                    device: torch.device) -> tuple[list[torch.Tensor], list]:
-    """Per-example score tensors (logits) and golds over ``loader``, model in eval mode."""
+    """Per-example score tensors (logits) and golds over ``loader``, model in eval mode.
+
+    The model's train/eval mode is put back afterwards: a caller that evaluates between training
+    steps must not silently continue without dropout (it also makes a training step faster).
+    """
+    was_training = model.training
     model.eval()
     scores: list[torch.Tensor] = []
     golds: list = []
-    for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-        s, g = task.kind.select(logits, batch)
-        scores += s
-        golds += g
+    try:
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+            s, g = task.kind.select(logits, batch)
+            scores += s
+            golds += g
+    finally:
+        model.train(was_training)
     return scores, golds
 
 

@@ -126,3 +126,21 @@ def test_head_train_stores_the_trained_classifier(tiny_bert, keyword_task, tmp_p
     fresh, _ = load_task_model(resolve_model(str(tiny_bert)), "AutoModelForSequenceClassification",
                                ["pos", "neg", "food", "sport"])
     assert not torch.equal(bundle.head["classifier.weight"], fresh.classifier.weight)  # it trained
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_evaluation_puts_the_models_mode_back(tiny_bert, keyword_task, training):
+    """Evaluating between training steps must not leave dropout off (nor turn it on)."""
+    from transformers import AutoTokenizer
+
+    from maskctl.training.evaluate import evaluate_model
+
+    task = get_task(str(keyword_task))
+    torch.manual_seed(0)
+    net, _ = load_task_model(resolve_model(str(tiny_bert)), task.kind.auto_class, task.labels)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert))
+    features = task.features("dev", tokenizer, 32)
+    net.train(training)
+    metrics = evaluate_model(net, task, features, tokenizer, 16, torch.device("cpu"))
+    assert 0.0 <= metrics["score"] <= 1.0
+    assert net.training is training and all(m.training is training for m in net.modules())
