@@ -115,9 +115,9 @@ def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, 
         mask_info = {"score": mask_score, "bytes": bundle_path.stat().st_size, "files": 1, "source": "trained here"}
         finetune_info = None
     else:
-        # The step ratio comes from the three-way alternation above, taken before any evaluation:
-        # evaluation leaves a model in eval mode, and a LoRA model without dropout steps ~1.5x
-        # faster (an earlier version of this benchmark compared it so and reported mask/LoRA 1.46).
+        # The step ratio comes from the three-way train-mode alternation above. (An earlier version
+        # paired the models after evaluating LoRA, which then left it in eval mode: without dropout
+        # a LoRA step is ~1.5x faster, and it reported mask/LoRA 1.46.)
         pairs = None
         run = reference["mask"]
         mask_info = {"score": run["score"], "bytes": run["bytes"], "files": run["files"],

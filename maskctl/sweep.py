@@ -272,7 +272,7 @@ def run_sweep(settings: Mapping[str, Any], grid: Mapping[str, Any], output: str 
     refuse_existing(output, overwrite)
     folder = Path(folder) if folder else sweep_folder(output)
     callback = callback or SweepCallback()
-    metric = _metric_name(base.task)
+    metric = metric_name(base.task)
     planned = grid_points(grid)
     points: list[PointResult] = []
 
@@ -314,7 +314,8 @@ def _default_output(args: Any) -> Path:
     return default_output(args.with_task_defaults(task), task, resolve_model(args.model))
 
 
-def _metric_name(task: str) -> str:
+def metric_name(task: str) -> str:
+    """The name of the task card's metric (``accuracy``, ``seqeval-f1``, ...)."""
     from maskctl.tasks.registry import get_card
 
     return get_card(task).metric

@@ -36,6 +36,7 @@ SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # Word pieces so that some words split into several pieces (for alignment tests).
 PIECES = ["un", "##believ", "##able", "##s", "##ing", "##ed"]
 ARCHS = ("bert", "roberta", "distilbert")
+PNG = b"\x89PNG\r\n\x1a\n"  # the signature every written figure must start with
 TINY = dict(hidden=64, layers=4, heads=2, intermediate=128)
 
 

@@ -16,9 +16,9 @@ from maskctl import sweep
 from maskctl.errors import MaskctlError
 from maskctl.sweep import edge_extension, parse_sweep, point_label, run_sweep
 from maskctl.training.trainer import TrainResult
+from tests.conftest import PNG
 
 PAPER_GRID = {"lr": [1e-5, 3e-5, 5e-5, 7e-5, 9e-5]}
-PNG = b"\x89PNG\r\n\x1a\n"
 
 
 class FakeTrainer:

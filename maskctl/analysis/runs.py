@@ -163,9 +163,11 @@ def meta(the_plan: Plan, out_dir: Path, metric: str, **extra: Any) -> dict[str, 
 
 
 def metric_name(settings: Mapping[str, Any]) -> str:
-    from maskctl.tasks.registry import get_card
+    """The metric of the settings' task (the trainer's default task when none is set)."""
+    from maskctl.sweep import metric_name as card_metric
+    from maskctl.training.trainer import TrainArgs
 
-    return get_card(settings.get("task") or "bbc-news").metric
+    return card_metric(settings.get("task") or TrainArgs.task)
 
 
 def describe(settings: Mapping[str, Any]) -> str:

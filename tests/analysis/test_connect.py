@@ -26,8 +26,8 @@ from maskctl.training.evaluate import (
     resolve_device,
 )
 from tests.analysis.conftest import run
+from tests.conftest import PNG
 
-PNG = b"\x89PNG\r\n\x1a\n"
 CPU = resolve_device("cpu")
 
 

@@ -13,8 +13,7 @@ from maskctl.bundle.format import Bundle, MaskReader, load_bundle, save_bundle
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.masking.layer import initial_scores
 from maskctl.masking.model import layer_seed
-
-PNG = b"\x89PNG\r\n\x1a\n"
+from tests.conftest import PNG
 
 
 def training_initial_mask(meta: dict, name: str, shape, seed: int | None = None) -> torch.Tensor:

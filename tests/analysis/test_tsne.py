@@ -18,8 +18,8 @@ from maskctl.training.evaluate import (
     model_from_bundle,
     resolve_device,
 )
+from tests.conftest import PNG
 
-PNG = b"\x89PNG\r\n\x1a\n"
 CPU = resolve_device("cpu")
 
 

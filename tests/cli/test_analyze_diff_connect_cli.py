@@ -8,8 +8,7 @@ import pytest
 
 from maskctl.cli import main
 from maskctl.training.trainer import TrainArgs, train
-
-PNG = b"\x89PNG\r\n\x1a\n"
+from tests.conftest import PNG
 
 
 @pytest.fixture(scope="module")
