@@ -34,7 +34,7 @@ def bench_quality(settings: dict[str, dict], seeds: tuple[int, ...], work: Path,
                 runs[method].append({"seed": seed, "score": result.metrics["score"], "metrics": result.metrics,
                                      "wall_s": result.wall_seconds, "bytes": size, "files": files,
                                      "output": str(result.output),
-                                     "epochs": args.with_task_defaults(load_task(task)).epochs})
+                                     "epochs": args.with_task_defaults(load_task(task).card.defaults).epochs})
                 log(f"quality: {task} {method} seed {seed}: {result.metrics['score']:.4f} "
                     f"in {result.wall_seconds:.0f} s")
         summary = {}

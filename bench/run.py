@@ -2,6 +2,7 @@
 """maskctl benchmarks: masking against finetuning (and PEFT LoRA) on the packaged MiniLM.
 
     .venv/bin/python bench/run.py [--quick|--quality-full|--tagging] [--out bench/results]
+    .venv/bin/python bench/run.py --quality [--tasks wnut16,bbc-news]   # bench/quality_search.py
 
 writes ``<out>/results-<mode>.json`` and ``<out>/results-<mode>.md`` (mode: quick, default,
 full or tagging). What is measured (bench/README.md has the details), and where:
@@ -55,6 +56,7 @@ from bench.ensemble_memory import child_eval_memory, ensemble_section
 from bench.lora import bench_lora, lora_reference
 from bench.quality import bench_quality
 from bench.report import write_results
+from bench.serving import child_memory, write_serving
 from bench.speed import (
     bench_inference,
     bench_step_time,
@@ -158,6 +160,7 @@ CHILDREN = {
     "train-memory": lambda a: child_train_memory(a["method"], a["model"], a["task"], a["batch_size"], a["length"],
                                                  a["steps"]),
     "eval-memory": lambda a: child_eval_memory(a["paths"], a["split"]),
+    "serving-memory": lambda a: child_memory(a),
 }
 
 
@@ -168,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="quality and LoRA with the task defaults (bbc-news 3 epochs, wnut16 15 epochs)")
     parser.add_argument("--tagging", action="store_true",
                         help="figures 7-8 on wnut16 with 5 epochs over all tweets, 3 seeds (~20 min)")
+    parser.add_argument("--quality", action="store_true",
+                        help="masking vs finetuning vs LoRA with tuned settings, 3 seeds, test split (hours; resumable)")
+    parser.add_argument("--tasks", default="wnut16,bbc-news", help="--quality: comma-separated tasks")
+    parser.add_argument("--serving", action="store_true",
+                        help="mixed-task serving: throughput at 1-64 tasks vs LoRA, memory up to 1,000 tasks")
+    parser.add_argument("--serving-tasks", type=int, default=1000, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for results-<mode>.json/.md")
     parser.add_argument("--model", default=None, help="base model (default: the packaged MiniLM)")
     parser.add_argument("--work", default=None, help="keep bundles and finetuned models here (default: a temp dir)")
@@ -179,6 +188,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         answer = CHILDREN[args.child](json.loads(args.child_args))
         Path(args.child_out).write_text(json.dumps(answer), encoding="utf-8")
+        return 0
+    if args.quality:
+        from bench.quality_search import main as quality_main
+
+        work = Path(args.work or tempfile.mkdtemp(prefix="maskctl-quality-"))
+        return quality_main(args.tasks.split(","), Path(args.out), work, args.model)
+    if args.serving:
+        from bench.serving import serving_section
+
+        work = Path(args.work or tempfile.mkdtemp(prefix="maskctl-serving-"))
+        started = time.perf_counter()
+        results = {"mode": "serving", "machine": machine_info(), "load_start": loadavg(),
+                   "sections": {"serving": serving_section(args.model, work, args.serving_tasks)}}
+        results["load_end"], results["wall_s"] = loadavg(), time.perf_counter() - started
+        write_serving(results, Path(args.out))
         return 0
     modes = [name for name, on in (("quick", args.quick), ("full", args.quality_full), ("tagging", args.tagging)) if on]
     if len(modes) > 1:

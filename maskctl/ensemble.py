@@ -30,7 +30,8 @@ from maskctl.errors import BundleError, MaskctlError
 from maskctl.io import atomic_path
 from maskctl.masking.resident import ResidentModel
 from maskctl.models import load_tokenizer
-from maskctl.training.evaluate import argmax, check_head, collect_scores, load_base, make_loader, resolve_device
+from maskctl.training.evaluate import argmax, collect_scores, make_loader, resolve_device
+from maskctl.serving.loading import check_head, load_base
 
 RULES = ("label", "logit", "prob")
 

@@ -28,3 +28,12 @@ class TaskError(MaskctlError):
 
 class ModelError(MaskctlError):
     """A model that cannot be found or loaded (missing path, offline hub id, unsupported type)."""
+
+
+class TrainingInterrupted(MaskctlError):
+    """Ctrl-C during ``maskctl train``: the run's checkpoint was saved and can be resumed."""
+
+    def __init__(self, step: int, total: int, checkpoint: object):
+        self.step, self.total, self.checkpoint = step, total, checkpoint
+        super().__init__(f"interrupted at step {step} of {total}; checkpoint saved in {checkpoint}",
+                         f"continue with: maskctl train --resume {checkpoint}")

@@ -15,7 +15,7 @@ from maskctl import __version__
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import MaskctlError
 from maskctl.io import atomic_dir, refuse_existing
-from maskctl.training.evaluate import model_from_bundle
+from maskctl.serving.loading import load_masked
 
 FORMATS = ("hf",)
 
@@ -27,7 +27,7 @@ def export_bundle(path: str | Path, output: str | Path, model: str | None = None
     output = Path(output)
     refuse_existing(output, overwrite)
     bundle = load_bundle(path)
-    masked = model_from_bundle(bundle, model=model)
+    masked = load_masked(bundle, model=model)
     with atomic_dir(output) as tmp:
         masked.model.save_pretrained(tmp)
         masked.tokenizer.save_pretrained(tmp)

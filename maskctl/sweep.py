@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from maskctl.errors import MaskctlError
+from maskctl.errors import MaskctlError, TrainingInterrupted
 from maskctl.io import atomic_dir, atomic_path, atomic_write_text, refuse_existing
 from maskctl.training.callbacks import TrainCallback
 
@@ -199,12 +199,10 @@ def train_point(settings: Mapping[str, Any], point: Mapping[str, Any], output: P
         result_file.unlink()
     try:
         result = _train(args, callback)
-    except MaskctlError as exc:
-        if exc.message.startswith("interrupted"):  # the trainer's checkpoint hint names one run, not this sweep
-            shutil.rmtree(output.with_name(output.name + ".ckpt"), ignore_errors=True)
-            raise MaskctlError(f"interrupted while training {label}",
-                               "rerun the same command: finished points are read back, not retrained") from None
-        raise
+    except TrainingInterrupted as exc:  # the trainer's checkpoint hint names one run, not this sweep
+        shutil.rmtree(exc.checkpoint, ignore_errors=True)
+        raise MaskctlError(f"interrupted while training {label}",
+                           "rerun the same command: finished points are read back, not retrained") from None
     finally:
         gc.collect()  # one run's model at a time
     metrics = dict(result.metrics)
@@ -311,7 +309,7 @@ def _default_output(args: Any) -> Path:
     from maskctl.training.trainer import default_output
 
     task = get_task(args.task)
-    return default_output(args.with_task_defaults(task), task, resolve_model(args.model))
+    return default_output(args.with_task_defaults(task.card.defaults), task, resolve_model(args.model))
 
 
 def metric_name(task: str) -> str:

@@ -12,7 +12,7 @@ from maskctl.bundle.format import load_bundle
 from maskctl.ensemble import combine, run_ensemble
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.masking.resident import ResidentModel
-from maskctl.training.evaluate import model_from_bundle
+from maskctl.serving.loading import load_masked
 from maskctl.training.trainer import TrainArgs, train
 
 from .conftest import write_task
@@ -59,7 +59,7 @@ def test_ensemble_scores_members_and_votes(keyword_bundles, tmp_path):
     assert len(result.members) == 3 and set(result.rules) == {"label", "logit", "prob"}
     assert result.chosen == max(("label", "logit", "prob"), key=lambda r: (result.dev_scores[r], -"label logit prob".split().index(r)))
     for path, metrics in result.members:  # each member scores what `maskctl eval` scores
-        from maskctl.training.evaluate import evaluate_bundle
+        from maskctl.serving.loading import evaluate_bundle
         assert metrics["score"] == evaluate_bundle(path, split="test").metrics["score"]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 60 and len(rows[0]["members"]) == 3 and rows[0]["gold"] in ("pos", "neg", "food", "sport")
@@ -90,8 +90,8 @@ def test_base_model_is_loaded_once_and_memory_holds_one_model(keyword_bundles, m
 
 def test_resident_model_restores_weights_bit_for_bit(keyword_bundles):
     first, second = (load_bundle(p) for p in keyword_bundles[:2])
-    merged = model_from_bundle(first)
-    from maskctl.training.evaluate import load_base
+    merged = load_masked(first)
+    from maskctl.serving.loading import load_base
     net, _, _ = load_base({**first.meta, "path": str(first.path)})
     pristine = {k: v.clone() for k, v in net.state_dict().items()}
     resident = ResidentModel(net)

@@ -14,7 +14,8 @@ import transformers
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import MaskctlError
 from maskctl.export import export_bundle
-from maskctl.training.evaluate import argmax, collect_scores, evaluate_bundle, make_loader, model_from_bundle
+from maskctl.training.evaluate import argmax, collect_scores, make_loader
+from maskctl.serving.loading import evaluate_bundle, load_masked
 from maskctl.training.trainer import TrainArgs, train
 
 from .tasks.official_fixtures import WRITERS
@@ -40,7 +41,7 @@ def _bundle(name, tiny_bert, keyword_task, tmp_path):
 def test_exported_model_gives_the_same_logits_as_eval(name, tiny_bert, keyword_task, tmp_path):
     path, data = _bundle(name, tiny_bert, keyword_task, tmp_path)
     folder = export_bundle(path, tmp_path / "hf")
-    masked = model_from_bundle(load_bundle(path))
+    masked = load_masked(load_bundle(path))
     plain = getattr(transformers, KINDS[name]).from_pretrained(folder).eval()
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     task = masked.task
@@ -69,7 +70,7 @@ def test_exported_folder_loads_without_maskctl(tiny_bert, keyword_task, tmp_path
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    masked = model_from_bundle(load_bundle(path))
+    masked = load_masked(load_bundle(path))
     inputs = masked.tokenizer(["the film was good"], return_tensors="pt")
     with torch.no_grad():
         expected = masked.task.labels[int(masked.model(**inputs).logits.argmax())]

@@ -34,7 +34,7 @@ class FakeTrainer:
         value = self.score(args)
         return TrainResult(output=Path(args.output), method="mask", wall_seconds=0.5,
                            metrics={"accuracy": value, "n": 10, "score": value},
-                           sparsity={"init": args.init_sparsity, "final": args.init_sparsity + 0.01})
+                           sparsity={"init": args.init_sparsity or 0.05, "final": (args.init_sparsity or 0.05) + 0.01})
 
 
 def peak_at(best_lr):

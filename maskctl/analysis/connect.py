@@ -45,12 +45,8 @@ from maskctl.bundle.format import Bundle, load_bundle
 from maskctl.errors import MaskctlError, ModelError
 from maskctl.masking.model import apply_masks
 from maskctl.models import load_config, load_task_model, load_tokenizer, resolve_model
-from maskctl.training.evaluate import (
-    check_head,
-    evaluate_model,
-    load_base,
-    resolve_device,
-)
+from maskctl.training.evaluate import evaluate_model, resolve_device
+from maskctl.serving.loading import check_head, load_base
 
 # (line, start endpoint, end endpoint); the two pretrained endpoints differ only in their head.
 LINES = (
@@ -169,7 +165,7 @@ def mode_connectivity(mask: str | Path, finetuned: str | Path, points: int = 11,
     ft_source, notes = open_finetuned(bundle, folder)
     dev = resolve_device(device)
 
-    # The masked endpoint, built as model_from_bundle does, keeping the pretrained weights first.
+    # The masked endpoint, built as load_masked does, keeping the pretrained weights first.
     net, source, task = load_base({**bundle.meta, "path": str(bundle.path)}, model, dev)
     check_head(net, bundle)
     target = {k: v for k, v in net.state_dict().items() if v.is_floating_point()}

@@ -164,13 +164,38 @@ class MaskReader:
         return _decode(self.path, name, tensor, self.layers[name], self.meta, self.initial)
 
 
-def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
-    masks: dict[str, torch.Tensor] = {}
+@dataclass
+class CodedMasks:
+    """A bundle's masks as stored (coded bytes: about the file's size, under 1 bit per masked
+    weight), decoded one layer at a time on demand through the same CRC-checked ``_decode``
+    as ``load_bundle``. Serving keeps thousands of tasks in memory this way."""
+
+    path: Path
+    meta: dict[str, Any]
+    payloads: dict[str, torch.Tensor]
+    initial: InitialMasks | None
+
+    def decode(self, name: str) -> torch.Tensor:
+        layer = next(lay for lay in self.meta["layers"] if lay["name"] == name)
+        return _decode(self.path, name, self.payloads[name], layer, self.meta, self.initial)
+
+    def decode_all(self) -> dict[str, torch.Tensor]:
+        return {name: self.decode(name) for name in self.payloads}
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.payloads.values())
+
+
+def read_coded(path: str | Path) -> tuple[CodedMasks, dict[str, torch.Tensor]]:
+    """The coded masks and the head tensors of a bundle, nothing decoded yet."""
+    path = _check_path(path)
+    payloads: dict[str, torch.Tensor] = {}
     head: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = _parse_meta(path, handle.metadata() or {})
-            layers = {layer["name"]: layer for layer in meta.get("layers", [])}
+            layers = {layer["name"] for layer in meta.get("layers", [])}
             initial = _initial_masks(path, meta)
             for key in handle.keys():
                 if key.startswith(MASK_PREFIX):
@@ -178,18 +203,23 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor],
                     if name not in layers:
                         raise BundleError(f"{path}: mask {name} has no shape in the metadata",
                                           "the bundle is damaged; train it again")
-                    masks[name] = _decode(path, name, handle.get_tensor(key), layers[name], meta, initial)
+                    payloads[name] = handle.get_tensor(key)
                 elif key.startswith(HEAD_PREFIX):
                     head[key[len(HEAD_PREFIX):]] = handle.get_tensor(key)
     except BundleError:
         raise
     except Exception as exc:
         raise _not_a_bundle(path, exc) from exc
-    missing = set(layers) - set(masks)
+    missing = layers - set(payloads)
     if missing:
         raise BundleError(f"{path}: masks missing for {sorted(missing)[:3]}",
                           "the bundle is damaged or truncated; train it again")
-    return masks, head, meta
+    return CodedMasks(path=path, meta=meta, payloads=payloads, initial=initial), head
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
+    coded, head = read_coded(path)
+    return coded.decode_all(), head, coded.meta
 
 
 def _initial_masks(path: Path, meta: dict[str, Any]) -> InitialMasks | None:

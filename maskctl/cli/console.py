@@ -67,9 +67,10 @@ class RichProgress(TrainCallback):
         if self.bar is not None:
             self.progress.update(self.bar, completed=step, loss=loss, rate=examples_per_s)
 
-    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+    def on_evaluate(self, step: int, epoch: float, metrics: dict[str, float], best: bool) -> None:
         if not self.quiet:
-            self.progress.console.print(f"epoch {epoch}: dev score {metrics['score']:.4f}", highlight=False)
+            self.progress.console.print(f"epoch {epoch:g} (step {step}): dev score {metrics['score']:.4f}"
+                                        + (" (best so far)" if best else ""), highlight=False)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -21,7 +21,7 @@ def eval_bundle(
 ) -> None:
     """Evaluate a mask bundle on its task, on the base model it was trained on."""
     from maskctl.io import atomic_write_text
-    from maskctl.training.evaluate import evaluate_bundle
+    from maskctl.serving.loading import evaluate_bundle
 
     result = evaluate_bundle(bundle, split=split, model=model, data_dir=data_dir, device=device)
     console.print(metrics_table(f"{result.task}: {bundle}", {split: result.metrics}))

@@ -29,8 +29,8 @@ def predict(
 
     from maskctl.errors import MaskctlError
     from maskctl.io import atomic_path, refuse_existing
-    from maskctl.predict_stream import StreamStats, predict_lines
-    from maskctl.serving import MaskedModel
+    from maskctl.serving.stream import StreamStats, predict_lines
+    from maskctl.serving.model import MaskedModel
 
     if (input_file is None) == (not text):
         raise MaskctlError("give either --input FILE (or - for stdin) or --text", "e.g. --text 'Shares fell'")

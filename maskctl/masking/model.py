@@ -94,12 +94,13 @@ def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: layer.binary_mask().cpu() for name, layer in masked_layers(model).items()}
 
 
-def merge_masks(model: nn.Module) -> nn.Module:
-    """Replace every ``MaskedLinear`` by its base linear with the mask multiplied in."""
+def merge_masks(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """Replace every ``MaskedLinear`` by its base linear with the mask multiplied in: the layer's
+    current mask, or ``masks[name]`` when given (the state a run kept, e.g. its best epoch)."""
     for name, layer in masked_layers(model).items():
         parent, attr = _split(model, name)
-        setattr(parent, attr, layer.merged_linear())
-    return model
+        setattr(parent, attr, layer.merged_linear() if masks is None else layer.base_layer)
+    return model if masks is None else apply_masks(model, masks)
 
 
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:

@@ -14,5 +14,6 @@ class TrainCallback:
     def on_step(self, step: int, total: int, loss: float, examples_per_s: float) -> None:
         """Called after each optimizer step."""
 
-    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        """Called with the dev metrics after each epoch."""
+    def on_evaluate(self, step: int, epoch: float, metrics: dict[str, float], best: bool) -> None:
+        """Called after each dev evaluation (``--eval-every`` steps, else each epoch);
+        ``best`` says whether it is the best so far."""

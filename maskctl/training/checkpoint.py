@@ -5,7 +5,8 @@ parameters (mask scores, or all weights when finetuning), the optimizer's tensor
 states (torch's global generator for dropout, the data loader's generator as it was at the
 start of the current epoch, CUDA's when present); ``state.json`` holds the run's arguments, the
 position in the data (epoch, step, batches done in the epoch), the dev history and the
-optimizer's and scheduler's scalar state. No pickle: safetensors and JSON only.
+optimizer's and scheduler's scalar state, and which evaluation is the best so far (whose state
+is stored beside the parameters). No pickle: safetensors and JSON only.
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ class Position:
 
 def save_checkpoint(folder: Path, args: dict[str, Any], position: Position, history: list[dict[str, Any]],
                     params: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, scheduler,
-                    epoch_generator_state: torch.Tensor) -> Path:
+                    epoch_generator_state: torch.Tensor, extra_tensors: dict[str, torch.Tensor] | None = None,
+                    selection: dict[str, Any] | None = None) -> Path:
+    """``extra_tensors`` (e.g. the best state so far) are stored under their own names;
+    ``selection`` is the ``BestKeeper``'s scalar state."""
     tensors = {f"param/{name}": p.detach().cpu().contiguous() for name, p in params.items()}
+    tensors.update({name: t.detach().cpu().contiguous() for name, t in (extra_tensors or {}).items()})
     opt = optimizer.state_dict()
     for index, state in opt["state"].items():
         for key, value in state.items():
@@ -46,7 +51,7 @@ def save_checkpoint(folder: Path, args: dict[str, Any], position: Position, hist
             tensors[f"rng/cuda/{i}"] = state
     meta = {"format": FORMAT, "args": args, "position": position.__dict__, "history": history,
             "param_groups": opt["param_groups"], "optim_keys": {str(i): list(s) for i, s in opt["state"].items()},
-            "scheduler": scheduler.state_dict() if scheduler is not None else None}
+            "scheduler": scheduler.state_dict() if scheduler is not None else None, "selection": selection}
     with atomic_dir(folder) as tmp:
         save_file(tensors, str(tmp / "state.safetensors"))
         (tmp / "state.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")

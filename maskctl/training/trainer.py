@@ -2,7 +2,10 @@
 
 Masking (Zhao et al. 2020): every selected linear becomes a ``MaskedLinear``; only the
 scores train, with Adam, no weight decay and no schedule (the official code's setting).
-Finetuning: every weight trains with AdamW and a linear decay, the usual Hugging Face recipe.
+Finetuning follows the Hugging Face ``Trainer`` step for step: AdamW (decay never on biases or
+LayerNorm), linear decay after an optional warm-up, gradient clipping at ``max_grad_norm``
+before each step (tests/training/test_trainer_parity.py compares the loss curves). Both
+evaluate on dev during training and keep the best evaluation (``selection.BestKeeper``).
 The result is a ``*.bundle`` (masking) or a ``save_pretrained`` folder (finetuning).
 """
 
@@ -21,7 +24,7 @@ import torch
 from maskctl import __version__
 from maskctl.bundle.codec import fingerprint
 from maskctl.bundle.format import Bundle, save_bundle
-from maskctl.errors import MaskctlError
+from maskctl.errors import MaskctlError, TrainingInterrupted
 from maskctl.io import atomic_dir, refuse_existing
 from maskctl.masking.model import MaskConfig, current_masks, masked_layers, merge_masks, sparsity, wrap_model
 from maskctl.masking.targets import num_blocks, parse_blocks
@@ -30,70 +33,10 @@ from maskctl.tasks.task import Task, get_task
 from maskctl.training.callbacks import TrainCallback
 from maskctl.training.checkpoint import Position, load_checkpoint, save_checkpoint
 from maskctl.training.evaluate import evaluate_model, make_loader, resolve_device
+from maskctl.training.selection import BestKeeper
+from maskctl.training.settings import DEFAULT_LR, METHODS, TrainArgs
 
-METHODS = ("mask", "finetune")
-DEFAULT_LR = {"mask": 1e-3, "finetune": 5e-5}
-
-
-@dataclass
-class TrainArgs:
-    """Every knob of ``maskctl train``; stored in the bundle as the run's record."""
-
-    model: str | None = None
-    task: str = "bbc-news"
-    output: str | None = None
-    method: str = "mask"
-    epochs: int | None = None  # None: the task card's default, else 3
-    max_steps: int | None = None
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    lr: float | None = None  # None: the card's default for the method, else DEFAULT_LR
-    max_length: int = 128
-    init_sparsity: float = 0.05
-    threshold: float = 0.01
-    mask_blocks: str | None = None
-    head: str = "mask"
-    seed: int = 0
-    data_dir: str | None = None
-    device: str = "auto"
-    precision: str = "no"  # "no", "bf16" or "fp16" (mixed precision through accelerate)
-    max_train_samples: int | None = None
-    word_piece: str = "last"  # token tagging: label a word at its last (paper) or first piece
-    grad_accum: int = 1  # batches per optimizer step
-    checkpoint_every: int | None = None  # optimizer steps between checkpoints
-    checkpoint_dir: str | None = None  # default: <output>.ckpt
-    resume: str | None = None  # a checkpoint folder to continue from
-    overwrite: bool = False
-
-    @property
-    def kind_options(self) -> dict[str, Any]:
-        return {"word_piece": self.word_piece}
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise MaskctlError(f"unknown --method {self.method!r}", "use mask or finetune")
-        if self.precision not in ("no", "bf16", "fp16"):
-            raise MaskctlError(f"unknown --precision {self.precision!r}", "use no, bf16 or fp16")
-        for name in ("batch_size", "eval_batch_size", "max_length", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise MaskctlError(f"--{name.replace('_', '-')} must be at least 1", "pass a positive number")
-
-    def record(self) -> dict[str, Any]:
-        """What a bundle stores about the run: everything that shapes the result, nothing
-        operational (output path, checkpointing), so a resumed run writes the same bytes."""
-        skip = {"output", "overwrite", "checkpoint_every", "checkpoint_dir", "resume"}
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
-
-    def with_task_defaults(self, task: Task) -> TrainArgs:
-        defaults = task.card.defaults
-        lr = defaults.get("lr", {})
-        lr = lr.get(self.method) if isinstance(lr, dict) else lr
-        return dataclasses.replace(
-            self,
-            epochs=self.epochs if self.epochs is not None else int(defaults.get("epochs", 3)),
-            lr=self.lr if self.lr is not None else float(lr or DEFAULT_LR[self.method]),
-        )
-
+__all__ = ["DEFAULT_LR", "METHODS", "TrainArgs", "TrainResult", "train"]
 
 @dataclass
 class TrainResult:
@@ -103,6 +46,7 @@ class TrainResult:
     wall_seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
     sparsity: dict[str, float] = field(default_factory=dict)
+    kept: dict[str, Any] = field(default_factory=dict)  # which evaluation the output holds
 
 
 def default_output(args: TrainArgs, task: Task, source: ModelSource) -> Path:
@@ -129,7 +73,7 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
         checkpoint = load_checkpoint(args.resume)
         args = TrainArgs(**{**checkpoint.args, "resume": args.resume, "overwrite": args.overwrite})
     task = get_task(args.task)
-    args = args.with_task_defaults(task)
+    args = args.with_task_defaults(task.card.defaults)
     source = resolve_model(args.model)
     output = Path(args.output) if args.output else default_output(args, task, source)
     if args.method == "mask" and output.suffix != ".bundle":
@@ -161,10 +105,9 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
         mask_info = dict(config=config, block_ids=block_ids, fp_layers=fp_layers,
                          fingerprint=fingerprint(model, fp_layers), init_sparsity=init_sparsity)
         trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
-        optimizer = torch.optim.Adam(trainable.values(), lr=args.lr, weight_decay=0.0)
     else:
         trainable = dict(model.named_parameters())
-        optimizer = torch.optim.AdamW(trainable.values(), lr=args.lr, weight_decay=0.01)
+    optimizer = _optimizer(model, trainable, args)
 
     loader = make_loader(train_features, task.kind.collate(tokenizer), args.batch_size,
                          shuffle=True, seed=args.seed)
@@ -179,12 +122,15 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
     if args.method == "finetune":
         from transformers import get_linear_schedule_with_warmup
 
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * total), total)
-    position, history = Position(epoch=0, step=0, in_epoch=0), []
+        scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(args.warmup_ratio * total), total)
+    position = Position(epoch=0, step=0, in_epoch=0)
     epoch_state = generator.get_state()
+    keeper = BestKeeper(args.keep, args.early_stopping, lambda: _snapshot(accelerator.unwrap_model(model),
+                                                                          args.method, new_keys))
     if checkpoint is not None:
         epoch_state = checkpoint.restore(trainable, optimizer, scheduler)
-        position, history = checkpoint.position, checkpoint.history
+        position = checkpoint.position
+        keeper.restore(checkpoint.history, checkpoint.meta.get("selection"), checkpoint.tensors)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     global_batch = args.batch_size * accelerator.num_processes * args.grad_accum
     callback.on_start(dict(task=task.name, model=source.spec, method=args.method, device=str(accelerator.device),
@@ -195,10 +141,16 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
 
     def save(pos: Position) -> None:
         if accelerator.is_main_process:
-            save_checkpoint(ckpt_dir, dataclasses.asdict(args), pos, history, trainable,
+            save_checkpoint(ckpt_dir, dataclasses.asdict(args), pos, keeper.history, trainable,
                             optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
-                            scheduler, epoch_state)
+                            scheduler, epoch_state, keeper.checkpoint_tensors(), keeper.checkpoint_meta())
         accelerator.wait_for_everyone()
+
+    def evaluate() -> None:
+        metrics = evaluate_model(model, task, dev_features, tokenizer, args.eval_batch_size, accelerator.device)
+        epoch = round(position.step / steps_per_epoch, 2)
+        best = keeper.record(position.step, int(epoch) if float(epoch).is_integer() else epoch, metrics)
+        callback.on_evaluate(position.step, epoch, metrics, best)
 
     try:
         for epoch in range(position.epoch, epochs):
@@ -210,12 +162,14 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
                 generator.set_state(epoch_state)
             epoch_loader = accelerator.skip_first_batches(loader, position.in_epoch) if position.in_epoch else loader
             for batch in epoch_loader:
-                if position.step >= total:
+                if position.step >= total or keeper.should_stop:
                     break
                 tick = time.perf_counter()
                 with accelerator.accumulate(model):
                     loss = model(**batch).loss
                     accelerator.backward(loss)
+                    if accelerator.sync_gradients and args.max_grad_norm:
+                        accelerator.clip_grad_norm_(list(trainable.values()), args.max_grad_norm)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
                 position.in_epoch += 1
@@ -226,27 +180,26 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
                 position.step += 1
                 rate = batch["labels"].shape[0] * accelerator.num_processes / max(time.perf_counter() - tick, 1e-9)
                 callback.on_step(position.step, total, float(loss.detach()), rate)
+                if args.eval_every and (position.step % args.eval_every == 0 or position.step == total):
+                    evaluate()
                 if args.checkpoint_every and position.step % args.checkpoint_every == 0 and position.step < total:
                     save(position)
-            if epoch < epochs - 1:
-                metrics = evaluate_model(model, task, dev_features, tokenizer, args.eval_batch_size, accelerator.device)
-                history.append({"epoch": epoch + 1, "step": position.step, "dev": metrics})
-                callback.on_epoch_end(epoch + 1, metrics)
+            if keeper.should_stop:
+                break
+            if not args.eval_every:
+                evaluate()
     except KeyboardInterrupt:
         save(position)
-        raise MaskctlError(f"interrupted at step {position.step} of {total}; checkpoint saved in {ckpt_dir}",
-                           f"continue with: maskctl train --resume {ckpt_dir}") from None
+        raise TrainingInterrupted(position.step, total, ckpt_dir) from None
+    if not keeper.history:  # e.g. --eval-every larger than the run: the final state is evaluated
+        evaluate()
 
     model = accelerator.unwrap_model(model)
     result = None
     if accelerator.is_main_process:
-        if args.method == "mask":
-            result = _finish_mask(model, args, task, source, new_keys, mask_info, tokenizer, dev_features,
-                                  accelerator.device, output, history, (epochs, position.step))
-        else:
-            result = _finish_finetune(model, args, task, tokenizer, dev_features, accelerator.device, output,
-                                      history, (epochs, position.step))
-        callback.on_epoch_end(epochs, result.metrics)
+        finish = _finish_mask if args.method == "mask" else _finish_finetune
+        result = finish(model, args, task, source, new_keys, mask_info, tokenizer, dev_features,
+                        accelerator.device, output, keeper)
         if args.checkpoint_every or checkpoint is not None:
             shutil.rmtree(ckpt_dir, ignore_errors=True)  # the run finished: its checkpoint is spent
     accelerator.wait_for_everyone()
@@ -256,6 +209,28 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
         result = TrainResult(output=output, method=args.method, metrics={}, wall_seconds=0.0)
     result.wall_seconds = time.perf_counter() - started
     return result
+
+
+def _optimizer(model: torch.nn.Module, trainable: dict[str, torch.nn.Parameter], args: TrainArgs):
+    """Adam on the mask scores (the paper's), AdamW when finetuning; as the ``Trainer`` does,
+    weight decay never applies to biases or LayerNorm weights."""
+    if not args.weight_decay:
+        cls = torch.optim.Adam if args.method == "mask" else torch.optim.AdamW
+        return cls(trainable.values(), lr=args.lr, weight_decay=0.0)
+    norms = {f"{name}.{p}" if name else p for name, module in model.named_modules()
+             if isinstance(module, torch.nn.LayerNorm) for p, _ in module.named_parameters(recurse=False)}
+    no_decay = [p for n, p in trainable.items() if n.endswith("bias") or n in norms]
+    decay = [p for n, p in trainable.items() if not (n.endswith("bias") or n in norms)]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+
+
+def _snapshot(model: torch.nn.Module, method: str, new_keys: list[str]) -> dict[str, torch.Tensor]:
+    """The state ``--keep best`` saves at a new best: masks and head tensors, or every weight."""
+    if method == "mask":
+        return {**{f"mask/{n}": m.clone() for n, m in current_masks(model).items()},
+                **{f"head/{k}": v for k, v in _head_tensors(model, new_keys).items()}}
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def _head_tensors(model: torch.nn.Module, new_keys: list[str]) -> dict[str, torch.Tensor]:
@@ -271,12 +246,18 @@ def _head_tensors(model: torch.nn.Module, new_keys: list[str]) -> dict[str, torc
 
 def _finish_mask(model, args: TrainArgs, task: Task, source: ModelSource, new_keys: list[str],
                  info: dict[str, Any], tokenizer, dev_features, device, output: Path,
-                 history: list[dict[str, Any]], position: tuple[int, int]) -> TrainResult:
-    masks = current_masks(model)
-    head = _head_tensors(model, new_keys)
-    merge_masks(model)  # the very model `maskctl eval` rebuilds: score the dev split on it
+                 keeper: BestKeeper) -> TrainResult:
+    kept = keeper.kept_state()
+    if kept is None:
+        masks, head = current_masks(model), _head_tensors(model, new_keys)
+    else:
+        # in the model's layer order, whatever order a checkpoint gave back: the bytes must not vary
+        masks = {n: kept[f"mask/{n}"] for n in masked_layers(model)}
+        head = {k: kept[f"head/{k}"] for k in new_keys}
+    merge_masks(model, masks if kept is not None else None)  # the very model `maskctl eval` rebuilds
+    if kept is not None:
+        model.load_state_dict(head, strict=False)
     metrics = evaluate_model(model, task, dev_features, tokenizer, args.eval_batch_size, device)
-    history.append({"epoch": position[0], "step": position[1], "dev": metrics})
     total = sum(m.numel() for m in masks.values())
     final = {n: sparsity(m) for n, m in masks.items()}
     overall = {
@@ -297,23 +278,28 @@ def _finish_mask(model, args: TrainArgs, task: Task, source: ModelSource, new_ke
         "head_tensors": sorted(head),
         "sparsity": overall,
         "training": {**args.record(), "maskctl_version": __version__},
-        "metrics": {"dev": metrics, "history": history},
+        "metrics": {"dev": metrics, "history": keeper.history, "kept": keeper.record_of_kept()},
     }
     path = save_bundle(Bundle(masks=masks, head=head, meta=meta), output)
     return TrainResult(output=path, method="mask", metrics=metrics, wall_seconds=0.0,
-                       history=history, sparsity=overall)
+                       history=keeper.history, sparsity=overall, kept=keeper.record_of_kept())
 
 
-def _finish_finetune(model, args: TrainArgs, task: Task, tokenizer, dev_features, device, output: Path,
-                     history: list[dict[str, Any]], position: tuple[int, int]) -> TrainResult:
+def _finish_finetune(model, args: TrainArgs, task: Task, source: ModelSource, new_keys: list[str],
+                     info: dict[str, Any], tokenizer, dev_features, device, output: Path,
+                     keeper: BestKeeper) -> TrainResult:
     import json
 
+    kept = keeper.kept_state()
+    if kept is not None:
+        model.load_state_dict(kept)
     metrics = evaluate_model(model, task, dev_features, tokenizer, args.eval_batch_size, device)
-    history.append({"epoch": position[0], "step": position[1], "dev": metrics})
     with atomic_dir(output) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         record = {"task": task.card.to_dict(), "training": args.record(),
-                  "metrics": {"dev": metrics, "history": history}, "maskctl_version": __version__}
+                  "metrics": {"dev": metrics, "history": keeper.history, "kept": keeper.record_of_kept()},
+                  "maskctl_version": __version__}
         (tmp / "maskctl_training.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-    return TrainResult(output=output, method="finetune", metrics=metrics, wall_seconds=0.0, history=history)
+    return TrainResult(output=output, method="finetune", metrics=metrics, wall_seconds=0.0,
+                       history=keeper.history, kept=keeper.record_of_kept())

@@ -16,15 +16,8 @@ from maskctl.masking.model import apply_masks
 from maskctl.models import load_task_model, load_tokenizer, resolve_model
 from maskctl.tasks.card import TaskCard
 from maskctl.tasks.task import Task
-from maskctl.training.evaluate import (
-    collect_scores,
-    evaluate_bundle,
-    evaluate_model,
-    load_base,
-    make_loader,
-    model_from_bundle,
-    resolve_device,
-)
+from maskctl.training.evaluate import collect_scores, evaluate_model, make_loader, resolve_device
+from maskctl.serving.loading import evaluate_bundle, load_base, load_masked
 from tests.analysis.conftest import run
 from tests.conftest import PNG
 
@@ -80,7 +73,7 @@ def test_the_masked_end_is_exactly_what_eval_scores(connected, trained):
     expected = evaluate_bundle(trained["a"], device="cpu").metrics
     assert _row(result, "finetuned-masked", 1.0) == expected
     assert _row(result, "pretrained-masked", 1.0) == expected
-    masked = model_from_bundle(load_bundle(trained["a"]))
+    masked = load_masked(load_bundle(trained["a"]))
     features = _features(masked.bundle, masked.task, masked.tokenizer)
     assert torch.equal(logits[("finetuned-masked", 1.0)], _logits(masked.model, masked.task, features, masked.tokenizer))
 

@@ -12,12 +12,8 @@ from maskctl.analysis.tsne import cls_vectors, tsne_representations
 from maskctl.bundle.format import Bundle, load_bundle, save_bundle
 from maskctl.errors import MaskctlError
 from maskctl.models import load_task_model, resolve_model
-from maskctl.training.evaluate import (
-    load_base,
-    make_loader,
-    model_from_bundle,
-    resolve_device,
-)
+from maskctl.training.evaluate import make_loader, resolve_device
+from maskctl.serving.loading import load_base, load_masked
 from tests.conftest import PNG
 
 CPU = resolve_device("cpu")
@@ -29,7 +25,7 @@ def test_vectors_are_each_models_cls_and_files_are_written(trained, tmp_path):
     assert all(row["examples"] == 40 and row["dim"] == 64 for row in result.rows)
     assert all(-1.0 <= row["silhouette_cls"] <= 1.0 for row in result.rows)
 
-    masked = model_from_bundle(load_bundle(trained["a"]))
+    masked = load_masked(load_bundle(trained["a"]))
     task, tokenizer = masked.task, masked.tokenizer
     features = task.features("dev", tokenizer, 128, limit=40)
     loader = make_loader(features, task.kind.collate(tokenizer), 64)

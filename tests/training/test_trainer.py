@@ -11,7 +11,8 @@ from maskctl.errors import BundleError, MaskctlError
 from maskctl.masking.model import MaskConfig, wrap_model
 from maskctl.models import load_task_model, resolve_model
 from maskctl.tasks.task import get_task
-from maskctl.training.evaluate import evaluate_bundle, make_loader, model_from_bundle
+from maskctl.training.evaluate import make_loader
+from maskctl.serving.loading import evaluate_bundle, load_masked
 from maskctl.training.trainer import TrainArgs, train
 
 
@@ -43,7 +44,7 @@ def test_loaded_bundle_gives_the_same_logits_as_the_in_memory_masked_model(tiny_
         layer = model.get_submodule(name)
         with torch.no_grad():
             layer.scores.copy_(torch.where(mask, 1.0, -1.0))
-    masked = model_from_bundle(bundle)
+    masked = load_masked(bundle)
     tokenizer = masked.tokenizer
     batch = next(iter(make_loader(task.features("dev", tokenizer, 128), task.kind.collate(tokenizer), 16)))
     inputs = {k: v for k, v in batch.items() if k != "labels"}

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maskctl.errors import MaskctlError
-from maskctl.serving import MaskedModel, to_example
+from maskctl.serving.model import MaskedModel
+from maskctl.serving.results import RequestError
 
 CHUNK = 256  # lines predicted together
 
@@ -64,21 +65,19 @@ def predict_lines(model: MaskedModel, lines: Iterable[str], tasks: list[str] | N
 
 
 def _predict_chunk(model, chunk, tasks, batch_size, strict, stats) -> Iterator[dict[str, Any]]:
-    usable: dict[str, list[int]] = {name: [] for name in tasks}  # task -> positions in chunk
-    reasons: dict[int, list[str]] = {}
+    """Every line with every loaded task that can use it, in mixed-task batches."""
+    requests, owners = [], []
     for position, (_, item) in enumerate(chunk):
         for name in tasks:
-            try:
-                to_example(model.task(name), item)
-                usable[name].append(position)
-            except ValueError as exc:
-                reasons.setdefault(position, []).append(f"{name} {exc}")
+            requests.append((name, item))
+            owners.append(position)
     results: dict[int, dict[str, Any]] = {}
-    for name, positions in usable.items():
-        if positions:
-            predictions = model.predict(name, [chunk[p][1] for p in positions], batch_size=batch_size)
-            for position, prediction in zip(positions, predictions):
-                results.setdefault(position, {})[name] = dataclasses.asdict(prediction)
+    reasons: dict[int, list[str]] = {}
+    for position, (name, _), result in zip(owners, requests, model.predict_many(requests, batch_size=batch_size)):
+        if isinstance(result, RequestError):
+            reasons.setdefault(position, []).append(result.message)
+        else:
+            results.setdefault(position, {})[name] = dataclasses.asdict(result)
     for position, (number, item) in enumerate(chunk):
         if position not in results:
             _problem(stats, strict, number, "; ".join(reasons.get(position, ["no task can use it"])),

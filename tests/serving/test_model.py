@@ -13,33 +13,14 @@ import torch
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.serving import Choice, Classification, MaskedModel, Tagging
-from maskctl.training.evaluate import argmax, collect_scores, make_loader, model_from_bundle
+from maskctl.training.evaluate import argmax, collect_scores, make_loader
+from maskctl.serving.loading import load_masked
 from maskctl.training.trainer import TrainArgs, train
 
-from .tasks.official_fixtures import WRITERS
-
-
-@pytest.fixture(scope="module")
-def three_tasks(tmp_path_factory, tiny_bert, keyword_task):
-    """A classification, a tagging and a multiple-choice bundle on the same tiny base model."""
-    root = tmp_path_factory.mktemp("serve")
-    paths, data = {}, {}
-    for name in ("keywords", "conll03", "swag"):
-        folder = None
-        if name != "keywords":
-            folder = root / name
-            folder.mkdir()
-            WRITERS[name](folder)
-        out = root / f"{name}.bundle"
-        train(TrainArgs(model=str(tiny_bert), task=str(keyword_task) if name == "keywords" else name,
-                        data_dir=str(folder) if folder else None, output=str(out), max_steps=2, batch_size=4,
-                        lr=1e-2, init_sparsity=0.2))
-        paths[name], data[name] = out, folder
-    return paths, data
 
 
 def _eval_predictions(path, data_dir):
-    masked = model_from_bundle(load_bundle(path))
+    masked = load_masked(load_bundle(path))
     examples = masked.task.examples("dev", data_dir)
     features = masked.task.features("dev", masked.tokenizer, 128, data_dir)
     scores, _ = collect_scores(masked.model, make_loader(features, masked.task.kind.collate(masked.tokenizer), 8),
@@ -72,14 +53,13 @@ def test_predictions_equal_eval_for_every_kind(three_tasks):
 def test_switching_tasks_is_exact_and_restores_the_base(three_tasks):
     paths, _ = three_tasks
     served = MaskedModel.from_bundles(list(paths.values()))
-    encoder = served._entries["keywords"].net.bert
+    encoder = served.encoder
     pristine = {k: v.clone() for k, v in encoder.state_dict().items()}
     texts = ["the film was good", "a team and a match today"]
     first = served.predict("keywords", texts)
     served.predict("conll03", ["EU rejects German call"])
     served.predict("swag", [{"context": "The man", "endings": ["a", "b", "c", "d"]}])
     assert served.predict("keywords", texts) == first
-    assert len(served.switch_seconds) == 4
     served.close()
     assert all(torch.equal(v, encoder.state_dict()[k]) for k, v in pristine.items())
 
@@ -89,19 +69,19 @@ def test_resident_memory_does_not_grow_with_bundles_beyond_masks_and_heads(three
 
     def resident_bytes(served):
         seen, total = set(), 0
-        for entry in served._entries.values():
-            for p in entry.net.parameters():
+        for module in (served.encoder, *served._nets.values()):
+            for p in module.parameters():
                 if p.data_ptr() not in seen:
                     seen.add(p.data_ptr())
                     total += p.numel() * p.element_size()
-        masks = sum(m.numel() for e in served._entries.values() for m in e.bundle.masks.values())
-        heads = sum(t.numel() * t.element_size() for e in served._entries.values() for t in e.bundle.head.values())
-        return total, masks, heads
+        return total, served.memory()
 
-    one, _, _ = resident_bytes(MaskedModel.from_bundles([paths["keywords"]]))
-    three, masks, heads = resident_bytes(MaskedModel.from_bundles(list(paths.values())))
+    one, _ = resident_bytes(MaskedModel.from_bundles([paths["keywords"]]))
+    three, memory = resident_bytes(MaskedModel.from_bundles(list(paths.values())))
+    heads = sum(t.numel() * t.element_size() for path in paths.values() for t in load_bundle(path).head.values())
     assert three - one <= heads  # new parameters: only the other kinds' heads, no model copy
-    assert masks < one  # and the masks (1 byte per masked weight while loaded) are below one model
+    masked = sum(m.numel() for path in paths.values() for m in load_bundle(path).masks.values())
+    assert memory["coded_bytes"] < masked / 8 + heads  # coded masks: under 1 bit per masked weight
 
 
 def test_bad_bundle_sets_are_refused(three_tasks, tiny_models, keyword_task, tmp_path):

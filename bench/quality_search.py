@@ -1,0 +1,253 @@
+"""``bench/run.py --quality``: masking, finetuning and PEFT LoRA, each with tuned settings.
+
+For each task and method: a learning-rate grid on seed 0 (the paper's edge extension: when the
+best sits at an edge of the grid, points x3 / /3 beyond it are added, at most ``EXTEND``), then
+for masking the settings the paper and its official code vary (gradient clipping, trained vs
+masked classifier, every block masked, initial sparsity), each at the best lr; then the best
+setting on dev runs seeds 1 and 2 too. Every run keeps its best dev evaluation (``--keep best``,
+as ``load_best_model_at_end``) and is scored on the test split. Finetuning is maskctl's own
+trainer, which follows the ``Trainer`` recipe (tests/training/test_trainer_parity.py); LoRA is
+PEFT r=8 on query/value with a trained classifier, AdamW, linear decay, clipping at 1.0.
+
+Each run writes ``<out>/quality/<task>/<method>/<label>-s<seed>.json`` as it finishes, and a
+rerun skips finished runs, so the search can be stopped and continued; ``--tasks`` picks tasks
+(two processes can share the work, one task each). ``write_table`` turns the JSON into
+``<out>/results-quality.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import dir_bytes, log
+
+EXTEND = 2
+SEEDS = (0, 1, 2)
+PLAN: dict[str, dict[str, Any]] = {
+    # Tweets at 64 tokens: 4 of the 7,112 dev words fall beyond it (recorded per run).
+    "wnut16": {"common": {"max_length": 64, "epochs": 15, "batch_size": 32, "early_stopping": 4},
+               "mask": {"lr": [1e-3, 3e-3, 1e-2],
+                        "variants": {"clip1": {"max_grad_norm": 1.0}, "head-train": {"head": "train"},
+                                     "all-blocks": {"mask_blocks": "all"}, "sparsity-3": {"init_sparsity": 0.03}}},
+               "finetune": {"lr": [3e-5, 1e-4, 3e-4]},
+               "lora": {"lr": [3e-4, 1e-3, 3e-3]}},
+    "bbc-news": {"common": {"max_length": 128, "epochs": 3, "batch_size": 32},
+                 "mask": {"lr": [3e-4, 1e-3, 3e-3],
+                          "variants": {"clip1": {"max_grad_norm": 1.0}, "head-train": {"head": "train"}}},
+                 "finetune": {"lr": [2e-5, 5e-5, 1e-4]},
+                 "lora": {"lr": [3e-4, 1e-3, 3e-3]}},
+}
+METHODS = ("mask", "finetune", "lora")
+# Every searched setting is given explicitly, so that a task card's defaults (which the search's
+# result may change) never leak into a run: masking's plain setting is the paper's.
+BASE = {"mask": {"max_grad_norm": 0.0, "head": "mask", "init_sparsity": 0.05, "mask_blocks": "2-5"},
+        "finetune": {"max_grad_norm": 1.0, "weight_decay": 0.0, "warmup_ratio": 0.0}}
+
+
+def label_of(lr: float, variant: str | None) -> str:
+    return f"lr{lr:g}" + (f"-{variant}" if variant else "")
+
+
+class Search:
+    """One task's runs, read back from their JSON files when already done."""
+
+    def __init__(self, task: str, out: Path, work: Path, model: str | None = None) -> None:
+        self.task, self.model = task, model
+        self.plan = PLAN[task]
+        self.root = out / "quality" / task
+        self.work = work / task
+
+    def run(self, method: str, lr: float, seed: int, variant: str | None = None) -> dict[str, Any]:
+        path = self.root / method / f"{label_of(lr, variant)}-s{seed}.json"
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+        settings = {**self.plan["common"], **BASE.get(method, {}), "lr": lr, "seed": seed,
+                    **(self.plan[method].get("variants", {}).get(variant, {}) if variant else {})}
+        log(f"quality {self.task} {method} {label_of(lr, variant)} seed {seed} ...")
+        started = time.perf_counter()
+        result = (train_lora(self.task, self.model, settings, self.work) if method == "lora"
+                  else train_maskctl(self.task, self.model, method, settings, self.work))
+        record = {"task": self.task, "method": method, "variant": variant, "settings": settings,
+                  "wall_s": time.perf_counter() - started, **result}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        log(f"quality {self.task} {method} {label_of(lr, variant)} seed {seed}: dev {record['dev']['score']:.4f} "
+            f"test {record['test']['score']:.4f} (kept epoch {record['kept']['epoch']}) in {record['wall_s']:.0f} s")
+        return record
+
+    def best_lr(self, method: str, variant: str | None = None, grid: list[float] | None = None) -> float:
+        """The lr grid on seed 0, extended beyond an edge that holds the best (x3 or /3)."""
+        grid = sorted(grid or self.plan[method]["lr"])
+        scores = {lr: self.run(method, lr, 0, variant)["dev"]["score"] for lr in grid}
+        for _ in range(EXTEND):
+            best = max(scores, key=lambda lr: (scores[lr], -lr))
+            if best not in (min(scores), max(scores)):
+                break
+            new = best * 3 if best == max(scores) else best / 3
+            scores[new] = self.run(method, new, 0, variant)["dev"]["score"]
+        return max(scores, key=lambda lr: (scores[lr], -lr))
+
+    def all(self) -> dict[str, Any]:
+        """Three phases, so that a complete table exists as early as possible: the lr grids
+        (seed 0), then seeds 1 and 2 at each best lr, then masking's variants at its best lr
+        (and their seeds when one beats the plain setting on dev)."""
+        chosen = {method: (self.best_lr(method), None) for method in METHODS}
+        for method, (lr, variant) in chosen.items():
+            for seed in SEEDS:
+                self.run(method, lr, seed, variant)
+        lr = chosen["mask"][0]
+        best = (self.run("mask", lr, 0)["dev"]["score"], None)
+        for variant in self.plan["mask"].get("variants", {}):
+            score = self.run("mask", lr, 0, variant)["dev"]["score"]
+            best = max(best, (score, variant), key=lambda b: b[0])
+        chosen["mask"] = (lr, best[1])
+        return {method: summarise([self.run(method, lr, seed, variant) for seed in SEEDS])
+                for method, (lr, variant) in chosen.items()}
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def stats(values: list[float]) -> dict[str, float]:
+        return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+    return {"lr": runs[0]["settings"]["lr"], "variant": runs[0]["variant"], "seeds": [r["settings"]["seed"] for r in runs],
+            "dev": stats([r["dev"]["score"] for r in runs]), "test": stats([r["test"]["score"] for r in runs]),
+            "test_scores": [r["test"]["score"] for r in runs], "kept_epochs": [r["kept"]["epoch"] for r in runs],
+            "bytes": runs[0]["bytes"], "wall_s": statistics.fmean(r["wall_s"] for r in runs)}
+
+
+def train_maskctl(task: str, model: str | None, method: str, settings: dict[str, Any], work: Path) -> dict[str, Any]:
+    """maskctl's trainer (best dev evaluation kept), then the test split on the kept state."""
+    from maskctl.training.evaluate import evaluate_model, resolve_device
+    from maskctl.serving.loading import evaluate_bundle
+    from maskctl.training.trainer import TrainArgs, train
+
+    name = f"{method}-{'-'.join(f'{k}{v}' for k, v in sorted(settings.items()))}"
+    output = work / (name + (".bundle" if method == "mask" else ""))
+    result = train(TrainArgs(model=model, task=task, method=method, output=str(output), overwrite=True,
+                             device="cpu", **settings))
+    if method == "mask":
+        test = evaluate_bundle(output, split="test").metrics
+    else:
+        from maskctl.models import load_task_model, load_tokenizer, resolve_model
+        from maskctl.tasks.task import get_task
+
+        t = get_task(task)
+        source = resolve_model(str(output))
+        net, _ = load_task_model(source, t.kind.auto_class, t.labels)
+        tokenizer = load_tokenizer(source, **t.kind.tokenizer_kwargs)
+        features = t.features("test", tokenizer, settings["max_length"])
+        test = evaluate_model(net, t, features, tokenizer, 64, resolve_device("cpu"))
+    size, files = dir_bytes(output)
+    shutil.rmtree(output, ignore_errors=True) if output.is_dir() else output.unlink(missing_ok=True)
+    return {"dev": result.metrics, "test": test, "kept": result.kept, "history": result.history,
+            "bytes": size, "files": files, "sparsity": result.sparsity}
+
+
+def train_lora(task: str, model: str | None, settings: dict[str, Any], work: Path) -> dict[str, Any]:
+    """PEFT LoRA r=8 (alpha 16, dropout 0.1) on query/value plus the classifier: AdamW, linear
+    decay, no warm-up, clipping at 1.0 (the Trainer's defaults), best epoch on dev kept, the same
+    early-stopping patience as the maskctl runs."""
+    import copy
+
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import get_linear_schedule_with_warmup
+
+    from bench.common import load_model, load_task
+    from maskctl.models import load_tokenizer
+    from maskctl.training.evaluate import evaluate_model, make_loader
+
+    t = load_task(task)
+    base, _, source, _ = load_model(model, task, settings["seed"])
+    kind = TaskType.SEQ_CLS if t.kind.name.startswith("sequence") else TaskType.TOKEN_CLS
+    net = get_peft_model(base, LoraConfig(task_type=kind, r=8, lora_alpha=16, lora_dropout=0.1,
+                                          target_modules=["query", "value"]))
+    params = [p for p in net.parameters() if p.requires_grad]
+    tokenizer = load_tokenizer(source, **t.kind.tokenizer_kwargs)
+    length = settings["max_length"]
+    train_f, dev_f, test_f = (t.features(s, tokenizer, length) for s in ("train", "dev", "test"))
+    loader = make_loader(train_f, t.kind.collate(tokenizer), settings["batch_size"], shuffle=True, seed=settings["seed"])
+    optimizer = torch.optim.AdamW(params, lr=settings["lr"], weight_decay=0.0)
+    total = len(loader) * settings["epochs"]
+    schedule = get_linear_schedule_with_warmup(optimizer, 0, total)
+    history, best, best_state = [], -math.inf, None
+    cpu = torch.device("cpu")
+    for epoch in range(1, settings["epochs"] + 1):
+        net.train()
+        for batch in loader:
+            loss = net(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+        dev = evaluate_model(net, t, dev_f, tokenizer, 64, cpu)
+        history.append({"epoch": epoch, "step": epoch * len(loader), "dev": dev})
+        if dev["score"] > best:
+            best, best_state = dev["score"], copy.deepcopy({k: v for k, v in net.state_dict().items() if "lora" in k
+                                                             or "classifier" in k or "score" in k})
+            kept = {"rule": "best", "epoch": epoch, "step": epoch * len(loader)}
+        if settings.get("early_stopping") and epoch - kept["epoch"] >= settings["early_stopping"]:
+            break  # the same patience as maskctl's --early-stopping
+    net.load_state_dict(best_state, strict=False)
+    dev = evaluate_model(net, t, dev_f, tokenizer, 64, cpu)
+    test = evaluate_model(net, t, test_f, tokenizer, 64, cpu)
+    folder = work / f"lora-{settings['seed']}-{settings['lr']:g}"
+    net.save_pretrained(str(folder))
+    size, files = dir_bytes(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    return {"dev": dev, "test": test, "kept": kept, "history": history, "bytes": size, "files": files}
+
+
+def write_table(out: Path) -> Path:
+    """``results-quality.md`` (and .json) from every finished run under ``<out>/quality``."""
+    rows, data = [], {}
+    for task in PLAN:
+        root = out / "quality" / task
+        if not root.is_dir():
+            continue
+        data[task] = {}
+        for method in METHODS:
+            runs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((root / method).glob("*.json"))]
+            if not runs:
+                continue
+            by_setting: dict[tuple, list] = {}
+            for r in runs:
+                by_setting.setdefault((r["settings"]["lr"], r["variant"]), []).append(r)
+            tried = {label_of(lr, v): statistics.fmean(x["dev"]["score"] for x in rs if x["settings"]["seed"] == 0)
+                     for (lr, v), rs in by_setting.items() if any(x["settings"]["seed"] == 0 for x in rs)}
+            complete = {k: rs for k, rs in by_setting.items() if len({x["settings"]["seed"] for x in rs}) >= len(SEEDS)}
+            best = max(complete.items(), key=lambda kv: statistics.fmean(x["dev"]["score"] for x in kv[1]),
+                       default=None)
+            data[task][method] = {"tried_seed0_dev": tried, "best": summarise(sorted(best[1], key=lambda r: r["settings"]["seed"])) if best else None}
+            if best:
+                s = data[task][method]["best"]
+                rows.append(f"| {task} | {method} | {label_of(s['lr'], s['variant'])} | {s['dev']['mean']:.4f} ± {s['dev']['sd']:.4f} "
+                            f"| **{s['test']['mean']:.4f} ± {s['test']['sd']:.4f}** | {', '.join(f'{x:.3f}' for x in s['test_scores'])} "
+                            f"| {', '.join(str(e) for e in s['kept_epochs'])} | {s['bytes']:,} | {s['wall_s']:.0f} |")
+    lines = ["| task | method | best setting (dev, seed 0) | dev (3 seeds) | test (3 seeds) | test per seed | kept epoch | bytes per task | s per run |",
+             "|---|---|---|---|---|---|---|---|---|", *rows, "", "Settings tried (seed-0 dev score):", ""]
+    for task, methods in data.items():
+        for method, d in methods.items():
+            tried = ", ".join(f"{k} {v:.4f}" for k, v in sorted(d["tried_seed0_dev"].items()))
+            lines.append(f"- {task} {method}: {tried}")
+    (out / "results-quality.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+    path = out / "results-quality.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def main(tasks: list[str], out: Path, work: Path, model: str | None = None) -> int:
+    import torch
+
+    torch.set_num_threads(max(1, torch.get_num_threads() // max(1, len(tasks))))
+    for task in tasks:
+        Search(task, out, work, model).all()
+    log(f"table: {write_table(out)}")
+    return 0

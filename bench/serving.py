@@ -1,0 +1,270 @@
+"""``bench/run.py --serving``: many tasks on one resident MiniLM (maskctl.serving.MaskedModel).
+
+1. Throughput, mixed / single-task, at 1, 4, 16 and 64 loaded tasks, short (~24 tokens) and
+   long (~128 tokens) bbc-news texts, batches of 16 requests whose tasks cycle; single-task =
+   batches of one task (maskctl's merged path). PEFT LoRA r=8 on query/value, one adapter (and
+   classifier) per task, mixed batches through ``adapter_names``, on the same texts and batches.
+   Contenders alternate block by block in one process; tokenisation is inside every timing.
+2. Single-task throughput against the merged path of 0.1 (``load_masked`` + the kind's encode,
+   collate and forward), alternating.
+3. Resident memory against the number of loaded tasks up to 1,000, in a fresh process, and the
+   time to load one task into the running model.
+
+Task bundles come from one real bbc-news bundle (1 short training epoch here) by flipping 3 % of
+its mask bits (20 distinct variants, renamed copies beyond that): the switching cost depends on
+how many bits differ, not on how well a mask was trained.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.common import log, median, rss_mib, run_child
+
+TASK_COUNTS = (1, 4, 16, 64)
+BATCH = 16
+VARIANTS = 20
+
+
+def make_bundles(work: Path, model: str | None, count: int) -> list[Path]:
+    """One real bbc-news bundle, then ``count`` task bundles derived from it (3 % of bits flipped)."""
+    from maskctl.bundle.format import Bundle, load_bundle, save_bundle
+    from maskctl.training.trainer import TrainArgs, train
+
+    work.mkdir(parents=True, exist_ok=True)
+    real = work / "real.bundle"
+    if not real.exists():
+        log("serving: training the real bbc-news bundle (1 epoch over 256 articles) ...")
+        train(TrainArgs(model=model, task="bbc-news", output=str(real), epochs=1, max_train_samples=256,
+                        overwrite=True, device="cpu"))
+    bundle = load_bundle(real)
+    paths = []
+    for i in range(count):
+        path = work / f"task{i:04d}.bundle"
+        if not path.exists():
+            if i < VARIANTS:
+                generator = torch.Generator().manual_seed(i)
+                masks = {n: m ^ (torch.rand(m.shape, generator=generator) < 0.03) for n, m in bundle.masks.items()}
+                meta = {**bundle.meta, "task": {**bundle.meta["task"], "name": f"news-{i:04d}"}}
+                save_bundle(Bundle(masks=masks, head=bundle.head, meta=meta), path)
+            else:
+                _renamed_copy(paths[i % VARIANTS], path, f"news-{i:04d}")
+        paths.append(path)
+    return paths
+
+
+def _renamed_copy(source: Path, target: Path, name: str) -> None:
+    """The same coded masks under another task name (no re-encoding: memory is what is measured)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(source), framework="pt") as handle:
+        metadata = dict(handle.metadata())
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    meta = json.loads(metadata["maskctl"])  # the bundle's self-description (maskctl.bundle.format)
+    meta["task"]["name"] = name
+    metadata["maskctl"] = json.dumps(meta)
+    save_file(tensors, str(target), metadata=metadata)
+
+
+def texts(long: bool) -> list[str]:
+    from maskctl.tasks.task import get_task
+
+    articles = [ex["text"] for ex in get_task("bbc-news").examples("test")]
+    words = 110 if long else 18
+    return [" ".join(a.split()[:words]) for a in articles[:64]]
+
+
+def lora_model(model: str | None, tasks: int, seed: int = 0):
+    """MiniLM with ``tasks`` LoRA adapters (r=8, q/v, random B so each adapter really adds)."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    from bench.common import load_model
+
+    base, _, source, task = load_model(model, "bbc-news", seed)
+    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=8, lora_alpha=16, target_modules=["query", "value"],
+                        init_lora_weights=False)
+    net = get_peft_model(base, config, adapter_name="a0")
+    for i in range(1, tasks):
+        net.add_adapter(f"a{i}", config)
+    return net.eval(), source
+
+
+def bench_throughput(model: str | None, paths: list[Path], rounds: int = 3, block: int = 6) -> dict[str, Any]:
+    from maskctl.models import load_tokenizer
+    from maskctl.serving import MaskedModel
+
+    out: dict[str, Any] = {}
+    corpus = {"short": texts(False), "long": texts(True)}
+    for count in [c for c in TASK_COUNTS if c <= len(paths)]:
+        served = MaskedModel.from_bundles(paths[:count], model=model, device="cpu")
+        names = served.tasks
+        try:
+            lora, source = lora_model(model, count)
+            tokenizer = load_tokenizer(source)
+        except Exception as exc:  # noqa: BLE001 - without peft the reason is the result
+            lora, lora_error = None, f"{type(exc).__name__}: {exc}"
+        for length, pool in corpus.items():
+            rng = random.Random(count)
+            samples: dict[str, list[float]] = {k: [] for k in ("mixed", "single", "lora_mixed", "lora_single")}
+
+            def batch_texts() -> list[str]:
+                return [rng.choice(pool) for _ in range(BATCH)]
+
+            def run_mixed(k: int) -> None:
+                served.predict_many([(names[(k * BATCH + j) % count], t) for j, t in enumerate(batch_texts())],
+                                    batch_size=BATCH)
+
+            def run_single(k: int) -> None:
+                served.predict(names[0], batch_texts(), batch_size=BATCH)
+
+            def run_lora(k: int, mixed: bool) -> None:
+                enc = tokenizer(batch_texts(), truncation=True, max_length=128, padding=True, return_tensors="pt")
+                with torch.inference_mode():
+                    if mixed:
+                        lora(**enc, adapter_names=[f"a{(k * BATCH + j) % count}" for j in range(BATCH)])
+                    else:
+                        lora.set_adapter("a0")
+                        lora(**enc)
+
+            contenders = {"mixed": run_mixed, "single": run_single}
+            if lora is not None:
+                contenders["lora_mixed"] = lambda k: run_lora(k, True)
+                contenders["lora_single"] = lambda k: run_lora(k, False)
+            for name, fn in contenders.items():  # warm-up
+                fn(0), fn(1)
+            for r in range(rounds):
+                order = list(contenders) if r % 2 == 0 else list(contenders)[::-1]
+                for name in order:
+                    for k in range(block):
+                        tick = time.perf_counter()
+                        contenders[name](r * block + k)
+                        if not (name == "single" and k < 2):  # the first two switch to merged mode
+                            samples[name].append(time.perf_counter() - tick)
+            rate = {name: BATCH / median(times) for name, times in samples.items() if times}
+            row = {"texts_per_s": rate, "mixed_over_single": rate["mixed"] / rate["single"]}
+            if lora is not None:
+                row["lora_mixed_over_single"] = rate["lora_mixed"] / rate["lora_single"]
+                row["mask_mixed_over_lora_mixed"] = rate["mixed"] / rate["lora_mixed"]
+            else:
+                row["lora_error"] = lora_error
+            out[f"{count}/{length}"] = row
+            log(f"serving: {count} tasks, {length}: " + ", ".join(f"{k} {v:.1f}/s" for k, v in rate.items()))
+        del served, lora
+    return out
+
+
+def bench_single_vs_merged(model: str | None, path: Path, rounds: int = 4, block: int = 6) -> dict[str, Any]:
+    """Single-task throughput of MaskedModel against 0.1's merged model (encode + forward)."""
+    from maskctl.bundle.format import load_bundle
+    from maskctl.serving import MaskedModel
+    from maskctl.serving.loading import load_masked
+    from maskctl.serving.results import to_example
+
+    served = MaskedModel.from_bundles([path], model=model, device="cpu")
+    merged = load_masked(load_bundle(path), model=model)
+    task, tokenizer = merged.task, merged.tokenizer
+    out = {}
+    for length, pool in {"short": texts(False), "long": texts(True)}.items():
+        rng = random.Random(0)
+
+        def old() -> None:
+            examples = [to_example(task, t) for t in (rng.choice(pool) for _ in range(BATCH))]
+            features = task.kind.encode(task.card, tokenizer, examples, 128, {"word_piece": "last"})
+            batch = task.kind.collate(tokenizer)(features.items)
+            with torch.inference_mode():
+                merged.model(**{k: v for k, v in batch.items() if k != "labels"})
+
+        def new() -> None:
+            served.predict(task.name, [rng.choice(pool) for _ in range(BATCH)], batch_size=BATCH)
+
+        times: dict[str, list[float]] = {"new": [], "old": []}
+        new(), new(), old()
+        for r in range(rounds):
+            for name, fn in ((("new", new), ("old", old)) if r % 2 == 0 else (("old", old), ("new", new))):
+                for _ in range(block):
+                    tick = time.perf_counter()
+                    fn()
+                    times[name].append(time.perf_counter() - tick)
+        out[length] = {"new_over_old": median(times["old"]) / median(times["new"]),
+                       "texts_per_s": {k: BATCH / median(v) for k, v in times.items()}}
+    return out
+
+
+def child_memory(args: dict[str, Any]) -> dict[str, Any]:
+    """In a fresh process: RSS of the base alone, then after loading N tasks, and load times."""
+    from maskctl.serving import MaskedModel
+
+    paths = [Path(p) for p in args["paths"]]
+    before = rss_mib()
+    served = MaskedModel.from_bundles(paths[:1], model=args.get("model"), device="cpu", cache_mb=args["cache_mb"])
+    base = rss_mib()
+    points = {1: base}
+    for i, path in enumerate(paths[1:], start=2):
+        served.load(path)
+        if i in args["marks"]:
+            points[i] = rss_mib()
+    memory = served.memory()
+    served.predict_many([(name, "Shares fell in London") for name in served.tasks[:16]])
+    return {"rss_before_mib": before, "rss_mib": points, "memory": memory,
+            "load_ms_median": 1000 * statistics.median(served.load_seconds[1:]),
+            "load_ms_p90": 1000 * sorted(served.load_seconds[1:])[int(0.9 * (len(paths) - 1))]}
+
+
+def serving_section(model: str | None, work: Path, tasks: int = 1000, cache_mb: float = 512) -> dict[str, Any]:
+    paths = make_bundles(work / "serving", model, tasks)
+    result: dict[str, Any] = {"bundle_bytes": paths[0].stat().st_size, "batch": BATCH}
+    result["single_vs_merged"] = bench_single_vs_merged(model, paths[0])
+    log(f"serving: single vs merged {result['single_vs_merged']}")
+    result["throughput"] = bench_throughput(model, paths)
+    marks = [m for m in (10, 100, 250, 500, 1000) if m <= tasks]
+    result["memory"] = run_child("serving-memory", {"paths": [str(p) for p in paths], "model": model,
+                                                    "cache_mb": cache_mb, "marks": marks}, timeout=3600)
+    log(f"serving: memory {result['memory']}")
+    return result
+
+
+def write_serving(results: dict[str, Any], out: Path) -> Path:
+    """``results-serving.json`` and the table of ``results-serving.md``."""
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results-serving.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+    s = results["sections"]["serving"]
+    lines = [f"Machine: {results['machine'].get('cpu', '?')}, load {results.get('load_start')} -> "
+             f"{results.get('load_end')}, {results.get('wall_s', 0):.0f} s. Batches of {s['batch']} requests.", "",
+             "| tasks | texts | maskctl mixed / single (texts/s) | ratio | LoRA mixed / single (texts/s) | ratio "
+             "| maskctl mixed / LoRA mixed |", "|---|---|---|---|---|---|---|"]
+    for key, row in s["throughput"].items():
+        count, length = key.split("/")
+        r = row["texts_per_s"]
+        lora = (f"{r['lora_mixed']:.1f} / {r['lora_single']:.1f} | {row['lora_mixed_over_single']:.2f} | "
+                f"**{row['mask_mixed_over_lora_mixed']:.2f}**") if "lora_mixed" in r else f"{row.get('lora_error')} | | "
+        lines.append(f"| {count} | {length} | {r['mixed']:.1f} / {r['single']:.1f} | **{row['mixed_over_single']:.2f}** "
+                     f"| {lora} |")
+    lines += ["", "Single-task throughput against the merged model of 0.1 (encode + forward):", ""]
+    for length, row in s["single_vs_merged"].items():
+        lines.append(f"- {length}: {row['texts_per_s']['new']:.1f} vs {row['texts_per_s']['old']:.1f} texts/s "
+                     f"= **{row['new_over_old']:.3f}**")
+    m = s["memory"]
+    base = m["rss_mib"]["1"] if "1" in m["rss_mib"] else m["rss_mib"][1]
+    lines += ["", f"Resident memory (fresh process; base model + 1 task: {base:.0f} MiB; bundle "
+                  f"{s['bundle_bytes']:,} bytes; corrections cache bound {m['memory']['corrections_limit_bytes'] / 2**20:.0f} MiB):",
+              "", "| tasks loaded | RSS MiB | above 1 task MiB |", "|---|---|---|"]
+    for count, rss in m["rss_mib"].items():
+        lines.append(f"| {count} | {rss:.0f} | {rss - base:.0f} |")
+    lines += ["", f"Load one task into the running model: median {m['load_ms_median']:.0f} ms, p90 {m['load_ms_p90']:.0f} ms. "
+                  f"Coded masks + heads held: {m['memory']['coded_bytes'] / 2**20:.1f} MiB for {m['memory']['tasks']} tasks; "
+                  f"decoded corrections {m['memory']['corrections_bytes'] / 2**20:.0f} MiB "
+                  f"({m['memory']['corrections_cached']} tasks)."]
+    path = out / "results-serving.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

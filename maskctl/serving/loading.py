@@ -1,0 +1,112 @@
+"""The one loader from a bundle to a model: ``eval``, ``ensemble``, ``export``, the analyses and
+serving all rebuild their models here.
+
+``load_base`` loads the base model a bundle names (or ``--model``) with its task head and checks
+that it is the model the bundle was trained on (layers, shapes, the fingerprint of the masked
+weights); ``check_head`` checks a bundle's head tensors against a loaded model; ``load_masked``
+adds the head and multiplies the masks in: the very model ``maskctl train`` scored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from maskctl.bundle.codec import fingerprint
+from maskctl.bundle.format import Bundle, load_bundle
+from maskctl.errors import BundleError
+from maskctl.masking.model import apply_masks
+from maskctl.models import ModelSource, load_task_model, load_tokenizer, resolve_model
+from maskctl.tasks.card import TaskCard
+from maskctl.tasks.task import Task
+from maskctl.training.evaluate import evaluate_model, resolve_device
+
+
+@dataclass
+class LoadedBundle:
+    """A base model with one bundle's head loaded and its masks merged in, ready to score."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    task: Task
+    source: ModelSource
+    bundle: Bundle
+
+
+def load_base(meta: dict[str, Any], model: str | None = None,
+              device: torch.device | None = None) -> tuple[torch.nn.Module, ModelSource, Task]:
+    """Load the base model a bundle names (or ``model``) with its task head, and check that it
+    is the model the bundle was trained on: layers, shapes and the fingerprint of the weights."""
+    base = meta["base_model"]
+    source = resolve_model(model or base["source"]["spec"])
+    if source.kind == "hub" and model is None:
+        source = ModelSource(**{**source.to_dict(), "version": base["source"].get("version")})
+    task = Task.from_card(TaskCard.from_dict(meta["task"]))
+    net, _ = load_task_model(source, task.kind.auto_class, task.labels)
+    where = meta.get("path", "the bundle")
+    trained_on = base["source"]["spec"]
+    for layer in meta["layers"]:
+        try:
+            module = net.get_submodule(layer["name"])
+        except AttributeError:
+            module = None
+        if not isinstance(module, torch.nn.Linear) or list(module.weight.shape) != list(layer["shape"]):
+            raise BundleError(f"{where}: masked layer {layer['name']} does not fit model {source.spec!r}",
+                              f"pass the model it was trained on: --model {trained_on}")
+    found = fingerprint(net, base["fingerprint_layers"])
+    if found != base["fingerprint"]:
+        raise BundleError(
+            f"{where} was trained on a different base model than {source.spec!r} "
+            f"(fingerprint {found[7:19]} != {base['fingerprint'][7:19]})",
+            f"pass the model it was trained on: --model {trained_on}",
+        )
+    return net.to(device or torch.device("cpu")).eval(), source, task
+
+
+def check_head(net: torch.nn.Module, bundle: Bundle) -> None:
+    state = net.state_dict()
+    for name, tensor in bundle.head.items():
+        if name not in state or tuple(state[name].shape) != tuple(tensor.shape):
+            raise BundleError(f"{bundle.path}: head tensor {name} does not fit this model",
+                              f"pass the model it was trained on: --model {bundle.meta['base_model']['source']['spec']}")
+
+
+def load_masked(bundle: Bundle, model: str | None = None,
+                device: torch.device | None = None) -> LoadedBundle:
+    """Load the bundle's base model (or ``model``), check its fingerprint, merge the masks."""
+    net, source, task = load_base({**bundle.meta, "path": str(bundle.path)}, model, device)
+    check_head(net, bundle)
+    net.load_state_dict(bundle.head, strict=False)
+    apply_masks(net, bundle.masks)
+    tokenizer = load_tokenizer(source, **task.kind.tokenizer_kwargs)
+    return LoadedBundle(model=net, tokenizer=tokenizer, task=task, source=source, bundle=bundle)
+
+
+@dataclass
+class EvalResult:
+    bundle: Path
+    task: str
+    split: str
+    metrics: dict[str, float]
+    trained_dev: dict[str, float] | None
+
+
+def evaluate_bundle(path: str | Path, split: str = "dev", model: str | None = None,
+                    data_dir: str | Path | None = None, device: str = "auto",
+                    batch_size: int | None = None) -> EvalResult:
+    """``maskctl eval``: score a bundle on a split of its task."""
+    bundle = load_bundle(path)
+    dev = resolve_device(device)
+    masked = load_masked(bundle, model=model, device=dev)
+    args = bundle.meta.get("training", {})
+    features = masked.task.features(split, masked.tokenizer, int(args.get("max_length", 128)),
+                                    data_dir=data_dir or args.get("data_dir"),
+                                    options={"word_piece": args.get("word_piece", "last")})
+    metrics = evaluate_model(masked.model, masked.task, features, masked.tokenizer,
+                             batch_size or int(args.get("eval_batch_size", 64)), dev)
+    return EvalResult(bundle=Path(path), task=masked.task.name, split=split, metrics=metrics,
+                      trained_dev=bundle.meta.get("metrics", {}).get("dev"))
+

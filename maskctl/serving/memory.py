@@ -1,0 +1,98 @@
+"""Memory for thousands of served tasks: what each loaded task keeps, and the bounded cache of
+the sparse corrections that mixed batches use.
+
+A loaded task keeps its masks *coded*, as the bundle stores them (``CodedMasks``: about the
+file's size, well under 1 bit per masked weight: ~0.1-0.2 MB for a MiniLM task against
+7.2 MB at one byte per weight), plus its small head. A mixed batch needs each of its tasks'
+corrections decoded (CSR matrices of the removed weights: int32 indices + float32 values,
+~2.9 MB for MiniLM); those live in ``CorrectionCache``, least recently used first out once the
+cache passes its bound in MB. A task evicted there is decoded again on its next request
+(~60-100 ms for MiniLM); the tasks of the batch being computed are never evicted.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from maskctl.bundle.format import CodedMasks
+from maskctl.masking.mixed import correction_bytes
+from maskctl.tasks.task import Task
+
+Corrections = dict[str, torch.Tensor]  # encoder layer name -> CSR correction matrix
+
+
+@dataclass
+class ServedTask:
+    """One loaded task: its card, coded masks, effective head and encoding settings."""
+
+    name: str
+    task: Task
+    coded: CodedMasks
+    head: dict[str, torch.Tensor]  # head parameters with the bundle's head masks multiplied in
+    encoder_layers: dict[str, str]  # bundle mask name -> name inside the shared encoder
+    net_key: tuple[str, int]  # (auto class, number of labels): the task model its head runs in
+    max_length: int = 128
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.coded.meta
+
+    def resident_bytes(self) -> int:
+        """What the task holds while loaded and cold: coded masks and head tensors."""
+        return self.coded.nbytes + sum(t.numel() * t.element_size() for t in self.head.values())
+
+    def encoder_masks(self) -> dict[str, torch.Tensor]:
+        """Decode the masks of the encoder layers (CRC-checked), keyed by encoder-relative name."""
+        return {inner: self.coded.decode(name) for name, inner in self.encoder_layers.items()}
+
+
+class CorrectionCache:
+    """Decoded corrections per task, least recently used evicted past ``limit_bytes``."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit_bytes = limit_bytes
+        self._items: OrderedDict[str, Corrections] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self.bytes = 0
+        self.misses = 0
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._items
+
+    def get(self, name: str, build: Callable[[], Corrections], pinned: frozenset[str] = frozenset()) -> Corrections:
+        """The corrections of ``name``, built on a miss; evicts others (not ``pinned``) to fit."""
+        if name in self._items:
+            self._items.move_to_end(name)
+            return self._items[name]
+        self.misses += 1
+        return self.put(name, build(), pinned)
+
+    def put(self, name: str, value: Corrections, pinned: frozenset[str] = frozenset()) -> Corrections:
+        self.drop(name)
+        self._items[name] = value
+        self._sizes[name] = correction_bytes(value)
+        self.bytes += self._sizes[name]
+        self.trim(pinned | {name})
+        return value
+
+    def trim(self, pinned: frozenset[str] = frozenset()) -> None:
+        """Evict least recently used entries (never ``pinned``) until the bound holds."""
+        for other in list(self._items):
+            if self.bytes <= self.limit_bytes:
+                break
+            if other not in pinned:
+                self.drop(other)
+
+    def drop(self, name: str) -> None:
+        if name in self._items:
+            del self._items[name]
+            self.bytes -= self._sizes.pop(name)
+
+    def names(self) -> list[str]:
+        return list(self._items)

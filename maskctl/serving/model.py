@@ -1,0 +1,342 @@
+"""``MaskedModel``: one resident base model answering many tasks at once, one bundle per task.
+
+    mm = MaskedModel.from_bundles(["masks/news.bundle", "masks/ner.bundle"])
+    mm.predict_many([("bbc-news", "Shares fell in London ..."), ("wnut16", "I saw Taylor Swift")])
+    mm.predict("bbc-news", ["Shares fell in London ..."])      # one task: the same call underneath
+    mm.load("masks/sport.bundle"); mm.unload("wnut16")          # while serving
+
+How a batch runs (``_run``): requests are grouped by task and stacked into one encoder batch
+(``batching``). With several tasks in it, the pristine base weights compute every row once and
+each task's rows get its sparse correction (``masking.mixed``); the shared weights are never
+written. A run of batches of one single task instead multiplies that task's mask into the
+resident weights (zeroing its removed weights, which its correction matrix holds and puts
+back bit for bit), so single-task traffic runs at the speed of a merged model. Heads are tiny
+and per task: each runs through its kind's task model with ``torch.func.functional_call``.
+
+Memory: loaded tasks keep their masks coded (``memory.ServedTask``); decoded corrections live
+in an LRU bounded in MB (``cache_mb``). All compute and state changes hold one lock; ``load``
+reads and verifies a bundle before taking it, so a corrupt file leaves every task serving.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.func import functional_call
+from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAttentions
+
+from maskctl.bundle.codec import fingerprint
+from maskctl.bundle.format import read_coded, read_meta
+from maskctl.errors import BundleError, MaskctlError
+from maskctl.masking.mixed import RowGroup, Routing, correction_matrix, wrap_for_mixing
+from maskctl.models import load_tokenizer
+from maskctl.serving.batching import build_batch
+from maskctl.serving.loading import load_base
+from maskctl.serving.memory import CorrectionCache, Corrections, ServedTask
+from maskctl.serving.results import RequestError, make_result, to_example
+from maskctl.tasks.card import TaskCard
+from maskctl.tasks.task import Task
+from maskctl.training.evaluate import resolve_device
+
+INPUT_HINT = {"sequence-classification": 'give a text, a [text, text_pair] pair or {"text": ..., "text_pair": ...}',
+              "token-tagging": 'give a text or a list of words ({"tokens": [...]})',
+              "multiple-choice": 'give {"context": ..., "endings": [...]}'}
+
+
+class _Precomputed(torch.nn.Module):
+    """Stands in for the encoder inside every task model: returns the rows computed already."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.output: Any = None
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.output
+
+
+class MaskedModel:
+    """Serve many bundles of one base model; see the module docstring."""
+
+    def __init__(self, base: torch.nn.Module, source, device: torch.device, cache_mb: float = 512) -> None:
+        self._base = base  # keeps the real encoder: names, shapes and fingerprints are checked on it
+        self._prefix = base.base_model_prefix
+        self.encoder = getattr(base, self._prefix)
+        self._source = source
+        self.device = device
+        self._routing = Routing()
+        self._stub = _Precomputed()
+        self._nets: dict[tuple[str, int], torch.nn.Module] = {}
+        self._tokenizers: dict[str, Any] = {}
+        self._tasks: dict[str, ServedTask] = {}
+        self._cache = CorrectionCache(int(cache_mb * 2**20))
+        self._fingerprints: dict[tuple[str, ...], str] = {}
+        # the task whose mask is multiplied into the weights: its corrections hold the removed
+        # values (negated) to put back, at these flat positions
+        self._merged: tuple[str, Corrections, dict[str, torch.Tensor]] | None = None
+        self._last_single: str | None = None
+        self._lock = threading.RLock()
+        self.load_seconds: list[float] = []
+
+    # -- loading -------------------------------------------------------------------------------
+    @classmethod
+    def from_bundles(cls, paths: Iterable[str | Path], model: str | None = None, device: str = "auto",
+                     cache_mb: float = 512) -> MaskedModel:
+        """Load the base model once (from the first bundle, or ``model``) and every bundle."""
+        paths = [Path(p) for p in paths]
+        if not paths:
+            raise MaskctlError("no bundle given", "pass one or more *.bundle files")
+        metas = [(read_meta(p), p) for p in paths]
+        names = [m["task"]["name"] for m, _ in metas]
+        for name in names:
+            if names.count(name) > 1:
+                raise BundleError(f"two bundles for task {name!r}", "pass one bundle per task (or use maskctl ensemble)")
+        # A kind whose task model keeps BERT's pooler first, so every kind can share the encoder.
+        meta, path = sorted(metas, key=lambda m: m[0]["task"]["kind"] == "token-tagging")[0]
+        dev = resolve_device(device)
+        base, source, _ = load_base({**meta, "path": str(path)}, model, dev)
+        served = cls(base, source, dev, cache_mb)
+        for p in paths:
+            served.load(p)
+        return served
+
+    def load(self, path: str | Path) -> str:
+        """Load one bundle while serving; returns its task name. Reading and decoding happen
+        before the lock, so other tasks' requests wait at most for the final check."""
+        tick = time.perf_counter()
+        coded, head = read_coded(path)
+        masks = coded.decode_all()  # verifies every layer (CRC) before anything changes
+        task = Task.from_card(TaskCard.from_dict(coded.meta["task"]))
+        inner = {n: n[len(self._prefix) + 1:] for n in masks if n.startswith(self._prefix + ".")}
+        with self._lock:
+            if task.name in self._tasks:
+                raise BundleError(f"{path}: task {task.name!r} is already loaded",
+                                  "unload it first, or serve one bundle per task (maskctl ensemble votes)")
+            self._unmerge()  # fingerprints and corrections read the pristine weights
+            self._check_base(coded.meta, masks, path)
+            net = self._net_for(task)
+            effective = self._effective_head(net, head, masks, path)
+            wrap_for_mixing(self.encoder, list(inner.values()), self._routing)
+            args = coded.meta.get("training", {})
+            served = ServedTask(name=task.name, task=task, coded=coded, head=effective, encoder_layers=inner,
+                                net_key=(task.kind.auto_class, len(task.labels)),
+                                max_length=int(args.get("max_length", 128)),
+                                options={"word_piece": args.get("word_piece", "last")})
+            self._tasks[task.name] = served
+            self._cache.put(task.name, self._build(served, {inner[n]: m for n, m in masks.items() if n in inner}))
+            if task.kind.name not in self._tokenizers:
+                self._tokenizers[task.kind.name] = load_tokenizer(self._source, **task.kind.tokenizer_kwargs)
+        self.load_seconds.append(time.perf_counter() - tick)
+        return task.name
+
+    def unload(self, name: str) -> None:
+        """Drop a task and the memory it holds; requests already running finish first."""
+        with self._lock:
+            self.task(name)
+            if self._merged and self._merged[0] == name:
+                self._unmerge()
+            self._cache.drop(name)
+            del self._tasks[name]
+
+    def _check_base(self, meta: dict[str, Any], masks: dict[str, torch.Tensor], path) -> None:
+        where = f"{path}"
+        for name, mask in masks.items():
+            if not name.startswith(self._prefix + "."):
+                continue
+            try:
+                module = self._base.get_submodule(name)
+            except AttributeError:
+                module = None
+            weight = getattr(module, "weight", None)
+            if weight is None or tuple(weight.shape) != tuple(mask.shape):
+                raise BundleError(f"{where}: masked layer {name} does not fit the served base model",
+                                  "serve together only bundles of the same base model")
+        layers = tuple(sorted(n for n in meta["base_model"]["fingerprint_layers"]))
+        if layers not in self._fingerprints:
+            try:
+                self._fingerprints[layers] = fingerprint(self._base, layers)
+            except AttributeError:
+                self._fingerprints[layers] = "missing layers"
+        if self._fingerprints[layers] != meta["base_model"]["fingerprint"]:
+            raise BundleError(f"{where} was trained on another base model ({meta['base_model']['source']['spec']}) "
+                              f"than the one served ({self._source.spec})",
+                              "serve together only bundles of the same base model")
+
+    def _net_for(self, task: Task) -> torch.nn.Module:
+        key = (task.kind.auto_class, len(task.labels))
+        if key not in self._nets:
+            self._nets[key] = _task_model(self._base, task, self._prefix, self._stub, self.device)
+        return self._nets[key]
+
+    def _effective_head(self, net, head, masks, path) -> dict[str, torch.Tensor]:
+        """The bundle's head tensors with its head masks multiplied in (checked against ``net``)."""
+        params = dict(net.named_parameters())
+        missing = sorted(set(params) - set(head))
+        wrong = [k for k, t in head.items() if k not in params or tuple(params[k].shape) != tuple(t.shape)]
+        if missing or wrong:
+            raise BundleError(f"{path}: head tensors {(missing or wrong)[:3]} do not fit the served base model",
+                              "serve together only bundles of the same base model")
+        effective = {k: t.to(self.device, torch.float32).clone() for k, t in head.items()}
+        for name, mask in masks.items():
+            if not name.startswith(self._prefix + ".") and f"{name}.weight" in effective:
+                effective[f"{name}.weight"].mul_(mask.to(self.device, torch.float32))
+        return effective
+
+    def _build(self, served: ServedTask, masks: dict[str, torch.Tensor] | None = None) -> Corrections:
+        """Correction matrices from the pristine weights (the caller has unmerged them)."""
+        masks = masks if masks is not None else served.encoder_masks()
+        return {inner: correction_matrix(self.encoder.get_submodule(inner).weight, mask)
+                for inner, mask in masks.items()}
+
+    def _corrections(self, name: str, pinned: frozenset[str]) -> Corrections:
+        if name not in self._cache:
+            self._unmerge()
+        return self._cache.get(name, lambda: self._build(self._tasks[name]), pinned)
+
+    # -- merged mode ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def _merge(self, name: str) -> None:
+        if self._merged and self._merged[0] == name:
+            return
+        corrections = self._corrections(name, frozenset({name}))
+        self._unmerge()
+        positions = {inner: _flat_index(matrix) for inner, matrix in corrections.items()}
+        for inner, flat in positions.items():
+            self.encoder.get_submodule(inner).weight.view(-1).index_fill_(0, flat, 0.0)
+        self._merged = (name, corrections, positions)
+
+    @torch.no_grad()
+    def _unmerge(self) -> None:
+        if self._merged is None:
+            return
+        _, corrections, positions = self._merged
+        for inner, matrix in corrections.items():
+            self.encoder.get_submodule(inner).weight.view(-1).index_copy_(0, positions[inner], -matrix.values())
+        self._merged = None
+
+    # -- prediction ----------------------------------------------------------------------------
+    @property
+    def tasks(self) -> list[str]:
+        return list(self._tasks)
+
+    def task(self, name: str) -> Task:
+        if name not in self._tasks:
+            raise MaskctlError(f"no bundle for task {name!r}", f"loaded tasks: {', '.join(self._tasks) or 'none'}")
+        return self._tasks[name].task
+
+    def predict(self, name: str, inputs: Sequence[Any], batch_size: int = 32) -> list:
+        """Predictions of one task (``predict_many`` underneath); a bad input raises."""
+        self.task(name)
+        results = self.predict_many([(name, item) for item in inputs], batch_size=batch_size)
+        for result in results:
+            if isinstance(result, RequestError):
+                raise MaskctlError(f"input {result.index}: {result.message}", result.fix)
+        return results
+
+    def predict_many(self, requests: Sequence[tuple[str, Any]], batch_size: int = 32) -> list:
+        """One result per ``(task, input)`` request, in order: ``Classification``, ``Tagging`` or
+        ``Choice``, or a ``RequestError`` for a request naming no loaded task or not fitting its
+        kind (the others are answered). Up to ``batch_size`` requests share one encoder pass."""
+        results: list[Any] = [None] * len(requests)
+        valid: list[tuple[int, ServedTask, dict[str, Any]]] = []
+        for index, request in enumerate(requests):
+            if not isinstance(request, (tuple, list)) or len(request) != 2:
+                results[index] = RequestError(index, None, "a request is a (task, input) pair",
+                                              'e.g. ("bbc-news", "Shares fell")')
+                continue
+            name, item = request
+            served = self._tasks.get(name)
+            if served is None:
+                results[index] = RequestError(index, name, f"task {name!r} is not loaded",
+                                              f"use one of: {', '.join(self._tasks) or 'none (load a bundle)'}")
+                continue
+            try:
+                valid.append((index, served, to_example(served.task, item)))
+            except ValueError as exc:
+                results[index] = RequestError(index, name, f"{name} {exc}", INPUT_HINT[served.task.card.kind])
+        for start in range(0, len(valid), batch_size):
+            with self._lock:
+                self._run(valid[start:start + batch_size], results)
+        return results
+
+    @torch.inference_mode()
+    def _run(self, chunk: list[tuple[int, ServedTask, dict[str, Any]]], results: list[Any]) -> None:
+        parts: dict[str, tuple[ServedTask, list[int], list[dict[str, Any]]]] = {}
+        for index, served, example in chunk:
+            if self._tasks.get(served.name) is not served:  # unloaded while waiting for the lock
+                results[index] = RequestError(index, served.name, f"task {served.name!r} was unloaded",
+                                              f"use one of: {', '.join(self._tasks) or 'none'}")
+                continue
+            parts.setdefault(served.name, (served, [], []))
+            parts[served.name][1].append(index)
+            parts[served.name][2].append(example)
+        if not parts:
+            return
+        names = list(parts)
+        single = names[0] if len(names) == 1 else None
+        if single is not None and (self._last_single == single or (self._merged and self._merged[0] == single)):
+            self._merge(single)
+        else:
+            self._unmerge()
+        self._last_single = single
+        pinned = frozenset(names)
+        batch = build_batch(list(parts.values()), self._tokenizers, self.device)
+        merged = self._merged is not None
+        groups = [] if merged else [RowGroup(g.start, g.stop, self._corrections(g.served.name, pinned))
+                                    for g in batch.groups]
+        with self._routing.route(groups):
+            out = self.encoder(**batch.inputs)
+        hidden, pooled = out[0], getattr(out, "pooler_output", None)
+        for group in batch.groups:
+            served = group.served
+            self._stub.output = BaseModelOutputWithPoolingAndCrossAttentions(
+                last_hidden_state=hidden[group.start:group.stop, :group.length],
+                pooler_output=None if pooled is None else pooled[group.start:group.stop])
+            kwargs = {k: v.to(self.device) for k, v in group.batch.items() if k != "labels"}
+            logits = functional_call(self._nets[served.net_key], served.head, (), kwargs, strict=False).logits
+            scores, _ = served.task.kind.select(logits, group.batch)
+            for index, example, score in zip(group.indices, group.examples, scores):
+                results[index] = make_result(served.task, example, score)
+        self._stub.output = None
+        self._cache.trim()  # the batch's tasks were pinned while it ran
+
+    # -- memory --------------------------------------------------------------------------------
+    def memory(self) -> dict[str, int]:
+        """Bytes held beyond the base model: coded tasks, decoded corrections, and their counts."""
+        return {"tasks": len(self._tasks), "coded_bytes": sum(t.resident_bytes() for t in self._tasks.values()),
+                "corrections_bytes": self._cache.bytes, "corrections_cached": len(self._cache.names()),
+                "corrections_limit_bytes": self._cache.limit_bytes, "decodes": self._cache.misses}
+
+    def close(self) -> None:
+        """Put the pristine base weights back (they are only ever changed in merged mode)."""
+        with self._lock:
+            self._unmerge()
+            self._last_single = None
+
+
+def _flat_index(matrix: torch.Tensor) -> torch.Tensor:
+    """Row-major flat positions of a CSR matrix's entries (the weights a mask removes)."""
+    crow = matrix.crow_indices().long()
+    rows = torch.repeat_interleave(torch.arange(matrix.shape[0], device=crow.device), crow.diff())
+    return rows * matrix.shape[1] + matrix.col_indices().long()
+
+
+def _task_model(base: torch.nn.Module, task: Task, prefix: str, encoder: torch.nn.Module, device):
+    """A task model of ``task``'s kind whose encoder is ``encoder``; its head values come from
+    each bundle at call time (``functional_call``), so it is built empty."""
+    import transformers
+    from accelerate import init_empty_weights
+
+    config = base.config.__class__.from_dict(base.config.to_dict())
+    config.num_labels = len(task.labels)
+    config.id2label = dict(enumerate(task.labels))
+    config.label2id = {label: i for i, label in enumerate(task.labels)}
+    with init_empty_weights():
+        net = getattr(transformers, task.kind.auto_class).from_config(config)
+    setattr(net, prefix, encoder)
+    net.to_empty(device=device)
+    return net.eval()

@@ -1,0 +1,161 @@
+"""Mixed-task batches: any mix of tasks and kinds in one call equals each task served alone
+(the merged model ``maskctl eval`` scores), the shared weights never change, each loaded task
+holds under one bit per masked weight, tasks load and unload while others are served, and a
+bad request gets its own error while the rest of its batch is answered."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+import torch
+
+from maskctl.bundle.format import load_bundle
+from maskctl.errors import BundleError
+from maskctl.serving import Choice, Classification, MaskedModel, RequestError, Tagging
+from maskctl.serving.loading import load_masked
+from maskctl.training.evaluate import collect_scores, make_loader
+
+TEXTS = ["the film was good", "a team and a match today", "bad soup and poor bread", "really nice pizza"]
+TOKENS = [["EU", "rejects", "German", "call"], ["Peter", "Blackburn"], ["the", "goal", "was", "great"]]
+CHOICES = [{"context": "The man", "endings": ["a", "b", "c", "d"]},
+           {"context": "A team plays", "endings": ["goal", "soup", "film", "day"]}]
+
+
+def reference(path, inputs):
+    """Scores of the merged single-task model (eval's) for raw inputs, through the same kind code."""
+    from maskctl.serving.results import to_example
+
+    masked = load_masked(load_bundle(path))
+    task = masked.task
+    args = masked.bundle.meta["training"]
+    examples = [to_example(task, item) for item in inputs]
+    features = task.kind.encode(task.card, masked.tokenizer, examples, args["max_length"],
+                                {"word_piece": args["word_piece"]})
+    scores, _ = collect_scores(masked.model, make_loader(features, task.kind.collate(masked.tokenizer), 64),
+                               task, torch.device("cpu"))
+    return [s.softmax(-1) for s in scores]
+
+
+def probabilities(result) -> list[float]:
+    if isinstance(result, Classification):
+        return list(result.probabilities.values())
+    if isinstance(result, Choice):
+        return result.probabilities
+    raise TypeError(result)
+
+
+@pytest.fixture(scope="module")
+def served_paths(three_tasks, other_keywords):
+    paths, _ = three_tasks
+    return {**paths, "keywords-b": other_keywords}
+
+
+@pytest.fixture(scope="module")
+def expected(served_paths):
+    inputs = {"keywords": TEXTS, "keywords-b": TEXTS, "conll03": TOKENS, "swag": CHOICES}
+    return inputs, {name: reference(path, inputs[name]) for name, path in served_paths.items()}
+
+
+def check(result, name, probs, labels):
+    if name == "conll03":
+        assert isinstance(result, Tagging)
+        assert result.tags == [labels[i] for i in probs.argmax(-1).tolist()]
+        assert max(abs(a - b) for a, b in zip(result.scores, probs.max(-1).values.tolist())) < 1e-5
+    else:
+        assert max(abs(a - b) for a, b in zip(probabilities(result), probs.tolist())) < 1e-5
+        assert int(torch.tensor(probabilities(result)).argmax()) == int(probs.argmax())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_any_mix_equals_each_task_alone(served_paths, expected, seed):
+    inputs, want = expected
+    served = MaskedModel.from_bundles(list(served_paths.values()))
+    pristine = {k: v.clone() for k, v in served.encoder.state_dict().items()}
+    requests = [(name, i) for name in inputs for i in range(len(inputs[name]))]
+    random.Random(seed).shuffle(requests)
+    for batch_size in (3, 32):
+        results = served.predict_many([(name, inputs[name][i]) for name, i in requests], batch_size=batch_size)
+        for (name, i), result in zip(requests, results):
+            check(result, name, want[name][i], served.task(name).labels)
+    # single-task calls (merged mode after the first batch) agree too, in any order
+    for name in random.Random(seed).sample(list(inputs), len(inputs)):
+        for _ in range(2):
+            for i, result in enumerate(served.predict(name, inputs[name], batch_size=2)):
+                check(result, name, want[name][i], served.task(name).labels)
+    served.close()
+    assert all(torch.equal(v, served.encoder.state_dict()[k]) for k, v in pristine.items())
+
+
+def test_bad_requests_get_their_own_error(served_paths):
+    served = MaskedModel.from_bundles([served_paths["keywords"], served_paths["swag"]])
+    results = served.predict_many([("keywords", "good film"), ("nope", "x"), ("swag", "not a dict"),
+                                   ("keywords", 42), "no pair", ("swag", CHOICES[0])])
+    assert isinstance(results[0], Classification) and isinstance(results[5], Choice)
+    errors = {r.index: r for r in results if isinstance(r, RequestError)}
+    assert sorted(errors) == [1, 2, 3, 4]
+    assert "not loaded" in errors[1].message and "keywords" in errors[1].fix
+    assert "context" in errors[2].message and "endings" in errors[2].fix
+    assert "text" in errors[3].message
+
+
+def test_memory_per_task_and_a_tiny_cache(served_paths, expected):
+    inputs, want = expected
+    served = MaskedModel.from_bundles(list(served_paths.values()), cache_mb=0.001)  # below one task
+    for _ in range(2):
+        results = served.predict_many([(name, inputs[name][0]) for name in inputs])
+        for name, result in zip(inputs, results):
+            check(result, name, want[name][0], served.task(name).labels)
+    memory = served.memory()
+    assert memory["decodes"] >= len(inputs)  # evicted between batches, decoded again on demand
+    masked = sum(m.numel() for p in served_paths.values() for m in load_bundle(p).masks.values())
+    heads = sum(t.numel() * 4 for p in served_paths.values() for t in load_bundle(p).head.values())
+    assert memory["coded_bytes"] <= masked / 8 + heads
+
+
+def test_load_and_unload_while_serving(served_paths, expected, tmp_path):
+    inputs, want = expected
+    served = MaskedModel.from_bundles([served_paths["keywords"]])
+    failures, stop = [], threading.Event()
+
+    def traffic():
+        while not stop.is_set():
+            for result in served.predict_many([("keywords", TEXTS[0]), ("keywords", TEXTS[1])]):
+                if not isinstance(result, Classification):
+                    failures.append(result)
+
+    worker = threading.Thread(target=traffic)
+    worker.start()
+    try:
+        for _ in range(2):
+            for name in ("conll03", "swag", "keywords-b"):
+                assert served.load(served_paths[name]) == name
+            result = served.predict_many([("swag", CHOICES[1]), ("keywords-b", TEXTS[2])])
+            check(result[0], "swag", want["swag"][1], served.task("swag").labels)
+            check(result[1], "keywords-b", want["keywords-b"][2], served.task("keywords-b").labels)
+            for name in ("conll03", "swag", "keywords-b"):
+                served.unload(name)
+        broken = tmp_path / "broken.bundle"
+        raw = served_paths["conll03"].read_bytes()
+        broken.write_bytes(raw[:-40] + bytes(40))
+        with pytest.raises(BundleError):
+            served.load(broken)
+        with pytest.raises(BundleError, match="already loaded"):
+            served.load(served_paths["keywords"])
+    finally:
+        stop.set()
+        worker.join()
+    assert not failures
+    assert served.tasks == ["keywords"] and served.memory()["corrections_cached"] == 1
+
+
+def test_a_bundle_of_another_base_is_refused_by_name(served_paths, tiny_models, keyword_task, tmp_path):
+    from maskctl.training.trainer import TrainArgs, train
+
+    other = tmp_path / "distil.bundle"
+    train(TrainArgs(model=str(tiny_models["roberta"]), task=str(keyword_task), output=str(other), max_steps=1))
+    served = MaskedModel.from_bundles([served_paths["keywords"]])
+    with pytest.raises(BundleError, match="distil.bundle"):
+        served.load(other)
+    assert isinstance(served.predict_many([("keywords", "good")])[0], Classification)
