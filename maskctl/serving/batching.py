@@ -45,8 +45,10 @@ def build_batch(parts: list[tuple[ServedTask, list[int], list[dict[str, Any]]]],
     groups: list[TaskGroup] = []
     rows: list[dict[str, torch.Tensor]] = []
     start = 0
-    # Smallest groups first: the mixed forward runs the large ones (at the end) as dense products.
-    parts = sorted(parts, key=lambda part: len(part[2]) * (len(part[2][0].get("endings", [])) or 1))
+    # Tasks sharing a reference mask next to each other (one base product for their rows),
+    # smallest groups first within it.
+    parts = sorted(parts, key=lambda part: (str(part[0].reference),
+                                            len(part[2]) * (len(part[2][0].get("endings", [])) or 1)))
     for served, indices, examples in parts:
         task = served.task
         tokenizer = tokenizers[task.kind.name]

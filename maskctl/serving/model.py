@@ -33,11 +33,11 @@ from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAtte
 from maskctl.bundle.codec import fingerprint
 from maskctl.bundle.format import read_coded, read_meta
 from maskctl.errors import BundleError, MaskctlError
-from maskctl.masking.mixed import RowGroup, Routing, correction_matrix, wrap_for_mixing
+from maskctl.masking.mixed import Correction, RowGroup, Routing, correction_matrix, wrap_for_mixing
 from maskctl.models import load_tokenizer
 from maskctl.serving.batching import build_batch
 from maskctl.serving.loading import load_base
-from maskctl.serving.memory import CorrectionCache, Corrections, ServedTask
+from maskctl.serving.memory import CorrectionCache, Corrections, ServedTask, release_freed_memory
 from maskctl.serving.results import RequestError, make_result, to_example
 from maskctl.tasks.card import TaskCard
 from maskctl.tasks.task import Task
@@ -75,9 +75,11 @@ class MaskedModel:
         self._tasks: dict[str, ServedTask] = {}
         self._cache = CorrectionCache(int(cache_mb * 2**20))
         self._fingerprints: dict[tuple[str, ...], str] = {}
-        # the task whose mask is multiplied into the weights: its corrections hold the removed
-        # values (negated) to put back, at these flat positions
-        self._merged: tuple[str, Corrections, dict[str, torch.Tensor]] | None = None
+        # the task whose mask is multiplied into the weights, with the flat positions it zeroed
+        # and the values to put back there
+        self._merged: tuple[str, dict[str, tuple[torch.Tensor, torch.Tensor]]] | None = None
+        self._layers: dict[str, Any] = {}  # MixedMaskLinear by encoder-relative name
+        self._reference_users: dict[tuple, int] = {}
         self._last_single: str | None = None
         self._lock = threading.RLock()
         self.load_seconds: list[float] = []
@@ -120,16 +122,19 @@ class MaskedModel:
             self._check_base(coded.meta, masks, path)
             net = self._net_for(task)
             effective = self._effective_head(net, head, masks, path)
-            wrap_for_mixing(self.encoder, list(inner.values()), self._routing)
+            self._layers.update(wrap_for_mixing(self.encoder, list(inner.values()), self._routing))
             args = coded.meta.get("training", {})
+            reference = self._reference(coded, inner)
             served = ServedTask(name=task.name, task=task, coded=coded, head=effective, encoder_layers=inner,
-                                net_key=(task.kind.auto_class, len(task.labels)),
+                                net_key=(task.kind.auto_class, len(task.labels)), reference=reference,
                                 max_length=int(args.get("max_length", 128)),
                                 options={"word_piece": args.get("word_piece", "last")})
             self._tasks[task.name] = served
             self._cache.put(task.name, self._build(served, {inner[n]: m for n, m in masks.items() if n in inner}))
             if task.kind.name not in self._tokenizers:
                 self._tokenizers[task.kind.name] = load_tokenizer(self._source, **task.kind.tokenizer_kwargs)
+        del masks, head
+        release_freed_memory()
         self.load_seconds.append(time.perf_counter() - tick)
         return task.name
 
@@ -140,7 +145,14 @@ class MaskedModel:
             if self._merged and self._merged[0] == name:
                 self._unmerge()
             self._cache.drop(name)
-            del self._tasks[name]
+            served = self._tasks.pop(name)
+            release_freed_memory()
+            if served.reference is not None:
+                self._reference_users[served.reference] -= 1
+                if not self._reference_users[served.reference]:  # its last task: free the dense copy
+                    del self._reference_users[served.reference]
+                    for layer in self._layers.values():
+                        layer.references.pop(served.reference, None)
 
     def _check_base(self, meta: dict[str, Any], masks: dict[str, torch.Tensor], path) -> None:
         where = f"{path}"
@@ -186,11 +198,33 @@ class MaskedModel:
                 effective[f"{name}.weight"].mul_(mask.to(self.device, torch.float32))
         return effective
 
+    def _reference(self, coded, inner: dict[str, str]) -> tuple | None:
+        """The task's initial-mask reference key, creating ``W ⊙ R`` on its layers if new."""
+        initial = coded.initial
+        if initial is None:
+            return None
+        key = (initial.seed, initial.threshold, initial.init_sparsity)
+        for name, layer_name in inner.items():
+            layer = self._layers[layer_name]
+            if key not in layer.references:
+                weight = layer.weight
+                start = initial.mask(initial.scores(name, weight.numel())).reshape(tuple(weight.shape))
+                layer.references[key] = weight.detach() * torch.from_numpy(start).to(weight.device, weight.dtype)
+        self._reference_users[key] = self._reference_users.get(key, 0) + 1
+        return key
+
     def _build(self, served: ServedTask, masks: dict[str, torch.Tensor] | None = None) -> Corrections:
-        """Correction matrices from the pristine weights (the caller has unmerged them)."""
+        """Each layer's term against the task's reference (read from the pristine weights: the
+        caller has unmerged them). The reference mask is recovered as ``W ⊙ R != 0``: where W is
+        zero the term is zero either way."""
         masks = masks if masks is not None else served.encoder_masks()
-        return {inner: correction_matrix(self.encoder.get_submodule(inner).weight, mask)
-                for inner, mask in masks.items()}
+        out = {}
+        for inner, mask in masks.items():
+            layer = self._layers[inner]
+            key = served.reference
+            reference = None if key is None else layer.references[key] != 0
+            out[inner] = Correction(correction_matrix(layer.weight, mask, reference), key)
+        return out
 
     def _corrections(self, name: str, pinned: frozenset[str]) -> Corrections:
         if name not in self._cache:
@@ -200,22 +234,25 @@ class MaskedModel:
     # -- merged mode ---------------------------------------------------------------------------
     @torch.no_grad()
     def _merge(self, name: str) -> None:
+        """Multiply ``name``'s masks into the resident weights (decoded from its coded masks),
+        keeping the zeroed values to put back."""
         if self._merged and self._merged[0] == name:
             return
-        corrections = self._corrections(name, frozenset({name}))
         self._unmerge()
-        positions = {inner: _flat_index(matrix) for inner, matrix in corrections.items()}
-        for inner, flat in positions.items():
-            self.encoder.get_submodule(inner).weight.view(-1).index_fill_(0, flat, 0.0)
-        self._merged = (name, corrections, positions)
+        saved = {}
+        for inner, mask in self._tasks[name].encoder_masks().items():
+            flat = self._layers[inner].weight.view(-1)
+            positions = (~mask.to(flat.device)).view(-1).nonzero().squeeze(1)
+            saved[inner] = (positions, flat[positions].clone())
+            flat.index_fill_(0, positions, 0.0)
+        self._merged = (name, saved)
 
     @torch.no_grad()
     def _unmerge(self) -> None:
         if self._merged is None:
             return
-        _, corrections, positions = self._merged
-        for inner, matrix in corrections.items():
-            self.encoder.get_submodule(inner).weight.view(-1).index_copy_(0, positions[inner], -matrix.values())
+        for inner, (positions, values) in self._merged[1].items():
+            self._layers[inner].weight.view(-1).index_copy_(0, positions, values)
         self._merged = None
 
     # -- prediction ----------------------------------------------------------------------------
@@ -284,6 +321,7 @@ class MaskedModel:
             self._unmerge()
         self._last_single = single
         pinned = frozenset(names)
+        misses = self._cache.misses
         batch = build_batch(list(parts.values()), self._tokenizers, self.device)
         merged = self._merged is not None
         groups = [] if merged else [RowGroup(g.start, g.stop, self._corrections(g.served.name, pinned))
@@ -303,11 +341,17 @@ class MaskedModel:
                 results[index] = make_result(served.task, example, score)
         self._stub.output = None
         self._cache.trim()  # the batch's tasks were pinned while it ran
+        if self._cache.misses != misses:  # corrections were decoded: return their temporaries
+            release_freed_memory()
 
     # -- memory --------------------------------------------------------------------------------
     def memory(self) -> dict[str, int]:
-        """Bytes held beyond the base model: coded tasks, decoded corrections, and their counts."""
+        """Bytes held beyond the base model: coded tasks, decoded corrections, the dense reference
+        copies (one per initial mask in use), and their counts."""
+        references = {id(w): w.numel() * w.element_size() for layer in self._layers.values()
+                      for w in layer.references.values()}
         return {"tasks": len(self._tasks), "coded_bytes": sum(t.resident_bytes() for t in self._tasks.values()),
+                "references": len(self._reference_users), "references_bytes": sum(references.values()),
                 "corrections_bytes": self._cache.bytes, "corrections_cached": len(self._cache.names()),
                 "corrections_limit_bytes": self._cache.limit_bytes, "decodes": self._cache.misses}
 
@@ -316,13 +360,6 @@ class MaskedModel:
         with self._lock:
             self._unmerge()
             self._last_single = None
-
-
-def _flat_index(matrix: torch.Tensor) -> torch.Tensor:
-    """Row-major flat positions of a CSR matrix's entries (the weights a mask removes)."""
-    crow = matrix.crow_indices().long()
-    rows = torch.repeat_interleave(torch.arange(matrix.shape[0], device=crow.device), crow.diff())
-    return rows * matrix.shape[1] + matrix.col_indices().long()
 
 
 def _task_model(base: torch.nn.Module, task: Task, prefix: str, encoder: torch.nn.Module, device):

@@ -68,8 +68,10 @@ def check(result, name, probs, labels):
         assert int(torch.tensor(probabilities(result)).argmax()) == int(probs.argmax())
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_any_mix_equals_each_task_alone(served_paths, expected, seed):
+@pytest.mark.parametrize("seed,dense_from", [(0, 64), (1, 1), (2, 10**9)],
+                         ids=["measured-switch", "all-dense-products", "all-sparse-terms"])
+def test_any_mix_equals_each_task_alone(served_paths, expected, seed, dense_from, monkeypatch):
+    monkeypatch.setattr("maskctl.masking.mixed.DENSE_MIN_TOKENS", dense_from)
     inputs, want = expected
     served = MaskedModel.from_bundles(list(served_paths.values()))
     pristine = {k: v.clone() for k, v in served.encoder.state_dict().items()}
@@ -159,3 +161,31 @@ def test_a_bundle_of_another_base_is_refused_by_name(served_paths, tiny_models, 
     with pytest.raises(BundleError, match="distil.bundle"):
         served.load(other)
     assert isinstance(served.predict_many([("keywords", "good")])[0], Classification)
+
+
+def _as_format_1(source, target) -> None:
+    """The same bundle in the format-1 layout (packbits, no initial-mask record)."""
+    import json
+
+    import numpy as np
+    from safetensors.torch import save_file
+
+    bundle = load_bundle(source)
+    meta = {k: v for k, v in bundle.meta.items() if k not in ("mask_coding", "path")}
+    meta["format_version"] = 1
+    meta["layers"] = [{k: v for k, v in layer.items() if k != "coding"} for layer in meta["layers"]]
+    tensors = {f"mask/{n}": torch.from_numpy(np.packbits(m.numpy().reshape(-1))) for n, m in bundle.masks.items()}
+    tensors.update({f"head/{n}": t for n, t in bundle.head.items()})
+    save_file(tensors, str(target), metadata={"format": "maskctl.bundle", "maskctl": json.dumps(meta)})
+
+
+def test_format_1_bundles_mix_with_format_2(served_paths, expected, tmp_path):
+    inputs, want = expected
+    old = tmp_path / "keywords-old.bundle"
+    _as_format_1(served_paths["keywords"], old)
+    assert load_bundle(old).meta["format_version"] == 1
+    served = MaskedModel.from_bundles([old, served_paths["keywords-b"], served_paths["conll03"]])
+    assert served.memory()["references"] == 2  # keywords-b's and conll03's seeds; none for format 1
+    requests = [(name, inputs[name][i]) for i in range(2) for name in ("keywords", "keywords-b", "conll03")]
+    for (name, _), result, i in zip(requests, served.predict_many(requests), [0, 0, 0, 1, 1, 1]):
+        check(result, name, want[name][i], served.task(name).labels)
