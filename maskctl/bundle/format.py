@@ -175,9 +175,11 @@ class CodedMasks:
     payloads: dict[str, torch.Tensor]
     initial: InitialMasks | None
 
+    def meta_layer(self, name: str) -> dict[str, Any]:
+        return next(lay for lay in self.meta["layers"] if lay["name"] == name)
+
     def decode(self, name: str) -> torch.Tensor:
-        layer = next(lay for lay in self.meta["layers"] if lay["name"] == name)
-        return _decode(self.path, name, self.payloads[name], layer, self.meta, self.initial)
+        return _decode(self.path, name, self.payloads[name], self.meta_layer(name), self.meta, self.initial)
 
     def decode_all(self) -> dict[str, torch.Tensor]:
         return {name: self.decode(name) for name in self.payloads}

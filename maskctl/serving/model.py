@@ -20,6 +20,7 @@ reads and verifies a bundle before taking it, so a corrupt file leaves every tas
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -114,6 +115,7 @@ class MaskedModel:
         masks = coded.decode_all()  # verifies every layer (CRC) before anything changes
         task = Task.from_card(TaskCard.from_dict(coded.meta["task"]))
         inner = {n: n[len(self._prefix) + 1:] for n in masks if n.startswith(self._prefix + ".")}
+        reference, initial = self._initial_masks(coded, inner)
         with self._lock:
             if task.name in self._tasks:
                 raise BundleError(f"{path}: task {task.name!r} is already loaded",
@@ -124,7 +126,10 @@ class MaskedModel:
             effective = self._effective_head(net, head, masks, path)
             self._layers.update(wrap_for_mixing(self.encoder, list(inner.values()), self._routing))
             args = coded.meta.get("training", {})
-            reference = self._reference(coded, inner)
+            if reference is not None and any(reference not in self._layers[n].references and n not in initial
+                                             for n in inner.values()):
+                _, initial = self._initial_masks(coded, inner)  # rare: an unload dropped it meanwhile
+            self._add_reference(reference, initial)
             served = ServedTask(name=task.name, task=task, coded=coded, head=effective, encoder_layers=inner,
                                 net_key=(task.kind.auto_class, len(task.labels)), reference=reference,
                                 max_length=int(args.get("max_length", 128)),
@@ -198,20 +203,31 @@ class MaskedModel:
                 effective[f"{name}.weight"].mul_(mask.to(self.device, torch.float32))
         return effective
 
-    def _reference(self, coded, inner: dict[str, str]) -> tuple | None:
-        """The task's initial-mask reference key, creating ``W ⊙ R`` on its layers if new."""
+    def _initial_masks(self, coded, inner: dict[str, str]) -> tuple[tuple | None, dict[str, torch.Tensor]]:
+        """The task's reference key, and its initial masks where no layer holds that reference
+        yet (regenerated before the lock is taken: ~0.1-0.2 s for MiniLM, once per seed)."""
         initial = coded.initial
         if initial is None:
-            return None
+            return None, {}
         key = (initial.seed, initial.threshold, initial.init_sparsity)
+        missing = {}
         for name, layer_name in inner.items():
+            layer = self._layers.get(layer_name)
+            if layer is None or key not in layer.references:
+                shape = tuple(coded.meta_layer(name)["shape"])
+                missing[layer_name] = torch.from_numpy(initial.mask(initial.scores(name, math.prod(shape))).reshape(shape))
+        return key, missing
+
+    def _add_reference(self, key: tuple | None, masks: dict[str, torch.Tensor]) -> None:
+        """``W ⊙ R`` on each layer that lacks it (pristine weights: the caller has unmerged)."""
+        if key is None:
+            return
+        for layer_name, start in masks.items():
             layer = self._layers[layer_name]
             if key not in layer.references:
-                weight = layer.weight
-                start = initial.mask(initial.scores(name, weight.numel())).reshape(tuple(weight.shape))
-                layer.references[key] = weight.detach() * torch.from_numpy(start).to(weight.device, weight.dtype)
+                weight = layer.weight.detach()
+                layer.references[key] = weight * start.to(weight.device, weight.dtype)
         self._reference_users[key] = self._reference_users.get(key, 0) + 1
-        return key
 
     def _build(self, served: ServedTask, masks: dict[str, torch.Tensor] | None = None) -> Corrections:
         """Each layer's term against the task's reference (read from the pristine weights: the
