@@ -123,3 +123,18 @@ def test_predict_cli_streams_jsonl_and_reports_bad_lines(three_tasks, tmp_path):
     one = subprocess.run([*cmd[:4], str(paths["keywords"]), "--text", "good film"], capture_output=True, text=True,
                          env=env, timeout=300)
     assert json.loads(one.stdout)["predictions"]["keywords"]["label"] in ("pos", "neg", "food", "sport")
+
+
+def test_the_serving_example_runs(three_tasks):
+    """examples/serve_many_tasks.py, as the README shows it, on bundles of every kind."""
+    from pathlib import Path
+
+    paths, _ = three_tasks
+    script = Path(__file__).resolve().parents[2] / "examples" / "serve_many_tasks.py"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, str(script), *map(str, paths.values())], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "loaded while serving: swag" in proc.stdout
+    assert "no-such-task: error: request 6" in proc.stdout and "after unload: keywords, conll03" in proc.stdout
+    assert "conll03: [(" in proc.stdout and "swag: " in proc.stdout
