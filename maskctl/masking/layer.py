@@ -91,7 +91,21 @@ def initial_scores(
     return torch.from_numpy(values)
 
 
-class MaskedLinear(nn.Module):
+class WrappedLinear(nn.Module):
+    """What a module wrapping a ``base_layer`` linear (PEFT's pattern) reports of its shape."""
+
+    base_layer: nn.Linear
+
+    @property
+    def in_features(self) -> int:
+        return self.base_layer.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.base_layer.out_features
+
+
+class MaskedLinear(WrappedLinear):
     """Wraps ``base_layer`` (an ``nn.Linear``) and learns a binary mask over its weight."""
 
     def __init__(
@@ -113,14 +127,6 @@ class MaskedLinear(nn.Module):
             base_layer.bias.requires_grad_(False)
         scores = initial_scores(tuple(base_layer.weight.shape), init_sparsity, threshold, seed)
         self.scores = nn.Parameter(scores.to(base_layer.weight.device))
-
-    @property
-    def in_features(self) -> int:
-        return self.base_layer.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.base_layer.out_features
 
     def binary_mask(self) -> torch.Tensor:
         """The current mask as a bool tensor (no gradient)."""

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from maskctl.masking.layer import WrappedLinear
+
 # From this many token rows on, a task's rows use a dense product with their own weight; below
 # it they share the base pass and add ``x Cᵀ``. Measured on this machine's CPU (MiniLM's FFN
 # matrix, 16 groups, one thread): the sparse term adds ~35 % whatever the group size, the dense
@@ -74,7 +76,7 @@ class Routing:
             self.groups = ()
 
 
-class MixedMaskLinear(nn.Module):
+class MixedMaskLinear(WrappedLinear):
     """A frozen linear that computes each row group with its own task's mask."""
 
     def __init__(self, base_layer: nn.Linear, name: str, routing: Routing) -> None:
@@ -91,14 +93,6 @@ class MixedMaskLinear(nn.Module):
     @property
     def bias(self) -> torch.Tensor | None:
         return self.base_layer.bias
-
-    @property
-    def in_features(self) -> int:
-        return self.base_layer.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.base_layer.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not any(g.corrections.get(self.name) for g in self.routing.groups):
