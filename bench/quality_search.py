@@ -30,7 +30,7 @@ from bench.common import dir_bytes, log
 EXTEND = 1
 SEEDS = (0, 1, 2)
 PLAN: dict[str, dict[str, Any]] = {
-    # Tweets at 64 tokens (the words past it are counted in each run's "excluded_words"); 12
+    # Tweets at 64 tokens: no word falls beyond it (0 of 6,643 dev and 7,082 test words). 12
     # epochs with patience 3: the Trainer's finetuning peaks at epoch 11 of 15 here.
     "wnut16": {"common": {"max_length": 64, "epochs": 12, "batch_size": 32, "early_stopping": 3},
                "mask": {"lr": [3e-3, 1e-2],
