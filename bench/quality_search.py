@@ -235,11 +235,16 @@ def write_table(out: Path) -> Path:
                             f"| **{s['test']['mean']:.4f} ± {s['test']['sd']:.4f}** | {', '.join(f'{x:.3f}' for x in s['test_scores'])} "
                             f"| {', '.join(str(e) for e in s['kept_epochs'])} | {s['bytes']:,} | {s['wall_s']:.0f} |")
     lines = ["| task | method | best setting (dev, seed 0) | dev (3 seeds) | test (3 seeds) | test per seed | kept epoch | bytes per task | s per run |",
-             "|---|---|---|---|---|---|---|---|---|", *rows, "", "Settings tried (seed-0 dev score):", ""]
-    for task, methods in data.items():
-        for method, d in methods.items():
-            tried = ", ".join(f"{k} {v:.4f}" for k, v in sorted(d["tried_seed0_dev"].items()))
-            lines.append(f"- {task} {method}: {tried}")
+             "|---|---|---|---|---|---|---|---|---|", *rows, "",
+             "Seed 0, every setting tried (dev score / test score, kept epoch):", ""]
+    for task in data:
+        for method in METHODS:
+            runs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((out / "quality" / task / method).glob("*-s0.json"))]
+            if runs:
+                tried = ", ".join(f"{label_of(r['settings']['lr'], r['variant'])} {r['dev']['score']:.4f} / "
+                                  f"{r['test']['score']:.4f} (ep {r['kept']['epoch']})"
+                                  for r in sorted(runs, key=lambda r: (str(r["variant"]), r["settings"]["lr"])))
+                lines.append(f"- {task} {method}: {tried}")
     (out / "results-quality.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
     path = out / "results-quality.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

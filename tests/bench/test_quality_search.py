@@ -1,0 +1,42 @@
+"""bench/quality_search.py's search logic, with the training replaced by a scripted score: the lr
+grid per method, the edge extension, the seeds at the best setting, masking's variants, and the
+table. (Real runs take hours; `bench/run.py --quality` does them.)"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tests.bench.test_bench_quick import _bench
+
+
+def test_search_tunes_each_method_then_runs_seeds_and_variants(tmp_path, monkeypatch):
+    q = _bench("quality_search")
+    calls = []
+
+    def fake(task, model, method, settings, work):
+        calls.append((method, settings["lr"], settings["seed"], settings.get("max_grad_norm")))
+        # masking peaks at lr 1e-2 (beyond the grid's edge 3e-3 ... so the grid extends), and
+        # clipping helps it; finetuning peaks inside its grid
+        best = {"mask": 1e-2, "finetune": 1e-4, "lora": 3e-3}[method]
+        score = 0.5 - abs(math.log10(settings["lr"] / best)) / 10 + settings["seed"] / 1000
+        score += 0.05 if method == "mask" and settings.get("max_grad_norm") else 0.0
+        result = {"score": score}
+        return {"dev": result, "test": result, "kept": {"epoch": 3}, "history": [], "bytes": 10, "files": 1}
+
+    monkeypatch.setattr(q, "train_maskctl", fake)
+    monkeypatch.setattr(q, "train_lora", lambda task, model, settings, work: fake(task, model, "lora", settings, work))
+    monkeypatch.setattr(q, "PLAN", {"wnut16": {"common": {"epochs": 1},
+                                               "mask": {"lr": [1e-3, 3e-3], "variants": {"clip1": {"max_grad_norm": 1.0}}},
+                                               "finetune": {"lr": [3e-5, 1e-4, 3e-4]},
+                                               "lora": {"lr": [1e-3, 3e-3]}}})
+    summary = q.Search("wnut16", tmp_path, tmp_path / "work").all()
+    assert summary["mask"]["lr"] == pytest.approx(9e-3) and summary["mask"]["variant"] == "clip1"  # 3e-3 x 3, then clipping
+    assert summary["finetune"]["lr"] == 1e-4 and summary["lora"]["lr"] == 3e-3
+    assert all(summary[m]["seeds"] == [0, 1, 2] for m in summary)
+    runs = len(calls)
+    q.Search("wnut16", tmp_path, tmp_path / "work").all()  # finished runs are read back, not retrained
+    assert len(calls) == runs
+    table = q.write_table(tmp_path).read_text()
+    assert "| wnut16 | mask | lr0.009-clip1 |" in table and "lr0.001 0.4" in table
