@@ -70,7 +70,7 @@ def test_paper_recipes_carry_the_paper_settings(family, task):
 
 def test_wnut16_demo_recipe_uses_the_card_defaults():
     s = load_recipe("wnut16-minilm")
-    assert (s["task"], s["model"], s["lr"], s["epochs"]) == ("wnut16", "minilm", 3e-3, 15)
+    assert (s["task"], s["model"], s["lr"], s["epochs"]) == ("wnut16", "minilm", 1e-2, 15)
 
 
 def test_overrides_parse_values_and_reject_unknown_keys():
