@@ -116,6 +116,7 @@ class MaskedModel:
         task = Task.from_card(TaskCard.from_dict(coded.meta["task"]))
         inner = {n: n[len(self._prefix) + 1:] for n in masks if n.startswith(self._prefix + ".")}
         reference, initial = self._initial_masks(coded, inner)
+        tokenizer = self._tokenizers.get(task.kind.name) or load_tokenizer(self._source, **task.kind.tokenizer_kwargs)
         with self._lock:
             if task.name in self._tasks:
                 raise BundleError(f"{path}: task {task.name!r} is already loaded",
@@ -134,10 +135,9 @@ class MaskedModel:
                                 net_key=(task.kind.auto_class, len(task.labels)), reference=reference,
                                 max_length=int(args.get("max_length", 128)),
                                 options={"word_piece": args.get("word_piece", "last")})
-            self._tasks[task.name] = served
             self._cache.put(task.name, self._build(served, {inner[n]: m for n, m in masks.items() if n in inner}))
-            if task.kind.name not in self._tokenizers:
-                self._tokenizers[task.kind.name] = load_tokenizer(self._source, **task.kind.tokenizer_kwargs)
+            self._tokenizers.setdefault(task.kind.name, tokenizer)
+            self._tasks[task.name] = served
         del masks, head
         release_freed_memory()
         self.load_seconds.append(time.perf_counter() - tick)
