@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from maskctl.errors import MaskctlError
+from maskctl.masking.model import HEAD_MODES
 
 METHODS = ("mask", "finetune")
 KEEP_RULES = ("best", "last")
-HEAD_MODES = ("mask", "train")
 
 # What a field left at None becomes when the task card says nothing: a value, or one per method.
 FALLBACKS: dict[str, Any] = {
