@@ -22,6 +22,10 @@ class BundleError(MaskctlError):
     """A file that is not a valid maskctl bundle, or one that does not fit the base model."""
 
 
+class DuplicateTask(BundleError):
+    """A bundle whose task is already loaded (one bundle per task is served)."""
+
+
 class TaskError(MaskctlError):
     """An unknown task, a bad task card or data that does not match its card."""
 

@@ -31,6 +31,8 @@ class TaskGroup:
     start: int  # first row (sequence) of the group in the mixed batch
     stop: int
     length: int  # the group's own padded length
+    truncated: set[int]  # positions (within the group) of examples that max_length cut
+    kept_words: list[list[int]]  # tagging: the words each example's scores belong to
 
 
 @dataclass
@@ -56,7 +58,8 @@ def build_batch(parts: list[tuple[ServedTask, list[int], list[dict[str, Any]]]],
         batch = task.kind.collate(tokenizer)(features.items)
         flat = {k: batch[k].reshape(-1, batch[k].shape[-1]) for k in SEQUENCE_KEYS if k in batch}
         count = flat["input_ids"].shape[0]
-        groups.append(TaskGroup(served, indices, examples, batch, start, start + count, flat["input_ids"].shape[1]))
+        groups.append(TaskGroup(served, indices, examples, batch, start, start + count, flat["input_ids"].shape[1],
+                                features.truncated, features.kept_words))
         rows.append(flat)
         start += count
     length = max(g.length for g in groups)

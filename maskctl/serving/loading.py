@@ -36,19 +36,22 @@ class LoadedBundle:
     bundle: Bundle
 
 
-def load_base(meta: dict[str, Any], model: str | None = None,
-              device: torch.device | None = None) -> tuple[torch.nn.Module, ModelSource, Task]:
-    """Load the base model a bundle names (or ``model``) with its task head, and check that it
-    is the model the bundle was trained on: layers, shapes and the fingerprint of the weights."""
+def load_base(meta: dict[str, Any], model: str | None = None, device: torch.device | None = None,
+              auto_class: str | None = None) -> tuple[torch.nn.Module, ModelSource, Task]:
+    """Load the base model a bundle names (or ``model``) with its task head (or the head of
+    ``auto_class``), and check that it is the model the bundle was trained on: layers, shapes
+    and the fingerprint of the weights."""
     base = meta["base_model"]
     source = resolve_model(model or base["source"]["spec"])
     if source.kind == "hub" and model is None:
         source = ModelSource(**{**source.to_dict(), "version": base["source"].get("version")})
     task = Task.from_card(TaskCard.from_dict(meta["task"]))
-    net, _ = load_task_model(source, task.kind.auto_class, task.labels)
+    net, _ = load_task_model(source, auto_class or task.kind.auto_class, task.labels)
     where = meta.get("path", "the bundle")
     trained_on = base["source"]["spec"]
-    for layer in meta["layers"]:
+    # Under another head only the encoder's layers are the base's to check (serving's heads are per task).
+    own = auto_class is None or auto_class == task.kind.auto_class
+    for layer in [lay for lay in meta["layers"] if own or lay["name"].startswith(net.base_model_prefix + ".")]:
         try:
             module = net.get_submodule(layer["name"])
         except AttributeError:

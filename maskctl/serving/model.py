@@ -33,7 +33,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAtte
 
 from maskctl.bundle.codec import fingerprint
 from maskctl.bundle.format import read_coded, read_meta
-from maskctl.errors import BundleError, MaskctlError
+from maskctl.errors import BundleError, DuplicateTask, MaskctlError, ModelError
 from maskctl.masking.mixed import Correction, RowGroup, Routing, correction_matrix, wrap_for_mixing
 from maskctl.models import load_tokenizer
 from maskctl.serving.batching import build_batch
@@ -97,11 +97,15 @@ class MaskedModel:
         names = [m["task"]["name"] for m, _ in metas]
         for name in names:
             if names.count(name) > 1:
-                raise BundleError(f"two bundles for task {name!r}", "pass one bundle per task (or use maskctl ensemble)")
-        # A kind whose task model keeps BERT's pooler first, so every kind can share the encoder.
-        meta, path = sorted(metas, key=lambda m: m[0]["task"]["kind"] == "token-tagging")[0]
+                raise DuplicateTask(f"two bundles for task {name!r}", "pass one bundle per task (or use maskctl ensemble)")
+        meta, path = metas[0]
         dev = resolve_device(device)
-        base, source, _ = load_base({**meta, "path": str(path)}, model, dev)
+        # The multiple-choice model keeps the encoder's pooler (token classification drops it),
+        # so tasks of every kind, loaded now or later, can share the encoder.
+        try:
+            base, source, _ = load_base({**meta, "path": str(path)}, model, dev, auto_class="AutoModelForMultipleChoice")
+        except ModelError:  # an architecture without a multiple-choice head
+            base, source, _ = load_base({**meta, "path": str(path)}, model, dev)
         served = cls(base, source, dev, cache_mb)
         for p in paths:
             served.load(p)
@@ -119,7 +123,7 @@ class MaskedModel:
         tokenizer = self._tokenizers.get(task.kind.name) or load_tokenizer(self._source, **task.kind.tokenizer_kwargs)
         with self._lock:
             if task.name in self._tasks:
-                raise BundleError(f"{path}: task {task.name!r} is already loaded",
+                raise DuplicateTask(f"{path}: task {task.name!r} is already loaded",
                                   "unload it first, or serve one bundle per task (maskctl ensemble votes)")
             self._unmerge()  # fingerprints and corrections read the pristine weights
             self._check_base(coded.meta, masks, path)
@@ -133,7 +137,7 @@ class MaskedModel:
             self._add_reference(reference, initial)
             served = ServedTask(name=task.name, task=task, coded=coded, head=effective, encoder_layers=inner,
                                 net_key=(task.kind.auto_class, len(task.labels)), reference=reference,
-                                max_length=int(args.get("max_length", 128)),
+                                max_length=min(int(args.get("max_length", 128)), self._position_limit(tokenizer)),
                                 options={"word_piece": args.get("word_piece", "last")})
             self._cache.put(task.name, self._build(served, {inner[n]: m for n, m in masks.items() if n in inner}))
             self._tokenizers.setdefault(task.kind.name, tokenizer)
@@ -158,6 +162,13 @@ class MaskedModel:
                     del self._reference_users[served.reference]
                     for layer in self._layers.values():
                         layer.references.pop(served.reference, None)
+
+    def _position_limit(self, tokenizer) -> int:
+        """The longest input the base model takes: a bundle's max length beyond it (trained on
+        short texts) is cut to it, so a long request is truncated instead of failing."""
+        limit = getattr(self._base.config, "max_position_embeddings", None) or 10**6
+        declared = getattr(tokenizer, "model_max_length", None)
+        return min(limit, declared) if declared and declared < 10**6 else limit
 
     def _check_base(self, meta: dict[str, Any], masks: dict[str, torch.Tensor], path) -> None:
         where = f"{path}"
@@ -281,6 +292,16 @@ class MaskedModel:
             raise MaskctlError(f"no bundle for task {name!r}", f"loaded tasks: {', '.join(self._tasks) or 'none'}")
         return self._tasks[name].task
 
+    def describe(self, name: str) -> dict[str, Any]:
+        """What a client needs to know of a served task: kind, labels, base model, dev metrics."""
+        self.task(name)
+        served = self._tasks[name]
+        card, meta = served.task.card, served.meta
+        dev = {k: v for k, v in meta.get("metrics", {}).get("dev", {}).items() if not isinstance(v, (dict, list))}
+        return {"name": name, "kind": card.kind, "labels": list(card.labels), "description": card.description,
+                "base_model": meta["base_model"]["source"]["spec"], "metric": card.metric, "metrics": dev,
+                "max_length": served.max_length, "sparsity": meta.get("sparsity", {}).get("final")}
+
     def predict(self, name: str, inputs: Sequence[Any], batch_size: int = 32) -> list:
         """Predictions of one task (``predict_many`` underneath); a bad input raises."""
         self.task(name)
@@ -353,8 +374,9 @@ class MaskedModel:
             kwargs = {k: v.to(self.device) for k, v in group.batch.items() if k != "labels"}
             logits = functional_call(self._nets[served.net_key], served.head, (), kwargs, strict=False).logits
             scores, _ = served.task.kind.select(logits, group.batch)
-            for index, example, score in zip(group.indices, group.examples, scores):
-                results[index] = make_result(served.task, example, score)
+            for position, (index, example, score) in enumerate(zip(group.indices, group.examples, scores)):
+                words = group.kept_words[position] if group.kept_words else None
+                results[index] = make_result(served.task, example, score, position in group.truncated, words)
         self._stub.output = None
         self._cache.trim()  # the batch's tasks were pinned while it ran
         if self._cache.misses != misses:  # corrections were decoded: return their temporaries

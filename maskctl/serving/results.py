@@ -21,6 +21,7 @@ class Classification:
     label: str
     score: float
     probabilities: dict[str, float]
+    truncated: bool = False  # the text was longer than the bundle's max length and was cut
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Tagging:
     tags: list[str]
     scores: list[float]
     entities: list[dict[str, Any]] = field(default_factory=list)  # {type, start, end, text} (word spans)
+    truncated: bool = False  # words past the bundle's max length got no prediction ("O", score 0)
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Choice:
     label: str
     score: float
     probabilities: list[float]
+    truncated: bool = False  # a context + ending was longer than the bundle's max length and was cut
 
 
 @dataclass
@@ -78,21 +81,27 @@ def to_example(task: Task, item: Any) -> dict[str, Any]:
     return {"context": str(item["context"]), "endings": [str(e) for e in item["endings"]], "label": labels[0]}
 
 
-def make_result(task: Task, example: dict[str, Any], scores: torch.Tensor):
+def make_result(task: Task, example: dict[str, Any], scores: torch.Tensor, truncated: bool = False,
+                kept_words: list[int] | None = None):
+    """The prediction of one example from its score tensor (``Kind.select``). ``kept_words``
+    (tagging) names the word each score row belongs to; other words are tagged "O", score 0."""
     probs = scores.softmax(-1)
     labels = task.labels
     if task.card.kind == "sequence-classification":
         best = int(probs.argmax())
-        return Classification(labels[best], float(probs[best]), {lab: float(p) for lab, p in zip(labels, probs)})
+        return Classification(labels[best], float(probs[best]), {lab: float(p) for lab, p in zip(labels, probs)},
+                              truncated)
     if task.card.kind == "multiple-choice":
         best = int(probs.argmax())
-        return Choice(best, labels[best], float(probs[best]), [float(p) for p in probs])
+        return Choice(best, labels[best], float(probs[best]), [float(p) for p in probs], truncated)
     from seqeval.metrics.sequence_labeling import get_entities
 
-    kept = len(scores)  # words past max_length have no prediction: tagged "O", score 0
-    tags = [labels[int(i)] for i in probs.argmax(-1)] + ["O"] * (len(example["tokens"]) - kept)
-    confidence = [float(p) for p in probs.max(-1).values] + [0.0] * (len(example["tokens"]) - kept)
     tokens = example["tokens"]
+    words = kept_words if kept_words is not None else list(range(len(scores)))
+    tags, confidence = ["O"] * len(tokens), [0.0] * len(tokens)
+    best = probs.max(-1)
+    for word, index, value in zip(words, best.indices.tolist(), best.values.tolist()):
+        tags[word], confidence[word] = labels[index], value
     entities = [{"type": kind, "start": start, "end": end + 1, "text": " ".join(tokens[start:end + 1])}
                 for kind, start, end in get_entities(tags)]
-    return Tagging(tokens=tokens, tags=tags, scores=confidence, entities=entities)
+    return Tagging(tokens=tokens, tags=tags, scores=confidence, entities=entities, truncated=truncated)

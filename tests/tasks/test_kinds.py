@@ -44,6 +44,25 @@ def test_words_past_max_length_are_excluded_and_counted(bert_tokenizer):
     assert feats.stats == {"words": 4, "excluded_words": 2}
     kept_first = TokenTagging().encode(_card(), bert_tokenizer, [example], 6, {"word_piece": "first"})
     assert kept_first.stats["excluded_words"] == 1
+    assert feats.truncated == {0} and feats.kept_words == [[0, 1]]
+    whole = TokenTagging().encode(_card(), bert_tokenizer, [example], 8, {"word_piece": "last"})
+    assert whole.truncated == set() and whole.kept_words == [[0, 1, 2, 3]]  # exactly 8 ids: nothing cut
+
+
+def test_each_kind_says_which_examples_max_length_cut(bert_tokenizer):
+    from maskctl.tasks.kinds.sequence_classification import SequenceClassification
+
+    card = TaskCard(name="c", kind="sequence-classification", labels=["a", "b"], source={"reader": "jsonl"})
+    texts = ["the film", "the film was good", "the film was"]  # 4, 6 and 5 ids with [CLS]/[SEP]
+    examples = [{"text": t, "text_pair": None, "label": "a"} for t in texts]
+    assert SequenceClassification().encode(card, bert_tokenizer, examples, 5).truncated == {1}
+    assert SequenceClassification().encode(card, bert_tokenizer, examples, 6).truncated == set()
+    pairs = [{"text": "the film", "text_pair": "was good", "label": "a"}]  # 6 ids
+    assert SequenceClassification().encode(card, bert_tokenizer, pairs, 5).truncated == {0}
+    choice = TaskCard(name="m", kind="multiple-choice", labels=["0", "1"], source={"reader": "jsonl"})
+    examples = [{"context": "a day", "endings": ["nice", "sad"], "label": "0"},
+                {"context": "the film", "endings": ["was good", "bad"], "label": "0"}]
+    assert MultipleChoice().encode(choice, bert_tokenizer, examples, 6).truncated == {1}  # 6 ids vs 7
 
 
 def test_roberta_tagging_aligns_words(tiny_models):

@@ -14,12 +14,27 @@ class Features:
 
     items: list[dict[str, Any]]
     stats: dict[str, int] = field(default_factory=dict)
+    # Examples (by index) that max_length cut: serving says so in each prediction.
+    truncated: set[int] = field(default_factory=set)
+    # Tagging: per example, the indices of the words that got a label position (in order), so a
+    # prediction lines its scores up with the right words even when a word has no pieces.
+    kept_words: list[list[int]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self.items[index]
+
+
+def cut_rows(tokenizer, columns: list[list[Any]], encoded, max_length: int) -> set[int]:
+    """Rows of ``encoded`` (tokenized with truncation) that max_length cut. Only a row of
+    exactly max_length ids can have been cut, so only those are tokenized again in full."""
+    candidates = [i for i, ids in enumerate(encoded["input_ids"]) if len(ids) >= max_length]
+    if not candidates:
+        return set()
+    again = tokenizer(*[[column[i] for i in candidates] for column in columns], truncation=False, verbose=False)
+    return {i for i, ids in zip(candidates, again["input_ids"]) if len(ids) > max_length}
 
 
 class Kind(Protocol):

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from maskctl.errors import TaskError
-from maskctl.tasks.kinds.base import Features
+from maskctl.tasks.kinds.base import Features, cut_rows
 
 
 class MultipleChoice:
@@ -34,7 +34,8 @@ class MultipleChoice:
             item = {key: values[rows] for key, values in encoded.items()}
             item["labels"] = label_ids[example["label"]]
             items.append(item)
-        return Features(items)
+        cut = cut_rows(tokenizer, [firsts, seconds], encoded, max_length)
+        return Features(items, truncated={row // n_choices for row in cut})
 
     def collate(self, tokenizer):
         def collate(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from transformers import DataCollatorWithPadding
 
-from maskctl.tasks.kinds.base import Features
+from maskctl.tasks.kinds.base import Features, cut_rows
 
 
 class SequenceClassification:
@@ -29,7 +29,7 @@ class SequenceClassification:
             item = {key: values[i] for key, values in encoded.items()}
             item["labels"] = label_ids[example["label"]]
             items.append(item)
-        return Features(items)
+        return Features(items, truncated=cut_rows(tokenizer, columns, encoded, max_length))
 
     def collate(self, tokenizer):
         return DataCollatorWithPadding(tokenizer, return_tensors="pt")

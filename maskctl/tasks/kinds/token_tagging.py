@@ -39,8 +39,11 @@ class TokenTagging:
         words = [ex["tokens"] for ex in examples]
         full = tokenizer(words, is_split_into_words=True, truncation=False)
         cut = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
-        items, excluded, total = [], 0, 0
+        items, excluded, total, truncated, kept_words = [], 0, 0, set(), []
         for i, example in enumerate(examples):
+            if len(full["input_ids"][i]) > max_length:
+                truncated.add(i)
+            kept_words.append([])
             positions = _label_positions(full.word_ids(i), piece)
             kept_ids = cut.word_ids(i)
             labels = [IGNORE] * len(kept_ids)
@@ -51,10 +54,11 @@ class TokenTagging:
                     excluded += 1  # cut off by max_length (or a word with no pieces at all)
                     continue
                 labels[pos] = label_ids[tag]
+                kept_words[-1].append(word)
             item = {key: values[i] for key, values in cut.items()}
             item["labels"] = labels
             items.append(item)
-        return Features(items, {"words": total, "excluded_words": excluded})
+        return Features(items, {"words": total, "excluded_words": excluded}, truncated, kept_words)
 
     def collate(self, tokenizer):
         return DataCollatorForTokenClassification(tokenizer, return_tensors="pt")

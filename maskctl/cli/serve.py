@@ -1,0 +1,26 @@
+"""``maskctl serve``: every bundle of a folder over HTTP from one resident base model."""
+
+from __future__ import annotations
+
+from maskctl.cli.options import options_from
+from maskctl.serving.http.settings import ServeSettings
+
+
+@options_from(ServeSettings, arguments=("paths",))
+def serve(settings: ServeSettings) -> None:
+    """Serve every task of a bundle folder (or of bundle files) over HTTP: mixed-task batches,
+    hot add/remove of bundles, Prometheus metrics, OpenAPI docs at /docs."""
+    from maskctl.cli.console import console
+    from maskctl.errors import MaskctlError
+
+    try:
+        from maskctl.serving.http.run import serve as run_server
+    except ImportError as exc:
+        raise MaskctlError(f"maskctl serve needs {exc.name or 'its server packages'}",
+                           'install the extra: pip install "maskctl[serve]"') from None
+
+    def ready(url: str, tasks: list[str]) -> None:
+        console.print(f"maskctl serving {len(tasks)} task{'s' * (len(tasks) != 1)} on [bold]{url}[/] "
+                      f"(API docs: {url}/docs): {', '.join(tasks)}", highlight=False, soft_wrap=True)
+
+    run_server(settings, on_ready=ready)

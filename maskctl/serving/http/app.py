@@ -1,0 +1,242 @@
+"""The HTTP API over one ``MaskedModel``: FastAPI routes, error bodies, and the app's lifespan.
+
+FastAPI (on Starlette, under uvicorn) because its pydantic models validate requests with
+field-level messages and write the OpenAPI page from the same declarations, and it is the stack
+vLLM's and PEFT users' servers already run. Every error is ``{"error": {"code", "message",
+"fix"}}`` with its HTTP status; no traceback ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.exceptions import HTTPException
+
+from maskctl import __version__
+from maskctl.errors import DuplicateTask, MaskctlError
+from maskctl.serving.http import schemas
+from maskctl.serving.http.batcher import Batcher
+from maskctl.serving.http.folder import BundleFolder
+from maskctl.serving.http.guard import Guard, error_body
+from maskctl.serving.http.metrics import ServerMetrics
+from maskctl.serving.http.settings import ServeSettings
+from maskctl.serving.model import INPUT_HINT, MaskedModel
+from maskctl.serving.results import RequestError, to_example
+
+log = logging.getLogger("maskctl.serve")
+ERRORS = {code: {"model": schemas.ErrorResponse} for code in (400, 401, 404, 413)}
+
+
+@dataclass
+class ServerState:
+    """What one server holds: settings, the model, and the parts built around it at startup."""
+
+    settings: ServeSettings
+    model: MaskedModel
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)
+    batcher: Batcher | None = None
+    folder: BundleFolder | None = None
+    stopping: bool = False  # set on SIGTERM: readiness fails while in-flight requests finish
+
+    def start(self) -> None:
+        """Inside the event loop: the batcher, and the folder's link to it."""
+        s = self.settings
+        self.batcher = Batcher(self.model, s.max_batch, s.max_wait_ms / 1000, self.metrics)
+        self.batcher.start()
+        if self.folder is None:
+            self.folder = BundleFolder(self.model, s.folder, self.metrics)
+        self.folder.batcher = self.batcher
+        self.metrics.tasks_loaded.set(len(self.model.tasks))
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, message: str, fix: str | None = None, tasks: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.fix, self.tasks = code, message, fix, tasks
+
+
+def create_app(state: ServerState) -> Any:
+    """The ASGI app (FastAPI inside the key/size/metrics guard) for ``state``."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state.start()
+        watcher = None
+        if state.settings.folder and state.settings.watch_seconds > 0:
+            watcher = asyncio.get_running_loop().create_task(state.folder.watch(state.settings.watch_seconds))
+        yield
+        if watcher:
+            watcher.cancel()
+        await state.batcher.stop()
+
+    app = FastAPI(title="maskctl", version=__version__, lifespan=lifespan,
+                  description="Every served task answered from one base model: one binary mask per task, "
+                              "requests of many tasks batched together.")
+    app.state.maskctl = state
+    _errors(app)
+    _probes(app, state)
+    _tasks(app, state)
+    if state.settings.admin:
+        _admin(app, state)
+    return Guard(app, state.settings.api_key, state.settings.max_body_kb * 1024, state.metrics)
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(json.dumps(payload, default=vars).encode(), status, media_type="application/json")
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return Response(error_body(exc.code, exc.message, exc.fix, tasks=exc.tasks), exc.code,
+                        media_type="application/json")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0]
+        if first.get("type") == "json_invalid":
+            message = "the request body is not valid JSON"
+        else:
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first.get("loc", ())[1:])
+            message = f"{where.lstrip('.') or 'body'}: {first.get('msg', 'invalid')}"
+        hint = {"/v1/predict": '{"requests": [{"task": "<task>", "input": "<text>"}, ...]}',
+                "/v1/admin/bundles": '{"bundle": "<file>.bundle"}'}.get(request.url.path, '{"inputs": ["<text>", ...]}')
+        return Response(error_body(400, message, f"send a JSON body like {hint}"), 400, media_type="application/json")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        fix = "see /docs for the endpoints" if exc.status_code in (404, 405) else None
+        return Response(error_body(exc.status_code, str(exc.detail), fix), exc.status_code,
+                        media_type="application/json")
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> Response:
+        log.exception("internal error on %s", request.url.path)
+        return Response(error_body(500, "internal error", "the server log has the details"), 500,
+                        media_type="application/json")
+
+
+def _probes(app: FastAPI, state: ServerState) -> None:
+    @app.get("/health", response_model=schemas.Health, tags=["probes"])
+    async def health() -> Response:
+        """Liveness: the process answers (no API key needed)."""
+        return _json({"status": "ok", "tasks": len(state.model.tasks)})
+
+    @app.get("/ready", response_model=schemas.Health, tags=["probes"], responses={503: {"model": schemas.Health}})
+    async def ready() -> Response:
+        """Readiness: at least one task is served and the server is not shutting down."""
+        status = "draining" if state.stopping else "ready" if state.model.tasks else "no tasks"
+        return _json({"status": status, "tasks": len(state.model.tasks)}, 200 if status == "ready" else 503)
+
+    @app.get("/metrics", tags=["probes"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus text format: requests, latency, batch sizes, inputs per task."""
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _tasks(app: FastAPI, state: ServerState) -> None:
+    def served(name: str):
+        if name not in state.model.tasks or name in state.folder.draining:
+            loaded = [t for t in state.model.tasks if t not in state.folder.draining]
+            raise ApiError(404, f"task {name!r} is not served", "use one of the served tasks", loaded)
+        return state.model.task(name)
+
+    def check(name: str, item: Any, where: str) -> None:
+        task = served(name)
+        try:
+            to_example(task, item)
+        except ValueError as exc:
+            state.metrics.input_errors.labels(name).inc()
+            raise ApiError(400, f"{where}: {name} {exc}", INPUT_HINT[task.card.kind]) from None
+
+    async def run(requests: list[tuple[str, Any]]) -> list[Any]:
+        results = await state.batcher.submit(requests)
+        ok = Counter(name for (name, _), r in zip(requests, results) if not isinstance(r, RequestError))
+        state.metrics.count_inputs(ok, Counter(name for name, _ in requests) - ok)
+        return results
+
+    @app.get("/v1/tasks", response_model=schemas.TaskList, tags=["tasks"], responses=ERRORS)
+    async def list_tasks() -> Response:
+        """Every served task: kind, labels, base model and the bundle's dev metrics."""
+        return _json({"tasks": [_info(state, name) for name in sorted(state.model.tasks) if name not in state.folder.draining]})
+
+    @app.get("/v1/tasks/{name}", response_model=schemas.TaskInfo, tags=["tasks"], responses=ERRORS)
+    async def get_task(name: str) -> Response:
+        served(name)
+        return _json(_info(state, name))
+
+    @app.post("/v1/tasks/{name}/predict", response_model=schemas.TaskPredictResponse, tags=["predict"],
+              responses=ERRORS)
+    async def predict_task(name: str, body: schemas.TaskPredictRequest) -> Response:
+        """Predictions of one task for a list of inputs (batched with other requests)."""
+        for i, item in enumerate(body.inputs):
+            check(name, item, f"inputs[{i}]")
+        results = await run([(name, item) for item in body.inputs])
+        failed = next((r for r in results if isinstance(r, RequestError)), None)
+        if failed is not None:  # unloaded while waiting
+            raise ApiError(404, failed.message, failed.fix, state.model.tasks)
+        return _json({"task": name, "predictions": results})
+
+    @app.post("/v1/predict", response_model=schemas.MixedPredictResponse, tags=["predict"], responses=ERRORS)
+    async def predict_mixed(body: schemas.MixedPredictRequest) -> Response:
+        """Requests of any served tasks, answered together in mixed-task batches."""
+        unknown = sorted({r.task for r in body.requests if r.task not in state.model.tasks
+                          or r.task in state.folder.draining})
+        if unknown:
+            raise ApiError(404, f"task{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+                           f"{'are' if len(unknown) > 1 else 'is'} not served", "use one of the served tasks",
+                           [t for t in state.model.tasks if t not in state.folder.draining])
+        for i, r in enumerate(body.requests):
+            check(r.task, r.input, f"requests[{i}].input")
+        results = await run([(r.task, r.input) for r in body.requests])
+        out = [{"task": r.task, "error": {"code": 404, "message": res.message, "fix": res.fix}}
+               if isinstance(res, RequestError) else {"task": r.task, "prediction": res}
+               for r, res in zip(body.requests, results)]
+        return _json({"results": out})
+
+
+def _admin(app: FastAPI, state: ServerState) -> None:
+    @app.post("/v1/admin/bundles", status_code=201, response_model=schemas.TaskInfo, tags=["admin"],
+              responses={**ERRORS, 409: {"model": schemas.ErrorResponse}, 422: {"model": schemas.ErrorResponse}})
+    async def load_bundle(body: schemas.LoadRequest) -> Response:
+        """Load a bundle file of the served folder (by file name)."""
+        try:
+            path = state.folder.resolve(body.bundle)
+        except FileNotFoundError:
+            raise ApiError(404, f"no file {body.bundle!r} in the served folder", "copy the bundle there first") from None
+        except MaskctlError as exc:
+            raise ApiError(400, exc.message, exc.fix) from None
+        if path in state.folder.loaded:
+            raise ApiError(409, f"{body.bundle} is already served as task {state.folder.loaded[path]!r}",
+                           "unload that task first to reload it")
+        try:
+            name = await state.folder.load(path)
+        except DuplicateTask as exc:
+            raise ApiError(409, exc.message, exc.fix) from None
+        except MaskctlError as exc:
+            raise ApiError(422, exc.message, exc.fix) from None
+        return _json(_info(state, name), 201)
+
+    @app.delete("/v1/admin/tasks/{name}", tags=["admin"], responses=ERRORS)
+    async def unload_task(name: str) -> Response:
+        """Stop serving a task once its queued requests are answered."""
+        if name not in state.model.tasks:
+            raise ApiError(404, f"task {name!r} is not served", "use one of the served tasks", state.model.tasks)
+        await state.folder.unload(name)
+        return _json({"unloaded": name})
+
+
+def _info(state: ServerState, name: str) -> dict[str, Any]:
+    info = state.model.describe(name)
+    path = state.folder.path_of(name) if state.folder else None
+    return {**info, "bundle": path.name if path else None}

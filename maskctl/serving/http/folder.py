@@ -1,0 +1,158 @@
+"""The served folder: bundles added to it are loaded, removed ones dropped, without a restart.
+
+A scan every ``watch_seconds`` compares the folder's ``*.bundle`` files (size and mtime) with
+what it saw: a new or changed file is loaded once it has stayed the same for one scan (so a
+copy still being written is not read half-way); a bundle that fails (corrupt, another base
+model, a task already served) is refused with one log line naming it and retried only when the
+file changes; every other task keeps serving. A removed task first stops taking new requests,
+waits for its queued and running inputs, then is unloaded. Names from requests (the admin
+endpoints) resolve only to files directly inside the folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from maskctl.errors import MaskctlError
+from maskctl.serving.model import MaskedModel
+
+log = logging.getLogger("maskctl.serve")
+Stat = tuple[int, int]  # (mtime_ns, size)
+
+
+class BundleFolder:
+    """Keeps ``model``'s tasks in step with ``folder`` (or with fixed ``files`` when no folder)."""
+
+    def __init__(self, model: MaskedModel, folder: Path | None, metrics=None) -> None:
+        self.model, self.folder, self.metrics = model, folder, metrics
+        self.batcher = None  # set once the event loop runs: removals wait for its queued inputs
+        self.root = folder.resolve() if folder else None
+        self.loaded: dict[Path, str] = {}  # bundle file -> its task
+        self.seen: dict[Path, Stat] = {}  # the file's state when last loaded or refused
+        self.candidates: dict[Path, Stat] = {}  # new or changed files, waiting to stay the same
+        self.refused: dict[Path, str] = {}
+        self.draining: set[str] = set()  # tasks being removed: no new requests
+        self._lock = asyncio.Lock()  # one change at a time
+
+    def adopt(self, path: Path, task: str) -> None:
+        """Record a bundle loaded with the model itself (the one that named the base model)."""
+        self._loaded(path.resolve(), _stat(path), task)
+
+    def path_of(self, task: str) -> Path | None:
+        return next((p for p, name in self.loaded.items() if name == task), None)
+
+    def resolve(self, name: str) -> Path:
+        """A bundle file named by a request, inside the served folder and nowhere else."""
+        if self.root is None:
+            raise MaskctlError("no folder is served", "start the server with a folder: maskctl serve masks/ --admin")
+        candidate = (self.root / name).resolve()
+        if candidate.parent != self.root or candidate.suffix != ".bundle" or "/" in name or "\\" in name:
+            raise MaskctlError(f"{name!r} is not a bundle file name in the served folder",
+                               "give the file name only, e.g. news.bundle")
+        if not candidate.is_file():
+            raise FileNotFoundError(name)
+        return candidate
+
+    async def load(self, path: Path) -> str:
+        """Load one bundle (reading and decoding run in a thread); raises ``MaskctlError``."""
+        async with self._lock:
+            return await self._load(path.resolve())
+
+    async def unload(self, task: str) -> None:
+        async with self._lock:
+            await self._unload(task)
+
+    async def scan(self) -> None:
+        """Load new or changed bundles that stayed the same since the last scan; drop removed."""
+        if self.root is None:
+            return
+        current = {p.resolve(): _stat(p) for p in self.root.glob("*.bundle") if p.is_file()}
+        async with self._lock:
+            for path in [p for p in self.loaded if current.get(p) != self.seen.get(p)]:
+                log.info("bundle %s %s: unloading task %s", path.name,
+                         "changed" if path in current else "removed", self.loaded[path])
+                await self._unload(self.loaded[path])
+            for path, stat in current.items():
+                if self.seen.get(path) == stat:
+                    continue
+                if self.candidates.get(path) != stat:
+                    self.candidates[path] = stat  # load it when it stays the same until the next scan
+                    continue
+                del self.candidates[path]
+                try:
+                    await self._load(path)
+                except MaskctlError:
+                    pass  # logged; retried when the file changes
+            for path in set(self.seen) - set(current):
+                self.seen.pop(path, None)
+                self.refused.pop(path, None)
+
+    async def watch(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.scan()
+            except Exception:  # noqa: BLE001 - a watcher bug must not stop the server
+                log.exception("scanning %s failed", self.root)
+
+    async def _load(self, path: Path) -> str:
+        stat = _stat(path)
+        try:
+            task = await asyncio.to_thread(self.model.load, path)
+        except MaskctlError as exc:
+            self._refused(path, stat, exc)
+            raise
+        return self._loaded(path, stat, task)
+
+    def load_now(self, path: Path) -> str | None:
+        """At startup, before the event loop runs: load or refuse (logged), never raise."""
+        path = path.resolve()
+        stat = _stat(path)
+        try:
+            task = self.model.load(path)
+        except MaskctlError as exc:
+            self._refused(path, stat, exc)
+            return None
+        return self._loaded(path, stat, task)
+
+    def _loaded(self, path: Path, stat: Stat, task: str) -> str:
+        self.seen[path] = stat
+        self.refused.pop(path, None)
+        self.loaded[path] = task
+        log.info("serving task %s from %s", task, path.name)
+        self._count("loaded")
+        return task
+
+    def _refused(self, path: Path, stat: Stat, exc: MaskctlError) -> None:
+        self.seen[path] = stat
+        self.refused[path] = exc.message
+        log.warning("refused bundle %s: %s%s", path.name, exc.message, f" ({exc.fix})" if exc.fix else "")
+        self._count("refused")
+
+    async def _unload(self, task: str) -> None:
+        self.draining.add(task)
+        try:
+            if self.batcher is not None:
+                await self.batcher.drained(task)
+            await asyncio.to_thread(self.model.unload, task)
+        finally:
+            self.draining.discard(task)
+        for path in [p for p, name in self.loaded.items() if name == task]:
+            del self.loaded[path]
+        log.info("unloaded task %s", task)
+        self._count("unloaded")
+
+    def _count(self, event: str) -> None:
+        if self.metrics:
+            self.metrics.bundle_events.labels(event).inc()
+            self.metrics.tasks_loaded.set(len(self.model.tasks))
+
+
+def _stat(path: Path) -> Stat:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return (0, -1)
+    return (st.st_mtime_ns, st.st_size)

@@ -1,0 +1,93 @@
+"""``serve``: load the bundles, then run the app under uvicorn until SIGTERM or Ctrl-C.
+
+SIGTERM drains: uvicorn stops accepting connections, readiness turns 503, requests in flight
+(queued or computing) are answered, the batcher stops, and the process exits 0. Scale-out is
+replicas of this process behind any load balancer: it keeps no state but its bundle folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+
+from maskctl.errors import MaskctlError
+from maskctl.serving.http.app import ServerState, create_app
+from maskctl.serving.http.folder import BundleFolder
+from maskctl.serving.http.metrics import ServerMetrics
+from maskctl.serving.http.settings import ServeSettings
+from maskctl.serving.model import MaskedModel
+
+log = logging.getLogger("maskctl.serve")
+
+
+def build_state(settings: ServeSettings) -> ServerState:
+    """Check the settings, load the base model and every bundle. In a folder, a bundle that
+    fails is refused with a log line and the rest are served; bundle files given one by one
+    must all load."""
+    settings.check()
+    folder = settings.folder
+    files = sorted(folder.glob("*.bundle")) if folder else [Path(p) for p in settings.paths]
+    if not files:
+        raise MaskctlError(f"{folder} holds no *.bundle file", "train one there: maskctl train --output "
+                           f"{folder}/<task>.bundle (the server also loads bundles added later)")
+    metrics = ServerMetrics()
+    model, first = None, None
+    for path in files:  # the first bundle that loads names the base model
+        try:
+            model = MaskedModel.from_bundles([path], model=settings.model, device=settings.device,
+                                             cache_mb=settings.cache_mb)
+            first = path
+            break
+        except MaskctlError as exc:
+            if folder is None:
+                raise
+            log.warning("refused bundle %s: %s%s", path.name, exc.message, f" ({exc.fix})" if exc.fix else "")
+    if model is None:
+        raise MaskctlError(f"no bundle in {folder} could be loaded", "see the lines above for each file")
+    bundles = BundleFolder(model, folder, metrics)
+    bundles.adopt(first, model.tasks[0])
+    for path in files[files.index(first) + 1:]:
+        if bundles.load_now(path) is None and folder is None:
+            raise MaskctlError(f"{path}: {bundles.refused[path.resolve()]}", "serve only bundles that load")
+    return ServerState(settings, model, metrics, folder=bundles)
+
+
+def serve(settings: ServeSettings, on_ready: Callable[[str, list[str]], None] | None = None) -> None:
+    """Run the server in this thread until SIGTERM (drain, then return) or Ctrl-C."""
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    state = build_state(settings)
+    config = uvicorn.Config(create_app(state), host=settings.host, port=settings.port, access_log=False,
+                            log_level=settings.log_level, timeout_graceful_shutdown=60, lifespan="on")
+    _Server(config, state, on_ready).run()
+    state.model.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, with a drain that ends in exit code 0 and a line once it listens."""
+
+    def __init__(self, config: uvicorn.Config, state: ServerState, on_ready) -> None:
+        super().__init__(config)
+        self.state, self.on_ready = state, on_ready
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets)
+        if self.started and self.on_ready is not None:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            self.on_ready(f"http://{f'[{host}]' if ':' in host else host}:{port}", self.state.model.tasks)
+
+    def handle_exit(self, sig, frame) -> None:
+        self.state.stopping = True  # readiness fails from now on
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        with super().capture_signals():
+            yield
+            # SIGTERM asked for a drain, and it is done: exit 0 instead of dying of the signal
+            # uvicorn would raise again. Ctrl-C still ends as an interrupt.
+            self._captured_signals[:] = [s for s in self._captured_signals if s != signal.SIGTERM]

@@ -1,0 +1,91 @@
+"""Request and response bodies of the HTTP API, as pydantic models: they validate requests and
+write the OpenAPI page (``/docs``). Inputs and predictions have the shapes of ``maskctl predict``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from maskctl.serving.results import Choice, Classification, Tagging
+
+# A text; a [text, text_pair] pair or a list of words; or an object: {"text"[, "text_pair"]},
+# {"tokens": [...]}, {"context", "endings": [...]}. Which fit depends on the task's kind.
+Input = Union[str, list[str], dict[str, Any]]
+Prediction = Union[Classification, Tagging, Choice]
+INPUT_HELP = ('Classification: "text", ["text", "pair"] or {"text", "text_pair"}; tagging: "text" or a list of '
+              'words ({"tokens": [...]}); multiple choice: {"context", "endings": [...]}.')
+
+
+class TaskPredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[Input] = Field(..., min_length=1, description="Inputs for this task. " + INPUT_HELP,
+                                examples=[["Shares fell in London", "Chelsea won the cup"]])
+
+
+class MixedRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    task: str = Field(..., description="A served task (GET /v1/tasks).", examples=["bbc-news"])
+    input: Input = Field(..., description=INPUT_HELP, examples=["Shares fell in London"])
+
+
+class MixedPredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    requests: list[MixedRequest] = Field(..., min_length=1, description="Requests of any served tasks, answered "
+                                         "in one mixed-task batch where they fit.")
+
+
+class TaskPredictResponse(BaseModel):
+    task: str
+    predictions: list[Prediction] = Field(..., description="One per input, in order; `truncated` says an input "
+                                          "was longer than the bundle's max length and was cut.")
+
+
+class ErrorDetail(BaseModel):
+    code: int
+    message: str
+    fix: str | None = None
+    tasks: list[str] | None = Field(None, description="The served tasks (unknown-task errors).")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class MixedResult(BaseModel):
+    task: str
+    prediction: Prediction | None = None
+    error: ErrorDetail | None = Field(None, description="Set instead of `prediction` when the task was unloaded "
+                                      "while the request waited.")
+
+
+class MixedPredictResponse(BaseModel):
+    results: list[MixedResult]
+
+
+class TaskInfo(BaseModel):
+    name: str
+    kind: str
+    labels: list[str]
+    description: str | None = None
+    base_model: str = Field(..., description="The base model the bundle was trained on.")
+    metric: str | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict, description="The bundle's dev metrics (the kept epoch).")
+    max_length: int
+    sparsity: float | None = None
+    bundle: str | None = Field(None, description="The bundle's file name.")
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskInfo]
+
+
+class Health(BaseModel):
+    status: str
+    tasks: int
+
+
+class LoadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bundle: str = Field(..., description="A file name in the served folder.", examples=["news.bundle"])

@@ -1,0 +1,62 @@
+"""A real uvicorn server on a free loopback port, in a thread of the test process (a subprocess
+where a signal is the point), driven by a real HTTP client. Nothing leaves 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+
+from maskctl.serving.http.app import create_app
+from maskctl.serving.http.run import _Server, build_state
+from maskctl.serving.http.settings import ServeSettings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running(**settings):
+    """Start a server for ``ServeSettings(**settings)``; yields (base URL, its state)."""
+    state = build_state(ServeSettings(**{"port": free_port(), **settings}))
+    config = uvicorn.Config(create_app(state), host="127.0.0.1", port=state.settings.port, log_level="warning",
+                            access_log=False, lifespan="on")
+    server = _Server(config, state, None)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{state.settings.port}", state
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        state.model.close()
+
+
+@pytest.fixture
+def masks(tmp_path, three_tasks):
+    """A served folder holding the keywords and conll03 bundles (swag is kept aside to add)."""
+    paths, _ = three_tasks
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    for name in ("keywords", "conll03"):
+        shutil.copy(paths[name], folder / f"{name}.bundle")
+    return folder
+
+
+@pytest.fixture
+def client():
+    with httpx.Client(timeout=60) as c:
+        yield c
