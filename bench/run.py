@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serving", action="store_true",
                         help="mixed-task serving: throughput at 1-64 tasks vs LoRA, memory up to 1,000 tasks")
     parser.add_argument("--serving-tasks", type=int, default=1000, help=argparse.SUPPRESS)
+    parser.add_argument("--http", action="store_true",
+                        help="maskctl serve under a bounded loopback load vs MaskedModel directly (~10 min)")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for results-<mode>.json/.md")
     parser.add_argument("--model", default=None, help="base model (default: the packaged MiniLM)")
     parser.add_argument("--work", default=None, help="keep bundles and finetuned models here (default: a temp dir)")
@@ -203,6 +205,16 @@ def main(argv: list[str] | None = None) -> int:
                    "sections": {"serving": serving_section(args.model, work, args.serving_tasks)}}
         results["load_end"], results["wall_s"] = loadavg(), time.perf_counter() - started
         write_serving(results, Path(args.out))
+        return 0
+    if args.http:
+        from bench.http_load import http_section, write_http
+
+        work = Path(args.work or tempfile.mkdtemp(prefix="maskctl-http-"))
+        started = time.perf_counter()
+        results = {"mode": "http", "machine": machine_info(), "load_start": loadavg(),
+                   "sections": {"http": http_section(args.model, work)}}
+        results["load_end"], results["wall_s"] = loadavg(), time.perf_counter() - started
+        write_http(results, Path(args.out))
         return 0
     modes = [name for name, on in (("quick", args.quick), ("full", args.quality_full), ("tagging", args.tagging)) if on]
     if len(modes) > 1:

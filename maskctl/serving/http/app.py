@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,18 +44,24 @@ class ServerState:
 
     settings: ServeSettings
     model: MaskedModel
+    compute: ThreadPoolExecutor  # the one thread that runs torch (batcher.compute_thread)
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     batcher: Batcher | None = None
     folder: BundleFolder | None = None
     stopping: bool = False  # set on SIGTERM: readiness fails while in-flight requests finish
 
+    def close(self) -> None:
+        """Put the base weights back and stop the compute thread (after the server stopped)."""
+        self.compute.submit(self.model.close).result()
+        self.compute.shutdown(wait=True)
+
     def start(self) -> None:
         """Inside the event loop: the batcher, and the folder's link to it."""
         s = self.settings
-        self.batcher = Batcher(self.model, s.max_batch, s.max_wait_ms / 1000, self.metrics)
+        self.batcher = Batcher(self.model, s.max_batch, s.max_wait_ms / 1000, self.compute, self.metrics)
         self.batcher.start()
         if self.folder is None:
-            self.folder = BundleFolder(self.model, s.folder, self.metrics)
+            self.folder = BundleFolder(self.model, s.folder, self.compute, self.metrics)
         self.folder.batcher = self.batcher
         self.metrics.tasks_loaded.set(len(self.model.tasks))
 

@@ -2,8 +2,13 @@
 
 Each request's inputs wait in a queue; the first waits at most ``max_wait`` seconds for others,
 and a batch closes as soon as ``max_batch`` inputs are gathered. ``MaskedModel.predict_many``
-then runs in one worker thread, off the event loop, so health checks and new requests are
-answered while a batch computes (and queue up for the next one). A request is never split
+then runs on the compute thread, off the event loop, so health checks and new requests are
+answered while a batch computes (and queue up for the next one).
+
+Every torch call of the server (loading included) runs on that one thread (``compute_thread``):
+a second thread calling torch starts a second OpenMP team, and with more OpenMP threads than
+cores libgomp cuts its spin-waits, which made every batch ~45 % slower on a 2-core machine
+(41 -> 60 ms for 8 short texts on MiniLM, measured side by side). A request is never split
 between batches, so one bigger than ``max_batch`` runs alone (``predict_many`` cuts it).
 """
 
@@ -27,27 +32,32 @@ class _Entry:
     queued: float = field(default_factory=time.perf_counter)
 
 
+def compute_thread() -> ThreadPoolExecutor:
+    """The one thread that runs every torch call of a server (see the module docstring)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="maskctl-compute")
+
+
 class Batcher:
     """Gathers ``(task, input)`` requests into batches for one ``MaskedModel``."""
 
-    def __init__(self, model: MaskedModel, max_batch: int, max_wait_s: float, metrics=None) -> None:
+    def __init__(self, model: MaskedModel, max_batch: int, max_wait_s: float, compute: ThreadPoolExecutor,
+                 metrics=None) -> None:
         self.model, self.max_batch, self.max_wait = model, max_batch, max_wait_s
         self.metrics = metrics
         self.pending: Counter[str] = Counter()  # inputs per task queued or running
         self._queue: asyncio.Queue[_Entry | None] = asyncio.Queue()
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="maskctl-batch")
+        self._worker = compute
         self._loop_task: asyncio.Task | None = None
 
     def start(self) -> None:
         self._loop_task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
-        """Finish what is queued, then stop the loop and the worker thread."""
+        """Finish what is queued, then stop the loop."""
         if self._loop_task is not None:
             await self._queue.put(None)
             await self._loop_task
             self._loop_task = None
-        self._worker.shutdown(wait=True)
 
     async def submit(self, requests: list[tuple[str, Any]]) -> list[Any]:
         """Results (or ``RequestError``) for ``requests``, in order, once their batch ran."""

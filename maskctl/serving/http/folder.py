@@ -25,8 +25,8 @@ Stat = tuple[int, int]  # (mtime_ns, size)
 class BundleFolder:
     """Keeps ``model``'s tasks in step with ``folder`` (or with fixed ``files`` when no folder)."""
 
-    def __init__(self, model: MaskedModel, folder: Path | None, metrics=None) -> None:
-        self.model, self.folder, self.metrics = model, folder, metrics
+    def __init__(self, model: MaskedModel, folder: Path | None, compute, metrics=None) -> None:
+        self.model, self.folder, self.compute, self.metrics = model, folder, compute, metrics
         self.batcher = None  # set once the event loop runs: removals wait for its queued inputs
         self.root = folder.resolve() if folder else None
         self.loaded: dict[Path, str] = {}  # bundle file -> its task
@@ -56,7 +56,7 @@ class BundleFolder:
         return candidate
 
     async def load(self, path: Path) -> str:
-        """Load one bundle (reading and decoding run in a thread); raises ``MaskctlError``."""
+        """Load one bundle on the compute thread; raises ``MaskctlError``."""
         async with self._lock:
             return await self._load(path.resolve())
 
@@ -100,7 +100,7 @@ class BundleFolder:
     async def _load(self, path: Path) -> str:
         stat = _stat(path)
         try:
-            task = await asyncio.to_thread(self.model.load, path)
+            task = await asyncio.get_running_loop().run_in_executor(self.compute, self.model.load, path)
         except MaskctlError as exc:
             self._refused(path, stat, exc)
             raise
@@ -111,7 +111,7 @@ class BundleFolder:
         path = path.resolve()
         stat = _stat(path)
         try:
-            task = self.model.load(path)
+            task = self.compute.submit(self.model.load, path).result()
         except MaskctlError as exc:
             self._refused(path, stat, exc)
             return None
@@ -136,7 +136,7 @@ class BundleFolder:
         try:
             if self.batcher is not None:
                 await self.batcher.drained(task)
-            await asyncio.to_thread(self.model.unload, task)
+            await asyncio.get_running_loop().run_in_executor(self.compute, self.model.unload, task)
         finally:
             self.draining.discard(task)
         for path in [p for p, name in self.loaded.items() if name == task]:

@@ -17,6 +17,7 @@ import uvicorn
 
 from maskctl.errors import MaskctlError
 from maskctl.serving.http.app import ServerState, create_app
+from maskctl.serving.http.batcher import compute_thread
 from maskctl.serving.http.folder import BundleFolder
 from maskctl.serving.http.metrics import ServerMetrics
 from maskctl.serving.http.settings import ServeSettings
@@ -36,25 +37,33 @@ def build_state(settings: ServeSettings) -> ServerState:
         raise MaskctlError(f"{folder} holds no *.bundle file", "train one there: maskctl train --output "
                            f"{folder}/<task>.bundle (the server also loads bundles added later)")
     metrics = ServerMetrics()
+    compute = compute_thread()
+    if settings.threads:
+        import torch
+
+        compute.submit(torch.set_num_threads, settings.threads).result()
     model, first = None, None
     for path in files:  # the first bundle that loads names the base model
         try:
-            model = MaskedModel.from_bundles([path], model=settings.model, device=settings.device,
-                                             cache_mb=settings.cache_mb)
+            model = compute.submit(MaskedModel.from_bundles, [path], model=settings.model, device=settings.device,
+                                   cache_mb=settings.cache_mb).result()
             first = path
             break
         except MaskctlError as exc:
             if folder is None:
+                compute.shutdown()
                 raise
             log.warning("refused bundle %s: %s%s", path.name, exc.message, f" ({exc.fix})" if exc.fix else "")
     if model is None:
+        compute.shutdown()
         raise MaskctlError(f"no bundle in {folder} could be loaded", "see the lines above for each file")
-    bundles = BundleFolder(model, folder, metrics)
+    bundles = BundleFolder(model, folder, compute, metrics)
     bundles.adopt(first, model.tasks[0])
     for path in files[files.index(first) + 1:]:
         if bundles.load_now(path) is None and folder is None:
+            compute.shutdown()
             raise MaskctlError(f"{path}: {bundles.refused[path.resolve()]}", "serve only bundles that load")
-    return ServerState(settings, model, metrics, folder=bundles)
+    return ServerState(settings, model, compute, metrics, folder=bundles)
 
 
 def serve(settings: ServeSettings, on_ready: Callable[[str, list[str]], None] | None = None) -> None:
@@ -63,8 +72,10 @@ def serve(settings: ServeSettings, on_ready: Callable[[str, list[str]], None] | 
     state = build_state(settings)
     config = uvicorn.Config(create_app(state), host=settings.host, port=settings.port, access_log=False,
                             log_level=settings.log_level, timeout_graceful_shutdown=60, lifespan="on")
-    _Server(config, state, on_ready).run()
-    state.model.close()
+    try:
+        _Server(config, state, on_ready).run()
+    finally:
+        state.close()
 
 
 class _Server(uvicorn.Server):

@@ -40,6 +40,8 @@ class ServeSettings:
     watch_seconds: float = _f(2.0, "How often the served folder is checked for added or removed bundles (0: never).",
                               min=0.0)
     cache_mb: float = _f(512.0, "Memory for decoded mask corrections (MB).", min=1.0)
+    threads: int | None = _f(None, "Torch threads for inference (default: torch's, one per core); fewer leave "
+                                   "cores to the HTTP side, or to other replicas on the machine.", min=1)
     log_level: str = _f("info", "How much the server logs.", choices=("debug", "info", "warning", "error"))
 
     def check(self) -> ServeSettings:
@@ -47,7 +49,8 @@ class ServeSettings:
         machines needs a key; the key falls back to ``$MASKCTL_API_KEY``."""
         for f in fields(self):
             value = getattr(self, f.name)
-            if "min" in f.metadata and value < f.metadata["min"] or "max" in f.metadata and value > f.metadata["max"]:
+            if value is not None and ("min" in f.metadata and value < f.metadata["min"]
+                                      or "max" in f.metadata and value > f.metadata["max"]):
                 bound = f"{f.metadata.get('min', '')}..{f.metadata.get('max', '')}"
                 raise MaskctlError(f"--{f.name.replace('_', '-')} {value} is out of range", f"give a value in {bound}")
             if "choices" in f.metadata and value not in f.metadata["choices"]:

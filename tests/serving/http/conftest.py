@@ -42,7 +42,7 @@ def running(**settings):
     finally:
         server.should_exit = True
         thread.join(30)
-        state.model.close()
+        state.close()
 
 
 @pytest.fixture

@@ -1,0 +1,65 @@
+"""`maskctl serve` as a process: it prints its URL and tasks, SIGTERM drains the requests in
+flight and exits 0, and each user error is one line with exit code 2."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.serving.http.conftest import free_port
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "MASKCTL_API_KEY": ""}
+
+
+def _maskctl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "maskctl", *args], capture_output=True, text=True, env=ENV,
+                          timeout=120)
+
+
+@pytest.mark.slow
+def test_sigterm_answers_requests_in_flight_then_exits_0(masks):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "maskctl", "serve", str(masks), "--port", str(port),
+                             "--max-wait-ms", "1500", "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        first = proc.stdout.readline()
+        assert f"on {url}" in first and "conll03, keywords" in first and "/docs" in first
+        answers = []
+        request = threading.Thread(target=lambda: answers.append(
+            httpx.post(f"{url}/v1/tasks/keywords/predict", json={"inputs": ["alpha beta"]}, timeout=60)))
+        request.start()
+        deadline = time.monotonic() + 30
+        while "maskctl_queue_requests 1.0" not in httpx.get(f"{url}/metrics").text:  # it waits in the queue
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        request.join(60)
+        assert answers and answers[0].status_code == 200 and answers[0].json()["predictions"][0]["label"]
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+@pytest.mark.slow
+def test_user_errors_are_one_line(masks, tmp_path):
+    cases = [
+        (["serve", str(tmp_path / "missing")], "does not exist"),
+        (["serve", str(masks), "--host", "0.0.0.0"], "without an API key"),
+        (["serve", str(tmp_path)], "holds no *.bundle file"),
+        (["serve", str(masks), "--max-batch", "0"], "--max-batch 0 is out of range"),
+    ]
+    for args, message in cases:
+        result = _maskctl(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
