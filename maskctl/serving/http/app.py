@@ -2,7 +2,7 @@
 
 FastAPI (on Starlette, under uvicorn) because its pydantic models validate requests with
 field-level messages and write the OpenAPI page from the same declarations, and it is the stack
-vLLM's and PEFT users' servers already run. Every error is ``{"error": {"code", "message",
+vLLM's OpenAI-compatible server runs on. Every error is ``{"error": {"code", "message",
 "fix"}}`` with its HTTP status; no traceback ever reaches a client.
 """
 

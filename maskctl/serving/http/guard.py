@@ -38,7 +38,7 @@ class Guard:
         finally:
             if self.metrics:
                 route = scope.get("route")
-                label = getattr(route, "path", None) or ("unmatched" if status["code"] == 404 else scope["path"][:64])
+                label = getattr(route, "path", None) or "unrouted"  # refused early, or no such path: bounded labels
                 self.metrics.requests.labels(label, str(status["code"])).inc()
                 self.metrics.latency.labels(label).observe(time.perf_counter() - started)
 
