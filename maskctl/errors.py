@@ -18,6 +18,11 @@ class MaskctlError(Exception):
         super().__init__(f"{message}. {fix}" if fix else message)
 
 
+class SettingError(MaskctlError, ValueError):
+    """An option or recipe value outside what the setting accepts (a ``ValueError`` too, for
+    library callers that catch that)."""
+
+
 class BundleError(MaskctlError):
     """A file that is not a valid maskctl bundle, or one that does not fit the base model."""
 

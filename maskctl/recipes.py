@@ -29,6 +29,7 @@ import yaml
 
 from maskctl.errors import MaskctlError
 from maskctl.resources import builtin_dir
+from maskctl.schema import did_you_mean
 
 RECIPE_KEYS = ("base", "sweep", "sweep_extend")  # handled here and in maskctl.sweep, not by TrainArgs
 
@@ -208,5 +209,5 @@ def resolve_run(recipe: str | None, overrides: list[str] | None = None, options:
 def _check_keys(data: dict[str, Any], where: str, extra: tuple[str, ...] = ()) -> None:
     unknown = sorted(set(data) - recipe_fields() - set(extra))
     if unknown:
-        raise MaskctlError(f"{where}: unknown recipe keys {unknown}",
-                           f"use `maskctl train` option names: {', '.join(sorted(recipe_fields()))}")
+        raise MaskctlError(f"{where}: unknown recipe keys {unknown}", did_you_mean(
+            unknown[0], recipe_fields(), f"use `maskctl train` option names: {', '.join(sorted(recipe_fields()))}"))

@@ -1,11 +1,13 @@
-"""Command options generated from a settings dataclass: each option is declared once, as a
-field whose metadata carries its help text, bounds and choices (as PEFT's config fields do).
+"""Command options generated from a settings dataclass (``maskctl.schema``): each option is
+declared once, as a field whose metadata carries its help text, bounds, choices and panel.
 
     @options_from(ServeSettings, arguments=("paths",))
     def serve(settings: ServeSettings) -> None: ...
 
-gives ``maskctl serve PATHS... --port 8000 --max-batch 32 ...``, with typer's help and types;
-the command receives one checked-later instance of the dataclass.
+gives ``maskctl serve PATHS... --port 8000 --max-batch 32 ...``. Commands that merge the
+options with other sources first (``maskctl train``: recipes, ``key=value`` overrides) pass
+``build=False`` and get the typer context and the raw values; ``extra`` adds options that are
+not settings (``--recipe``, ``--sweep``), each an ``inspect.Parameter`` with a typer default.
 """
 
 from __future__ import annotations
@@ -21,27 +23,27 @@ from typing import Any, Optional
 import typer
 
 
-def options_from(cls: type, arguments: tuple[str, ...] = ()) -> Callable[[Callable[[Any], None]], Callable]:
-    def wrap(run: Callable[[Any], None]) -> Callable:
-        hints = typing.get_type_hints(cls)
-        params, annotations = [], {}
+def options_from(cls: type, arguments: tuple[str, ...] = (), extra: tuple[inspect.Parameter, ...] = (),
+                 build: bool = True) -> Callable[[Callable], Callable]:
+    def wrap(run: Callable) -> Callable:
+        params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)]
+        annotations: dict[str, Any] = {"ctx": typer.Context}
+        names = []
         for f in dataclasses.fields(cls):
-            hint = _optional(hints[f.name])
-            meta = dict(f.metadata)
-            default = f.default if f.default is not dataclasses.MISSING else None
-            if "choices" in meta:  # typer shows an Enum's values as the choices
-                hint = enum.Enum(f.name, {c: c for c in meta["choices"]}, type=str)
-                default = hint(default)
-            if f.name in arguments:
-                info = typer.Argument(... if default is None else default, help=meta.get("help"), show_default=False)
-            else:
-                info = typer.Option(default, f"--{f.name.replace('_', '-')}", help=meta.get("help"),
-                                    rich_help_panel=meta.get("panel"))
-            params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=hint))
-            annotations[f.name] = hint
+            param = _parameter(f, typing.get_type_hints(cls)[f.name], f.name in arguments)
+            params.append(param)
+            annotations[f.name] = param.annotation
+            names.append(f.name)
+        for param in extra:
+            params.append(param.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+            annotations[param.name] = param.annotation
+        params.sort(key=lambda p: not isinstance(p.default, typer.models.ArgumentInfo))  # arguments first
 
-        def command(**kwargs: Any) -> None:
-            return run(cls(**{k: v.value if isinstance(v, enum.Enum) else v for k, v in kwargs.items()}))
+        def command(ctx: typer.Context, **kwargs: Any) -> Any:
+            values = {k: v.value if isinstance(v, enum.Enum) else v for k, v in kwargs.items()}
+            if build:
+                return run(cls(**{n: values[n] for n in names}))
+            return run(ctx, {n: values[n] for n in names}, **{p.name: values[p.name] for p in extra})
 
         command.__signature__ = inspect.Signature(params)
         command.__annotations__ = annotations
@@ -49,6 +51,31 @@ def options_from(cls: type, arguments: tuple[str, ...] = ()) -> Callable[[Callab
         return command
 
     return wrap
+
+
+def given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether the user typed this option (compared by name: typer may vendor its own click)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def _parameter(f: dataclasses.Field, hint: Any, argument: bool) -> inspect.Parameter:
+    meta = dict(f.metadata)
+    hint = _optional(hint)
+    default = f.default if f.default is not dataclasses.MISSING else None
+    if "choices" in meta:  # typer shows an Enum's values as the choices
+        choice = enum.Enum(f.name, {c: c for c in meta["choices"]}, type=str)
+        hint, default = (Optional[choice], None) if default is None else (choice, choice(default))  # noqa: UP007
+    if argument:
+        info = typer.Argument(... if default is None else default, help=meta.get("help"), show_default=False,
+                              metavar=meta.get("metavar"))
+    elif hint is bool:
+        info = typer.Option(default, f"--{f.name.replace('_', '-')}", help=meta.get("help"),
+                            rich_help_panel=meta.get("panel"), show_default=False)
+    else:
+        info = typer.Option(default, f"--{f.name.replace('_', '-')}", help=meta.get("help"),
+                            rich_help_panel=meta.get("panel"), metavar=meta.get("metavar"))
+    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=hint)
 
 
 def _optional(hint: Any) -> Any:

@@ -17,25 +17,24 @@ from torch import nn
 
 from maskctl.masking.layer import DEFAULT_INIT_SPARSITY, DEFAULT_THRESHOLD, MaskedLinear
 from maskctl.masking.targets import find_targets, num_blocks, parse_blocks
+from maskctl.schema import check_fields, setting
 
 HEAD_MODES = ("mask", "train")
 
 
 @dataclass
 class MaskConfig:
-    """How to mask a model; stored verbatim in every bundle."""
+    """How to mask a model; stored verbatim in every bundle. The bounds live on the fields
+    (``maskctl.schema``); ``TrainArgs`` reuses them for its options."""
 
-    threshold: float = DEFAULT_THRESHOLD
-    init_sparsity: float = DEFAULT_INIT_SPARSITY
-    blocks: str | None = None  # --mask-blocks spec; None = all but the lowest two
-    head: str = "mask"  # "mask": classifier masked, not trained (paper); "train": trained
-    seed: int = 0
+    threshold: float = setting(DEFAULT_THRESHOLD, "Score threshold tau of the binary mask.")
+    init_sparsity: float = setting(DEFAULT_INIT_SPARSITY, "Fraction of mask bits that start at zero.", above=0, below=1)
+    blocks: str | None = setting(None, "--mask-blocks spec; None = all but the lowest two.")
+    head: str = setting("mask", "mask: classifier masked, not trained (paper); train: trained.", choices=HEAD_MODES)
+    seed: int = setting(0, "Seed of the initial scores.")
 
     def __post_init__(self) -> None:
-        if self.head not in HEAD_MODES:
-            raise ValueError(f"--head must be one of {HEAD_MODES}, got {self.head!r}")
-        if not 0.0 < self.init_sparsity < 1.0:
-            raise ValueError(f"--init-sparsity must be in (0, 1), got {self.init_sparsity}")
+        check_fields(self)
 
     def to_dict(self) -> dict:
         return asdict(self)

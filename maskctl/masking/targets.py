@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from maskctl.errors import ModelError
+from maskctl.errors import ModelError, SettingError
 
 
 @dataclass(frozen=True)
@@ -93,38 +93,41 @@ def num_blocks(model: nn.Module) -> int:
     return len(_get(_base_model(model), family_for(model).blocks))
 
 
-def parse_blocks(spec: str | None, n_blocks: int) -> list[int]:
+def parse_blocks(spec: str | None, n_blocks: int | None) -> list[int]:
     """Parse ``--mask-blocks``: ``2-11``, ``all``, ``top:K``, ``bottom:K``, ``3,5,7`` or None.
 
     None means the paper's default: every block but the lowest two (2-11 of 12, 2-5 of 6).
-    Block indices are 0-based, as in the paper's text.
+    Block indices are 0-based, as in the paper's text. With ``n_blocks`` None only the syntax
+    is checked (settings are validated before the model is loaded) and nothing is returned.
     """
     if spec is None or spec == "default":
-        return list(range(min(2, n_blocks - 1), n_blocks))
+        return list(range(min(2, n_blocks - 1), n_blocks)) if n_blocks is not None else []
     spec = spec.strip().lower()
-    if spec == "all":
-        return list(range(n_blocks))
-    if spec == "none":
-        return []
+    if spec in ("all", "none"):
+        return list(range(n_blocks)) if spec == "all" and n_blocks is not None else []
+    limit = n_blocks if n_blocks is not None else 1 << 30
     match = re.fullmatch(r"(top|bottom):(\d+)", spec)
     if match:
         k = int(match.group(2))
-        if not 0 <= k <= n_blocks:
-            raise ValueError(f"--mask-blocks {spec}: K must be between 0 and {n_blocks}")
+        if not 0 <= k <= limit:
+            raise SettingError(f"--mask-blocks {spec}: K must be between 0 and {n_blocks}",
+                               f"this model has {n_blocks} blocks")
+        if n_blocks is None:
+            return []
         return list(range(n_blocks - k, n_blocks)) if match.group(1) == "top" else list(range(k))
     blocks: set[int] = set()
     for part in spec.split(","):
         bounds = re.fullmatch(r"(\d+)(?:-(\d+))?", part.strip())
         if not bounds:
-            raise ValueError(
-                f"--mask-blocks {spec!r}: use 2-11, all, none, top:K, bottom:K or a list like 2,3,5"
-            )
+            raise SettingError(f"--mask-blocks {spec!r} is not a block list",
+                               "use 2-11, all, none, top:K, bottom:K or a list like 2,3,5")
         lo = int(bounds.group(1))
         hi = int(bounds.group(2) or lo)
-        if lo > hi or hi >= n_blocks:
-            raise ValueError(f"--mask-blocks {spec!r}: this model has blocks 0-{n_blocks - 1}")
+        if lo > hi or hi >= limit:
+            raise SettingError(f"--mask-blocks {spec!r}: this model has blocks 0-{limit - 1}",
+                               f"pick blocks between 0 and {limit - 1}")
         blocks.update(range(lo, hi + 1))
-    return sorted(blocks)
+    return sorted(blocks) if n_blocks is not None else []
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,8 @@ def find_targets(model: nn.Module, block_ids: list[int]) -> Targets:
     names = []
     for i in block_ids:
         if not 0 <= i < len(blocks):
-            raise ValueError(f"block {i} does not exist: this model has blocks 0-{len(blocks) - 1}")
+            raise SettingError(f"block {i} does not exist: this model has blocks 0-{len(blocks) - 1}",
+                               f"pick blocks between 0 and {len(blocks) - 1}")
         for linear in family.block_linears:
             names.append(f"{base_path}.{i}.{linear}")
     pooler = _first_linear(model, family.poolers)

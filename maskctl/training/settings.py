@@ -11,12 +11,13 @@ sparsity, classifier masked). Unknown card keys are refused with a suggestion.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
 from typing import Any
 
 from maskctl.errors import MaskctlError
-from maskctl.masking.model import HEAD_MODES
+from maskctl.masking.model import MaskConfig
+from maskctl.masking.targets import parse_blocks
+from maskctl.schema import bounds_of, check_fields, did_you_mean, setting
 
 METHODS = ("mask", "finetune")
 KEEP_RULES = ("best", "last")
@@ -39,64 +40,75 @@ CARD_TYPES = {"epochs": int, "lr": float, "weight_decay": float, "warmup_ratio":
 DEFAULT_LR = FALLBACKS["lr"]
 
 
+TASK, OPT, MASK, EVAL, RUN = "Task and model", "Optimisation", "Masking", "Evaluation and output", "Hardware and runs"
+
+
+def _fallback(name: str) -> str:
+    """How a help text names a field's fallback, read from ``FALLBACKS`` (so it is stated once)."""
+    value = FALLBACKS[name]
+    shown = ", ".join(f"{v:g} {m}" for m, v in value.items()) if isinstance(value, dict) else (
+        f"{value:g}" if isinstance(value, float) else str(value))
+    return f"(default: the card's, else {shown})"
+
+
 @dataclass
 class TrainArgs:
-    """Every knob of ``maskctl train``; stored in the bundle as the run's record."""
+    """Every knob of ``maskctl train``, declared once: the CLI's options are generated from these
+    fields (``maskctl/cli/options.py``), recipes and ``key=value`` overrides are checked against
+    them; stored in the bundle as the run's record."""
 
-    model: str | None = None
-    task: str = "bbc-news"
-    output: str | None = None
-    method: str = "mask"
-    epochs: int | None = None  # None: the task card's default, else 3
-    max_steps: int | None = None
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    lr: float | None = None  # None: the card's default for the method, else FALLBACKS
-    weight_decay: float | None = None  # decoupled (AdamW); never on biases or LayerNorm weights
-    warmup_ratio: float | None = None  # share of the steps with linear warm-up (finetuning)
-    max_grad_norm: float | None = None  # clip the gradient's global norm; 0 = never
-    max_length: int = 128
-    init_sparsity: float | None = None
-    threshold: float = 0.01
-    mask_blocks: str | None = None
-    head: str | None = None  # "mask" (paper) or "train"
-    seed: int = 0
-    data_dir: str | None = None
-    device: str = "auto"
-    precision: str = "no"  # "no", "bf16" or "fp16" (mixed precision through accelerate)
-    max_train_samples: int | None = None
-    word_piece: str = "last"  # token tagging: label a word at its last (paper) or first piece
-    grad_accum: int = 1  # batches per optimizer step
-    eval_every: int | None = None  # optimizer steps between dev evaluations; None = each epoch
-    keep: str = "best"  # which evaluated state the output holds: best dev score, or the last
-    early_stopping: int | None = None  # stop after this many evaluations without a new best
-    checkpoint_every: int | None = None  # optimizer steps between checkpoints
-    checkpoint_dir: str | None = None  # default: <output>.ckpt
-    resume: str | None = None  # a checkpoint folder to continue from
-    overwrite: bool = False
+    model: str | None = setting(None, "Hub id or local folder (default: the packaged MiniLM).", panel=TASK)
+    task: str = setting("bbc-news", "Registered task name or path to a YAML task card.", panel=TASK)
+    output: str | None = setting(None, "Output *.bundle (mask) or folder (finetune).", panel=EVAL)
+    method: str = setting("mask", "mask (learn a binary mask) or finetune (all weights).", choices=METHODS, panel=TASK)
+    epochs: int | None = setting(None, f"Epochs {_fallback('epochs')}.", min=1, panel=OPT)
+    max_steps: int | None = setting(None, "Stop after this many optimizer steps.", min=1, panel=OPT)
+    batch_size: int = setting(32, "Training batch size.", min=1, panel=OPT)
+    eval_batch_size: int = setting(64, "Evaluation batch size.", min=1, panel=EVAL)
+    lr: float | None = setting(None, f"Learning rate {_fallback('lr')}.",
+                               above=0, panel=OPT)
+    weight_decay: float | None = setting(None, f"AdamW weight decay, never on biases/LayerNorm "
+                                               f"{_fallback('weight_decay')}.", min=0, panel=OPT)
+    warmup_ratio: float | None = setting(None, f"Finetuning: share of steps with linear warm-up "
+                                               f"{_fallback('warmup_ratio')}.", min=0, below=1, panel=OPT)
+    max_grad_norm: float | None = setting(None, f"Clip the gradient norm; 0 = never {_fallback('max_grad_norm')}.", min=0, panel=OPT)
+    max_length: int = setting(128, "Maximum tokens per example.", min=1, panel=TASK)
+    init_sparsity: float | None = setting(None, f"Fraction of mask bits that start at zero "
+                                                f"{_fallback('init_sparsity')}.", **bounds_of(MaskConfig, "init_sparsity"),
+                                  panel=MASK)
+    threshold: float = setting(0.01, "Score threshold tau of the binary mask.", panel=MASK)
+    mask_blocks: str | None = setting(None, "Blocks to mask: 2-11, all, top:K, bottom:K (default: all but the lowest "
+                                            "two).", panel=MASK)
+    head: str | None = setting(None, f"Classifier: mask (paper) or train {_fallback('head')}.",
+                               **bounds_of(MaskConfig, "head"), panel=MASK)
+    seed: int = setting(0, "Random seed (data order, classifier init, mask init).", panel=OPT)
+    data_dir: str | None = setting(None, "Folder with the task's data files.", panel=TASK)
+    device: str = setting("auto", "auto, cpu or cuda[:N].", panel=RUN)
+    precision: str = setting("no", "Mixed precision on CUDA.", choices=("no", "bf16", "fp16"), panel=RUN)
+    max_train_samples: int | None = setting(None, "Use only the first N training examples.", min=1, panel=TASK)
+    word_piece: str = setting("last", "Token tagging: read a word at its last (paper) or first piece.",
+                              choices=("last", "first"), panel=TASK)
+    grad_accum: int = setting(1, "Batches per optimizer step (gradient accumulation).", min=1, panel=OPT)
+    eval_every: int | None = setting(None, "Evaluate on dev every N optimizer steps (default: each epoch).", min=1,
+                                     panel=EVAL)
+    keep: str = setting("best", "Output the best dev evaluation (best) or the final state (last).",
+                        choices=KEEP_RULES, panel=EVAL)
+    early_stopping: int | None = setting(None, "Stop after N evaluations without a new best dev score.", min=1,
+                                         panel=EVAL)
+    checkpoint_every: int | None = setting(None, "Write a checkpoint every N optimizer steps.", min=1, panel=RUN)
+    checkpoint_dir: str | None = setting(None, "Checkpoint folder (default: <output>.ckpt).", panel=RUN)
+    resume: str | None = setting(None, "Continue a run from its checkpoint folder.", panel=RUN)
+    overwrite: bool = setting(False, "Replace an existing output.", panel=EVAL)
 
     @property
     def kind_options(self) -> dict[str, Any]:
         return {"word_piece": self.word_piece}
 
     def __post_init__(self) -> None:
-        choices = {"method": METHODS, "precision": ("no", "bf16", "fp16"), "keep": KEEP_RULES,
-                   "head": HEAD_MODES, "word_piece": ("last", "first")}
-        for name, allowed in choices.items():
-            value = getattr(self, name)
-            if value is not None and value not in allowed:
-                raise MaskctlError(f"unknown --{name.replace('_', '-')} {value!r}", f"use one of {', '.join(allowed)}")
-        for name in ("batch_size", "eval_batch_size", "max_length", "grad_accum", "eval_every", "early_stopping"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise MaskctlError(f"--{name.replace('_', '-')} must be at least 1", "pass a positive number")
-        for name in ("weight_decay", "max_grad_norm", "warmup_ratio"):
-            value = getattr(self, name)
-            if value is not None and (value < 0 or name == "warmup_ratio" and value >= 1):
-                raise MaskctlError(f"--{name.replace('_', '-')} is out of range: {value}",
-                                   "use a value >= 0" + (" and < 1" if name == "warmup_ratio" else ""))
-        if self.init_sparsity is not None and not 0.0 < self.init_sparsity < 1.0:
-            raise MaskctlError(f"--init-sparsity must be in (0, 1), got {self.init_sparsity}", "e.g. 0.05")
+        """Bounds and choices from the fields, then the rules between fields, before any loading."""
+        check_fields(self)
+        if self.mask_blocks is not None:
+            parse_blocks(self.mask_blocks, None)  # the syntax now; the model's block count when it is loaded
         if self.early_stopping is not None and self.keep != "best":
             raise MaskctlError("--early-stopping needs --keep best", "drop --early-stopping or keep the best")
 
@@ -131,9 +143,8 @@ def check_card_defaults(defaults: dict[str, Any], where: str = "the task card") 
     """Refuse card ``defaults:`` keys that no setting has (e.g. ``epoch: 3``), with a suggestion."""
     for key, value in defaults.items():
         if key not in CARD_KEYS:
-            close = difflib.get_close_matches(key, CARD_KEYS, n=1)
             raise MaskctlError(f"{where}: unknown key {key!r} under defaults:",
-                               f"did you mean {close[0]!r}?" if close else f"use {', '.join(CARD_KEYS)}")
+                               did_you_mean(key, CARD_KEYS, f"use {', '.join(CARD_KEYS)}"))
         if isinstance(value, dict) and set(value) - set(METHODS):
             raise MaskctlError(f"{where}: defaults.{key} has keys {sorted(value)}",
                                "give one value, or one per method: {mask: ..., finetune: ...}")

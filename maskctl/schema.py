@@ -1,0 +1,63 @@
+"""Settings declared once: a dataclass field carries its default, help text, bounds and choices
+(as PEFT's config fields carry their help). ``check_fields`` validates an instance from them, so
+every value is checked before any model or data is loaded, and ``maskctl/cli/options.py`` turns
+the same fields into command-line options: a new option is one field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from maskctl.errors import MaskctlError
+
+
+def setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None,  # noqa: A002 - the option's help
+            min: float | None = None, max: float | None = None,  # noqa: A002 - inclusive bounds
+            above: float | None = None, below: float | None = None,  # exclusive bounds
+            panel: str | None = None, metavar: str | None = None) -> Any:
+    """A dataclass field with what its command-line option shows and what values it accepts."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "above": above, "below": below,
+            "panel": panel, "metavar": metavar}
+    meta = {k: v for k, v in meta.items() if v is not None}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_fields(obj: Any) -> None:
+    """Refuse a value outside its field's choices or bounds (None means "not given")."""
+    for f in dataclasses.fields(obj):
+        value, meta = getattr(obj, f.name), f.metadata
+        if value is None:
+            continue
+        if "choices" in meta and value not in meta["choices"]:
+            raise MaskctlError(f"unknown {flag(f.name)} {value!r}", f"use one of {', '.join(meta['choices'])}")
+        low, high = meta.get("min", meta.get("above")), meta.get("max", meta.get("below"))
+        too_low = "min" in meta and value < meta["min"] or "above" in meta and value <= meta["above"]
+        too_high = "max" in meta and value > meta["max"] or "below" in meta and value >= meta["below"]
+        if too_low or too_high:
+            left = "" if low is None else ("[" if "min" in meta else "(") + f"{low:g}"
+            right = "" if high is None else f"{high:g}" + ("]" if "max" in meta else ")")
+            rule = f"in {left}, {right}" if low is not None and high is not None else (
+                f">= {low:g}" if "min" in meta else f"> {low:g}") if high is None else (
+                f"<= {high:g}" if "max" in meta else f"< {high:g}")
+            raise MaskctlError(f"{flag(f.name)} {value!r} is out of range", f"give a value {rule}")
+
+
+def bounds_of(cls: type, name: str) -> dict[str, Any]:
+    """A field's choices and bounds, for another setting that must accept the same values."""
+    meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
+    return {k: meta[k] for k in ("choices", "min", "max", "above", "below") if k in meta}
+
+
+def did_you_mean(word: str, known: Any, fallback: str) -> str:
+    """The fix for an unknown key: the closest known one, else ``fallback``."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f"did you mean {close[0]!r}?" if close else fallback
