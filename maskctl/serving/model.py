@@ -39,14 +39,10 @@ from maskctl.models import load_tokenizer
 from maskctl.serving.batching import build_batch
 from maskctl.serving.loading import load_base
 from maskctl.serving.memory import CorrectionCache, Corrections, ServedTask, release_freed_memory
-from maskctl.serving.results import RequestError, make_result, to_example
+from maskctl.serving.results import RequestError, to_example
 from maskctl.tasks.card import TaskCard
 from maskctl.tasks.task import Task
 from maskctl.training.evaluate import resolve_device
-
-INPUT_HINT = {"sequence-classification": 'give a text, a [text, text_pair] pair or {"text": ..., "text_pair": ...}',
-              "token-tagging": 'give a text or a list of words ({"tokens": [...]})',
-              "multiple-choice": 'give {"context": ..., "endings": [...]}'}
 
 
 class _Precomputed(torch.nn.Module):
@@ -331,7 +327,7 @@ class MaskedModel:
             try:
                 valid.append((index, served, to_example(served.task, item)))
             except ValueError as exc:
-                results[index] = RequestError(index, name, f"{name} {exc}", INPUT_HINT[served.task.card.kind])
+                results[index] = RequestError(index, name, f"{name} {exc}", served.task.kind.input_hint)
         for start in range(0, len(valid), batch_size):
             with self._lock:
                 self._run(valid[start:start + batch_size], results)
@@ -376,7 +372,8 @@ class MaskedModel:
             scores, _ = served.task.kind.select(logits, group.batch)
             for position, (index, example, score) in enumerate(zip(group.indices, group.examples, scores)):
                 words = group.kept_words[position] if group.kept_words else None
-                results[index] = make_result(served.task, example, score, position in group.truncated, words)
+                results[index] = served.task.kind.result(served.task.labels, example, score,
+                                                         position in group.truncated, words)
         self._stub.output = None
         self._cache.trim()  # the batch's tasks were pinned while it ran
         if self._cache.misses != misses:  # corrections were decoded: return their temporaries

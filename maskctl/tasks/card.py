@@ -9,17 +9,12 @@ from typing import Any
 import yaml
 
 from maskctl.errors import TaskError
+from maskctl.tasks.kinds import KIND_CLASSES
 
-KINDS = ("sequence-classification", "token-tagging", "multiple-choice")
 METRICS = ("accuracy", "mcc", "macro-f1", "seqeval-f1")
 SPLITS = ("train", "dev", "test")
-# Which roles a kind reads from the data, and the column each role takes by default.
-DEFAULT_FIELDS: dict[str, dict[str, Any]] = {
-    "sequence-classification": {"text": "text", "label": "label"},
-    "token-tagging": {"tokens": "tokens", "tags": "tags"},
-    "multiple-choice": {"context": "context", "endings": "endings", "label": "label"},
-}
-
+# The kinds, and the roles each reads from the data with their default columns, live on the
+# kinds (``maskctl.tasks.kinds.KIND_CLASSES``, ``Kind.default_fields``).
 
 @dataclass
 class TaskCard:
@@ -46,14 +41,14 @@ class TaskCard:
 
     def __post_init__(self) -> None:
         where = f"task card {self.name!r}"
-        if self.kind not in KINDS:
-            raise TaskError(f"{where}: unknown kind {self.kind!r}", f"use one of {', '.join(KINDS)}")
+        if self.kind not in KIND_CLASSES:
+            raise TaskError(f"{where}: unknown kind {self.kind!r}", f"use one of {', '.join(KIND_CLASSES)}")
         if self.metric not in METRICS:
             raise TaskError(f"{where}: unknown metric {self.metric!r}", f"use one of {', '.join(METRICS)}")
         if not self.labels or len(set(map(str, self.labels))) != len(self.labels):
             raise TaskError(f"{where}: labels must be a non-empty list of distinct names",
                             "list every label once under `labels:`")
-        defaults = DEFAULT_FIELDS[self.kind]
+        defaults = KIND_CLASSES[self.kind].default_fields
         unknown = sorted(set(self.fields) - set(defaults))
         if unknown:
             raise TaskError(f"{where}: fields {unknown} mean nothing for kind {self.kind}",

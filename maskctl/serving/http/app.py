@@ -31,7 +31,7 @@ from maskctl.serving.http.folder import BundleFolder
 from maskctl.serving.http.guard import Guard, error_body
 from maskctl.serving.http.metrics import ServerMetrics
 from maskctl.serving.http.settings import ServeSettings
-from maskctl.serving.model import INPUT_HINT, MaskedModel
+from maskctl.serving.model import MaskedModel
 from maskctl.serving.results import RequestError, to_example
 
 log = logging.getLogger("maskctl.serve")
@@ -164,7 +164,7 @@ def _tasks(app: FastAPI, state: ServerState) -> None:
             to_example(task, item)
         except ValueError as exc:
             state.metrics.input_errors.labels(name).inc()
-            raise ApiError(400, f"{where}: {name} {exc}", INPUT_HINT[task.card.kind]) from None
+            raise ApiError(400, f"{where}: {name} {exc}", task.kind.input_hint) from None
 
     async def run(requests: list[tuple[str, Any]]) -> list[Any]:
         results = await state.batcher.submit(requests)

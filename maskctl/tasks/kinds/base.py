@@ -37,19 +37,65 @@ def cut_rows(tokenizer, columns: list[list[Any]], encoded, max_length: int) -> s
     return {i for i, ids in zip(candidates, again["input_ids"]) if len(ids) > max_length}
 
 
-class Kind(Protocol):
-    """How a kind of task meets a transformers model.
+@dataclass
+class RowView:
+    """One raw data row as a kind reads it: its columns by role (the card's ``fields:``, renamed
+    by the source spec) and labels checked against the card; errors name ``where`` (file:line)."""
 
-    ``auto_class`` names the transformers Auto class that builds the head; ``tokenizer_kwargs``
-    are passed when loading the tokenizer; ``encode`` turns canonical examples into features
-    (with ``labels``); ``collate`` pads a batch; ``select`` cuts a batch of logits into
-    per-example score tensors (classes, endings, or words x tags for tagging) with their golds.
-    The argmax of a score tensor is the prediction; ensembles add score tensors up.
+    card: Any
+    spec: dict[str, Any]
+    row: dict[str, Any]
+    where: str
+
+    def columns(self, role: str) -> list[Any]:
+        from maskctl.errors import TaskError
+
+        names = {**self.card.fields, **(self.spec.get("fields") or {})}[role]  # a source may rename columns
+        names = names if isinstance(names, list) else [names]
+        for name in names:
+            if name not in self.row or self.row[name] is None:
+                raise TaskError(f"{self.where}: no field {name!r} (has {sorted(map(str, self.row))})",
+                                f"fix `fields: {{{role}: ...}}` in the card or the file's columns")
+        return [self.row[name] for name in names]
+
+    def label(self, value: Any) -> str:
+        """Map a raw label through the spec's ``label_map`` and check it is one of the card's."""
+        from maskctl.errors import TaskError
+
+        label = str(value).strip()
+        mapping = {str(k): str(v) for k, v in (self.spec.get("label_map") or {}).items()}
+        label = mapping.get(label, label)
+        if label not in self.card.labels:
+            shown = self.card.labels if len(self.card.labels) <= 12 else self.card.labels[:12] + ["..."]
+            raise TaskError(f"{self.where}: label {label!r} is not one of {shown}",
+                            "fix the label, add it to the card's `labels:` or map it with `label_map:`")
+        return label
+
+
+class Kind(Protocol):
+    """How a kind of task meets data, a transformers model and its users: everything about a
+    kind lives in its one module, so a new kind is one module (registered in ``kinds/__init__``).
+
+    ``default_fields`` are the roles a card's ``fields:`` maps to columns (and their default
+    column names); ``example_from_row`` builds a canonical example from a data row,
+    ``example_from_input`` from what a user sends to ``predict`` / the server (``input_hint``
+    says what that is); ``auto_class`` names the transformers Auto class that builds the head;
+    ``tokenizer_kwargs`` are passed when loading the tokenizer; ``encode`` turns canonical
+    examples into features (with ``labels``); ``collate`` pads a batch; ``select`` cuts a batch of
+    logits into per-example score tensors (classes, endings, or words x tags for tagging) with
+    their golds; ``result`` turns one score tensor into the prediction users see. The argmax of a
+    score tensor is the prediction; ensembles add score tensors up.
     """
 
     name: str
     auto_class: str
     tokenizer_kwargs: dict[str, Any]
+    default_fields: dict[str, str]
+    input_hint: str
+
+    def example_from_row(self, row: RowView) -> dict[str, Any]: ...
+
+    def example_from_input(self, labels: list[str], item: Any) -> dict[str, Any]: ...
 
     def encode(self, card, tokenizer, examples: list[dict[str, Any]], max_length: int,
                options: dict[str, Any]) -> Features: ...
@@ -57,3 +103,6 @@ class Kind(Protocol):
     def collate(self, tokenizer): ...
 
     def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list]: ...
+
+    def result(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool,
+               kept_words: list[int] | None) -> Any: ...

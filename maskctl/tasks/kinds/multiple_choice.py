@@ -3,18 +3,50 @@ one logit per pair ([CLS] -> pooler -> classifier), and a softmax runs over the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from maskctl.errors import TaskError
-from maskctl.tasks.kinds.base import Features, cut_rows
+from maskctl.tasks.kinds.base import Features, RowView, cut_rows
+
+
+@dataclass
+class Choice:
+    """What a user gets for one context and its endings."""
+
+    choice: int
+    label: str
+    score: float
+    probabilities: list[float]
+    truncated: bool = False  # a context + ending was longer than the bundle's max length and was cut
 
 
 class MultipleChoice:
     name = "multiple-choice"
     auto_class = "AutoModelForMultipleChoice"
     tokenizer_kwargs: dict[str, Any] = {}
+    default_fields = {"context": "context", "endings": "endings", "label": "label"}
+    input_hint = 'give {"context": ..., "endings": [...]}'
+
+    def example_from_row(self, row: RowView) -> dict[str, Any]:
+        context = " ".join(str(c) for c in row.columns("context"))
+        endings = row.columns("endings")
+        if len(endings) == 1 and isinstance(endings[0], list):
+            endings = endings[0]
+        prefix = row.spec.get("ending_prefix")  # SWAG: each ending continues the second sentence
+        if prefix:
+            start = str(row.row.get(prefix, "")).strip()
+            endings = [f"{start} {e}".strip() for e in endings]
+        return {"context": context, "endings": [str(e) for e in endings], "label": row.label(row.columns("label")[0])}
+
+    def example_from_input(self, labels: list[str], item: Any) -> dict[str, Any]:
+        if not isinstance(item, dict) or not isinstance(item.get("endings"), list) or "context" not in item:
+            raise ValueError('needs "context" and "endings" (a list)')
+        if len(item["endings"]) != len(labels):
+            raise ValueError(f"needs {len(labels)} endings")
+        return {"context": str(item["context"]), "endings": [str(e) for e in item["endings"]], "label": labels[0]}
 
     def encode(self, card, tokenizer, examples: list[dict[str, Any]], max_length: int,
                options: dict[str, Any] | None = None) -> Features:
@@ -51,3 +83,9 @@ class MultipleChoice:
     def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
         """Per example: one logit per ending, and the gold ending."""
         return list(logits.float().cpu()), batch["labels"].tolist()
+
+    def result(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool = False,
+               kept_words: list[int] | None = None) -> Choice:
+        probs = scores.softmax(-1)
+        best = int(probs.argmax())
+        return Choice(best, labels[best], float(probs[best]), [float(p) for p in probs], truncated)

@@ -2,18 +2,49 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import DataCollatorWithPadding
 
-from maskctl.tasks.kinds.base import Features, cut_rows
+from maskctl.tasks.kinds.base import Features, RowView, cut_rows
+
+
+@dataclass
+class Classification:
+    """What a user gets for one text (or pair)."""
+
+    label: str
+    score: float
+    probabilities: dict[str, float]
+    truncated: bool = False  # the text was longer than the bundle's max length and was cut
 
 
 class SequenceClassification:
     name = "sequence-classification"
     auto_class = "AutoModelForSequenceClassification"
     tokenizer_kwargs: dict[str, Any] = {}
+    default_fields = {"text": "text", "label": "label"}  # text may take two columns: a sentence pair
+    input_hint = 'give a text, a [text, text_pair] pair or {"text": ..., "text_pair": ...}'
+
+    def example_from_row(self, row: RowView) -> dict[str, Any]:
+        texts = [str(t) for t in row.columns("text")]
+        if row.spec.get("join"):  # e.g. AG News: title and description read as one text
+            texts = [str(row.spec["join"]).join(t.strip() for t in texts)]
+        label = row.label(row.columns("label")[0])
+        return {"text": texts[0], "text_pair": texts[1] if len(texts) > 1 else None, "label": label}
+
+    def example_from_input(self, labels: list[str], item: Any) -> dict[str, Any]:
+        """A text, a ``[text, text_pair]`` pair or ``{"text", "text_pair"}``; ``ValueError`` else."""
+        if isinstance(item, dict):
+            text, pair = item.get("text"), item.get("text_pair")
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            text, pair = item
+        else:
+            text, pair = item, None
+        if not isinstance(text, str):
+            raise ValueError('needs "text" (and optionally "text_pair")')
+        return {"text": text, "text_pair": pair, "label": labels[0]}
 
     def encode(self, card, tokenizer, examples: list[dict[str, Any]], max_length: int,
                options: dict[str, Any] | None = None) -> Features:
@@ -32,8 +63,17 @@ class SequenceClassification:
         return Features(items, truncated=cut_rows(tokenizer, columns, encoded, max_length))
 
     def collate(self, tokenizer):
+        from transformers import DataCollatorWithPadding
+
         return DataCollatorWithPadding(tokenizer, return_tensors="pt")
 
     def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
         """Per example: its class logits, and its gold label id."""
         return list(logits.float().cpu()), batch["labels"].tolist()
+
+    def result(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool = False,
+               kept_words: list[int] | None = None) -> Classification:
+        probs = scores.softmax(-1)
+        best = int(probs.argmax())
+        return Classification(labels[best], float(probs[best]), {lab: float(p) for lab, p in zip(labels, probs)},
+                              truncated)

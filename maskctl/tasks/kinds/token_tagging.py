@@ -9,16 +9,27 @@ CoNLL-03). Every other position gets the label -100, which the loss and metrics 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import DataCollatorForTokenClassification
 
 from maskctl.errors import TaskError
-from maskctl.tasks.kinds.base import Features
+from maskctl.tasks.kinds.base import Features, RowView
 
 IGNORE = -100
 WORD_PIECES = ("last", "first")
+
+
+@dataclass
+class Tagging:
+    """What a user gets for one sentence: a tag and its probability per word, and the entities."""
+
+    tokens: list[str]
+    tags: list[str]
+    scores: list[float]
+    entities: list[dict[str, Any]] = field(default_factory=list)  # {type, start, end, text} (word spans)
+    truncated: bool = False  # words past the bundle's max length got no prediction ("O", score 0)
 
 
 class TokenTagging:
@@ -26,6 +37,22 @@ class TokenTagging:
     auto_class = "AutoModelForTokenClassification"
     # Byte-level BPE tokenizers (RoBERTa) need this to take pre-split words; others ignore it.
     tokenizer_kwargs: dict[str, Any] = {"add_prefix_space": True}
+    default_fields = {"tokens": "tokens", "tags": "tags"}
+    input_hint = 'give a text or a list of words ({"tokens": [...]})'
+
+    def example_from_row(self, row: RowView) -> dict[str, Any]:
+        tokens, tags = row.columns("tokens")[0], row.columns("tags")[0]
+        if not isinstance(tokens, list) or not isinstance(tags, list) or len(tokens) != len(tags):
+            raise TaskError(f"{row.where}: tokens and tags must be lists of the same length", "write one tag per token")
+        return {"tokens": [str(t) for t in tokens], "tags": [row.label(t) for t in tags]}
+
+    def example_from_input(self, labels: list[str], item: Any) -> dict[str, Any]:
+        """A text (split on spaces), a list of words or ``{"tokens"}``; ``ValueError`` else."""
+        tokens = item.get("tokens", item.get("text")) if isinstance(item, dict) else item
+        tokens = tokens.split() if isinstance(tokens, str) else tokens
+        if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) for t in tokens):
+            raise ValueError('needs "tokens" (a list of words) or "text"')
+        return {"tokens": tokens, "tags": [labels[0]] * len(tokens)}
 
     def encode(self, card, tokenizer, examples: list[dict[str, Any]], max_length: int,
                options: dict[str, Any] | None = None) -> Features:
@@ -61,6 +88,8 @@ class TokenTagging:
         return Features(items, {"words": total, "excluded_words": excluded}, truncated, kept_words)
 
     def collate(self, tokenizer):
+        from transformers import DataCollatorForTokenClassification
+
         return DataCollatorForTokenClassification(tokenizer, return_tensors="pt")
 
     def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list]:
@@ -70,6 +99,22 @@ class TokenTagging:
         scores = [row[mask] for row, mask in zip(logits.float().cpu(), keep.cpu())]
         golds = [row[mask].tolist() for row, mask in zip(labels.cpu(), keep.cpu())]
         return scores, golds
+
+
+    def result(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool = False,
+               kept_words: list[int] | None = None) -> Tagging:
+        """``kept_words`` names the word each score row belongs to; other words are "O", score 0."""
+        from seqeval.metrics.sequence_labeling import get_entities
+
+        tokens = example["tokens"]
+        words = kept_words if kept_words is not None else list(range(len(scores)))
+        tags, confidence = ["O"] * len(tokens), [0.0] * len(tokens)
+        best = scores.softmax(-1).max(-1)
+        for word, index, value in zip(words, best.indices.tolist(), best.values.tolist()):
+            tags[word], confidence[word] = labels[index], value
+        entities = [{"type": kind, "start": start, "end": end + 1, "text": " ".join(tokens[start:end + 1])}
+                    for kind, start, end in get_entities(tags)]
+        return Tagging(tokens=tokens, tags=tags, scores=confidence, entities=entities, truncated=truncated)
 
 
 def _label_positions(word_ids: list[int | None], piece: str) -> dict[int, int]:
