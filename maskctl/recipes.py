@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,8 +126,6 @@ def read_recipe(name_or_path: str) -> Recipe:
     if extend is not None and (isinstance(extend, bool) or not isinstance(extend, int) or extend < 0):
         raise MaskctlError(f"{where}: sweep_extend must be a whole number >= 0, got {extend!r}",
                            "e.g. sweep_extend: 3, or 0 to never extend the grid")
-    from maskctl.sweep import check_grid
-
     return Recipe(settings=_coerce(data, where), sweep=check_grid(sweep, f"{where}: sweep"),
                   sweep_extend=extend, path=path)
 
@@ -211,3 +210,54 @@ def _check_keys(data: dict[str, Any], where: str, extra: tuple[str, ...] = ()) -
     if unknown:
         raise MaskctlError(f"{where}: unknown recipe keys {unknown}", did_you_mean(
             unknown[0], recipe_fields(), f"use `maskctl train` option names: {', '.join(sorted(recipe_fields()))}"))
+
+
+# -- grids: --sweep and a recipe's sweep: (maskctl.sweep runs them) --------------------------------
+MAX_KEYS = 2
+UNSWEEPABLE = ("output", "overwrite", "resume", "checkpoint_dir", "checkpoint_every")
+
+
+def check_grid(grid: Mapping[str, Any], where: str = "--sweep") -> dict[str, list[Any]]:
+    """Validate a grid (keys are ``TrainArgs`` fields, at most two) and coerce its values."""
+    if len(grid) > MAX_KEYS:
+        raise MaskctlError(f"{where}: {len(grid)} keys ({', '.join(map(str, grid))}); a sweep takes one or two",
+                           "sweep at most two keys at a time, e.g. lr and seed")
+    out: dict[str, list[Any]] = {}
+    for key, values in grid.items():
+        key = str(key)
+        if key not in recipe_fields() or key in UNSWEEPABLE:
+            sweepable = sorted(recipe_fields() - set(UNSWEEPABLE))
+            raise MaskctlError(f"{where}: cannot sweep {key!r}", f"sweep one of: {', '.join(sweepable)}")
+        values = list(values) if isinstance(values, (list, tuple)) else [values]
+        if not values:
+            raise MaskctlError(f"{where}: {key} has no values", f"give values, e.g. {key}=1e-4,3e-4")
+        coerced = [_coerce({key: value}, where)[key] for value in values]
+        out[key] = list(dict.fromkeys(coerced))  # drop repeats, keep the order
+    return out
+
+
+def parse_sweep(specs: list[str]) -> dict[str, list[Any]]:
+    """Parse ``--sweep key=v1,v2,...`` (repeatable); values are YAML scalars like overrides."""
+    raw: dict[str, list[Any]] = {}
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        key = key.strip().lstrip("-").replace("-", "_")
+        items = [v.strip() for v in values.split(",")]
+        if not sep or not key or not all(items):
+            raise MaskctlError(f"--sweep {spec!r} is not key=v1,v2,...", "write e.g. --sweep lr=1e-4,3e-4,1e-3")
+        if key in raw:
+            raise MaskctlError(f"--sweep {key} is given twice", f"list all values once: --sweep {key}=a,b,c")
+        raw[key] = [yaml.safe_load(v) for v in items]
+    return check_grid(raw, "--sweep")
+
+
+def resolve_grid(spec: Any, cli_specs: list[str] | None) -> dict[str, list[Any]]:
+    """The grid to run for a ``recipes.RunSpec``: ``--sweep`` replaces the recipe's ``sweep:``."""
+    if not cli_specs:
+        return dict(spec.sweep)
+    grid = parse_sweep(cli_specs)
+    clash = sorted(set(grid) & set(spec.fixed))
+    if clash:
+        raise MaskctlError(f"{clash[0]} is both swept (--sweep) and fixed by an option or override",
+                           f"drop --sweep {clash[0]}=... or the fixed {clash[0]}")
+    return grid

@@ -38,17 +38,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from maskctl.errors import MaskctlError, TrainingInterrupted
 from maskctl.io import atomic_dir, atomic_path, atomic_write_text, refuse_existing
+from maskctl.recipes import MAX_KEYS, UNSWEEPABLE, check_grid, parse_sweep, resolve_grid  # noqa: F401 - re-exported
 from maskctl.training.callbacks import TrainCallback
 
-MAX_KEYS = 2
 DEFAULT_EXTEND = 3
 EXTEND_FACTOR = 3.0
 EXTENDABLE = ("lr", "threshold")  # positive, unbounded above: a geometric step makes sense
-UNSWEEPABLE = ("output", "overwrite", "resume", "checkpoint_dir", "checkpoint_every")
 RESULT_FILE = "result.json"
 TABLE_NAME = "sweep"
 
@@ -95,54 +92,6 @@ class SweepResult:
     folder: Path
     table: dict[str, Path]
     figure: Path | None
-
-
-def check_grid(grid: Mapping[str, Any], where: str = "--sweep") -> dict[str, list[Any]]:
-    """Validate a grid (keys are ``TrainArgs`` fields, at most two) and coerce its values."""
-    from maskctl.recipes import _coerce, recipe_fields
-
-    if len(grid) > MAX_KEYS:
-        raise MaskctlError(f"{where}: {len(grid)} keys ({', '.join(map(str, grid))}); a sweep takes one or two",
-                           "sweep at most two keys at a time, e.g. lr and seed")
-    out: dict[str, list[Any]] = {}
-    for key, values in grid.items():
-        key = str(key)
-        if key not in recipe_fields() or key in UNSWEEPABLE:
-            sweepable = sorted(recipe_fields() - set(UNSWEEPABLE))
-            raise MaskctlError(f"{where}: cannot sweep {key!r}", f"sweep one of: {', '.join(sweepable)}")
-        values = list(values) if isinstance(values, (list, tuple)) else [values]
-        if not values:
-            raise MaskctlError(f"{where}: {key} has no values", f"give values, e.g. {key}=1e-4,3e-4")
-        coerced = [_coerce({key: value}, where)[key] for value in values]
-        out[key] = list(dict.fromkeys(coerced))  # drop repeats, keep the order
-    return out
-
-
-def parse_sweep(specs: list[str]) -> dict[str, list[Any]]:
-    """Parse ``--sweep key=v1,v2,...`` (repeatable); values are YAML scalars like overrides."""
-    raw: dict[str, list[Any]] = {}
-    for spec in specs:
-        key, sep, values = spec.partition("=")
-        key = key.strip().lstrip("-").replace("-", "_")
-        items = [v.strip() for v in values.split(",")]
-        if not sep or not key or not all(items):
-            raise MaskctlError(f"--sweep {spec!r} is not key=v1,v2,...", "write e.g. --sweep lr=1e-4,3e-4,1e-3")
-        if key in raw:
-            raise MaskctlError(f"--sweep {key} is given twice", f"list all values once: --sweep {key}=a,b,c")
-        raw[key] = [yaml.safe_load(v) for v in items]
-    return check_grid(raw, "--sweep")
-
-
-def resolve_grid(spec: Any, cli_specs: list[str] | None) -> dict[str, list[Any]]:
-    """The grid to run for a ``recipes.RunSpec``: ``--sweep`` replaces the recipe's ``sweep:``."""
-    if not cli_specs:
-        return dict(spec.sweep)
-    grid = parse_sweep(cli_specs)
-    clash = sorted(set(grid) & set(spec.fixed))
-    if clash:
-        raise MaskctlError(f"{clash[0]} is both swept (--sweep) and fixed by an option or override",
-                           f"drop --sweep {clash[0]}=... or the fixed {clash[0]}")
-    return grid
 
 
 def format_value(value: Any) -> str:
@@ -347,7 +296,7 @@ def result_row(result: PointResult, keys: list[str]) -> dict[str, Any]:
 def _write_table(points: list[PointResult], grid: Mapping[str, Any], folder: Path, metric: str,
                  settings: Mapping[str, Any], extend: int) -> dict[str, Path]:
     from maskctl import __version__
-    from maskctl.analysis.report import write_table
+    from maskctl.report import write_table
 
     best = pick_best(points)
     rows = [{**result_row(p, list(grid)), "added": "edge" if p.added else "", "best": p is best} for p in points]
@@ -363,7 +312,7 @@ def _write_figure(points: list[PointResult], grid: Mapping[str, Any], best: Poin
     """Dev score against the swept value when one numeric key is swept (log-x for lr-like keys)."""
     if len(grid) != 1:
         return None
-    from maskctl.analysis.report import new_figure, save_figure
+    from maskctl.report import new_figure, save_figure
 
     key = next(iter(grid))
     drawn = sorted((p.point[key], p.score, p) for p in points

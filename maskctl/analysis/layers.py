@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from maskctl.analysis.report import new_figure, save_figure, write_table
+from maskctl.report import new_figure, save_figure, write_table
 from maskctl.analysis.runs import (
     AnalysisResult,
     Plan,

@@ -1,4 +1,7 @@
-"""Write an analysis' results: one table as CSV, Markdown and JSON, and its PNG figure.
+"""Write a table of results (an analysis, a sweep) as CSV, Markdown and JSON, and its PNG figure.
+
+A neutral module: ``sweep`` and ``analysis`` both write through it, so neither imports the other
+for it.
 
 Every file is written atomically, so an interrupted analysis never leaves half a table over a
 previous one. Figures use matplotlib's object API (a bare ``Figure`` renders with Agg), leaving
