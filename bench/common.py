@@ -224,3 +224,14 @@ def run_child(kind: str, payload: dict[str, Any], timeout: float = 1800) -> dict
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(f"child {kind} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
         return json.loads(out.read_text())
+
+
+def save_results(results: dict[str, Any], out: Path, mode: str) -> str:
+    """Write ``results-<mode>.json`` into ``out``; return the line that opens its Markdown table
+    (machine, load before -> after, wall time)."""
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"results-{mode}.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+    return (f"Machine: {results['machine'].get('cpu', '?')}, load {results.get('load_start')} -> "
+            f"{results.get('load_end')}, {results.get('wall_s', 0):.0f} s.")

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import log, median
+from bench.common import log, median, save_results
 
 TASKS = 16
 ROUNDS = 3
@@ -182,13 +182,8 @@ def _one_server(model: str | None, folder: Path, threads: int | None) -> dict[st
 
 def write_http(results: dict[str, Any], out: Path) -> Path:
     """``results-http.json`` and the table of ``results-http.md``."""
-    import json
-
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results-http.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
     s = results["sections"]["http"]
-    lines = [f"Machine: {results['machine'].get('cpu', '?')}, load {results.get('load_start')} -> "
-             f"{results.get('load_end')}, {results.get('wall_s', 0):.0f} s. {s['tasks']} tasks, --max-batch "
+    lines = [f"{save_results(results, out, 'http')} {s['tasks']} tasks, --max-batch "
              f"{s['max_batch']}, --max-wait-ms {s['max_wait_ms']:g}, {s['rounds']} rounds "
              f"(medians; the ratio's range in brackets).", "",
              "| torch threads | clients | inputs per request | texts | inputs | server inputs/s | library inputs/s (same batch size) "

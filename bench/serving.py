@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from bench.common import log, median, rss_mib, run_child
+from bench.common import log, median, rss_mib, run_child, save_results
 
 TASK_COUNTS = (1, 4, 16, 64)
 BATCH = 16
@@ -234,13 +234,8 @@ def serving_section(model: str | None, work: Path, tasks: int = 1000, cache_mb: 
 
 def write_serving(results: dict[str, Any], out: Path) -> Path:
     """``results-serving.json`` and the table of ``results-serving.md``."""
-    import json
-
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results-serving.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
     s = results["sections"]["serving"]
-    lines = [f"Machine: {results['machine'].get('cpu', '?')}, load {results.get('load_start')} -> "
-             f"{results.get('load_end')}, {results.get('wall_s', 0):.0f} s. Batches of {s['batch']} requests.", "",
+    lines = [f"{save_results(results, out, 'serving')} Batches of {s['batch']} requests.", "",
              "| tasks | texts | maskctl mixed / single (texts/s) | ratio | LoRA mixed / single (texts/s) | ratio "
              "| maskctl mixed / LoRA mixed |", "|---|---|---|---|---|---|---|"]
     for key, row in s["throughput"].items():
