@@ -62,7 +62,8 @@ class TrainArgs:
     output: str | None = setting(None, "Output *.bundle (mask) or folder (finetune).", panel=EVAL)
     method: str = setting("mask", "mask (learn a binary mask) or finetune (all weights).", choices=METHODS, panel=TASK)
     epochs: int | None = setting(None, f"Epochs {_fallback('epochs')}.", min=1, panel=OPT)
-    max_steps: int | None = setting(None, "Stop after this many optimizer steps.", min=1, panel=OPT)
+    max_steps: int | None = setting(None, "Stop after this many optimizer steps (0: score the initial mask).", min=0,
+                                    panel=OPT)
     batch_size: int = setting(32, "Training batch size.", min=1, panel=OPT)
     eval_batch_size: int = setting(64, "Evaluation batch size.", min=1, panel=EVAL)
     lr: float | None = setting(None, f"Learning rate {_fallback('lr')}.",
