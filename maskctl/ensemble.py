@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from maskctl.bundle.format import load_bundle, read_meta
+from maskctl.bundle.meta import BundleMeta, TrainingRecord
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.io import atomic_path
 from maskctl.masking.resident import ResidentModel
@@ -62,8 +63,8 @@ def check_compatible(metas: list[dict[str, Any]], paths: list[Path]) -> None:
         "base model (or masked layers)": lambda m: m["base_model"]["fingerprint"],
         "task kind": lambda m: m["task"]["kind"],
         "label set": lambda m: m["task"]["labels"],
-        "max length": lambda m: m["training"].get("max_length"),
-        "word piece": lambda m: m["training"].get("word_piece", "last"),
+        "max length": lambda m: TrainingRecord.from_dict(m.get("training")).max_length,
+        "word piece": lambda m: TrainingRecord.from_dict(m.get("training")).word_piece,
     }
     for meta, path in zip(metas[1:], paths[1:]):
         for what, get in keys.items():
@@ -96,16 +97,14 @@ def run_ensemble(paths: list[str | Path], by: str = "best", split: str = "dev", 
     dev = resolve_device(device)
     net, source, task = load_base({**metas[0], "path": str(paths[0])}, model, dev)
     tokenizer = load_tokenizer(source, **task.kind.tokenizer_kwargs)
-    args = metas[0]["training"]
-    data_dir = data_dir or args.get("data_dir")
+    record = BundleMeta.from_dict(metas[0], paths[0]).training
     splits = [split] if by != "best" or split == "dev" else [split, "dev"]
     loaders = {}
     stats = {}
     for name in splits:
-        features = task.features(name, tokenizer, int(args.get("max_length", 128)), data_dir,
-                                 options={"word_piece": args.get("word_piece", "last")})
+        features = record.features(task, name, tokenizer, data_dir)
         stats[name] = features.stats
-        loaders[name] = make_loader(features, task.kind.collate(tokenizer), int(args.get("eval_batch_size", 64)))
+        loaders[name] = make_loader(features, task.kind.collate(tokenizer), record.eval_batch_size)
     resident = ResidentModel(net)
     scores: dict[str, list[list[torch.Tensor]]] = {name: [] for name in splits}
     golds: dict[str, list] = {}

@@ -182,11 +182,9 @@ def mode_connectivity(mask: str | Path, finetuned: str | Path, points: int = 11,
                "pretrained+masked head": {k: pretrained.get(k, masked[k]) for k in target}}
 
     tokenizer = load_tokenizer(source, **task.kind.tokenizer_kwargs)
-    args = bundle.meta.get("training", {})
-    features = task.features(split, tokenizer, int(args.get("max_length", 128)),
-                             data_dir=data_dir or args.get("data_dir"),
-                             options={"word_piece": args.get("word_piece", "last")})
-    batch = batch_size or int(args.get("eval_batch_size", 64))
+    record = bundle.info.training
+    features = record.features(task, split, tokenizer, data_dir)
+    batch = batch_size or record.eval_batch_size
     alphas = [i / (points - 1) for i in range(points)]
     done: dict[str, dict[str, float]] = {}  # endpoint -> metrics: each endpoint is scored once
     rows = []

@@ -104,11 +104,9 @@ def tsne_representations(mask: str | Path, finetuned: str | Path | None = None, 
     net, source, task = load_base({**bundle.meta, "path": str(bundle.path)}, model, dev)
     check_head(net, bundle)
     tokenizer = load_tokenizer(source, **task.kind.tokenizer_kwargs)
-    args = bundle.meta.get("training", {})
-    features = task.features(split, tokenizer, int(args.get("max_length", 128)),
-                             data_dir=data_dir or args.get("data_dir"), limit=max_examples,
-                             options={"word_piece": args.get("word_piece", "last")})
-    loader = make_loader(features, task.kind.collate(tokenizer), batch_size or int(args.get("eval_batch_size", 64)))
+    record = bundle.info.training
+    features = record.features(task, split, tokenizer, data_dir, limit=max_examples)
+    loader = make_loader(features, task.kind.collate(tokenizer), batch_size or record.eval_batch_size)
     labels = np.array([item["labels"] for item in features.items])
 
     vectors = {"pretrained": cls_vectors(net, loader, dev)}

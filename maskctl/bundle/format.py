@@ -34,6 +34,7 @@ from safetensors.torch import save_file
 
 from maskctl import __version__
 from maskctl.bundle.codec import unpack_mask
+from maskctl.bundle.meta import BundleMeta
 from maskctl.bundle.mask_coding import (
     InitialMasks,
     MaskCodingError,
@@ -58,6 +59,11 @@ class Bundle:
     head: dict[str, torch.Tensor] = field(default_factory=dict)  # param name -> tensor
     meta: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+
+    @property
+    def info(self) -> BundleMeta:
+        """The typed view of ``meta`` (``bundle.meta``: the stored JSON)."""
+        return BundleMeta.from_dict(self.meta, self.path or "the bundle")
 
     @property
     def labels(self) -> list[str]:
@@ -174,6 +180,10 @@ class CodedMasks:
     meta: dict[str, Any]
     payloads: dict[str, torch.Tensor]
     initial: InitialMasks | None
+
+    @property
+    def info(self) -> BundleMeta:
+        return BundleMeta.from_dict(self.meta, self.path)
 
     def meta_layer(self, name: str) -> dict[str, Any]:
         return next(lay for lay in self.meta["layers"] if lay["name"] == name)

@@ -104,12 +104,10 @@ def evaluate_bundle(path: str | Path, split: str = "dev", model: str | None = No
     bundle = load_bundle(path)
     dev = resolve_device(device)
     masked = load_masked(bundle, model=model, device=dev)
-    args = bundle.meta.get("training", {})
-    features = masked.task.features(split, masked.tokenizer, int(args.get("max_length", 128)),
-                                    data_dir=data_dir or args.get("data_dir"),
-                                    options={"word_piece": args.get("word_piece", "last")})
+    record = bundle.info.training
+    features = record.features(masked.task, split, masked.tokenizer, data_dir)
     metrics = evaluate_model(masked.model, masked.task, features, masked.tokenizer,
-                             batch_size or int(args.get("eval_batch_size", 64)), dev)
+                             batch_size or record.eval_batch_size, dev)
     return EvalResult(bundle=Path(path), task=masked.task.name, split=split, metrics=metrics,
-                      trained_dev=bundle.meta.get("metrics", {}).get("dev"))
+                      trained_dev=bundle.info.dev or None)
 

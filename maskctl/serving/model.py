@@ -126,15 +126,15 @@ class MaskedModel:
             net = self._net_for(task)
             effective = self._effective_head(net, head, masks, path)
             self._layers.update(wrap_for_mixing(self.encoder, list(inner.values()), self._routing))
-            args = coded.meta.get("training", {})
+            record = coded.info.training
             if reference is not None and any(reference not in self._layers[n].references and n not in initial
                                              for n in inner.values()):
                 _, initial = self._initial_masks(coded, inner)  # rare: an unload dropped it meanwhile
             self._add_reference(reference, initial)
             served = ServedTask(name=task.name, task=task, coded=coded, head=effective, encoder_layers=inner,
                                 net_key=(task.kind.auto_class, len(task.labels)), reference=reference,
-                                max_length=min(int(args.get("max_length", 128)), self._position_limit(tokenizer)),
-                                options={"word_piece": args.get("word_piece", "last")})
+                                max_length=min(record.max_length, self._position_limit(tokenizer)),
+                                options=record.kind_options)
             self._cache.put(task.name, self._build(served, {inner[n]: m for n, m in masks.items() if n in inner}))
             self._tokenizers.setdefault(task.kind.name, tokenizer)
             self._tasks[task.name] = served
