@@ -95,7 +95,7 @@ def run_ensemble(paths: list[str | Path], by: str = "best", split: str = "dev", 
     metas = [read_meta(p) for p in paths]
     check_compatible(metas, paths)
     dev = resolve_device(device)
-    net, source, task = load_base({**metas[0], "path": str(paths[0])}, model, dev)
+    net, source, task = load_base(metas[0], model, dev, where=paths[0])
     tokenizer = load_tokenizer(source, **task.kind.tokenizer_kwargs)
     record = BundleMeta.from_dict(metas[0], paths[0]).training
     splits = [split] if by != "best" or split == "dev" else [split, "dev"]

@@ -166,7 +166,7 @@ def mode_connectivity(mask: str | Path, finetuned: str | Path, points: int = 11,
     dev = resolve_device(device)
 
     # The masked endpoint, built as load_masked does, keeping the pretrained weights first.
-    net, source, task = load_base({**bundle.meta, "path": str(bundle.path)}, model, dev)
+    net, source, task = load_base(bundle.info, model, dev, where=bundle.path)
     check_head(net, bundle)
     target = {k: v for k, v in net.state_dict().items() if v.is_floating_point()}
     head_keys = set(bundle.meta.get("head_tensors") or bundle.head)

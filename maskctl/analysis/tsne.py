@@ -101,7 +101,7 @@ def tsne_representations(mask: str | Path, finetuned: str | Path | None = None, 
         ft_source, more = open_finetuned(bundle, folder)
         notes += more
 
-    net, source, task = load_base({**bundle.meta, "path": str(bundle.path)}, model, dev)
+    net, source, task = load_base(bundle.info, model, dev, where=bundle.path)
     check_head(net, bundle)
     tokenizer = load_tokenizer(source, **task.kind.tokenizer_kwargs)
     record = bundle.info.training

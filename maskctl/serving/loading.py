@@ -17,6 +17,7 @@ import torch
 
 from maskctl.bundle.codec import fingerprint
 from maskctl.bundle.format import Bundle, load_bundle
+from maskctl.bundle.meta import BundleMeta
 from maskctl.errors import BundleError
 from maskctl.masking.model import apply_masks
 from maskctl.models import ModelSource, load_task_model, load_tokenizer, resolve_model
@@ -36,35 +37,38 @@ class LoadedBundle:
     bundle: Bundle
 
 
-def load_base(meta: dict[str, Any], model: str | None = None, device: torch.device | None = None,
-              auto_class: str | None = None) -> tuple[torch.nn.Module, ModelSource, Task]:
+def load_base(meta: BundleMeta | dict[str, Any], model: str | None = None, device: torch.device | None = None,
+              auto_class: str | None = None,
+              where: str | Path | None = None) -> tuple[torch.nn.Module, ModelSource, Task]:
     """Load the base model a bundle names (or ``model``) with its task head (or the head of
     ``auto_class``), and check that it is the model the bundle was trained on: layers, shapes
-    and the fingerprint of the weights."""
-    base = meta["base_model"]
-    source = resolve_model(model or base["source"]["spec"])
+    and the fingerprint of the weights. ``meta`` is ``Bundle.info`` (or the stored JSON)."""
+    if not isinstance(meta, BundleMeta):
+        where = where or meta.get("path")
+        meta = BundleMeta.from_dict(meta, where or "the bundle")
+    where = where or "the bundle"
+    base = meta.base_model
+    source = resolve_model(model or base.spec)
     if source.kind == "hub" and model is None:
-        source = ModelSource(**{**source.to_dict(), "version": base["source"].get("version")})
-    task = Task.from_card(TaskCard.from_dict(meta["task"]))
+        source = ModelSource(**{**source.to_dict(), "version": base.source.get("version")})
+    task = Task.from_card(TaskCard.from_dict(meta.task))
     net, _ = load_task_model(source, auto_class or task.kind.auto_class, task.labels)
-    where = meta.get("path", "the bundle")
-    trained_on = base["source"]["spec"]
     # Under another head only the encoder's layers are the base's to check (serving's heads are per task).
     own = auto_class is None or auto_class == task.kind.auto_class
-    for layer in [lay for lay in meta["layers"] if own or lay["name"].startswith(net.base_model_prefix + ".")]:
+    for layer in [lay for lay in meta.layers if own or lay["name"].startswith(net.base_model_prefix + ".")]:
         try:
             module = net.get_submodule(layer["name"])
         except AttributeError:
             module = None
         if not isinstance(module, torch.nn.Linear) or list(module.weight.shape) != list(layer["shape"]):
             raise BundleError(f"{where}: masked layer {layer['name']} does not fit model {source.spec!r}",
-                              f"pass the model it was trained on: --model {trained_on}")
-    found = fingerprint(net, base["fingerprint_layers"])
-    if found != base["fingerprint"]:
+                              f"pass the model it was trained on: --model {base.spec}")
+    found = fingerprint(net, base.fingerprint_layers)
+    if found != base.fingerprint:
         raise BundleError(
             f"{where} was trained on a different base model than {source.spec!r} "
-            f"(fingerprint {found[7:19]} != {base['fingerprint'][7:19]})",
-            f"pass the model it was trained on: --model {trained_on}",
+            f"(fingerprint {found[7:19]} != {base.fingerprint[7:19]})",
+            f"pass the model it was trained on: --model {base.spec}",
         )
     return net.to(device or torch.device("cpu")).eval(), source, task
 
@@ -74,13 +78,13 @@ def check_head(net: torch.nn.Module, bundle: Bundle) -> None:
     for name, tensor in bundle.head.items():
         if name not in state or tuple(state[name].shape) != tuple(tensor.shape):
             raise BundleError(f"{bundle.path}: head tensor {name} does not fit this model",
-                              f"pass the model it was trained on: --model {bundle.meta['base_model']['source']['spec']}")
+                              f"pass the model it was trained on: --model {bundle.info.base_model.spec}")
 
 
 def load_masked(bundle: Bundle, model: str | None = None,
                 device: torch.device | None = None) -> LoadedBundle:
     """Load the bundle's base model (or ``model``), check its fingerprint, merge the masks."""
-    net, source, task = load_base({**bundle.meta, "path": str(bundle.path)}, model, device)
+    net, source, task = load_base(bundle.info, model, device, where=bundle.path)
     check_head(net, bundle)
     net.load_state_dict(bundle.head, strict=False)
     apply_masks(net, bundle.masks)

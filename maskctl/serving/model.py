@@ -33,27 +33,18 @@ from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAtte
 
 from maskctl.bundle.codec import fingerprint
 from maskctl.bundle.format import read_coded, read_meta
+from maskctl.bundle.meta import BundleMeta
 from maskctl.errors import BundleError, DuplicateTask, MaskctlError, ModelError
 from maskctl.masking.mixed import Correction, RowGroup, Routing, correction_matrix, wrap_for_mixing
 from maskctl.models import load_tokenizer
 from maskctl.serving.batching import build_batch
+from maskctl.serving.heads import Precomputed, task_model
 from maskctl.serving.loading import load_base
 from maskctl.serving.memory import CorrectionCache, Corrections, ServedTask, release_freed_memory
 from maskctl.serving.results import RequestError, to_example
 from maskctl.tasks.card import TaskCard
 from maskctl.tasks.task import Task
 from maskctl.training.evaluate import resolve_device
-
-
-class _Precomputed(torch.nn.Module):
-    """Stands in for the encoder inside every task model: returns the rows computed already."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.output: Any = None
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self.output
 
 
 class MaskedModel:
@@ -66,7 +57,7 @@ class MaskedModel:
         self._source = source
         self.device = device
         self._routing = Routing()
-        self._stub = _Precomputed()
+        self._stub = Precomputed()
         self._nets: dict[tuple[str, int], torch.nn.Module] = {}
         self._tokenizers: dict[str, Any] = {}
         self._tasks: dict[str, ServedTask] = {}
@@ -99,9 +90,9 @@ class MaskedModel:
         # The multiple-choice model keeps the encoder's pooler (token classification drops it),
         # so tasks of every kind, loaded now or later, can share the encoder.
         try:
-            base, source, _ = load_base({**meta, "path": str(path)}, model, dev, auto_class="AutoModelForMultipleChoice")
+            base, source, _ = load_base(meta, model, dev, auto_class="AutoModelForMultipleChoice", where=path)
         except ModelError:  # an architecture without a multiple-choice head
-            base, source, _ = load_base({**meta, "path": str(path)}, model, dev)
+            base, source, _ = load_base(meta, model, dev, where=path)
         served = cls(base, source, dev, cache_mb)
         for p in paths:
             served.load(p)
@@ -179,21 +170,22 @@ class MaskedModel:
             if weight is None or tuple(weight.shape) != tuple(mask.shape):
                 raise BundleError(f"{where}: masked layer {name} does not fit the served base model",
                                   "serve together only bundles of the same base model")
-        layers = tuple(sorted(n for n in meta["base_model"]["fingerprint_layers"]))
+        base = BundleMeta.from_dict(meta, path).base_model
+        layers = tuple(sorted(base.fingerprint_layers))
         if layers not in self._fingerprints:
             try:
                 self._fingerprints[layers] = fingerprint(self._base, layers)
             except AttributeError:
                 self._fingerprints[layers] = "missing layers"
-        if self._fingerprints[layers] != meta["base_model"]["fingerprint"]:
-            raise BundleError(f"{where} was trained on another base model ({meta['base_model']['source']['spec']}) "
+        if self._fingerprints[layers] != base.fingerprint:
+            raise BundleError(f"{where} was trained on another base model ({base.spec}) "
                               f"than the one served ({self._source.spec})",
                               "serve together only bundles of the same base model")
 
     def _net_for(self, task: Task) -> torch.nn.Module:
         key = (task.kind.auto_class, len(task.labels))
         if key not in self._nets:
-            self._nets[key] = _task_model(self._base, task, self._prefix, self._stub, self.device)
+            self._nets[key] = task_model(self._base, task, self._prefix, self._stub, self.device)
         return self._nets[key]
 
     def _effective_head(self, net, head, masks, path) -> dict[str, torch.Tensor]:
@@ -292,11 +284,11 @@ class MaskedModel:
         """What a client needs to know of a served task: kind, labels, base model, dev metrics."""
         self.task(name)
         served = self._tasks[name]
-        card, meta = served.task.card, served.meta
-        dev = {k: v for k, v in meta.get("metrics", {}).get("dev", {}).items() if not isinstance(v, (dict, list))}
+        card, info = served.task.card, served.coded.info
+        dev = {k: v for k, v in info.dev.items() if not isinstance(v, (dict, list))}
         return {"name": name, "kind": card.kind, "labels": list(card.labels), "description": card.description,
-                "base_model": meta["base_model"]["source"]["spec"], "metric": card.metric, "metrics": dev,
-                "max_length": served.max_length, "sparsity": meta.get("sparsity", {}).get("final")}
+                "base_model": info.base_model.spec, "metric": card.metric, "metrics": dev,
+                "max_length": served.max_length, "sparsity": info.sparsity.get("final")}
 
     def predict(self, name: str, inputs: Sequence[Any], batch_size: int = 32) -> list:
         """Predictions of one task (``predict_many`` underneath); a bad input raises."""
@@ -395,20 +387,3 @@ class MaskedModel:
         with self._lock:
             self._unmerge()
             self._last_single = None
-
-
-def _task_model(base: torch.nn.Module, task: Task, prefix: str, encoder: torch.nn.Module, device):
-    """A task model of ``task``'s kind whose encoder is ``encoder``; its head values come from
-    each bundle at call time (``functional_call``), so it is built empty."""
-    import transformers
-    from accelerate import init_empty_weights
-
-    config = base.config.__class__.from_dict(base.config.to_dict())
-    config.num_labels = len(task.labels)
-    config.id2label = dict(enumerate(task.labels))
-    config.label2id = {label: i for i, label in enumerate(task.labels)}
-    with init_empty_weights():
-        net = getattr(transformers, task.kind.auto_class).from_config(config)
-    setattr(net, prefix, encoder)
-    net.to_empty(device=device)
-    return net.eval()
