@@ -247,19 +247,14 @@ def row(count: ModelCount, copies: int) -> SizeRow:
 def read_bundles(paths: list[str | Path]) -> list[BundleSize]:
     """Size real bundles from their file size and metadata (no tensor is loaded)."""
     from maskctl.bundle.format import read_meta
+    from maskctl.bundle.meta import BundleMeta
 
     sizes = []
     for path in paths:
-        meta = read_meta(path)
-        weights = 0
-        for layer in meta.get("layers", []):
-            n = 1
-            for dim in layer["shape"]:
-                n *= int(dim)
-            weights += n
-        sizes.append(BundleSize(path=str(path), task=meta["task"]["name"], num_labels=len(meta["task"]["labels"]),
-                                file_bytes=Path(path).stat().st_size, masked_weights=weights,
-                                fingerprint=meta["base_model"]["fingerprint"], base=meta["base_model"]["source"]))
+        info = BundleMeta.from_dict(read_meta(path), path)
+        sizes.append(BundleSize(path=str(path), task=info.task_name, num_labels=len(info.labels),
+                                file_bytes=Path(path).stat().st_size, masked_weights=info.masked_weights,
+                                fingerprint=info.base_model.fingerprint, base=info.base_model.source))
     if len({b.fingerprint for b in sizes}) > 1:
         raise BundleError("these bundles were trained on different base models (their fingerprints differ), so "
                           "they cannot share one base", "size the bundles of one base model together")

@@ -91,20 +91,20 @@ def check_finetuned(bundle: Bundle, folder: Path, config: Any, record: dict[str,
     where = f"finetuned model {folder}"
     if record is not None:
         task = record.get("task", {})
-        if task.get("name") != bundle.task_name or task.get("kind") != bundle.meta["task"].get("kind"):
+        if task.get("name") != bundle.task_name or task.get("kind") != bundle.info.task.get("kind"):
             raise ConnectError(f"{where} was trained on task {task.get('name')!r}, the bundle on {bundle.task_name!r}",
                                "pass a mask and a finetuned model of the same task")
     labels = [config.id2label.get(i, config.id2label.get(str(i))) for i in range(config.num_labels)]
     if labels != bundle.labels:
         raise ConnectError(f"{where} has labels {labels}, the bundle {bundle.labels}",
                            "pass a mask and a finetuned model of the same task and label order")
-    model_type = bundle.meta["base_model"].get("model_type")
+    model_type = bundle.info.base_model.model_type
     if model_type and config.model_type != model_type:
         raise ConnectError(f"{where} is a {config.model_type} model, the bundle's base a {model_type}",
                            "finetune the base model the bundle names")
     notes = []
     if record is not None:
-        ours, theirs = bundle.meta.get("training", {}), record.get("training", {})
+        ours, theirs = bundle.info.training.raw, record.get("training", {})
         for key in ("model", "seed", "max_length", "word_piece"):
             if key in theirs and theirs.get(key) != ours.get(key):
                 notes.append(f"the finetuned model's {key} is {theirs.get(key)!r}, the bundle's {ours.get(key)!r}")
@@ -169,7 +169,7 @@ def mode_connectivity(mask: str | Path, finetuned: str | Path, points: int = 11,
     net, source, task = load_base(bundle.info, model, dev, where=bundle.path)
     check_head(net, bundle)
     target = {k: v for k, v in net.state_dict().items() if v.is_floating_point()}
-    head_keys = set(bundle.meta.get("head_tensors") or bundle.head)
+    head_keys = set(bundle.info.head_tensors or bundle.head)
     pretrained = {k: v.clone() for k, v in target.items() if k not in head_keys}
     net.load_state_dict(bundle.head, strict=False)
     apply_masks(net, bundle.masks)

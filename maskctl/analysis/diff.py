@@ -59,7 +59,7 @@ def layer_group(name: str) -> tuple[str, tuple[int, int]]:
 
 def initial_generator(reader: MaskReader) -> InitialMasks:
     """The bundle's initial-mask generator: the one its decoding uses, else its mask settings."""
-    initial = reader.initial or InitialMasks.from_settings(reader.meta.get("mask"))
+    initial = reader.initial or InitialMasks.from_settings(reader.info.mask or None)
     if initial is None:
         raise BundleError(f"{reader.path} records no usable mask seed, threshold and initial sparsity",
                           "its initial mask cannot be regenerated; train it again with this maskctl")
@@ -247,12 +247,11 @@ def _pair(names: list[str], a: int, b: int) -> dict[str, str]:
 def _meta(readers: list[MaskReader], names: list[str], notes: list[str], seconds: float) -> dict[str, Any]:
     return {
         "formula": FORMULA + " (Zhao et al. 2020, §6.2); a block sums numerators and denominators",
-        "bundles": [{"name": n, "path": str(r.path), "task": r.meta["task"]["name"],
-                     "seed": r.meta.get("mask", {}).get("seed"),
-                     "init_sparsity": r.meta.get("mask", {}).get("init_sparsity")}
+        "bundles": [{"name": n, "path": str(r.path), "task": r.info.task_name, "seed": r.info.mask.get("seed"),
+                     "init_sparsity": r.info.mask.get("init_sparsity")}
                     for n, r in zip(names, readers)],
-        "base_model": readers[0].meta["base_model"]["source"].get("spec"),
-        "fingerprint": readers[0].meta["base_model"]["fingerprint"],
+        "base_model": readers[0].info.base_model.spec,
+        "fingerprint": readers[0].info.base_model.fingerprint,
         "notes": notes, "maskctl": __version__, "seconds": round(seconds, 2),
     }
 

@@ -34,7 +34,7 @@ from safetensors.torch import save_file
 
 from maskctl import __version__
 from maskctl.bundle.codec import unpack_mask
-from maskctl.bundle.meta import BundleMeta
+from maskctl.bundle.meta import Described
 from maskctl.bundle.mask_coding import (
     InitialMasks,
     MaskCodingError,
@@ -52,18 +52,13 @@ HEAD_PREFIX = "head/"
 
 
 @dataclass
-class Bundle:
+class Bundle(Described):
     """One task's mask over one base model, with everything ``eval`` needs besides the base."""
 
     masks: dict[str, torch.Tensor]  # module name -> bool mask, shaped like the weight
     head: dict[str, torch.Tensor] = field(default_factory=dict)  # param name -> tensor
     meta: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
-
-    @property
-    def info(self) -> BundleMeta:
-        """The typed view of ``meta`` (``bundle.meta``: the stored JSON)."""
-        return BundleMeta.from_dict(self.meta, self.path or "the bundle")
 
     @property
     def labels(self) -> list[str]:
@@ -134,7 +129,7 @@ def load_bundle(path: str | Path) -> Bundle:
     return Bundle(masks=masks, head=head, meta=meta, path=path)
 
 
-class MaskReader:
+class MaskReader(Described):
     """A bundle opened to decode its masks one layer at a time, exactly as ``load_bundle`` does.
 
     Why: analyses that compare several bundles of a large model (mask differences per layer)
@@ -171,7 +166,7 @@ class MaskReader:
 
 
 @dataclass
-class CodedMasks:
+class CodedMasks(Described):
     """A bundle's masks as stored (coded bytes: about the file's size, under 1 bit per masked
     weight), decoded one layer at a time on demand through the same CRC-checked ``_decode``
     as ``load_bundle``. Serving keeps thousands of tasks in memory this way."""
@@ -180,10 +175,6 @@ class CodedMasks:
     meta: dict[str, Any]
     payloads: dict[str, torch.Tensor]
     initial: InitialMasks | None
-
-    @property
-    def info(self) -> BundleMeta:
-        return BundleMeta.from_dict(self.meta, self.path)
 
     def meta_layer(self, name: str) -> dict[str, Any]:
         return next(lay for lay in self.meta["layers"] if lay["name"] == name)

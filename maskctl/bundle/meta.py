@@ -8,6 +8,7 @@ must keep loading (tests/bundle/test_fixtures.py).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,9 +93,26 @@ class BundleMeta:
         return self.task["name"]
 
     @property
+    def masked_weights(self) -> int:
+        """Weights under a mask (one bit each at most): the denominator of every size figure."""
+        return sum(math.prod(int(dim) for dim in layer["shape"]) for layer in self.layers)
+
+    @property
     def labels(self) -> list[str]:
         return list(self.task["labels"])
 
     @property
     def dev(self) -> dict[str, Any]:
         return dict(self.metrics.get("dev") or {})
+
+
+class Described:
+    """For the classes that hold a bundle's stored JSON as ``meta`` (``Bundle``, ``CodedMasks``,
+    ``MaskReader``): its typed view."""
+
+    meta: dict[str, Any]
+    path: Path | None
+
+    @property
+    def info(self) -> BundleMeta:
+        return BundleMeta.from_dict(self.meta, self.path or "the bundle")

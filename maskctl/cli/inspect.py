@@ -17,23 +17,25 @@ def inspect_bundle(
 ) -> None:
     """Describe a bundle: base model, task, masked layers, sparsity, metrics, size against entropy."""
     from maskctl.bundle.format import read_meta
+    from maskctl.bundle.meta import BundleMeta
     from maskctl.bundle.stats import mask_stats
 
     meta = read_meta(bundle)
     if as_json:
         console.print_json(json.dumps(meta))
         return
-    base, task, mask = meta["base_model"], meta["task"], meta["mask"]
-    weights = sum(_count(layer["shape"]) for layer in meta["layers"])
+    info = BundleMeta.from_dict(meta, bundle)
+    base, task, mask = info.base_model, info.task, info.mask
+    weights = info.masked_weights
     size = bundle.stat().st_size
-    console.print(f"[bold]{bundle}[/] (format {meta['format_version']}, maskctl {meta['maskctl_version']})")
-    console.print(f"base model: {base['source']['spec']} ({base['model_type']}, {base['source']['kind']}"
-                  f" {base['source']['location']}) fingerprint {base['fingerprint'][:23]}…", highlight=False)
+    console.print(f"[bold]{bundle}[/] (format {info.format_version}, maskctl {info.maskctl_version})")
+    console.print(f"base model: {base.spec} ({base.model_type}, {base.source['kind']}"
+                  f" {base.source['location']}) fingerprint {base.fingerprint[:23]}…", highlight=False)
     console.print(f"task: {task['name']} ({task['kind']}, {task['metric']}), labels: {', '.join(task['labels'])}",
                   highlight=False)
     console.print(f"mask: tau {mask['threshold']}, initial sparsity {mask['init_sparsity']}, blocks "
                   f"{mask['block_ids']}, head {mask['head']}, seed {mask['seed']}", highlight=False)
-    console.print(f"sparsity: {meta['sparsity']['init']:.4%} at init -> {meta['sparsity']['final']:.4%} trained",
+    console.print(f"sparsity: {info.sparsity['init']:.4%} at init -> {info.sparsity['final']:.4%} trained",
                   highlight=False)
     console.print(f"size: {size:,} bytes for {weights:,} masked weights = {8 * size / weights:.3f} bits per "
                   f"masked weight (whole file)", highlight=False)
@@ -46,17 +48,17 @@ def inspect_bundle(
         console.print(f"coding: {len(xor)} of {len(stats.layers)} layers store only the bits flipped from the "
                       f"regenerated initial mask (xor-initial): flip rate {_pct(stats.flip_rate)}, "
                       f"H(flip rate) = {_bits(stats.flip_entropy)}", highlight=False)
-        if any(layer.get("coding", {}).get("order") == "score-bands" for layer in meta["layers"]):
+        if any(layer.get("coding", {}).get("order") == "score-bands" for layer in info.layers):
             console.print("(score-band order also knows each weight's initial score, so it can go below "
                           "H(flip rate))", highlight=False)
-    dev = meta.get("metrics", {}).get("dev")
+    dev = info.dev
     if dev:
         console.print(f"dev {task['metric']}: {dev['score']:.4f} on {int(dev['n'])} examples", highlight=False)
     table = Table(title="masked layers")
     columns = ["layer", "shape", "init sparsity", "final sparsity", "coding", "bits/weight", "H(p)"]
     for column in columns + (["H(flip)"] if xor else []):
         table.add_column(column)
-    for layer, row in zip(meta["layers"], stats.layers):
+    for layer, row in zip(info.layers, stats.layers):
         coding = layer.get("coding", {})
         how = "/".join(str(coding[k]) for k in ("scheme", "order", "layout", "codec") if k in coding) or row.scheme
         cells = [layer["name"], "x".join(map(str, layer["shape"])), f"{layer.get('init_sparsity', float('nan')):.4f}",
@@ -74,10 +76,3 @@ def _bits(value: float | None, unit: str = " bits") -> str:
 
 def _pct(value: float | None) -> str:
     return "?" if value is None else f"{value:.2%}"
-
-
-def _count(shape: list[int]) -> int:
-    count = 1
-    for dim in shape:
-        count *= dim
-    return count
