@@ -104,7 +104,7 @@ class MaskedModel:
         tick = time.perf_counter()
         coded, head = read_coded(path)
         masks = coded.decode_all()  # verifies every layer (CRC) before anything changes
-        task = Task.from_card(TaskCard.from_dict(coded.meta["task"]))
+        task = Task.from_card(TaskCard.from_dict(coded.info.task))
         inner = {n: n[len(self._prefix) + 1:] for n in masks if n.startswith(self._prefix + ".")}
         reference, initial = self._initial_masks(coded, inner)
         tokenizer = self._tokenizers.get(task.kind.name) or load_tokenizer(self._source, **task.kind.tokenizer_kwargs)
