@@ -20,6 +20,15 @@ def test_builtin_tasks_register_through_the_public_entry_point_group():
     assert "bbc-news" in registry.task_names()
 
 
+def test_every_shipped_card_is_an_entry_point_and_every_entry_point_a_card():
+    eps = {ep.name: ep for ep in md.entry_points(group="maskctl.tasks") if ep.value.startswith("maskctl.")}
+    cards = {path.stem for path in builtin_dir("tasks").glob("*.yaml")}
+    assert set(eps) == cards
+    for name, ep in eps.items():
+        assert ep.value == f"maskctl.tasks.builtin:{name.replace('-', '_')}"
+        assert registry.get_card(name).name == name
+
+
 def test_every_shipped_card_loads():
     cards = sorted(builtin_dir("tasks").glob("*.yaml"))
     assert cards
