@@ -1,5 +1,5 @@
 """Which module may import which: the library never imports the CLI, recipes never import the
-sweep runner, sweeps never import the analyses (they share the neutral ``maskctl.report``), and
+sweep runner, sweeps never import the analyses (they share the neutral ``maskctl.experiments.report``), and
 ``maskctl.serving.http`` is imported only by ``maskctl serve``. Read from the source with ``ast``
 (imports inside functions count too)."""
 
@@ -28,8 +28,8 @@ def _module(path: Path) -> str:
 def test_the_layers_hold():
     rules = [  # (importer prefix, forbidden prefix, except importers)
         ("maskctl", "maskctl.cli", ("maskctl.cli", "maskctl.__main__")),
-        ("maskctl.recipes", "maskctl.sweep", ()),
-        ("maskctl.sweep", "maskctl.analysis", ()),
+        ("maskctl.experiments.recipes", "maskctl.experiments.sweep", ()),
+        ("maskctl.experiments.sweep", "maskctl.analysis", ()),
         ("maskctl", "maskctl.serving.http", ("maskctl.serving.http", "maskctl.cli.serve")),
     ]
     broken = []

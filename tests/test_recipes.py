@@ -10,7 +10,7 @@ import pytest
 
 from maskctl.errors import MaskctlError
 from maskctl.masking.targets import parse_blocks
-from maskctl.recipes import (
+from maskctl.experiments.recipes import (
     apply_overrides,
     find_recipe,
     load_recipe,
@@ -148,7 +148,7 @@ def test_paper_recipes_run_their_sweep_on_a_tiny_model_of_their_family(tiny_mode
     """The paper recipe as shipped (its lr grid included) trains end to end once the model and
     the data are local: the tiny offline model of the same family and official-format files."""
     from maskctl.bundle.format import load_bundle
-    from maskctl.sweep import resolve_grid, run_sweep
+    from maskctl.experiments.sweep import resolve_grid, run_sweep
     from tests.tasks.official_fixtures import WRITERS
 
     WRITERS[task](tmp_path)

@@ -11,7 +11,7 @@ import typer
 from maskctl.cli import app
 from maskctl.errors import MaskctlError
 from maskctl.masking.model import MaskConfig
-from maskctl.recipes import resolve_run
+from maskctl.experiments.recipes import resolve_run
 from maskctl.schema import check_fields, setting
 from maskctl.serving.http.settings import ServeSettings
 from maskctl.training.settings import FALLBACKS, TrainArgs

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from maskctl import sizing
+from maskctl.experiments import sizing
 from maskctl.errors import BundleError, MaskctlError, ModelError
 
 # BERT-base in numbers: 12 blocks of hidden 768 and FFN 3072.

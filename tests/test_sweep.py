@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from maskctl import sweep
+from maskctl.experiments import sweep
 from maskctl.errors import MaskctlError
-from maskctl.sweep import edge_extension, parse_sweep, point_label, run_sweep
+from maskctl.experiments.sweep import edge_extension, parse_sweep, point_label, run_sweep
 from maskctl.training.trainer import TrainResult
 from tests.conftest import PNG
 

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from maskctl import __version__
-from maskctl.report import new_figure, save_figure, write_table
+from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.bundle.format import MaskReader
 from maskctl.bundle.mask_coding import InitialMasks
 from maskctl.errors import BundleError, MaskctlError

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from maskctl.report import new_figure, save_figure, write_table
+from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.analysis.runs import (
     AnalysisResult,
     Plan,
@@ -26,7 +26,7 @@ from maskctl.analysis.runs import (
     run_columns,
 )
 from maskctl.errors import MaskctlError
-from maskctl.sweep import SweepCallback, point_label
+from maskctl.experiments.sweep import SweepCallback, point_label
 
 VARIED = ("mask_blocks", "seed")
 DIRECTIONS = ("bottom", "top")

@@ -3,7 +3,7 @@
 ``maskctl analyze sparsity`` and ``maskctl analyze layers`` each train many masks that differ
 in one or two ``TrainArgs`` fields. They take their settings exactly like ``maskctl train``
 (a recipe plus ``key=value`` overrides, and a recipe's ``sweep:`` or ``--sweep``), and run every
-setting through ``maskctl.sweep``, so a run is resumable the same way: each lives in
+setting through ``maskctl.experiments.sweep``, so a run is resumable the same way: each lives in
 ``<out>/runs/<label>/`` with a ``result.json``, and rerunning the command reads finished runs
 back instead of retraining them. With a grid, a run's score is the best point of its sweep.
 Only one model is in memory at a time; the bundles stay on disk under ``runs/``.
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from maskctl.errors import MaskctlError
-from maskctl.sweep import (
+from maskctl.experiments.sweep import (
     DEFAULT_EXTEND,
     PointResult,
     SweepCallback,
@@ -55,7 +55,7 @@ class AnalysisResult:
 def plan(recipe: str | None, overrides: list[str] | None, sweep: list[str] | None,
          sweep_extend: int | None, varied: tuple[str, ...], analysis: str) -> Plan:
     """Resolve the settings like ``maskctl train``; the keys the analysis varies may not be fixed."""
-    from maskctl.recipes import resolve_run
+    from maskctl.experiments.recipes import resolve_run
 
     spec = resolve_run(recipe, overrides or [])
     for key in varied:
@@ -164,7 +164,7 @@ def meta(the_plan: Plan, out_dir: Path, metric: str, **extra: Any) -> dict[str, 
 
 def metric_name(settings: Mapping[str, Any]) -> str:
     """The metric of the settings' task (the trainer's default task when none is set)."""
-    from maskctl.sweep import metric_name as card_metric
+    from maskctl.experiments.sweep import metric_name as card_metric
     from maskctl.training.trainer import TrainArgs
 
     return card_metric(settings.get("task") or TrainArgs.task)

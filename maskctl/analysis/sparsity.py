@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from maskctl.report import new_figure, save_figure, write_table
+from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.analysis.runs import (
     AnalysisResult,
     Plan,
@@ -27,7 +27,7 @@ from maskctl.analysis.runs import (
     run_columns,
 )
 from maskctl.errors import MaskctlError
-from maskctl.sweep import SweepCallback, point_label
+from maskctl.experiments.sweep import SweepCallback, point_label
 
 DEFAULT_PERCENTS = (1, 3, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 VARIED = ("init_sparsity", "seed")

@@ -27,7 +27,7 @@ import torch
 
 from maskctl import __version__
 from maskctl.analysis.connect import finetuned_state, open_finetuned
-from maskctl.report import new_figure, save_figure, write_table
+from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import MaskctlError
 from maskctl.masking.model import apply_masks

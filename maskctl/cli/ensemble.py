@@ -21,7 +21,7 @@ def ensemble(
     predictions: Optional[Path] = typer.Option(None, help="Write one JSON line per example here."),
 ) -> None:
     """Score each member and the ensemble's votes on one split, with one base model in memory."""
-    from maskctl.ensemble import RULES, run_ensemble
+    from maskctl.serving.ensemble import RULES, run_ensemble
 
     result = run_ensemble(bundles, by=by, split=split, model=model, data_dir=data_dir, device=device,
                           predictions=predictions)

@@ -18,7 +18,7 @@ def export(
     overwrite: bool = typer.Option(False, help="Replace an existing folder."),
 ) -> None:
     """Merge a bundle's masks into its base model and save a plain Hugging Face model."""
-    from maskctl.export import export_bundle
+    from maskctl.serving.export import export_bundle
 
     path = export_bundle(bundle, output, model=model, fmt=fmt, overwrite=overwrite)
     console.print(f"wrote {path}: load it with transformers' AutoModelFor...from_pretrained({str(path)!r})",

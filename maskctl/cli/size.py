@@ -35,7 +35,7 @@ def size(
     one fp32 model per task; masking one fp32 base plus, per task, 1 bit per masked weight and
     the classifier's floats. bert-base-uncased, roberta-base and distilbert-base-uncased work offline.
     """
-    from maskctl import sizing
+    from maskctl.experiments import sizing
     from maskctl.errors import MaskctlError
 
     if plot is not None and plot.exists() and not overwrite:
@@ -83,7 +83,7 @@ def size(
 
 
 def _rows_table(title: str, unit: str, rows) -> Table:
-    from maskctl.sizing import MB
+    from maskctl.experiments.sizing import MB
 
     table = Table(title=title)
     table.add_column(unit, justify="right")

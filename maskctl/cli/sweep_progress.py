@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from maskctl.cli.console import RichProgress, console
-from maskctl.sweep import PointResult, SweepCallback, SweepResult, format_value
+from maskctl.experiments.sweep import PointResult, SweepCallback, SweepResult, format_value
 from maskctl.training.callbacks import TrainCallback
 
 

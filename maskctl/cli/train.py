@@ -41,8 +41,8 @@ def train(ctx: typer.Context, values: dict, overrides: Optional[list[str]], reci
     Every option can also come from a recipe or a key=value override.
     """
     from maskctl.cli.console import RichProgress
-    from maskctl.recipes import resolve_run
-    from maskctl.sweep import resolve_grid
+    from maskctl.experiments.recipes import resolve_run
+    from maskctl.experiments.sweep import resolve_grid
     from maskctl.training.trainer import train as run_training
 
     spec = resolve_run(recipe, overrides or [], values, {name for name in values if given_on_command_line(ctx, name)})
@@ -69,7 +69,7 @@ def train(ctx: typer.Context, values: dict, overrides: Optional[list[str]], reci
 
 def _sweep(spec, grid: dict, sweep_extend: Optional[int]) -> None:
     from maskctl.cli.sweep_progress import SweepProgress, sweep_table
-    from maskctl.sweep import run_sweep
+    from maskctl.experiments.sweep import run_sweep
 
     progress = SweepProgress()
     try:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from maskctl import sweep
+from maskctl.experiments import sweep
 from maskctl.analysis.layers import (
     VARIED,
     block_range,

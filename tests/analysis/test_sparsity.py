@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from maskctl import sweep
+from maskctl.experiments import sweep
 from maskctl.analysis.runs import plan
 from maskctl.analysis.sparsity import VARIED, parse_percents, run_sparsity
 from maskctl.errors import MaskctlError

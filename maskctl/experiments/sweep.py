@@ -40,7 +40,7 @@ from typing import Any
 
 from maskctl.errors import MaskctlError, TrainingInterrupted
 from maskctl.io import atomic_dir, atomic_path, atomic_write_text, refuse_existing
-from maskctl.recipes import MAX_KEYS, UNSWEEPABLE, check_grid, parse_sweep, resolve_grid  # noqa: F401 - re-exported
+from maskctl.experiments.recipes import MAX_KEYS, UNSWEEPABLE, check_grid, parse_sweep, resolve_grid  # noqa: F401 - re-exported
 from maskctl.training.callbacks import TrainCallback
 
 DEFAULT_EXTEND = 3
@@ -296,7 +296,7 @@ def result_row(result: PointResult, keys: list[str]) -> dict[str, Any]:
 def _write_table(points: list[PointResult], grid: Mapping[str, Any], folder: Path, metric: str,
                  settings: Mapping[str, Any], extend: int) -> dict[str, Path]:
     from maskctl import __version__
-    from maskctl.report import write_table
+    from maskctl.experiments.report import write_table
 
     best = pick_best(points)
     rows = [{**result_row(p, list(grid)), "added": "edge" if p.added else "", "best": p is best} for p in points]
@@ -312,7 +312,7 @@ def _write_figure(points: list[PointResult], grid: Mapping[str, Any], best: Poin
     """Dev score against the swept value when one numeric key is swept (log-x for lr-like keys)."""
     if len(grid) != 1:
         return None
-    from maskctl.report import new_figure, save_figure
+    from maskctl.experiments.report import new_figure, save_figure
 
     key = next(iter(grid))
     drawn = sorted((p.point[key], p.score, p) for p in points

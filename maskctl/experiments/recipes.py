@@ -6,7 +6,7 @@ e.g. ``lr: 1.0e-3``, plus three recipe-level keys that never reach ``TrainArgs``
 - ``base: other.yaml`` — start from another recipe (a path relative to this file) and change
   a few keys; chains are followed and a cycle is refused. The paper's recipes use it so that
   its shared settings are written once (``recipes/paper/_paper.yaml``).
-- ``sweep: {lr: [1e-5, 3e-5]}`` — the grid ``maskctl train`` sweeps (see ``maskctl.sweep``).
+- ``sweep: {lr: [1e-5, 3e-5]}`` — the grid ``maskctl train`` sweeps (see ``maskctl.experiments.sweep``).
 - ``sweep_extend: 3`` — how many points the sweep may add beyond an edge of the grid.
 
 Precedence, lowest first: ``TrainArgs`` defaults, the task card's defaults, the recipe,
@@ -32,7 +32,7 @@ from maskctl.errors import MaskctlError
 from maskctl.resources import builtin_dir
 from maskctl.schema import did_you_mean
 
-RECIPE_KEYS = ("base", "sweep", "sweep_extend")  # handled here and in maskctl.sweep, not by TrainArgs
+RECIPE_KEYS = ("base", "sweep", "sweep_extend")  # handled here and in maskctl.experiments.sweep, not by TrainArgs
 
 
 def recipe_fields() -> set[str]:
@@ -43,7 +43,7 @@ def recipe_fields() -> set[str]:
 
 @dataclass
 class Recipe:
-    """A loaded recipe: its ``TrainArgs`` settings and its sweep (raw; ``maskctl.sweep`` checks it)."""
+    """A loaded recipe: its ``TrainArgs`` settings and its sweep (raw; ``maskctl.experiments.sweep`` checks it)."""
 
     settings: dict[str, Any]
     sweep: dict[str, list[Any]] = field(default_factory=dict)
@@ -212,7 +212,7 @@ def _check_keys(data: dict[str, Any], where: str, extra: tuple[str, ...] = ()) -
             unknown[0], recipe_fields(), f"use `maskctl train` option names: {', '.join(sorted(recipe_fields()))}"))
 
 
-# -- grids: --sweep and a recipe's sweep: (maskctl.sweep runs them) --------------------------------
+# -- grids: --sweep and a recipe's sweep: (maskctl.experiments.sweep runs them) --------------------------------
 MAX_KEYS = 2
 UNSWEEPABLE = ("output", "overwrite", "resume", "checkpoint_dir", "checkpoint_every")
 

@@ -40,7 +40,7 @@ MB = 10**6  # the paper's 438 MB = 109.48M x 4 bytes / 10^6
 DEFAULT_SIZE_MODEL = "bert-base-uncased"
 DEFAULT_NUM_LABELS = 2
 
-_CONFIG_DIR = Path(__file__).resolve().parent / "sizing_configs"
+_CONFIG_DIR = Path(__file__).resolve().parents[1] / "sizing_configs"  # package data beside the code packages
 # Hub ids whose config.json ships with maskctl (verbatim copies), so they are counted offline.
 PACKAGED_CONFIGS = {
     "bert-base-uncased": "bert-base-uncased.json",
