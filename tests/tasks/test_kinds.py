@@ -138,3 +138,13 @@ def test_hub_reader_through_datasets_from_a_local_folder(tmp_path):
     dev = read_split(card, "dev")
     assert len(dev) == 4 and {ex["label"] for ex in dev} == {"negative", "positive"}
     assert len(read_split(card, "train")) == 16
+
+
+def test_a_word_without_pieces_does_not_shift_the_tags_after_it(bert_tokenizer):
+    example = {"tokens": ["the", "\u200b", "film"], "tags": ["O", "O", "B-X"]}  # a zero-width space has no piece
+    feats = TokenTagging().encode(_card(), bert_tokenizer, [example], 128, {"word_piece": "last"})
+    assert feats.kept_words == [[0, 2]] and feats.stats["excluded_words"] == 1
+    scores = torch.tensor([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0]])  # rows for "the" and "film"
+    result = TokenTagging().result(["O", "B-X", "I-X"], example, scores, False, feats.kept_words[0])
+    assert result.tags == ["O", "O", "B-X"] and result.scores[1] == 0.0
+    assert result.entities == [{"type": "X", "start": 2, "end": 3, "text": "film"}]
