@@ -37,15 +37,13 @@ def check_fields(obj: Any) -> None:
             continue
         if "choices" in meta and value not in meta["choices"]:
             raise MaskctlError(f"unknown {flag(f.name)} {value!r}", f"use one of {', '.join(meta['choices'])}")
-        low, high = meta.get("min", meta.get("above")), meta.get("max", meta.get("below"))
-        too_low = "min" in meta and value < meta["min"] or "above" in meta and value <= meta["above"]
-        too_high = "max" in meta and value > meta["max"] or "below" in meta and value >= meta["below"]
+        low = ("[", meta["min"], ">=") if "min" in meta else ("(", meta["above"], ">") if "above" in meta else None
+        high = ("]", meta["max"], "<=") if "max" in meta else (")", meta["below"], "<") if "below" in meta else None
+        too_low = low is not None and (value < low[1] if low[2] == ">=" else value <= low[1])
+        too_high = high is not None and (value > high[1] if high[2] == "<=" else value >= high[1])
         if too_low or too_high:
-            left = "" if low is None else ("[" if "min" in meta else "(") + f"{low:g}"
-            right = "" if high is None else f"{high:g}" + ("]" if "max" in meta else ")")
-            rule = f"in {left}, {right}" if low is not None and high is not None else (
-                f">= {low:g}" if "min" in meta else f"> {low:g}") if high is None else (
-                f"<= {high:g}" if "max" in meta else f"< {high:g}")
+            rule = (f"in {low[0]}{low[1]:g}, {high[1]:g}{high[0]}" if low and high
+                    else f"{low[2]} {low[1]:g}" if low else f"{high[2]} {high[1]:g}")
             raise MaskctlError(f"{flag(f.name)} {value!r} is out of range", f"give a value {rule}")
 
 

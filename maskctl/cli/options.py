@@ -29,8 +29,9 @@ def options_from(cls: type, arguments: tuple[str, ...] = (), extra: tuple[inspec
         params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)]
         annotations: dict[str, Any] = {"ctx": typer.Context}
         names = []
+        hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            param = _parameter(f, typing.get_type_hints(cls)[f.name], f.name in arguments)
+            param = _parameter(f, hints[f.name], f.name in arguments)
             params.append(param)
             annotations[f.name] = param.annotation
             names.append(f.name)

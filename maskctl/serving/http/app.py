@@ -153,9 +153,9 @@ def _probes(app: FastAPI, state: ServerState) -> None:
 
 def _tasks(app: FastAPI, state: ServerState) -> None:
     def served(name: str):
-        if name not in state.model.tasks or name in state.folder.draining:
-            loaded = [t for t in state.model.tasks if t not in state.folder.draining]
-            raise ApiError(404, f"task {name!r} is not served", "use one of the served tasks", loaded)
+        serving = state.folder.serving()
+        if name not in serving:
+            raise ApiError(404, f"task {name!r} is not served", "use one of the served tasks", serving)
         return state.model.task(name)
 
     def check(name: str, item: Any, where: str) -> None:
@@ -175,7 +175,7 @@ def _tasks(app: FastAPI, state: ServerState) -> None:
     @app.get("/v1/tasks", response_model=schemas.TaskList, tags=["tasks"], responses=ERRORS)
     async def list_tasks() -> Response:
         """Every served task: kind, labels, base model and the bundle's dev metrics."""
-        return _json({"tasks": [_info(state, name) for name in sorted(state.model.tasks) if name not in state.folder.draining]})
+        return _json({"tasks": [_info(state, name) for name in sorted(state.folder.serving())]})
 
     @app.get("/v1/tasks/{name}", response_model=schemas.TaskInfo, tags=["tasks"], responses=ERRORS)
     async def get_task(name: str) -> Response:
@@ -197,12 +197,11 @@ def _tasks(app: FastAPI, state: ServerState) -> None:
     @app.post("/v1/predict", response_model=schemas.MixedPredictResponse, tags=["predict"], responses=ERRORS)
     async def predict_mixed(body: schemas.MixedPredictRequest) -> Response:
         """Requests of any served tasks, answered together in mixed-task batches."""
-        unknown = sorted({r.task for r in body.requests if r.task not in state.model.tasks
-                          or r.task in state.folder.draining})
+        serving = state.folder.serving()
+        unknown = sorted({r.task for r in body.requests} - set(serving))
         if unknown:
             raise ApiError(404, f"task{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-                           f"{'are' if len(unknown) > 1 else 'is'} not served", "use one of the served tasks",
-                           [t for t in state.model.tasks if t not in state.folder.draining])
+                           f"{'are' if len(unknown) > 1 else 'is'} not served", "use one of the served tasks", serving)
         for i, r in enumerate(body.requests):
             check(r.task, r.input, f"requests[{i}].input")
         results = await run([(r.task, r.input) for r in body.requests])

@@ -40,6 +40,10 @@ class BundleFolder:
         """Record a bundle loaded with the model itself (the one that named the base model)."""
         self._loaded(path.resolve(), _stat(path), task)
 
+    def serving(self) -> list[str]:
+        """The tasks that take requests: loaded and not being removed."""
+        return [t for t in self.model.tasks if t not in self.draining]
+
     def path_of(self, task: str) -> Path | None:
         return next((p for p, name in self.loaded.items() if name == task), None)
 

@@ -38,31 +38,32 @@ def build_state(settings: ServeSettings) -> ServerState:
                            f"{folder}/<task>.bundle (the server also loads bundles added later)")
     metrics = ServerMetrics()
     compute = compute_thread()
-    if settings.threads:
-        import torch
+    try:
+        if settings.threads:
+            import torch
 
-        compute.submit(torch.set_num_threads, settings.threads).result()
-    model, first = None, None
-    for path in files:  # the first bundle that loads names the base model
-        try:
-            model = compute.submit(MaskedModel.from_bundles, [path], model=settings.model, device=settings.device,
-                                   cache_mb=settings.cache_mb).result()
-            first = path
-            break
-        except MaskctlError as exc:
-            if folder is None:
-                compute.shutdown()
-                raise
-            log.warning("refused bundle %s: %s%s", path.name, exc.message, f" ({exc.fix})" if exc.fix else "")
-    if model is None:
+            compute.submit(torch.set_num_threads, settings.threads).result()
+        model, first = None, None
+        for path in files:  # the first bundle that loads names the base model
+            try:
+                model = compute.submit(MaskedModel.from_bundles, [path], model=settings.model, device=settings.device,
+                                       cache_mb=settings.cache_mb).result()
+                first = path
+                break
+            except MaskctlError as exc:
+                if folder is None:
+                    raise
+                log.warning("refused bundle %s: %s%s", path.name, exc.message, f" ({exc.fix})" if exc.fix else "")
+        if model is None:
+            raise MaskctlError(f"no bundle in {folder} could be loaded", "see the lines above for each file")
+        bundles = BundleFolder(model, folder, compute, metrics)
+        bundles.adopt(first, model.tasks[0])
+        for path in files[files.index(first) + 1:]:
+            if bundles.load_now(path) is None and folder is None:
+                raise MaskctlError(f"{path}: {bundles.refused[path.resolve()]}", "serve only bundles that load")
+    except BaseException:
         compute.shutdown()
-        raise MaskctlError(f"no bundle in {folder} could be loaded", "see the lines above for each file")
-    bundles = BundleFolder(model, folder, compute, metrics)
-    bundles.adopt(first, model.tasks[0])
-    for path in files[files.index(first) + 1:]:
-        if bundles.load_now(path) is None and folder is None:
-            compute.shutdown()
-            raise MaskctlError(f"{path}: {bundles.refused[path.resolve()]}", "serve only bundles that load")
+        raise
     return ServerState(settings, model, compute, metrics, folder=bundles)
 
 
