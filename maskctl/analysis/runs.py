@@ -167,7 +167,7 @@ def metric_name(settings: Mapping[str, Any]) -> str:
     from maskctl.experiments.sweep import metric_name as card_metric
     from maskctl.training.trainer import TrainArgs
 
-    return card_metric(settings.get("task") or TrainArgs.task)
+    return card_metric(TrainArgs(**{k: v for k, v in settings.items() if k in TrainArgs.__dataclass_fields__}))
 
 
 def describe(settings: Mapping[str, Any]) -> str:

@@ -11,7 +11,11 @@ Layout of one bundle (all in a single safetensors file, no pickle anywhere):
 * metadata ``maskctl``    JSON self-description: format version, maskctl version, base model
   (spec, source, revision, fingerprint), task card and labels, masked layers with shapes,
   sparsities and coding, mask settings (tau, initial sparsity, seed), the initial-mask
-  generator (``mask_coding``) when a layer is coded against it, training arguments, metrics.
+  generator (``mask_coding``) when a layer is coded against it, training arguments, metrics;
+  no absolute machine path (``portable.py``: names, and hints relative to the bundle's folder).
+
+Every reader takes an ``hf://user/name[/file.bundle][@revision]`` reference too
+(``hub_ref.resolve_bundle_ref``, in ``_check_path``).
 
 Format 1 files are still read bit-exactly; writing always gives format 2. Writes are atomic
 (temporary file, then rename) and verified: the temporary file is read back through the
@@ -34,6 +38,7 @@ from safetensors.torch import save_file
 
 from maskctl import __version__
 from maskctl.bundle.codec import unpack_mask
+from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.meta import Described
 from maskctl.bundle.mask_coding import (
     InitialMasks,
@@ -42,6 +47,7 @@ from maskctl.bundle.mask_coding import (
     encode_mask,
     initial_masks_from_meta,
 )
+from maskctl.bundle.portable import portable_meta
 from maskctl.errors import BundleError
 from maskctl.io import atomic_path
 
@@ -94,7 +100,7 @@ def save_bundle(bundle: Bundle, path: str | Path, *, xor_initial: bool = True) -
         layers.append({"name": name, "shape": list(mask.shape), "coding": coding})
     for name, tensor in bundle.head.items():
         tensors[HEAD_PREFIX + name] = tensor.detach().cpu().contiguous()
-    meta = dict(bundle.meta)
+    meta = portable_meta(bundle.meta, path, origin=bundle.path)  # no absolute machine paths in the file
     meta.update(format=FORMAT_NAME, format_version=FORMAT_VERSION, maskctl_version=__version__)
     meta.pop("mask_coding", None)
     if any(layer["coding"]["scheme"] == "xor-initial" for layer in layers):
@@ -269,7 +275,7 @@ def _verify_written(tmp: Path, masks: dict[str, torch.Tensor], path: Path) -> No
 
 
 def _check_path(path: str | Path) -> Path:
-    path = Path(path)
+    path = resolve_bundle_ref(path)  # an hf:// reference: the file in the Hugging Face cache
     if not path.exists():
         raise BundleError(f"bundle {path} does not exist", "check the path (train one with `maskctl train`)")
     if path.is_dir():

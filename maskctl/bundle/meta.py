@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from maskctl.bundle.portable import local_view
 from maskctl.errors import BundleError
 
 
@@ -20,7 +21,7 @@ from maskctl.errors import BundleError
 class BaseModelInfo:
     """The model the masks were learned on, and the fingerprint of its masked weights."""
 
-    source: dict[str, Any]  # models.ModelSource.to_dict(): spec, kind, location, version
+    source: dict[str, Any]  # spec, kind, location, version; no absolute path since bundle/portable.py
     fingerprint: str
     fingerprint_layers: list[str]
     model_type: str | None = None
@@ -59,6 +60,29 @@ class TrainingRecord:
 
 
 @dataclass(frozen=True)
+class TrainingCurve:
+    """How the run went: the training loss against the optimizer step (each point the mean of
+    ``every`` steps, ending at its step) and each dev evaluation, with the step the output holds.
+    Read from ``metrics`` of a bundle or of a finetuned folder's ``maskctl_training.json``."""
+
+    steps: list[int]
+    loss: list[float]
+    every: int
+    evaluations: list[dict[str, Any]]  # the dev history: step, epoch, dev metrics
+    kept_step: int | None = None
+
+    @classmethod
+    def from_metrics(cls, metrics: dict[str, Any]) -> TrainingCurve | None:
+        """None for outputs written before loss curves were stored."""
+        curve = metrics.get("curve")
+        if not curve:
+            return None
+        return cls(steps=[int(s) for s in curve["step"]], loss=[float(v) for v in curve["loss"]],
+                   every=int(curve.get("every", 1)), evaluations=list(metrics.get("history") or []),
+                   kept_step=(metrics.get("kept") or {}).get("step"))
+
+
+@dataclass(frozen=True)
 class BundleMeta:
     format_version: int
     base_model: BaseModelInfo
@@ -74,7 +98,9 @@ class BundleMeta:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str | Path = "the bundle") -> BundleMeta:
         """Read the JSON of any format version (1: packbits masks, 2: coded masks; the parts
-        read here are the same in both)."""
+        read here are the same in both). When ``where`` is the bundle's file, the folders its
+        ``local`` hints find from there are filled in (``portable.local_view``)."""
+        raw = local_view(raw, where)
         try:
             base = raw["base_model"]
             return cls(format_version=int(raw.get("format_version", 1)),
@@ -104,6 +130,11 @@ class BundleMeta:
     @property
     def dev(self) -> dict[str, Any]:
         return dict(self.metrics.get("dev") or {})
+
+    @property
+    def curve(self) -> TrainingCurve | None:
+        """The loss curve and dev history; None for bundles that predate loss curves."""
+        return TrainingCurve.from_metrics(self.metrics)
 
 
 class Described:

@@ -18,6 +18,7 @@ from maskctl.cli import eval as eval_cmd
 from maskctl.cli import export as export_cmd
 from maskctl.cli import inspect as inspect_cmd
 from maskctl.cli import predict as predict_cmd
+from maskctl.cli import push as push_cmd
 from maskctl.cli import serve as serve_cmd
 from maskctl.cli import size as size_cmd
 from maskctl.cli import tasks as tasks_cmd
@@ -56,6 +57,7 @@ app.command("size")(size_cmd.size)
 app.command("ensemble")(ensemble_cmd.ensemble)
 app.command("export")(export_cmd.export)
 app.command("predict")(predict_cmd.predict)
+app.command("push")(push_cmd.push)
 app.command("serve")(serve_cmd.serve)
 app.add_typer(analyze_cmd.app, name="analyze")
 

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -16,8 +17,9 @@ err_console = Console(stderr=True)
 
 
 def print_error(message: str, fix: str | None) -> None:
-    """One line: what went wrong, then the fix."""
-    line = f"[bold red]error:[/] {message}" + (f" — {fix}" if fix else "")
+    """One line: what went wrong, then the fix (both as plain text: a syntax like
+    ``hf://user/name[/file.bundle]`` is not rich markup)."""
+    line = f"[bold red]error:[/] {escape(message)}" + (f" — {escape(fix)}" if fix else "")
     err_console.print(line, highlight=False, soft_wrap=True)
 
 
@@ -33,8 +35,33 @@ def metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
     return table
 
 
+def run_summary(info: dict[str, Any]) -> str:
+    """The line that opens a training run: what trains on what, and how long it will take."""
+    return (f"{info['method']} {info['task']} on {info['model']} ({info['device']}): "
+            f"{info['train_examples']} train / {info['dev_examples']} dev examples, "
+            f"{info['epochs']} epochs, {info['total_steps']} steps, lr {info['lr']:g}, "
+            f"global batch {info['global_batch']} ({info['processes']} processes), "
+            f"{info['trainable']:,} trainable values"
+            + (f", resumed at step {info['resumed_at']}" if info.get("resumed_at") is not None else ""))
+
+
+def evaluation_line(step: int, epoch: float, metrics: dict[str, float], best: bool, sparsity: float | None) -> str:
+    """One dev evaluation: the score, every other metric, the mask's sparsity, a best marker."""
+    others = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                       for k, v in metrics.items() if k != "score")
+    return (f"epoch {epoch:g} (step {step}): dev score {metrics['score']:.4f} ({others})"
+            + (f", mask sparsity {sparsity:.2%}" if sparsity is not None else "") + (" (best so far)" if best else ""))
+
+
+def train_progress() -> RichProgress | LogLines:
+    """A live rich display on a terminal; plain lines anywhere else (a log file, CI), where a
+    live display shows nothing until it ends."""
+    return RichProgress() if console.is_terminal else LogLines()
+
+
 class RichProgress(TrainCallback):
-    """A rich progress bar with loss, examples/s and ETA; epoch metrics as lines above it.
+    """A rich progress bar with loss, examples/s and ETA, a bar for each phase outside the steps
+    (reading, tokenising, evaluating) while it runs; evaluations as lines above them.
 
     Under torchrun / accelerate launch only the first process (RANK 0) prints.
     """
@@ -43,35 +70,82 @@ class RichProgress(TrainCallback):
         self.quiet = os.environ.get("RANK", "0") != "0"
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.1f} ex/s"),
-            TimeRemainingColumn(), console=console, transient=False,
+            TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console, transient=False,
         )
+        self.started = False
         self.bar = None
+        self.phase = None
+
+    def _start(self) -> None:
+        if not self.started:
+            self.progress.start()
+            self.started = True
+
+    def on_phase(self, name: str, total: int | None, unit: str) -> None:
+        if not self.quiet:
+            self._start()
+            self.phase = self.progress.add_task(name, total=total, info=unit if total is not None else "")
+
+    def on_advance(self, n: int) -> None:
+        if self.phase is not None:
+            self.progress.advance(self.phase, n)
+
+    def on_phase_end(self, name: str) -> None:
+        if self.phase is not None:
+            self.progress.remove_task(self.phase)
+            self.phase = None
 
     def on_start(self, info: dict[str, Any]) -> None:
         if self.quiet:
             return
-        console.print(
-            f"[bold]{info['method']}[/] {info['task']} on {info['model']} ({info['device']}): "
-            f"{info['train_examples']} train / {info['dev_examples']} dev examples, "
-            f"{info['epochs']} epochs, {info['total_steps']} steps, lr {info['lr']:g}, "
-            f"global batch {info['global_batch']} ({info['processes']} processes), "
-            f"{info['trainable']:,} trainable values"
-            + (f", resumed at step {info['resumed_at']}" if info.get("resumed_at") is not None else ""),
-            highlight=False,
-        )
-        self.progress.start()
-        self.bar = self.progress.add_task("train", total=info["total_steps"], loss=float("nan"), rate=0.0)
+        self._start()
+        self.progress.console.print(run_summary(info), highlight=False)
+        self.bar = self.progress.add_task("train", total=info["total_steps"], info="")
 
     def on_step(self, step: int, total: int, loss: float, examples_per_s: float) -> None:
         if self.bar is not None:
-            self.progress.update(self.bar, completed=step, loss=loss, rate=examples_per_s)
+            self.progress.update(self.bar, completed=step, info=f"loss {loss:.4f}  {examples_per_s:.1f} ex/s")
 
-    def on_evaluate(self, step: int, epoch: float, metrics: dict[str, float], best: bool) -> None:
+    def on_evaluate(self, step: int, epoch: float, metrics: dict[str, float], best: bool,
+                    sparsity: float | None = None) -> None:
         if not self.quiet:
-            self.progress.console.print(f"epoch {epoch:g} (step {step}): dev score {metrics['score']:.4f}"
-                                        + (" (best so far)" if best else ""), highlight=False)
+            self.progress.console.print(evaluation_line(step, epoch, metrics, best, sparsity), highlight=False)
 
     def close(self) -> None:
-        if self.bar is not None:
+        if self.started:
             self.progress.stop()
+            self.started = False
+
+
+class LogLines(TrainCallback):
+    """Plain lines for output that is not a terminal: one as each phase starts, one every
+    ``--log-every`` steps (mean loss since the last, lr, speed), one per dev evaluation.
+
+    Under torchrun / accelerate launch only the first process (RANK 0) prints.
+    """
+
+    def __init__(self) -> None:
+        self.quiet = os.environ.get("RANK", "0") != "0"
+
+    def _line(self, text: str) -> None:
+        if not self.quiet:
+            console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+    def on_phase(self, name: str, total: int | None, unit: str) -> None:
+        if total == 1:  # "1 batch", "1 example"
+            unit = unit.removesuffix("es") if unit.endswith("ches") else unit.removesuffix("s")
+        self._line(f"{name}" + (f" ({total} {unit})" if total is not None else "") + " ...")
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        self._line(run_summary(info))
+
+    def on_log(self, record: dict[str, Any]) -> None:
+        self._line(f"step {record['step']}/{record['total']} epoch {record['epoch']:g}: loss {record['loss']:.4f}, "
+                   f"lr {record['lr']:.3g}, {record['examples_per_s']:.1f} ex/s")
+
+    def on_evaluate(self, step: int, epoch: float, metrics: dict[str, float], best: bool,
+                    sparsity: float | None = None) -> None:
+        self._line(evaluation_line(step, epoch, metrics, best, sparsity))
+
+    def close(self) -> None:
+        """Nothing to stop (the same interface as ``RichProgress``)."""

@@ -12,7 +12,8 @@ from maskctl.cli.console import console
 
 
 def ensemble(
-    bundles: list[Path] = typer.Argument(..., help="Two or more *.bundle files of the same task and base model."),
+    bundles: list[str] = typer.Argument(..., help="Two or more *.bundle files (or hf://user/name) of the same task "
+                                         "and base model."),
     by: str = typer.Option("best", help="Vote by label, logit, prob, or best (picked on dev)."),
     split: str = typer.Option("dev", help="dev or test."),
     model: Optional[str] = typer.Option(None, help="Base model (default: the one the bundles name)."),

@@ -11,7 +11,8 @@ from maskctl.cli.console import console
 
 
 def export(
-    bundle: Path = typer.Argument(..., help="The *.bundle to export."),
+    bundle: str = typer.Argument(..., help="The *.bundle to export (or hf://user/name, "
+                                           "hf://user/name/FILE.bundle@REVISION)."),
     output: Path = typer.Option(..., help="Folder to write (save_pretrained layout)."),
     fmt: str = typer.Option("hf", "--format", help="Output format: hf."),
     model: Optional[str] = typer.Option(None, help="Base model (default: the one the bundle names)."),

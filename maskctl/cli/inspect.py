@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.table import Table
@@ -12,22 +13,35 @@ from maskctl.cli.console import console
 
 
 def inspect_bundle(
-    bundle: Path = typer.Argument(..., help="The *.bundle to describe."),
+    bundle: str = typer.Argument(..., help="The *.bundle to describe (or hf://user/name, "
+                                           "hf://user/name/FILE.bundle@REVISION)."),
     as_json: bool = typer.Option(False, "--json", help="Print the raw metadata as JSON."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the training loss and the dev score "
+                                        "against the step into this PNG.", metavar="PNG"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --plot file."),
 ) -> None:
-    """Describe a bundle: base model, task, masked layers, sparsity, metrics, size against entropy."""
+    """Describe a bundle: base model, task, masked layers, sparsity, metrics, size against entropy,
+    and with --plot draw how its training went."""
     from maskctl.bundle.format import read_meta
+    from maskctl.bundle.hub_ref import resolve_bundle_ref
     from maskctl.bundle.meta import BundleMeta
     from maskctl.bundle.stats import mask_stats
 
-    meta = read_meta(bundle)
+    bundle_file = resolve_bundle_ref(bundle)  # an hf:// reference: the file in the Hugging Face cache
+    meta = read_meta(bundle_file)
+    if plot is not None:
+        from maskctl.experiments.report import plot_training_curve
+
+        about = BundleMeta.from_dict(meta, bundle_file)
+        plot_training_curve(about.curve, plot, source=bundle, title=f"{about.task_name} on {about.base_model.spec}",
+                            metric=about.task["metric"], overwrite=overwrite)
     if as_json:
         console.print_json(json.dumps(meta))
         return
-    info = BundleMeta.from_dict(meta, bundle)
+    info = BundleMeta.from_dict(meta, bundle_file)
     base, task, mask = info.base_model, info.task, info.mask
     weights = info.masked_weights
-    size = bundle.stat().st_size
+    size = bundle_file.stat().st_size
     console.print(f"[bold]{bundle}[/] (format {info.format_version}, maskctl {info.maskctl_version})")
     console.print(f"base model: {base.spec} ({base.model_type}, {base.source['kind']}"
                   f" {base.source['location']}) fingerprint {base.fingerprint[:23]}…", highlight=False)
@@ -54,6 +68,11 @@ def inspect_bundle(
     dev = info.dev
     if dev:
         console.print(f"dev {task['metric']}: {dev['score']:.4f} on {int(dev['n'])} examples", highlight=False)
+    curve = info.curve
+    if curve is not None:
+        console.print(f"training: {len(curve.loss)} loss points to step {curve.steps[-1] if curve.steps else 0}"
+                      + (f" (each the mean of {curve.every} steps)" if curve.every > 1 else "")
+                      + f", {len(curve.evaluations)} dev evaluations, kept step {curve.kept_step}", highlight=False)
     table = Table(title="masked layers")
     columns = ["layer", "shape", "init sparsity", "final sparsity", "coding", "bits/weight", "H(p)"]
     for column in columns + (["H(flip)"] if xor else []):
@@ -68,6 +87,8 @@ def inspect_bundle(
             cells.append(_bits(row.flip_entropy, unit="") if row.scheme == "xor-initial" else "")
         table.add_row(*cells)
     console.print(table)
+    if plot is not None:
+        console.print(f"wrote {plot}", highlight=False)
 
 
 def _bits(value: float | None, unit: str = " bits") -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from maskctl.cli.console import RichProgress, console
+from maskctl.cli.console import LogLines, RichProgress, console, train_progress
 from maskctl.experiments.sweep import PointResult, SweepCallback, SweepResult, format_value
 from maskctl.training.callbacks import TrainCallback
 
@@ -14,12 +14,12 @@ class SweepProgress(SweepCallback):
     earlier (interrupted) invocation says so instead of showing a bar."""
 
     def __init__(self) -> None:
-        self.bar: RichProgress | None = None
+        self.bar: RichProgress | LogLines | None = None
 
     def point_start(self, label: str, index: int, total: int) -> TrainCallback | None:
         self.close()
         console.print(f"[bold]\\[{index}/{total}][/] {label}", highlight=False)
-        self.bar = RichProgress()
+        self.bar = train_progress()
         return self.bar
 
     def point_end(self, result: PointResult, index: int, total: int) -> None:

@@ -40,7 +40,7 @@ def train(ctx: typer.Context, values: dict, overrides: Optional[list[str]], reci
     best on the dev metric is copied to --output; rerunning the command reuses finished points.
     Every option can also come from a recipe or a key=value override.
     """
-    from maskctl.cli.console import RichProgress
+    from maskctl.cli.console import train_progress
     from maskctl.experiments.recipes import resolve_run
     from maskctl.experiments.sweep import resolve_grid
     from maskctl.training.trainer import train as run_training
@@ -53,7 +53,7 @@ def train(ctx: typer.Context, values: dict, overrides: Optional[list[str]], reci
         _sweep(spec, grid, sweep_extend)
         return
     args = TrainArgs(**spec.settings)
-    progress = RichProgress()
+    progress = train_progress()
     try:
         result = run_training(args, callback=progress)
     finally:

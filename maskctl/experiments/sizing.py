@@ -33,7 +33,7 @@ from typing import Any
 
 from maskctl.errors import BundleError, MaskctlError, ModelError
 from maskctl.models import load_config as load_model_config
-from maskctl.models import quiet_transformers, resolve_model
+from maskctl.models import quiet_transformers, resolve_model, stored_source
 
 BYTES_PER_FLOAT = 4  # fp32
 MB = 10**6  # the paper's 438 MB = 109.48M x 4 bytes / 10^6
@@ -247,10 +247,11 @@ def row(count: ModelCount, copies: int) -> SizeRow:
 def read_bundles(paths: list[str | Path]) -> list[BundleSize]:
     """Size real bundles from their file size and metadata (no tensor is loaded)."""
     from maskctl.bundle.format import read_meta
+    from maskctl.bundle.hub_ref import resolve_bundle_ref
     from maskctl.bundle.meta import BundleMeta
 
     sizes = []
-    for path in paths:
+    for path in map(resolve_bundle_ref, paths):  # hf:// references: files in the Hugging Face cache
         info = BundleMeta.from_dict(read_meta(path), path)
         sizes.append(BundleSize(path=str(path), task=info.task_name, num_labels=len(info.labels),
                                 file_bytes=Path(path).stat().st_size, masked_weights=info.masked_weights,
@@ -264,6 +265,8 @@ def read_bundles(paths: list[str | Path]) -> list[BundleSize]:
 def bundle_base(bundle: BundleSize) -> str:
     """The ``--model`` spec that finds a bundle's base again (alias, folder or hub id)."""
     source = bundle.base
+    if source.get("kind") == "path":  # a folder name only in newer bundles: found from the bundle's folder
+        return stored_source(source).location
     return source["spec"] if source.get("kind") == "package" else source["location"]
 
 

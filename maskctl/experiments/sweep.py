@@ -219,7 +219,7 @@ def run_sweep(settings: Mapping[str, Any], grid: Mapping[str, Any], output: str 
     refuse_existing(output, overwrite)
     folder = Path(folder) if folder else sweep_folder(output)
     callback = callback or SweepCallback()
-    metric = metric_name(base.task)
+    metric = metric_name(base)
     planned = grid_points(grid)
     points: list[PointResult] = []
 
@@ -254,18 +254,15 @@ def run_sweep(settings: Mapping[str, Any], grid: Mapping[str, Any], output: str 
 
 def _default_output(args: Any) -> Path:
     from maskctl.models import resolve_model
-    from maskctl.tasks.task import get_task
     from maskctl.training.trainer import default_output
 
-    task = get_task(args.task)
+    task = args.load_task()
     return default_output(args.with_task_defaults(task.card.defaults), task, resolve_model(args.model))
 
 
-def metric_name(task: str) -> str:
-    """The name of the task card's metric (``accuracy``, ``seqeval-f1``, ...)."""
-    from maskctl.tasks.registry import get_card
-
-    return get_card(task).metric
+def metric_name(args: Any) -> str:
+    """The name of the run's task metric (``accuracy``, ``seqeval-f1``, ...)."""
+    return args.load_task().card.metric
 
 
 def _copy_output(source: Path, target: Path) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from maskctl.bundle.format import load_bundle, read_meta
+from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.meta import BundleMeta, TrainingRecord
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.io import atomic_path
@@ -89,7 +90,7 @@ def run_ensemble(paths: list[str | Path], by: str = "best", split: str = "dev", 
     """``maskctl ensemble``: score each member and their votes on ``split``."""
     if by not in (*RULES, "best"):
         raise MaskctlError(f"unknown --by {by!r}", "use label, logit, prob or best")
-    paths = [Path(p) for p in paths]
+    paths = [resolve_bundle_ref(p) for p in paths]  # hf:// references: files in the Hugging Face cache
     if len(paths) < 2:
         raise MaskctlError("an ensemble needs at least two bundles", "pass several *.bundle files")
     metas = [read_meta(p) for p in paths]

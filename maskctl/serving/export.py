@@ -2,8 +2,9 @@
 
 The folder (``config.json`` with ``id2label``/``label2id``, weights, tokenizer) loads with
 ``AutoModelFor<Kind>.from_pretrained`` where maskctl is not installed and predicts exactly
-what ``maskctl eval`` scores. It costs a full model copy: for serving many tasks from one
-model, keep the bundles instead.
+what ``maskctl eval`` scores, with a model card (``README.md``, ``library_name: transformers``)
+so the folder can go to the Hub as it is. It costs a full model copy: for serving many tasks
+from one model, keep the bundles instead.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from pathlib import Path
 
 from maskctl import __version__
 from maskctl.bundle.format import load_bundle
+from maskctl.bundle.hub_ref import is_hub_ref
+from maskctl.bundle.model_card import export_card
+from maskctl.bundle.portable import without_paths
 from maskctl.errors import MaskctlError
 from maskctl.io import atomic_dir, refuse_existing
 from maskctl.serving.loading import load_masked
@@ -28,10 +32,15 @@ def export_bundle(path: str | Path, output: str | Path, model: str | None = None
     refuse_existing(output, overwrite)
     bundle = load_bundle(path)
     masked = load_masked(bundle, model=model)
+    described, _ = without_paths(bundle.meta)  # the folder may be shared: no machine paths in it either
+    exported_from = str(path) if is_hub_ref(path) else Path(path).name
     with atomic_dir(output) as tmp:
         masked.model.save_pretrained(tmp)
         masked.tokenizer.save_pretrained(tmp)
-        provenance = {"exported_from": str(path), "maskctl_version": __version__, "task": bundle.meta["task"],
-                      "base_model": bundle.meta["base_model"], "metrics": bundle.meta.get("metrics", {})}
+        provenance = {"exported_from": exported_from, "maskctl_version": __version__, "task": described["task"],
+                      "base_model": described["base_model"], "metrics": described.get("metrics", {})}
         (tmp / "maskctl_export.json").write_text(json.dumps(provenance, indent=2), encoding="utf-8")
+        card = export_card(bundle.meta, auto_class=masked.task.kind.auto_class, exported_from=exported_from,
+                           bundle_bytes=Path(bundle.path).stat().st_size)
+        (tmp / "README.md").write_text(card, encoding="utf-8")
     return output

@@ -20,8 +20,9 @@ from maskctl.bundle.format import Bundle, load_bundle
 from maskctl.bundle.meta import BundleMeta
 from maskctl.errors import BundleError
 from maskctl.masking.model import apply_masks
-from maskctl.models import ModelSource, load_task_model, load_tokenizer, resolve_model
-from maskctl.tasks.card import TaskCard
+from maskctl.models import ModelSource, load_task_model, load_tokenizer, model_option, resolve_model, stored_source
+from maskctl.tasks.card import TaskCard, canonical_split
+from maskctl.tasks.readers.datafiles import load_file
 from maskctl.tasks.task import Task
 from maskctl.training.evaluate import evaluate_model, resolve_device
 
@@ -48,9 +49,7 @@ def load_base(meta: BundleMeta | dict[str, Any], model: str | None = None, devic
         meta = BundleMeta.from_dict(meta, where or "the bundle")
     where = where or "the bundle"
     base = meta.base_model
-    source = resolve_model(model or base.spec)
-    if source.kind == "hub" and model is None:
-        source = ModelSource(**{**source.to_dict(), "version": base.source.get("version")})
+    source = resolve_model(model) if model else stored_source(base.source)  # package, hub id or local folder
     task = Task.from_card(TaskCard.from_dict(meta.task))
     net, _ = load_task_model(source, auto_class or task.kind.auto_class, task.labels)
     # Under another head only the encoder's layers are the base's to check (serving's heads are per task).
@@ -62,13 +61,13 @@ def load_base(meta: BundleMeta | dict[str, Any], model: str | None = None, devic
             module = None
         if not isinstance(module, torch.nn.Linear) or list(module.weight.shape) != list(layer["shape"]):
             raise BundleError(f"{where}: masked layer {layer['name']} does not fit model {source.spec!r}",
-                              f"pass the model it was trained on: --model {base.spec}")
+                              f"pass the model it was trained on: {model_option(base.source)}")
     found = fingerprint(net, base.fingerprint_layers)
     if found != base.fingerprint:
         raise BundleError(
             f"{where} was trained on a different base model than {source.spec!r} "
             f"(fingerprint {found[7:19]} != {base.fingerprint[7:19]})",
-            f"pass the model it was trained on: --model {base.spec}",
+            f"pass the model it was trained on: {model_option(base.source)}",
         )
     return net.to(device or torch.device("cpu")).eval(), source, task
 
@@ -78,7 +77,7 @@ def check_head(net: torch.nn.Module, bundle: Bundle) -> None:
     for name, tensor in bundle.head.items():
         if name not in state or tuple(state[name].shape) != tuple(tensor.shape):
             raise BundleError(f"{bundle.path}: head tensor {name} does not fit this model",
-                              f"pass the model it was trained on: --model {bundle.info.base_model.spec}")
+                              f"pass the model it was trained on: {model_option(bundle.info.base_model.source)}")
 
 
 def load_masked(bundle: Bundle, model: str | None = None,
@@ -103,15 +102,20 @@ class EvalResult:
 
 def evaluate_bundle(path: str | Path, split: str = "dev", model: str | None = None,
                     data_dir: str | Path | None = None, device: str = "auto",
-                    batch_size: int | None = None) -> EvalResult:
-    """``maskctl eval``: score a bundle on a split of its task."""
+                    batch_size: int | None = None, file: str | Path | None = None) -> EvalResult:
+    """``maskctl eval``: score a bundle on a split of its task, or on ``file`` (any data file
+    with the task's columns; ``split`` then only names the result)."""
+    split = canonical_split(split)
+    if file is not None:
+        load_file(file)  # a missing or unreadable file fails before the model loads
     bundle = load_bundle(path)
     dev = resolve_device(device)
     masked = load_masked(bundle, model=model, device=dev)
+    task = masked.task.on_file(file, split) if file is not None else masked.task
     record = bundle.info.training
-    features = record.features(masked.task, split, masked.tokenizer, data_dir)
-    metrics = evaluate_model(masked.model, masked.task, features, masked.tokenizer,
+    features = record.features(task, split, masked.tokenizer, data_dir)
+    metrics = evaluate_model(masked.model, task, features, masked.tokenizer,
                              batch_size or record.eval_batch_size, dev)
-    return EvalResult(bundle=Path(path), task=masked.task.name, split=split, metrics=metrics,
+    return EvalResult(bundle=bundle.path, task=masked.task.name, split=split, metrics=metrics,
                       trained_dev=bundle.info.dev or None)
 

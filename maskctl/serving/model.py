@@ -33,6 +33,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAtte
 
 from maskctl.bundle.codec import fingerprint
 from maskctl.bundle.format import read_coded, read_meta
+from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.meta import BundleMeta
 from maskctl.errors import BundleError, DuplicateTask, MaskctlError, ModelError
 from maskctl.masking.mixed import Correction, RowGroup, Routing, correction_matrix, wrap_for_mixing
@@ -77,7 +78,7 @@ class MaskedModel:
     def from_bundles(cls, paths: Iterable[str | Path], model: str | None = None, device: str = "auto",
                      cache_mb: float = 512) -> MaskedModel:
         """Load the base model once (from the first bundle, or ``model``) and every bundle."""
-        paths = [Path(p) for p in paths]
+        paths = [resolve_bundle_ref(p) for p in paths]  # hf:// references: files in the Hugging Face cache
         if not paths:
             raise MaskctlError("no bundle given", "pass one or more *.bundle files")
         metas = [(read_meta(p), p) for p in paths]

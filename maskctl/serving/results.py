@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from maskctl.tasks.kinds.base import input_from_row
 from maskctl.tasks.kinds.multiple_choice import Choice
 from maskctl.tasks.kinds.sequence_classification import Classification
 from maskctl.tasks.kinds.token_tagging import Tagging
@@ -31,5 +32,8 @@ class RequestError:
 
 def to_example(task: Task, item: Any) -> dict[str, Any]:
     """A canonical example (with a placeholder gold label) from one user input, built by the
-    task's kind (``Kind.example_from_input``); ``ValueError`` when it does not fit the kind."""
+    task's kind (``Kind.example_from_input``); ``ValueError`` when it does not fit the kind.
+    An object may use the task's own column names (a row of its data files: ``{"review": ...}``)."""
+    if isinstance(item, dict):
+        item = input_from_row(task.card.fields, item)
     return task.kind.example_from_input(task.labels, item)

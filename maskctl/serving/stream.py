@@ -1,8 +1,9 @@
 """Stream inputs through a ``MaskedModel``: JSON lines or plain text in, JSON lines out.
 
 An input line is a JSON object (``{"text": ...}``, ``{"text": ..., "text_pair": ...}``,
-``{"tokens": [...]}``, ``{"context": ..., "endings": [...]}``) or, if it does not start with
-``{``, plain text. Lines are read and predicted in chunks, never all held in memory. A line
+``{"tokens": [...]}``, ``{"context": ..., "endings": [...]}``, or the task card's own column
+names) or, if it does not start with ``{``, plain text. ``predict_rows`` takes rows already
+read (a CSV, TSV, JSON or parquet file through ``tasks.readers.datafiles``). Lines are read and predicted in chunks, never all held in memory. A line
 that is broken JSON, or that no loaded task can use, is reported with its line number and
 skipped (or stops the run with ``strict``).
 """
@@ -44,19 +45,34 @@ def predict_lines(model: MaskedModel, lines: Iterable[str], tasks: list[str] | N
                   batch_size: int = 32, strict: bool = False, stats: StreamStats | None = None,
                   ) -> Iterator[dict[str, Any]]:
     """One output row per usable input line: ``{"line", "input", "predictions": {task: ...}}``."""
+    stats = stats if stats is not None else StreamStats()
+
+    def parsed() -> Iterator[tuple[int, Any]]:
+        for number, text in enumerate(lines, start=1):
+            if not text.strip():
+                continue
+            try:
+                yield number, parse_line(text)
+            except ValueError as exc:
+                stats.lines += 1
+                _problem(stats, strict, number, str(exc), 'write one JSON object per line, e.g. {"text": "..."}')
+
+    return predict_rows(model, parsed(), tasks, batch_size, strict, stats)
+
+
+def predict_rows(model: MaskedModel, rows: Iterable[tuple[int, Any]], tasks: list[str] | None = None,
+                 batch_size: int = 32, strict: bool = False, stats: StreamStats | None = None,
+                 ) -> Iterator[dict[str, Any]]:
+    """The same for rows already read (``(line, input)``, e.g. the rows of a CSV or parquet file,
+    whose columns may carry the task card's own names)."""
     tasks = tasks or model.tasks
     for name in tasks:
         model.task(name)  # unknown task names fail before any work
     stats = stats if stats is not None else StreamStats()
     chunk: list[tuple[int, Any]] = []
-    for number, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
+    for number, item in rows:
         stats.lines += 1
-        try:
-            chunk.append((number, parse_line(text)))
-        except ValueError as exc:
-            _problem(stats, strict, number, str(exc), 'write one JSON object per line, e.g. {"text": "..."}')
+        chunk.append((number, item))
         if len(chunk) >= CHUNK:
             yield from _predict_chunk(model, chunk, tasks, batch_size, strict, stats)
             chunk = []

@@ -9,10 +9,17 @@ from typing import Any
 import yaml
 
 from maskctl.errors import TaskError
+from maskctl.schema import did_you_mean
 from maskctl.tasks.kinds import KIND_CLASSES
 
 METRICS = ("accuracy", "mcc", "macro-f1", "seqeval-f1")
 SPLITS = ("train", "dev", "test")
+SPLIT_ALIASES = {"validation": "dev", "valid": "dev", "val": "dev"}  # the Hugging Face name for dev
+
+
+def canonical_split(name: str) -> str:
+    """``validation`` (the Hub's name) and its short forms mean ``dev``."""
+    return SPLIT_ALIASES.get(name, name)
 # The kinds, and the roles each reads from the data with their default columns, live on the
 # kinds (``maskctl.tasks.kinds.KIND_CLASSES``, ``Kind.default_fields``).
 
@@ -93,7 +100,7 @@ class TaskCard:
         unknown = sorted(set(data) - known)
         if unknown:
             raise TaskError(f"task card {data.get('name')!r}: unknown keys {unknown}",
-                            f"allowed keys: {', '.join(sorted(known))}")
+                            did_you_mean(unknown[0], known, f"allowed keys: {', '.join(sorted(known))}"))
         missing = [k for k in ("name", "kind", "labels") if k not in data]
         if missing:
             raise TaskError(f"task card {data.get('name')!r}: missing {missing}",

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from maskctl.tasks import metrics
-from maskctl.tasks.card import TaskCard
+from maskctl.tasks.card import TaskCard, canonical_split
 from maskctl.tasks.kinds import Features, Kind, get_kind
-from maskctl.tasks.readers import read_split
+from maskctl.tasks.readers import data_spec, read_split
 from maskctl.tasks.registry import get_card
+
+ENCODE_CHUNK = 2048  # examples per tokenizer call when progress is reported
 
 
 @dataclass
@@ -39,7 +43,36 @@ class Task:
         examples = self.examples(split, data_dir)
         if limit is not None:
             examples = examples[:limit]
-        return self.kind.encode(self.card, tokenizer, examples, max_length, options or {})
+        return self.encode(examples, tokenizer, max_length, options)
+
+    def encode(self, examples: list[dict[str, Any]], tokenizer, max_length: int,
+               options: dict[str, Any] | None = None, progress: Callable[[int], None] | None = None) -> Features:
+        """The kind's encoding of ``examples``; with ``progress``, in chunks of ``ENCODE_CHUNK``
+        examples, calling ``progress(n)`` after each, so a long split shows how far it got.
+        Examples encode independently, so the chunks join into the very features one call
+        gives (``stats`` are counts and add up)."""
+        if progress is None or not examples:
+            return self.kind.encode(self.card, tokenizer, examples, max_length, options or {})
+        joined = Features([])
+        for start in range(0, len(examples), ENCODE_CHUNK):
+            part = self.kind.encode(self.card, tokenizer, examples[start:start + ENCODE_CHUNK], max_length,
+                                    options or {})
+            joined.items += part.items
+            joined.truncated |= {start + i for i in part.truncated}
+            joined.kept_words += part.kept_words
+            for key, value in part.stats.items():
+                joined.stats[key] = joined.stats.get(key, 0) + value
+            progress(len(part))
+        return joined
+
+    def on_file(self, path: str | Path, split: str) -> Task:
+        """This task with ``split`` read from one data file (csv, tsv, json, jsonl, parquet)
+        under the card's column names and label mapping: ``maskctl eval --file``."""
+        spec = data_spec(self.card, None)
+        keep = {k: spec[k] for k in ("fields", "label_map", "join", "ending_prefix") if k in spec}
+        source = {"reader": "file", "origin": "scored file", "files": {canonical_split(split): str(Path(path).resolve())},
+                  **keep}
+        return Task.from_card(dataclasses.replace(self.card, source=source, files=None, base_dir=None))
 
     def metric(self, golds: list, preds: list) -> dict[str, float]:
         return metrics.compute(self.card.metric, golds, preds, self.card.labels)

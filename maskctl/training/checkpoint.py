@@ -4,9 +4,9 @@ A checkpoint is a folder written atomically: ``state.safetensors`` holds the tra
 parameters (mask scores, or all weights when finetuning), the optimizer's tensors and the RNG
 states (torch's global generator for dropout, the data loader's generator as it was at the
 start of the current epoch, CUDA's when present); ``state.json`` holds the run's arguments, the
-position in the data (epoch, step, batches done in the epoch), the dev history and the
-optimizer's and scheduler's scalar state, and which evaluation is the best so far (whose state
-is stored beside the parameters). No pickle: safetensors and JSON only.
+position in the data (epoch, step, batches done in the epoch), the dev history, the loss
+curve so far, the optimizer's and scheduler's scalar state, and which evaluation is the best
+so far (whose state is stored beside the parameters). No pickle: safetensors and JSON only.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ class Position:
 def save_checkpoint(folder: Path, args: dict[str, Any], position: Position, history: list[dict[str, Any]],
                     params: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, scheduler,
                     epoch_generator_state: torch.Tensor, extra_tensors: dict[str, torch.Tensor] | None = None,
-                    selection: dict[str, Any] | None = None) -> Path:
+                    selection: dict[str, Any] | None = None, curve: dict[str, Any] | None = None) -> Path:
     """``extra_tensors`` (e.g. the best state so far) are stored under their own names;
-    ``selection`` is the ``BestKeeper``'s scalar state."""
+    ``selection`` is the ``BestKeeper``'s scalar state, ``curve`` the loss curve's
+    (``tracking.LossCurve.state``: the output stores the curve, so a resumed run needs it)."""
     tensors = {f"param/{name}": p.detach().cpu().contiguous() for name, p in params.items()}
     tensors.update({name: t.detach().cpu().contiguous() for name, t in (extra_tensors or {}).items()})
     opt = optimizer.state_dict()
@@ -51,7 +52,8 @@ def save_checkpoint(folder: Path, args: dict[str, Any], position: Position, hist
             tensors[f"rng/cuda/{i}"] = state
     meta = {"format": FORMAT, "args": args, "position": position.__dict__, "history": history,
             "param_groups": opt["param_groups"], "optim_keys": {str(i): list(s) for i, s in opt["state"].items()},
-            "scheduler": scheduler.state_dict() if scheduler is not None else None, "selection": selection}
+            "scheduler": scheduler.state_dict() if scheduler is not None else None, "selection": selection,
+            "curve": curve}
     with atomic_dir(folder) as tmp:
         save_file(tensors, str(tmp / "state.safetensors"))
         (tmp / "state.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")

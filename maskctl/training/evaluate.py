@@ -8,6 +8,7 @@ two numbers agree exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -40,12 +41,13 @@ def make_loader(features: list[dict[str, Any]], collate, batch_size: int,
 
 
 @torch.inference_mode()
-def collect_scores(model: torch.nn.Module, loader: DataLoader, task: Task,
-                   device: torch.device) -> tuple[list[torch.Tensor], list]:
+def collect_scores(model: torch.nn.Module, loader: DataLoader, task: Task, device: torch.device,
+                   progress: Callable[[int], None] | None = None) -> tuple[list[torch.Tensor], list]:
     """Per-example score tensors (logits) and golds over ``loader``, model in eval mode.
 
     The model's train/eval mode is put back afterwards: a caller that evaluates between training
     steps must not silently continue without dropout (it also makes a training step faster).
+    ``progress(1)`` is called after each batch.
     """
     was_training = model.training
     model.eval()
@@ -58,6 +60,8 @@ def collect_scores(model: torch.nn.Module, loader: DataLoader, task: Task,
             s, g = task.kind.select(logits, batch)
             scores += s
             golds += g
+            if progress is not None:
+                progress(1)
     finally:
         model.train(was_training)
     return scores, golds
@@ -69,8 +73,10 @@ def argmax(scores: list[torch.Tensor]) -> list:
 
 
 def evaluate_model(model: torch.nn.Module, task: Task, features: Features, tokenizer,
-                   batch_size: int, device: torch.device) -> dict[str, float]:
-    """The task metric on ``features``, plus the encoding's facts (e.g. excluded words)."""
+                   batch_size: int, device: torch.device,
+                   progress: Callable[[int], None] | None = None) -> dict[str, float]:
+    """The task metric on ``features``, plus the encoding's facts (e.g. excluded words);
+    ``progress(1)`` after each of the ``ceil(len(features) / batch_size)`` batches."""
     loader = make_loader(features, task.kind.collate(tokenizer), batch_size)
-    scores, golds = collect_scores(model, loader, task, device)
+    scores, golds = collect_scores(model, loader, task, device, progress)
     return {**task.metric(golds, argmax(scores)), **features.stats}

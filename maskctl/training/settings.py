@@ -17,10 +17,12 @@ from typing import Any
 from maskctl.errors import MaskctlError
 from maskctl.masking.model import MaskConfig
 from maskctl.masking.targets import parse_blocks
-from maskctl.schema import bounds_of, check_fields, did_you_mean, setting
+from maskctl.schema import bounds_of, check_fields, did_you_mean, flag, setting
+from maskctl.tasks.kinds import KIND_CLASSES as KIND_NAMES
 
 METHODS = ("mask", "finetune")
 KEEP_RULES = ("best", "last")
+TRACKERS = ("none", "tensorboard", "wandb")  # --report-to, through accelerate's trackers
 
 # What a field left at None becomes when the task card says nothing: a value, or one per method.
 FALLBACKS: dict[str, Any] = {
@@ -41,6 +43,9 @@ DEFAULT_LR = FALLBACKS["lr"]
 
 
 TASK, OPT, MASK, EVAL, RUN = "Task and model", "Optimisation", "Masking", "Evaluation and output", "Hardware and runs"
+DATA = "Your own data files (instead of --task)"
+DEFAULT_TASK = "bbc-news"
+DATA_FIELDS = ("validation_file", "test_file", "text_column", "label_column", "kind", "validation_split", "task_name")
 
 
 def _fallback(name: str) -> str:
@@ -58,7 +63,7 @@ class TrainArgs:
     them; stored in the bundle as the run's record."""
 
     model: str | None = setting(None, "Hub id or local folder (default: the packaged MiniLM).", panel=TASK)
-    task: str = setting("bbc-news", "Registered task name or path to a YAML task card.", panel=TASK)
+    task: str | None = setting(DEFAULT_TASK, "Registered task name or path to a YAML task card.", panel=TASK)
     output: str | None = setting(None, "Output *.bundle (mask) or folder (finetune).", panel=EVAL)
     method: str = setting("mask", "mask (learn a binary mask) or finetune (all weights).", choices=METHODS, panel=TASK)
     epochs: int | None = setting(None, f"Epochs {_fallback('epochs')}.", min=1, panel=OPT)
@@ -84,6 +89,22 @@ class TrainArgs:
                                **bounds_of(MaskConfig, "head"), panel=MASK)
     seed: int = setting(0, "Random seed (data order, classifier init, mask init).", panel=OPT)
     data_dir: str | None = setting(None, "Folder with the task's data files.", panel=TASK)
+    train_file: str | None = setting(None, "Train on this csv, tsv, json, jsonl or parquet file (no task card needed).",
+                                     panel=DATA)
+    validation_file: str | None = setting(None, "Dev file for evaluation and keeping the best (default: carved "
+                                                "from the train file, see --validation-split).", panel=DATA)
+    test_file: str | None = setting(None, "Test file, stored with the task for `maskctl eval --split test`.",
+                                    panel=DATA)
+    text_column: list[str] | None = setting(None, "Column with the text (twice for a sentence pair; the words "
+                                                  "for tagging, the context for multiple choice).", panel=DATA)
+    label_column: str | None = setting(None, "Column with the label (default: label; tags for tagging); the "
+                                             "labels are its distinct values in the train file.", panel=DATA)
+    kind: str | None = setting(None, "Task kind (default: inferred: a column of lists is tagging, an endings "
+                                     "column multiple choice).", choices=tuple(KIND_NAMES), panel=DATA)
+    validation_split: float | None = setting(None, "Share of the train file held out as dev when there is no "
+                                                   "--validation-file (default 0.1).", above=0, below=1, panel=DATA)
+    task_name: str | None = setting(None, "Name of the task built from the files (default: the train file's "
+                                          "name).", panel=DATA)
     device: str = setting("auto", "auto, cpu or cuda[:N].", panel=RUN)
     precision: str = setting("no", "Mixed precision on CUDA.", choices=("no", "bf16", "fp16"), panel=RUN)
     max_train_samples: int | None = setting(None, "Use only the first N training examples.", min=1, panel=TASK)
@@ -96,6 +117,10 @@ class TrainArgs:
                         choices=KEEP_RULES, panel=EVAL)
     early_stopping: int | None = setting(None, "Stop after N evaluations without a new best dev score.", min=1,
                                          panel=EVAL)
+    log_every: int = setting(50, "For non-terminal output (logs, CI) and trackers: one line / record of the mean "
+                                 "loss, lr and speed every N optimizer steps.", min=1, panel=EVAL)
+    report_to: str = setting("none", "Also log loss, lr and dev metrics to a tracker (files in <output>.runs/; "
+                                     "needs its package).", choices=TRACKERS, panel=EVAL)
     checkpoint_every: int | None = setting(None, "Write a checkpoint every N optimizer steps.", min=1, panel=RUN)
     checkpoint_dir: str | None = setting(None, "Checkpoint folder (default: <output>.ckpt).", panel=RUN)
     resume: str | None = setting(None, "Continue a run from its checkpoint folder.", panel=RUN)
@@ -107,16 +132,45 @@ class TrainArgs:
 
     def __post_init__(self) -> None:
         """Bounds and choices from the fields, then the rules between fields, before any loading."""
+        if isinstance(self.text_column, str):  # a recipe or key=value override gives one name
+            self.text_column = [self.text_column]
         check_fields(self)
+        self._check_data_files()
         if self.mask_blocks is not None:
             parse_blocks(self.mask_blocks, None)  # the syntax now; the model's block count when it is loaded
         if self.early_stopping is not None and self.keep != "best":
             raise MaskctlError("--early-stopping needs --keep best", "drop --early-stopping or keep the best")
 
+    def _check_data_files(self) -> None:
+        given = [name for name in DATA_FIELDS if getattr(self, name) is not None]
+        if not self.train_file:
+            if given:
+                raise MaskctlError(f"{flag(given[0])} needs --train-file", "add --train-file FILE, or drop it")
+            return
+        if self.task not in (None, DEFAULT_TASK):
+            raise MaskctlError("give --task or --train-file, not both", "a task built from files needs no --task")
+        if self.validation_file and self.validation_split is not None:
+            raise MaskctlError("give --validation-file or --validation-split, not both",
+                               "--validation-split carves dev from the train file when there is no dev file")
+        self.task = None  # the task is the one the files describe (the bundle stores its card)
+
+    def load_task(self):
+        """The task to train: a registered name or card (``--task``), or built from data files."""
+        from maskctl.tasks.from_files import DataFiles, card_from_files
+        from maskctl.tasks.task import Task, get_task
+
+        if not self.train_file:
+            return get_task(self.task or DEFAULT_TASK)
+        return Task.from_card(card_from_files(DataFiles(
+            train=self.train_file, validation=self.validation_file, test=self.test_file,
+            text_columns=tuple(self.text_column or ()), label_column=self.label_column, kind=self.kind,
+            validation_split=self.validation_split, name=self.task_name, seed=self.seed)))
+
     def record(self) -> dict[str, Any]:
         """What a bundle stores about the run: everything that shapes the result, nothing
-        operational (output path, checkpointing), so a resumed run writes the same bytes."""
-        skip = {"output", "overwrite", "checkpoint_every", "checkpoint_dir", "resume"}
+        operational (output path, checkpointing, logging), so a resumed run writes the same bytes
+        and a sweep point trained with other logging is still the same point."""
+        skip = {"output", "overwrite", "checkpoint_every", "checkpoint_dir", "resume", "log_every", "report_to"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
     def with_task_defaults(self, defaults: dict[str, Any]) -> TrainArgs:

@@ -29,12 +29,13 @@ from maskctl.io import atomic_dir, refuse_existing
 from maskctl.masking.model import MaskConfig, current_masks, masked_layers, merge_masks, sparsity, wrap_model
 from maskctl.masking.targets import num_blocks, parse_blocks
 from maskctl.models import ModelSource, hub_revision, load_task_model, load_tokenizer, resolve_model
-from maskctl.tasks.task import Task, get_task
-from maskctl.training.callbacks import TrainCallback
+from maskctl.tasks.task import Task
+from maskctl.training.callbacks import TrainCallback, phase
 from maskctl.training.checkpoint import Position, load_checkpoint, save_checkpoint
 from maskctl.training.evaluate import evaluate_model, make_loader, resolve_device
 from maskctl.training.selection import BestKeeper
 from maskctl.training.settings import DEFAULT_LR, METHODS, TrainArgs
+from maskctl.training.tracking import Reporter, accelerator_kwargs, check_tracker, start_trackers
 
 __all__ = ["DEFAULT_LR", "METHODS", "TrainArgs", "TrainResult", "train"]
 
@@ -72,7 +73,8 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
     if args.resume:
         checkpoint = load_checkpoint(args.resume)
         args = TrainArgs(**{**checkpoint.args, "resume": args.resume, "overwrite": args.overwrite})
-    task = get_task(args.task)
+    check_tracker(args.report_to)  # before any data or model is read
+    task = args.load_task()
     args = args.with_task_defaults(task.card.defaults)
     source = resolve_model(args.model)
     output = Path(args.output) if args.output else default_output(args, task, source)
@@ -83,16 +85,17 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
     device = resolve_device(args.device)
 
     tokenizer = load_tokenizer(source, **task.kind.tokenizer_kwargs)
-    train_features = task.features("train", tokenizer, args.max_length, args.data_dir, args.max_train_samples,
-                                   args.kind_options)
-    dev_features = task.features("dev", tokenizer, args.max_length, args.data_dir, options=args.kind_options)
+    train_features = _features(task, "train", tokenizer, args, callback, args.max_train_samples)
+    dev_features = _features(task, "dev", tokenizer, args, callback)
 
     set_seed(args.seed)
-    model, new_keys = load_task_model(source, task.kind.auto_class, task.labels)
+    with phase(callback, "loading model"):
+        model, new_keys = load_task_model(source, task.kind.auto_class, task.labels)
     if source.kind == "hub":
         source = dataclasses.replace(source, version=hub_revision(model) or source.version)
     accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=args.precision,
-                              gradient_accumulation_steps=args.grad_accum)
+                              gradient_accumulation_steps=args.grad_accum,
+                              **accelerator_kwargs(args.report_to, output))
 
     mask_info: dict[str, Any] = {}
     if args.method == "mask":
@@ -123,6 +126,7 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
         from transformers import get_linear_schedule_with_warmup
 
         scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(args.warmup_ratio * total), total)
+    report = Reporter(accelerator, callback, args.log_every, total, steps_per_epoch)
     position = Position(epoch=0, step=0, in_epoch=0)
     epoch_state = generator.get_state()
     keeper = BestKeeper(args.keep, args.early_stopping, lambda: _snapshot(accelerator.unwrap_model(model),
@@ -131,6 +135,7 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
         epoch_state = checkpoint.restore(trainable, optimizer, scheduler)
         position = checkpoint.position
         keeper.restore(checkpoint.history, checkpoint.meta.get("selection"), checkpoint.tensors)
+        report.curve.restore(checkpoint.meta.get("curve"))
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     global_batch = args.batch_size * accelerator.num_processes * args.grad_accum
     callback.on_start(dict(task=task.name, model=source.spec, method=args.method, device=str(accelerator.device),
@@ -138,19 +143,24 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
                            epochs=epochs, total_steps=total, lr=args.lr, global_batch=global_batch,
                            processes=accelerator.num_processes, resumed_at=position.step if checkpoint else None,
                            trainable=sum(p.numel() for p in trainable.values())))
+    start_trackers(accelerator, args.report_to, args.record(), output)
 
     def save(pos: Position) -> None:
         if accelerator.is_main_process:
             save_checkpoint(ckpt_dir, dataclasses.asdict(args), pos, keeper.history, trainable,
                             optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
-                            scheduler, epoch_state, keeper.checkpoint_tensors(), keeper.checkpoint_meta())
+                            scheduler, epoch_state, keeper.checkpoint_tensors(), keeper.checkpoint_meta(),
+                            report.curve.state())
         accelerator.wait_for_everyone()
 
     def evaluate() -> None:
-        metrics = evaluate_model(model, task, dev_features, tokenizer, args.eval_batch_size, accelerator.device)
+        with phase(callback, "evaluating dev", _batches(dev_features, args), "batches") as advance:
+            metrics = evaluate_model(model, task, dev_features, tokenizer, args.eval_batch_size, accelerator.device,
+                                     progress=advance)
         epoch = round(position.step / steps_per_epoch, 2)
         best = keeper.record(position.step, int(epoch) if float(epoch).is_integer() else epoch, metrics)
-        callback.on_evaluate(position.step, epoch, metrics, best)
+        zeros = _mask_sparsity(accelerator.unwrap_model(model)) if args.method == "mask" else None
+        report.evaluate(position.step, epoch, metrics, best, zeros)
 
     try:
         for epoch in range(position.epoch, epochs):
@@ -161,6 +171,7 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
             else:
                 generator.set_state(epoch_state)
             epoch_loader = accelerator.skip_first_batches(loader, position.in_epoch) if position.in_epoch else loader
+            step_loss, micro, seen, spent = None, 0, 0, 0.0  # over the micro-batches of one optimizer step
             for batch in epoch_loader:
                 if position.step >= total or keeper.should_stop:
                     break
@@ -172,14 +183,20 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
                         accelerator.clip_grad_norm_(list(trainable.values()), args.max_grad_norm)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
+                step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
+                micro, seen = micro + 1, seen + batch["labels"].shape[0] * accelerator.num_processes
+                spent += time.perf_counter() - tick
                 position.in_epoch += 1
                 if not accelerator.sync_gradients:
                     continue
                 if scheduler is not None:
                     scheduler.step()
                 position.step += 1
-                rate = batch["labels"].shape[0] * accelerator.num_processes / max(time.perf_counter() - tick, 1e-9)
-                callback.on_step(position.step, total, float(loss.detach()), rate)
+                step_loss = step_loss / micro
+                if accelerator.num_processes > 1:  # the curve is the loss of the global batch
+                    step_loss = accelerator.reduce(step_loss, "mean")
+                report.step(position.step, float(step_loss), seen, spent, optimizer.param_groups[0]["lr"])
+                step_loss, micro, seen, spent = None, 0, 0, 0.0
                 if args.eval_every and (position.step % args.eval_every == 0 or position.step == total):
                     evaluate()
                 if args.checkpoint_every and position.step % args.checkpoint_every == 0 and position.step < total:
@@ -190,6 +207,7 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
                 evaluate()
     except KeyboardInterrupt:
         save(position)
+        accelerator.end_training()  # the trackers keep what was logged
         raise TrainingInterrupted(position.step, total, ckpt_dir) from None
     if not keeper.history:  # e.g. --eval-every larger than the run: the final state is evaluated
         evaluate()
@@ -199,16 +217,40 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
     if accelerator.is_main_process:
         finish = _finish_mask if args.method == "mask" else _finish_finetune
         result = finish(model, args, task, source, new_keys, mask_info, tokenizer, dev_features,
-                        accelerator.device, output, keeper)
+                        accelerator.device, output, keeper, report)
         if args.checkpoint_every or checkpoint is not None:
             shutil.rmtree(ckpt_dir, ignore_errors=True)  # the run finished: its checkpoint is spent
     accelerator.wait_for_everyone()
-    if accelerator.num_processes > 1:
-        accelerator.end_training()  # tears the process group down cleanly
+    if accelerator.num_processes > 1 or accelerator.trackers:
+        accelerator.end_training()  # closes the trackers, tears the process group down cleanly
     if result is None:  # other processes: report the main process's output path
         result = TrainResult(output=output, method=args.method, metrics={}, wall_seconds=0.0)
     result.wall_seconds = time.perf_counter() - started
     return result
+
+
+def _features(task: Task, split: str, tokenizer, args: TrainArgs, callback: TrainCallback, limit: int | None = None):
+    """Read and tokenise one split as ``Task.features`` does, as two phases the callback shows."""
+    with phase(callback, f"reading {split}"):
+        examples = task.examples(split, args.data_dir)
+    examples = examples[:limit] if limit is not None else examples
+    with phase(callback, f"tokenising {split}", len(examples)) as advance:
+        return task.encode(examples, tokenizer, args.max_length, args.kind_options, progress=advance)
+
+
+def _batches(features, args: TrainArgs) -> int:
+    return math.ceil(len(features) / args.eval_batch_size)
+
+
+def _mask_sparsity(model: torch.nn.Module) -> float:
+    """Share of zeros over every mask, as the bundle's ``sparsity.final`` counts it."""
+    masks = current_masks(model).values()
+    return sum(m.numel() - int(m.sum()) for m in masks) / max(sum(m.numel() for m in masks), 1)
+
+
+def _final_metrics(model, args: TrainArgs, task: Task, tokenizer, dev_features, device, report: Reporter):
+    with phase(report.callback, "evaluating dev (kept state)", _batches(dev_features, args), "batches") as advance:
+        return evaluate_model(model, task, dev_features, tokenizer, args.eval_batch_size, device, progress=advance)
 
 
 def _optimizer(model: torch.nn.Module, trainable: dict[str, torch.nn.Parameter], args: TrainArgs):
@@ -246,7 +288,7 @@ def _head_tensors(model: torch.nn.Module, new_keys: list[str]) -> dict[str, torc
 
 def _finish_mask(model, args: TrainArgs, task: Task, source: ModelSource, new_keys: list[str],
                  info: dict[str, Any], tokenizer, dev_features, device, output: Path,
-                 keeper: BestKeeper) -> TrainResult:
+                 keeper: BestKeeper, report: Reporter) -> TrainResult:
     kept = keeper.kept_state()
     if kept is None:
         masks, head = current_masks(model), _head_tensors(model, new_keys)
@@ -257,7 +299,7 @@ def _finish_mask(model, args: TrainArgs, task: Task, source: ModelSource, new_ke
     merge_masks(model, masks if kept is not None else None)  # the very model `maskctl eval` rebuilds
     if kept is not None:
         model.load_state_dict(head, strict=False)
-    metrics = evaluate_model(model, task, dev_features, tokenizer, args.eval_batch_size, device)
+    metrics = _final_metrics(model, args, task, tokenizer, dev_features, device, report)
     total = sum(m.numel() for m in masks.values())
     final = {n: sparsity(m) for n, m in masks.items()}
     overall = {
@@ -278,7 +320,8 @@ def _finish_mask(model, args: TrainArgs, task: Task, source: ModelSource, new_ke
         "head_tensors": sorted(head),
         "sparsity": overall,
         "training": {**args.record(), "maskctl_version": __version__},
-        "metrics": {"dev": metrics, "history": keeper.history, "kept": keeper.record_of_kept()},
+        "metrics": {"dev": metrics, "history": keeper.history, "kept": keeper.record_of_kept(),
+                    "curve": report.curve.to_dict()},
     }
     path = save_bundle(Bundle(masks=masks, head=head, meta=meta), output)
     return TrainResult(output=path, method="mask", metrics=metrics, wall_seconds=0.0,
@@ -287,18 +330,19 @@ def _finish_mask(model, args: TrainArgs, task: Task, source: ModelSource, new_ke
 
 def _finish_finetune(model, args: TrainArgs, task: Task, source: ModelSource, new_keys: list[str],
                      info: dict[str, Any], tokenizer, dev_features, device, output: Path,
-                     keeper: BestKeeper) -> TrainResult:
+                     keeper: BestKeeper, report: Reporter) -> TrainResult:
     import json
 
     kept = keeper.kept_state()
     if kept is not None:
         model.load_state_dict(kept)
-    metrics = evaluate_model(model, task, dev_features, tokenizer, args.eval_batch_size, device)
+    metrics = _final_metrics(model, args, task, tokenizer, dev_features, device, report)
     with atomic_dir(output) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         record = {"task": task.card.to_dict(), "training": args.record(),
-                  "metrics": {"dev": metrics, "history": keeper.history, "kept": keeper.record_of_kept()},
+                  "metrics": {"dev": metrics, "history": keeper.history, "kept": keeper.record_of_kept(),
+                              "curve": report.curve.to_dict()},
                   "maskctl_version": __version__}
         (tmp / "maskctl_training.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return TrainResult(output=output, method="finetune", metrics=metrics, wall_seconds=0.0,

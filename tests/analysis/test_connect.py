@@ -81,7 +81,7 @@ def test_the_masked_end_is_exactly_what_eval_scores(connected, trained):
 def test_the_finetuned_end_is_exactly_the_finetuned_folder(connected, trained):
     result, _, logits = connected
     bundle = load_bundle(trained["a"])
-    task = Task.from_card(TaskCard.from_dict(bundle.meta["task"]))
+    task = Task.from_card(TaskCard.from_dict(bundle.info.task))
     tokenizer = load_tokenizer(resolve_model(str(trained["finetuned"])))
     direct = evaluate_model(_finetuned(trained, task), task, _features(bundle, task, tokenizer), tokenizer, 64, CPU)
     recorded = json.loads((trained["finetuned"] / "maskctl_training.json").read_text())["metrics"]["dev"]
@@ -96,7 +96,7 @@ def test_the_pretrained_ends_carry_each_endpoints_head(connected, trained):
     bundle = load_bundle(trained["a"])
     head_keys = bundle.meta["head_tensors"]
     assert head_keys == ["classifier.bias", "classifier.weight"]
-    net, source, task = load_base(bundle.meta)
+    net, source, task = load_base(bundle.info)
     tokenizer = load_tokenizer(source)
     features = _features(bundle, task, tokenizer)
     net.load_state_dict(bundle.head, strict=False)
@@ -119,7 +119,7 @@ def test_the_pretrained_ends_carry_each_endpoints_head(connected, trained):
 def test_a_midpoint_interpolates_every_tensor_embeddings_included(connected, trained):
     result, _, logits = connected
     bundle = load_bundle(trained["a"])
-    net, source, task = load_base(bundle.meta)
+    net, source, task = load_base(bundle.info)
     net.load_state_dict(bundle.head, strict=False)
     apply_masks(net, bundle.masks)
     masked = {k: v.clone() for k, v in net.state_dict().items() if v.is_floating_point()}

@@ -30,7 +30,7 @@ def test_vectors_are_each_models_cls_and_files_are_written(trained, tmp_path):
     features = task.features("dev", tokenizer, 128, limit=40)
     loader = make_loader(features, task.kind.collate(tokenizer), 64)
     np.testing.assert_array_equal(result.vectors["masked"], cls_vectors(masked.model, loader, CPU))
-    base, _, _ = load_base(masked.bundle.meta)
+    base, _, _ = load_base(masked.bundle.info)
     np.testing.assert_array_equal(result.vectors["pretrained"], cls_vectors(base, loader, CPU))
     tuned, _ = load_task_model(resolve_model(str(trained["finetuned"])), task.kind.auto_class, task.labels)
     np.testing.assert_array_equal(result.vectors["finetuned"], cls_vectors(tuned, loader, CPU))

@@ -52,10 +52,10 @@ def scripted_dev(monkeypatch):
     real = trainer_module.evaluate_model
     script: list[float] = []
 
-    def fake(model, task, features, tokenizer, batch_size, device):
+    def fake(model, task, features, tokenizer, batch_size, device, progress=None):
         if script:
             return {"accuracy": script[0], "score": script.pop(0), "n": len(features)}
-        return real(model, task, features, tokenizer, batch_size, device)
+        return real(model, task, features, tokenizer, batch_size, device, progress)
 
     monkeypatch.setattr(trainer_module, "evaluate_model", fake)
     return script

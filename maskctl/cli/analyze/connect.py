@@ -11,7 +11,7 @@ from maskctl.cli.console import console
 
 
 def connect(
-    mask: Path = typer.Option(..., "--mask", help="The task's *.bundle (the masked endpoint)."),
+    mask: str = typer.Option(..., "--mask", help="The task's *.bundle or hf://user/name (the masked endpoint)."),
     finetuned: Path = typer.Option(..., "--finetuned", help="Folder of maskctl train --method finetune, same task."),
     out: Path = typer.Option(..., "--out", help="Folder for connect.csv/md/json and connect.png."),
     points: int = typer.Option(11, help="Evenly spaced alphas per line, endpoints included."),

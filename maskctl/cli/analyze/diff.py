@@ -11,7 +11,8 @@ from maskctl.cli.console import console
 
 
 def diff(
-    bundles: list[Path] = typer.Argument(..., help="Two or more *.bundle files trained on the same base model."),
+    bundles: list[str] = typer.Argument(..., help="Two or more *.bundle files (or hf://user/name) trained on the same "
+                                         "base model."),
     out: Path = typer.Option(..., "--out", help="Folder for mask_diff*.csv/md/json, mask_changes.* and mask_diff.png."),
 ) -> None:
     """Mask difference s = |M1-M2| / (|M1-M1,init| + |M2-M2,init|) of every pair, per block."""

@@ -11,7 +11,7 @@ from maskctl.cli.console import console
 
 
 def tsne(
-    mask: Path = typer.Option(..., "--mask", help="A sequence-classification *.bundle."),
+    mask: str = typer.Option(..., "--mask", help="A sequence-classification *.bundle (or hf://user/name)."),
     out: Path = typer.Option(..., "--out", help="Folder for tsne*.csv/md/json and tsne.png."),
     finetuned: Path | None = typer.Option(None, "--finetuned", help="Also a finetuned folder of the same task."),
     split: str = typer.Option("dev", help="dev or test (or train)."),

@@ -11,10 +11,10 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
-from pathlib import Path
 
 import uvicorn
 
+from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.errors import MaskctlError
 from maskctl.serving.http.app import ServerState, create_app
 from maskctl.serving.http.batcher import compute_thread
@@ -32,7 +32,7 @@ def build_state(settings: ServeSettings) -> ServerState:
     must all load."""
     settings.check()
     folder = settings.folder
-    files = sorted(folder.glob("*.bundle")) if folder else [Path(p) for p in settings.paths]
+    files = sorted(folder.glob("*.bundle")) if folder else [resolve_bundle_ref(p) for p in settings.paths]
     if not files:
         raise MaskctlError(f"{folder} holds no *.bundle file", "train one there: maskctl train --output "
                            f"{folder}/<task>.bundle (the server also loads bundles added later)")

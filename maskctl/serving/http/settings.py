@@ -12,6 +12,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from maskctl.bundle.hub_ref import is_hub_ref, parse_hub_ref
 from maskctl.errors import MaskctlError
 from maskctl.schema import check_fields, setting
 
@@ -23,7 +24,8 @@ NET, BATCH = "Network and access", "Batching and compute"
 class ServeSettings:
     """What ``maskctl serve`` runs with; ``check`` validates it before any model is loaded."""
 
-    paths: list[str] = setting([], "A folder of *.bundle files (watched), or bundle files.", metavar="FOLDER|BUNDLE...")
+    paths: list[str] = setting([], "A folder of *.bundle files (watched), or bundle files (or hf://user/name "
+                                   "references).", metavar="FOLDER|BUNDLE...")
     model: str | None = setting(None, "Base model (default: the one the bundles name).")
     device: str = setting("auto", "auto, cpu or cuda[:N].")
     host: str = setting("127.0.0.1", "Address to bind; a non-loopback address needs --api-key or --insecure.",
@@ -51,8 +53,10 @@ class ServeSettings:
         check_fields(self)
         if not self.paths:
             raise MaskctlError("no bundle given", "pass a folder of *.bundle files, e.g. maskctl serve masks/")
-        for path in map(Path, self.paths):
-            if not path.exists():
+        for path in self.paths:
+            if is_hub_ref(path):
+                parse_hub_ref(path)  # the syntax now; run.build_state downloads it
+            elif not Path(path).exists():
                 raise MaskctlError(f"{path} does not exist", "pass a folder of *.bundle files or bundle files")
         if len(self.paths) > 1 and any(Path(p).is_dir() for p in self.paths):
             raise MaskctlError("give one folder, or bundle files, not both", "e.g. maskctl serve masks/")

@@ -54,8 +54,10 @@ class RowView:
         names = names if isinstance(names, list) else [names]
         for name in names:
             if name not in self.row or self.row[name] is None:
-                raise TaskError(f"{self.where}: no field {name!r} (has {sorted(map(str, self.row))})",
-                                f"fix `fields: {{{role}: ...}}` in the card or the file's columns")
+                fix = (f"fix `fields: {{{role}: ...}}` in the card or the file's columns" if not self.spec.get("origin")
+                       else "give every row a value in that column" if name in self.row
+                       else f"give the file a column {name!r} (the task's {role})")
+                raise TaskError(f"{self.where}: no field {name!r} (has {sorted(map(str, self.row))})", fix)
         return [self.row[name] for name in names]
 
     def label(self, value: Any) -> str:
@@ -67,9 +69,53 @@ class RowView:
         label = mapping.get(label, label)
         if label not in self.card.labels:
             shown = self.card.labels if len(self.card.labels) <= 12 else self.card.labels[:12] + ["..."]
-            raise TaskError(f"{self.where}: label {label!r} is not one of {shown}",
-                            "fix the label, add it to the card's `labels:` or map it with `label_map:`")
+            fix = {"data files": "the labels are those of the train file (--train-file): fix this row, or add "
+                                 f"examples of {label!r} to the train file",
+                   "scored file": "the bundle's task knows only these labels: fix or drop this row",
+                   }.get(self.spec.get("origin"), "fix the label, add it to the card's `labels:` or map it with "
+                                                  "`label_map:`")
+            raise TaskError(f"{self.where}: label {label!r} is not one of {shown}", fix)
         return label
+
+
+def input_from_row(fields: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """A data row under the canonical input names: each role the card maps to a column gets
+    that column's value (``review`` -> ``text``), two text columns become ``text`` and
+    ``text_pair``, several ending or context columns a list / one text. Canonical names given
+    in ``row`` win, so ``{"text": ...}`` always works."""
+    item = dict(row)
+    for role, names in fields.items():
+        if role in row:
+            continue
+        columns = names if isinstance(names, list) else [names]
+        if not all(name in row for name in columns):
+            continue
+        values = [row[name] for name in columns]
+        if role == "text" and len(values) == 2:
+            item.setdefault("text", values[0])
+            item.setdefault("text_pair", values[1])
+        elif role == "endings" and len(values) > 1:
+            item[role] = values
+        elif role == "context" and len(values) > 1:
+            item[role] = " ".join(str(v) for v in values)
+        else:
+            item[role] = values[0]
+    return item
+
+
+def sorted_labels(values: list[str]) -> list[str]:
+    """Distinct label names in order: numerically when every one is a number (2 before 10)."""
+    distinct = set(values)
+
+    def number(text: str) -> float | None:
+        try:
+            return float(text)
+        except ValueError:
+            return None
+
+    if all(number(v) is not None for v in distinct):
+        return sorted(distinct, key=lambda v: (number(v), v))
+    return sorted(distinct)
 
 
 class Kind(Protocol):
@@ -91,11 +137,18 @@ class Kind(Protocol):
     auto_class: str
     tokenizer_kwargs: dict[str, Any]
     default_fields: dict[str, str]
+    input_role: str  # the role --text-column names for data files (text, tokens, context)
+    label_role: str  # the role --label-column names (label, tags); labels are inferred from it
+    default_metric: str  # the metric of a task built from data files
     input_hint: str
 
     def example_from_row(self, row: RowView) -> dict[str, Any]: ...
 
     def example_from_input(self, labels: list[str], item: Any) -> dict[str, Any]: ...
+
+    def infer_labels(self, values: list[str], first: RowView) -> list[str]:
+        """The labels of a task built from data files: ``values`` are the train file's label
+        column (flattened for tagging) as names, ``first`` its first row."""
 
     def encode(self, card, tokenizer, examples: list[dict[str, Any]], max_length: int,
                options: dict[str, Any]) -> Features: ...

@@ -28,6 +28,7 @@ class MultipleChoice:
     auto_class = "AutoModelForMultipleChoice"
     tokenizer_kwargs: dict[str, Any] = {}
     default_fields = {"context": "context", "endings": "endings", "label": "label"}
+    input_role, label_role, default_metric = "context", "label", "accuracy"
     input_hint = 'give {"context": ..., "endings": [...]}'
 
     def example_from_row(self, row: RowView) -> dict[str, Any]:
@@ -40,6 +41,17 @@ class MultipleChoice:
             start = str(row.row.get(prefix, "")).strip()
             endings = [f"{start} {e}".strip() for e in endings]
         return {"context": context, "endings": [str(e) for e in endings], "label": row.label(row.columns("label")[0])}
+
+    def infer_labels(self, values: list[str], first: RowView) -> list[str]:
+        """An ending's index: as many labels as endings, whichever occur in the train file."""
+        endings = first.columns("endings")
+        labels = [str(i) for i in range(len(endings[0]) if len(endings) == 1 and isinstance(endings[0], list)
+                                        else len(endings))]
+        wrong = sorted(set(values) - set(labels))
+        if wrong:
+            raise TaskError(f"labels {wrong[:5]} are not ending indices 0..{len(labels) - 1}",
+                            "give the index of the right ending as the label")
+        return labels
 
     def example_from_input(self, labels: list[str], item: Any) -> dict[str, Any]:
         if not isinstance(item, dict) or not isinstance(item.get("endings"), list) or "context" not in item:

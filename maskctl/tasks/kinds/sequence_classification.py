@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from maskctl.tasks.kinds.base import Features, RowView, cut_rows
+from maskctl.tasks.kinds.base import Features, RowView, cut_rows, sorted_labels
 
 
 @dataclass
@@ -25,6 +25,7 @@ class SequenceClassification:
     auto_class = "AutoModelForSequenceClassification"
     tokenizer_kwargs: dict[str, Any] = {}
     default_fields = {"text": "text", "label": "label"}  # text may take two columns: a sentence pair
+    input_role, label_role, default_metric = "text", "label", "accuracy"  # what --text-column/--label-column name
     input_hint = 'give a text, a [text, text_pair] pair or {"text": ..., "text_pair": ...}'
 
     def example_from_row(self, row: RowView) -> dict[str, Any]:
@@ -33,6 +34,9 @@ class SequenceClassification:
             texts = [str(row.spec["join"]).join(t.strip() for t in texts)]
         label = row.label(row.columns("label")[0])
         return {"text": texts[0], "text_pair": texts[1] if len(texts) > 1 else None, "label": label}
+
+    def infer_labels(self, values: list[str], first: RowView) -> list[str]:
+        return sorted_labels(values)
 
     def example_from_input(self, labels: list[str], item: Any) -> dict[str, Any]:
         """A text, a ``[text, text_pair]`` pair or ``{"text", "text_pair"}``; ``ValueError`` else."""

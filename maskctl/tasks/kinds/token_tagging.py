@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from maskctl.errors import TaskError
-from maskctl.tasks.kinds.base import Features, RowView
+from maskctl.tasks.kinds.base import Features, RowView, sorted_labels
 
 IGNORE = -100
 WORD_PIECES = ("last", "first")
@@ -38,6 +38,7 @@ class TokenTagging:
     # Byte-level BPE tokenizers (RoBERTa) need this to take pre-split words; others ignore it.
     tokenizer_kwargs: dict[str, Any] = {"add_prefix_space": True}
     default_fields = {"tokens": "tokens", "tags": "tags"}
+    input_role, label_role, default_metric = "tokens", "tags", "seqeval-f1"
     input_hint = 'give a text or a list of words ({"tokens": [...]})'
 
     def example_from_row(self, row: RowView) -> dict[str, Any]:
@@ -45,6 +46,9 @@ class TokenTagging:
         if not isinstance(tokens, list) or not isinstance(tags, list) or len(tokens) != len(tags):
             raise TaskError(f"{row.where}: tokens and tags must be lists of the same length", "write one tag per token")
         return {"tokens": [str(t) for t in tokens], "tags": [row.label(t) for t in tags]}
+
+    def infer_labels(self, values: list[str], first: RowView) -> list[str]:
+        return sorted_labels(values)
 
     def example_from_input(self, labels: list[str], item: Any) -> dict[str, Any]:
         """A text (split on spaces), a list of words or ``{"tokens"}``; ``ValueError`` else."""

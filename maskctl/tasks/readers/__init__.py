@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from maskctl.errors import TaskError
-from maskctl.tasks.card import SPLITS, TaskCard
-from maskctl.tasks.readers import conll, delimited, hub, packaged, trec
+from maskctl.tasks.card import SPLITS, TaskCard, canonical_split
+from maskctl.tasks.readers import conll, datafiles, delimited, hub, packaged, trec
 
 Reader = Callable[[TaskCard, dict, str, "Path | None"], list[dict[str, Any]]]
 
@@ -27,6 +27,9 @@ READERS: dict[str, Reader] = {
     "csv": delimited.read,
     "tsv": delimited.read,
     "jsonl": delimited.read,
+    "file": datafiles.read,  # csv, tsv, json(l) or parquet by extension, through datasets (own data)
+    "json": datafiles.read,
+    "parquet": datafiles.read,
     "conll": conll.read,
     "trec": trec.read,
     "packaged": packaged.read,
@@ -43,8 +46,9 @@ def data_spec(card: TaskCard, data_dir: str | Path | None) -> dict[str, Any]:
 
 def read_split(card: TaskCard, split: str, data_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Load one split (``train``, ``dev`` or ``test``) of ``card`` and validate it."""
+    split = canonical_split(split)
     if split not in SPLITS:
-        raise TaskError(f"unknown split {split!r}", f"use one of {', '.join(SPLITS)}")
+        raise TaskError(f"unknown split {split!r}", f"use one of {', '.join(SPLITS)} (validation means dev)")
     spec = data_spec(card, data_dir)
     reader = READERS.get(spec["reader"])
     if reader is None:

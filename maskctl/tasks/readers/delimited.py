@@ -37,7 +37,7 @@ def _delimited_rows(path: Path, spec: dict[str, Any]):
     if spec.get("header", True) is False and not columns:
         raise TaskError(f"{path}: `header: false` needs `columns: [...]` in the card", "name the columns in order")
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: drop a byte-order mark
         reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
         header = columns if spec.get("header", True) is False else next(reader, None)
         if header is None:
@@ -54,7 +54,7 @@ def _delimited_rows(path: Path, spec: dict[str, Any]):
 
 
 def _jsonl_rows(path: Path):
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for line, text in enumerate(handle, start=1):
             if not text.strip():
                 continue

@@ -24,10 +24,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# A bundle copied into a served folder no longer finds its local base model by the path relative
+# to where it was trained (bundles store no absolute paths), as on a user's machine: the server
+# is told the base (``--model``). Set for every test by ``_served_base``.
+SERVED_BASE: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _served_base(tiny_bert):
+    SERVED_BASE["model"] = str(tiny_bert)
+
+
 @contextlib.contextmanager
 def running(**settings):
-    """Start a server for ``ServeSettings(**settings)``; yields (base URL, its state)."""
-    state = build_state(ServeSettings(**{"port": free_port(), **settings}))
+    """Start a server for ``ServeSettings(**settings)`` (on the tiny base unless ``model`` is
+    given); yields (base URL, its state)."""
+    state = build_state(ServeSettings(**{"port": free_port(), "model": SERVED_BASE["model"], **settings}))
     config = uvicorn.Config(create_app(state), host="127.0.0.1", port=state.settings.port, log_level="warning",
                             access_log=False, lifespan="on")
     server = _Server(config, state, None)

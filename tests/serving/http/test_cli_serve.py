@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from tests.serving.http.conftest import free_port
+from tests.serving.http.conftest import SERVED_BASE, free_port
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "MASKCTL_API_KEY": ""}
 
@@ -27,6 +27,7 @@ def _maskctl(*args: str) -> subprocess.CompletedProcess:
 def test_sigterm_answers_requests_in_flight_then_exits_0(masks):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "maskctl", "serve", str(masks), "--port", str(port),
+                             "--model", SERVED_BASE["model"],
                              "--max-wait-ms", "1500", "--log-level", "warning"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     try:

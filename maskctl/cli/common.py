@@ -1,0 +1,57 @@
+"""Options many commands share, declared once: the same name, help, choices and panel in every
+``--help`` (``maskctl train`` and ``serve`` generate theirs from their settings dataclasses).
+
+Each function returns a fresh ``typer.Option`` for a command's signature, e.g.
+``device: str = device_option()``.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import typer
+
+MODEL_PANEL, OUTPUT_PANEL, RUN_PANEL = "Model", "Output", "Hardware"
+BUNDLE_HELP = "A *.bundle file, or hf://user/name(/file.bundle)(@revision) on the Hugging Face Hub."
+
+
+class Split(str, enum.Enum):
+    """The splits a task has; ``validation`` (the Hub's name) means dev."""
+
+    dev = "dev"
+    validation = "validation"
+    test = "test"
+    train = "train"
+
+
+def split_option(default: str | None = "dev", help: str = "The split to score.") -> Any:  # noqa: A002
+    return typer.Option(Split(default) if default else None, "--split", help=help + " validation means dev.")
+
+
+def device_option() -> Any:
+    return typer.Option("auto", "--device", help="auto (cuda when there is one), cpu, cuda or cuda:N.",
+                        metavar="auto|cpu|cuda[:N]", rich_help_panel=RUN_PANEL)
+
+
+def model_option(what: str = "the bundle names") -> Any:
+    return typer.Option(None, "--model", help=f"Base model: hub id or local folder (default: the one {what}).",
+                        rich_help_panel=MODEL_PANEL)
+
+
+def output_option(help: str, required: bool = False) -> Any:  # noqa: A002
+    return typer.Option(... if required else None, "--output", "-o", "--out", help=help, rich_help_panel=OUTPUT_PANEL)
+
+
+def overwrite_option(what: str = "an existing --output") -> Any:
+    """A plain ``--overwrite`` flag (no ``--no-overwrite`` twin)."""
+    return typer.Option(False, "--overwrite", help=f"Replace {what}.", rich_help_panel=OUTPUT_PANEL)
+
+
+def json_option(help: str = "Print machine-readable JSON.") -> Any:  # noqa: A002
+    return typer.Option(False, "--json", help=help, rich_help_panel=OUTPUT_PANEL)
+
+
+def split_value(split: Split | str | None) -> str | None:
+    return split.value if isinstance(split, enum.Enum) else split
+

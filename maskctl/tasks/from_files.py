@@ -1,0 +1,132 @@
+"""A task from a user's own data files, with no YAML: ``maskctl train --train-file a.csv``.
+
+The card is built in memory (kind, columns, labels inferred from the train file) and stored in
+the bundle like any other, so the bundle stays self-describing. The kind is given or inferred:
+a label column holding lists is token tagging, an ``endings`` column multiple choice, anything
+else sequence classification. Labels are the sorted distinct values of the train file's label
+column (numerically when they are all numbers). The card's data spec keeps file names only, so
+no machine path lands in a bundle; ``maskctl eval --file`` / ``--data-dir`` point at them again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from maskctl.errors import TaskError
+from maskctl.tasks.card import TaskCard
+from maskctl.tasks.kinds import KIND_CLASSES, get_kind
+from maskctl.tasks.kinds.base import RowView
+from maskctl.tasks.readers.datafiles import DataFile, load_file
+
+ORIGIN = "data files"  # spec["origin"]: errors then name the command-line flags, not card keys
+FLAGS = {"input": "--text-column", "label": "--label-column"}
+
+
+@dataclass(frozen=True)
+class DataFiles:
+    """What the user passed: the files, the columns and optionally the kind."""
+
+    train: str
+    validation: str | None = None
+    test: str | None = None
+    text_columns: tuple[str, ...] = ()
+    label_column: str | None = None
+    kind: str | None = None
+    validation_split: float | None = None
+    name: str | None = None
+    seed: int = 0
+
+
+def card_from_files(files: DataFiles) -> TaskCard:
+    """The task card of ``files``; every column and label checked before any model loads."""
+    train = load_file(files.train)
+    kind_name = files.kind or _infer_kind(train, files.label_column)
+    kind = get_kind(kind_name)
+    fields = dict(kind.default_fields)
+    if files.text_columns:
+        if len(files.text_columns) > (2 if kind.input_role == "text" else 1):
+            raise TaskError(f"{kind_name} takes one --text-column" if kind.input_role != "text" else
+                            "--text-column takes one column, or two for a sentence pair",
+                            "give --text-column once (twice for a pair)")
+        fields[kind.input_role] = list(files.text_columns) if len(files.text_columns) > 1 else files.text_columns[0]
+    if files.label_column:
+        fields[kind.label_role] = files.label_column
+    datasets = {"train": train}
+    for split, path in (("dev", files.validation), ("test", files.test)):
+        if path:
+            datasets[split] = load_file(path)
+    for data in datasets.values():
+        _check_columns(data, fields, kind)
+    source: dict[str, Any] = {"reader": "file", "origin": ORIGIN,
+                              "files": {split: Path(data.path).name for split, data in datasets.items()}}
+    if "dev" not in datasets:
+        source["dev_from_train"] = {"fraction": files.validation_split or 0.1, "seed": files.seed}
+    name = files.name or _task_name(Path(files.train))
+    first = RowView(SimpleNamespace(fields=fields), source, train.rows[0], train.where(0))  # no labels yet
+    labels = kind.infer_labels(_label_values(train, fields[kind.label_role]), first)
+    card = TaskCard(name=name, kind=kind_name, labels=labels,
+                    metric=kind.default_metric, source=source, fields=fields,
+                    description=f"built from {', '.join(source['files'].values())} by maskctl train")
+    card.base_dir = str(Path(files.train).resolve().parent)  # where this run reads; never stored in a bundle
+    for split, data in datasets.items():
+        if Path(data.path).resolve().parent != Path(card.base_dir):
+            card.source["files"][split] = str(data.path)  # another folder: read it from there in this run
+    return card
+
+
+def _infer_kind(train: DataFile, label_column: str | None) -> str:
+    label = label_column or ("tags" if "tags" in train.columns and "label" not in train.columns else "label")
+    values = [row.get(label) for row in train.rows[:50]]
+    if any(isinstance(v, list) for v in values):
+        return "token-tagging"
+    if "endings" in train.columns:
+        return "multiple-choice"
+    return "sequence-classification"
+
+
+def _check_columns(data: DataFile, fields: dict[str, Any], kind) -> None:
+    for role, names in fields.items():
+        for name in names if isinstance(names, list) else [names]:
+            if name in data.columns:
+                continue
+            flag = FLAGS["input"] if role == kind.input_role else FLAGS["label"] if role == kind.label_role else None
+            fix = f"pass {flag} NAME" if flag else f"name the column {name!r} (the {role} of {kind.name})"
+            raise TaskError(f"{data.path}: no column {name!r} for the {role} (columns: {', '.join(data.columns)})",
+                            fix + (" or --kind " + "|".join(KIND_CLASSES) if role == kind.label_role else ""))
+
+
+def _label_values(train: DataFile, column: str) -> list[str]:
+    """Every label of the train file as a name (flattened for tagging); empty or mixed-type
+    labels are refused with the row."""
+    values: list[Any] = []
+    for i, row in enumerate(train.rows):
+        value = row[column]
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if item is None or (isinstance(item, str) and not item.strip()):
+                raise TaskError(f"{train.where(i)}: empty label in column {column!r}",
+                                "give every row a label, or drop the row")
+            if isinstance(item, (dict, list)):
+                raise TaskError(f"{train.where(i)}: label {item!r} in column {column!r} is not a name or number",
+                                "give a label name per row (per word for tagging)")
+        values.extend(items)
+    types = {type(v) for v in values}
+    if len(types) > 1 and not types <= {int, float}:  # JSON's 1 and "pos" in one column
+        shown = ", ".join(sorted(t.__name__ for t in types))
+        raise TaskError(f"{train.path}: the label column {column!r} mixes types ({shown})",
+                        "write every label the same way, e.g. all as strings")
+    return [str(v).strip() for v in values]  # as RowView.label names them
+
+
+def _task_name(path: Path) -> str:
+    """``reviews-train.csv`` -> ``reviews``; ``train.csv`` alone -> its folder's name."""
+    stem = path.name.split(".")[0]
+    for suffix in ("-train", "_train", ".train"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    if stem.lower() in ("train", ""):
+        stem = path.resolve().parent.name or "task"
+    return stem
