@@ -29,8 +29,9 @@ app = typer.Typer(
     name="maskctl",
     help="Learn binary masks over a frozen pretrained transformer: one base model, one tiny mask per task.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 _state = {"debug": os.environ.get("MASKCTL_DEBUG", "") not in ("", "0")}
 

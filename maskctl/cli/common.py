@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-MODEL_PANEL, OUTPUT_PANEL, RUN_PANEL = "Model", "Output", "Hardware"
+MODEL_PANEL, OUTPUT_PANEL, RUN_PANEL = "Model and data", "Output", "Hardware"
 BUNDLE_HELP = "A *.bundle file, or hf://user/name(/file.bundle)(@revision) on the Hugging Face Hub."
 
 
@@ -26,7 +26,7 @@ class Split(str, enum.Enum):
 
 
 def split_option(default: str | None = "dev", help: str = "The split to score.") -> Any:  # noqa: A002
-    return typer.Option(Split(default) if default else None, "--split", help=help + " validation means dev.")
+    return typer.Option(Split(default) if default else None, "--split", help=help.rstrip(".") + " (validation means dev).")
 
 
 def device_option() -> Any:
@@ -39,8 +39,15 @@ def model_option(what: str = "the bundle names") -> Any:
                         rich_help_panel=MODEL_PANEL)
 
 
-def output_option(help: str, required: bool = False) -> Any:  # noqa: A002
-    return typer.Option(... if required else None, "--output", "-o", "--out", help=help, rich_help_panel=OUTPUT_PANEL)
+def output_option(help: str, required: bool = False, aliases: tuple[str, ...] = ()) -> Any:  # noqa: A002
+    """``--output`` / ``-o`` on every command that writes something; ``aliases`` keep the names
+    older versions used (``--out``, ``--json FILE``, ``--predictions``) working."""
+    return typer.Option(... if required else None, "--output", "-o", *aliases, help=help, rich_help_panel=OUTPUT_PANEL)
+
+
+def data_dir_option() -> Any:
+    return typer.Option(None, "--data-dir", help="Folder with the task's data files (default: where the bundle "
+                        "recorded them).", rich_help_panel=MODEL_PANEL)
 
 
 def overwrite_option(what: str = "an existing --output") -> Any:

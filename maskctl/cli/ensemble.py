@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
+from maskctl.cli.common import Split, data_dir_option, device_option, model_option, output_option, split_option, split_value
 from maskctl.cli.console import console
+from maskctl.serving.ensemble import RULES
+
+Vote = enum.Enum("Vote", {rule: rule for rule in (*RULES, "best")}, type=str)
 
 
 def ensemble(
     bundles: list[str] = typer.Argument(..., help="Two or more *.bundle files (or hf://user/name) of the same task "
                                          "and base model."),
-    by: str = typer.Option("best", help="Vote by label, logit, prob, or best (picked on dev)."),
-    split: str = typer.Option("dev", help="dev or test."),
-    model: Optional[str] = typer.Option(None, help="Base model (default: the one the bundles name)."),
-    data_dir: Optional[str] = typer.Option(None, help="Folder with the task's data files."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    predictions: Optional[Path] = typer.Option(None, help="Write one JSON line per example here."),
+    by: Vote = typer.Option(Vote.best, help="Vote by label, logit or prob; best picks the rule with the best dev "
+                            "score."),
+    split: Split = split_option("dev"),
+    model: Optional[str] = model_option("the bundles name"),
+    data_dir: Optional[str] = data_dir_option(),
+    device: str = device_option(),
+    predictions: Optional[Path] = output_option("Write one JSON line per example here.", aliases=("--predictions",)),
 ) -> None:
     """Score each member and the ensemble's votes on one split, with one base model in memory."""
-    from maskctl.serving.ensemble import RULES, run_ensemble
+    from maskctl.serving.ensemble import run_ensemble
 
+    by, split = by.value, split_value(split)
     result = run_ensemble(bundles, by=by, split=split, model=model, data_dir=data_dir, device=device,
                           predictions=predictions)
     table = Table(title=f"{result.task}: {len(result.members)} members on {split}")

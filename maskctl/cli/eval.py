@@ -8,28 +8,29 @@ from typing import Optional
 
 import typer
 
+from maskctl.cli.common import (BUNDLE_HELP, Split, data_dir_option, device_option, model_option, output_option,
+                                 split_option, split_value)
 from maskctl.cli.console import console, metrics_table
 
 
 def eval_bundle(
-    bundle: str = typer.Argument(..., help="The *.bundle to evaluate (or hf://user/name, "
-                                           "hf://user/name/FILE.bundle@REVISION)."),
-    split: Optional[str] = typer.Option(None, help="dev (or validation), test or train [default: dev]."),
-    file: Optional[str] = typer.Option(None, "--file", help="Score on this csv, tsv, json, jsonl or parquet file "
+    bundle: str = typer.Argument(..., help=BUNDLE_HELP, show_default=False),
+    split: Optional[Split] = split_option(None, "The split to score, by default dev"),
+    file: Optional[str] = typer.Option(None, "--file", metavar="FILE", help="Score on this csv, tsv, json, jsonl or parquet file "
                                        "(the task's column names) instead of a split."),
-    model: Optional[str] = typer.Option(None, help="Base model (default: the one the bundle names)."),
-    data_dir: Optional[str] = typer.Option(None, help="Folder with the task's data files."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics as JSON here."),
+    model: Optional[str] = model_option(),
+    data_dir: Optional[str] = data_dir_option(),
+    device: str = device_option(),
+    json_out: Optional[Path] = output_option("Also write the metrics as JSON here.", aliases=("--json",)),
 ) -> None:
     """Evaluate a mask bundle on its task, on the base model it was trained on."""
+    from maskctl.errors import MaskctlError
     from maskctl.io import atomic_write_text
     from maskctl.serving.loading import evaluate_bundle
 
-    from maskctl.errors import MaskctlError
-
     if split and file:
         raise MaskctlError("give --split or --file, not both", "--file scores one file instead of a split")
+    split = split_value(split)
     result = evaluate_bundle(bundle, split="test" if file else split or "dev", model=model, data_dir=data_dir,
                              device=device, file=file)
     shown = Path(file).name if file else result.split

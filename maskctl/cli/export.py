@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from maskctl.cli.common import BUNDLE_HELP, model_option, output_option, overwrite_option
 from maskctl.cli.console import console
+from maskctl.serving.export import FORMATS
+
+Format = enum.Enum("Format", {name: name for name in FORMATS}, type=str)
 
 
 def export(
-    bundle: str = typer.Argument(..., help="The *.bundle to export (or hf://user/name, "
-                                           "hf://user/name/FILE.bundle@REVISION)."),
-    output: Path = typer.Option(..., help="Folder to write (save_pretrained layout)."),
-    fmt: str = typer.Option("hf", "--format", help="Output format: hf."),
-    model: Optional[str] = typer.Option(None, help="Base model (default: the one the bundle names)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing folder."),
+    bundle: str = typer.Argument(..., help=BUNDLE_HELP, show_default=False),
+    output: Path = output_option("Folder to write (save_pretrained layout, with a model card).", required=True),
+    fmt: Format = typer.Option(FORMATS[0], "--format", help="Output format."),
+    model: Optional[str] = model_option(),
+    overwrite: bool = overwrite_option("an existing folder"),
 ) -> None:
     """Merge a bundle's masks into its base model and save a plain Hugging Face model."""
     from maskctl.serving.export import export_bundle
 
-    path = export_bundle(bundle, output, model=model, fmt=fmt, overwrite=overwrite)
+    path = export_bundle(bundle, output, model=model, fmt=fmt.value, overwrite=overwrite)
     console.print(f"wrote {path}: load it with transformers' AutoModelFor...from_pretrained({str(path)!r})",
                   highlight=False)

@@ -9,16 +9,16 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from maskctl.cli.common import BUNDLE_HELP, json_option, overwrite_option
 from maskctl.cli.console import console
 
 
 def inspect_bundle(
-    bundle: str = typer.Argument(..., help="The *.bundle to describe (or hf://user/name, "
-                                           "hf://user/name/FILE.bundle@REVISION)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the raw metadata as JSON."),
+    bundle: str = typer.Argument(..., help=BUNDLE_HELP, show_default=False),
+    as_json: bool = json_option("Print the raw metadata as JSON."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the training loss and the dev score "
                                         "against the step into this PNG.", metavar="PNG"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --plot file."),
+    overwrite: bool = overwrite_option("an existing --plot file"),
 ) -> None:
     """Describe a bundle: base model, task, masked layers, sparsity, metrics, size against entropy,
     and with --plot draw how its training went."""

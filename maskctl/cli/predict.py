@@ -9,35 +9,42 @@ from typing import Optional
 
 import typer
 
+from maskctl.cli.common import (BUNDLE_HELP, MODEL_PANEL, RUN_PANEL, device_option, model_option, output_option,
+                                 overwrite_option)
 from maskctl.cli.console import err_console
 
+INPUT = "Input"
 TABLE_FORMATS = (".csv", ".tsv", ".json", ".parquet")  # read as rows; .jsonl and text are streamed by line
 
 
 def predict(
-    bundles: list[str] = typer.Argument(..., help="One *.bundle (or hf://user/name) per task, all of one base model."),
+    bundles: list[str] = typer.Argument(..., help="One bundle per task, all of one base model: " + BUNDLE_HELP,
+                                        show_default=False),
     input_file: Optional[str] = typer.Option(
-        None, "--input", help="A csv, tsv, json or parquet file (columns named as in the task's data, or text, "
-        "tokens, ...), JSON lines (.jsonl) or plain text lines; - for stdin."),
-    text: Optional[list[str]] = typer.Option(None, "--text", help="Text to predict (repeatable)."),
-    text_pair: Optional[list[str]] = typer.Option(None, "--text-pair", help="Second text of a pair, one per --text "
-                                                  "(sentence-pair tasks)."),
-    output: Optional[Path] = typer.Option(None, help="Write JSON lines here (default: stdout)."),
-    task: Optional[list[str]] = typer.Option(None, "--task", help="Only these tasks (repeatable)."),
-    batch_size: int = typer.Option(32, help="Inputs per forward pass."),
-    strict: bool = typer.Option(False, help="Stop at the first bad input line instead of skipping it."),
-    model: Optional[str] = typer.Option(None, help="Base model (default: the one the bundles name)."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    overwrite: bool = typer.Option(False, help="Replace an existing --output."),
+        None, "--input", metavar="FILE", help="A csv, tsv, json or parquet file (columns named as in the task's data, or text, "
+        "tokens, ...), JSON lines (.jsonl) or plain text lines; - for stdin.", rich_help_panel=INPUT),
+    text: Optional[list[str]] = typer.Option(None, "--text", metavar="TEXT", help="Text to predict (repeatable).",
+                                             rich_help_panel=INPUT),
+    text_pair: Optional[list[str]] = typer.Option(None, "--text-pair", metavar="TEXT", help="Second text of a pair, one per --text "
+                                                  "(sentence-pair tasks).", rich_help_panel=INPUT),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first bad input line instead of skipping it.",
+                                rich_help_panel=INPUT),
+    output: Optional[Path] = output_option("Write JSON lines here (default: stdout)."),
+    overwrite: bool = overwrite_option(),
+    task: Optional[list[str]] = typer.Option(None, "--task", metavar="TASK", help="Only these tasks (repeatable).",
+                                             rich_help_panel=MODEL_PANEL),
+    model: Optional[str] = model_option("the bundles name"),
+    batch_size: int = typer.Option(32, min=1, help="Inputs per forward pass.", rich_help_panel=RUN_PANEL),
+    device: str = device_option(),
 ) -> None:
     """Predict with every loaded task (or --task) and write one JSON line per input."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from maskctl.errors import MaskctlError
     from maskctl.io import atomic_path, refuse_existing
+    from maskctl.serving.model import MaskedModel
     from maskctl.serving.stream import StreamStats, predict_lines, predict_rows
     from maskctl.tasks.readers.datafiles import load_file
-    from maskctl.serving.model import MaskedModel
 
     if (input_file is None) == (not text):
         raise MaskctlError("give either --input FILE (or - for stdin) or --text", "e.g. --text 'Shares fell'")

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from maskctl.cli.common import json_option, overwrite_option
 from maskctl.cli.console import console
 
 
@@ -26,8 +27,8 @@ def size(
     mask_blocks: Optional[str] = typer.Option(
         None, help="Blocks counted as masked: 2-11, all, top:K, bottom:K (default: all but the lowest two)."),
     plot: Optional[Path] = typer.Option(None, help="Write the cumulative-memory plot (PNG) here."),
-    overwrite: bool = typer.Option(False, help="Replace an existing --plot file."),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables."),
+    overwrite: bool = overwrite_option("an existing --plot file"),
+    as_json: bool = json_option("Print machine-readable JSON instead of tables."),
 ) -> None:
     """Cumulative parameters and memory (MB = 10^6 bytes) of finetuning vs masking as tasks grow.
 

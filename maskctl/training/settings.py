@@ -105,7 +105,7 @@ class TrainArgs:
                                                    "--validation-file (default 0.1).", above=0, below=1, panel=DATA)
     task_name: str | None = setting(None, "Name of the task built from the files (default: the train file's "
                                           "name).", panel=DATA)
-    device: str = setting("auto", "auto, cpu or cuda[:N].", panel=RUN)
+    device: str = setting("auto", "auto (cuda when there is one), cpu, cuda or cuda:N.", panel=RUN, metavar="auto|cpu|cuda[:N]")
     precision: str = setting("no", "Mixed precision on CUDA.", choices=("no", "bf16", "fp16"), panel=RUN)
     max_train_samples: int | None = setting(None, "Use only the first N training examples.", min=1, panel=TASK)
     word_piece: str = setting("last", "Token tagging: read a word at its last (paper) or first piece.",

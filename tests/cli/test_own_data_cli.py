@@ -33,6 +33,8 @@ def test_train_eval_predict_own_csv_files(tiny_bert, tmp_path):
     scored = run("eval", out, "--file", tmp_path / "reviews-test.csv", *base).stdout
     assert "40" not in test and "20" in test and "reviews-test.csv" in scored
     assert test.split("│")[2].strip() == scored.split("│")[2].strip()  # the same accuracy either way
+    dev = run("eval", out, "--split", "validation", *base, cwd=tmp_path).stdout  # the Hub's name for dev
+    assert "matches the dev score recorded at training time" in dev
 
     rows = [json.loads(line) for line in run("predict", out, "--input", tmp_path / "reviews-test.csv", *base).stdout.splitlines()]
     assert len(rows) == 20 and rows[0]["line"] == 2  # the header is not predicted

@@ -7,6 +7,7 @@ import typer
 app = typer.Typer(
     help="Rerun the paper's analyses and draw its figures (tables + PNG).",
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 from maskctl.cli.analyze import connect, diff, tsne

@@ -7,21 +7,23 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from maskctl.cli.common import Split, data_dir_option, device_option, model_option, output_option, split_option, split_value
 from maskctl.cli.console import console
 
 
 def connect(
     mask: str = typer.Option(..., "--mask", help="The task's *.bundle or hf://user/name (the masked endpoint)."),
     finetuned: Path = typer.Option(..., "--finetuned", help="Folder of maskctl train --method finetune, same task."),
-    out: Path = typer.Option(..., "--out", help="Folder for connect.csv/md/json and connect.png."),
+    out: Path = output_option("Folder for connect.csv/md/json and connect.png.", required=True, aliases=("--out",)),
     points: int = typer.Option(11, help="Evenly spaced alphas per line, endpoints included."),
-    split: str = typer.Option("dev", help="dev or test (or train)."),
-    model: str | None = typer.Option(None, help="Base model (default: the one the bundle names)."),
-    data_dir: str | None = typer.Option(None, help="Folder with the task's data files."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    split: Split = split_option("dev"),
+    model: str | None = model_option(),
+    data_dir: str | None = data_dir_option(),
+    device: str = device_option(),
     batch_size: int | None = typer.Option(None, help="Evaluation batch size (default: the bundle's)."),
 ) -> None:
     """Score W(a) = W_finetuned + a (W_masked - W_finetuned) and the lines from the pretrained model."""
+    split = split_value(split)
     from maskctl.analysis.connect import mode_connectivity
 
     def report(line: str, alpha: float, metrics: dict[str, float]) -> None:

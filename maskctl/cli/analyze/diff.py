@@ -7,13 +7,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from maskctl.cli.common import output_option
 from maskctl.cli.console import console
 
 
 def diff(
     bundles: list[str] = typer.Argument(..., help="Two or more *.bundle files (or hf://user/name) trained on the same "
                                          "base model."),
-    out: Path = typer.Option(..., "--out", help="Folder for mask_diff*.csv/md/json, mask_changes.* and mask_diff.png."),
+    out: Path = output_option("Folder for mask_diff*.csv/md/json, mask_changes.* and mask_diff.png.", required=True, aliases=("--out",)),
 ) -> None:
     """Mask difference s = |M1-M2| / (|M1-M1,init| + |M2-M2,init|) of every pair, per block."""
     from maskctl.analysis.diff import mask_difference

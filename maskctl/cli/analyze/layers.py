@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from maskctl.cli.common import output_option
 from maskctl.cli.console import console
 from maskctl.cli.sweep_progress import SweepProgress
 
@@ -15,7 +16,7 @@ def layers(
     recipe: str | None = typer.Option(None, help="Recipe (path or shipped name) giving the training settings."),
     k: str | None = typer.Option(None, "--k", help="Block counts K, comma-separated (default: 1 to all blocks)."),
     seeds: str = typer.Option("0", help="Seeds, comma-separated: every setting trains once per seed."),
-    out: Path = typer.Option(..., "--out", help="Folder for layers*.csv/md/json, layers.png and runs/."),
+    out: Path = output_option("Folder for layers*.csv/md/json, layers.png and runs/.", required=True, aliases=("--out",)),
     sweep: list[str] | None = typer.Option(
         None, help="Tune each run on a grid, key=v1,v2 (replaces the recipe's sweep); the best dev score counts."),
     sweep_extend: int | None = typer.Option(None, min=0, help="Edge extensions of a one-key lr sweep."),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from maskctl.cli.common import output_option
 from maskctl.cli.console import console
 from maskctl.cli.sweep_progress import SweepProgress
 
@@ -17,7 +18,7 @@ def sparsity(
     recipe: str | None = typer.Option(None, help="Recipe (path or shipped name) giving the training settings."),
     values: str = typer.Option(DEFAULT_VALUES, help="Initial sparsities in percent, comma-separated."),
     seeds: str = typer.Option("0", help="Seeds, comma-separated: every sparsity trains once per seed."),
-    out: Path = typer.Option(..., "--out", help="Folder for sparsity*.csv/md/json, sparsity.png and runs/."),
+    out: Path = output_option("Folder for sparsity*.csv/md/json, sparsity.png and runs/.", required=True, aliases=("--out",)),
     sweep: list[str] | None = typer.Option(
         None, help="Tune each run on a grid, key=v1,v2 (replaces the recipe's sweep); the best dev score counts."),
     sweep_extend: int | None = typer.Option(None, min=0, help="Edge extensions of a one-key lr sweep."),

@@ -7,22 +7,24 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from maskctl.cli.common import Split, data_dir_option, device_option, model_option, output_option, split_option, split_value
 from maskctl.cli.console import console
 
 
 def tsne(
     mask: str = typer.Option(..., "--mask", help="A sequence-classification *.bundle (or hf://user/name)."),
-    out: Path = typer.Option(..., "--out", help="Folder for tsne*.csv/md/json and tsne.png."),
+    out: Path = output_option("Folder for tsne*.csv/md/json and tsne.png.", required=True, aliases=("--out",)),
     finetuned: Path | None = typer.Option(None, "--finetuned", help="Also a finetuned folder of the same task."),
-    split: str = typer.Option("dev", help="dev or test (or train)."),
+    split: Split = split_option("dev"),
     max_examples: int = typer.Option(1000, help="The split's first N examples (t-SNE is quadratic)."),
     seed: int = typer.Option(0, help="t-SNE random state."),
-    model: str | None = typer.Option(None, help="Base model (default: the one the bundle names)."),
-    data_dir: str | None = typer.Option(None, help="Folder with the task's data files."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    model: str | None = model_option(),
+    data_dir: str | None = data_dir_option(),
+    device: str = device_option(),
     batch_size: int | None = typer.Option(None, help="Batch size (default: the bundle's eval batch size)."),
 ) -> None:
     """t-SNE of the last layer's [CLS] vectors, coloured by label, one panel per model."""
+    split = split_value(split)
     from maskctl.analysis.tsne import tsne_representations
 
     result = tsne_representations(mask, finetuned, split=split, max_examples=max_examples, out_dir=out, model=model,
