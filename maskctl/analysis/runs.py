@@ -172,5 +172,5 @@ def metric_name(settings: Mapping[str, Any]) -> str:
 
 def describe(settings: Mapping[str, Any]) -> str:
     """``bbc-news on minilm`` for figure titles."""
-    task = Path(str(settings.get("task") or "bbc-news")).stem
+    task = Path(str(settings.get("task_name") or settings.get("train_file") or settings.get("task") or "bbc-news")).stem
     return f"{task} on {Path(str(settings.get('model') or 'minilm')).name}"

@@ -33,7 +33,7 @@ def bundle_card(meta: dict[str, Any], *, repo_id: str, filename: str, file_bytes
     info = BundleMeta.from_dict(clean)
     kind, ref = info.task["kind"], f"hf://{repo_id}" + (f"@{revision}" if revision else "")
     lines = [f"# {info.task_name}: a binary mask over {_base_name(info)}", "",
-             f"A [maskctl](https://pypi.org/project/maskctl/) bundle: a binary mask over the frozen weights of "
+             f"A maskctl bundle: a binary mask over the frozen weights of "
              f"{_base_text(info)}, learned for the task `{info.task_name}` ({kind}) after {PAPER}. It is not a model "
              "by itself: maskctl multiplies the mask into the base model's weights, after checking that they are "
              "the weights it was trained on (a fingerprint).", "",
