@@ -24,6 +24,7 @@ import torch
 from maskctl import __version__
 from maskctl.bundle.codec import fingerprint
 from maskctl.bundle.format import Bundle, save_bundle
+from maskctl.bundle.portable import without_paths
 from maskctl.errors import MaskctlError, TrainingInterrupted
 from maskctl.io import atomic_dir, refuse_existing
 from maskctl.masking.model import MaskConfig, current_masks, masked_layers, merge_masks, sparsity, wrap_model
@@ -344,6 +345,7 @@ def _finish_finetune(model, args: TrainArgs, task: Task, source: ModelSource, ne
                   "metrics": {"dev": metrics, "history": keeper.history, "kept": keeper.record_of_kept(),
                               "curve": report.curve.to_dict()},
                   "maskctl_version": __version__}
+        record, _ = without_paths(record)  # no machine paths, as in bundles: the folder is shared too
         (tmp / "maskctl_training.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return TrainResult(output=output, method="finetune", metrics=metrics, wall_seconds=0.0,
                        history=keeper.history, kept=keeper.record_of_kept())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import transformers
@@ -107,7 +109,9 @@ def test_finetune_writes_a_plain_hugging_face_model(tiny_bert, keyword_task, tmp
     result = train(_args(tiny_bert, keyword_task, out, method="finetune", lr=1e-3, epochs=1))
     model = transformers.AutoModelForSequenceClassification.from_pretrained(out)
     assert model.config.id2label[0] == "pos" and model.num_labels == 4
-    assert (out / "maskctl_training.json").is_file()
+    record = (out / "maskctl_training.json").read_text()
+    assert json.loads(record)["task"]["name"] == "keywords"
+    assert str(keyword_task.parent) not in record and str(tiny_bert) not in record  # no machine paths
     assert 0.0 <= result.metrics["accuracy"] <= 1.0
 
 
