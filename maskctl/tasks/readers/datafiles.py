@@ -53,7 +53,8 @@ def file_format(path: Path, forced: str | None = None) -> str:
     return fmt
 
 
-_CACHE: dict[tuple[str, int, int, str], DataFile] = {}
+_CACHE: dict[tuple[str, int, int, str], DataFile] = {}  # a run's train/dev/test files, read once each
+_CACHED_FILES = 4
 
 
 def load_file(path: str | Path, forced: str | None = None) -> DataFile:
@@ -71,6 +72,8 @@ def load_file(path: str | Path, forced: str | None = None) -> DataFile:
         rows = data.to_list()
         if not rows:
             raise TaskError(f"{path}: the file has no rows", "give a file with at least one row")
+        while len(_CACHE) >= _CACHED_FILES:  # a long-lived process keeps only the latest files
+            _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = DataFile(path, fmt, list(data.column_names), rows)
     return _CACHE[key]
 
