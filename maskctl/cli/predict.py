@@ -12,9 +12,11 @@ import typer
 from maskctl.cli.common import (BUNDLE_HELP, MODEL_PANEL, RUN_PANEL, device_option, model_option, output_option,
                                  overwrite_option)
 from maskctl.cli.console import err_console
+from maskctl.tasks.readers.datafiles import FORMATS
 
 INPUT = "Input"
-TABLE_FORMATS = (".csv", ".tsv", ".json", ".parquet")  # read as rows; .jsonl and text are streamed by line
+# Read as rows through datasets; JSON lines and plain text are streamed line by line instead.
+TABLE_FORMATS = tuple(ext for ext in FORMATS if ext != ".jsonl")
 
 
 def predict(

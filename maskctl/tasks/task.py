@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
 import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager
 
 from maskctl.tasks import metrics
 from maskctl.tasks.card import TaskCard, canonical_split
@@ -38,12 +39,17 @@ class Task:
         return read_split(self.card, split, data_dir)
 
     def features(self, split: str, tokenizer, max_length: int, data_dir: str | Path | None = None,
-                 limit: int | None = None, options: dict[str, Any] | None = None) -> Features:
-        """Read and encode one split; ``options`` are kind options (e.g. ``word_piece``)."""
-        examples = self.examples(split, data_dir)
+                 limit: int | None = None, options: dict[str, Any] | None = None,
+                 stage: Callable[..., ContextManager[Callable[[int], None] | None]] | None = None) -> Features:
+        """Read and encode one split; ``options`` are kind options (e.g. ``word_piece``).
+        ``stage(name, total)`` wraps the reading and the tokenising and yields a progress
+        function (the trainer passes ``training.callbacks.phase`` bound to its callback)."""
+        with (stage or _silent)(f"reading {split}"):
+            examples = self.examples(split, data_dir)
         if limit is not None:
             examples = examples[:limit]
-        return self.encode(examples, tokenizer, max_length, options)
+        with (stage or _silent)(f"tokenising {split}", len(examples)) as advance:
+            return self.encode(examples, tokenizer, max_length, options, progress=advance)
 
     def encode(self, examples: list[dict[str, Any]], tokenizer, max_length: int,
                options: dict[str, Any] | None = None, progress: Callable[[int], None] | None = None) -> Features:
@@ -76,6 +82,12 @@ class Task:
 
     def metric(self, golds: list, preds: list) -> dict[str, float]:
         return metrics.compute(self.card.metric, golds, preds, self.card.labels)
+
+
+@contextlib.contextmanager
+def _silent(name: str, total: int | None = None) -> Iterator[None]:
+    """No stage shown: encode in one call."""
+    yield None
 
 
 def get_task(name_or_path: str) -> Task:

@@ -12,6 +12,7 @@ The result is a ``*.bundle`` (masking) or a ``save_pretrained`` folder (finetuni
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import shutil
 import time
@@ -231,12 +232,9 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
 
 
 def _features(task: Task, split: str, tokenizer, args: TrainArgs, callback: TrainCallback, limit: int | None = None):
-    """Read and tokenise one split as ``Task.features`` does, as two phases the callback shows."""
-    with phase(callback, f"reading {split}"):
-        examples = task.examples(split, args.data_dir)
-    examples = examples[:limit] if limit is not None else examples
-    with phase(callback, f"tokenising {split}", len(examples)) as advance:
-        return task.encode(examples, tokenizer, args.max_length, args.kind_options, progress=advance)
+    """Read and tokenise one split, as two phases the callback shows."""
+    return task.features(split, tokenizer, args.max_length, args.data_dir, limit, args.kind_options,
+                         stage=functools.partial(phase, callback))
 
 
 def _batches(features, args: TrainArgs) -> int:
