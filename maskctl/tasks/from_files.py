@@ -60,21 +60,20 @@ def card_from_files(files: DataFiles) -> TaskCard:
             datasets[split] = load_file(path)
     for data in datasets.values():
         _check_columns(data, fields, kind)
-    source: dict[str, Any] = {"reader": "file", "origin": ORIGIN,
-                              "files": {split: Path(data.path).name for split, data in datasets.items()}}
+    # Files beside the train file by name (the card reads them from its base_dir, which
+    # bundles never store); a file in another folder by its path, for this run only.
+    base_dir = Path(files.train).resolve().parent
+    source: dict[str, Any] = {"reader": "file", "origin": ORIGIN, "files": {
+        split: data.path.name if data.path.resolve().parent == base_dir else str(data.path)
+        for split, data in datasets.items()}}
     if "dev" not in datasets:
         source["dev_from_train"] = {"fraction": files.validation_split or 0.1, "seed": files.seed}
     name = files.name or _task_name(Path(files.train))
     first = RowView(SimpleNamespace(fields=fields), source, train.rows[0], train.where(0))  # no labels yet
     labels = kind.infer_labels(_label_values(train, fields[kind.label_role]), first)
-    card = TaskCard(name=name, kind=kind_name, labels=labels,
-                    metric=kind.default_metric, source=source, fields=fields,
-                    description=f"built from {', '.join(source['files'].values())} by maskctl train")
-    card.base_dir = str(Path(files.train).resolve().parent)  # where this run reads; never stored in a bundle
-    for split, data in datasets.items():
-        if Path(data.path).resolve().parent != Path(card.base_dir):
-            card.source["files"][split] = str(data.path)  # another folder: read it from there in this run
-    return card
+    return TaskCard(name=name, kind=kind_name, labels=labels, metric=kind.default_metric, source=source,
+                    fields=fields, base_dir=str(base_dir),
+                    description=f"built from {', '.join(d.path.name for d in datasets.values())} by maskctl train")
 
 
 def _infer_kind(train: DataFile, label_column: str | None) -> str:
