@@ -157,17 +157,19 @@ def load_task_model(source: ModelSource, auto_class: str, labels: list[str]):
 
     cls = getattr(transformers, auto_class)
     id2label = dict(enumerate(labels))
+    kwargs = dict(revision=_revision(source), num_labels=len(labels), id2label=id2label,
+                  label2id={label: i for i, label in id2label.items()}, output_loading_info=True,
+                  trust_remote_code=False)
     try:
         with quiet_transformers():
-            model, info = cls.from_pretrained(
-                source.location,
-                revision=_revision(source),
-                num_labels=len(labels),
-                id2label=id2label,
-                label2id={label: i for i, label in id2label.items()},
-                output_loading_info=True,
-                trust_remote_code=False,
-            )
+            try:
+                model, info = cls.from_pretrained(source.location, **kwargs)
+            except RuntimeError as exc:
+                if "ignore_mismatched_sizes" not in str(exc):
+                    raise
+                # A finetuned (or exported) folder: its own head has another shape. The head is
+                # replaced by the task's anyway; the encoder is what the fingerprint then checks.
+                model, info = cls.from_pretrained(source.location, ignore_mismatched_sizes=True, **kwargs)
     except (OSError, ValueError) as exc:
         raise _load_error(source, exc) from exc
     new_keys = sorted(set(info.get("missing_keys", ())) | {k for k, *_ in info.get("mismatched_keys", ())})

@@ -54,22 +54,45 @@ def load_base(meta: BundleMeta | dict[str, Any], model: str | None = None, devic
     net, _ = load_task_model(source, auto_class or task.kind.auto_class, task.labels)
     # Under another head only the encoder's layers are the base's to check (serving's heads are per task).
     own = auto_class is None or auto_class == task.kind.auto_class
-    for layer in [lay for lay in meta.layers if own or lay["name"].startswith(net.base_model_prefix + ".")]:
+    check_fit(net, meta, where, source.spec, f"pass the model it was trained on: {model_option(base.source)}",
+              encoder_only=not own)
+    return net.to(device or torch.device("cpu")).eval(), source, task
+
+
+def check_fit(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec: str, fix: str,
+              encoder_only: bool = False, fingerprints: dict[tuple[str, ...], str] | None = None) -> None:
+    """The one check that a bundle fits a loaded model, before anything touches the model: every
+    masked layer exists there as an ``nn.Linear`` of the stored shape (only the encoder's layers
+    when ``encoder_only``: the heads are per task), the bundle's layers belong to the model's
+    architecture at all, and the fingerprint of the masked weights matches. A bundle of another
+    architecture (e.g. DistilBERT layers against a BERT) is a ``BundleError`` like any misfit,
+    never an ``AttributeError``. ``fingerprints`` caches hashes by layer set (serving)."""
+    prefix = net.base_model_prefix + "."
+    layers = [lay for lay in meta.layers if not encoder_only or lay["name"].startswith(prefix)]
+    if meta.layers and not layers:
+        raise BundleError(f"{where}: its masked layers ({meta.layers[0]['name']}, ...) are not layers of model "
+                          f"{spec!r} ({type(net).__name__})", fix)
+    for layer in layers:
         try:
             module = net.get_submodule(layer["name"])
         except AttributeError:
             module = None
+        module = getattr(module, "base_layer", module)  # a layer serving has wrapped (masking.mixed)
         if not isinstance(module, torch.nn.Linear) or list(module.weight.shape) != list(layer["shape"]):
-            raise BundleError(f"{where}: masked layer {layer['name']} does not fit model {source.spec!r}",
-                              f"pass the model it was trained on: {model_option(base.source)}")
-    found = fingerprint(net, base.fingerprint_layers)
+            raise BundleError(f"{where}: masked layer {layer['name']} does not fit model {spec!r}", fix)
+    base = meta.base_model
+    key = tuple(sorted(base.fingerprint_layers))
+    found = (fingerprints or {}).get(key)
+    if found is None:
+        try:
+            found = fingerprint(net, key)
+        except AttributeError:  # a fingerprinted layer the model lacks
+            found = "sha256:missing layers"
+        if fingerprints is not None:
+            fingerprints[key] = found
     if found != base.fingerprint:
-        raise BundleError(
-            f"{where} was trained on a different base model than {source.spec!r} "
-            f"(fingerprint {found[7:19]} != {base.fingerprint[7:19]})",
-            f"pass the model it was trained on: {model_option(base.source)}",
-        )
-    return net.to(device or torch.device("cpu")).eval(), source, task
+        raise BundleError(f"{where} was trained on a different base model than {spec!r} "
+                          f"(fingerprint {found[7:19]} != {base.fingerprint[7:19]})", fix)
 
 
 def check_head(net: torch.nn.Module, bundle: Bundle) -> None:

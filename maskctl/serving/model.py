@@ -20,6 +20,7 @@ reads and verifies a bundle before taking it, so a corrupt file leaves every tas
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -31,7 +32,6 @@ import torch
 from torch.func import functional_call
 from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAttentions
 
-from maskctl.bundle.codec import fingerprint
 from maskctl.bundle.format import read_coded, read_meta
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.meta import BundleMeta
@@ -40,12 +40,14 @@ from maskctl.masking.mixed import Correction, RowGroup, Routing, correction_matr
 from maskctl.models import load_tokenizer
 from maskctl.serving.batching import build_batch
 from maskctl.serving.heads import Precomputed, task_model
-from maskctl.serving.loading import load_base
+from maskctl.serving.loading import check_fit, load_base
 from maskctl.serving.memory import CorrectionCache, Corrections, ServedTask, release_freed_memory
 from maskctl.serving.results import RequestError, to_example
 from maskctl.tasks.card import TaskCard
 from maskctl.tasks.task import Task
 from maskctl.training.evaluate import resolve_device
+
+log = logging.getLogger(__name__)
 
 
 class MaskedModel:
@@ -82,10 +84,14 @@ class MaskedModel:
         if not paths:
             raise MaskctlError("no bundle given", "pass one or more *.bundle files")
         metas = [(read_meta(p), p) for p in paths]
-        names = [m["task"]["name"] for m, _ in metas]
-        for name in names:
-            if names.count(name) > 1:
-                raise DuplicateTask(f"two bundles for task {name!r}", "pass one bundle per task (or use maskctl ensemble)")
+        files: dict[str, list[Path]] = {}
+        for meta_, path_ in metas:
+            files.setdefault(meta_["task"]["name"], []).append(Path(path_))
+        for name, same in files.items():
+            if len(same) > 1:
+                count = {2: "two", 3: "three"}.get(len(same), str(len(same)))
+                raise DuplicateTask(f"{count} bundles for task {name!r}: {', '.join(p.name for p in same)}",
+                                    "pass one bundle per task (maskctl ensemble votes several of one task)")
         meta, path = metas[0]
         dev = resolve_device(device)
         # The multiple-choice model keeps the encoder's pooler (token classification drops it),
@@ -114,7 +120,7 @@ class MaskedModel:
                 raise DuplicateTask(f"{path}: task {task.name!r} is already loaded",
                                   "unload it first, or serve one bundle per task (maskctl ensemble votes)")
             self._unmerge()  # fingerprints and corrections read the pristine weights
-            self._check_base(coded.meta, masks, path)
+            self._check_base(coded.info, path)
             net = self._net_for(task)
             effective = self._effective_head(net, head, masks, path)
             self._layers.update(wrap_for_mixing(self.encoder, list(inner.values()), self._routing))
@@ -158,30 +164,10 @@ class MaskedModel:
         declared = getattr(tokenizer, "model_max_length", None)
         return min(limit, declared) if declared and declared < 10**6 else limit
 
-    def _check_base(self, meta: dict[str, Any], masks: dict[str, torch.Tensor], path) -> None:
-        where = f"{path}"
-        for name, mask in masks.items():
-            if not name.startswith(self._prefix + "."):
-                continue
-            try:
-                module = self._base.get_submodule(name)
-            except AttributeError:
-                module = None
-            weight = getattr(module, "weight", None)
-            if weight is None or tuple(weight.shape) != tuple(mask.shape):
-                raise BundleError(f"{where}: masked layer {name} does not fit the served base model",
-                                  "serve together only bundles of the same base model")
-        base = BundleMeta.from_dict(meta, path).base_model
-        layers = tuple(sorted(base.fingerprint_layers))
-        if layers not in self._fingerprints:
-            try:
-                self._fingerprints[layers] = fingerprint(self._base, layers)
-            except AttributeError:
-                self._fingerprints[layers] = "missing layers"
-        if self._fingerprints[layers] != base.fingerprint:
-            raise BundleError(f"{where} was trained on another base model ({base.spec}) "
-                              f"than the one served ({self._source.spec})",
-                              "serve together only bundles of the same base model")
+    def _check_base(self, info: BundleMeta, path) -> None:
+        """The encoder layers of the bundle against the served base (``loading.check_fit``)."""
+        check_fit(self._base, info, path, self._source.spec, "serve together only bundles of the same base model",
+                  encoder_only=True, fingerprints=self._fingerprints)
 
     def _net_for(self, task: Task) -> torch.nn.Module:
         key = (task.kind.auto_class, len(task.labels))
@@ -315,16 +301,39 @@ class MaskedModel:
             served = self._tasks.get(name)
             if served is None:
                 results[index] = RequestError(index, name, f"task {name!r} is not loaded",
-                                              f"use one of: {', '.join(self._tasks) or 'none (load a bundle)'}")
+                                              f"use one of: {', '.join(self._tasks) or 'none (load a bundle)'}", 404)
                 continue
             try:
                 valid.append((index, served, to_example(served.task, item)))
             except ValueError as exc:
                 results[index] = RequestError(index, name, f"{name} {exc}", served.task.kind.input_hint)
         for start in range(0, len(valid), batch_size):
-            with self._lock:
-                self._run(valid[start:start + batch_size], results)
+            self._run_isolated(valid[start:start + batch_size], results)
         return results
+
+    def _run_isolated(self, chunk: list[tuple[int, ServedTask, dict[str, Any]]], results: list[Any]) -> None:
+        """``_run``, and if the batch fails, its halves again until the request at fault is
+        alone: one input the tokenizer (or anything else) rejects fails only its own request.
+        Encoding errors (``ValueError``, ``TypeError``) answer 400; anything else is a bug,
+        logged with its traceback, and answers 500 for that request alone."""
+        try:
+            with self._lock:
+                self._run(chunk, results)
+            return
+        except Exception as exc:  # noqa: BLE001 - isolated below, never the whole batch's failure
+            if len(chunk) > 1:
+                half = len(chunk) // 2
+                self._run_isolated(chunk[:half], results)
+                self._run_isolated(chunk[half:], results)
+                return
+            index, served, _ = chunk[0]
+            if isinstance(exc, (ValueError, TypeError)):
+                results[index] = RequestError(index, served.name, f"{served.name} cannot encode this input "
+                                              f"({type(exc).__name__}: {str(exc)[:160]})", served.task.kind.input_hint)
+            else:
+                log.exception("request %d (task %s) failed", index, served.name)
+                results[index] = RequestError(index, served.name, "internal error on this input",
+                                              "the server log has the details", status=500)
 
     @torch.inference_mode()
     def _run(self, chunk: list[tuple[int, ServedTask, dict[str, Any]]], results: list[Any]) -> None:
@@ -332,7 +341,7 @@ class MaskedModel:
         for index, served, example in chunk:
             if self._tasks.get(served.name) is not served:  # unloaded while waiting for the lock
                 results[index] = RequestError(index, served.name, f"task {served.name!r} was unloaded",
-                                              f"use one of: {', '.join(self._tasks) or 'none'}")
+                                              f"use one of: {', '.join(self._tasks) or 'none'}", 404)
                 continue
             parts.setdefault(served.name, (served, [], []))
             parts[served.name][1].append(index)

@@ -25,6 +25,7 @@ class RequestError:
     task: str | None
     message: str
     fix: str
+    status: int = 400  # the HTTP status it answers with: 400 a bad input, 404 no such task, 500 a bug
 
     def __str__(self) -> str:
         return f"request {self.index}: {self.message} — {self.fix}"
@@ -36,4 +37,23 @@ def to_example(task: Task, item: Any) -> dict[str, Any]:
     An object may use the task's own column names (a row of its data files: ``{"review": ...}``)."""
     if isinstance(item, dict):
         item = input_from_row(task.card.fields, item)
-    return task.kind.example_from_input(task.labels, item)
+    example = task.kind.example_from_input(task.labels, item)
+    _check_unicode(example)
+    return example
+
+
+def _check_unicode(value: Any) -> None:
+    """Text a tokenizer can take: JSON may carry a lone surrogate (``"\\ud800"``) that Python
+    accepts as a ``str`` but no UTF-8 tokenizer encodes; found here, it fails its own request."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"has text that is not valid Unicode (a lone surrogate {value[exc.start]!r} at "
+                             f"character {exc.start})") from None
+    elif isinstance(value, dict):
+        for v in value.values():
+            _check_unicode(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _check_unicode(v)

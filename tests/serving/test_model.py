@@ -93,8 +93,36 @@ def test_bad_bundle_sets_are_refused(three_tasks, tiny_models, keyword_task, tmp
         MaskedModel.from_bundles([paths["keywords"], other])
     with pytest.raises(BundleError, match="two bundles for task"):
         MaskedModel.from_bundles([paths["keywords"], paths["keywords"]])
+    copy = tmp_path / "copy.bundle"
+    copy.write_bytes(paths["keywords"].read_bytes())
+    with pytest.raises(BundleError, match="two bundles for task 'keywords': keywords.bundle, copy.bundle"):
+        MaskedModel.from_bundles([paths["keywords"], copy])  # the files are named
     with pytest.raises(MaskctlError, match="no bundle for task"):
         MaskedModel.from_bundles([paths["keywords"]]).predict("sst2", ["x"])
+
+
+def test_a_finetuned_folder_as_model_is_checked_not_a_crash(three_tasks, tiny_bert, tmp_path):
+    """A folder with its own head (finetuned or exported) passed as --model: its head has another
+    shape than serving's, which used to end in transformers' size-mismatch traceback. The head is
+    not the base's to check: the encoder's fingerprint decides (same weights: served; changed
+    weights, as finetuning leaves them: one BundleError line)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    paths, _ = three_tasks
+    same, changed = tmp_path / "same-encoder", tmp_path / "finetuned"
+    for folder in (same, changed):
+        net = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=7)
+        if folder is changed:
+            with torch.no_grad():
+                net.bert.encoder.layer[3].attention.self.query.weight.add_(0.01)
+        net.save_pretrained(folder)
+        AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(folder)
+    served = MaskedModel.from_bundles([paths["keywords"], paths["conll03"]], model=str(same))
+    assert served.predict("keywords", ["alpha beta"])[0].label
+    with pytest.raises(BundleError, match="different base model"):
+        MaskedModel.from_bundles([paths["keywords"]], model=str(changed))
+    with pytest.raises(BundleError, match="different base model"):
+        load_masked(load_bundle(paths["keywords"]), model=str(changed))  # eval / predict / export
 
 
 def test_predict_cli_streams_jsonl_and_reports_bad_lines(three_tasks, tmp_path):

@@ -95,7 +95,8 @@ def create_app(state: ServerState) -> Any:
     _tasks(app, state)
     if state.settings.admin:
         _admin(app, state)
-    return Guard(app, state.settings.api_key, state.settings.max_body_kb * 1024, state.metrics)
+    s = state.settings
+    return Guard(app, s.api_key, s.max_body_kb * 1024, state.metrics, s.max_header_kb * 1024)
 
 
 def _json(payload: Any, status: int = 200) -> Response:
@@ -111,6 +112,13 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0]
+        content_type = request.headers.get("content-type", "")
+        if request.method in ("POST", "PUT") and "json" not in content_type.lower():
+            message = (f"the request body was sent as {content_type.split(';')[0] or 'no content type'}, "
+                       "not as JSON")
+            return Response(error_body(400, message, "send the header 'Content-Type: application/json' "
+                                       "(curl: -H 'Content-Type: application/json', or --json)"), 400,
+                            media_type="application/json")
         if first.get("type") == "json_invalid":
             message = "the request body is not valid JSON"
         else:
@@ -189,9 +197,11 @@ def _tasks(app: FastAPI, state: ServerState) -> None:
         for i, item in enumerate(body.inputs):
             check(name, item, f"inputs[{i}]")
         results = await run([(name, item) for item in body.inputs])
-        failed = next((r for r in results if isinstance(r, RequestError)), None)
-        if failed is not None:  # unloaded while waiting
-            raise ApiError(404, failed.message, failed.fix, state.model.tasks)
+        index, failed = next(((i, r) for i, r in enumerate(results) if isinstance(r, RequestError)), (0, None))
+        if failed is not None:  # unloaded while waiting (404), or an input the tokenizer refused (400)
+            where = "" if failed.status == 404 else f"inputs[{index}]: "
+            raise ApiError(failed.status, where + failed.message, failed.fix,
+                           state.folder.serving() if failed.status == 404 else None)
         return _json({"task": name, "predictions": results})
 
     @app.post("/v1/predict", response_model=schemas.MixedPredictResponse, tags=["predict"], responses=ERRORS)
@@ -205,7 +215,7 @@ def _tasks(app: FastAPI, state: ServerState) -> None:
         for i, r in enumerate(body.requests):
             check(r.task, r.input, f"requests[{i}].input")
         results = await run([(r.task, r.input) for r in body.requests])
-        out = [{"task": r.task, "error": {"code": 404, "message": res.message, "fix": res.fix}}
+        out = [{"task": r.task, "error": {"code": res.status, "message": res.message, "fix": res.fix}}
                if isinstance(res, RequestError) else {"task": r.task, "prediction": res}
                for r, res in zip(body.requests, results)]
         return _json({"results": out})

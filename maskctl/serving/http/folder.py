@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from pathlib import Path
 
-from maskctl.errors import MaskctlError
+from maskctl.errors import BundleError, MaskctlError
 from maskctl.serving.model import MaskedModel
 
 log = logging.getLogger("maskctl.serve")
@@ -51,11 +52,18 @@ class BundleFolder:
         """A bundle file named by a request, inside the served folder and nowhere else."""
         if self.root is None:
             raise MaskctlError("no folder is served", "start the server with a folder: maskctl serve masks/ --admin")
-        candidate = (self.root / name).resolve()
-        if candidate.parent != self.root or candidate.suffix != ".bundle" or "/" in name or "\\" in name:
-            raise MaskctlError(f"{name!r} is not a bundle file name in the served folder",
+        refused = MaskctlError(f"{name[:80]!r} is not a bundle file name in the served folder",
                                "give the file name only, e.g. news.bundle")
-        if not candidate.is_file():
+        if not name or "\x00" in name or len(name.encode("utf-8", "surrogatepass")) > 255 or "/" in name or "\\" in name:
+            raise refused  # a NUL, or longer than any file system's name: no such file can exist
+        try:
+            candidate = (self.root / name).resolve()
+            found = candidate.is_file()
+        except (OSError, ValueError):
+            raise refused from None
+        if candidate.parent != self.root or candidate.suffix != ".bundle":
+            raise refused
+        if not found:
             raise FileNotFoundError(name)
         return candidate
 
@@ -105,9 +113,8 @@ class BundleFolder:
         stat = _stat(path)
         try:
             task = await asyncio.get_running_loop().run_in_executor(self.compute, self.model.load, path)
-        except MaskctlError as exc:
-            self._refused(path, stat, exc)
-            raise
+        except Exception as exc:  # noqa: BLE001 - whatever a file does, it is refused alone
+            raise self.refuse(path, exc, stat) from None
         return self._loaded(path, stat, task)
 
     def load_now(self, path: Path) -> str | None:
@@ -116,8 +123,8 @@ class BundleFolder:
         stat = _stat(path)
         try:
             task = self.compute.submit(self.model.load, path).result()
-        except MaskctlError as exc:
-            self._refused(path, stat, exc)
+        except Exception as exc:  # noqa: BLE001
+            self.refuse(path, exc, stat)
             return None
         return self._loaded(path, stat, task)
 
@@ -129,11 +136,23 @@ class BundleFolder:
         self._count("loaded")
         return task
 
-    def _refused(self, path: Path, stat: Stat, exc: MaskctlError) -> None:
-        self.seen[path] = stat
-        self.refused[path] = exc.message
-        log.warning("refused bundle %s: %s%s", path.name, exc.message, f" ({exc.fix})" if exc.fix else "")
+    def refuse(self, path: Path, exc: Exception, stat: Stat | None = None) -> MaskctlError:
+        """Record a bundle that did not load (one log line; not tried again until the file
+        changes) and return the error a client may see: no machine path in it. Anything but a
+        ``MaskctlError`` is a bundle nothing can read as one: refused the same way, traceback
+        in the log."""
+        path = path.resolve()
+        if isinstance(exc, MaskctlError):
+            public = type(exc)(without_paths(exc.message), exc.fix and without_paths(exc.fix))
+        else:
+            log.error("loading %s failed", path.name, exc_info=exc)
+            public = BundleError(f"{path.name} cannot be loaded ({type(exc).__name__})",
+                                 "check the file (maskctl inspect), or train it again")
+        self.seen[path] = stat or _stat(path)
+        self.refused[path] = public.message
+        log.warning("refused bundle %s: %s%s", path.name, public.message, f" ({public.fix})" if public.fix else "")
         self._count("refused")
+        return public
 
     async def _unload(self, task: str) -> None:
         self.draining.add(task)
@@ -152,6 +171,15 @@ class BundleFolder:
         if self.metrics:
             self.metrics.bundle_events.labels(event).inc()
             self.metrics.tasks_loaded.set(len(self.model.tasks))
+
+
+# An absolute path (not the tail of a URL or of a relative path): what a client must not see of
+# the server's disk. Each becomes its last part, the file or folder name.
+_ABSOLUTE = re.compile(r"(?<![\w:/.~-])/(?:[^\s'\"(),:/]+/)*([^\s'\"(),:/]+)")
+
+
+def without_paths(text: str) -> str:
+    return _ABSOLUTE.sub(lambda m: m.group(1), text)
 
 
 def _stat(path: Path) -> Stat:

@@ -1,5 +1,7 @@
-"""What every request passes before a route: the API key, the body size limit, and the
-request metrics. A plain ASGI middleware (no per-request task, unlike ``BaseHTTPMiddleware``).
+"""What every request passes before a route: the API key (``Authorization: Bearer``, the scheme
+in any case), the body size limit, HEAD answered as GET without a body, and the request
+metrics. A plain ASGI middleware (no per-request task, unlike ``BaseHTTPMiddleware``). Header
+size is bounded earlier too, in the HTTP protocol (``protocol.py``), before a header is buffered.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ def error_body(code: int, message: str, fix: str | None = None, **extra: Any) ->
 
 
 class Guard:
-    def __init__(self, app, api_key: str | None, max_body: int, metrics=None) -> None:
-        self.app, self.max_body, self.metrics = app, max_body, metrics
-        self.token = f"Bearer {api_key}".encode() if api_key else None
+    def __init__(self, app, api_key: str | None, max_body: int, metrics=None, max_header: int | None = None) -> None:
+        self.app, self.max_body, self.metrics, self.max_header = app, max_body, metrics, max_header
+        self.token = api_key.encode() if api_key else None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -33,6 +35,8 @@ class Guard:
                 status["code"] = message["status"]
             await send(message)
 
+        if scope["method"] == "HEAD":  # HTTP wants HEAD wherever GET works: GET's headers, no body
+            scope, send_counted = {**scope, "method": "GET"}, _headless(send_counted)
         try:
             await self._guarded(scope, receive, send_counted)
         finally:
@@ -43,10 +47,16 @@ class Guard:
                 self.metrics.latency.labels(label).observe(time.perf_counter() - started)
 
     async def _guarded(self, scope, receive, send) -> None:
+        if self.max_header and sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > self.max_header:
+            # h11 bounds only a head still arriving; one that came whole is refused here
+            return await _reply(send, 431, error_body(
+                431, f"the request's headers are over the limit of {self.max_header // 1024} KiB",
+                "send smaller headers, or start the server with a larger --max-header-kb"))
         headers = dict(scope["headers"])
         if self.token and scope["path"] not in OPEN_PATHS:
             given = headers.get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.token):
+            scheme, _, key = given.strip().partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(key.strip(), self.token):  # scheme: any case
                 what = "a wrong API key" if given else "no API key"
                 return await _reply(send, 401, error_body(401, f"{what} was given",
                                                           "send the header 'Authorization: Bearer <key>'"),
@@ -71,6 +81,16 @@ class Guard:
     def _too_large(self) -> bytes:
         return error_body(413, f"the request body is over the limit of {self.max_body // 1024} KiB",
                           "send fewer inputs per request, or start the server with a larger --max-body-kb")
+
+
+def _headless(send):
+    """``send`` for a HEAD request answered as GET: the same status and headers, no body."""
+    async def headless(message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return headless
 
 
 def _replay(body: bytes, receive):

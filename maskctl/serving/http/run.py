@@ -15,11 +15,12 @@ from collections.abc import Callable
 import uvicorn
 
 from maskctl.bundle.hub_ref import resolve_bundle_ref
-from maskctl.errors import MaskctlError
+from maskctl.errors import BundleError, MaskctlError
 from maskctl.serving.http.app import ServerState, create_app
 from maskctl.serving.http.batcher import compute_thread
 from maskctl.serving.http.folder import BundleFolder
 from maskctl.serving.http.metrics import ServerMetrics
+from maskctl.serving.http.protocol import protocol_options
 from maskctl.serving.http.settings import ServeSettings
 from maskctl.serving.model import MaskedModel
 
@@ -43,20 +44,27 @@ def build_state(settings: ServeSettings) -> ServerState:
             import torch
 
             compute.submit(torch.set_num_threads, settings.threads).result()
-        model, first = None, None
+        model, first, refused = None, None, []
         for path in files:  # the first bundle that loads names the base model
             try:
                 model = compute.submit(MaskedModel.from_bundles, [path], model=settings.model, device=settings.device,
                                        cache_mb=settings.cache_mb).result()
                 first = path
                 break
-            except MaskctlError as exc:
+            except Exception as exc:  # noqa: BLE001 - in a folder, any file that fails is refused alone
                 if folder is None:
-                    raise
-                log.warning("refused bundle %s: %s%s", path.name, exc.message, f" ({exc.fix})" if exc.fix else "")
+                    if isinstance(exc, MaskctlError):
+                        raise
+                    raise BundleError(f"{path} cannot be loaded ({type(exc).__name__}: {exc})",
+                                      "check the file (maskctl inspect), or train it again") from exc
+                refused.append((path, exc))
         if model is None:
+            for path, exc in refused:
+                log.warning("refused bundle %s: %s", path.name, getattr(exc, "message", repr(exc)))
             raise MaskctlError(f"no bundle in {folder} could be loaded", "see the lines above for each file")
         bundles = BundleFolder(model, folder, compute, metrics)
+        for path, exc in refused:  # logged once; the watcher retries them only when they change
+            bundles.refuse(path, exc)
         bundles.adopt(first, model.tasks[0])
         for path in files[files.index(first) + 1:]:
             if bundles.load_now(path) is None and folder is None:
@@ -71,12 +79,20 @@ def serve(settings: ServeSettings, on_ready: Callable[[str, list[str]], None] | 
     """Run the server in this thread until SIGTERM (drain, then return) or Ctrl-C."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     state = build_state(settings)
-    config = uvicorn.Config(create_app(state), host=settings.host, port=settings.port, access_log=False,
-                            log_level=settings.log_level, timeout_graceful_shutdown=60, lifespan="on")
+    config = uvicorn_config(state)
     try:
         _Server(config, state, on_ready).run()
     finally:
         state.close()
+
+
+def uvicorn_config(state: ServerState, **overrides) -> uvicorn.Config:
+    """uvicorn's settings for ``state``: the app, the bind, the drain bound and the bounded
+    request head (``protocol.py``)."""
+    s = state.settings
+    options = {"host": s.host, "port": s.port, "access_log": False, "log_level": s.log_level, "lifespan": "on",
+               "timeout_graceful_shutdown": s.drain_seconds, **protocol_options(s.max_header_kb * 1024), **overrides}
+    return uvicorn.Config(create_app(state), **options)
 
 
 class _Server(uvicorn.Server):

@@ -39,6 +39,11 @@ class ServeSettings:
     insecure: bool = setting(False, "Allow binding a non-loopback address without an API key.", panel=NET)
     admin: bool = setting(False, "Enable the endpoints that load and unload bundles of the served folder.", panel=NET)
     max_body_kb: int = setting(1024, "Largest request body accepted (KiB); bigger ones get 413.", min=1, panel=NET)
+    max_header_kb: int = setting(64, "Largest request line and headers accepted (KiB); bigger ones get 431 "
+                                     "before they are buffered.", min=1, panel=NET)
+    drain_seconds: float = setting(25.0, "On SIGTERM, how long requests in flight may take to finish before "
+                                         "the connections left are closed and the server exits 0 (under "
+                                         "Kubernetes' default 30 s grace).", min=0.0, panel=NET)
     watch_seconds: float = setting(2.0, "How often the served folder is checked for added or removed bundles "
                                         "(0: never).", min=0.0)
     cache_mb: float = setting(512.0, "Memory for decoded mask corrections (MB).", min=1.0, panel=BATCH)

@@ -48,6 +48,8 @@ class SequenceClassification:
             text, pair = item, None
         if not isinstance(text, str):
             raise ValueError('needs "text" (and optionally "text_pair")')
+        if pair is not None and not isinstance(pair, str):
+            raise ValueError(f'needs "text_pair" to be a text, not {type(pair).__name__}')
         return {"text": text, "text_pair": pair, "label": labels[0]}
 
     def encode(self, card, tokenizer, examples: list[dict[str, Any]], max_length: int,

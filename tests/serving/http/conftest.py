@@ -11,10 +11,8 @@ import time
 
 import httpx
 import pytest
-import uvicorn
 
-from maskctl.serving.http.app import create_app
-from maskctl.serving.http.run import _Server, build_state
+from maskctl.serving.http.run import _Server, build_state, uvicorn_config
 from maskctl.serving.http.settings import ServeSettings
 
 
@@ -40,8 +38,7 @@ def running(**settings):
     """Start a server for ``ServeSettings(**settings)`` (on the tiny base unless ``model`` is
     given); yields (base URL, its state)."""
     state = build_state(ServeSettings(**{"port": free_port(), "model": SERVED_BASE["model"], **settings}))
-    config = uvicorn.Config(create_app(state), host="127.0.0.1", port=state.settings.port, log_level="warning",
-                            access_log=False, lifespan="on")
+    config = uvicorn_config(state, log_level="warning")
     server = _Server(config, state, None)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -72,3 +69,13 @@ def masks(tmp_path, three_tasks):
 def client():
     with httpx.Client(timeout=60) as c:
         yield c
+
+
+@pytest.fixture(scope="package")
+def distil_bundle(tmp_path_factory, tiny_models, keyword_task):
+    """The keyword task masked on a tiny DistilBERT: a bundle of another architecture."""
+    from maskctl.training.trainer import TrainArgs, train
+
+    out = tmp_path_factory.mktemp("distil") / "distil.bundle"
+    train(TrainArgs(model=str(tiny_models["distilbert"]), task=str(keyword_task), output=str(out), max_steps=1))
+    return out
