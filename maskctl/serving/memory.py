@@ -67,6 +67,7 @@ class CorrectionCache:
         self._sizes: dict[str, int] = {}
         self.bytes = 0
         self.misses = 0
+        self.always: set[str] = set()  # pinned for good (``serve --pin``): never evicted
 
     def __contains__(self, name: str) -> bool:
         return name in self._items
@@ -92,7 +93,7 @@ class CorrectionCache:
         for other in list(self._items):
             if self.bytes <= self.limit_bytes:
                 break
-            if other not in pinned:
+            if other not in pinned and other not in self.always:
                 self.drop(other)
 
     def drop(self, name: str) -> None:

@@ -41,6 +41,7 @@ from maskctl.models import load_tokenizer
 from maskctl.serving.batching import build_batch
 from maskctl.serving.heads import Precomputed, task_model
 from maskctl.serving.loading import check_fit, load_base
+from maskctl.serving.merged import MergedWeights
 from maskctl.serving.memory import CorrectionCache, Corrections, ServedTask, release_freed_memory
 from maskctl.serving.results import RequestError, to_example
 from maskctl.tasks.card import TaskCard
@@ -66,10 +67,8 @@ class MaskedModel:
         self._tasks: dict[str, ServedTask] = {}
         self._cache = CorrectionCache(int(cache_mb * 2**20))
         self._fingerprints: dict[tuple[str, ...], str] = {}
-        # the task whose mask is multiplied into the weights, with the flat positions it zeroed
-        # and the values to put back there
-        self._merged: tuple[str, dict[str, tuple[torch.Tensor, torch.Tensor]]] | None = None
         self._layers: dict[str, Any] = {}  # MixedMaskLinear by encoder-relative name
+        self._merged = MergedWeights(self._layers)  # the task multiplied into the weights, if any
         self._reference_users: dict[tuple, int] = {}
         self._last_single: str | None = None
         self._lock = threading.RLock()
@@ -105,9 +104,13 @@ class MaskedModel:
             served.load(p)
         return served
 
-    def load(self, path: str | Path) -> str:
+    def load(self, path: str | Path, replaces: str | None = None) -> str:
         """Load one bundle while serving; returns its task name. Reading and decoding happen
-        before the lock, so other tasks' requests wait at most for the final check."""
+        before the lock, so other tasks' requests wait at most for the final check.
+
+        ``replaces`` names a loaded task this bundle takes over from (a changed file): the new
+        version is read, verified and fit-checked beside it, and only then swapped in, within
+        one hold of the lock; if anything fails the old version goes on serving (Triton's rule)."""
         tick = time.perf_counter()
         coded, head = read_coded(path)
         masks = coded.decode_all()  # verifies every layer (CRC) before anything changes
@@ -116,13 +119,15 @@ class MaskedModel:
         reference, initial = self._initial_masks(coded, inner)
         tokenizer = self._tokenizers.get(task.kind.name) or load_tokenizer(self._source, **task.kind.tokenizer_kwargs)
         with self._lock:
-            if task.name in self._tasks:
+            if task.name in self._tasks and task.name != replaces:
                 raise DuplicateTask(f"{path}: task {task.name!r} is already loaded",
                                   "unload it first, or serve one bundle per task (maskctl ensemble votes)")
-            self._unmerge()  # fingerprints and corrections read the pristine weights
+            self._merged.unmerge()  # fingerprints and corrections read the pristine weights
             self._check_base(coded.info, path)
             net = self._net_for(task)
             effective = self._effective_head(net, head, masks, path)
+            if replaces in self._tasks:  # every check passed: the old version goes now
+                self._drop(replaces)
             self._layers.update(wrap_for_mixing(self.encoder, list(inner.values()), self._routing))
             record = coded.info.training
             if reference is not None and any(reference not in self._layers[n].references and n not in initial
@@ -145,17 +150,29 @@ class MaskedModel:
         """Drop a task and the memory it holds; requests already running finish first."""
         with self._lock:
             self.task(name)
-            if self._merged and self._merged[0] == name:
-                self._unmerge()
-            self._cache.drop(name)
-            served = self._tasks.pop(name)
+            self._drop(name)
             release_freed_memory()
-            if served.reference is not None:
-                self._reference_users[served.reference] -= 1
-                if not self._reference_users[served.reference]:  # its last task: free the dense copy
-                    del self._reference_users[served.reference]
-                    for layer in self._layers.values():
-                        layer.references.pop(served.reference, None)
+
+    def _drop(self, name: str) -> None:
+        if self._merged.task == name:
+            self._merged.unmerge()
+        self._cache.drop(name)
+        served = self._tasks.pop(name)
+        if served.reference is not None:
+            self._reference_users[served.reference] -= 1
+            if not self._reference_users[served.reference]:  # its last task: free the dense copy
+                del self._reference_users[served.reference]
+                for layer in self._layers.values():
+                    layer.references.pop(served.reference, None)
+
+    @property
+    def pinned(self) -> set[str]:
+        return self._cache.always
+
+    def pin(self, names: Iterable[str]) -> None:
+        """Keep these tasks' corrections decoded: never evicted from the LRU (a hot task never
+        waits for a decode). Names not loaded yet are pinned when they load."""
+        self._cache.always |= set(names)
 
     def _position_limit(self, tokenizer) -> int:
         """The longest input the base model takes: a bundle's max length beyond it (trained on
@@ -230,32 +247,8 @@ class MaskedModel:
 
     def _corrections(self, name: str, pinned: frozenset[str]) -> Corrections:
         if name not in self._cache:
-            self._unmerge()
+            self._merged.unmerge()
         return self._cache.get(name, lambda: self._build(self._tasks[name]), pinned)
-
-    # -- merged mode ---------------------------------------------------------------------------
-    @torch.no_grad()
-    def _merge(self, name: str) -> None:
-        """Multiply ``name``'s masks into the resident weights (decoded from its coded masks),
-        keeping the zeroed values to put back."""
-        if self._merged and self._merged[0] == name:
-            return
-        self._unmerge()
-        saved = {}
-        for inner, mask in self._tasks[name].encoder_masks().items():
-            flat = self._layers[inner].weight.view(-1)
-            positions = (~mask.to(flat.device)).view(-1).nonzero().squeeze(1)
-            saved[inner] = (positions, flat[positions].clone())
-            flat.index_fill_(0, positions, 0.0)
-        self._merged = (name, saved)
-
-    @torch.no_grad()
-    def _unmerge(self) -> None:
-        if self._merged is None:
-            return
-        for inner, (positions, values) in self._merged[1].items():
-            self._layers[inner].weight.view(-1).index_copy_(0, positions, values)
-        self._merged = None
 
     # -- prediction ----------------------------------------------------------------------------
     @property
@@ -266,6 +259,11 @@ class MaskedModel:
         if name not in self._tasks:
             raise MaskctlError(f"no bundle for task {name!r}", f"loaded tasks: {', '.join(self._tasks) or 'none'}")
         return self._tasks[name].task
+
+    def encoding(self, name: str) -> tuple[Any, int]:
+        """The tokenizer and the max length a loaded task's inputs are encoded with."""
+        served = self._tasks[name]
+        return self._tokenizers[served.task.kind.name], served.max_length
 
     def describe(self, name: str) -> dict[str, Any]:
         """What a client needs to know of a served task: kind, labels, base model, dev metrics."""
@@ -350,15 +348,15 @@ class MaskedModel:
             return
         names = list(parts)
         single = names[0] if len(names) == 1 else None
-        if single is not None and (self._last_single == single or (self._merged and self._merged[0] == single)):
-            self._merge(single)
+        if single is not None and single in (self._last_single, self._merged.task):
+            self._merged.merge(single, self._tasks[single].encoder_masks)
         else:
-            self._unmerge()
+            self._merged.unmerge()
         self._last_single = single
         pinned = frozenset(names)
         misses = self._cache.misses
         batch = build_batch(list(parts.values()), self._tokenizers, self.device)
-        merged = self._merged is not None
+        merged = self._merged.task is not None
         groups = [] if merged else [RowGroup(g.start, g.stop, self._corrections(g.served.name, pinned))
                                     for g in batch.groups]
         with self._routing.route(groups):
@@ -395,5 +393,5 @@ class MaskedModel:
     def close(self) -> None:
         """Put the pristine base weights back (they are only ever changed in merged mode)."""
         with self._lock:
-            self._unmerge()
+            self._merged.unmerge()
             self._last_single = None

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,17 +24,18 @@ from starlette.exceptions import HTTPException
 
 from maskctl import __version__
 from maskctl.errors import DuplicateTask, MaskctlError
-from maskctl.serving.http import schemas
+from maskctl.serving.http import compat, schemas
+from maskctl.serving.http.answers import Answerer, ApiError
 from maskctl.serving.http.batcher import Batcher
 from maskctl.serving.http.folder import BundleFolder
-from maskctl.serving.http.guard import Guard, error_body
+from maskctl.serving.http.guard import Guard
 from maskctl.serving.http.metrics import ServerMetrics
 from maskctl.serving.http.settings import ServeSettings
 from maskctl.serving.model import MaskedModel
-from maskctl.serving.results import RequestError, to_example
+from maskctl.serving.results import RequestError
 
 log = logging.getLogger("maskctl.serve")
-ERRORS = {code: {"model": schemas.ErrorResponse} for code in (400, 401, 404, 413)}
+ERRORS = {code: {"model": schemas.ErrorResponse} for code in (400, 401, 404, 413, 429)}
 
 
 @dataclass
@@ -48,6 +48,7 @@ class ServerState:
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     batcher: Batcher | None = None
     folder: BundleFolder | None = None
+    answers: Answerer | None = None
     stopping: bool = False  # set on SIGTERM: readiness fails while in-flight requests finish
 
     def close(self) -> None:
@@ -58,18 +59,14 @@ class ServerState:
     def start(self) -> None:
         """Inside the event loop: the batcher, and the folder's link to it."""
         s = self.settings
-        self.batcher = Batcher(self.model, s.max_batch, s.max_wait_ms / 1000, self.compute, self.metrics)
+        self.batcher = Batcher(self.model, s.max_batch, s.max_wait_ms / 1000, self.compute, self.metrics,
+                               s.max_batch_tokens)
         self.batcher.start()
+        self.answers = Answerer(self)
         if self.folder is None:
             self.folder = BundleFolder(self.model, s.folder, self.compute, self.metrics)
         self.folder.batcher = self.batcher
         self.metrics.tasks_loaded.set(len(self.model.tasks))
-
-
-class ApiError(Exception):
-    def __init__(self, code: int, message: str, fix: str | None = None, tasks: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.fix, self.tasks = code, message, fix, tasks
 
 
 def create_app(state: ServerState) -> Any:
@@ -93,21 +90,21 @@ def create_app(state: ServerState) -> Any:
     _errors(app)
     _probes(app, state)
     _tasks(app, state)
+    compat.add_routes(app, state)
     if state.settings.admin:
         _admin(app, state)
     s = state.settings
     return Guard(app, s.api_key, s.max_body_kb * 1024, state.metrics, s.max_header_kb * 1024)
 
 
-def _json(payload: Any, status: int = 200) -> Response:
-    return Response(json.dumps(payload, default=vars).encode(), status, media_type="application/json")
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(payload, default=vars).encode(), status, headers, media_type="application/json")
 
 
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
-        return Response(error_body(exc.code, exc.message, exc.fix, tasks=exc.tasks), exc.code,
-                        media_type="application/json")
+        return compat.error_response(request, exc.code, exc.message, exc.fix, exc.tasks, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -116,9 +113,8 @@ def _errors(app: FastAPI) -> None:
         if request.method in ("POST", "PUT") and "json" not in content_type.lower():
             message = (f"the request body was sent as {content_type.split(';')[0] or 'no content type'}, "
                        "not as JSON")
-            return Response(error_body(400, message, "send the header 'Content-Type: application/json' "
-                                       "(curl: -H 'Content-Type: application/json', or --json)"), 400,
-                            media_type="application/json")
+            return compat.error_response(request, 400, message, "send the header 'Content-Type: application/json' "
+                                         "(curl: -H 'Content-Type: application/json', or --json)")
         if first.get("type") == "json_invalid":
             message = "the request body is not valid JSON"
         else:
@@ -126,19 +122,17 @@ def _errors(app: FastAPI) -> None:
             message = f"{where.lstrip('.') or 'body'}: {first.get('msg', 'invalid')}"
         hint = {"/v1/predict": '{"requests": [{"task": "<task>", "input": "<text>"}, ...]}',
                 "/v1/admin/bundles": '{"bundle": "<file>.bundle"}'}.get(request.url.path, '{"inputs": ["<text>", ...]}')
-        return Response(error_body(400, message, f"send a JSON body like {hint}"), 400, media_type="application/json")
+        return compat.error_response(request, 400, message, f"send a JSON body like {compat.hint(request, hint)}")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         fix = "see /docs for the endpoints" if exc.status_code in (404, 405) else None
-        return Response(error_body(exc.status_code, str(exc.detail), fix), exc.status_code,
-                        media_type="application/json")
+        return compat.error_response(request, exc.status_code, str(exc.detail), fix)
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> Response:
         log.exception("internal error on %s", request.url.path)
-        return Response(error_body(500, "internal error", "the server log has the details"), 500,
-                        media_type="application/json")
+        return compat.error_response(request, 500, "internal error", "the server log has the details")
 
 
 def _probes(app: FastAPI, state: ServerState) -> None:
@@ -160,65 +154,49 @@ def _probes(app: FastAPI, state: ServerState) -> None:
 
 
 def _tasks(app: FastAPI, state: ServerState) -> None:
-    def served(name: str):
-        serving = state.folder.serving()
-        if name not in serving:
-            raise ApiError(404, f"task {name!r} is not served", "use one of the served tasks", serving)
-        return state.model.task(name)
-
-    def check(name: str, item: Any, where: str) -> None:
-        task = served(name)
-        try:
-            to_example(task, item)
-        except ValueError as exc:
-            state.metrics.input_errors.labels(name).inc()
-            raise ApiError(400, f"{where}: {name} {exc}", task.kind.input_hint) from None
-
-    async def run(requests: list[tuple[str, Any]]) -> list[Any]:
-        results = await state.batcher.submit(requests)
-        ok = Counter(name for (name, _), r in zip(requests, results) if not isinstance(r, RequestError))
-        state.metrics.count_inputs(ok, Counter(name for name, _ in requests) - ok)
-        return results
+    def answers() -> Answerer:
+        return state.answers
 
     @app.get("/v1/tasks", response_model=schemas.TaskList, tags=["tasks"], responses=ERRORS)
     async def list_tasks() -> Response:
-        """Every served task: kind, labels, base model and the bundle's dev metrics."""
+        """Every served task: kind, labels, base model, the bundle's dev metrics, and a reload
+        that failed (the last good version goes on serving)."""
         return _json({"tasks": [_info(state, name) for name in sorted(state.folder.serving())]})
 
     @app.get("/v1/tasks/{name}", response_model=schemas.TaskInfo, tags=["tasks"], responses=ERRORS)
     async def get_task(name: str) -> Response:
-        served(name)
+        answers().served(name)
         return _json(_info(state, name))
 
     @app.post("/v1/tasks/{name}/predict", response_model=schemas.TaskPredictResponse, tags=["predict"],
               responses=ERRORS)
     async def predict_task(name: str, body: schemas.TaskPredictRequest) -> Response:
         """Predictions of one task for a list of inputs (batched with other requests)."""
-        for i, item in enumerate(body.inputs):
-            check(name, item, f"inputs[{i}]")
-        results = await run([(name, item) for item in body.inputs])
-        index, failed = next(((i, r) for i, r in enumerate(results) if isinstance(r, RequestError)), (0, None))
-        if failed is not None:  # unloaded while waiting (404), or an input the tokenizer refused (400)
-            where = "" if failed.status == 404 else f"inputs[{index}]: "
-            raise ApiError(failed.status, where + failed.message, failed.fix,
-                           state.folder.serving() if failed.status == 404 else None)
-        return _json({"task": name, "predictions": results})
+        a = answers()
+        with a.admit(len(body.inputs)):
+            examples = [a.example(name, item, f"inputs[{i}]") for i, item in enumerate(body.inputs)]
+            results, timing = await a.answer([(name, item) for item in body.inputs], examples)
+        a.first_error(results)
+        return _json({"task": name, "predictions": results}, headers=timing.headers())
 
     @app.post("/v1/predict", response_model=schemas.MixedPredictResponse, tags=["predict"], responses=ERRORS)
     async def predict_mixed(body: schemas.MixedPredictRequest) -> Response:
-        """Requests of any served tasks, answered together in mixed-task batches."""
+        """Requests of any served tasks, answered together in mixed-task batches. A request with
+        ``tasks`` instead of ``task`` fans its input out to each of them (one result each)."""
+        a = answers()
+        pairs = [(task, r.input, i) for i, r in enumerate(body.requests) for task in r.fanned()]
         serving = state.folder.serving()
-        unknown = sorted({r.task for r in body.requests} - set(serving))
+        unknown = sorted({task for task, _, _ in pairs} - set(serving))
         if unknown:
             raise ApiError(404, f"task{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
                            f"{'are' if len(unknown) > 1 else 'is'} not served", "use one of the served tasks", serving)
-        for i, r in enumerate(body.requests):
-            check(r.task, r.input, f"requests[{i}].input")
-        results = await run([(r.task, r.input) for r in body.requests])
-        out = [{"task": r.task, "error": {"code": res.status, "message": res.message, "fix": res.fix}}
-               if isinstance(res, RequestError) else {"task": r.task, "prediction": res}
-               for r, res in zip(body.requests, results)]
-        return _json({"results": out})
+        with a.admit(len(pairs)):
+            examples = [a.example(task, item, f"requests[{i}].input") for task, item, i in pairs]
+            results, timing = await a.answer([(task, item) for task, item, _ in pairs], examples)
+        out = [{"task": task, "error": {"code": res.status, "message": res.message, "fix": res.fix}}
+               if isinstance(res, RequestError) else {"task": task, "prediction": res}
+               for (task, _, _), res in zip(pairs, results)]
+        return _json({"results": out}, headers=timing.headers())
 
 
 def _admin(app: FastAPI, state: ServerState) -> None:
@@ -255,4 +233,6 @@ def _admin(app: FastAPI, state: ServerState) -> None:
 def _info(state: ServerState, name: str) -> dict[str, Any]:
     info = state.model.describe(name)
     path = state.folder.path_of(name) if state.folder else None
-    return {**info, "bundle": path.name if path else None}
+    failed = state.folder.reload_failed.get(path) if path else None
+    return {**info, "bundle": path.name if path else None, "pinned": name in state.model.pinned,
+            **({"reload_error": failed} if failed else {})}

@@ -1,15 +1,18 @@
-"""Dynamic batching across tasks: concurrent HTTP requests become one mixed-task batch.
+"""Dynamic batching across tasks and clients: concurrent HTTP requests become mixed-task batches.
 
-Each request's inputs wait in a queue; the first waits at most ``max_wait`` seconds for others,
-and a batch closes as soon as ``max_batch`` inputs are gathered. ``MaskedModel.predict_many``
-then runs on the compute thread, off the event loop, so health checks and new requests are
-answered while a batch computes (and queue up for the next one).
+Each request's inputs wait in a queue; the first waits at most ``max_wait`` seconds for others.
+A batch closes at ``max_batch`` inputs or when the next input would pass ``max_tokens`` (rows x
+length, ``serving.costs``: a padded batch's compute). A request larger than one batch is
+*split*: each batch takes what fits from the requests in turn, and a request not finished goes
+to the back of the line, so a 1-input request waits for at most one batch of a 10,000-input
+one, never for all of it (text-embeddings-inference's fairness). ``MaskedModel.predict_many``
+runs on the compute thread, off the event loop, so health checks and new requests are answered
+while a batch computes.
 
 Every torch call of the server (loading included) runs on that one thread (``compute_thread``):
 a second thread calling torch starts a second OpenMP team, and with more OpenMP threads than
 cores libgomp cuts its spin-waits, which made every batch ~45 % slower on a 2-core machine
-(41 -> 60 ms for 8 short texts on MiniLM, measured side by side). A request is never split
-between batches, so one bigger than ``max_batch`` runs alone (``predict_many`` cuts it).
+(41 -> 60 ms for 8 short texts on MiniLM, measured side by side).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,10 +29,30 @@ from maskctl.serving.model import MaskedModel
 
 
 @dataclass
+class Timing:
+    """Where a request's time went (ms), as TEI's ``x-queue-time`` / ``x-inference-time`` /
+    ``x-total-time`` headers report it: waiting for its first batch, in batches, in all."""
+
+    queue_ms: float = 0.0
+    inference_ms: float = 0.0
+    total_ms: float = 0.0
+
+    def headers(self) -> dict[str, str]:
+        return {"x-queue-time": f"{self.queue_ms:.2f}", "x-inference-time": f"{self.inference_ms:.2f}",
+                "x-total-time": f"{self.total_ms:.2f}"}
+
+
+@dataclass
 class _Entry:
     requests: list[tuple[str, Any]]
+    costs: list[int]
     future: asyncio.Future
+    results: list[Any] = field(default_factory=list)
+    taken: int = 0  # inputs handed to batches so far
+    answered: int = 0
     queued: float = field(default_factory=time.perf_counter)
+    started: float | None = None
+    inference: float = 0.0
 
 
 def compute_thread() -> ThreadPoolExecutor:
@@ -41,11 +64,13 @@ class Batcher:
     """Gathers ``(task, input)`` requests into batches for one ``MaskedModel``."""
 
     def __init__(self, model: MaskedModel, max_batch: int, max_wait_s: float, compute: ThreadPoolExecutor,
-                 metrics=None) -> None:
-        self.model, self.max_batch, self.max_wait = model, max_batch, max_wait_s
+                 metrics=None, max_tokens: int | None = None) -> None:
+        self.model, self.max_batch, self.max_wait, self.max_tokens = model, max_batch, max_wait_s, max_tokens
         self.metrics = metrics
         self.pending: Counter[str] = Counter()  # inputs per task queued or running
-        self._queue: asyncio.Queue[_Entry | None] = asyncio.Queue()
+        self._line: deque[_Entry] = deque()  # requests with inputs not yet in a batch, in turn
+        self._arrived = asyncio.Event()
+        self._stopping = False
         self._worker = compute
         self._loop_task: asyncio.Task | None = None
 
@@ -55,18 +80,30 @@ class Batcher:
     async def stop(self) -> None:
         """Finish what is queued, then stop the loop."""
         if self._loop_task is not None:
-            await self._queue.put(None)
+            self._stopping = True
+            self._arrived.set()
             await self._loop_task
             self._loop_task = None
 
-    async def submit(self, requests: list[tuple[str, Any]]) -> list[Any]:
-        """Results (or ``RequestError``) for ``requests``, in order, once their batch ran."""
-        future = asyncio.get_running_loop().create_future()
+    @property
+    def waiting(self) -> int:
+        """Requests with inputs not yet in a batch."""
+        return len(self._line)
+
+    async def submit(self, requests: list[tuple[str, Any]], costs: list[int] | None = None) -> tuple[list[Any], Timing]:
+        """Results (or ``RequestError``) for ``requests``, in order, once their batches ran;
+        ``costs`` are the inputs' tokens (``TokenCounter``) for the token budget."""
+        entry = _Entry(list(requests), list(costs) if costs is not None else [1] * len(requests),
+                       asyncio.get_running_loop().create_future(), [None] * len(requests))
         self.pending.update(name for name, _ in requests)
-        await self._queue.put(_Entry(requests, future))
+        self._line.append(entry)
+        self._arrived.set()
         if self.metrics:
-            self.metrics.queue_depth.set(self._queue.qsize())
-        return await future
+            self.metrics.queue_depth.set(len(self._line))
+        results = await entry.future
+        done = time.perf_counter()
+        return results, Timing(((entry.started or done) - entry.queued) * 1000, entry.inference * 1000,
+                               (done - entry.queued) * 1000)
 
     async def drained(self, task: str) -> None:
         """Wait until no input of ``task`` is queued or running (before unloading it)."""
@@ -75,50 +112,83 @@ class Batcher:
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
-        stopping = False
-        while not stopping:
-            first = await self._queue.get()
-            if first is None:
-                break
-            batch, size = [first], len(first.requests)
-            deadline = first.queued + self.max_wait
-            while size < self.max_batch:
-                try:
-                    entry = (self._queue.get_nowait() if self._queue.qsize() else
-                             await asyncio.wait_for(self._queue.get(), max(0.0, deadline - time.perf_counter())))
-                except (asyncio.TimeoutError, asyncio.QueueEmpty):
-                    break
-                if entry is None:
-                    stopping = True
-                    break
-                if size + len(entry.requests) > self.max_batch:
-                    await self._run(loop, batch)  # it would not fit: this batch goes, it starts the next
-                    batch, size = [entry], len(entry.requests)
-                    deadline = entry.queued + self.max_wait
-                    continue
-                batch.append(entry)
-                size += len(entry.requests)
-            await self._run(loop, batch)
+        while True:
+            while not self._line:
+                if self._stopping:
+                    return
+                self._arrived.clear()
+                await self._arrived.wait()
+            first = self._line[0]
+            if first.taken == 0:  # a fresh request waits a little for company
+                deadline = first.queued + self.max_wait
+                while self._queued_inputs() < self.max_batch and (left := deadline - time.perf_counter()) > 0:
+                    self._arrived.clear()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._arrived.wait(), left)
+            await self._run(loop, self._take())
 
-    async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Entry]) -> None:
-        requests = [r for entry in batch for r in entry.requests]
+    def _queued_inputs(self) -> int:
+        return sum(len(e.requests) - e.taken for e in self._line)
+
+    def _take(self) -> list[tuple[_Entry, int, int]]:
+        """The next batch: from each request in line, in turn, what still fits; a request not
+        finished goes to the back of the line."""
+        batch: list[tuple[_Entry, int, int]] = []
+        size, rows_cost, longest = 0, 0, 0
+        turns = len(self._line)
+        for _ in range(turns):
+            entry = self._line.popleft()
+            start = stop = entry.taken
+            while stop < len(entry.requests) and size < self.max_batch:
+                cost = entry.costs[stop]
+                if self.max_tokens and size and (size + 1) * max(longest, cost) > self.max_tokens:
+                    break  # the token budget: a padded batch's rows x longest row
+                longest, size, stop = max(longest, cost), size + 1, stop + 1
+            if stop == start:  # nothing of it fits the budget left: it keeps its turn, the batch closes
+                self._line.appendleft(entry)
+                break
+            batch.append((entry, start, stop))
+            entry.taken = stop
+            if entry.taken < len(entry.requests):
+                self._line.append(entry)
+            if size >= self.max_batch:
+                break
+        return batch
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[tuple[_Entry, int, int]]) -> None:
+        requests = [r for entry, start, stop in batch for r in entry.requests[start:stop]]
         started = time.perf_counter()
+        for entry, _, _ in batch:
+            entry.started = entry.started or started
         try:
-            results = await loop.run_in_executor(self._worker, self.model.predict_many, requests, self.max_batch)
+            results = await loop.run_in_executor(self._worker, self.model.predict_many, requests, len(requests))
         except Exception as exc:  # a bug: every waiting request learns of it, the loop goes on
-            for entry in batch:
-                if not entry.future.done():
-                    entry.future.set_exception(exc)
+            for entry, _, _ in batch:
+                self._fail(entry, exc)
             results = None
         finally:
             self.pending.subtract(name for name, _ in requests)
             self.pending += Counter()  # drop tasks at zero
+        seconds = time.perf_counter() - started
         if self.metrics:
-            self.metrics.observe_batch(requests, time.perf_counter() - started, self._queue.qsize())
+            self.metrics.observe_batch(requests, seconds, len(self._line))
         if results is None:
             return
         offset = 0
-        for entry in batch:
-            with contextlib.suppress(asyncio.InvalidStateError):  # the client went away
-                entry.future.set_result(results[offset:offset + len(entry.requests)])
-            offset += len(entry.requests)
+        for entry, start, stop in batch:
+            entry.results[start:stop] = results[offset:offset + stop - start]
+            entry.inference += seconds
+            entry.answered += stop - start
+            offset += stop - start
+            if entry.answered == len(entry.requests):
+                with contextlib.suppress(asyncio.InvalidStateError):  # the client went away
+                    entry.future.set_result(entry.results)
+
+    def _fail(self, entry: _Entry, exc: Exception) -> None:
+        with contextlib.suppress(ValueError):
+            self._line.remove(entry)  # its other inputs will not run either
+        left = entry.requests[entry.taken:]
+        self.pending.subtract(name for name, _ in left)
+        entry.taken = len(entry.requests)
+        if not entry.future.done():
+            entry.future.set_exception(exc)

@@ -4,7 +4,10 @@ A scan every ``watch_seconds`` compares the folder's ``*.bundle`` files (size an
 what it saw: a new or changed file is loaded once it has stayed the same for one scan (so a
 copy still being written is not read half-way); a bundle that fails (corrupt, another base
 model, a task already served) is refused with one log line naming it and retried only when the
-file changes; every other task keeps serving. A removed task first stops taking new requests,
+file changes; every other task keeps serving. A changed file of a served task is loaded beside
+the running version, which answers until the new one has passed every check and is swapped in;
+if it fails, the last good version goes on serving (Triton's rule), and the log, ``/v1/tasks``
+(``reload_error``) and the metrics say so. A removed task first stops taking new requests,
 waits for its queued and running inputs, then is unloaded. Names from requests (the admin
 endpoints) resolve only to files directly inside the folder.
 """
@@ -34,6 +37,7 @@ class BundleFolder:
         self.seen: dict[Path, Stat] = {}  # the file's state when last loaded or refused
         self.candidates: dict[Path, Stat] = {}  # new or changed files, waiting to stay the same
         self.refused: dict[Path, str] = {}
+        self.reload_failed: dict[Path, str] = {}  # a served file's refused new version: the old one serves
         self.draining: set[str] = set()  # tasks being removed: no new requests
         self._lock = asyncio.Lock()  # one change at a time
 
@@ -82,9 +86,8 @@ class BundleFolder:
             return
         current = {p.resolve(): _stat(p) for p in self.root.glob("*.bundle") if p.is_file()}
         async with self._lock:
-            for path in [p for p in self.loaded if current.get(p) != self.seen.get(p)]:
-                log.info("bundle %s %s: unloading task %s", path.name,
-                         "changed" if path in current else "removed", self.loaded[path])
+            for path in [p for p in self.loaded if p not in current]:
+                log.info("bundle %s removed: unloading task %s", path.name, self.loaded[path])
                 await self._unload(self.loaded[path])
             for path, stat in current.items():
                 if self.seen.get(path) == stat:
@@ -100,6 +103,7 @@ class BundleFolder:
             for path in set(self.seen) - set(current):
                 self.seen.pop(path, None)
                 self.refused.pop(path, None)
+                self.reload_failed.pop(path, None)
 
     async def watch(self, every: float) -> None:
         while True:
@@ -110,11 +114,22 @@ class BundleFolder:
                 log.exception("scanning %s failed", self.root)
 
     async def _load(self, path: Path) -> str:
-        stat = _stat(path)
+        """Load a new file, or a served file's new version beside the running one."""
+        stat, replaces = _stat(path), self.loaded.get(path)
         try:
-            task = await asyncio.get_running_loop().run_in_executor(self.compute, self.model.load, path)
+            task = await asyncio.get_running_loop().run_in_executor(self.compute, self.model.load, path, replaces)
         except Exception as exc:  # noqa: BLE001 - whatever a file does, it is refused alone
-            raise self.refuse(path, exc, stat) from None
+            public = self.refuse(path, exc, stat)
+            if replaces is not None:
+                self.reload_failed[path] = public.message
+                log.warning("task %s keeps serving its last good version (%s was refused)", replaces, path.name)
+                self._count("reload_failed")
+            raise public from None
+        if replaces is not None:
+            self.reload_failed.pop(path, None)
+            if replaces != task:
+                log.info("task %s was replaced by task %s (%s changed)", replaces, task, path.name)
+            self._count("reloaded")
         return self._loaded(path, stat, task)
 
     def load_now(self, path: Path) -> str | None:

@@ -34,6 +34,8 @@ class ServerMetrics:
                                        buckets=LATENCY_BUCKETS, registry=r)
         self.queue_depth = Gauge("maskctl_queue_requests", "HTTP requests waiting for a batch.", registry=r)
         self.tasks_loaded = Gauge("maskctl_tasks_loaded", "Tasks currently served.", registry=r)
+        self.rejected = PromCounter("maskctl_rejected_requests", "Requests refused before any work: overloaded "
+                                    "(429) or too many inputs (413).", ["reason"], registry=r)
         self.bundle_events = PromCounter("maskctl_bundle_events", "Bundles loaded, unloaded or refused.",
                                          ["event"], registry=r)
 

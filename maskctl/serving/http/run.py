@@ -62,6 +62,7 @@ def build_state(settings: ServeSettings) -> ServerState:
             for path, exc in refused:
                 log.warning("refused bundle %s: %s", path.name, getattr(exc, "message", repr(exc)))
             raise MaskctlError(f"no bundle in {folder} could be loaded", "see the lines above for each file")
+        model.pin(name for value in settings.pin or [] for name in value.split(",") if name)
         bundles = BundleFolder(model, folder, compute, metrics)
         for path, exc in refused:  # logged once; the watcher retries them only when they change
             bundles.refuse(path, exc)
@@ -72,6 +73,8 @@ def build_state(settings: ServeSettings) -> ServerState:
     except BaseException:
         compute.shutdown()
         raise
+    for name in sorted(model.pinned - set(model.tasks)):
+        log.warning("--pin %s: no such task is served (it is pinned if a bundle of it is added)", name)
     return ServerState(settings, model, compute, metrics, folder=bundles)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from maskctl.serving.results import Choice, Classification, Tagging
 
@@ -26,8 +26,20 @@ class TaskPredictRequest(BaseModel):
 
 class MixedRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    task: str = Field(..., description="A served task (GET /v1/tasks).", examples=["bbc-news"])
+    task: str | None = Field(None, description="A served task (GET /v1/tasks).", examples=["bbc-news"])
+    tasks: list[str] | None = Field(None, min_length=1, description="Instead of `task`: the input fanned out to "
+                                    "each of these tasks, one result each, in one batch.",
+                                    examples=[["bbc-news", "wnut16"]])
     input: Input = Field(..., description=INPUT_HELP, examples=["Shares fell in London"])
+
+    @model_validator(mode="after")
+    def _one_of(self) -> MixedRequest:
+        if (self.task is None) == (self.tasks is None):
+            raise ValueError('give "task" (one task) or "tasks" (a list: the input fanned out to each)')
+        return self
+
+    def fanned(self) -> list[str]:
+        return [self.task] if self.task is not None else list(self.tasks)
 
 
 class MixedPredictRequest(BaseModel):
@@ -75,6 +87,9 @@ class TaskInfo(BaseModel):
     max_length: int
     sparsity: float | None = None
     bundle: str | None = Field(None, description="The bundle's file name.")
+    pinned: bool = Field(False, description="Its corrections are never evicted (serve --pin).")
+    reload_error: str | None = Field(None, description="Why the bundle's changed file was refused: the last good "
+                                     "version goes on serving until the file is fixed.")
 
 
 class TaskList(BaseModel):

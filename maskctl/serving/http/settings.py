@@ -34,6 +34,17 @@ class ServeSettings:
     max_batch: int = setting(32, "Inputs gathered into one mixed-task batch at most.", min=1, panel=BATCH)
     max_wait_ms: float = setting(5.0, "How long the first request of a batch waits for others (ms).", min=0.0,
                                  panel=BATCH)
+    max_batch_tokens: int = setting(16384, "Token budget of one batch: rows x longest row (a padded batch's "
+                                           "compute); a batch closes before the next input would pass it.",
+                                    min=1, panel=BATCH)
+    max_client_batch_size: int = setting(1024, "Inputs one request may carry; more get 413 with the limit. A "
+                                               "large request is split into batches taken in turn with other "
+                                               "clients' requests.", min=1, panel=BATCH)
+    max_concurrent_requests: int = setting(512, "Prediction requests answered at once; beyond it, 429 with "
+                                                "Retry-After (counted in maskctl_rejected_requests_total).",
+                                           min=1, panel=BATCH)
+    pin: list[str] = setting([], "Tasks whose decoded corrections are never evicted from the cache (hot tasks "
+                                 "never wait for a decode).", metavar="TASK", panel=BATCH)
     api_key: str | None = setting(None, f"Require 'Authorization: Bearer KEY' on every endpoint but the probes "
                                         f"(or set {API_KEY_ENV}).", panel=NET)
     insecure: bool = setting(False, "Allow binding a non-loopback address without an API key.", panel=NET)

@@ -141,6 +141,10 @@ class Kind(Protocol):
     label_role: str  # the role --label-column names (label, tags); labels are inferred from it
     default_metric: str  # the metric of a task built from data files
     input_hint: str
+    # The fields of an input object and their rank (1: a text, 2: a list of texts), the first
+    # required: what an Open Inference Protocol client sends as one BYTES tensor each.
+    input_fields: dict[str, int]
+    result_type: type  # the dataclass ``result`` returns (its fields: the OIP output tensors)
 
     def example_from_row(self, row: RowView) -> dict[str, Any]: ...
 

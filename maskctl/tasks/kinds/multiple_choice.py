@@ -30,6 +30,8 @@ class MultipleChoice:
     default_fields = {"context": "context", "endings": "endings", "label": "label"}
     input_role, label_role, default_metric = "context", "label", "accuracy"
     input_hint = 'give {"context": ..., "endings": [...]}'
+    input_fields = {"context": 1, "endings": 2}
+    result_type = Choice
 
     def example_from_row(self, row: RowView) -> dict[str, Any]:
         context = " ".join(str(c) for c in row.columns("context"))

@@ -27,6 +27,8 @@ class SequenceClassification:
     default_fields = {"text": "text", "label": "label"}  # text may take two columns: a sentence pair
     input_role, label_role, default_metric = "text", "label", "accuracy"  # what --text-column/--label-column name
     input_hint = 'give a text, a [text, text_pair] pair or {"text": ..., "text_pair": ...}'
+    input_fields = {"text": 1, "text_pair": 1}
+    result_type = Classification
 
     def example_from_row(self, row: RowView) -> dict[str, Any]:
         texts = [str(t) for t in row.columns("text")]

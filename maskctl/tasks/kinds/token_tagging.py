@@ -40,6 +40,8 @@ class TokenTagging:
     default_fields = {"tokens": "tokens", "tags": "tags"}
     input_role, label_role, default_metric = "tokens", "tags", "seqeval-f1"
     input_hint = 'give a text or a list of words ({"tokens": [...]})'
+    input_fields = {"text": 1}
+    result_type = Tagging
 
     def example_from_row(self, row: RowView) -> dict[str, Any]:
         tokens, tags = row.columns("tokens")[0], row.columns("tags")[0]
