@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import safe_open
+from safetensors.torch import load as safetensors_load
 from safetensors.torch import save_file
 
 from maskctl import __version__
@@ -121,9 +122,10 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     """Read only a bundle's JSON self-description (cheap: no tensor is loaded)."""
     path = _check_path(path)
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except Exception as exc:  # safetensors raises several types for a bad header
+        with path.open("rb") as handle:
+            start = handle.read(8)
+            metadata = _header_metadata(start, handle.read(int.from_bytes(start, "little")) if len(start) == 8 else b"")
+    except Exception as exc:  # a short, damaged or foreign file
         raise _not_a_bundle(path, exc) from exc
     return _parse_meta(path, metadata)
 
@@ -202,19 +204,19 @@ def read_coded(path: str | Path) -> tuple[CodedMasks, dict[str, torch.Tensor]]:
     payloads: dict[str, torch.Tensor] = {}
     head: dict[str, torch.Tensor] = {}
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = _parse_meta(path, handle.metadata() or {})
-            layers = {layer["name"] for layer in meta.get("layers", [])}
-            initial = _initial_masks(path, meta)
-            for key in handle.keys():
-                if key.startswith(MASK_PREFIX):
-                    name = key[len(MASK_PREFIX):]
-                    if name not in layers:
-                        raise BundleError(f"{path}: mask {name} has no shape in the metadata",
-                                          "the bundle is damaged; train it again")
-                    payloads[name] = handle.get_tensor(key)
-                elif key.startswith(HEAD_PREFIX):
-                    head[key[len(HEAD_PREFIX):]] = handle.get_tensor(key)
+        metadata, tensors = _read_owned(path)
+        meta = _parse_meta(path, metadata)
+        layers = {layer["name"] for layer in meta.get("layers", [])}
+        initial = _initial_masks(path, meta)
+        for key, tensor in tensors.items():
+            if key.startswith(MASK_PREFIX):
+                name = key[len(MASK_PREFIX):]
+                if name not in layers:
+                    raise BundleError(f"{path}: mask {name} has no shape in the metadata",
+                                      "the bundle is damaged; train it again")
+                payloads[name] = tensor
+            elif key.startswith(HEAD_PREFIX):
+                head[key[len(HEAD_PREFIX):]] = tensor
     except BundleError:
         raise
     except Exception as exc:
@@ -224,6 +226,28 @@ def read_coded(path: str | Path) -> tuple[CodedMasks, dict[str, torch.Tensor]]:
         raise BundleError(f"{path}: masks missing for {sorted(missing)[:3]}",
                           "the bundle is damaged or truncated; train it again")
     return CodedMasks(path=path, meta=meta, payloads=payloads, initial=initial), head
+
+
+def _read_owned(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """A bundle's metadata and tensors read into memory the process owns.
+
+    Why not ``safe_open``: its torch tensors are views of a private mmap of the file, so a
+    served bundle overwritten in place (truncated, then rewritten) kills the server with SIGBUS
+    on the next touch of a page past the new end, and a file read while it is being written can
+    do the same. One ``read_bytes`` (a bundle is a few MB at most) has neither problem."""
+    data = path.read_bytes()
+    return _header_metadata(data[:8], data[8:8 + int.from_bytes(data[:8], "little")]), safetensors_load(data)
+
+
+def _header_metadata(start: bytes, header: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors header (``start``: its 8-byte length)."""
+    if len(start) < 8 or len(header) != int.from_bytes(start, "little"):
+        raise ValueError("the file ends inside its safetensors header")
+    parsed = json.loads(header)
+    metadata = (parsed.get("__metadata__") or {}) if isinstance(parsed, dict) else None
+    if not isinstance(metadata, dict):
+        raise ValueError("the header is not a safetensors header")
+    return metadata
 
 
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:

@@ -3,9 +3,9 @@
 Each request's inputs wait in a queue; the first waits at most ``max_wait`` seconds for others.
 A batch closes at ``max_batch`` inputs or when the next input would pass ``max_tokens`` (rows x
 length, ``serving.costs``: a padded batch's compute). A request larger than one batch is
-*split*: each batch takes what fits from the requests in turn, and a request not finished goes
-to the back of the line, so a 1-input request waits for at most one batch of a 10,000-input
-one, never for all of it (text-embeddings-inference's fairness). ``MaskedModel.predict_many``
+*split*: each batch takes one input from each waiting request in turn, and a request not
+finished goes to the back of the line, so a 1-input request rides in the next batch beside a
+10,000-input one instead of waiting for all of it (text-embeddings-inference's fairness). ``MaskedModel.predict_many``
 runs on the compute thread, off the event loop, so health checks and new requests are answered
 while a batch computes.
 
@@ -131,28 +131,30 @@ class Batcher:
         return sum(len(e.requests) - e.taken for e in self._line)
 
     def _take(self) -> list[tuple[_Entry, int, int]]:
-        """The next batch: from each request in line, in turn, what still fits; a request not
-        finished goes to the back of the line."""
-        batch: list[tuple[_Entry, int, int]] = []
-        size, rows_cost, longest = 0, 0, 0
-        turns = len(self._line)
-        for _ in range(turns):
-            entry = self._line.popleft()
-            start = stop = entry.taken
-            while stop < len(entry.requests) and size < self.max_batch:
-                cost = entry.costs[stop]
+        """The next batch: one input from each request in line in turn (so every waiting client
+        gets its share of each batch), until the batch is full or the next input would pass the
+        token budget; requests not finished go to the back of the line."""
+        entries = list(self._line)
+        stops = [e.taken for e in entries]
+        size, longest = 0, 0
+        while size < self.max_batch:
+            progressed = False
+            for i, entry in enumerate(entries):
+                if stops[i] >= len(entry.requests) or size >= self.max_batch:
+                    continue
+                cost = entry.costs[stops[i]]
                 if self.max_tokens and size and (size + 1) * max(longest, cost) > self.max_tokens:
                     break  # the token budget: a padded batch's rows x longest row
-                longest, size, stop = max(longest, cost), size + 1, stop + 1
-            if stop == start:  # nothing of it fits the budget left: it keeps its turn, the batch closes
-                self._line.appendleft(entry)
-                break
-            batch.append((entry, start, stop))
+                stops[i], size, longest, progressed = stops[i] + 1, size + 1, max(longest, cost), True
+            else:
+                if progressed:
+                    continue
+            break
+        batch = [(e, e.taken, stop) for e, stop in zip(entries, stops) if stop > e.taken]
+        for entry, _, stop in batch:
             entry.taken = stop
-            if entry.taken < len(entry.requests):
-                self._line.append(entry)
-            if size >= self.max_batch:
-                break
+        waiting = [e for e in entries if e.taken == 0]
+        self._line = deque(waiting + [e for e in entries if 0 < e.taken < len(e.requests)])
         return batch
 
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[tuple[_Entry, int, int]]) -> None:
