@@ -205,11 +205,14 @@ def _tensor(name: str, datatype: str, values: list[Any]) -> dict[str, Any]:
 
 def _rows(tensors: list[OipTensor], fields: dict[str, int]) -> list[Any]:
     """One input object per row from the request's tensors (``data`` flat or nested)."""
+    first = next(iter(fields))
+    if len(tensors) == 1 and tensors[0].name not in fields:  # one tensor of any name (KServe's "input-0")
+        tensors = [tensors[0].model_copy(update={"name": first})]
     known = {t.name: t for t in tensors}
     unknown = sorted(set(known) - set(fields))
-    if unknown or next(iter(fields)) not in known:
+    if unknown or first not in known:
         raise ApiError(400, f"inputs named {sorted(known)}; this model takes {list(fields)}",
-                       f"send a BYTES tensor named {next(iter(fields))!r} (GET /v2/models/<task> lists them)")
+                       f"send a BYTES tensor named {first!r} (GET /v2/models/<task> lists them)")
     columns: dict[str, list[Any]] = {}
     for name, t in known.items():
         if t.datatype != "BYTES":
