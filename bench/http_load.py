@@ -48,11 +48,19 @@ def _metric(text: str, name: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
 
 
-async def _load(url: str, requests: list[tuple[str, str]], clients: int, per_request: int = 1) -> dict[str, Any]:
+def mixed_body(items: list[tuple[str, str]]) -> tuple[str, bytes]:
+    """``/v1/predict`` with one request per ``(task, text)``."""
+    import json
+
+    return "/v1/predict", json.dumps({"requests": [{"task": task, "input": text} for task, text in items]}).encode()
+
+
+async def _load(url: str, requests: list[tuple[str, str]], clients: int, per_request: int = 1,
+                encode=mixed_body) -> dict[str, Any]:
     """Closed-loop clients on keep-alive HTTP/1.1 connections. A minimal client (asyncio
     streams, requests written as bytes, responses read by Content-Length), as load tools like
-    wrk are: the generator shares the machine's cores with the server, so it must cost little."""
-    import json
+    wrk are: the generator shares the machine's cores with the server, so it must cost little.
+    ``encode`` turns a request's items into its route and body (``mixed_body``: ``/v1/predict``)."""
 
     host, port = url.removeprefix("http://").split(":")
     latencies: list[float] = []
@@ -66,10 +74,10 @@ async def _load(url: str, requests: list[tuple[str, str]], clients: int, per_req
         try:
             while queue:
                 items = [queue.pop() for _ in range(min(per_request, len(queue)))]
-                body = json.dumps({"requests": [{"task": task, "input": text} for task, text in items]}).encode()
+                path, body = encode(items)
                 tick = time.perf_counter()
-                writer.write(b"POST /v1/predict HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: %d\r\n\r\n%s" % (host.encode(), len(body), body))
+                writer.write(b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (path.encode(), host.encode(), len(body), body))
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
                                   if line.lower().startswith(b"content-length")))

@@ -179,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serving-tasks", type=int, default=1000, help=argparse.SUPPRESS)
     parser.add_argument("--http", action="store_true",
                         help="maskctl serve under a bounded loopback load vs MaskedModel directly (~10 min)")
+    parser.add_argument("--tenants", action="store_true",
+                        help="maskctl serve against a hostile client, a 10,000-input stream, a corrupt overwrite, "
+                             "TEI/OIP routes and SIGTERM with a stalled upload (~5 min)")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for results-<mode>.json/.md")
     parser.add_argument("--model", default=None, help="base model (default: the packaged MiniLM)")
     parser.add_argument("--work", default=None, help="keep bundles and finetuned models here (default: a temp dir)")
@@ -215,6 +218,16 @@ def main(argv: list[str] | None = None) -> int:
                    "sections": {"http": http_section(args.model, work)}}
         results["load_end"], results["wall_s"] = loadavg(), time.perf_counter() - started
         write_http(results, Path(args.out))
+        return 0
+    if args.tenants:
+        from bench.http_tenants import tenants_section, write_tenants
+
+        work = Path(args.work or tempfile.mkdtemp(prefix="maskctl-tenants-"))
+        started = time.perf_counter()
+        results = {"mode": "tenants", "machine": machine_info(), "load_start": loadavg(),
+                   "sections": {"tenants": tenants_section(args.model, work)}}
+        results["load_end"], results["wall_s"] = loadavg(), time.perf_counter() - started
+        write_tenants(results, Path(args.out))
         return 0
     modes = [name for name, on in (("quick", args.quick), ("full", args.quality_full), ("tagging", args.tagging)) if on]
     if len(modes) > 1:

@@ -225,7 +225,9 @@ def read_coded(path: str | Path) -> tuple[CodedMasks, dict[str, torch.Tensor]]:
     if missing:
         raise BundleError(f"{path}: masks missing for {sorted(missing)[:3]}",
                           "the bundle is damaged or truncated; train it again")
-    return CodedMasks(path=path, meta=meta, payloads=payloads, initial=initial), head
+    # the metadata's layer order is the model's order; the file's tensor order is not promised
+    ordered = {layer["name"]: payloads[layer["name"]] for layer in meta["layers"]}
+    return CodedMasks(path=path, meta=meta, payloads=ordered, initial=initial), head
 
 
 def _read_owned(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:

@@ -8,16 +8,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
+
+from fastapi.responses import Response
 
 from maskctl.serving.costs import TokenCounter
 from maskctl.serving.http.batcher import Timing
 from maskctl.serving.results import RequestError, to_example
 from maskctl.tasks.task import Task
 
-INLINE_COUNT = 64  # inputs counted on the event loop; more are counted on a worker thread
+INLINE_COUNT = 64  # inputs checked and counted on the event loop; more, on a worker thread
+
+
+def json_body(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response; result dataclasses are written as their fields."""
+    return Response(json.dumps(payload, default=vars).encode(), status, headers, media_type="application/json")
+
+
+async def json_response(payload: Any, items: int, headers: dict[str, str] | None = None) -> Response:
+    """``json_body`` for an answer of ``items`` predictions: a large one is encoded on a worker
+    thread, so the event loop goes on serving other clients meanwhile (10,000 take ~0.3 s)."""
+    if items <= INLINE_COUNT:
+        return json_body(payload, headers=headers)
+    return await asyncio.to_thread(json_body, payload, 200, headers)
 
 
 class ApiError(Exception):
@@ -72,14 +88,20 @@ class Answerer:
             self.state.metrics.input_errors.labels(name).inc()
             raise ApiError(400, f"{where}: {name} {exc}", task.kind.input_hint) from None
 
-    async def answer(self, requests: list[tuple[str, Any]], examples: list[dict[str, Any]]) -> tuple[list, Timing]:
-        """Results (``RequestError`` where an input failed alone) and where the time went."""
-        pairs = [(name, ex) for (name, _), ex in zip(requests, examples)]
-        costs = (self.counter.costs(pairs) if len(pairs) <= INLINE_COUNT
-                 else await asyncio.to_thread(self.counter.costs, pairs))
-        results, timing = await self.state.batcher.submit(requests, costs)
-        ok = Counter(name for (name, _), r in zip(requests, results) if not isinstance(r, RequestError))
-        self.state.metrics.count_inputs(ok, Counter(name for name, _ in requests) - ok)
+    async def answer(self, requests: list[tuple[str, Any, str]]) -> tuple[list, Timing]:
+        """Results for ``(task, input, where in the request)`` triples (``RequestError`` where an
+        input failed alone) and where the time went. Each input is checked (a 400 naming
+        ``where``) and its tokens counted before anything joins a batch; for a large request that
+        work runs on a worker thread, so the event loop goes on reading other clients' requests."""
+        def prepare() -> list[int]:
+            examples = [(name, self.example(name, item, where)) for name, item, where in requests]
+            return self.counter.costs(examples)
+
+        costs = prepare() if len(requests) <= INLINE_COUNT else await asyncio.to_thread(prepare)
+        pairs = [(name, item) for name, item, _ in requests]
+        results, timing = await self.state.batcher.submit(pairs, costs)
+        ok = Counter(name for (name, _), r in zip(pairs, results) if not isinstance(r, RequestError))
+        self.state.metrics.count_inputs(ok, Counter(name for name, _ in pairs) - ok)
         return results, timing
 
     def first_error(self, results: list[Any]) -> None:

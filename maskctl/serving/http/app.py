@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,7 +24,8 @@ from starlette.exceptions import HTTPException
 from maskctl import __version__
 from maskctl.errors import DuplicateTask, MaskctlError
 from maskctl.serving.http import compat, schemas
-from maskctl.serving.http.answers import Answerer, ApiError
+from maskctl.serving.http.answers import Answerer, ApiError, json_response
+from maskctl.serving.http.answers import json_body as _json
 from maskctl.serving.http.batcher import Batcher
 from maskctl.serving.http.folder import BundleFolder
 from maskctl.serving.http.guard import Guard
@@ -95,10 +95,6 @@ def create_app(state: ServerState) -> Any:
         _admin(app, state)
     s = state.settings
     return Guard(app, s.api_key, s.max_body_kb * 1024, state.metrics, s.max_header_kb * 1024)
-
-
-def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(payload, default=vars).encode(), status, headers, media_type="application/json")
 
 
 def _errors(app: FastAPI) -> None:
@@ -173,11 +169,11 @@ def _tasks(app: FastAPI, state: ServerState) -> None:
     async def predict_task(name: str, body: schemas.TaskPredictRequest) -> Response:
         """Predictions of one task for a list of inputs (batched with other requests)."""
         a = answers()
+        a.served(name)
         with a.admit(len(body.inputs)):
-            examples = [a.example(name, item, f"inputs[{i}]") for i, item in enumerate(body.inputs)]
-            results, timing = await a.answer([(name, item) for item in body.inputs], examples)
+            results, timing = await a.answer([(name, item, f"inputs[{i}]") for i, item in enumerate(body.inputs)])
         a.first_error(results)
-        return _json({"task": name, "predictions": results}, headers=timing.headers())
+        return await json_response({"task": name, "predictions": results}, len(results), timing.headers())
 
     @app.post("/v1/predict", response_model=schemas.MixedPredictResponse, tags=["predict"], responses=ERRORS)
     async def predict_mixed(body: schemas.MixedPredictRequest) -> Response:
@@ -191,12 +187,11 @@ def _tasks(app: FastAPI, state: ServerState) -> None:
             raise ApiError(404, f"task{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
                            f"{'are' if len(unknown) > 1 else 'is'} not served", "use one of the served tasks", serving)
         with a.admit(len(pairs)):
-            examples = [a.example(task, item, f"requests[{i}].input") for task, item, i in pairs]
-            results, timing = await a.answer([(task, item) for task, item, _ in pairs], examples)
+            results, timing = await a.answer([(task, item, f"requests[{i}].input") for task, item, i in pairs])
         out = [{"task": task, "error": {"code": res.status, "message": res.message, "fix": res.fix}}
                if isinstance(res, RequestError) else {"task": task, "prediction": res}
                for (task, _, _), res in zip(pairs, results)]
-        return _json({"results": out}, headers=timing.headers())
+        return await json_response({"results": out}, len(out), timing.headers())
 
 
 def _admin(app: FastAPI, state: ServerState) -> None:

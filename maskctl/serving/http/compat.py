@@ -25,7 +25,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from maskctl import __version__
-from maskctl.serving.http.answers import ApiError
+from maskctl.serving.http.answers import ApiError, json_response
+from maskctl.serving.http.answers import json_body as _json
 from maskctl.serving.http.guard import error_body
 from maskctl.serving.results import RequestError
 
@@ -93,10 +94,6 @@ def add_routes(app: FastAPI, state) -> None:
     _oip(app, state)
 
 
-def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(payload).encode(), status, headers, media_type="application/json")
-
-
 def _tei(app: FastAPI, state) -> None:
     def pick(request: Request, task: str | None) -> str:
         name = task or request.headers.get(TASK_HEADER)
@@ -122,12 +119,11 @@ def _tei(app: FastAPI, state) -> None:
         if any(isinstance(x, list) and len(x) != 2 for x in items):
             raise ApiError(400, "a sequence is a text or a [text, pair] pair", 'e.g. {"inputs": [["a"], ["b", "c"]]}')
         with a.admit(len(items)):
-            examples = [a.example(name, item, f"inputs[{i}]") for i, item in enumerate(items)]
-            results, timing = await a.answer([(name, item) for item in items], examples)
+            results, timing = await a.answer([(name, item, f"inputs[{i}]") for i, item in enumerate(items)])
         a.first_error(results)
         ranked = [sorted(({"label": k, "score": v} for k, v in r.probabilities.items()),
                          key=lambda p: -p["score"]) for r in results]
-        return _json(ranked[0] if single else ranked, headers=timing.headers())
+        return await json_response(ranked[0] if single else ranked, len(ranked), timing.headers())
 
     @app.post("/predict", tags=["text-embeddings-inference"])
     async def tei_predict(request: Request, body: TeiRequest) -> Response:
@@ -180,16 +176,15 @@ def _oip(app: FastAPI, state) -> None:
         items = _rows(body.inputs, getattr(kind, "input_fields", {"text": 1}))
         a = state.answers
         with a.admit(len(items)):
-            examples = [a.example(name, item, f"row {i}") for i, item in enumerate(items)]
-            results, timing = await a.answer([(name, item) for item in items], examples)
+            results, timing = await a.answer([(name, item, f"row {i}") for i, item in enumerate(items)])
         failed = next((r for r in results if isinstance(r, RequestError)), None)
         if failed is not None:
             raise ApiError(failed.status, failed.message, failed.fix)
         wanted = {o.name for o in body.outputs} if body.outputs else None
         outputs = [_tensor(f, datatype, [getattr(r, f) for r in results]) for f, datatype in _outputs(kind)
                    if wanted is None or f in wanted]
-        return _json({"model_name": name, "model_version": "1", "id": body.id, "outputs": outputs},
-                     headers=timing.headers())
+        return await json_response({"model_name": name, "model_version": "1", "id": body.id, "outputs": outputs},
+                                   len(results), timing.headers())
 
 
 def _outputs(kind) -> list[tuple[str, str]]:
