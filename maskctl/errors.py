@@ -35,6 +35,19 @@ class TaskError(MaskctlError):
     """An unknown task, a bad task card or data that does not match its card."""
 
 
+class DatasetScriptOnly(TaskError):
+    """A hub dataset that holds only a loading script, which ``datasets`` >= 4 no longer runs,
+    and no parquet conversion to read instead."""
+
+
+class DatasetOffline(TaskError):
+    """A hub dataset asked for while offline (or unreachable) that is not in the datasets cache."""
+
+
+class DatasetNotFound(TaskError):
+    """A hub dataset id, configuration, revision or split that does not exist."""
+
+
 class ModelError(MaskctlError):
     """A model that cannot be found or loaded (missing path, offline hub id, unsupported type)."""
 

@@ -164,6 +164,12 @@ def test_rerunning_reads_finished_points_back(monkeypatch, settings, tmp_path):
     out.unlink()
     again = run_sweep(settings, {"lr": [1e-4, 1e-3]}, output=out, extend=0)
     assert [p.reused for p in again.points] == [False, True] and len(trainer.calls) == 3
+    finished = run_sweep(settings, {"lr": [1e-4, 1e-3]}, output=out, extend=0)  # over its own output: no --overwrite
+    assert all(p.reused for p in finished.points) and len(trainer.calls) == 3
+    out.write_text("edited by hand")  # no longer the sweep's copy of a point: kept
+    with pytest.raises(MaskctlError, match="already exists"):
+        run_sweep(settings, {"lr": [1e-4, 1e-3]}, output=out, extend=0)
+    assert out.read_text() == "edited by hand"
     with pytest.raises(MaskctlError, match=r"holds a run with other settings \(max_steps\)"):
         run_sweep({**settings, "max_steps": 2}, {"lr": [1e-4]}, output=tmp_path / "m2.bundle",
                   folder=out.parent / "m.sweep", extend=0)

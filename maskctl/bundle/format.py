@@ -305,8 +305,10 @@ def _check_path(path: str | Path) -> Path:
     if not path.exists():
         raise BundleError(f"bundle {path} does not exist", "check the path (train one with `maskctl train`)")
     if path.is_dir():
-        raise BundleError(f"{path} is a directory, not a bundle",
-                          "pass a *.bundle file (finetuned models are directories: use them as --model)")
+        finetuned = (path / "maskctl_training.json").is_file() or (path / "maskctl_export.json").is_file()
+        raise BundleError(f"{path} is {'a finetuned or exported model folder' if finetuned else 'a directory'}, "
+                          "not a bundle", "pass a *.bundle file; a model folder is a plain Hugging Face model: "
+                          "load it with transformers' from_pretrained")
     return path
 
 

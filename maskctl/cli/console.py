@@ -35,12 +35,17 @@ def metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
     return table
 
 
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``1 epoch``, ``3 epochs``, ``1 process``."""
+    return f"{count} {word if count == 1 else words or word + 's'}"
+
+
 def run_summary(info: dict[str, Any]) -> str:
     """The line that opens a training run: what trains on what, and how long it will take."""
     return (f"{info['method']} {info['task']} on {info['model']} ({info['device']}): "
             f"{info['train_examples']} train / {info['dev_examples']} dev examples, "
-            f"{info['epochs']} epochs, {info['total_steps']} steps, lr {info['lr']:g}, "
-            f"global batch {info['global_batch']} ({info['processes']} processes), "
+            f"{plural(info['epochs'], 'epoch')}, {plural(info['total_steps'], 'step')}, lr {info['lr']:g}, "
+            f"global batch {info['global_batch']} ({plural(info['processes'], 'process', 'processes')}), "
             f"{info['trainable']:,} trainable values"
             + (f", resumed at step {info['resumed_at']}" if info.get("resumed_at") is not None else ""))
 

@@ -9,9 +9,10 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from maskctl.cli.common import Split, data_dir_option, device_option, model_option, output_option, split_option, split_value
+from maskctl.cli.common import (Split, data_dir_option, device_option, model_option, output_option, overwrite_option,
+                                 split_option, split_value)
 from maskctl.cli.console import console
-from maskctl.serving.ensemble import RULES
+from maskctl.choices import VOTE_RULES as RULES
 
 Vote = enum.Enum("Vote", {rule: rule for rule in (*RULES, "best")}, type=str)
 
@@ -26,9 +27,14 @@ def ensemble(
     data_dir: Optional[str] = data_dir_option(),
     device: str = device_option(),
     predictions: Optional[Path] = output_option("Write one JSON line per example here.", aliases=("--predictions",)),
+    overwrite: bool = overwrite_option(),
 ) -> None:
     """Score each member and the ensemble's votes on one split, with one base model in memory."""
+    from maskctl.io import refuse_existing
     from maskctl.serving.ensemble import run_ensemble
+
+    if predictions:
+        refuse_existing(predictions, overwrite)
 
     by, split = by.value, split_value(split)
     result = run_ensemble(bundles, by=by, split=split, model=model, data_dir=data_dir, device=device,

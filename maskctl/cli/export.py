@@ -10,7 +10,7 @@ import typer
 
 from maskctl.cli.common import BUNDLE_HELP, model_option, output_option, overwrite_option
 from maskctl.cli.console import console
-from maskctl.serving.export import FORMATS
+from maskctl.choices import EXPORT_FORMATS as FORMATS
 
 Format = enum.Enum("Format", {name: name for name in FORMATS}, type=str)
 
@@ -25,6 +25,11 @@ def export(
     """Merge a bundle's masks into its base model and save a plain Hugging Face model."""
     from maskctl.serving.export import export_bundle
 
+    import json
+
+    from maskctl.tasks.kinds import get_kind
+
     path = export_bundle(bundle, output, model=model, fmt=fmt.value, overwrite=overwrite)
-    console.print(f"wrote {path}: load it with transformers' AutoModelFor...from_pretrained({str(path)!r})",
-                  highlight=False)
+    kind = json.loads((path / "maskctl_export.json").read_text(encoding="utf-8"))["task"]["kind"]
+    console.print(f"wrote {path}: load it with transformers' {get_kind(kind).auto_class}.from_pretrained("
+                  f"{str(path)!r})", highlight=False)

@@ -24,3 +24,18 @@ def serve(settings: ServeSettings) -> None:
                       f"(API docs: {url}/docs): {', '.join(tasks)}", highlight=False, soft_wrap=True)
 
     run_server(settings, on_ready=ready)
+    _exit_now()
+
+
+def _exit_now() -> None:
+    """End the process at once after a SIGTERM drain (``run_server`` returned, so the drain is
+    done and every answer was sent). Why: the interpreter's own teardown of torch and its thread
+    pools takes over a second more, and a pod's grace period counts it; nothing is left to save."""
+    import logging
+    import os
+    import sys
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -12,9 +12,10 @@ Layout, for ``--output masks/sst2.bundle``::
     masks/sst2.bundle                          a copy of the best point's output
 
 Resumption: a point whose ``result.json`` records the same training settings is read back, not
-retrained, so an interrupted sweep is continued by rerunning the same command. A point folder
-holding other settings is an error unless ``--overwrite``. The final output is only written at
-the end, atomically, and an existing one is refused before any work unless ``--overwrite``.
+retrained, so an interrupted or finished sweep is continued by rerunning the same command. A
+point folder holding other settings is an error unless ``--overwrite``. The final output is only
+written at the end, atomically; an existing one is refused before any work unless ``--overwrite``
+or it is this sweep's own earlier copy of one of its points.
 
 Edge extension (``sweep_extend``, default 3, 0 disables): with a single key out of
 ``EXTENDABLE`` (lr, threshold), when the best point is at the top or bottom edge of the grid and
@@ -26,6 +27,7 @@ the edge) is not extended: it says nothing about the direction.
 
 from __future__ import annotations
 
+import filecmp
 import gc
 import itertools
 import json
@@ -216,8 +218,9 @@ def run_sweep(settings: Mapping[str, Any], grid: Mapping[str, Any], output: str 
     output = Path(output or base.output or _default_output(base))
     if base.method == "mask" and output.suffix != ".bundle":
         raise MaskctlError(f"--output {output} should end in .bundle", "e.g. --output masks/news.bundle")
-    refuse_existing(output, overwrite)
     folder = Path(folder) if folder else sweep_folder(output)
+    if not _copied_from(folder, output):  # a rerun of this sweep may replace its own copy of the best
+        refuse_existing(output, overwrite)
     callback = callback or SweepCallback()
     metric = metric_name(base)
     planned = grid_points(grid)
@@ -263,6 +266,22 @@ def _default_output(args: Any) -> Path:
 def metric_name(args: Any) -> str:
     """The name of the run's task metric (``accuracy``, ``seqeval-f1``, ...)."""
     return args.load_task().card.metric
+
+
+def _copied_from(folder: Path, output: Path) -> bool:
+    """Whether ``output`` is this sweep's earlier copy of one of its points (same bytes), so
+    that rerunning the same command, which reads finished points back, is not refused."""
+    if not output.exists() or not folder.is_dir():
+        return False
+    for point in folder.glob(f"*/{output.name}"):
+        if output.is_file() and point.is_file() and filecmp.cmp(output, point, shallow=False):
+            return True
+        if output.is_dir() and point.is_dir():
+            files = sorted(p.relative_to(output) for p in output.rglob("*") if p.is_file())
+            if files == sorted(p.relative_to(point) for p in point.rglob("*") if p.is_file()) and all(
+                    filecmp.cmp(output / f, point / f, shallow=False) for f in files):
+                return True
+    return False
 
 
 def _copy_output(source: Path, target: Path) -> None:

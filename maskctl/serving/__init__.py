@@ -7,7 +7,23 @@ and the analyses use too; ``batching`` stacks requests of many tasks into one en
 ``results`` holds what predictions look like; ``stream`` predicts over JSON-lines files.
 """
 
-from maskctl.serving.model import MaskedModel
-from maskctl.serving.results import Choice, Classification, RequestError, Tagging, to_example
+from __future__ import annotations
 
-__all__ = ["Choice", "Classification", "MaskedModel", "RequestError", "Tagging", "to_example"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from maskctl.serving.model import MaskedModel
+    from maskctl.serving.results import Choice, Classification, RequestError, Tagging, to_example
+
+# Loaded on first use (PEP 562): ``maskctl.serving.http.settings``, which the CLI reads for every
+# command's --help, must not pull torch in through this package.
+_HOMES = {"MaskedModel": "model", "Choice": "results", "Classification": "results", "RequestError": "results",
+          "Tagging": "results", "to_example": "results"}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'maskctl.serving' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"maskctl.serving.{_HOMES[name]}"), name)

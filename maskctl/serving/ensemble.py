@@ -34,8 +34,8 @@ from maskctl.masking.resident import ResidentModel
 from maskctl.models import load_tokenizer
 from maskctl.training.evaluate import argmax, collect_scores, make_loader, resolve_device
 from maskctl.serving.loading import check_head, load_base
+from maskctl.choices import VOTE_RULES as RULES
 
-RULES = ("label", "logit", "prob")
 
 
 def combine(members: list[list[torch.Tensor]], by: str) -> list[torch.Tensor]:

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from maskctl import __version__
+from maskctl.choices import EXPORT_FORMATS
 from maskctl.bundle.format import load_bundle
 from maskctl.bundle.hub_ref import is_hub_ref
 from maskctl.bundle.model_card import export_card
@@ -21,7 +22,7 @@ from maskctl.errors import MaskctlError
 from maskctl.io import atomic_dir, refuse_existing
 from maskctl.serving.loading import load_masked
 
-FORMATS = ("hf",)
+FORMATS = EXPORT_FORMATS
 
 
 def export_bundle(path: str | Path, output: str | Path, model: str | None = None, fmt: str = "hf",

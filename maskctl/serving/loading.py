@@ -18,7 +18,7 @@ import torch
 from maskctl.bundle.codec import fingerprint
 from maskctl.bundle.format import Bundle, load_bundle
 from maskctl.bundle.meta import BundleMeta
-from maskctl.errors import BundleError
+from maskctl.errors import BundleError, TaskError
 from maskctl.masking.model import apply_masks
 from maskctl.models import ModelSource, load_task_model, load_tokenizer, model_option, resolve_model, stored_source
 from maskctl.tasks.card import TaskCard, canonical_split
@@ -125,16 +125,20 @@ class EvalResult:
 
 def evaluate_bundle(path: str | Path, split: str = "dev", model: str | None = None,
                     data_dir: str | Path | None = None, device: str = "auto",
-                    batch_size: int | None = None, file: str | Path | None = None) -> EvalResult:
+                    batch_size: int | None = None, file: str | Path | None = None,
+                    text_columns: tuple[str, ...] = (), label_column: str | None = None) -> EvalResult:
     """``maskctl eval``: score a bundle on a split of its task, or on ``file`` (any data file
-    with the task's columns; ``split`` then only names the result)."""
+    with the task's columns, or the ones ``text_columns`` / ``label_column`` name; ``split``
+    then only names the result)."""
     split = canonical_split(split)
     if file is not None:
         load_file(file)  # a missing or unreadable file fails before the model loads
+    elif text_columns or label_column:
+        raise TaskError("--text-column and --label-column name the columns of --file", "give --file too")
     bundle = load_bundle(path)
     dev = resolve_device(device)
     masked = load_masked(bundle, model=model, device=dev)
-    task = masked.task.on_file(file, split) if file is not None else masked.task
+    task = masked.task.on_file(file, split, tuple(text_columns), label_column) if file is not None else masked.task
     record = bundle.info.training
     features = record.features(task, split, masked.tokenizer, data_dir)
     metrics = evaluate_model(masked.model, task, features, masked.tokenizer,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ContextManager
 
+from maskctl.errors import TaskError
 from maskctl.tasks import metrics
 from maskctl.tasks.card import TaskCard, canonical_split
 from maskctl.tasks.kinds import Features, Kind, get_kind
@@ -71,11 +72,25 @@ class Task:
             progress(len(part))
         return joined
 
-    def on_file(self, path: str | Path, split: str) -> Task:
+    def on_file(self, path: str | Path, split: str, text_columns: tuple[str, ...] = (),
+                label_column: str | None = None) -> Task:
         """This task with ``split`` read from one data file (csv, tsv, json, jsonl, parquet)
-        under the card's column names and label mapping: ``maskctl eval --file``."""
+        under the card's column names and label mapping (``maskctl eval --file``), or under
+        ``text_columns`` / ``label_column`` where the file names them otherwise."""
         spec = data_spec(self.card, None)
         keep = {k: spec[k] for k in ("fields", "label_map", "join", "ending_prefix") if k in spec}
+        if text_columns or label_column:
+            kind = self.kind
+            if len(text_columns) > (2 if kind.input_role == "text" else 1):
+                raise TaskError(f"{self.card.kind} takes one --text-column" if kind.input_role != "text" else
+                                "--text-column takes one column, or two for a sentence pair",
+                                "give --text-column once (twice for a pair)")
+            fields = {**self.card.fields, **keep.get("fields", {})}
+            if text_columns:
+                fields[kind.input_role] = list(text_columns) if len(text_columns) > 1 else text_columns[0]
+            if label_column:
+                fields[kind.label_role] = label_column
+            keep["fields"] = fields
         source = {"reader": "file", "origin": "scored file", "files": {canonical_split(split): str(Path(path).resolve())},
                   **keep}
         return Task.from_card(dataclasses.replace(self.card, source=source, files=None, base_dir=None))

@@ -64,7 +64,8 @@ class TrainArgs:
 
     model: str | None = setting(None, "Hub id or local folder (default: the packaged MiniLM).", panel=TASK)
     task: str | None = setting(DEFAULT_TASK, "Registered task name or path to a YAML task card.", panel=TASK)
-    output: str | None = setting(None, "Output *.bundle (mask) or folder (finetune).", panel=EVAL)
+    output: str | None = setting(None, "Output *.bundle (mask) or folder (finetune); default masks/<task>-<model>.bundle or "
+                                      "finetuned/<task>-<model>.", panel=EVAL)
     method: str = setting("mask", "mask (learn a binary mask) or finetune (all weights).", choices=METHODS, panel=TASK)
     epochs: int | None = setting(None, f"Epochs {_fallback('epochs')}.", min=1, panel=OPT)
     max_steps: int | None = setting(None, "Stop after this many optimizer steps (0: score the initial mask).", min=0,

@@ -41,6 +41,11 @@ def test_train_eval_inspect_end_to_end(tiny_bert, keyword_task, tmp_path):
     evaluated = run("eval", out, "--json", metrics_file)
     assert "matches the dev score recorded at training time" in evaluated.stdout
     assert json.loads(metrics_file.read_text())["metrics"] == recorded
+    metrics_file.write_text("mine")  # an existing --output is refused before any work, and kept
+    assert_one_line_error(run("eval", out, "--output", metrics_file, check=False), "already exists", "--overwrite")
+    assert metrics_file.read_text() == "mine"
+    run("eval", out, "--output", metrics_file, "--overwrite")
+    assert json.loads(metrics_file.read_text())["metrics"] == recorded
     inspect = run("inspect", out).stdout
     assert "keywords" in inspect and "bits per masked weight" in inspect and "bert.encoder.layer.3" in inspect
 
@@ -110,6 +115,9 @@ def test_ensemble_and_export_commands(tiny_bert, keyword_task, tmp_path):
         bundles.append(out)
     proc = run("ensemble", *bundles, "--by", "best", "--split", "test", "--predictions", tmp_path / "p.jsonl")
     assert "vote by label" in proc.stdout and "(chosen)" in proc.stdout
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 60
+    refused = run("ensemble", *bundles, "--split", "test", "--output", tmp_path / "p.jsonl", check=False)
+    assert_one_line_error(refused, "already exists", "--overwrite")
     assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 60
     assert_one_line_error(run("ensemble", bundles[0], check=False), "at least two")
     run("export", bundles[0], "--output", tmp_path / "hf")

@@ -45,6 +45,19 @@ def test_train_eval_predict_own_csv_files(tiny_bert, tmp_path):
     pair = json.loads(run("predict", out, "--text", "a", "--text-pair", "b", *base).stdout)
     assert pair["input"] == {"text": "a", "text_pair": "b"}
 
+    write(tmp_path / "other.csv", make_sentences(20, 3), header=("body", "rating"))  # other column names
+    written = tmp_path / "other.jsonl"
+    proc = run("predict", out, "--input", tmp_path / "other.csv", "--output", written, *base, check=False)
+    assert_one_line_error(proc, "all 20 input lines were skipped", "columns: body, rating", "--text-column")
+    assert not written.exists()  # no empty output left behind
+    named = run("predict", out, "--input", tmp_path / "other.csv", "--text-column", "body", *base).stdout
+    assert [json.loads(line)["input"]["text"] for line in named.splitlines()] == [r[0] for r in make_sentences(20, 3)]
+    assert_one_line_error(run("predict", out, "--input", tmp_path / "other.csv", "--text-column", "review", *base,
+                              check=False), "no column 'review'", "body, rating")
+    scored = run("eval", out, "--file", tmp_path / "other.csv", "--text-column", "body", "--label-column", "rating",
+                 *base).stdout
+    assert scored.split("│")[2].strip() == test.split("│")[2].strip()  # the same rows, other names
+
 
 def test_own_data_errors_are_one_line_and_keep_existing_output(tiny_bert, tmp_path):
     write(tmp_path / "train.csv", make_sentences(40, 1))

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from maskctl.choices import DATA_FILE_FORMATS
 from maskctl.errors import TaskError
 from maskctl.tasks.card import TaskCard
 from maskctl.tasks.readers.rows import resolve_file, to_example
 from maskctl.tasks.readers.split import carve_dev
 
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+FORMATS = DATA_FILE_FORMATS
 
 
 @dataclass(frozen=True)
