@@ -57,3 +57,16 @@ def test_old_option_names_still_work(tmp_path):
 def test_shell_completion_is_on():
     text = help_of()
     assert "--install-completion" in text and "--show-completion" in text
+
+
+def test_building_the_cli_imports_no_model_data_or_server_library():
+    """--version, --help and every Tab of completion build all commands' options: none of them may
+    load transformers, datasets or the server stack (torch itself is still imported through the
+    training settings: see CHANGELOG)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from maskctl.cli import app; "
+             "print(sorted(m for m in ('transformers', 'datasets', 'fastapi', 'uvicorn', 'safetensors') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

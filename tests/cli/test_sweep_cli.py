@@ -36,10 +36,13 @@ def test_sweep_keeps_the_best_and_never_clobbers_output(capsys, tiny_bert, keywo
     best = next(row for row in table["rows"] if row["best"])
     assert f"best {best['point']}" in stdout
     before = out.read_bytes()
+    code, stdout, _ = cli(capsys, *base)  # rerun as written: finished points read back, its own copy replaced
+    assert code == 0 and stdout.count("read back from an earlier run") == 2 and out.read_bytes() == before
+    out.write_bytes(b"mine")  # an output that is not the sweep's copy of a point is never clobbered
     assert_one_line_error(cli(capsys, *base), "already exists", "--overwrite")
-    assert out.read_bytes() == before
-    code, stdout, _ = cli(capsys, *base, "--overwrite")  # finished points are read back, not retrained
-    assert code == 0 and stdout.count("read back from an earlier run") == 2
+    assert out.read_bytes() == b"mine"
+    code, stdout, _ = cli(capsys, *base, "--overwrite")
+    assert code == 0 and stdout.count("read back from an earlier run") == 2 and out.read_bytes() == before
 
 
 def test_recipe_sweep_runs_and_a_fixed_key_leaves_it(capsys, tiny_bert, keyword_task, tmp_path):

@@ -55,7 +55,7 @@ def load_hub_split(card: TaskCard, spec: dict[str, Any], hub_split: str):
         return _load(datasets, path, name, hub_split, revision)
     except Exception as exc:  # noqa: BLE001 - classified below, re-raised typed
         first = exc  # datasets may hide a script-only refusal behind a stale cache: try the conversion anyway
-        if revision is not None or (_missing(exc) and not _offline()):
+        if revision is not None or Path(path).exists() or (_missing(exc) and not _offline()):
             raise _failure(card, what, exc, revision) from exc
         if _script_only(exc):
             log.warning("%s holds only a loading script, which datasets %s no longer runs; reading the Hub's "
