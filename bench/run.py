@@ -164,6 +164,17 @@ CHILDREN = {
 }
 
 
+def _section_mode(mode: str, section, writer, args) -> int:
+    """A mode that is one section (``--serving``, ``--http``, ``--tenants``): run it in a work
+    folder, wrap it with the machine and its load before and after, write its results."""
+    work = Path(args.work or tempfile.mkdtemp(prefix=f"maskctl-{mode}-"))
+    started = time.perf_counter()
+    results = {"mode": mode, "machine": machine_info(), "load_start": loadavg(), "sections": {mode: section(work)}}
+    results["load_end"], results["wall_s"] = loadavg(), time.perf_counter() - started
+    writer(results, Path(args.out))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run (< 3 min): fewer steps, no quality or LoRA")
@@ -202,33 +213,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.serving:
         from bench.serving import serving_section
 
-        work = Path(args.work or tempfile.mkdtemp(prefix="maskctl-serving-"))
-        started = time.perf_counter()
-        results = {"mode": "serving", "machine": machine_info(), "load_start": loadavg(),
-                   "sections": {"serving": serving_section(args.model, work, args.serving_tasks)}}
-        results["load_end"], results["wall_s"] = loadavg(), time.perf_counter() - started
-        write_serving(results, Path(args.out))
-        return 0
+        return _section_mode("serving", lambda work: serving_section(args.model, work, args.serving_tasks),
+                             write_serving, args)
     if args.http:
         from bench.http_load import http_section, write_http
 
-        work = Path(args.work or tempfile.mkdtemp(prefix="maskctl-http-"))
-        started = time.perf_counter()
-        results = {"mode": "http", "machine": machine_info(), "load_start": loadavg(),
-                   "sections": {"http": http_section(args.model, work)}}
-        results["load_end"], results["wall_s"] = loadavg(), time.perf_counter() - started
-        write_http(results, Path(args.out))
-        return 0
+        return _section_mode("http", lambda work: http_section(args.model, work), write_http, args)
     if args.tenants:
         from bench.http_tenants import tenants_section, write_tenants
 
-        work = Path(args.work or tempfile.mkdtemp(prefix="maskctl-tenants-"))
-        started = time.perf_counter()
-        results = {"mode": "tenants", "machine": machine_info(), "load_start": loadavg(),
-                   "sections": {"tenants": tenants_section(args.model, work)}}
-        results["load_end"], results["wall_s"] = loadavg(), time.perf_counter() - started
-        write_tenants(results, Path(args.out))
-        return 0
+        return _section_mode("tenants", lambda work: tenants_section(args.model, work), write_tenants, args)
     modes = [name for name, on in (("quick", args.quick), ("full", args.quality_full), ("tagging", args.tagging)) if on]
     if len(modes) > 1:
         parser.error("--quick, --quality-full and --tagging exclude each other")

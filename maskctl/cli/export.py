@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -24,9 +25,6 @@ def export(
 ) -> None:
     """Merge a bundle's masks into its base model and save a plain Hugging Face model."""
     from maskctl.serving.export import export_bundle
-
-    import json
-
     from maskctl.tasks.kinds import get_kind
 
     path = export_bundle(bundle, output, model=model, fmt=fmt.value, overwrite=overwrite)

@@ -28,14 +28,13 @@ import torch
 from maskctl.bundle.format import load_bundle, read_meta
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.meta import BundleMeta, TrainingRecord
+from maskctl.choices import VOTE_RULES as RULES
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.io import atomic_path
 from maskctl.masking.resident import ResidentModel
 from maskctl.models import load_tokenizer
 from maskctl.training.evaluate import argmax, collect_scores, make_loader, resolve_device
 from maskctl.serving.loading import check_head, load_base
-from maskctl.choices import VOTE_RULES as RULES
-
 
 
 def combine(members: list[list[torch.Tensor]], by: str) -> list[torch.Tensor]:

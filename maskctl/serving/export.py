@@ -13,10 +13,10 @@ import json
 from pathlib import Path
 
 from maskctl import __version__
-from maskctl.choices import EXPORT_FORMATS
 from maskctl.bundle.format import load_bundle
 from maskctl.bundle.hub_ref import is_hub_ref
 from maskctl.bundle.model_card import export_card
+from maskctl.choices import EXPORT_FORMATS
 from maskctl.bundle.portable import without_paths
 from maskctl.errors import MaskctlError
 from maskctl.io import atomic_dir, refuse_existing

@@ -17,7 +17,7 @@ from typing import Any
 
 from maskctl.errors import TaskError
 from maskctl.tasks.card import TaskCard
-from maskctl.tasks.kinds import KIND_CLASSES, get_kind
+from maskctl.tasks.kinds import KIND_CLASSES, get_kind, named_columns
 from maskctl.tasks.kinds.base import RowView
 from maskctl.tasks.readers.datafiles import DataFile, load_file
 
@@ -45,15 +45,7 @@ def card_from_files(files: DataFiles) -> TaskCard:
     train = load_file(files.train)
     kind_name = files.kind or _infer_kind(train, files.label_column)
     kind = get_kind(kind_name)
-    fields = dict(kind.default_fields)
-    if files.text_columns:
-        if len(files.text_columns) > (2 if kind.input_role == "text" else 1):
-            raise TaskError(f"{kind_name} takes one --text-column" if kind.input_role != "text" else
-                            "--text-column takes one column, or two for a sentence pair",
-                            "give --text-column once (twice for a pair)")
-        fields[kind.input_role] = list(files.text_columns) if len(files.text_columns) > 1 else files.text_columns[0]
-    if files.label_column:
-        fields[kind.label_role] = files.label_column
+    fields = named_columns(kind, kind.default_fields, files.text_columns, files.label_column)
     datasets = {"train": train}
     for split, path in (("dev", files.validation), ("test", files.test)):
         if path:

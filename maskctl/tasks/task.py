@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ContextManager
 
-from maskctl.errors import TaskError
 from maskctl.tasks import metrics
 from maskctl.tasks.card import TaskCard, canonical_split
-from maskctl.tasks.kinds import Features, Kind, get_kind
+from maskctl.tasks.kinds import Features, Kind, get_kind, named_columns
 from maskctl.tasks.readers import data_spec, read_split
 from maskctl.tasks.registry import get_card
 
@@ -80,17 +79,8 @@ class Task:
         spec = data_spec(self.card, None)
         keep = {k: spec[k] for k in ("fields", "label_map", "join", "ending_prefix") if k in spec}
         if text_columns or label_column:
-            kind = self.kind
-            if len(text_columns) > (2 if kind.input_role == "text" else 1):
-                raise TaskError(f"{self.card.kind} takes one --text-column" if kind.input_role != "text" else
-                                "--text-column takes one column, or two for a sentence pair",
-                                "give --text-column once (twice for a pair)")
-            fields = {**self.card.fields, **keep.get("fields", {})}
-            if text_columns:
-                fields[kind.input_role] = list(text_columns) if len(text_columns) > 1 else text_columns[0]
-            if label_column:
-                fields[kind.label_role] = label_column
-            keep["fields"] = fields
+            keep["fields"] = named_columns(self.kind, {**self.card.fields, **keep.get("fields", {})},
+                                           text_columns, label_column)
         source = {"reader": "file", "origin": "scored file", "files": {canonical_split(split): str(Path(path).resolve())},
                   **keep}
         return Task.from_card(dataclasses.replace(self.card, source=source, files=None, base_dir=None))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from maskctl.errors import TaskError
 from maskctl.tasks.kinds.base import Features, Kind
 from maskctl.tasks.kinds.multiple_choice import MultipleChoice
@@ -14,7 +16,7 @@ KIND_CLASSES: dict[str, type] = {
     MultipleChoice.name: MultipleChoice,
 }
 
-__all__ = ["Features", "Kind", "get_kind", "KIND_CLASSES"]
+__all__ = ["Features", "Kind", "get_kind", "KIND_CLASSES", "named_columns"]
 
 
 def get_kind(name: str) -> Kind:
@@ -22,3 +24,20 @@ def get_kind(name: str) -> Kind:
         return KIND_CLASSES[name]()
     except KeyError:
         raise TaskError(f"unknown task kind {name!r}", f"use one of {', '.join(KIND_CLASSES)}") from None
+
+
+def named_columns(kind: Kind, fields: dict[str, Any], text_columns: tuple[str, ...] = (),
+                  label_column: str | None = None) -> dict[str, Any]:
+    """``fields`` with a data file's own column names for the kind's input and label roles
+    (``--text-column``, given twice for a sentence pair, and ``--label-column``): one rule for
+    ``train --train-file`` and ``eval --file``."""
+    if len(text_columns) > (2 if kind.input_role == "text" else 1):
+        raise TaskError(f"{kind.name} takes one --text-column" if kind.input_role != "text" else
+                        "--text-column takes one column, or two for a sentence pair",
+                        "give --text-column once (twice for a pair)")
+    fields = dict(fields)
+    if text_columns:
+        fields[kind.input_role] = list(text_columns) if len(text_columns) > 1 else text_columns[0]
+    if label_column:
+        fields[kind.label_role] = label_column
+    return fields
