@@ -8,3 +8,4 @@ VOTE_RULES = ("label", "logit", "prob")  # maskctl ensemble --by (and "best")
 EXPORT_FORMATS = ("hf",)  # maskctl export --format
 # data files by extension (maskctl predict --input, eval --file, train --train-file)
 DATA_FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+TASK_KINDS = ("sequence-classification", "token-tagging", "multiple-choice")  # a card's kind (tasks/kinds/)

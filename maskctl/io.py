@@ -45,6 +45,17 @@ def _umask() -> int:
     return mask
 
 
+def _as_if_made_by_open(root: Path) -> None:
+    """Give a folder made by ``mkdtemp`` (0700) and its files (some writers use ``mkstemp``:
+    0600) the modes ``mkdir`` and ``open`` would under the umask: a shared model folder must be
+    readable by the server's user as any ``save_pretrained`` folder is."""
+    mask = _umask()
+    for folder, _, files in os.walk(root):
+        os.chmod(folder, 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o666 & ~mask)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -64,6 +75,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        _as_if_made_by_open(tmp)
         old = None
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))

@@ -114,6 +114,14 @@ def quiet_transformers():
         hf_logging.enable_progress_bar()
 
 
+def save_model_folder(model, tokenizer, folder: Path) -> None:
+    """``save_pretrained`` of a model and its tokenizer without transformers' shard-writing bar
+    (one raw bar line in every plain log; maskctl prints what it wrote)."""
+    with quiet_transformers():
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+
 def _load_error(source: ModelSource, exc: Exception) -> ModelError:
     if source.kind == "hub":
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")

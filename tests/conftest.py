@@ -79,7 +79,7 @@ def _files(cls, **paths: Path) -> dict[str, str]:
     return {(name if name in params else f"{name}_file"): str(p) for name, p in paths.items()}
 
 
-def build_tiny_model(arch: str, path: Path, seed: int = 0) -> Path:
+def build_tiny_model(arch: str, path: Path, seed: int = 0, positions: int = 64, layers: int | None = None) -> Path:
     """Save a tiny random base model (no task head) and its tokenizer into ``path``."""
     import transformers
 
@@ -88,9 +88,9 @@ def build_tiny_model(arch: str, path: Path, seed: int = 0) -> Path:
     vocab = len(tokenizer)
     torch.manual_seed(seed)
     if arch == "bert":
-        config = transformers.BertConfig(vocab_size=vocab, hidden_size=TINY["hidden"], num_hidden_layers=TINY["layers"],
+        config = transformers.BertConfig(vocab_size=vocab, hidden_size=TINY["hidden"], num_hidden_layers=layers or TINY["layers"],
                                          num_attention_heads=TINY["heads"], intermediate_size=TINY["intermediate"],
-                                         max_position_embeddings=64, initializer_range=0.02)
+                                         max_position_embeddings=positions, initializer_range=0.02)
         model = transformers.BertModel(config)
     elif arch == "roberta":
         config = transformers.RobertaConfig(vocab_size=vocab, hidden_size=TINY["hidden"], num_hidden_layers=TINY["layers"],

@@ -24,15 +24,26 @@ def print_error(message: str, fix: str | None) -> None:
 
 
 def metrics_table(title: str, rows: dict[str, dict[str, float]]) -> Table:
+    """One row per metric, one column per split: as narrow as the longest metric name, so that
+    a task with many metrics (tagging: seqeval's and token accuracy) fits 80 columns. Counts
+    (ints) print as counts, scores with four decimals."""
     table = Table(title=title)
-    table.add_column("split")
-    keys = [k for k in next(iter(rows.values())) if k not in ("score", "n")]
-    for key in keys:
-        table.add_column(key, justify="right")
-    table.add_column("examples", justify="right")
-    for split, values in rows.items():
-        table.add_row(split, *(f"{values[k]:.4f}" for k in keys), str(int(values.get("n", 0))))
+    table.add_column("metric")
+    for split in rows:
+        table.add_column(split, justify="right")
+    first = next(iter(rows.values()))
+    for key in [k for k in first if k not in ("score", "n")] + ["n"]:
+        label = "examples" if key == "n" else key.replace("_", " ")
+        table.add_row(label, *(_cell(values.get(key)) for values in rows.values()))
     return table
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.4f}"
 
 
 def plural(count: int, word: str, words: str | None = None) -> str:

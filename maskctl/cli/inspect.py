@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from maskctl.cli.common import BUNDLE_HELP, json_option, overwrite_option
@@ -73,15 +74,18 @@ def inspect_bundle(
         console.print(f"training: {len(curve.loss)} loss points to step {curve.steps[-1] if curve.steps else 0}"
                       + (f" (each the mean of {curve.every} steps)" if curve.every > 1 else "")
                       + f", {len(curve.evaluations)} dev evaluations, kept step {curve.kept_step}", highlight=False)
-    table = Table(title="masked layers")
-    columns = ["layer", "shape", "init sparsity", "final sparsity", "coding", "bits/weight", "H(p)"]
+    prefix, names = short_layer_names([layer["name"] for layer in info.layers])
+    table = Table(title="masked layers" + (f" (names under {prefix}.)" if prefix else "")
+                  + ": p = fraction of zeros, bits per masked weight, coding scheme/order",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    columns = ["layer", "shape", "init p", "final p", "coding", "bits", "H(p)"]
     for column in columns + (["H(flip)"] if xor else []):
-        table.add_column(column)
-    for layer, row in zip(info.layers, stats.layers):
+        table.add_column(column, no_wrap=True, justify="left" if column in ("layer", "coding") else "right")
+    for layer, row, name in zip(info.layers, stats.layers, names):
         coding = layer.get("coding", {})
-        how = "/".join(str(coding[k]) for k in ("scheme", "order", "layout", "codec") if k in coding) or row.scheme
-        cells = [layer["name"], "x".join(map(str, layer["shape"])), f"{layer.get('init_sparsity', float('nan')):.4f}",
-                 f"{layer.get('final_sparsity', float('nan')):.4f}", how, f"{row.bits_per_weight:.3f}",
+        how = "/".join(CODING_WORDS.get(str(coding[k]), str(coding[k])) for k in ("scheme", "order") if k in coding)
+        cells = [name, "x".join(map(str, layer["shape"])), f"{layer.get('init_sparsity', float('nan')):.3f}",
+                 f"{layer.get('final_sparsity', float('nan')):.3f}", how or row.scheme, f"{row.bits_per_weight:.3f}",
                  _bits(row.entropy, unit="")]
         if xor:
             cells.append(_bits(row.flip_entropy, unit="") if row.scheme == "xor-initial" else "")
@@ -89,6 +93,29 @@ def inspect_bundle(
     console.print(table)
     if plot is not None:
         console.print(f"wrote {plot}", highlight=False)
+
+
+# Words of a layer's coding and name, shortened so that the table fits 80 columns (``--json``
+# has every entry in full).
+CODING_WORDS = {"xor-initial": "xor", "score-bands": "bands", "index": "idx"}
+DROPPED_STEPS = {"encoder", "transformer", "layer", "layers", "self", "dense"}
+SHORT_STEPS = {"attention": "attn"}
+
+
+def short_layer_names(names: list[str]) -> tuple[str, list[str]]:
+    """(prefix, short names): without the base model's prefix that most names share (``bert.``)
+    and the steps every encoder layer repeats, so ``bert.encoder.layer.2.attention.self.query``
+    reads ``2.attn.query``: a row keeps the block number and the matrix, what tells rows apart."""
+    firsts = [name.split(".", 1)[0] for name in names if "." in name]
+    prefix = max(set(firsts), key=firsts.count) if firsts else ""
+    if firsts.count(prefix) * 2 <= len(names):
+        prefix = ""
+    short = []
+    for name in names:
+        steps = name.split(".")[1:] if prefix and name.startswith(prefix + ".") else name.split(".")
+        kept = [SHORT_STEPS.get(step, step) for step in steps if step not in DROPPED_STEPS]
+        short.append(".".join(kept or steps))
+    return prefix, short
 
 
 def _bits(value: float | None, unit: str = " bits") -> str:

@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-DEFAULT_THRESHOLD = 0.01
-DEFAULT_INIT_SPARSITY = 0.05
+from maskctl.masking.config import DEFAULT_INIT_SPARSITY, DEFAULT_THRESHOLD
 SCORE_LOW = -0.02
 
 

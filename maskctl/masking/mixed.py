@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from maskctl.masking.flips import FlipRows, add_flip_terms, flipped_weight
 from maskctl.masking.layer import WrappedLinear
 
 # From this many token rows on, a task's rows use a dense product with their own weight; below
@@ -45,11 +46,46 @@ DENSE_MIN_TOKENS = 64
 
 @dataclass(frozen=True)
 class Correction:
-    """One task's term for one layer: ``matrix`` (CSR) against the reference ``reference``
-    (a key of ``MixedMaskLinear.references``; None: the pristine weight)."""
+    """One task's term for one layer against the reference ``reference`` (a key of
+    ``MixedMaskLinear.references``; None: the pristine weight): either its flipped positions
+    (``flips``, read by the compiled kernel with values gathered from the weights) or a CSR
+    ``matrix`` holding the values too (the plain-PyTorch path)."""
 
-    matrix: torch.Tensor
+    matrix: torch.Tensor | None = None
     reference: Hashable | None = None
+    flips: FlipRows | None = None
+
+    @property
+    def nbytes(self) -> int:
+        if self.flips is not None:
+            return self.flips.nbytes
+        parts = (self.matrix.crow_indices(), self.matrix.col_indices(), self.matrix.values())
+        return sum(part.numel() * part.element_size() for part in parts)
+
+    def exact_weight(self, weight: torch.Tensor, base: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
+        """The task's own weight ``base + C`` (dense), for a group with many token rows."""
+        if self.flips is not None:
+            return flipped_weight(self.flips, weight, base, reference)
+        return base + self.matrix
+
+
+@dataclass(frozen=True)
+class Term:
+    """Rows ``first:last`` of the batch (in sequences) add ``correction``'s term."""
+
+    first: int
+    last: int
+    correction: Correction
+
+
+@dataclass
+class Run:
+    """Consecutive rows sharing one base weight, and the terms their groups add."""
+
+    start: int
+    stop: int
+    weight: torch.Tensor
+    terms: list[Term]
 
 
 @dataclass(frozen=True)
@@ -101,34 +137,40 @@ class MixedMaskLinear(WrappedLinear):
         flat_x = x.reshape(-1, x.shape[-1])
         per_row = flat_x.shape[0] // x.shape[0]  # tokens per sequence (1 for the pooler)
         out = flat_x.new_empty(flat_x.shape[0], weight.shape[0])
-        for start, stop, base, terms in self._runs(per_row):
-            rows = slice(start * per_row, stop * per_row)
-            _linear(flat_x[rows], base, bias, out[rows])
-            for first, last, matrix in terms:
-                part = slice(first * per_row, last * per_row)
-                out[part].add_((matrix @ flat_x[part].T).T)
+        compact: dict[Hashable | None, list[tuple[FlipRows, int, int]]] = {}
+        for run in self._runs(per_row):
+            _linear(flat_x[run.start * per_row:run.stop * per_row], run.weight, bias,
+                    out[run.start * per_row:run.stop * per_row])
+            for term in run.terms:
+                first, last = term.first * per_row, term.last * per_row
+                if term.correction.flips is not None:
+                    compact.setdefault(term.correction.reference, []).append((term.correction.flips, first, last))
+                else:
+                    out[first:last].add_((term.correction.matrix @ flat_x[first:last].T).T)
+        for key, groups in compact.items():  # one kernel call per layer and reference
+            add_flip_terms(groups, weight, None if key is None else self.references[key], flat_x, out)
         return out.view(*x.shape[:-1], weight.shape[0])
 
-    def _runs(self, per_row: int) -> list[tuple[int, int, torch.Tensor, list]]:
-        """Consecutive groups sharing one base weight, as (first row, end row, weight, sparse
-        terms); a large group gets a run of its own with its exact masked weight."""
-        runs: list[tuple[int, int, torch.Tensor, list]] = []
+    def _runs(self, per_row: int) -> list[Run]:
+        """Consecutive groups sharing one base weight; a large group gets a run of its own
+        with its exact masked weight."""
+        runs: list[Run] = []
         last_key: object = object()
         for group in self.routing.groups:
             correction = group.corrections.get(self.name)
             key = None if correction is None else correction.reference
-            base = self.weight if key is None else self.references[key]
+            reference = None if key is None else self.references[key]
+            base = self.weight if key is None else reference
             if correction is not None and (group.stop - group.start) * per_row >= DENSE_MIN_TOKENS:
-                runs.append((group.start, group.stop, base + correction.matrix, []))
+                runs.append(Run(group.start, group.stop, correction.exact_weight(self.weight, base, reference), []))
                 last_key = object()
                 continue
-            if runs and key == last_key and runs[-1][1] == group.start:
-                first, _, weight, terms = runs[-1]
-                runs[-1] = (first, group.stop, weight, terms)
+            if runs and key == last_key and runs[-1].stop == group.start:
+                runs[-1].stop = group.stop
             else:
-                runs.append((group.start, group.stop, base, []))
+                runs.append(Run(group.start, group.stop, base, []))
             if correction is not None:
-                runs[-1][3].append((group.start, group.stop, correction.matrix))
+                runs[-1].terms.append(Term(group.start, group.stop, correction))
             last_key = key
         return runs
 
@@ -162,12 +204,8 @@ def correction_matrix(weight: torch.Tensor, mask: torch.Tensor, reference: torch
 
 
 def correction_bytes(corrections: Mapping[str, Correction]) -> int:
-    """Memory of a task's decoded corrections (indices and values)."""
-    total = 0
-    for c in corrections.values():
-        for part in (c.matrix.crow_indices(), c.matrix.col_indices(), c.matrix.values()):
-            total += part.numel() * part.element_size()
-    return total
+    """Memory of a task's decoded corrections (flipped positions, or CSR indices and values)."""
+    return sum(c.nbytes for c in corrections.values())
 
 
 def wrap_for_mixing(root: nn.Module, names: list[str], routing: Routing) -> dict[str, MixedMaskLinear]:

@@ -10,34 +10,13 @@ a bundle onto a freshly loaded base model. Merged and wrapped forwards compute t
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-from maskctl.masking.layer import DEFAULT_INIT_SPARSITY, DEFAULT_THRESHOLD, MaskedLinear
+from maskctl.masking.config import HEAD_MODES, MaskConfig  # noqa: F401 - also imported from here
+from maskctl.masking.layer import MaskedLinear
 from maskctl.masking.targets import find_targets, num_blocks, parse_blocks
-from maskctl.schema import check_fields, setting
-
-HEAD_MODES = ("mask", "train")
-
-
-@dataclass
-class MaskConfig:
-    """How to mask a model; stored verbatim in every bundle. The bounds live on the fields
-    (``maskctl.schema``); ``TrainArgs`` reuses them for its options."""
-
-    threshold: float = setting(DEFAULT_THRESHOLD, "Score threshold tau of the binary mask.")
-    init_sparsity: float = setting(DEFAULT_INIT_SPARSITY, "Fraction of mask bits that start at zero.", above=0, below=1)
-    blocks: str | None = setting(None, "--mask-blocks spec; None = all but the lowest two.")
-    head: str = setting("mask", "mask: classifier masked, not trained (paper); train: trained.", choices=HEAD_MODES)
-    seed: int = setting(0, "Seed of the initial scores.")
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def layer_seed(seed: int, name: str) -> int:

@@ -20,6 +20,7 @@ from maskctl.choices import EXPORT_FORMATS
 from maskctl.bundle.portable import without_paths
 from maskctl.errors import MaskctlError
 from maskctl.io import atomic_dir, refuse_existing
+from maskctl.models import save_model_folder
 from maskctl.serving.loading import load_masked
 
 FORMATS = EXPORT_FORMATS
@@ -36,8 +37,7 @@ def export_bundle(path: str | Path, output: str | Path, model: str | None = None
     described, _ = without_paths(bundle.meta)  # the folder may be shared: no machine paths in it either
     exported_from = str(path) if is_hub_ref(path) else Path(path).name
     with atomic_dir(output) as tmp:
-        masked.model.save_pretrained(tmp)
-        masked.tokenizer.save_pretrained(tmp)
+        save_model_folder(masked.model, masked.tokenizer, tmp)
         provenance = {"exported_from": exported_from, "maskctl_version": __version__, "task": described["task"],
                       "base_model": described["base_model"], "metrics": described.get("metrics", {})}
         (tmp / "maskctl_export.json").write_text(json.dumps(provenance, indent=2), encoding="utf-8")

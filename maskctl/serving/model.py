@@ -36,6 +36,7 @@ from maskctl.bundle.format import read_coded, read_meta
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.meta import BundleMeta
 from maskctl.errors import BundleError, DuplicateTask, MaskctlError, ModelError
+from maskctl.masking.flips import flips_of, kernel_handles
 from maskctl.masking.mixed import Correction, RowGroup, Routing, correction_matrix, wrap_for_mixing
 from maskctl.models import load_tokenizer
 from maskctl.serving.batching import build_batch
@@ -120,8 +121,10 @@ class MaskedModel:
         tokenizer = self._tokenizers.get(task.kind.name) or load_tokenizer(self._source, **task.kind.tokenizer_kwargs)
         with self._lock:
             if task.name in self._tasks and task.name != replaces:
-                raise DuplicateTask(f"{path}: task {task.name!r} is already loaded",
-                                  "unload it first, or serve one bundle per task (maskctl ensemble votes)")
+                served_from = Path(self._tasks[task.name].coded.path).name
+                raise DuplicateTask(f"{path}: task {task.name!r} is already served from {served_from}",
+                                    "unload it first, or keep one bundle per task in a served folder "
+                                    "(maskctl ensemble votes several)")
             self._merged.unmerge()  # fingerprints and corrections read the pristine weights
             self._check_base(coded.info, path)
             net = self._net_for(task)
@@ -242,7 +245,10 @@ class MaskedModel:
             layer = self._layers[inner]
             key = served.reference
             reference = None if key is None else layer.references[key] != 0
-            out[inner] = Correction(correction_matrix(layer.weight, mask, reference), key)
+            if kernel_handles(layer.weight):  # positions only: values come from the weights
+                out[inner] = Correction(reference=key, flips=flips_of(mask, reference))
+            else:
+                out[inner] = Correction(correction_matrix(layer.weight, mask, reference), key)
         return out
 
     def _corrections(self, name: str, pinned: frozenset[str]) -> Corrections:

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from maskctl.errors import MaskctlError
-from maskctl.masking.model import MaskConfig
-from maskctl.masking.targets import parse_blocks
+from maskctl.masking.config import MaskConfig
 from maskctl.schema import bounds_of, check_fields, did_you_mean, flag, setting
-from maskctl.tasks.kinds import KIND_CLASSES as KIND_NAMES
+from maskctl.choices import TASK_KINDS
 
 METHODS = ("mask", "finetune")
 KEEP_RULES = ("best", "last")
@@ -101,7 +100,7 @@ class TrainArgs:
     label_column: str | None = setting(None, "Column with the label (default: label; tags for tagging); the "
                                              "labels are its distinct values in the train file.", panel=DATA)
     kind: str | None = setting(None, "Task kind (default: inferred: a column of lists is tagging, an endings "
-                                     "column multiple choice).", choices=tuple(KIND_NAMES), panel=DATA)
+                                     "column multiple choice).", choices=TASK_KINDS, panel=DATA)
     validation_split: float | None = setting(None, "Share of the train file held out as dev when there is no "
                                                    "--validation-file (default 0.1).", above=0, below=1, panel=DATA)
     task_name: str | None = setting(None, "Name of the task built from the files (default: the train file's "
@@ -138,6 +137,8 @@ class TrainArgs:
         check_fields(self)
         self._check_data_files()
         if self.mask_blocks is not None:
+            from maskctl.masking.targets import parse_blocks
+
             parse_blocks(self.mask_blocks, None)  # the syntax now; the model's block count when it is loaded
         if self.early_stopping is not None and self.keep != "best":
             raise MaskctlError("--early-stopping needs --keep best", "drop --early-stopping or keep the best")

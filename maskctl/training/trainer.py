@@ -30,7 +30,7 @@ from maskctl.errors import MaskctlError, TrainingInterrupted
 from maskctl.io import atomic_dir, refuse_existing
 from maskctl.masking.model import MaskConfig, current_masks, masked_layers, merge_masks, sparsity, wrap_model
 from maskctl.masking.targets import num_blocks, parse_blocks
-from maskctl.models import ModelSource, hub_revision, load_task_model, load_tokenizer, resolve_model
+from maskctl.models import ModelSource, hub_revision, load_task_model, load_tokenizer, resolve_model, save_model_folder
 from maskctl.tasks.task import Task
 from maskctl.training.callbacks import TrainCallback, phase
 from maskctl.training.checkpoint import Position, load_checkpoint, save_checkpoint
@@ -337,8 +337,7 @@ def _finish_finetune(model, args: TrainArgs, task: Task, source: ModelSource, ne
         model.load_state_dict(kept)
     metrics = _final_metrics(model, args, task, tokenizer, dev_features, device, report)
     with atomic_dir(output) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        save_model_folder(model, tokenizer, tmp)
         record = {"task": task.card.to_dict(), "training": args.record(),
                   "metrics": {"dev": metrics, "history": keeper.history, "kept": keeper.record_of_kept(),
                               "curve": report.curve.to_dict()},

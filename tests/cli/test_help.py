@@ -60,13 +60,21 @@ def test_shell_completion_is_on():
 
 
 def test_building_the_cli_imports_no_model_data_or_server_library():
-    """--version, --help and every Tab of completion build all commands' options: none of them may
-    load transformers, datasets or the server stack (torch itself is still imported through the
-    training settings: see CHANGELOG)."""
+    """--version, --help and every Tab of completion build all commands' options, and
+    ``maskctl tasks --names`` reads package metadata only: none of them may load torch,
+    transformers, datasets or the server stack (seconds each time)."""
     import subprocess
     import sys
 
-    probe = ("import sys; from maskctl.cli import app; "
-             "print(sorted(m for m in ('transformers', 'datasets', 'fastapi', 'uvicorn', 'safetensors') if m in sys.modules))")
+    heavy = "('torch', 'transformers', 'datasets', 'fastapi', 'uvicorn', 'safetensors')"
+    probe = ("import sys; from maskctl.cli import app; from maskctl.tasks.registry import task_names; "
+             f"assert 'bbc-news' in task_names(); print(sorted(m for m in {heavy} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_the_cli_kind_names_are_the_kinds():
+    from maskctl.choices import TASK_KINDS
+    from maskctl.tasks.kinds import KIND_CLASSES
+
+    assert TASK_KINDS == tuple(KIND_CLASSES)

@@ -68,12 +68,24 @@ def check(result, name, probs, labels):
         assert int(torch.tensor(probabilities(result)).argmax()) == int(probs.argmax())
 
 
-@pytest.mark.parametrize("seed,dense_from", [(0, 64), (1, 1), (2, 10**9)],
-                         ids=["measured-switch", "all-dense-products", "all-sparse-terms"])
-def test_any_mix_equals_each_task_alone(served_paths, expected, seed, dense_from, monkeypatch):
+@pytest.mark.parametrize("seed,dense_from,kernel", [(0, 64, "auto"), (1, 1, "auto"), (2, 10**9, "auto"),
+                                                     (3, 10**9, "torch")],
+                         ids=["measured-switch", "all-dense-products", "all-sparse-terms", "plain-pytorch-terms"])
+def test_any_mix_equals_each_task_alone(served_paths, expected, seed, dense_from, kernel, monkeypatch):
+    """Every path of the forward: the compiled kernel over flipped positions (when numba is
+    installed), the CSR terms of the plain-PyTorch fallback, and dense per-task products."""
+    from maskctl.masking.flips import kernel_available
+
     monkeypatch.setattr("maskctl.masking.mixed.DENSE_MIN_TOKENS", dense_from)
+    if kernel == "torch":
+        monkeypatch.setenv("MASKCTL_KERNEL", "torch")
     inputs, want = expected
     served = MaskedModel.from_bundles(list(served_paths.values()))
+    compact = kernel_available()
+    served.predict_many([(name, inputs[name][0]) for name in inputs])
+    corrections = [c for name in inputs for c in served._cache.get(name, lambda: {}).values()]
+    assert corrections and all((c.flips is not None) == compact and (c.matrix is None) == compact
+                               for c in corrections)
     pristine = {k: v.clone() for k, v in served.encoder.state_dict().items()}
     requests = [(name, i) for name in inputs for i in range(len(inputs[name]))]
     random.Random(seed).shuffle(requests)
@@ -143,7 +155,7 @@ def test_load_and_unload_while_serving(served_paths, expected, tmp_path):
         broken.write_bytes(raw[:-40] + bytes(40))
         with pytest.raises(BundleError):
             served.load(broken)
-        with pytest.raises(BundleError, match="already loaded"):
+        with pytest.raises(BundleError, match="already served from keywords.bundle"):
             served.load(served_paths["keywords"])
     finally:
         stop.set()

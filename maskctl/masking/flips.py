@@ -1,0 +1,183 @@
+"""A hot task's term in its most compact form: which weights it flips, and one kernel that adds
+``x Cₜᵀ`` reading that form directly.
+
+A task's correction against its reference mask ``R`` is ``Cₜ = W ⊙ (Mₜ − R)``; its values are
+the resident weights (``+W`` where the task keeps a weight ``R`` removes, ``−W`` where it removes
+one ``R`` keeps), so only the flipped positions need storing. ``FlipRows`` keeps, per output row,
+the row's flip count and the gaps between its sorted column positions as bytes (a value under 255
+is one byte, else 255 and four bytes): at 2 % flips about 1.05 bytes per flip plus ~1 byte per row,
+against 8 bytes per flip (float32 value + int32 index) of a CSR matrix. The entropy floor of the
+pattern is H(p)/p bits per flip (7.1 bits at 2 %): this form is ~20 % above it and reads with no
+table. A byte offset every ``BLOCK`` rows lets the kernel run blocks of rows in parallel.
+
+The kernel (``add_flip_term``, numba, parallel over row blocks) reads the activations transposed,
+``Xᵀ`` (features × rows), so the inner loop over a group's rows is contiguous for each flipped
+weight: ``Yᵀ[i, :] += v · Xᵀ[j, :]`` (a first kernel that read ``X`` row by row ran slower than
+MKL's CSR product; the layout decides). numba is an optional extra (``pip install
+"maskctl[fast]"``): without it, or with ``MASKCTL_KERNEL=torch``, or for tensors it does not
+handle (CUDA, dtypes other than float32), serving uses the CSR path of ``masking.mixed``, which is
+the reference the kernel is tested equal to.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+BLOCK = 16  # output rows per parallel work item (and per stored byte offset)
+ESCAPE = 255
+
+
+@dataclass(frozen=True)
+class FlipRows:
+    """One layer's flipped positions: per output row its count and column gaps, as bytes."""
+
+    stream: np.ndarray  # uint8
+    blocks: np.ndarray  # int64 byte offset of each block of BLOCK rows
+    shape: tuple[int, int]
+    count: int  # flipped weights
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.stream.nbytes + self.blocks.nbytes)
+
+
+def encode_flips(flipped: torch.Tensor) -> FlipRows:
+    """``FlipRows`` of a boolean (out, in) matrix of flipped positions."""
+    flat = flipped.detach().to("cpu", torch.bool).numpy()
+    out_rows = flat.shape[0]
+    rows, cols = np.nonzero(flat)  # row-major: sorted by row, then column
+    counts = np.bincount(rows, minlength=out_rows)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    gaps = cols.astype(np.int64) + 1
+    gaps[1:] -= np.where(rows[1:] == rows[:-1], cols[:-1].astype(np.int64) + 1, 0)
+    gaps -= 1  # the first column of a row as is, then the zeros skipped between flips
+    # The stream: each row's count, then its gaps (rows with no flip hold a count of 0).
+    values = np.empty(out_rows + rows.size, dtype=np.int64)
+    count_at = starts + np.arange(out_rows)
+    values[count_at] = counts
+    gap_at = np.ones(values.size, dtype=bool)
+    gap_at[count_at] = False
+    values[gap_at] = gaps
+    sizes = np.where(values < ESCAPE, 1, 5)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    stream = np.zeros(int(offsets[-1]), dtype=np.uint8)
+    small = values < ESCAPE
+    stream[offsets[:-1][small]] = values[small]
+    for at, value in zip(offsets[:-1][~small], values[~small]):  # rare: a gap of 255+ zeros
+        stream[at] = ESCAPE
+        stream[at + 1:at + 5] = np.frombuffer(int(value).to_bytes(4, "little"), dtype=np.uint8)
+    blocks = offsets[count_at[::BLOCK]].astype(np.int64)
+    return FlipRows(stream, blocks, (out_rows, flat.shape[1]), int(rows.size))
+
+
+def flips_of(mask: torch.Tensor, reference: torch.Tensor | None) -> FlipRows:
+    """The positions where ``mask`` differs from ``reference`` (None: the all-ones mask)."""
+    mask = mask.detach().to("cpu", torch.bool)
+    return encode_flips(~mask if reference is None else mask != reference.detach().to("cpu", torch.bool))
+
+
+def _disabled() -> bool:
+    return os.environ.get("MASKCTL_KERNEL", "").lower() in ("torch", "off", "0", "no")
+
+
+def kernel_available() -> bool:
+    """Whether the compiled kernel can run here (numba importable and not switched off)."""
+    return not _disabled() and _kernels() is not None
+
+
+def kernel_handles(weight: torch.Tensor) -> bool:
+    return weight.device.type == "cpu" and weight.dtype == torch.float32 and kernel_available()
+
+
+_COMPILED: dict[str, object] = {}
+
+
+def _kernels():
+    """The numba functions, compiled on first use (cached on disk); None without numba."""
+    if "kernels" in _COMPILED:
+        return _COMPILED["kernels"]
+    try:
+        from maskctl.masking import flip_kernels
+    except ImportError:  # numba is an optional extra
+        _COMPILED["kernels"] = None
+        return None
+    _COMPILED["kernels"] = flip_kernels
+    return flip_kernels
+
+
+# From this much work (flips × token rows, summed over a call's groups) on, the call runs its
+# blocks on numba's thread pool; below it, waking the pool costs more than it saves.
+PARALLEL_MIN_WORK = 400_000
+
+
+def add_flip_terms(groups: list[tuple[FlipRows, int, int]], weight: torch.Tensor, reference: torch.Tensor | None,
+                   x: torch.Tensor, out: torch.Tensor) -> None:
+    """``out[a:b] += x[a:b] Cᵀ`` for every (flips, a, b) of one layer, in one kernel call:
+    ``C`` read from the flips with values gathered from ``weight`` and the reference weight
+    ``W ⊙ R`` (None: the all-ones reference). ``x`` is (rows × in), ``out`` (rows × out)."""
+    kernels = _kernels()
+    streams, items, offset = [], [], 0
+    for flips, start, stop in groups:
+        streams.append(flips.stream)
+        n = flips.blocks.shape[0]
+        block = np.empty((n, 4), dtype=np.int64)
+        block[:, 0] = flips.blocks + offset
+        block[:, 1] = np.arange(n) * BLOCK
+        block[:, 2], block[:, 3] = start, stop
+        items.append(block)
+        offset += flips.stream.shape[0]
+    stream = streams[0] if len(streams) == 1 else np.concatenate(streams)
+    xt = np.ascontiguousarray(x.detach().numpy().T)
+    w = weight.detach().numpy()
+    wr = w if reference is None else reference.detach().numpy()
+    work = sum(flips.count * (stop - start) for flips, start, stop in groups)
+    run = kernels.flip_terms_parallel if work >= PARALLEL_MIN_WORK else kernels.flip_terms_serial
+    run(stream, np.concatenate(items), BLOCK, weight.shape[0], w, wr, reference is not None, xt, out.detach().numpy())
+
+
+def flipped_weight(flips: FlipRows, weight: torch.Tensor, base: torch.Tensor, reference: torch.Tensor | None
+                   ) -> torch.Tensor:
+    """The task's exact weight ``base + C`` (a dense copy, for groups with many token rows)."""
+    rows, cols = positions(flips)
+    rows_t, cols_t = torch.from_numpy(rows), torch.from_numpy(cols)
+    values = weight.detach()[rows_t, cols_t]
+    if reference is not None:
+        kept = reference.detach()[rows_t, cols_t] != 0
+        values = torch.where(kept, values.neg(), values)
+    else:
+        values = values.neg()
+    dense = base.detach().clone()
+    dense[rows_t, cols_t] += values
+    return dense
+
+
+def positions(flips: FlipRows) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of every flip, decoded from the stream."""
+    kernels = _kernels()
+    rows = np.empty(flips.count, dtype=np.int64)
+    cols = np.empty(flips.count, dtype=np.int64)
+    if kernels is not None:
+        kernels.decode(flips.stream, flips.shape[0], rows, cols)
+        return rows, cols
+    at, k = 0, 0
+    stream = flips.stream
+    for row in range(flips.shape[0]):
+        count, at = _read(stream, at)
+        col = -1
+        for _ in range(count):
+            gap, at = _read(stream, at)
+            col += gap + 1
+            rows[k], cols[k] = row, col
+            k += 1
+    return rows, cols
+
+
+def _read(stream: np.ndarray, at: int) -> tuple[int, int]:
+    value = int(stream[at])
+    if value < ESCAPE:
+        return value, at + 1
+    return int.from_bytes(stream[at + 1:at + 5].tobytes(), "little"), at + 5
