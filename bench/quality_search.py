@@ -258,7 +258,7 @@ def write_table(out: Path) -> Path:
                 rows.append(f"| {task} | {method} | {label_of(s['lr'], s['variant'])} | {s['dev']['mean']:.4f} ± {s['dev']['sd']:.4f} "
                             f"| **{s['test']['mean']:.4f} ± {s['test']['sd']:.4f}** | {', '.join(f'{x:.3f}' for x in s['test_scores'])} "
                             f"| {', '.join(str(e) for e in s['kept_epochs'])} | {s['bytes']:,} | {s['wall_s']:.0f} |")
-    lines = ["| task | method | best setting (dev, seed 0) | dev (3 seeds) | test (3 seeds) | test per seed | kept epoch | bytes per task | s per run |",
+    lines = [f"| task | method | best setting (dev, seed 0) | dev ({len(SEEDS)} seeds) | test ({len(SEEDS)} seeds) | test per seed | kept epoch | bytes per task | s per run |",
              "|---|---|---|---|---|---|---|---|---|", *rows, "",
              "Seed 0, every setting tried (dev score / test score, kept epoch):", ""]
     for task in data:

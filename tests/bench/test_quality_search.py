@@ -22,21 +22,28 @@ def test_search_tunes_each_method_then_runs_seeds_and_variants(tmp_path, monkeyp
         best = {"mask": 1e-2, "finetune": 1e-4, "lora": 3e-3}[method]
         score = 0.5 - abs(math.log10(settings["lr"] / best)) / 10 + settings["seed"] / 1000
         score += 0.05 if method == "mask" and settings.get("max_grad_norm") else 0.0
+        score += 0.01 if settings["epochs"] == 2 else 0.0  # the longer schedule of "more" wins a little
         result = {"score": score}
         return {"dev": result, "test": result, "kept": {"epoch": 3}, "history": [], "bytes": 10, "files": 1}
 
     monkeypatch.setattr(q, "train_maskctl", fake)
     monkeypatch.setattr(q, "train_lora", lambda task, model, settings, work: fake(task, model, "lora", settings, work))
     monkeypatch.setattr(q, "PLAN", {"wnut16": {"common": {"epochs": 1},
-                                               "mask": {"lr": [1e-3, 3e-3], "variants": {"clip1": {"max_grad_norm": 1.0}}},
+                                               "mask": {"lr": [1e-3, 3e-3], "variants": {"clip1": {"max_grad_norm": 1.0}},
+                                                        "more": {"clip-long": (None, {"max_grad_norm": 1.0, "epochs": 2}),
+                                                                 "plain-3e-2": (3e-2, {})}},
                                                "finetune": {"lr": [3e-5, 1e-4, 3e-4]},
                                                "lora": {"lr": [1e-3, 3e-3]}}})
     summary = q.Search("wnut16", tmp_path, tmp_path / "work").all()
     assert summary["mask"]["lr"] == pytest.approx(9e-3) and summary["mask"]["variant"] == "clip1"  # 3e-3 x 3, then clipping
     assert summary["finetune"]["lr"] == 1e-4 and summary["lora"]["lr"] == 3e-3
-    assert all(summary[m]["seeds"] == [0, 1, 2] for m in summary)
+    assert all(summary[m]["seeds"] == [0, 1, 2, 3, 4] for m in summary)
+    # the further variants run on seed 0 (at the best lr, or their own), and every seed of the
+    # best of them only when it beats the chosen setting on dev
+    assert ("mask", 3e-2, 0, 0.0) in calls and ("mask", 3e-2, 1, 0.0) not in calls
+    assert sum(1 for c in calls if c[0] == "mask" and c[1] == pytest.approx(9e-3) and c[3] == 1.0) == 10
     runs = len(calls)
     q.Search("wnut16", tmp_path, tmp_path / "work").all()  # finished runs are read back, not retrained
     assert len(calls) == runs
     table = q.write_table(tmp_path).read_text()
-    assert "| wnut16 | mask | lr0.009-clip1 |" in table and "lr0.001 0.4" in table
+    assert "| wnut16 | mask | lr0.009-clip-long |" in table and "lr0.001 0.4" in table
