@@ -47,7 +47,7 @@ def test_train_eval_inspect_end_to_end(tiny_bert, keyword_task, tmp_path):
     run("eval", out, "--output", metrics_file, "--overwrite")
     assert json.loads(metrics_file.read_text())["metrics"] == recorded
     inspect = run("inspect", out).stdout
-    assert "keywords" in inspect and "bits per masked weight" in inspect and "bert.encoder.layer.3" in inspect
+    assert "keywords" in inspect and "bits per masked weight" in inspect and "3.attn.query" in inspect and "names under bert." in inspect
 
 
 def test_recipe_with_overrides_and_explicit_options(tiny_bert, keyword_task, tmp_path):
