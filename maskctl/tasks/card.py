@@ -10,7 +10,6 @@ import yaml
 
 from maskctl.errors import TaskError
 from maskctl.schema import did_you_mean
-from maskctl.choices import TASK_KINDS
 
 METRICS = ("accuracy", "mcc", "macro-f1", "seqeval-f1")
 SPLITS = ("train", "dev", "test")
@@ -48,15 +47,15 @@ class TaskCard:
 
     def __post_init__(self) -> None:
         where = f"task card {self.name!r}"
-        if self.kind not in TASK_KINDS:
-            raise TaskError(f"{where}: unknown kind {self.kind!r}", f"use one of {', '.join(TASK_KINDS)}")
+        from maskctl.tasks.kinds import KIND_CLASSES  # torch: cards are not read for `maskctl tasks --names`
+
+        if self.kind not in KIND_CLASSES:
+            raise TaskError(f"{where}: unknown kind {self.kind!r}", f"use one of {', '.join(KIND_CLASSES)}")
         if self.metric not in METRICS:
             raise TaskError(f"{where}: unknown metric {self.metric!r}", f"use one of {', '.join(METRICS)}")
         if not self.labels or len(set(map(str, self.labels))) != len(self.labels):
             raise TaskError(f"{where}: labels must be a non-empty list of distinct names",
                             "list every label once under `labels:`")
-        from maskctl.tasks.kinds import KIND_CLASSES  # torch: not for `maskctl tasks --names`
-
         defaults = KIND_CLASSES[self.kind].default_fields
         unknown = sorted(set(self.fields) - set(defaults))
         if unknown:

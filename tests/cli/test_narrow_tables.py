@@ -56,3 +56,13 @@ def test_atomic_folders_get_normal_modes(tmp_path):
         os.umask(umask)
     assert (tmp_path / "model").stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "model" / "weights.bin").stat().st_mode & 0o777 == 0o644
+
+
+def test_saving_a_model_folder_prints_no_raw_bar(tiny_bert, tmp_path, capfd):
+    from transformers import AutoModel, AutoTokenizer
+
+    from maskctl.models import save_model_folder
+
+    save_model_folder(AutoModel.from_pretrained(tiny_bert), AutoTokenizer.from_pretrained(tiny_bert), tmp_path / "out")
+    assert (tmp_path / "out" / "config.json").is_file()
+    assert "Writing model shards" not in capfd.readouterr().err
