@@ -167,10 +167,11 @@ def train_maskctl(task: str, model: str | None, method: str, settings: dict[str,
     flips = None
     if method == "mask":  # the fraction of masked weights that differ from the seed's initial mask
         from maskctl.bundle.format import read_meta
+        from maskctl.bundle.stats import mask_stats
 
-        layers = [layer for layer in read_meta(output)["layers"] if (layer.get("coding") or {}).get("flips") is not None]
-        weights = sum(math.prod(layer["shape"]) for layer in layers)
-        flips = sum(layer["coding"]["flips"] for layer in layers) / weights if weights else None
+        layers = [layer for layer in mask_stats(read_meta(output)).layers if layer.flip_rate is not None]
+        weights = sum(layer.weights for layer in layers)
+        flips = sum(layer.flip_rate * layer.weights for layer in layers) / weights if weights else None
     shutil.rmtree(output, ignore_errors=True) if output.is_dir() else output.unlink(missing_ok=True)
     return {"dev": result.metrics, "test": test, "kept": result.kept, "history": result.history,
             "bytes": size, "files": files, "sparsity": result.sparsity, "flip_fraction": flips}

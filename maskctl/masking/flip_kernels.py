@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-ESCAPE = 255
+from maskctl.masking.flips import ESCAPE
 
 
 @njit(inline="always")

@@ -10,10 +10,11 @@ against 8 bytes per flip (float32 value + int32 index) of a CSR matrix. The entr
 pattern is H(p)/p bits per flip (7.1 bits at 2 %): this form is ~20 % above it and reads with no
 table. A byte offset every ``BLOCK`` rows lets the kernel run blocks of rows in parallel.
 
-The kernel (``add_flip_term``, numba, parallel over row blocks) reads the activations transposed,
-``Xᵀ`` (features × rows), so the inner loop over a group's rows is contiguous for each flipped
-weight: ``Yᵀ[i, :] += v · Xᵀ[j, :]`` (a first kernel that read ``X`` row by row ran slower than
-MKL's CSR product; the layout decides). numba is an optional extra (``pip install
+The kernel (``add_flip_terms``: every group of one layer in one call, numba, parallel over
+blocks of rows) reads the activations transposed, ``Xᵀ`` (features × rows), so the inner loop
+over a group's rows is contiguous for each flipped weight, and writes each output column once
+(a first kernel that read ``X`` row by row ran slower than MKL's CSR product, and one that added
+a transposed buffer afterwards lost to it too: the layout decides; ``flip_kernels.py``). numba is an optional extra (``pip install
 "maskctl[fast]"``): without it, or with ``MASKCTL_KERNEL=torch``, or for tensors it does not
 handle (CUDA, dtypes other than float32), serving uses the CSR path of ``masking.mixed``, which is
 the reference the kernel is tested equal to.
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 BLOCK = 16  # output rows per parallel work item (and per stored byte offset)
-ESCAPE = 255
+ESCAPE = 255  # a stored byte: the value follows in four bytes (flip_kernels reads the same)
 
 
 @dataclass(frozen=True)
