@@ -81,6 +81,16 @@ def flips_of(mask: torch.Tensor, reference: torch.Tensor | None) -> FlipRows:
     return encode_flips(~mask if reference is None else mask != reference.detach().to("cpu", torch.bool))
 
 
+def mask_from_flips(flips: FlipRows, reference: torch.Tensor | None) -> torch.Tensor:
+    """The task's mask again: ``reference`` (None: all ones) with the flipped positions turned.
+    A task held as flips alone (serving drops its coded masks) is merged through this."""
+    mask = torch.ones(flips.shape, dtype=torch.bool) if reference is None else reference.detach().to("cpu", torch.bool).clone()
+    rows, cols = positions(flips)
+    rows_t, cols_t = torch.from_numpy(rows), torch.from_numpy(cols)
+    mask[rows_t, cols_t] = ~mask[rows_t, cols_t]
+    return mask
+
+
 def _disabled() -> bool:
     return os.environ.get("MASKCTL_KERNEL", "").lower() in ("torch", "off", "0", "no")
 

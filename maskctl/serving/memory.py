@@ -1,15 +1,20 @@
 """Memory for thousands of served tasks: what each loaded task keeps, and the bounded cache of
-the sparse corrections that mixed batches use.
+the sparse corrections the plain-PyTorch path of mixed batches uses.
 
-A loaded task keeps its masks *coded*, as the bundle stores them (``CodedMasks``: about the
-file's size, well under 1 bit per masked weight: ~0.1-0.2 MB for a MiniLM task against
-7.2 MB at one byte per weight), plus its small head. A mixed batch needs each of its tasks'
-corrections decoded (CSR matrices of the removed weights: int32 indices + float32 values,
-~2.9 MB for MiniLM); those live in ``CorrectionCache``, least recently used first out once the
-cache passes its bound in MB. A task evicted there is decoded again on its next request
-(~50-150 ms for MiniLM); the tasks of the batch being computed are never evicted. Tasks trained
-with the same seed share one dense copy of the masked weights under their initial mask (the
-reference of ``masking.mixed``), so their corrections hold only the bits training flipped.
+With the compiled kernel (``masking.flips``, CPU float32) a loaded task holds its encoder
+layers as **flipped positions only** (``ServedTask.flips``: ~1.1 bytes per flip, about 1.4×
+its coded masks at 3 % flips) and drops their coded form: the flips are what a mixed batch
+reads, and the mask is ``reference XOR flips`` when a single-task run merges it. Every such
+task is hot, never decoded again, and costs less than coded masks plus a decoded copy did.
+
+Otherwise (no numba, ``MASKCTL_KERNEL=torch``, CUDA) a task keeps its masks *coded*, as the
+bundle stores them (``CodedMasks``: well under 1 bit per masked weight), plus its small head,
+and a mixed batch needs its corrections decoded (CSR matrices: int32 indices + float32
+values, ~2.9 MB for MiniLM). Those live in ``CorrectionCache``, least recently used first out
+once it passes its bound in MB; an evicted task is decoded again on its next request (~50-150 ms
+for MiniLM); the tasks of the batch being computed are never evicted. Tasks trained with the
+same seed share one dense copy of the masked weights under their initial mask (the reference
+of ``masking.mixed``), so their corrections hold only the bits training flipped.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 import torch
 
 from maskctl.bundle.format import CodedMasks
+from maskctl.masking.flips import mask_from_flips
 from maskctl.masking.mixed import Correction, correction_bytes
 from maskctl.tasks.task import Task
 
@@ -33,7 +39,8 @@ Corrections = dict[str, Correction]  # encoder layer name -> the task's term for
 
 @dataclass
 class ServedTask:
-    """One loaded task: its card, coded masks, effective head and encoding settings."""
+    """One loaded task: its card, masks (coded, or flips for the kernel), effective head and
+    encoding settings."""
 
     name: str
     task: Task
@@ -44,18 +51,30 @@ class ServedTask:
     reference: tuple | None  # (seed, threshold, init_sparsity) of its initial mask, shared by such tasks
     max_length: int = 128
     options: dict[str, Any] = field(default_factory=dict)
+    flips: Corrections | None = None  # held instead of the encoder layers' coded masks (kernel path)
 
     @property
     def meta(self) -> dict[str, Any]:
         return self.coded.meta
 
-    def resident_bytes(self) -> int:
-        """What the task holds while loaded and cold: coded masks and head tensors."""
+    def coded_bytes(self) -> int:
+        """Coded masks (none for the encoder layers once flips are held) and head tensors."""
         return self.coded.nbytes + sum(t.numel() * t.element_size() for t in self.head.values())
 
-    def encoder_masks(self) -> dict[str, torch.Tensor]:
-        """Decode the masks of the encoder layers (CRC-checked), keyed by encoder-relative name."""
-        return {inner: self.coded.decode(name) for name, inner in self.encoder_layers.items()}
+    def flips_bytes(self) -> int:
+        return sum(c.nbytes for c in self.flips.values()) if self.flips else 0
+
+    def encoder_masks(self, layers: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The masks of the encoder layers, keyed by encoder-relative name: decoded (CRC-checked)
+        from the coded form, or rebuilt from held flips and the reference weights of ``layers``
+        (``MixedMaskLinear`` by encoder-relative name)."""
+        if self.flips is None:
+            return {inner: self.coded.decode(name) for name, inner in self.encoder_layers.items()}
+        out = {}
+        for inner, correction in self.flips.items():
+            key = correction.reference
+            out[inner] = mask_from_flips(correction.flips, None if key is None else layers[inner].references[key] != 0)
+        return out
 
 
 class CorrectionCache:

@@ -20,6 +20,7 @@ reads and verifies a bundle before taking it, so a corrupt file leaves every tas
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -137,11 +138,17 @@ class MaskedModel:
                                              for n in inner.values()):
                 _, initial = self._initial_masks(coded, inner)  # rare: an unload dropped it meanwhile
             self._add_reference(reference, initial)
+            encoder = {inner[n]: m for n, m in masks.items() if n in inner}
+            corrections = self._build(reference, encoder)
+            held = corrections if corrections and all(c.flips is not None for c in corrections.values()) else None
+            if held is not None:  # the flips are the compact form: the coded encoder masks go
+                coded = dataclasses.replace(coded, payloads={n: p for n, p in coded.payloads.items() if n not in inner})
             served = ServedTask(name=task.name, task=task, coded=coded, head=effective, encoder_layers=inner,
                                 net_key=(task.kind.auto_class, len(task.labels)), reference=reference,
                                 max_length=min(record.max_length, self._position_limit(tokenizer)),
-                                options=record.kind_options)
-            self._cache.put(task.name, self._build(served, {inner[n]: m for n, m in masks.items() if n in inner}))
+                                options=record.kind_options, flips=held)
+            if held is None:
+                self._cache.put(task.name, corrections)
             self._tokenizers.setdefault(task.kind.name, tokenizer)
             self._tasks[task.name] = served
         del masks, head
@@ -235,15 +242,13 @@ class MaskedModel:
                 layer.references[key] = weight * start.to(weight.device, weight.dtype)
         self._reference_users[key] = self._reference_users.get(key, 0) + 1
 
-    def _build(self, served: ServedTask, masks: dict[str, torch.Tensor] | None = None) -> Corrections:
-        """Each layer's term against the task's reference (read from the pristine weights: the
+    def _build(self, key: tuple | None, masks: dict[str, torch.Tensor]) -> Corrections:
+        """Each layer's term against the reference ``key`` (read from the pristine weights: the
         caller has unmerged them). The reference mask is recovered as ``W ⊙ R != 0``: where W is
         zero the term is zero either way."""
-        masks = masks if masks is not None else served.encoder_masks()
         out = {}
         for inner, mask in masks.items():
             layer = self._layers[inner]
-            key = served.reference
             reference = None if key is None else layer.references[key] != 0
             if kernel_handles(layer.weight):  # positions only: values come from the weights
                 out[inner] = Correction(reference=key, flips=flips_of(mask, reference))
@@ -252,9 +257,13 @@ class MaskedModel:
         return out
 
     def _corrections(self, name: str, pinned: frozenset[str]) -> Corrections:
+        """A task's terms: its held flips, or its CSR corrections from the cache (decoded on a miss)."""
+        served = self._tasks[name]
+        if served.flips is not None:
+            return served.flips
         if name not in self._cache:
             self._merged.unmerge()
-        return self._cache.get(name, lambda: self._build(self._tasks[name]), pinned)
+        return self._cache.get(name, lambda: self._build(served.reference, served.encoder_masks(self._layers)), pinned)
 
     # -- prediction ----------------------------------------------------------------------------
     @property
@@ -355,7 +364,7 @@ class MaskedModel:
         names = list(parts)
         single = names[0] if len(names) == 1 else None
         if single is not None and single in (self._last_single, self._merged.task):
-            self._merged.merge(single, self._tasks[single].encoder_masks)
+            self._merged.merge(single, lambda: self._tasks[single].encoder_masks(self._layers))
         else:
             self._merged.unmerge()
         self._last_single = single
@@ -387,11 +396,15 @@ class MaskedModel:
 
     # -- memory --------------------------------------------------------------------------------
     def memory(self) -> dict[str, int]:
-        """Bytes held beyond the base model: coded tasks, decoded corrections, the dense reference
-        copies (one per initial mask in use), and their counts."""
+        """Bytes held beyond the base model: loaded tasks (coded masks, flips held for the kernel,
+        heads), the CSR corrections cache, the dense reference copies (one per initial mask in
+        use), and their counts."""
         references = {id(w): w.numel() * w.element_size() for layer in self._layers.values()
                       for w in layer.references.values()}
-        return {"tasks": len(self._tasks), "coded_bytes": sum(t.resident_bytes() for t in self._tasks.values()),
+        tasks = self._tasks.values()
+        return {"tasks": len(self._tasks), "coded_bytes": sum(t.coded_bytes() for t in tasks),
+                "flips_bytes": sum(t.flips_bytes() for t in tasks),
+                "hot_tasks": sum(1 for t in tasks if t.flips) + len(self._cache.names()),
                 "references": len(self._reference_users), "references_bytes": sum(references.values()),
                 "corrections_bytes": self._cache.bytes, "corrections_cached": len(self._cache.names()),
                 "corrections_limit_bytes": self._cache.limit_bytes, "decodes": self._cache.misses}

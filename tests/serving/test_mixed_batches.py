@@ -83,7 +83,7 @@ def test_any_mix_equals_each_task_alone(served_paths, expected, seed, dense_from
     served = MaskedModel.from_bundles(list(served_paths.values()))
     compact = kernel_available()
     served.predict_many([(name, inputs[name][0]) for name in inputs])
-    corrections = [c for name in inputs for c in served._cache.get(name, lambda: {}).values()]
+    corrections = [c for name in inputs for c in served._corrections(name, frozenset()).values()]
     assert corrections and all((c.flips is not None) == compact and (c.matrix is None) == compact
                                for c in corrections)
     pristine = {k: v.clone() for k, v in served.encoder.state_dict().items()}
@@ -114,7 +114,9 @@ def test_bad_requests_get_their_own_error(served_paths):
     assert "text" in errors[3].message
 
 
-def test_memory_per_task_and_a_tiny_cache(served_paths, expected):
+def test_memory_per_task_and_a_tiny_cache(served_paths, expected, monkeypatch):
+    """The plain-PyTorch path keeps masks coded and decodes CSR corrections into a bounded LRU."""
+    monkeypatch.setenv("MASKCTL_KERNEL", "torch")
     inputs, want = expected
     served = MaskedModel.from_bundles(list(served_paths.values()), cache_mb=0.001)  # below one task
     for _ in range(2):
@@ -125,7 +127,34 @@ def test_memory_per_task_and_a_tiny_cache(served_paths, expected):
     assert memory["decodes"] >= len(inputs)  # evicted between batches, decoded again on demand
     masked = sum(m.numel() for p in served_paths.values() for m in load_bundle(p).masks.values())
     heads = sum(t.numel() * 4 for p in served_paths.values() for t in load_bundle(p).head.values())
-    assert memory["coded_bytes"] <= masked / 8 + heads
+    assert memory["coded_bytes"] <= masked / 8 + heads and memory["flips_bytes"] == 0
+
+
+def test_with_the_kernel_tasks_hold_flips_instead_of_coded_masks(served_paths, expected):
+    """Every task is hot: its encoder layers are held as flipped positions only (no coded copy,
+    no cache entry, no decode on use), and merging rebuilds its exact mask from them."""
+    from maskctl.masking.flips import kernel_available
+
+    if not kernel_available():
+        pytest.skip("numba is not installed (the 'fast' extra)")
+    inputs, want = expected
+    served = MaskedModel.from_bundles(list(served_paths.values()), cache_mb=0.001)
+    for name in inputs:
+        held = served._tasks[name]
+        assert held.flips and not set(held.coded.payloads) & set(held.encoder_layers)
+        bundle = load_bundle(served_paths[name])
+        rebuilt = held.encoder_masks(served._layers)
+        for outer, inner in held.encoder_layers.items():
+            weight = served._layers[inner].weight
+            # equal wherever it matters: a zero weight is zero under either bit
+            assert torch.equal(weight * rebuilt[inner], weight * bundle.masks[outer].to(torch.float32))
+    for _ in range(2):
+        results = served.predict_many([(name, inputs[name][0]) for name in inputs])
+        for name, result in zip(inputs, results):
+            check(result, name, want[name][0], served.task(name).labels)
+    memory = served.memory()
+    assert memory["decodes"] == 0 and memory["corrections_bytes"] == 0
+    assert memory["hot_tasks"] == len(inputs) and memory["flips_bytes"] > 0
 
 
 def test_load_and_unload_while_serving(served_paths, expected, tmp_path):
@@ -161,7 +190,7 @@ def test_load_and_unload_while_serving(served_paths, expected, tmp_path):
         stop.set()
         worker.join()
     assert not failures
-    assert served.tasks == ["keywords"] and served.memory()["corrections_cached"] == 1
+    assert served.tasks == ["keywords"] and served.memory()["hot_tasks"] == 1  # unloaded tasks hold nothing
 
 
 def test_a_bundle_of_another_base_is_refused_by_name(served_paths, tiny_models, keyword_task, tmp_path):

@@ -103,7 +103,8 @@ def test_a_corrupt_overwrite_keeps_the_last_good_version_serving(masks, tiny_ber
         assert 'maskctl_bundle_events_total{event="reloaded"} 1.0' in text
 
 
-def test_pinned_tasks_stay_decoded(masks, client):
+def test_pinned_tasks_stay_decoded(masks, client, monkeypatch):
+    monkeypatch.setenv("MASKCTL_KERNEL", "torch")  # the CSR cache (the kernel's tasks hold their flips)
     with running(paths=[str(masks)], watch_seconds=0, cache_mb=1.0, pin=["keywords"], max_wait_ms=0) as (url, state):
         state.model._cache.limit_bytes = 1  # every correction but the batch's own would be evicted
         assert client.get(f"{url}/v1/tasks/keywords").json()["pinned"] is True
