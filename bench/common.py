@@ -56,6 +56,11 @@ def rss_mib() -> float:
     return _proc_status("VmRSS")
 
 
+def anon_mib() -> float:
+    """Resident memory the process alone owns (RSS less shared-library and file pages)."""
+    return _proc_status("RssAnon")
+
+
 def loadavg() -> list[float] | None:
     try:
         return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]

@@ -56,7 +56,8 @@ from bench.ensemble_memory import child_eval_memory, ensemble_section
 from bench.lora import bench_lora, lora_reference
 from bench.quality import bench_quality
 from bench.report import write_results
-from bench.serving import child_memory, write_serving
+from bench.serving import write_serving
+from bench.serving_memory import child_hot_memory
 from bench.speed import (
     bench_inference,
     bench_step_time,
@@ -160,7 +161,7 @@ CHILDREN = {
     "train-memory": lambda a: child_train_memory(a["method"], a["model"], a["task"], a["batch_size"], a["length"],
                                                  a["steps"]),
     "eval-memory": lambda a: child_eval_memory(a["paths"], a["split"]),
-    "serving-memory": lambda a: child_memory(a),
+    "hot-memory": child_hot_memory,
 }
 
 
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="masking vs finetuning vs LoRA with tuned settings, 3 seeds, test split (hours; resumable)")
     parser.add_argument("--tasks", default="wnut16,bbc-news", help="--quality: comma-separated tasks")
     parser.add_argument("--serving", action="store_true",
-                        help="mixed-task serving: throughput at 1-64 tasks vs LoRA, memory up to 1,000 tasks")
+                        help="mixed-task serving: throughput at 1-200 tasks vs LoRA, hot memory up to 1,000 tasks, BERT-base rows")
     parser.add_argument("--serving-tasks", type=int, default=1000, help=argparse.SUPPRESS)
     parser.add_argument("--http", action="store_true",
                         help="maskctl serve under a bounded loopback load vs MaskedModel directly (~10 min)")

@@ -1,56 +1,62 @@
 """``bench/run.py --serving``: many tasks on one resident MiniLM (maskctl.serving.MaskedModel).
 
-1. Throughput, mixed / single-task, at 1, 4, 16 and 64 loaded tasks, short (~24 tokens) and
-   long (~128 tokens) bbc-news texts, batches of 16 requests whose tasks cycle; single-task =
-   batches of one task (maskctl's merged path). PEFT LoRA r=8 on query/value, one adapter (and
-   classifier) per task, mixed batches through ``adapter_names``, on the same texts and batches.
-   Contenders alternate block by block in one process; tokenisation is inside every timing.
+1. Throughput, mixed / single-task, at 1, 4, 16, 64 and 200 loaded tasks, short (~24 tokens)
+   and long (~128 tokens) bbc-news texts, batches of 16 requests whose tasks cycle; single-task =
+   batches of one task (maskctl's merged path). maskctl's mixed batches run twice: through the
+   compiled kernel over held flips (``masking.flips``) and through the plain-PyTorch CSR path
+   (``MASKCTL_KERNEL=torch``). PEFT LoRA r=8 on query/value, one adapter (and classifier) per
+   task, mixed batches through ``adapter_names``, on the same texts and batches. Contenders
+   alternate block by block in one process; tokenisation is inside every timing.
 2. Single-task throughput against the merged path of 0.1 (``load_masked`` + the kind's encode,
    collate and forward), alternating.
-3. Resident memory against the number of loaded tasks up to 1,000, in a fresh process, and the
-   time to load one task into the running model.
+3. Hot memory (``serving_memory``): RSS of 1 to 1,000 tasks, every one hot, against as many LoRA
+   adapters, each count in a fresh process; and the same on a BERT-base-sized encoder.
 
-Task bundles come from one real bbc-news bundle (1 short training epoch here) by flipping 3 % of
-its mask bits (20 distinct variants, renamed copies beyond that): the switching cost depends on
-how many bits differ, not on how well a mask was trained.
+Task bundles come from one real bbc-news bundle (1 short training epoch here) by flipping 2 % of
+its mask bits (20 distinct variants, renamed copies beyond that): the switching cost and the
+memory depend on how many bits differ, not on how well a mask was trained.
 """
 
 from __future__ import annotations
 
 import random
-import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bench.common import log, median, rss_mib, run_child, save_results
+from bench.common import log, median, save_results
 
-TASK_COUNTS = (1, 4, 16, 64)
+TASK_COUNTS = (1, 4, 16, 64, 200)
 BATCH = 16
 VARIANTS = 20
+FLIP_RATE = 0.02  # of the mask bits, flipped to make each variant (the issue's protocol)
 
 
-def make_bundles(work: Path, model: str | None, count: int) -> list[Path]:
-    """One real bbc-news bundle, then ``count`` task bundles derived from it (3 % of bits flipped)."""
+def make_bundles(work: Path, model: str | None, count: int, real: Path | None = None) -> list[Path]:
+    """One real bbc-news bundle (or ``real``), then ``count`` task bundles derived from it
+    (``FLIP_RATE`` of the bits flipped)."""
     from maskctl.bundle.format import Bundle, load_bundle, save_bundle
     from maskctl.training.trainer import TrainArgs, train
 
     work.mkdir(parents=True, exist_ok=True)
-    real = work / "real.bundle"
-    if not real.exists():
-        log("serving: training the real bbc-news bundle (1 epoch over 256 articles) ...")
-        train(TrainArgs(model=model, task="bbc-news", output=str(real), epochs=1, max_train_samples=256,
-                        overwrite=True, device="cpu"))
+    if real is None:
+        real = work / "real.bundle"
+        if not real.exists():
+            log("serving: training the real bbc-news bundle (1 epoch over 256 articles) ...")
+            train(TrainArgs(model=model, task="bbc-news", output=str(real), epochs=1, max_train_samples=256,
+                            overwrite=True, device="cpu"))
     bundle = load_bundle(real)
+    variants = work / f"flipped-{FLIP_RATE:g}"  # a work folder of an older rate is not reused
+    variants.mkdir(exist_ok=True)
     paths = []
     for i in range(count):
-        path = work / f"task{i:04d}.bundle"
+        path = variants / f"task{i:04d}.bundle"
         if not path.exists():
             if i < VARIANTS:
                 generator = torch.Generator().manual_seed(i)
-                masks = {n: m ^ (torch.rand(m.shape, generator=generator) < 0.03) for n, m in bundle.masks.items()}
+                masks = {n: m ^ (torch.rand(m.shape, generator=generator) < FLIP_RATE) for n, m in bundle.masks.items()}
                 meta = {**bundle.meta, "task": {**bundle.meta["task"], "name": f"news-{i:04d}"}}
                 save_bundle(Bundle(masks=masks, head=bundle.head, meta=meta), path)
             else:
@@ -98,14 +104,26 @@ def lora_model(model: str | None, tasks: int, seed: int = 0):
     return net.eval(), source
 
 
-def bench_throughput(model: str | None, paths: list[Path], rounds: int = 3, block: int = 6) -> dict[str, Any]:
+def bench_throughput(model: str | None, paths: list[Path], counts=TASK_COUNTS, rounds: int = 3, block: int = 6,
+                     csr: bool = True) -> dict[str, Any]:
+    """texts/s of each contender at each task count (see the module docstring, 1)."""
+    import os
+
+    from maskctl.masking.flips import kernel_available
     from maskctl.models import load_tokenizer
     from maskctl.serving import MaskedModel
 
     out: dict[str, Any] = {}
     corpus = {"short": texts(False), "long": texts(True)}
-    for count in [c for c in TASK_COUNTS if c <= len(paths)]:
-        served = MaskedModel.from_bundles(paths[:count], model=model, device="cpu")
+    for count in [c for c in counts if c <= len(paths)]:
+        served = MaskedModel.from_bundles(paths[:count], model=model, device="cpu", cache_mb=100_000)
+        served_csr = None
+        if csr and kernel_available():  # the plain-PyTorch path, every correction decoded (cache for all)
+            os.environ["MASKCTL_KERNEL"] = "torch"
+            try:
+                served_csr = MaskedModel.from_bundles(paths[:count], model=model, device="cpu", cache_mb=100_000)
+            finally:
+                del os.environ["MASKCTL_KERNEL"]
         names = served.tasks
         try:
             lora, source = lora_model(model, count)
@@ -114,13 +132,12 @@ def bench_throughput(model: str | None, paths: list[Path], rounds: int = 3, bloc
             lora, lora_error = None, f"{type(exc).__name__}: {exc}"
         for length, pool in corpus.items():
             rng = random.Random(count)
-            samples: dict[str, list[float]] = {k: [] for k in ("mixed", "single", "lora_mixed", "lora_single")}
 
             def batch_texts() -> list[str]:
                 return [rng.choice(pool) for _ in range(BATCH)]
 
-            def run_mixed(k: int) -> None:
-                served.predict_many([(names[(k * BATCH + j) % count], t) for j, t in enumerate(batch_texts())],
+            def run_mixed(k: int, model_=served) -> None:
+                model_.predict_many([(names[(k * BATCH + j) % count], t) for j, t in enumerate(batch_texts())],
                                     batch_size=BATCH)
 
             def run_single(k: int) -> None:
@@ -136,9 +153,12 @@ def bench_throughput(model: str | None, paths: list[Path], rounds: int = 3, bloc
                         lora(**enc)
 
             contenders = {"mixed": run_mixed, "single": run_single}
+            if served_csr is not None:
+                contenders["mixed_csr"] = lambda k: run_mixed(k, served_csr)
             if lora is not None:
                 contenders["lora_mixed"] = lambda k: run_lora(k, True)
                 contenders["lora_single"] = lambda k: run_lora(k, False)
+            samples: dict[str, list[float]] = {k: [] for k in contenders}
             for name, fn in contenders.items():  # warm-up
                 fn(0), fn(1)
             for r in range(rounds):
@@ -151,6 +171,8 @@ def bench_throughput(model: str | None, paths: list[Path], rounds: int = 3, bloc
                             samples[name].append(time.perf_counter() - tick)
             rate = {name: BATCH / median(times) for name, times in samples.items() if times}
             row = {"texts_per_s": rate, "mixed_over_single": rate["mixed"] / rate["single"]}
+            if served_csr is not None:
+                row["kernel_over_csr"] = rate["mixed"] / rate["mixed_csr"]
             if lora is not None:
                 row["lora_mixed_over_single"] = rate["lora_mixed"] / rate["lora_single"]
                 row["mask_mixed_over_lora_mixed"] = rate["mixed"] / rate["lora_mixed"]
@@ -158,7 +180,7 @@ def bench_throughput(model: str | None, paths: list[Path], rounds: int = 3, bloc
                 row["lora_error"] = lora_error
             out[f"{count}/{length}"] = row
             log(f"serving: {count} tasks, {length}: " + ", ".join(f"{k} {v:.1f}/s" for k, v in rate.items()))
-        del served, lora
+        del served, served_csr, lora
     return out
 
 
@@ -199,67 +221,66 @@ def bench_single_vs_merged(model: str | None, path: Path, rounds: int = 4, block
     return out
 
 
-def child_memory(args: dict[str, Any]) -> dict[str, Any]:
-    """In a fresh process: RSS of the base alone, then after loading N tasks, and load times."""
-    from maskctl.serving import MaskedModel
+def serving_section(model: str | None, work: Path, tasks: int = 1000, bert_base: bool = True) -> dict[str, Any]:
+    from bench.serving_memory import HOT_COUNTS, bert_base_bundle, bert_base_folder, hot_memory
 
-    paths = [Path(p) for p in args["paths"]]
-    before = rss_mib()
-    served = MaskedModel.from_bundles(paths[:1], model=args.get("model"), device="cpu", cache_mb=args["cache_mb"])
-    base = rss_mib()
-    points = {1: base}
-    for i, path in enumerate(paths[1:], start=2):
-        served.load(path)
-        if i in args["marks"]:
-            points[i] = rss_mib()
-    memory = served.memory()
-    served.predict_many([(name, "Shares fell in London") for name in served.tasks[:16]])
-    return {"rss_before_mib": before, "rss_mib": points, "memory": memory,
-            "load_ms_median": 1000 * statistics.median(served.load_seconds[1:]),
-            "load_ms_p90": 1000 * sorted(served.load_seconds[1:])[int(0.9 * (len(paths) - 1))]}
-
-
-def serving_section(model: str | None, work: Path, tasks: int = 1000, cache_mb: float = 512) -> dict[str, Any]:
     paths = make_bundles(work / "serving", model, tasks)
-    result: dict[str, Any] = {"bundle_bytes": paths[0].stat().st_size, "batch": BATCH}
+    result: dict[str, Any] = {"bundle_bytes": paths[0].stat().st_size, "batch": BATCH, "flip_rate": FLIP_RATE}
     result["single_vs_merged"] = bench_single_vs_merged(model, paths[0])
     log(f"serving: single vs merged {result['single_vs_merged']}")
     result["throughput"] = bench_throughput(model, paths)
-    marks = [m for m in (10, 100, 250, 500, 1000) if m <= tasks]
-    result["memory"] = run_child("serving-memory", {"paths": [str(p) for p in paths], "model": model,
-                                                    "cache_mb": cache_mb, "marks": marks}, timeout=3600)
-    log(f"serving: memory {result['memory']}")
+    result["hot_memory"] = hot_memory(model, paths, [c for c in HOT_COUNTS if c <= tasks], kernels=("compiled", "torch"))
+    if bert_base:
+        folder = bert_base_folder(work)
+        base_paths = make_bundles(work / "serving-bert-base", str(folder), 200, real=bert_base_bundle(work, folder))
+        result["bert_base"] = {"bundle_bytes": base_paths[0].stat().st_size,
+                               "throughput": bench_throughput(str(folder), base_paths, counts=(16,), block=4,
+                                                              csr=False),
+                               "hot_memory": hot_memory(str(folder), base_paths, (1, 16, 200))}
     return result
 
 
-def write_serving(results: dict[str, Any], out: Path) -> Path:
-    """``results-serving.json`` and the table of ``results-serving.md``."""
-    s = results["sections"]["serving"]
-    lines = [f"{save_results(results, out, 'serving')} Batches of {s['batch']} requests.", "",
-             "| tasks | texts | maskctl mixed / single (texts/s) | ratio | LoRA mixed / single (texts/s) | ratio "
-             "| maskctl mixed / LoRA mixed |", "|---|---|---|---|---|---|---|"]
-    for key, row in s["throughput"].items():
+def _throughput_lines(throughput: dict[str, Any]) -> list[str]:
+    lines = ["| tasks | texts | maskctl mixed / single (texts/s) | ratio | kernel / CSR path | LoRA mixed / single "
+             "(texts/s) | ratio | maskctl mixed / LoRA mixed |", "|---|---|---|---|---|---|---|---|"]
+    for key, row in throughput.items():
         count, length = key.split("/")
         r = row["texts_per_s"]
+        csr = f"{row['kernel_over_csr']:.2f}" if "kernel_over_csr" in row else ""
         lora = (f"{r['lora_mixed']:.1f} / {r['lora_single']:.1f} | {row['lora_mixed_over_single']:.2f} | "
                 f"**{row['mask_mixed_over_lora_mixed']:.2f}**") if "lora_mixed" in r else f"{row.get('lora_error')} | | "
         lines.append(f"| {count} | {length} | {r['mixed']:.1f} / {r['single']:.1f} | **{row['mixed_over_single']:.2f}** "
-                     f"| {lora} |")
+                     f"| {csr} | {lora} |")
+    return lines
+
+
+def write_serving(results: dict[str, Any], out: Path) -> Path:
+    """``results-serving.json`` and the tables of ``results-serving.md``."""
+    from bench.serving_memory import hot_memory_lines
+
+    s = results["sections"]["serving"]
+    lines = [f"{save_results(results, out, 'serving')} Batches of {s['batch']} requests; task variants flip "
+             f"{s['flip_rate']:.0%} of a real bundle's mask bits ({s['bundle_bytes']:,} bytes each).", ""]
+    lines += _throughput_lines(s["throughput"])
     lines += ["", "Single-task throughput against the merged model of 0.1 (encode + forward):", ""]
     for length, row in s["single_vs_merged"].items():
         lines.append(f"- {length}: {row['texts_per_s']['new']:.1f} vs {row['texts_per_s']['old']:.1f} texts/s "
                      f"= **{row['new_over_old']:.3f}**")
-    m = s["memory"]
-    base = m["rss_mib"]["1"] if "1" in m["rss_mib"] else m["rss_mib"][1]
-    lines += ["", f"Resident memory (fresh process; base model + 1 task: {base:.0f} MiB; bundle "
-                  f"{s['bundle_bytes']:,} bytes; corrections cache bound {m['memory']['corrections_limit_bytes'] / 2**20:.0f} MiB):",
-              "", "| tasks loaded | RSS MiB | above 1 task MiB |", "|---|---|---|"]
-    for count, rss in m["rss_mib"].items():
-        lines.append(f"| {count} | {rss:.0f} | {rss - base:.0f} |")
-    lines += ["", f"Load one task into the running model: median {m['load_ms_median']:.0f} ms, p90 {m['load_ms_p90']:.0f} ms. "
-                  f"Coded masks + heads held: {m['memory']['coded_bytes'] / 2**20:.1f} MiB for {m['memory']['tasks']} tasks; "
-                  f"decoded corrections {m['memory']['corrections_bytes'] / 2**20:.0f} MiB "
-                  f"({m['memory']['corrections_cached']} tasks)."]
+    hot = s["hot_memory"]
+    lines += [""] + hot_memory_lines(hot, "Hot memory, MiniLM (each count in a fresh process; every task hot):")
+    csr = {c: r["maskctl-torch"] for c, r in hot.items() if "maskctl-torch" in r and int(c) > 1}
+    if csr:
+        lines += ["", "The plain-PyTorch path (coded masks + CSR corrections, all cached): " + ", ".join(
+            f"{c} tasks {(r['rss_hot_mib'] - r['rss_base_mib']):.0f} MiB" for c, r in csr.items()) + "."]
+    top = hot[max(hot, key=int)].get("maskctl-compiled")
+    if top and top.get("load_ms_median") is not None:
+        lines += ["", f"Load one task into the running model: median {top['load_ms_median']:.0f} ms; measured flips "
+                      f"against the initial mask: {top['flip_fraction']:.2%} of the masked weights."]
+    if "bert_base" in s:
+        b = s["bert_base"]
+        lines += ["", f"BERT-base size (random weights, bundle {b['bundle_bytes']:,} bytes):", ""]
+        lines += _throughput_lines(b["throughput"])
+        lines += [""] + hot_memory_lines(b["hot_memory"], "Hot memory, BERT-base:")
     path = out / "results-serving.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -22,6 +22,7 @@ the reference the kernel is tested equal to.
 
 from __future__ import annotations
 
+import mmap
 import os
 from dataclasses import dataclass
 
@@ -75,10 +76,43 @@ def encode_flips(flipped: torch.Tensor) -> FlipRows:
     return FlipRows(stream, blocks, (out_rows, flat.shape[1]), int(rows.size))
 
 
+def pack_flips(layers: dict[str, FlipRows]) -> dict[str, FlipRows]:
+    """The same flips, every array moved into one anonymous memory mapping per task.
+
+    Why: a task's ~70 small arrays, allocated between the large temporaries of its loading,
+    pin heap pages the allocator cannot hand back; measured on 64 MiniLM tasks, RSS grew
+    ~1.5× the bytes held. One mapping of exactly those bytes (page-rounded) costs what it holds
+    and is returned whole when the task is unloaded (the arrays keep the mapping alive)."""
+    sizes = [part.nbytes for rows in layers.values() for part in (rows.blocks, rows.stream)]
+    if not sizes:
+        return layers
+    space = mmap.mmap(-1, sum(sizes))
+    at, out = 0, {}
+    for name, rows in layers.items():
+        parts = []
+        for part in (rows.blocks, rows.stream):
+            view = np.frombuffer(space, dtype=part.dtype, count=part.size, offset=at)
+            view[:] = part
+            parts.append(view)
+            at += part.nbytes
+        out[name] = FlipRows(parts[1], parts[0], rows.shape, rows.count)
+    return out
+
+
 def flips_of(mask: torch.Tensor, reference: torch.Tensor | None) -> FlipRows:
     """The positions where ``mask`` differs from ``reference`` (None: the all-ones mask)."""
-    mask = mask.detach().to("cpu", torch.bool)
-    return encode_flips(~mask if reference is None else mask != reference.detach().to("cpu", torch.bool))
+    bits = mask.detach().to("cpu", torch.bool).numpy()
+    flipped = ~bits if reference is None else bits != reference.detach().to("cpu", torch.bool).numpy()
+    return encode_flips(torch.from_numpy(flipped))
+
+
+def nonzero_mask(weight: torch.Tensor) -> torch.Tensor:
+    """``weight != 0`` as a bool tensor: a reference weight ``W ⊙ R`` gives back ``R`` (where W
+    is zero either bit gives the same term). Through numpy on CPU, which is ~25× faster here
+    than torch's comparison (MiniLM: 6 ms against 130 ms per task loaded)."""
+    if weight.device.type == "cpu":
+        return torch.from_numpy(weight.detach().numpy() != 0)
+    return weight != 0
 
 
 def mask_from_flips(flips: FlipRows, reference: torch.Tensor | None) -> torch.Tensor:
@@ -131,23 +165,23 @@ def add_flip_terms(groups: list[tuple[FlipRows, int, int]], weight: torch.Tensor
     ``C`` read from the flips with values gathered from ``weight`` and the reference weight
     ``W ⊙ R`` (None: the all-ones reference). ``x`` is (rows × in), ``out`` (rows × out)."""
     kernels = _kernels()
-    streams, items, offset = [], [], 0
-    for flips, start, stop in groups:
-        streams.append(flips.stream)
-        n = flips.blocks.shape[0]
-        block = np.empty((n, 4), dtype=np.int64)
-        block[:, 0] = flips.blocks + offset
-        block[:, 1] = np.arange(n) * BLOCK
-        block[:, 2], block[:, 3] = start, stop
-        items.append(block)
-        offset += flips.stream.shape[0]
-    stream = streams[0] if len(streams) == 1 else np.concatenate(streams)
+    # Work items (byte offset of a block, its first output row, the group's token rows): the
+    # groups of one layer share its shape, so one table is built with a few whole-array steps.
+    per = groups[0][0].blocks.shape[0]
+    sizes = np.array([flips.stream.shape[0] for flips, _, _ in groups], dtype=np.int64)
+    items = np.empty((per * len(groups), 4), dtype=np.int64)
+    items[:, 0] = np.concatenate([flips.blocks for flips, _, _ in groups])
+    items[:, 0] += np.repeat(np.cumsum(sizes) - sizes, per)
+    items[:, 1] = np.tile(np.arange(per, dtype=np.int64) * BLOCK, len(groups))
+    items[:, 2] = np.repeat(np.array([start for _, start, _ in groups], dtype=np.int64), per)
+    items[:, 3] = np.repeat(np.array([stop for _, _, stop in groups], dtype=np.int64), per)
+    stream = groups[0][0].stream if len(groups) == 1 else np.concatenate([flips.stream for flips, _, _ in groups])
     xt = np.ascontiguousarray(x.detach().numpy().T)
     w = weight.detach().numpy()
     wr = w if reference is None else reference.detach().numpy()
     work = sum(flips.count * (stop - start) for flips, start, stop in groups)
     run = kernels.flip_terms_parallel if work >= PARALLEL_MIN_WORK else kernels.flip_terms_serial
-    run(stream, np.concatenate(items), BLOCK, weight.shape[0], w, wr, reference is not None, xt, out.detach().numpy())
+    run(stream, items, BLOCK, weight.shape[0], w, wr, reference is not None, xt, out.detach().numpy())
 
 
 def flipped_weight(flips: FlipRows, weight: torch.Tensor, base: torch.Tensor, reference: torch.Tensor | None

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from maskctl.bundle.format import CodedMasks
-from maskctl.masking.flips import mask_from_flips
+from maskctl.masking.flips import mask_from_flips, nonzero_mask
 from maskctl.masking.mixed import Correction, correction_bytes
 from maskctl.tasks.task import Task
 
@@ -73,7 +73,7 @@ class ServedTask:
         out = {}
         for inner, correction in self.flips.items():
             key = correction.reference
-            out[inner] = mask_from_flips(correction.flips, None if key is None else layers[inner].references[key] != 0)
+            out[inner] = mask_from_flips(correction.flips, None if key is None else nonzero_mask(layers[inner].references[key]))
         return out
 
 

@@ -37,7 +37,7 @@ from maskctl.bundle.format import read_coded, read_meta
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.meta import BundleMeta
 from maskctl.errors import BundleError, DuplicateTask, MaskctlError, ModelError
-from maskctl.masking.flips import flips_of, kernel_handles
+from maskctl.masking.flips import flips_of, kernel_handles, nonzero_mask, pack_flips
 from maskctl.masking.mixed import Correction, RowGroup, Routing, correction_matrix, wrap_for_mixing
 from maskctl.models import load_tokenizer
 from maskctl.serving.batching import build_batch
@@ -142,6 +142,8 @@ class MaskedModel:
             corrections = self._build(reference, encoder)
             held = corrections if corrections and all(c.flips is not None for c in corrections.values()) else None
             if held is not None:  # the flips are the compact form: the coded encoder masks go
+                packed = pack_flips({n: c.flips for n, c in held.items()})
+                held = {n: dataclasses.replace(c, flips=packed[n]) for n, c in held.items()}
                 coded = dataclasses.replace(coded, payloads={n: p for n, p in coded.payloads.items() if n not in inner})
             served = ServedTask(name=task.name, task=task, coded=coded, head=effective, encoder_layers=inner,
                                 net_key=(task.kind.auto_class, len(task.labels)), reference=reference,
@@ -151,7 +153,7 @@ class MaskedModel:
                 self._cache.put(task.name, corrections)
             self._tokenizers.setdefault(task.kind.name, tokenizer)
             self._tasks[task.name] = served
-        del masks, head
+        del masks, head, encoder, corrections, initial
         release_freed_memory()
         self.load_seconds.append(time.perf_counter() - tick)
         return task.name
@@ -249,7 +251,7 @@ class MaskedModel:
         out = {}
         for inner, mask in masks.items():
             layer = self._layers[inner]
-            reference = None if key is None else layer.references[key] != 0
+            reference = None if key is None else nonzero_mask(layer.references[key])
             if kernel_handles(layer.weight):  # positions only: values come from the weights
                 out[inner] = Correction(reference=key, flips=flips_of(mask, reference))
             else:
