@@ -232,11 +232,11 @@ def serving_section(model: str | None, work: Path, tasks: int = 1000, bert_base:
     result["hot_memory"] = hot_memory(model, paths, [c for c in HOT_COUNTS if c <= tasks], kernels=("compiled", "torch"))
     if bert_base:
         folder = bert_base_folder(work)
-        base_paths = make_bundles(work / "serving-bert-base", str(folder), 200, real=bert_base_bundle(work, folder))
+        base_paths = make_bundles(work / "serving-bert-base", str(folder), 64, real=bert_base_bundle(work, folder))
         result["bert_base"] = {"bundle_bytes": base_paths[0].stat().st_size,
                                "throughput": bench_throughput(str(folder), base_paths, counts=(16,), block=4,
                                                               csr=False),
-                               "hot_memory": hot_memory(str(folder), base_paths, (1, 16, 200))}
+                               "hot_memory": hot_memory(str(folder), base_paths, (1, 16, 64))}
     return result
 
 

@@ -48,7 +48,7 @@ from maskctl.bundle.mask_coding import (
     encode_mask,
     initial_masks_from_meta,
 )
-from maskctl.bundle.portable import portable_meta
+from maskctl.bundle.portable import portable_meta, without_paths
 from maskctl.errors import BundleError
 from maskctl.io import atomic_path
 
@@ -116,6 +116,21 @@ def save_bundle(bundle: Bundle, path: str | Path, *, xor_initial: bool = True) -
         _verify_written(tmp, bundle.masks, path)
     bundle.meta, bundle.path = meta, path
     return path
+
+
+def write_shareable(path: str | Path, target: str | Path) -> Path:
+    """A copy of the bundle at ``path`` for other machines (``maskctl push``): the same tensors
+    and description without machine paths or the ``local`` hints that find this machine's
+    folders again (``portable.without_paths``; older bundles' absolute paths go too)."""
+    source = _check_path(path)
+    try:
+        metadata, tensors = _read_owned(source)
+    except Exception as exc:
+        raise _not_a_bundle(source, exc) from exc
+    meta, _ = without_paths(_parse_meta(source, metadata))
+    with atomic_path(Path(target)) as tmp:
+        save_file(tensors, str(tmp), metadata={**metadata, "maskctl": json.dumps(meta, sort_keys=True)})
+    return Path(target)
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:

@@ -11,10 +11,11 @@ errors come back as one-line ``HubError``s. Read it back anywhere as ``hf://user
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from maskctl.bundle.format import load_bundle
+from maskctl.bundle.format import load_bundle, write_shareable
 from maskctl.bundle.hub_ref import HubRef, network_errors, offline, parse_hub_ref
 from maskctl.bundle.model_card import bundle_card
 from maskctl.errors import HubError
@@ -38,17 +39,25 @@ def push_bundle(path: str | Path, repo_id: str, *, revision: str | None = None, 
     branch ``revision`` (created from main if missing; default main), in one commit.
     ``token`` and ``endpoint`` default to huggingface_hub's own (``HF_TOKEN`` or the saved
     login, ``HF_ENDPOINT``)."""
-    from huggingface_hub import CommitOperationAdd, HfApi, constants
+    from huggingface_hub import HfApi
 
     repo = _repo(repo_id, revision)
     if offline():
         raise HubError("cannot push while HF_HUB_OFFLINE=1", "unset HF_HUB_OFFLINE (pushing needs the network)")
     bundle = load_bundle(path)  # the whole file, every mask checked, before anything is sent
     local = Path(bundle.path)
-    card = bundle_card(bundle.meta, repo_id=repo.repo_id, filename=local.name, file_bytes=local.stat().st_size,
-                       revision=repo.revision)
     api = HfApi(endpoint=endpoint, token=token)
     message = commit_message or f"Upload {local.name} ({bundle.task_name}) with maskctl"
+    with tempfile.TemporaryDirectory(prefix="maskctl-push-") as tmp:
+        shared = write_shareable(local, Path(tmp) / local.name)  # without this machine's path hints
+        card = bundle_card(bundle.meta, repo_id=repo.repo_id, filename=local.name,
+                           file_bytes=shared.stat().st_size, revision=repo.revision)
+        return _commit(api, repo, private, message, shared, card, endpoint)
+
+
+def _commit(api, repo: HubRef, private: bool, message: str, local: Path, card: str, endpoint: str | None) -> Pushed:
+    from huggingface_hub import CommitOperationAdd, constants
+
     try:
         api.create_repo(repo.repo_id, private=private or None, exist_ok=True, repo_type="model")
         if repo.revision and repo.revision != constants.DEFAULT_REVISION:

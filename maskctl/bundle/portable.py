@@ -14,11 +14,15 @@ revealing, anywhere else. What is written instead:
   as ``card.yaml``) and an absolute ``data_dir`` dropped.
 
 So that the machine that trained a bundle still evaluates it without options, ``local`` records
-where the base model's folder, the card's folder and the data folder are *relative to the
-bundle's own folder*, when they share a folder at most ``MAX_UP`` levels up that is not the
-filesystem's root (a project's ``masks/`` beside its ``models/`` and ``data/``); further apart
-nothing is recorded. ``local_view`` uses a hint only
-when it leads to an existing folder; bundles written before this (absolute paths) read as ever.
+where the base model's folder, the card's folder and the data folder are: *relative to the
+bundle's own folder* when they share a folder at most ``MAX_UP`` levels up that is not the
+filesystem's root (a project's ``masks/`` beside its ``models/`` and ``data/``: the hint survives
+moving the project), else as the absolute folder (a model under ``/data/models`` and masks under
+``/srv/masks``, the usual layout; PEFT's ``base_model_name_or_path`` keeps what the user gave in
+the same way). ``local_view`` uses a hint only when it leads to an existing model folder, and
+the loader still checks the fingerprint of what it finds. Copies meant for others carry no hint
+(``without_paths``: ``maskctl push``, ``export``, model cards). Bundles written before hints
+(absolute paths) read as ever.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 MAX_UP = 4  # a hint may climb at most this many folders from the bundle's folder
-LOCAL = "local"  # the meta key of the hints: base_model, task_dir, data_dir (relative, posix)
+LOCAL = "local"  # the meta key of the hints: base_model, task_dir, data_dir (relative or absolute, posix)
+FOUND = "found_by"  # set in memory only on a source ``local_view`` filled in from a hint
 
 
 def is_absolute(value: Any) -> bool:
@@ -52,7 +57,8 @@ def portable_meta(meta: dict[str, Any], path: str | Path, origin: str | Path | N
     places = _hinted(meta, Path(origin).absolute().parent if origin else None)
     meta, found = without_paths(meta)
     places.update(found)  # what the run itself named wins over older hints
-    hints = {what: rel for what, folder in places.items() if (rel := _relative(Path(folder), here))}
+    hints = {what: _relative(Path(folder), here) or Path(folder).resolve().as_posix() for what, folder in places.items()
+             if Path(folder).is_dir()}
     if hints:
         meta[LOCAL] = hints
     return meta
@@ -69,6 +75,7 @@ def without_paths(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]
     places: dict[str, str] = {}
     source = (meta.get("base_model") or {}).get("source")
     if isinstance(source, dict):
+        source.pop(FOUND, None)
         kind, location = source.get("kind"), str(source.get("location") or "")
         if kind == "package" and source.get("spec") in PACKAGED_MODELS:
             source["location"] = PACKAGED_MODELS[source["spec"]][0]  # the distribution, found again by name
@@ -115,6 +122,7 @@ def local_view(raw: dict[str, Any], where: str | Path | None) -> dict[str, Any]:
     if source.get("kind") == "path" and model is not None and (model / "config.json").is_file() \
             and not is_absolute(source.get("location")):
         source["location"] = str(model.resolve())
+        source[FOUND] = f"the bundle's path hint {hints['base_model']!r}"
     if "task_dir" in found and isinstance(raw.get("task"), dict) and not raw["task"].get("base_dir"):
         raw["task"]["base_dir"] = str(found["task_dir"].resolve())
     if "data_dir" in found and isinstance(raw.get("training"), dict) and not raw["training"].get("data_dir"):

@@ -10,6 +10,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from maskctl.bundle.portable import FOUND
 from maskctl.cli.common import BUNDLE_HELP, json_option, overwrite_option
 from maskctl.cli.console import console
 
@@ -46,6 +47,8 @@ def inspect_bundle(
     console.print(f"[bold]{bundle}[/] (format {info.format_version}, maskctl {info.maskctl_version})")
     console.print(f"base model: {base.spec} ({base.model_type}, {base.source['kind']}"
                   f" {base.source['location']}) fingerprint {base.fingerprint[:23]}…", highlight=False)
+    if base.source.get(FOUND):
+        console.print(f"  found through {base.source[FOUND]}", highlight=False)
     console.print(f"task: {task['name']} ({task['kind']}, {task['metric']}), labels: {', '.join(task['labels'])}",
                   highlight=False)
     console.print(f"mask: tau {mask['threshold']}, initial sparsity {mask['init_sparsity']}, blocks "

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from huggingface_hub import constants
 
+from maskctl.bundle.format import load_bundle, read_meta, write_shareable
 from maskctl.bundle.hub import push_bundle
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.errors import BundleError, HubError
@@ -39,11 +40,15 @@ def online(tmp_path, monkeypatch):
         yield hub
 
 
-def test_push_commits_the_bundle_and_its_card_in_one_commit_then_reads_it_back(online, monkeypatch):
+def test_push_commits_the_bundle_and_its_card_in_one_commit_then_reads_it_back(online, monkeypatch, tmp_path):
     pushed = push_bundle(FIXTURE, "alice/kw-mask", endpoint=online.url, token=TOKEN)
     assert str(pushed.ref) == "hf://alice/kw-mask" and pushed.files == ("keywords-format2.bundle", "README.md")
     files = online.files("alice/kw-mask")
-    assert files["keywords-format2.bundle"] == FIXTURE.read_bytes()
+    shared = tmp_path / "shared.bundle"
+    shared.write_bytes(files["keywords-format2.bundle"])
+    assert "/tmp/" not in read_meta(shared).__repr__() and "/tmp/" in read_meta(FIXTURE).__repr__()
+    assert {k: v.tolist() for k, v in load_bundle(shared).masks.items()} == \
+        {k: v.tolist() for k, v in load_bundle(FIXTURE).masks.items()}  # the same bundle, without machine paths
     assert online.commits == [{"header": {"summary": "Upload keywords-format2.bundle (keywords) with maskctl",
                                           "description": ""},
                                "paths": ["keywords-format2.bundle", "README.md"]}]
@@ -54,7 +59,7 @@ def test_push_commits_the_bundle_and_its_card_in_one_commit_then_reads_it_back(o
     assert "maskctl predict hf://alice/kw-mask --text" in card and "/tmp/" not in card  # no path of the old file
     # read back through the Hub (list the repo, download into the cache) ...
     local = resolve_bundle_ref("hf://alice/kw-mask", endpoint=online.url)
-    assert local.read_bytes() == FIXTURE.read_bytes() and str(local).startswith(constants.HF_HUB_CACHE)
+    assert local.read_bytes() == files["keywords-format2.bundle"] and str(local).startswith(constants.HF_HUB_CACHE)
     # ... and then with the Hub switched off, from the cache alone
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     before = len(online.requests)
@@ -72,7 +77,8 @@ def test_push_to_a_branch_and_pushing_again(online):
     assert "maskctl predict hf://alice/kw-mask@v1 --text" in online.files("alice/kw-mask", "v1")["README.md"].decode()
     push_bundle(FIXTURE, "alice/kw-mask", endpoint=online.url, token=TOKEN, revision="v1")  # repo and branch exist
     assert [c["header"]["summary"] for c in online.commits][0] == "first" and len(online.commits) == 2
-    assert resolve_bundle_ref("hf://alice/kw-mask@v1", endpoint=online.url).read_bytes() == FIXTURE.read_bytes()
+    pushed = online.files("alice/kw-mask", "v1")["keywords-format2.bundle"]
+    assert resolve_bundle_ref("hf://alice/kw-mask@v1", endpoint=online.url).read_bytes() == pushed
     with pytest.raises(HubError, match="no revision 'v2'"):
         resolve_bundle_ref("hf://alice/kw-mask@v2", endpoint=online.url)
     with pytest.raises(HubError, match="the Hub has no repo bob/none"):
@@ -119,7 +125,9 @@ def test_cli_push_then_read_online_with_progress_then_offline(online, tmp_path):
     pushed = maskctl("push", FIXTURE, "--repo-id", "alice/cli", "--commit-message", "from the CLI")
     assert pushed.returncode == 0, pushed.stderr
     assert "pushed keywords-format2.bundle and README.md" in pushed.stdout and "hf://alice/cli" in pushed.stdout
-    assert online.files("alice/cli")["keywords-format2.bundle"] == FIXTURE.read_bytes()
+    uploaded = tmp_path / "uploaded.bundle"
+    uploaded.write_bytes(online.files("alice/cli")["keywords-format2.bundle"])
+    assert uploaded.read_bytes() == write_shareable(FIXTURE, tmp_path / "shared.bundle").read_bytes()
     shown = maskctl("inspect", "hf://alice/cli")
     assert shown.returncode == 0 and "keywords" in shown.stdout, shown.stderr
     assert "keywords-format2.bundle" in shown.stderr and "100%" in shown.stderr  # huggingface_hub's download bar

@@ -1,5 +1,6 @@
-"""Bundles keep no absolute local paths (issue 15): what is written instead, how the training
-machine still finds the base model and data, and how another machine says where its copy is."""
+"""Bundles keep no machine paths but their path hints (issues 15, 22): what is written instead,
+how the training machine still finds the base model and data (relative hints, else absolute
+ones), what a pushed copy keeps (none), and how another machine says where its copy is."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import sys
 import pytest
 from safetensors import safe_open
 
-from maskctl.bundle.format import load_bundle, read_meta, save_bundle
+from maskctl.bundle.format import load_bundle, read_meta, save_bundle, write_shareable
 from maskctl.bundle.portable import LOCAL, MAX_UP, is_absolute, local_view, portable_meta, without_paths
-from maskctl.errors import ModelError
+from maskctl.errors import BundleError, ModelError
 from maskctl.models import resolve_model, stored_source
 from maskctl.serving.loading import evaluate_bundle
 from maskctl.training.trainer import TrainArgs, train
@@ -65,10 +66,8 @@ def test_the_training_machine_evaluates_it_without_options(trained):
 
 def test_another_machine_passes_model_and_data_dir(trained, tiny_bert, keyword_task, tmp_path):
     path, result = trained
-    moved = tmp_path / "a" / "b" / "c" / "d" / "e" / "f"  # too far for the bundle's hints to reach
-    moved.mkdir(parents=True)
-    copy = moved / path.name
-    shutil.copy(path, copy)
+    copy = write_shareable(path, tmp_path / path.name)  # what `maskctl push` uploads: no hints
+    assert LOCAL not in read_meta(copy)
     base = shutil.copytree(tiny_bert, tmp_path / "elsewhere" / "my-bert")
     with pytest.raises(ModelError) as missing:
         evaluate_bundle(copy)
@@ -90,6 +89,43 @@ def test_resaving_elsewhere_rebases_the_hints(trained, tmp_path):
     assert all(hint.startswith("../../") for hint in read_meta(target)[LOCAL].values())
 
 
+def test_a_model_folder_far_from_the_bundle_is_found_by_an_absolute_hint(tiny_bert, keyword_task, tmp_path_factory,
+                                                                           monkeypatch):
+    """Issue 22, part 0: `train --model /data/models/bert --output /srv/masks/a.bundle`, then
+    `eval /srv/masks/a.bundle` on the same machine, the two folders unrelated."""
+    models = tmp_path_factory.mktemp("data")
+    model = shutil.copytree(tiny_bert, models / "models" / "bert")
+    masks = tmp_path_factory.mktemp("srv").joinpath(*"abcdef", "masks")  # > MAX_UP levels from anything shared
+    out = masks / "a.bundle"
+    result = train(TrainArgs(model=str(model), task=str(keyword_task), data_dir=str(keyword_task.parent),
+                             output=str(out), max_steps=2, batch_size=16))
+    hints = read_meta(out)[LOCAL]
+    assert hints["base_model"] == model.resolve().as_posix()  # absolute: no relative path reaches it
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    assert evaluate_bundle(out).metrics == result.metrics  # no --model, no --data-dir
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "200"}
+    shown = subprocess.run([sys.executable, "-m", "maskctl", "inspect", str(out)], capture_output=True, text=True,
+                           env=env, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    assert f"found through the bundle's path hint '{model.resolve().as_posix()}'" in " ".join(shown.stdout.split())
+    shared = write_shareable(out, tmp_path_factory.mktemp("push") / "a.bundle")  # push's copy: no machine path
+    text = read_meta(shared).__repr__()
+    assert str(models) not in text and str(masks) not in text and LOCAL not in read_meta(shared)
+    # a hinted folder that now holds another model is refused by its fingerprint, with the fix
+    other = shutil.copytree(tiny_bert, models / "other")
+    shutil.rmtree(model)
+    shutil.copytree(other, model)
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(model / "model.safetensors"))
+    weights = {name: w + 1.0 if ".encoder." in f".{name}" and name.endswith("weight") else w
+               for name, w in weights.items()}
+    save_file(weights, str(model / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(BundleError, match="different base model") as refused:
+        evaluate_bundle(out)
+    assert "--model FOLDER" in refused.value.fix
+
+
 def test_old_bundles_with_absolute_paths_still_resolve(tiny_bert):
     old = {"spec": str(tiny_bert), "kind": "path", "location": str(tiny_bert.resolve()), "version": None}
     assert stored_source(old).location == str(tiny_bert.resolve())
@@ -108,13 +144,13 @@ def test_packaged_and_hub_models_are_stored_by_name_and_found_again():
                       "version": packaged.version}
     assert stored_source(source).location == packaged.location  # looked up again in this install
     assert written["training"] == {"model": None, "task": "t.yaml", "data_dir": "data"}  # relative kept
-    assert LOCAL not in written  # /far/away and /home/x share only the root: no hint spells it out
+    assert LOCAL not in written  # /home/x/tasks is not a folder here: no hint to it
     hub = {"spec": "user/bert", "kind": "hub", "location": "user/bert", "version": "abc123"}
     assert without_paths({"base_model": {"source": hub}})[0]["base_model"]["source"] == hub
     assert stored_source(hub).version == "abc123"
 
 
-def test_hints_are_relative_bounded_and_used_only_when_they_lead_somewhere(tmp_path):
+def test_hints_are_relative_when_near_and_used_only_when_they_lead_somewhere(tmp_path):
     model = tmp_path / "proj" / "models" / "bert"
     model.mkdir(parents=True)
     (model / "config.json").write_text("{}")
@@ -132,5 +168,6 @@ def test_hints_are_relative_bounded_and_used_only_when_they_lead_somewhere(tmp_p
     assert seen["task"]["base_dir"] == str(tmp_path.resolve())
     assert local_view(written, "the bundle") is written  # no file: nothing to resolve from
     deep = tmp_path.joinpath(*"abcdef") / "t.bundle"
-    assert "base_model" not in portable_meta(meta, deep).get(LOCAL, {})  # more than MAX_UP levels apart
+    # more than MAX_UP levels apart: the absolute folder (this machine's file; push drops it)
+    assert portable_meta(meta, deep)[LOCAL]["base_model"] == model.resolve().as_posix()
     assert is_absolute("C:\\models\\bert") and not is_absolute("user/bert")
