@@ -96,9 +96,12 @@ def hot_memory(model: str | None, paths: list[Path], counts=HOT_COUNTS, kernels=
     for count in [c for c in counts if c <= len(paths)]:
         row = {}
         for kernel in [k for k in kernels if k != "torch" or count <= csr_up_to]:
-            row[f"maskctl-{kernel}"] = run_child("hot-memory", {"method": "mask", "kernel": kernel, "count": count,
-                                                                "model": model, "paths": [str(p) for p in paths]},
-                                                 timeout=3600)
+            try:
+                row[f"maskctl-{kernel}"] = run_child("hot-memory", {"method": "mask", "kernel": kernel, "count": count,
+                                                                    "model": model, "paths": [str(p) for p in paths]},
+                                                     timeout=3600)
+            except RuntimeError as exc:
+                row[f"maskctl-{kernel}_error"] = str(exc)[-300:]
         try:
             row["lora"] = run_child("hot-memory", {"method": "lora", "count": count, "model": model}, timeout=3600)
         except RuntimeError as exc:  # without peft the reason is the result
@@ -150,6 +153,9 @@ def hot_memory_lines(rows: dict[str, Any], title: str) -> list[str]:
     for count, row in rows.items():
         mask = row.get("maskctl-compiled") or row.get("maskctl-torch")
         lora = row.get("lora")
+        if mask is None:
+            lines.append(f"| {count} | failed: {str(row)[:120]} | | | | |")
+            continue
         grow = (mask["rss_hot_mib"] - mask["rss_base_mib"]) if mask else None
         lora_grow = (lora["rss_hot_mib"] - lora["rss_base_mib"]) if lora else None
         n = int(count) - 1
