@@ -58,6 +58,24 @@ flip_terms_serial = njit(cache=True, nogil=True, fastmath=True)(_flip_terms)
 
 
 @njit(cache=True, nogil=True)
+def add_flips_dense(stream, out_rows, w, wr, has_reference, dense):  # pragma: no cover - compiled
+    """``dense += C`` in place: each flip's value gathered as in ``_flip_terms`` (for the exact
+    weight of a group with many token rows; ~20x faster than torch's index_put here)."""
+    at = 0
+    for i in range(out_rows):
+        count, at = _read(stream, at)
+        j = -1
+        for _ in range(count):
+            gap, at = _read(stream, at)
+            j += gap + 1
+            if has_reference:
+                r = wr[i, j]
+                dense[i, j] += w[i, j] if r == 0 else -r
+            else:
+                dense[i, j] -= w[i, j]
+
+
+@njit(cache=True, nogil=True)
 def decode(stream, out_rows, rows, cols):  # pragma: no cover - compiled
     at = 0
     k = 0

@@ -187,16 +187,21 @@ def add_flip_terms(groups: list[tuple[FlipRows, int, int]], weight: torch.Tensor
 def flipped_weight(flips: FlipRows, weight: torch.Tensor, base: torch.Tensor, reference: torch.Tensor | None
                    ) -> torch.Tensor:
     """The task's exact weight ``base + C`` (a dense copy, for groups with many token rows)."""
-    rows, cols = positions(flips)
-    rows_t, cols_t = torch.from_numpy(rows), torch.from_numpy(cols)
-    values = weight.detach()[rows_t, cols_t]
-    if reference is not None:
-        kept = reference.detach()[rows_t, cols_t] != 0
-        values = torch.where(kept, values.neg(), values)
-    else:
-        values = values.neg()
     dense = base.detach().clone()
-    dense[rows_t, cols_t] += values
+    kernels = _kernels()
+    w = weight.detach().numpy()
+    if kernels is not None:
+        kernels.add_flips_dense(flips.stream, flips.shape[0], w, w if reference is None else reference.detach().numpy(),
+                                reference is not None, dense.numpy())
+        return dense
+    rows, cols = positions(flips)
+    values = w[rows, cols]
+    if reference is not None:
+        kept = reference.detach().numpy()[rows, cols] != 0
+        values = np.where(kept, -values, values)
+    else:
+        values = -values
+    dense.numpy()[rows, cols] += values  # positions are distinct: a plain fancy-index add
     return dense
 
 
