@@ -1,26 +1,30 @@
 """Memory for thousands of served tasks: what each loaded task keeps, and the bounded cache of
-the sparse corrections the plain-PyTorch path of mixed batches uses.
+CSR corrections that mixed batches use.
 
 With the compiled kernel (``masking.flips``, CPU float32) a loaded task holds its encoder
 layers as **flipped positions only** (``ServedTask.flips``: ~1.1 bytes per flip, about 1.4×
-its coded masks at 3 % flips) and drops their coded form: the flips are what a mixed batch
-reads, and the mask is ``reference XOR flips`` when a single-task run merges it. Every such
-task is hot, never decoded again, and costs less than coded masks plus a decoded copy did.
+its coded masks) and drops their coded form; the mask is ``reference XOR flips`` when a
+single-task run merges it. While ``CorrectionCache`` has room, a task's first mixed batch also
+builds CSR matrices from its flips (no decode: values gathered from the weights; MKL's product
+is faster than the kernel on short groups) and keeps them; tasks that find the cache full run
+from their flips through the kernel, and nothing is evicted for them, so no task churns.
+``cache_mb=0`` holds every task in the smallest form.
 
 Otherwise (no numba, ``MASKCTL_KERNEL=torch``, CUDA) a task keeps its masks *coded*, as the
 bundle stores them (``CodedMasks``: well under 1 bit per masked weight), plus its small head,
-and a mixed batch needs its corrections decoded (CSR matrices: int32 indices + float32
-values, ~2.9 MB for MiniLM). Those live in ``CorrectionCache``, least recently used first out
-once it passes its bound in MB; an evicted task is decoded again on its next request (~50-150 ms
-for MiniLM); the tasks of the batch being computed are never evicted. Tasks trained with the
-same seed share one dense copy of the masked weights under their initial mask (the reference
-of ``masking.mixed``), so their corrections hold only the bits training flipped.
+and a mixed batch needs its corrections decoded (CSR: int32 indices + float32 values, ~2.9 MB
+for MiniLM) into the cache, least recently used first out once it passes its bound in MB; an
+evicted task is decoded again on its next request (~50-150 ms for MiniLM); the tasks of the
+batch being computed are never evicted. Tasks trained with the same seed share one dense copy
+of the masked weights under their initial mask (the reference of ``masking.mixed``), so their
+corrections hold only the bits training flipped.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import sys
 from collections import OrderedDict
 from collections.abc import Callable
@@ -30,7 +34,7 @@ from typing import Any
 import torch
 
 from maskctl.bundle.format import CodedMasks
-from maskctl.masking.flips import mask_from_flips, nonzero_mask
+from maskctl.masking.flips import mask_from_flips, nonzero_mask, pack_flips
 from maskctl.masking.mixed import Correction, correction_bytes
 from maskctl.tasks.task import Task
 
@@ -75,6 +79,18 @@ class ServedTask:
             key = correction.reference
             out[inner] = mask_from_flips(correction.flips, None if key is None else nonzero_mask(layers[inner].references[key]))
         return out
+
+
+def hold_flips(coded: CodedMasks, corrections: Corrections, inner: dict[str, str]
+               ) -> tuple[CodedMasks, Corrections | None]:
+    """What a task loaded with ``corrections`` keeps: when every layer's term is flips (the
+    kernel's form), those flips packed into one mapping and its coded masks without the encoder
+    layers (``inner``: bundle name -> encoder name); else its coded masks as read, and None."""
+    if not corrections or any(c.flips is None for c in corrections.values()):
+        return coded, None
+    packed = pack_flips({n: c.flips for n, c in corrections.items()})
+    held = {n: dataclasses.replace(c, flips=packed[n]) for n, c in corrections.items()}
+    return dataclasses.replace(coded, payloads={n: p for n, p in coded.payloads.items() if n not in inner}), held
 
 
 class CorrectionCache:

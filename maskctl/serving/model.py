@@ -20,7 +20,6 @@ reads and verifies a bundle before taking it, so a corrupt file leaves every tas
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import threading
@@ -37,14 +36,14 @@ from maskctl.bundle.format import read_coded, read_meta
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.meta import BundleMeta
 from maskctl.errors import BundleError, DuplicateTask, MaskctlError, ModelError
-from maskctl.masking.flips import flips_of, kernel_handles, nonzero_mask, pack_flips
+from maskctl.masking.flips import flips_of, kernel_handles, nonzero_mask
 from maskctl.masking.mixed import Correction, RowGroup, Routing, correction_matrix, wrap_for_mixing
 from maskctl.models import load_tokenizer
 from maskctl.serving.batching import build_batch
 from maskctl.serving.heads import Precomputed, task_model
 from maskctl.serving.loading import check_fit, load_base
 from maskctl.serving.merged import MergedWeights
-from maskctl.serving.memory import CorrectionCache, Corrections, ServedTask, release_freed_memory
+from maskctl.serving.memory import CorrectionCache, Corrections, ServedTask, hold_flips, release_freed_memory
 from maskctl.serving.results import RequestError, to_example
 from maskctl.tasks.card import TaskCard
 from maskctl.tasks.task import Task
@@ -140,11 +139,7 @@ class MaskedModel:
             self._add_reference(reference, initial)
             encoder = {inner[n]: m for n, m in masks.items() if n in inner}
             corrections = self._build(reference, encoder)
-            held = corrections if corrections and all(c.flips is not None for c in corrections.values()) else None
-            if held is not None:  # the flips are the compact form: the coded encoder masks go
-                packed = pack_flips({n: c.flips for n, c in held.items()})
-                held = {n: dataclasses.replace(c, flips=packed[n]) for n, c in held.items()}
-                coded = dataclasses.replace(coded, payloads={n: p for n, p in coded.payloads.items() if n not in inner})
+            coded, held = hold_flips(coded, corrections, inner)
             served = ServedTask(name=task.name, task=task, coded=coded, head=effective, encoder_layers=inner,
                                 net_key=(task.kind.auto_class, len(task.labels)), reference=reference,
                                 max_length=min(record.max_length, self._position_limit(tokenizer)),
@@ -259,12 +254,23 @@ class MaskedModel:
         return out
 
     def _corrections(self, name: str, pinned: frozenset[str]) -> Corrections:
-        """A task's terms: its held flips, or its CSR corrections from the cache (decoded on a miss)."""
+        """A task's terms. A task held as flips runs as CSR matrices built from them while the
+        cache has room (MKL's product beats the kernel on short groups; no eviction, so tasks
+        never churn), else from its flips through the kernel. A coded task's CSR corrections
+        come from the cache, decoded on a miss (evicting the least recently used)."""
         served = self._tasks[name]
-        if served.flips is not None:
-            return served.flips
         if name not in self._cache:
-            self._merged.unmerge()
+            self._merged.unmerge()  # values are gathered from the pristine weights
+        if served.flips is not None:
+            if name in self._cache:
+                return self._cache.get(name, dict)
+            size = sum(c.matrix_nbytes for c in served.flips.values())
+            if self._cache.bytes + size > self._cache.limit_bytes:
+                return served.flips
+            return self._cache.put(name, {inner: c.as_matrix(self._layers[inner].weight,
+                                                              None if c.reference is None
+                                                              else self._layers[inner].references[c.reference])
+                                          for inner, c in served.flips.items()}, pinned)
         return self._cache.get(name, lambda: self._build(served.reference, served.encoder_masks(self._layers)), pinned)
 
     # -- prediction ----------------------------------------------------------------------------
@@ -406,7 +412,7 @@ class MaskedModel:
         tasks = self._tasks.values()
         return {"tasks": len(self._tasks), "coded_bytes": sum(t.coded_bytes() for t in tasks),
                 "flips_bytes": sum(t.flips_bytes() for t in tasks),
-                "hot_tasks": sum(1 for t in tasks if t.flips) + len(self._cache.names()),
+                "hot_tasks": len({t.name for t in tasks if t.flips} | set(self._cache.names())),
                 "references": len(self._reference_users), "references_bytes": sum(references.values()),
                 "corrections_bytes": self._cache.bytes, "corrections_cached": len(self._cache.names()),
                 "corrections_limit_bytes": self._cache.limit_bytes, "decodes": self._cache.misses}

@@ -86,3 +86,22 @@ def test_positions_decode_without_numba(monkeypatch):
     monkeypatch.setitem(F._COMPILED, "kernels", None)
     plain = F.positions(flips)
     assert all(np.array_equal(a, b) for a, b in zip(compiled, plain))
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "numpy"])
+def test_exact_weight_and_mask_come_back_from_packed_flips(monkeypatch, compiled):
+    """What serving holds (flips packed into one mapping) gives back the exact weight of the
+    dense path and the mask a single-task run merges, with and without a reference."""
+    if not compiled:
+        monkeypatch.setitem(F._COMPILED, "kernels", None)
+    weight, reference, mask = _task(70, 40, 0.05, 6)
+    weight[3, :5] = 0.0  # zero weights: either bit gives the same term
+    for ref in (reference, None):
+        base = weight * ref if ref is not None else weight
+        packed = F.pack_flips({"a": F.flips_of(mask, ref), "b": F.flips_of(~mask, ref)})
+        assert packed["a"].stream.base.obj is packed["b"].blocks.base.obj  # one mapping for the task
+        assert torch.equal(F.flipped_weight(packed["a"], weight, base, base if ref is not None else None),
+                           weight * mask)
+        seen = F.nonzero_mask(base) if ref is not None else None
+        rebuilt = F.mask_from_flips(F.flips_of(mask, seen), seen)
+        assert torch.equal(weight * rebuilt, weight * mask)

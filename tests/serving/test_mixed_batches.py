@@ -68,20 +68,23 @@ def check(result, name, probs, labels):
         assert int(torch.tensor(probabilities(result)).argmax()) == int(probs.argmax())
 
 
-@pytest.mark.parametrize("seed,dense_from,kernel", [(0, 64, "auto"), (1, 1, "auto"), (2, 10**9, "auto"),
-                                                     (3, 10**9, "torch")],
-                         ids=["measured-switch", "all-dense-products", "all-sparse-terms", "plain-pytorch-terms"])
-def test_any_mix_equals_each_task_alone(served_paths, expected, seed, dense_from, kernel, monkeypatch):
+@pytest.mark.parametrize("seed,dense_from,kernel,cache_mb", [(0, 64, "auto", 0), (1, 1, "auto", 0),
+                                                              (2, 10**9, "auto", 0), (3, 10**9, "torch", 512),
+                                                              (4, 10**9, "auto", 512)],
+                         ids=["measured-switch", "all-dense-products", "all-sparse-terms", "plain-pytorch-terms",
+                              "csr-built-from-flips"])
+def test_any_mix_equals_each_task_alone(served_paths, expected, seed, dense_from, kernel, cache_mb, monkeypatch):
     """Every path of the forward: the compiled kernel over flipped positions (when numba is
-    installed), the CSR terms of the plain-PyTorch fallback, and dense per-task products."""
+    installed, no cache room), CSR terms built from the flips (cache room), the CSR terms of the
+    plain-PyTorch fallback, and dense per-task products."""
     from maskctl.masking.flips import kernel_available
 
     monkeypatch.setattr("maskctl.masking.mixed.DENSE_MIN_TOKENS", dense_from)
     if kernel == "torch":
         monkeypatch.setenv("MASKCTL_KERNEL", "torch")
     inputs, want = expected
-    served = MaskedModel.from_bundles(list(served_paths.values()))
-    compact = kernel_available()
+    served = MaskedModel.from_bundles(list(served_paths.values()), cache_mb=cache_mb)
+    compact = kernel_available() and cache_mb == 0
     served.predict_many([(name, inputs[name][0]) for name in inputs])
     corrections = [c for name in inputs for c in served._corrections(name, frozenset()).values()]
     assert corrections and all((c.flips is not None) == compact and (c.matrix is None) == compact

@@ -44,7 +44,7 @@ class ServeSettings:
                                                 "Retry-After (counted in maskctl_rejected_requests_total).",
                                            min=1, panel=BATCH)
     pin: list[str] = setting([], "Tasks whose decoded corrections are never evicted from the cache (hot tasks "
-                                 "never wait for a decode; with the compiled kernel every task is hot).", metavar="TASK", panel=BATCH)
+                                 "never wait for a decode; with the compiled kernel no task does).", metavar="TASK", panel=BATCH)
     api_key: str | None = setting(None, f"Require 'Authorization: Bearer KEY' on every endpoint but the probes "
                                         f"(or set {API_KEY_ENV}).", panel=NET)
     insecure: bool = setting(False, "Allow binding a non-loopback address without an API key.", panel=NET)
@@ -57,8 +57,9 @@ class ServeSettings:
                                          "Kubernetes' default 30 s grace).", min=0.0, panel=NET)
     watch_seconds: float = setting(2.0, "How often the served folder is checked for added or removed bundles "
                                         "(0: never).", min=0.0)
-    cache_mb: float = setting(512.0, "Memory for decoded mask corrections of the plain-PyTorch path (MB); "
-                                       "with the compiled kernel tasks hold their flips instead.", min=1.0, panel=BATCH)
+    cache_mb: float = setting(512.0, "Memory for CSR mask corrections, the fastest path (MB); with the "
+                                       "compiled kernel, tasks beyond it run from their held flips (0: all).",
+                          min=0.0, panel=BATCH)
     threads: int | None = setting(None, "Torch threads for inference (default: torch's, one per core); fewer leave "
                                         "cores to the HTTP side, or to other replicas on the machine.", min=1,
                                   panel=BATCH)
