@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -67,13 +68,15 @@ class Correction:
         reference weight ``W ⊙ R``): MKL's product is faster than the kernel on short groups."""
         if self.flips is None:
             return self
-        rows, cols = (torch.from_numpy(a) for a in positions(self.flips))
-        values = weight.detach()[rows, cols]
+        rows, cols = positions(self.flips)  # numpy indices (a 1-element tensor would index as a scalar)
+        values = torch.from_numpy(weight.detach().numpy()[rows, cols])
         if reference is not None:
-            values = torch.where(torch.from_numpy(reference.detach().numpy()[rows, cols] != 0), values.neg(), values)
+            kept = torch.from_numpy(np.asarray(reference.detach().numpy()[rows, cols] != 0))
+            values = torch.where(kept, values.neg(), values)
         else:
             values = values.neg()
-        return Correction(csr((rows, cols), values, tuple(weight.shape)), self.reference)
+        return Correction(csr((torch.from_numpy(rows), torch.from_numpy(cols)), values, tuple(weight.shape)),
+                          self.reference)
 
     @property
     def matrix_nbytes(self) -> int:

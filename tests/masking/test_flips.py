@@ -105,3 +105,17 @@ def test_exact_weight_and_mask_come_back_from_packed_flips(monkeypatch, compiled
         seen = F.nonzero_mask(base) if ref is not None else None
         rebuilt = F.mask_from_flips(F.flips_of(mask, seen), seen)
         assert torch.equal(weight * rebuilt, weight * mask)
+
+
+@pytest.mark.parametrize("count", [0, 1, 2])
+def test_a_layer_with_one_flip_becomes_a_csr_matrix(count):
+    """A single flipped weight (a 1-element index) once indexed as a scalar (found by the README test)."""
+    from maskctl.masking.mixed import Correction
+
+    weight, reference, _ = _task(8, 6, 0.0, 7)
+    mask = reference.clone()
+    for k in range(count):
+        mask[k, 3] = ~mask[k, 3]
+    base = weight * reference
+    matrix = Correction(reference="seed", flips=F.flips_of(mask, reference)).as_matrix(weight, base).matrix
+    assert torch.equal(base + matrix.to_dense(), weight * mask)
