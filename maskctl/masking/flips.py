@@ -197,15 +197,21 @@ def flipped_weight(flips: FlipRows, weight: torch.Tensor, base: torch.Tensor, re
         kernels.add_flips_dense(flips.stream, flips.shape[0], w, w if reference is None else reference.detach().numpy(),
                                 reference is not None, dense.numpy())
         return dense
-    rows, cols = positions(flips)
-    values = w[rows, cols]
-    if reference is not None:
-        kept = reference.detach().numpy()[rows, cols] != 0
-        values = np.where(kept, -values, values)
-    else:
-        values = -values
+    rows, cols, values = flip_values(flips, weight, reference)
     dense.numpy()[rows, cols] += values  # positions are distinct: a plain fancy-index add
     return dense
+
+
+def flip_values(flips: FlipRows, weight: torch.Tensor, reference: torch.Tensor | None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, columns, values) of ``C``: ``+W`` where the task keeps a weight the reference
+    ``W ⊙ R`` removes, ``−W`` elsewhere (None: the all-ones reference). numpy indices: a
+    1-element tensor would index as a scalar."""
+    rows, cols = positions(flips)
+    values = weight.detach().numpy()[rows, cols]
+    if reference is None:
+        return rows, cols, -values
+    return rows, cols, np.where(reference.detach().numpy()[rows, cols] != 0, -values, values)
 
 
 def positions(flips: FlipRows) -> tuple[np.ndarray, np.ndarray]:

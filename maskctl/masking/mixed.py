@@ -31,11 +31,10 @@ import warnings
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
-from maskctl.masking.flips import FlipRows, add_flip_terms, flipped_weight, positions
+from maskctl.masking.flips import FlipRows, add_flip_terms, flip_values, flipped_weight
 from maskctl.masking.layer import WrappedLinear
 
 # From this many token rows on, a task's rows use a dense product with their own weight; below
@@ -68,14 +67,9 @@ class Correction:
         reference weight ``W ⊙ R``): MKL's product is faster than the kernel on short groups."""
         if self.flips is None:
             return self
-        rows, cols = positions(self.flips)  # numpy indices (a 1-element tensor would index as a scalar)
-        values = torch.from_numpy(weight.detach().numpy()[rows, cols])
-        if reference is not None:
-            kept = torch.from_numpy(np.asarray(reference.detach().numpy()[rows, cols] != 0))
-            values = torch.where(kept, values.neg(), values)
-        else:
-            values = values.neg()
-        return Correction(csr((torch.from_numpy(rows), torch.from_numpy(cols)), values, tuple(weight.shape)),
+        rows, cols, values = flip_values(self.flips, weight, reference)
+        return Correction(csr((torch.from_numpy(rows), torch.from_numpy(cols)), torch.from_numpy(values),
+                              tuple(weight.shape)),
                           self.reference)
 
     @property
