@@ -189,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serving", action="store_true",
                         help="mixed-task serving: throughput at 1-200 tasks vs LoRA, hot memory up to 1,000 tasks, BERT-base rows")
     parser.add_argument("--serving-tasks", type=int, default=1000, help=argparse.SUPPRESS)
+    parser.add_argument("--serving-bert-base", action="store_true",
+                        help="only the BERT-base part of --serving: 16 and 200 tasks, hot memory (~1 h)")
     parser.add_argument("--http", action="store_true",
                         help="maskctl serve under a bounded loopback load vs MaskedModel directly (~10 min)")
     parser.add_argument("--tenants", action="store_true",
@@ -211,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
 
         work = Path(args.work or tempfile.mkdtemp(prefix="maskctl-quality-"))
         return quality_main(args.tasks.split(","), Path(args.out), work, args.model)
+    if args.serving_bert_base:
+        from bench.serving import serving_section
+
+        return _section_mode("serving-bert-base", lambda work: serving_section(args.model, work, parts=("bert-base",)),
+                             write_serving, args)
     if args.serving:
         from bench.serving import serving_section
 

@@ -2,15 +2,18 @@
 
 1. Throughput, mixed / single-task, at 1, 4, 16, 64 and 200 loaded tasks, short (~24 tokens)
    and long (~128 tokens) bbc-news texts, batches of 16 requests whose tasks cycle; single-task =
-   batches of one task (maskctl's merged path). maskctl's mixed batches run twice: through the
-   compiled kernel over held flips (``masking.flips``) and through the plain-PyTorch CSR path
-   (``MASKCTL_KERNEL=torch``). PEFT LoRA r=8 on query/value, one adapter (and classifier) per
-   task, mixed batches through ``adapter_names``, on the same texts and batches. Contenders
-   alternate block by block in one process; tokenisation is inside every timing.
+   batches of one task (maskctl's merged path). maskctl's mixed batches run twice: the default
+   path with room for every task in the corrections cache (CSR matrices built from the held
+   flips, MKL's product: "CSR") and with no cache (``cache_mb=0``: every task from its flips
+   through the compiled kernel, ``masking.flips``: "kernel"). PEFT LoRA r=8 on query/value, one
+   adapter (and classifier) per task, mixed batches through ``adapter_names``, on the same texts
+   and batches. Contenders alternate block by block in one process; tokenisation is inside
+   every timing.
 2. Single-task throughput against the merged path of 0.1 (``load_masked`` + the kind's encode,
    collate and forward), alternating.
 3. Hot memory (``serving_memory``): RSS of 1 to 1,000 tasks, every one hot, against as many LoRA
-   adapters, each count in a fresh process; and the same on a BERT-base-sized encoder.
+   adapters, each count in a fresh process; and the same on a BERT-base-sized encoder (16 and
+   200 tasks; ``run.py --serving-bert-base`` runs that part alone).
 
 Task bundles come from one real bbc-news bundle (1 short training epoch here) by flipping 2 % of
 its mask bits (20 distinct variants, renamed copies beyond that): the switching cost and the
@@ -105,10 +108,8 @@ def lora_model(model: str | None, tasks: int, seed: int = 0):
 
 
 def bench_throughput(model: str | None, paths: list[Path], counts=TASK_COUNTS, rounds: int = 3, block: int = 6,
-                     csr: bool = True) -> dict[str, Any]:
+                     kernel: bool = True) -> dict[str, Any]:
     """texts/s of each contender at each task count (see the module docstring, 1)."""
-    import os
-
     from maskctl.masking.flips import kernel_available
     from maskctl.models import load_tokenizer
     from maskctl.serving import MaskedModel
@@ -116,14 +117,11 @@ def bench_throughput(model: str | None, paths: list[Path], counts=TASK_COUNTS, r
     out: dict[str, Any] = {}
     corpus = {"short": texts(False), "long": texts(True)}
     for count in [c for c in counts if c <= len(paths)]:
+        # the default path with room for every task: CSR matrices (built from the flips with numba)
         served = MaskedModel.from_bundles(paths[:count], model=model, device="cpu", cache_mb=100_000)
-        served_csr = None
-        if csr and kernel_available():  # the plain-PyTorch path, every correction decoded (cache for all)
-            os.environ["MASKCTL_KERNEL"] = "torch"
-            try:
-                served_csr = MaskedModel.from_bundles(paths[:count], model=model, device="cpu", cache_mb=100_000)
-            finally:
-                del os.environ["MASKCTL_KERNEL"]
+        served_kernel = None
+        if kernel and kernel_available():  # no cache: every task from its flips through the kernel
+            served_kernel = MaskedModel.from_bundles(paths[:count], model=model, device="cpu", cache_mb=0)
         names = served.tasks
         try:
             lora, source = lora_model(model, count)
@@ -153,8 +151,8 @@ def bench_throughput(model: str | None, paths: list[Path], counts=TASK_COUNTS, r
                         lora(**enc)
 
             contenders = {"mixed": run_mixed, "single": run_single}
-            if served_csr is not None:
-                contenders["mixed_csr"] = lambda k: run_mixed(k, served_csr)
+            if served_kernel is not None:
+                contenders["mixed_kernel"] = lambda k: run_mixed(k, served_kernel)
             if lora is not None:
                 contenders["lora_mixed"] = lambda k: run_lora(k, True)
                 contenders["lora_single"] = lambda k: run_lora(k, False)
@@ -171,8 +169,10 @@ def bench_throughput(model: str | None, paths: list[Path], counts=TASK_COUNTS, r
                             samples[name].append(time.perf_counter() - tick)
             rate = {name: BATCH / median(times) for name, times in samples.items() if times}
             row = {"texts_per_s": rate, "mixed_over_single": rate["mixed"] / rate["single"]}
-            if served_csr is not None:
-                row["kernel_over_csr"] = rate["mixed"] / rate["mixed_csr"]
+            if served_kernel is not None:
+                row["kernel_over_csr"] = rate["mixed_kernel"] / rate["mixed"]
+                if lora is not None:
+                    row["kernel_over_lora_mixed"] = rate["mixed_kernel"] / rate["lora_mixed"]
             if lora is not None:
                 row["lora_mixed_over_single"] = rate["lora_mixed"] / rate["lora_single"]
                 row["mask_mixed_over_lora_mixed"] = rate["mixed"] / rate["lora_mixed"]
@@ -180,7 +180,7 @@ def bench_throughput(model: str | None, paths: list[Path], counts=TASK_COUNTS, r
                 row["lora_error"] = lora_error
             out[f"{count}/{length}"] = row
             log(f"serving: {count} tasks, {length}: " + ", ".join(f"{k} {v:.1f}/s" for k, v in rate.items()))
-        del served, served_csr, lora
+        del served, served_kernel, lora
     return out
 
 
@@ -221,64 +221,75 @@ def bench_single_vs_merged(model: str | None, path: Path, rounds: int = 4, block
     return out
 
 
-def serving_section(model: str | None, work: Path, tasks: int = 1000, bert_base: bool = True) -> dict[str, Any]:
+def serving_section(model: str | None, work: Path, tasks: int = 1000,
+                    parts: tuple[str, ...] = ("minilm", "bert-base")) -> dict[str, Any]:
+    """The MiniLM part (throughput at 1-200 tasks, single vs merged, hot memory up to ``tasks``)
+    and the BERT-base part (16 and 200 tasks); a failed BERT-base part is recorded."""
     from bench.serving_memory import HOT_COUNTS, bert_base_bundle, bert_base_folder, hot_memory
 
-    paths = make_bundles(work / "serving", model, tasks)
-    result: dict[str, Any] = {"bundle_bytes": paths[0].stat().st_size, "batch": BATCH, "flip_rate": FLIP_RATE}
-    result["single_vs_merged"] = bench_single_vs_merged(model, paths[0])
-    log(f"serving: single vs merged {result['single_vs_merged']}")
-    result["throughput"] = bench_throughput(model, paths)
-    result["hot_memory"] = hot_memory(model, paths, [c for c in HOT_COUNTS if c <= tasks], kernels=("compiled", "torch"))
-    if bert_base:
+    result: dict[str, Any] = {"batch": BATCH, "flip_rate": FLIP_RATE}
+    if "minilm" in parts:
+        paths = make_bundles(work / "serving", model, tasks)
+        result["bundle_bytes"] = paths[0].stat().st_size
+        result["single_vs_merged"] = bench_single_vs_merged(model, paths[0])
+        log(f"serving: single vs merged {result['single_vs_merged']}")
+        result["throughput"] = bench_throughput(model, paths)
+        result["hot_memory"] = hot_memory(model, paths, [c for c in HOT_COUNTS if c <= tasks],
+                                          kernels=("compiled", "torch"))
+    if "bert-base" in parts:
         try:
             folder = bert_base_folder(work)
-            base_paths = make_bundles(work / "serving-bert-base", str(folder), 64, real=bert_base_bundle(work, folder))
+            base_paths = make_bundles(work / "serving-bert-base", str(folder), 200, real=bert_base_bundle(work, folder))
             result["bert_base"] = {"bundle_bytes": base_paths[0].stat().st_size,
-                                   "hot_memory": hot_memory(str(folder), base_paths, (1, 16, 64)),
-                                   "throughput": bench_throughput(str(folder), base_paths, counts=(16,), block=4,
-                                                                  csr=False)}
+                                   "hot_memory": hot_memory(str(folder), base_paths, (1, 16, 200)),
+                                   "throughput": bench_throughput(str(folder), base_paths, counts=(16, 200), block=4)}
         except Exception as exc:  # noqa: BLE001 - the MiniLM results above are kept; the reason is the result
             result["bert_base_error"] = f"{type(exc).__name__}: {exc}"[:500]
     return result
 
 
 def _throughput_lines(throughput: dict[str, Any]) -> list[str]:
-    lines = ["| tasks | texts | maskctl mixed / single (texts/s) | ratio | kernel / CSR path | LoRA mixed / single "
-             "(texts/s) | ratio | maskctl mixed / LoRA mixed |", "|---|---|---|---|---|---|---|---|"]
+    """Columns as BENCHMARKS.md shows them: CSR = the default path with room for every task."""
+    lines = ["| tasks | texts | single (texts/s) | kernel mixed | CSR mixed | LoRA mixed / single | kernel / single "
+             "| CSR / single | kernel / LoRA | CSR / LoRA |", "|---|---|---|---|---|---|---|---|---|---|"]
     for key, row in throughput.items():
         count, length = key.split("/")
         r = row["texts_per_s"]
-        csr = f"{row['kernel_over_csr']:.2f}" if "kernel_over_csr" in row else ""
-        lora = (f"{r['lora_mixed']:.1f} / {r['lora_single']:.1f} | {row['lora_mixed_over_single']:.2f} | "
-                f"**{row['mask_mixed_over_lora_mixed']:.2f}**") if "lora_mixed" in r else f"{row.get('lora_error')} | | "
-        lines.append(f"| {count} | {length} | {r['mixed']:.1f} / {r['single']:.1f} | **{row['mixed_over_single']:.2f}** "
-                     f"| {csr} | {lora} |")
+        kernel = r.get("mixed_kernel")
+        lora = r.get("lora_mixed")
+        cells = [count, length, f"{r['single']:.1f}", f"{kernel:.1f}" if kernel else "", f"{r['mixed']:.1f}",
+                 f"{lora:.1f} / {r['lora_single']:.1f}" if lora else str(row.get("lora_error", ""))[:80],
+                 f"{kernel / r['single']:.2f}" if kernel else "", f"{r['mixed'] / r['single']:.2f}",
+                 f"{kernel / lora:.2f}" if kernel and lora else "", f"**{r['mixed'] / lora:.2f}**" if lora else ""]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
 def write_serving(results: dict[str, Any], out: Path) -> Path:
-    """``results-serving.json`` and the tables of ``results-serving.md``."""
+    """``results-<mode>.json`` and the tables of ``results-<mode>.md`` (mode ``serving``, or
+    ``serving-bert-base`` for the BERT-base part alone)."""
     from bench.serving_memory import hot_memory_lines
 
-    s = results["sections"]["serving"]
-    lines = [f"{save_results(results, out, 'serving')} Batches of {s['batch']} requests; task variants flip "
-             f"{s['flip_rate']:.0%} of a real bundle's mask bits ({s['bundle_bytes']:,} bytes each).", ""]
-    lines += _throughput_lines(s["throughput"])
-    lines += ["", "Single-task throughput against the merged model of 0.1 (encode + forward):", ""]
-    for length, row in s["single_vs_merged"].items():
-        lines.append(f"- {length}: {row['texts_per_s']['new']:.1f} vs {row['texts_per_s']['old']:.1f} texts/s "
-                     f"= **{row['new_over_old']:.3f}**")
-    hot = s["hot_memory"]
-    lines += [""] + hot_memory_lines(hot, "Hot memory, MiniLM (each count in a fresh process; every task hot):")
-    csr = {c: r["maskctl-torch"] for c, r in hot.items() if "maskctl-torch" in r and int(c) > 1}
-    if csr:
-        lines += ["", "The plain-PyTorch path (coded masks + CSR corrections, all cached): " + ", ".join(
-            f"{c} tasks {(r['rss_hot_mib'] - r['rss_base_mib']):.0f} MiB" for c, r in csr.items()) + "."]
-    top = hot[max(hot, key=int)].get("maskctl-compiled")
-    if top and top.get("load_ms_median") is not None:
-        lines += ["", f"Load one task into the running model: median {top['load_ms_median']:.0f} ms; measured flips "
-                      f"against the initial mask: {top['flip_fraction']:.2%} of the masked weights."]
+    mode = results["mode"]
+    s = results["sections"][mode]
+    lines = [f"{save_results(results, out, mode)} Batches of {s['batch']} requests; task variants flip "
+             f"{s['flip_rate']:.0%} of a real bundle's mask bits.", ""]
+    if "throughput" in s:
+        lines += [f"MiniLM (bundle {s['bundle_bytes']:,} bytes):", ""] + _throughput_lines(s["throughput"])
+        lines += ["", "Single-task throughput against the merged model of 0.1 (encode + forward):", ""]
+        for length, row in s["single_vs_merged"].items():
+            lines.append(f"- {length}: {row['texts_per_s']['new']:.1f} vs {row['texts_per_s']['old']:.1f} texts/s "
+                         f"= **{row['new_over_old']:.3f}**")
+        hot = s["hot_memory"]
+        lines += [""] + hot_memory_lines(hot, "Hot memory, MiniLM (each count in a fresh process; every task hot):")
+        csr = {c: r["maskctl-torch"] for c, r in hot.items() if "maskctl-torch" in r and int(c) > 1}
+        if csr:
+            lines += ["", "The plain-PyTorch path (coded masks + CSR corrections, all cached): " + ", ".join(
+                f"{c} tasks {(r['rss_hot_mib'] - r['rss_base_mib']):.0f} MiB" for c, r in csr.items()) + "."]
+        top = hot[max(hot, key=int)].get("maskctl-compiled")
+        if top and top.get("load_ms_median") is not None:
+            lines += ["", f"Load one task into the running model: median {top['load_ms_median']:.0f} ms; measured "
+                          f"flips against the initial mask: {top['flip_fraction']:.2%} of the masked weights."]
     if "bert_base_error" in s:
         lines += ["", f"BERT-base rows: not measured ({s['bert_base_error'][:200]})."]
     if "bert_base" in s:
@@ -286,6 +297,6 @@ def write_serving(results: dict[str, Any], out: Path) -> Path:
         lines += ["", f"BERT-base size (random weights, bundle {b['bundle_bytes']:,} bytes):", ""]
         lines += _throughput_lines(b["throughput"])
         lines += [""] + hot_memory_lines(b["hot_memory"], "Hot memory, BERT-base:")
-    path = out / "results-serving.md"
+    path = out / f"results-{mode}.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
