@@ -38,7 +38,10 @@ PLAN: dict[str, dict[str, Any]] = {
                                      "all-blocks": {"mask_blocks": "all"}, "sparsity-3": {"init_sparsity": 0.03}},
                         # Issue 21's untried axes, all with the trained head that won above; an
                         # entry's own lr (None: the best lr) and settings override the plain ones.
-                        "more": {"head-train-first-piece": (None, {"head": "train", "word_piece": "first"}),
+                        # --flip-penalty (fewer flipped bits: a smaller bundle) first: the bytes goal.
+                        "more": {"head-train-flip-0.3": (None, {"head": "train", "flip_penalty": 0.3}),
+                                 "head-train-flip-0.6": (None, {"head": "train", "flip_penalty": 0.6}),
+                                 "head-train-first-piece": (None, {"head": "train", "word_piece": "first"}),
                                  "head-train-long": (3e-3, {"head": "train", "epochs": 20, "early_stopping": 5}),
                                  "head-train-all-blocks": (None, {"head": "train", "mask_blocks": "all"}),
                                  "head-train-sparsity-10": (None, {"head": "train", "init_sparsity": 0.10})}},
@@ -55,7 +58,7 @@ PLAN: dict[str, dict[str, Any]] = {
 METHODS = ("mask", "finetune", "lora")
 # Every searched setting is given explicitly, so that a task card's defaults (which the search's
 # result may change) never leak into a run: masking's plain setting is the paper's.
-BASE = {"mask": {"max_grad_norm": 0.0, "head": "mask", "init_sparsity": 0.05, "mask_blocks": "2-5"},
+BASE = {"mask": {"max_grad_norm": 0.0, "head": "mask", "init_sparsity": 0.05, "mask_blocks": "2-5", "flip_penalty": 0.0},
         "finetune": {"max_grad_norm": 1.0, "weight_decay": 0.0, "warmup_ratio": 0.0}}
 
 

@@ -32,12 +32,13 @@ FALLBACKS: dict[str, Any] = {
     "max_grad_norm": {"mask": 0.0, "finetune": 1.0},
     "head": "mask",
     "init_sparsity": 0.05,
+    "flip_penalty": 0.0,
 }
 # The keys a card's ``defaults:`` may set: the fields above, and the masked blocks (None there
 # means "all but the lowest two", so a card value replaces it only while it is None).
 CARD_KEYS = (*FALLBACKS, "mask_blocks")
 CARD_TYPES = {"epochs": int, "lr": float, "weight_decay": float, "warmup_ratio": float, "max_grad_norm": float,
-              "init_sparsity": float}
+              "init_sparsity": float, "flip_penalty": float}
 DEFAULT_LR = FALLBACKS["lr"]
 
 
@@ -83,6 +84,10 @@ class TrainArgs:
                                                 f"{_fallback('init_sparsity')}.", **bounds_of(MaskConfig, "init_sparsity"),
                                   panel=MASK)
     threshold: float = setting(0.01, "Score threshold tau of the binary mask.", panel=MASK)
+    flip_penalty: float | None = setting(None, "After each step, pull every score that crossed the threshold back "
+                                               "towards its initial side by lr x this: a flipped bit must earn its place "
+                                               f"(smaller bundle, less memory served; 0 = the paper) {_fallback('flip_penalty')}.",
+                                         min=0, panel=MASK)
     mask_blocks: str | None = setting(None, "Blocks to mask: 2-11, all, top:K, bottom:K (default: all but the lowest "
                                             "two).", panel=MASK)
     head: str | None = setting(None, f"Classifier: mask (paper) or train {_fallback('head')}.",
@@ -140,6 +145,8 @@ class TrainArgs:
             from maskctl.masking.targets import parse_blocks
 
             parse_blocks(self.mask_blocks, None)  # the syntax now; the model's block count when it is loaded
+        if self.method != "mask" and self.flip_penalty:
+            raise MaskctlError("--flip-penalty applies to masking", "drop it, or use --method mask")
         if self.early_stopping is not None and self.keep != "best":
             raise MaskctlError("--early-stopping needs --keep best", "drop --early-stopping or keep the best")
 

@@ -28,6 +28,7 @@ from maskctl.bundle.format import Bundle, save_bundle
 from maskctl.bundle.portable import without_paths
 from maskctl.errors import MaskctlError, TrainingInterrupted
 from maskctl.io import atomic_dir, refuse_existing
+from maskctl.masking.flip_penalty import FlipPenalty
 from maskctl.masking.model import MaskConfig, current_masks, masked_layers, merge_masks, sparsity, wrap_model
 from maskctl.masking.targets import num_blocks, parse_blocks
 from maskctl.models import ModelSource, hub_revision, load_task_model, load_tokenizer, resolve_model, save_model_folder
@@ -139,6 +140,8 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
         keeper.restore(checkpoint.history, checkpoint.meta.get("selection"), checkpoint.tensors)
         report.curve.restore(checkpoint.meta.get("curve"))
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    pull = FlipPenalty.of(accelerator.unwrap_model(model), args.flip_penalty) if (
+        args.method == "mask" and args.flip_penalty) else None  # on the device the scores now live on
     global_batch = args.batch_size * accelerator.num_processes * args.grad_accum
     callback.on_start(dict(task=task.name, model=source.spec, method=args.method, device=str(accelerator.device),
                            train_examples=len(train_features), dev_examples=len(dev_features),
@@ -185,6 +188,8 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
                         accelerator.clip_grad_norm_(list(trainable.values()), args.max_grad_norm)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
+                    if pull is not None and accelerator.sync_gradients:
+                        pull.step(optimizer.param_groups[0]["lr"])
                 step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
                 micro, seen = micro + 1, seen + batch["labels"].shape[0] * accelerator.num_processes
                 spent += time.perf_counter() - tick
