@@ -11,8 +11,8 @@ PEFT r=8 on query/value with a trained classifier, AdamW, linear decay, clipping
 
 Each run writes ``<out>/quality/<task>/<method>/<label>-s<seed>.json`` as it finishes, and a
 rerun skips finished runs, so the search can be stopped and continued; ``--tasks`` picks tasks
-(two processes can share the work, one task each). ``write_table`` turns the JSON into
-``<out>/results-quality.md``.
+(two processes can share the work, one task each). ``bench/quality_table.py`` turns the
+JSON into ``<out>/results-quality.md`` and the Pareto figures.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import dir_bytes, log
+from bench.quality_table import METHODS, label_of, summarise, write_table  # noqa: F401 - write_table: main
 
 EXTEND = 1
 SEEDS = (0, 1, 2, 3, 4)
@@ -55,15 +56,10 @@ PLAN: dict[str, dict[str, Any]] = {
                  "finetune": {"lr": [5e-5, 1e-4]},
                  "lora": {"lr": [3e-3, 1e-2]}},
 }
-METHODS = ("mask", "finetune", "lora")
 # Every searched setting is given explicitly, so that a task card's defaults (which the search's
 # result may change) never leak into a run: masking's plain setting is the paper's.
 BASE = {"mask": {"max_grad_norm": 0.0, "head": "mask", "init_sparsity": 0.05, "mask_blocks": "2-5", "flip_penalty": 0.0},
         "finetune": {"max_grad_norm": 1.0, "weight_decay": 0.0, "warmup_ratio": 0.0}}
-
-
-def label_of(lr: float, variant: str | None) -> str:
-    return f"lr{lr:g}" + (f"-{variant}" if variant else "")
 
 
 class Search:
@@ -132,16 +128,6 @@ class Search:
                 self.run("mask", top[1], seed, top[2])
         return {method: summarise([self.run(method, lr, seed, variant) for seed in SEEDS])
                 for method, (lr, variant) in chosen.items()}
-
-
-def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    def stats(values: list[float]) -> dict[str, float]:
-        return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
-
-    return {"lr": runs[0]["settings"]["lr"], "variant": runs[0]["variant"], "seeds": [r["settings"]["seed"] for r in runs],
-            "dev": stats([r["dev"]["score"] for r in runs]), "test": stats([r["test"]["score"] for r in runs]),
-            "test_scores": [r["test"]["score"] for r in runs], "kept_epochs": [r["kept"]["epoch"] for r in runs],
-            "bytes": runs[0]["bytes"], "wall_s": statistics.fmean(r["wall_s"] for r in runs)}
 
 
 def train_maskctl(task: str, model: str | None, method: str, settings: dict[str, Any], work: Path) -> dict[str, Any]:
@@ -234,49 +220,6 @@ def train_lora(task: str, model: str | None, settings: dict[str, Any], work: Pat
     size, files = dir_bytes(folder)
     shutil.rmtree(folder, ignore_errors=True)
     return {"dev": dev, "test": test, "kept": kept, "history": history, "bytes": size, "files": files}
-
-
-def write_table(out: Path) -> Path:
-    """``results-quality.md`` (and .json) from every finished run under ``<out>/quality``."""
-    rows, data = [], {}
-    for task in PLAN:
-        root = out / "quality" / task
-        if not root.is_dir():
-            continue
-        data[task] = {}
-        for method in METHODS:
-            runs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((root / method).glob("*.json"))]
-            if not runs:
-                continue
-            by_setting: dict[tuple, list] = {}
-            for r in runs:
-                by_setting.setdefault((r["settings"]["lr"], r["variant"]), []).append(r)
-            tried = {label_of(lr, v): statistics.fmean(x["dev"]["score"] for x in rs if x["settings"]["seed"] == 0)
-                     for (lr, v), rs in by_setting.items() if any(x["settings"]["seed"] == 0 for x in rs)}
-            complete = {k: rs for k, rs in by_setting.items() if len({x["settings"]["seed"] for x in rs}) >= len(SEEDS)}
-            best = max(complete.items(), key=lambda kv: statistics.fmean(x["dev"]["score"] for x in kv[1]),
-                       default=None)
-            data[task][method] = {"tried_seed0_dev": tried, "best": summarise(sorted(best[1], key=lambda r: r["settings"]["seed"])) if best else None}
-            if best:
-                s = data[task][method]["best"]
-                rows.append(f"| {task} | {method} | {label_of(s['lr'], s['variant'])} | {s['dev']['mean']:.4f} ± {s['dev']['sd']:.4f} "
-                            f"| **{s['test']['mean']:.4f} ± {s['test']['sd']:.4f}** | {', '.join(f'{x:.3f}' for x in s['test_scores'])} "
-                            f"| {', '.join(str(e) for e in s['kept_epochs'])} | {s['bytes']:,} | {s['wall_s']:.0f} |")
-    lines = [f"| task | method | best setting (dev, seed 0) | dev ({len(SEEDS)} seeds) | test ({len(SEEDS)} seeds) | test per seed | kept epoch | bytes per task | s per run |",
-             "|---|---|---|---|---|---|---|---|---|", *rows, "",
-             "Seed 0, every setting tried (dev score / test score, kept epoch):", ""]
-    for task in data:
-        for method in METHODS:
-            runs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((out / "quality" / task / method).glob("*-s0.json"))]
-            if runs:
-                tried = ", ".join(f"{label_of(r['settings']['lr'], r['variant'])} {r['dev']['score']:.4f} / "
-                                  f"{r['test']['score']:.4f} (ep {r['kept']['epoch']})"
-                                  for r in sorted(runs, key=lambda r: (str(r["variant"]), r["settings"]["lr"])))
-                lines.append(f"- {task} {method}: {tried}")
-    (out / "results-quality.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
-    path = out / "results-quality.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def main(tasks: list[str], out: Path, work: Path, model: str | None = None) -> int:

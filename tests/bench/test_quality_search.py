@@ -47,3 +47,5 @@ def test_search_tunes_each_method_then_runs_seeds_and_variants(tmp_path, monkeyp
     assert len(calls) == runs
     table = q.write_table(tmp_path).read_text()
     assert "| wnut16 | mask | lr0.009-clip-long |" in table and "lr0.001 0.4" in table
+    assert "| wnut16 | mask − finetune | 5 |" in table  # paired over the 5 seeds both ran
+    assert (tmp_path / "quality-pareto-wnut16.png").stat().st_size > 0
