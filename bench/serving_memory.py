@@ -4,8 +4,9 @@ Each (contender, task count) runs in a fresh process (``run.py --child hot-memor
 model with one task (one adapter) is loaded and warmed by a batch, then the other tasks are
 loaded and every one is made hot by mixed batches of 16 tasks; RSS is read after handing freed
 heap back (``malloc_trim``) on both sides. maskctl holds its tasks as flipped positions with
-the compiled kernel, or as coded masks plus CSR corrections (a cache big enough for all) on
-the plain-PyTorch path; LoRA r=8 on query/value with one classifier per adapter
+the compiled kernel and no corrections cache (``cache_mb=0``: with room in the cache the default
+path would add CSR matrices built from the flips, bounded by ``cache_mb``), or as coded masks
+plus CSR corrections (a cache big enough for all) on the plain-PyTorch path; LoRA r=8 on query/value with one classifier per adapter
 (``bench.serving.lora_model``), mixed through ``adapter_names``.
 
 The BERT-base rows use random weights from the shipped ``bert-base-uncased`` config (speed and
@@ -41,7 +42,9 @@ def child_hot_memory(args: dict[str, Any]) -> dict[str, Any]:
     from maskctl.serving import MaskedModel
 
     paths = [Path(p) for p in args["paths"][:count]]
-    served = MaskedModel.from_bundles(paths[:1], model=model, device="cpu", cache_mb=100_000)
+    # compiled: no cache, every task in its smallest form (flips); torch: every correction cached
+    cache_mb = 0 if args.get("kernel") == "compiled" else 100_000
+    served = MaskedModel.from_bundles(paths[:1], model=model, device="cpu", cache_mb=cache_mb)
     served.predict_many([(served.tasks[0], TEXT)] * 16)
     release_freed_memory()
     base, anon = rss_mib(), anon_mib()
