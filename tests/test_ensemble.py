@@ -92,7 +92,7 @@ def test_resident_model_restores_weights_bit_for_bit(keyword_bundles):
     first, second = (load_bundle(p) for p in keyword_bundles[:2])
     merged = load_masked(first)
     from maskctl.serving.loading import load_base
-    net, _, _ = load_base({**first.meta, "path": str(first.path)})
+    net, _, _ = load_base(first.info, where=first.path)
     pristine = {k: v.clone() for k, v in net.state_dict().items()}
     resident = ResidentModel(net)
     inputs = {"input_ids": torch.tensor([[2, 5, 9, 3]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}

@@ -91,7 +91,7 @@ def check_finetuned(bundle: Bundle, folder: Path, config: Any, record: dict[str,
     where = f"finetuned model {folder}"
     if record is not None:
         task = record.get("task", {})
-        if task.get("name") != bundle.task_name or task.get("kind") != bundle.info.task.get("kind"):
+        if task.get("name") != bundle.task_name or task.get("kind") != bundle.info.task.kind:
             raise ConnectError(f"{where} was trained on task {task.get('name')!r}, the bundle on {bundle.task_name!r}",
                                "pass a mask and a finetuned model of the same task")
     labels = [config.id2label.get(i, config.id2label.get(str(i))) for i in range(config.num_labels)]

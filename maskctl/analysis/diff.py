@@ -60,7 +60,7 @@ def layer_group(name: str) -> tuple[str, tuple[int, int]]:
 
 def initial_generator(reader: MaskReader) -> InitialMasks:
     """The bundle's initial-mask generator: the one its decoding uses, else its mask settings."""
-    initial = reader.initial or InitialMasks.from_settings(reader.info.mask or None)
+    initial = reader.initial or InitialMasks.from_settings(reader.info.mask.to_dict() if reader.info.mask else None)
     if initial is None:
         raise BundleError(f"{reader.path} records no usable mask seed, threshold and initial sparsity",
                           "its initial mask cannot be regenerated; train it again with this maskctl")
@@ -118,29 +118,20 @@ def check_same_base(readers: list[MaskReader]) -> list[str]:
     first = readers[0]
     notes = []
     for reader in readers[1:]:
-        ours, theirs = first.meta["base_model"], reader.meta["base_model"]
-        if ours.get("fingerprint_layers") == theirs.get("fingerprint_layers"):
-            checks = (("base model (or masked blocks)", lambda m: m["base_model"]["fingerprint"]),)
+        ours, theirs = first.info.base_model, reader.info.base_model
+        if ours.fingerprint_layers == theirs.fingerprint_layers:
+            checks = (("base model (or masked blocks)", lambda i: i.base_model.fingerprint),)
         else:
-            checks = (("base model", lambda m: _source(m["base_model"])),
-                      ("model type", lambda m: m["base_model"].get("model_type")),
-                      ("set of masked blocks", lambda m: m.get("mask", {}).get("block_ids")))
+            checks = (("base model", lambda i: i.base_model.identity),
+                      ("model type", lambda i: i.base_model.model_type),
+                      ("set of masked blocks", lambda i: i.mask.block_ids))
             notes.append(f"{reader.path.name} masks other head layers than {first.path.name}: their base model is "
                          "matched by its source and version, not by its weight fingerprint")
         for what, get in checks:
-            if get(reader.meta) != get(first.meta):
+            if get(reader.info) != get(first.info):
                 raise BundleError(f"{reader.path} has another {what} than {first.path}",
                                   "compare masks trained on the same base model with the same --mask-blocks")
     return notes
-
-
-def _source(base: dict[str, Any]) -> tuple:
-    """The base model's identity as stored by any version: a package by alias, a local folder by
-    its name (newer bundles store no absolute path), a hub model by id; and the version."""
-    source = base.get("source", {})
-    kind, location = source.get("kind"), str(source.get("location"))
-    name = {"package": source.get("spec"), "path": Path(location.rstrip("/\\")).name}.get(kind, location)
-    return kind, name, source.get("version")
 
 
 def _names(paths: list[Path]) -> list[str]:
@@ -252,8 +243,8 @@ def _pair(names: list[str], a: int, b: int) -> dict[str, str]:
 def _meta(readers: list[MaskReader], names: list[str], notes: list[str], seconds: float) -> dict[str, Any]:
     return {
         "formula": FORMULA + " (Zhao et al. 2020, §6.2); a block sums numerators and denominators",
-        "bundles": [{"name": n, "path": str(r.path), "task": r.info.task_name, "seed": r.info.mask.get("seed"),
-                     "init_sparsity": r.info.mask.get("init_sparsity")}
+        "bundles": [{"name": n, "path": str(r.path), "task": r.info.task_name, "seed": r.info.mask.seed,
+                     "init_sparsity": r.info.mask.init_sparsity}
                     for n, r in zip(names, readers)],
         "base_model": readers[0].info.base_model.spec,
         "fingerprint": readers[0].info.base_model.fingerprint,

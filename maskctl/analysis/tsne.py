@@ -87,7 +87,7 @@ def tsne_representations(mask: str | Path, finetuned: str | Path | None = None, 
     """Project the [CLS] vectors of ``split`` under each model; write table, points and figure."""
     started = time.perf_counter()
     bundle = load_bundle(mask)
-    kind = bundle.info.task.get("kind")
+    kind = bundle.info.task.kind
     if kind != KIND:
         raise MaskctlError(f"{bundle.path} is a {kind} task: the [CLS] t-SNE needs sequence classification",
                            "pass a bundle of a sentence (pair) classification task")

@@ -69,15 +69,15 @@ class Bundle(Described):
 
     @property
     def labels(self) -> list[str]:
-        return list(self.meta["task"]["labels"])
+        return self.info.labels
 
     @property
     def task_name(self) -> str:
-        return self.meta["task"]["name"]
+        return self.info.task_name
 
     @property
     def fingerprint(self) -> str:
-        return self.meta["base_model"]["fingerprint"]
+        return self.info.base_model.fingerprint
 
     def masked_weight_count(self) -> int:
         return sum(int(m.numel()) for m in self.masks.values())

@@ -9,7 +9,7 @@ must keep loading (tests/bundle/test_fixtures.py).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,144 @@ class BaseModelInfo:
 
     @property
     def spec(self) -> str:
+        if "spec" not in self.source:  # hand-made metadata: labels and masks read, the base is unknown
+            raise BundleError("the bundle metadata names no base model (base_model.source.spec)",
+                              "pass --model, or train the bundle again")
         return self.source["spec"]
+
+    @property
+    def kind(self) -> str | None:
+        return self.source.get("kind")
+
+    @property
+    def location(self) -> str | None:
+        return self.source.get("location")
+
+    @property
+    def found_through(self) -> str | None:
+        """Which stored hint found the local folder on this machine (``portable.local_view``)."""
+        from maskctl.bundle.portable import FOUND
+
+        return self.source.get(FOUND)
+
+    @property
+    def identity(self) -> tuple:
+        """The base model as any version stored it: a package by alias, a local folder by its
+        name (newer bundles store no absolute path), a hub model by id; and the version."""
+        kind, location = self.kind, str(self.location)
+        name = {"package": self.spec, "path": Path(location.rstrip("/\\")).name}.get(kind, location)
+        return kind, name, self.source.get("version")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": dict(self.source), "model_type": self.model_type, "fingerprint": self.fingerprint,
+                "fingerprint_layers": list(self.fingerprint_layers), "num_blocks": self.num_blocks}
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """The task card the bundle stores (``TaskCard.to_dict()``), so that a bundle describes its
+    task; the fields every reader needs, typed."""
+
+    card: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.card["name"]
+
+    @property
+    def kind(self) -> str | None:
+        return self.card.get("kind")
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.card["labels"])
+
+    @property
+    def metric(self) -> str | None:
+        return self.card.get("metric")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.card)
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One masked matrix: its shape, sparsities, and (written by ``save_bundle``) its coding."""
+
+    name: str
+    shape: tuple[int, ...]
+    init_sparsity: float | None = None
+    final_sparsity: float | None = None
+    coding: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> LayerRecord:
+        return cls(name=raw["name"], shape=tuple(int(d) for d in raw["shape"]), init_sparsity=raw.get("init_sparsity"),
+                   final_sparsity=raw.get("final_sparsity"), coding=raw.get("coding"))
+
+    @property
+    def weights(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def coding_order(self) -> str | None:
+        return (self.coding or {}).get("order")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"name": self.name, "shape": list(self.shape)}
+        for key in ("init_sparsity", "final_sparsity", "coding"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+
+@dataclass(frozen=True)
+class MaskRecord:
+    """How the masks were made (``MaskConfig`` + the block ids it resolved to + the generator of
+    the initial scores); every field None in bundles that predate it."""
+
+    threshold: float | None = None
+    init_sparsity: float | None = None
+    blocks: str | None = None
+    head: str | None = None
+    seed: int | None = None
+    block_ids: list[int] | None = None
+    generator: str | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> MaskRecord:
+        raw = raw or {}
+        return cls(**{f.name: raw.get(f.name) for f in fields(cls)})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __bool__(self) -> bool:  # a bundle without mask settings (hand-made, or very old)
+        return any(getattr(self, f.name) is not None for f in fields(self))
+
+
+@dataclass(frozen=True)
+class MetricsRecord:
+    """The run's dev metrics, dev history, the evaluation the output kept, and its loss curve;
+    ``scores(split)`` for any split stored."""
+
+    dev: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    kept: dict[str, Any] | None = None
+    curve: dict[str, Any] | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> MetricsRecord:
+        raw = dict(raw or {})
+        return cls(dev=dict(raw.get("dev") or {}), history=list(raw.get("history") or []), kept=raw.get("kept"),
+                   curve=raw.get("curve"), raw=raw)
+
+    def scores(self, split: str) -> dict[str, Any] | None:
+        return self.raw.get(split)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.raw, "dev": self.dev, "history": self.history, "kept": self.kept, "curve": self.curve}
 
 
 @dataclass(frozen=True)
@@ -52,6 +189,9 @@ class TrainingRecord:
     @property
     def kind_options(self) -> dict[str, Any]:
         return {"word_piece": self.word_piece}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.raw)
 
     def features(self, task, split: str, tokenizer, data_dir: str | Path | None = None, limit: int | None = None):
         """``split`` encoded exactly as the run encoded its data (max length, word piece)."""
@@ -84,13 +224,16 @@ class TrainingCurve:
 
 @dataclass(frozen=True)
 class BundleMeta:
+    """A bundle's self-description: the trainer builds one and writes ``to_dict()``; every reader
+    gets one from ``from_dict`` (through ``Bundle.info`` / ``CodedMasks.info``, parsed once)."""
+
     format_version: int
     base_model: BaseModelInfo
-    task: dict[str, Any]  # the task card (TaskCard.to_dict()), so the bundle describes its task
-    layers: list[dict[str, Any]]  # name, shape, sparsities, coding
-    mask: dict[str, Any]  # MaskConfig.to_dict() + block_ids + generator
+    task: TaskRecord
+    layers: list[LayerRecord]
+    mask: MaskRecord
     training: TrainingRecord
-    metrics: dict[str, Any]  # dev, history, kept
+    metrics: MetricsRecord
     head_tensors: list[str] = field(default_factory=list)
     sparsity: dict[str, float] = field(default_factory=dict)
     maskctl_version: str | None = None
@@ -104,46 +247,61 @@ class BundleMeta:
         try:
             base = raw["base_model"]
             return cls(format_version=int(raw.get("format_version", 1)),
-                       base_model=BaseModelInfo(source=dict(base["source"]), fingerprint=base["fingerprint"],
+                       base_model=BaseModelInfo(source=dict(base.get("source") or {}), fingerprint=base["fingerprint"],
                                                 fingerprint_layers=list(base.get("fingerprint_layers", [])),
                                                 model_type=base.get("model_type"), num_blocks=base.get("num_blocks")),
-                       task=dict(raw["task"]), layers=list(raw.get("layers", [])), mask=dict(raw.get("mask") or {}),
-                       training=TrainingRecord.from_dict(raw.get("training")), metrics=dict(raw.get("metrics") or {}),
+                       task=TaskRecord(dict(raw["task"])),
+                       layers=[LayerRecord.from_dict(layer) for layer in raw.get("layers", [])],
+                       mask=MaskRecord.from_dict(raw.get("mask")), training=TrainingRecord.from_dict(raw.get("training")),
+                       metrics=MetricsRecord.from_dict(raw.get("metrics")),
                        head_tensors=list(raw.get("head_tensors") or []), sparsity=dict(raw.get("sparsity") or {}),
                        maskctl_version=raw.get("maskctl_version"))
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{where}: the bundle metadata lacks {exc}", "the bundle is damaged; train it again") from None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The stored JSON (``save_bundle`` adds the format, the version and the layers' coding)."""
+        return {"format_version": self.format_version, "base_model": self.base_model.to_dict(),
+                "task": self.task.to_dict(), "mask": self.mask.to_dict(), "layers": [lay.to_dict() for lay in self.layers],
+                "head_tensors": list(self.head_tensors), "sparsity": dict(self.sparsity),
+                "training": self.training.to_dict(), "metrics": self.metrics.to_dict(),
+                **({"maskctl_version": self.maskctl_version} if self.maskctl_version else {})}
+
     @property
     def task_name(self) -> str:
-        return self.task["name"]
+        return self.task.name
 
     @property
     def masked_weights(self) -> int:
         """Weights under a mask (one bit each at most): the denominator of every size figure."""
-        return sum(math.prod(int(dim) for dim in layer["shape"]) for layer in self.layers)
+        return sum(layer.weights for layer in self.layers)
 
     @property
     def labels(self) -> list[str]:
-        return list(self.task["labels"])
+        return self.task.labels
 
     @property
     def dev(self) -> dict[str, Any]:
-        return dict(self.metrics.get("dev") or {})
+        return dict(self.metrics.dev)
 
     @property
     def curve(self) -> TrainingCurve | None:
         """The loss curve and dev history; None for bundles that predate loss curves."""
-        return TrainingCurve.from_metrics(self.metrics)
+        return TrainingCurve.from_metrics(self.metrics.to_dict())
 
 
 class Described:
     """For the classes that hold a bundle's stored JSON as ``meta`` (``Bundle``, ``CodedMasks``,
-    ``MaskReader``): its typed view."""
+    ``MaskReader``): its typed view, parsed once for as long as ``meta`` is the same object."""
 
     meta: dict[str, Any]
     path: Path | None
 
     @property
     def info(self) -> BundleMeta:
-        return BundleMeta.from_dict(self.meta, self.path or "the bundle")
+        cached = self.__dict__.get("_info")
+        key = (id(self.meta), self.path)
+        if cached is None or cached[0] != key:
+            cached = (key, BundleMeta.from_dict(self.meta, self.path or "the bundle"))
+            self.__dict__["_info"] = cached
+        return cached[1]

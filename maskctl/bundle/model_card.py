@@ -31,7 +31,7 @@ def bundle_card(meta: dict[str, Any], *, repo_id: str, filename: str, file_bytes
     branch ``revision`` (default main)."""
     clean, _ = without_paths(meta)
     info = BundleMeta.from_dict(clean)
-    kind, ref = info.task["kind"], f"hf://{repo_id}" + (f"@{revision}" if revision else "")
+    kind, ref = info.task.kind, f"hf://{repo_id}" + (f"@{revision}" if revision else "")
     lines = [f"# {info.task_name}: a binary mask over {_base_name(info)}", "",
              f"A maskctl bundle: a binary mask over the frozen weights of "
              f"{_base_text(info)}, learned for the task `{info.task_name}` ({kind}) after {PAPER}. It is not a model "
@@ -52,7 +52,7 @@ def export_card(meta: dict[str, Any], *, auto_class: str, exported_from: str, bu
     info = BundleMeta.from_dict(clean)
     lines = [f"# {info.task_name} ({_base_name(info)} with a binary mask merged in)", "",
              f"Exported from the maskctl bundle `{exported_from}` by `maskctl export`: the bundle's binary mask, "
-             f"learned for the task `{info.task_name}` ({info.task['kind']}) over {_base_text(info)} after {PAPER}, "
+             f"learned for the task `{info.task_name}` ({info.task.kind}) over {_base_text(info)} after {PAPER}, "
              "is multiplied into the weights, so this folder is a plain transformers model that predicts what "
              "`maskctl eval` scores. It costs a full model copy; the bundle itself is much smaller "
              "(see the table).", "", *_facts(info, bundle_bytes), "", "## Use it", "", "```python",
@@ -97,7 +97,7 @@ def train_command(meta: dict[str, Any], output: str | None = None) -> str:
 
 
 def _front(info: BundleMeta, library: str) -> dict[str, Any]:
-    kind = info.task["kind"]
+    kind = info.task.kind
     front: dict[str, Any] = {"library_name": library}
     source = info.base_model.source
     if source.get("kind") == "hub":
@@ -133,10 +133,10 @@ def _base_text(info: BundleMeta) -> str:
 
 def _facts(info: BundleMeta, file_bytes: int | None) -> list[str]:
     task, sparsity, weights = info.task, info.sparsity, info.masked_weights
-    rows = [("task", f"`{task['name']}` ({task['kind']})"), ("labels", ", ".join(f"`{x}`" for x in info.labels)),
-            ("base model", _base_text(info)), ("metric", str(task["metric"]))]
+    rows = [("task", f"`{task.name}` ({task.kind})"), ("labels", ", ".join(f"`{x}`" for x in info.labels)),
+            ("base model", _base_text(info)), ("metric", str(task.metric))]
     for split in ("dev", "test"):
-        scores = info.metrics.get(split)
+        scores = info.metrics.scores(split)
         if scores:
             rows.append((split, _scores(scores)))
     rows.append(("masked weights", f"{weights:,} in {len(info.layers)} matrices"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -24,10 +23,8 @@ def export(
     overwrite: bool = overwrite_option("an existing folder"),
 ) -> None:
     """Merge a bundle's masks into its base model and save a plain Hugging Face model."""
-    from maskctl.serving.export import export_bundle
-    from maskctl.tasks.kinds import get_kind
+    from maskctl.serving.export import export_bundle, exported_auto_class
 
     path = export_bundle(bundle, output, model=model, fmt=fmt.value, overwrite=overwrite)
-    kind = json.loads((path / "maskctl_export.json").read_text(encoding="utf-8"))["task"]["kind"]
-    console.print(f"wrote {path}: load it with transformers' {get_kind(kind).auto_class}.from_pretrained("
+    console.print(f"wrote {path}: load it with transformers' {exported_auto_class(path)}.from_pretrained("
                   f"{str(path)!r})", highlight=False)

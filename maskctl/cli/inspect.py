@@ -10,7 +10,6 @@ import typer
 from rich import box
 from rich.table import Table
 
-from maskctl.bundle.portable import FOUND
 from maskctl.cli.common import BUNDLE_HELP, json_option, overwrite_option
 from maskctl.cli.console import console
 
@@ -36,7 +35,7 @@ def inspect_bundle(
 
         about = BundleMeta.from_dict(meta, bundle_file)
         plot_training_curve(about.curve, plot, source=bundle, title=f"{about.task_name} on {about.base_model.spec}",
-                            metric=about.task["metric"], overwrite=overwrite)
+                            metric=about.task.metric, overwrite=overwrite)
     if as_json:
         console.print_json(json.dumps(meta))
         return
@@ -45,14 +44,14 @@ def inspect_bundle(
     weights = info.masked_weights
     size = bundle_file.stat().st_size
     console.print(f"[bold]{bundle}[/] (format {info.format_version}, maskctl {info.maskctl_version})")
-    console.print(f"base model: {base.spec} ({base.model_type}, {base.source['kind']}"
-                  f" {base.source['location']}) fingerprint {base.fingerprint[:23]}…", highlight=False)
-    if base.source.get(FOUND):
-        console.print(f"  found through {base.source[FOUND]}", highlight=False)
-    console.print(f"task: {task['name']} ({task['kind']}, {task['metric']}), labels: {', '.join(task['labels'])}",
+    console.print(f"base model: {base.spec} ({base.model_type}, {base.kind}"
+                  f" {base.location}) fingerprint {base.fingerprint[:23]}…", highlight=False)
+    if base.found_through:
+        console.print(f"  found through {base.found_through}", highlight=False)
+    console.print(f"task: {task.name} ({task.kind}, {task.metric}), labels: {', '.join(task.labels)}",
                   highlight=False)
-    console.print(f"mask: tau {mask['threshold']}, initial sparsity {mask['init_sparsity']}, blocks "
-                  f"{mask['block_ids']}, head {mask['head']}, seed {mask['seed']}", highlight=False)
+    console.print(f"mask: tau {mask.threshold}, initial sparsity {mask.init_sparsity}, blocks "
+                  f"{mask.block_ids}, head {mask.head}, seed {mask.seed}", highlight=False)
     console.print(f"sparsity: {info.sparsity['init']:.4%} at init -> {info.sparsity['final']:.4%} trained",
                   highlight=False)
     console.print(f"size: {size:,} bytes for {weights:,} masked weights = {8 * size / weights:.3f} bits per "
@@ -66,18 +65,18 @@ def inspect_bundle(
         console.print(f"coding: {len(xor)} of {len(stats.layers)} layers store only the bits flipped from the "
                       f"regenerated initial mask (xor-initial): flip rate {_pct(stats.flip_rate)}, "
                       f"H(flip rate) = {_bits(stats.flip_entropy)}", highlight=False)
-        if any(layer.get("coding", {}).get("order") == "score-bands" for layer in info.layers):
+        if any(layer.coding_order == "score-bands" for layer in info.layers):
             console.print("(score-band order also knows each weight's initial score, so it can go below "
                           "H(flip rate))", highlight=False)
     dev = info.dev
     if dev:
-        console.print(f"dev {task['metric']}: {dev['score']:.4f} on {int(dev['n'])} examples", highlight=False)
+        console.print(f"dev {task.metric}: {dev['score']:.4f} on {int(dev['n'])} examples", highlight=False)
     curve = info.curve
     if curve is not None:
         console.print(f"training: {len(curve.loss)} loss points to step {curve.steps[-1] if curve.steps else 0}"
                       + (f" (each the mean of {curve.every} steps)" if curve.every > 1 else "")
                       + f", {len(curve.evaluations)} dev evaluations, kept step {curve.kept_step}", highlight=False)
-    prefix, names = short_layer_names([layer["name"] for layer in info.layers])
+    prefix, names = short_layer_names([layer.name for layer in info.layers])
     table = Table(title="masked layers" + (f" (names under {prefix}.)" if prefix else "")
                   + ": p = fraction of zeros, bits per masked weight, coding scheme/order",
                   box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
@@ -85,10 +84,9 @@ def inspect_bundle(
     for column in columns + (["H(flip)"] if xor else []):
         table.add_column(column, no_wrap=True, justify="left" if column in ("layer", "coding") else "right")
     for layer, row, name in zip(info.layers, stats.layers, names):
-        coding = layer.get("coding", {})
+        coding = layer.coding or {}
         how = "/".join(CODING_WORDS.get(str(coding[k]), str(coding[k])) for k in ("scheme", "order") if k in coding)
-        cells = [name, "x".join(map(str, layer["shape"])), f"{layer.get('init_sparsity', float('nan')):.3f}",
-                 f"{layer.get('final_sparsity', float('nan')):.3f}", how or row.scheme, f"{row.bits_per_weight:.3f}",
+        cells = [name, "x".join(map(str, layer.shape)), _sparsity(layer.init_sparsity), _sparsity(layer.final_sparsity), how or row.scheme, f"{row.bits_per_weight:.3f}",
                  _bits(row.entropy, unit="")]
         if xor:
             cells.append(_bits(row.flip_entropy, unit="") if row.scheme == "xor-initial" else "")
@@ -127,3 +125,7 @@ def _bits(value: float | None, unit: str = " bits") -> str:
 
 def _pct(value: float | None) -> str:
     return "?" if value is None else f"{value:.2%}"
+
+
+def _sparsity(value: float | None) -> str:
+    return f"{float('nan') if value is None else value:.3f}"

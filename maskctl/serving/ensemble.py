@@ -21,13 +21,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from maskctl.bundle.format import load_bundle, read_meta
 from maskctl.bundle.hub_ref import resolve_bundle_ref
-from maskctl.bundle.meta import BundleMeta, TrainingRecord
+from maskctl.bundle.meta import BundleMeta
 from maskctl.choices import VOTE_RULES as RULES
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.io import atomic_path
@@ -56,15 +55,15 @@ def combine(members: list[list[torch.Tensor]], by: str) -> list[torch.Tensor]:
     return combined
 
 
-def check_compatible(metas: list[dict[str, Any]], paths: list[Path]) -> None:
+def check_compatible(metas: list[BundleMeta], paths: list[Path]) -> None:
     """One line naming the first bundle that does not match the first one."""
     first = metas[0]
     keys = {
-        "base model (or masked layers)": lambda m: m["base_model"]["fingerprint"],
-        "task kind": lambda m: m["task"]["kind"],
-        "label set": lambda m: m["task"]["labels"],
-        "max length": lambda m: TrainingRecord.from_dict(m.get("training")).max_length,
-        "word piece": lambda m: TrainingRecord.from_dict(m.get("training")).word_piece,
+        "base model (or masked layers)": lambda m: m.base_model.fingerprint,
+        "task kind": lambda m: m.task.kind,
+        "label set": lambda m: m.labels,
+        "max length": lambda m: m.training.max_length,
+        "word piece": lambda m: m.training.word_piece,
     }
     for meta, path in zip(metas[1:], paths[1:]):
         for what, get in keys.items():
@@ -92,12 +91,12 @@ def run_ensemble(paths: list[str | Path], by: str = "best", split: str = "dev", 
     paths = [resolve_bundle_ref(p) for p in paths]  # hf:// references: files in the Hugging Face cache
     if len(paths) < 2:
         raise MaskctlError("an ensemble needs at least two bundles", "pass several *.bundle files")
-    metas = [read_meta(p) for p in paths]
+    metas = [BundleMeta.from_dict(read_meta(p), p) for p in paths]
     check_compatible(metas, paths)
     dev = resolve_device(device)
     net, source, task = load_base(metas[0], model, dev, where=paths[0])
     tokenizer = load_tokenizer(source, **task.kind.tokenizer_kwargs)
-    record = BundleMeta.from_dict(metas[0], paths[0]).training
+    record = metas[0].training
     splits = [split] if by != "best" or split == "dev" else [split, "dev"]
     loaders = {}
     stats = {}

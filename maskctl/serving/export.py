@@ -15,6 +15,7 @@ from pathlib import Path
 from maskctl import __version__
 from maskctl.bundle.format import load_bundle
 from maskctl.bundle.hub_ref import is_hub_ref
+from maskctl.bundle.meta import BundleMeta, TaskRecord
 from maskctl.bundle.model_card import export_card
 from maskctl.choices import EXPORT_FORMATS
 from maskctl.bundle.portable import without_paths
@@ -34,14 +35,23 @@ def export_bundle(path: str | Path, output: str | Path, model: str | None = None
     refuse_existing(output, overwrite)
     bundle = load_bundle(path)
     masked = load_masked(bundle, model=model)
-    described, _ = without_paths(bundle.meta)  # the folder may be shared: no machine paths in it either
+    described = BundleMeta.from_dict(without_paths(bundle.meta)[0])  # the folder may be shared: no machine paths
     exported_from = str(path) if is_hub_ref(path) else Path(path).name
     with atomic_dir(output) as tmp:
         save_model_folder(masked.model, masked.tokenizer, tmp)
-        provenance = {"exported_from": exported_from, "maskctl_version": __version__, "task": described["task"],
-                      "base_model": described["base_model"], "metrics": described.get("metrics", {})}
+        provenance = {"exported_from": exported_from, "maskctl_version": __version__, "task": described.task.to_dict(),
+                      "base_model": described.base_model.to_dict(), "metrics": described.metrics.to_dict()}
         (tmp / "maskctl_export.json").write_text(json.dumps(provenance, indent=2), encoding="utf-8")
         card = export_card(bundle.meta, auto_class=masked.task.kind.auto_class, exported_from=exported_from,
                            bundle_bytes=Path(bundle.path).stat().st_size)
         (tmp / "README.md").write_text(card, encoding="utf-8")
     return output
+
+
+def exported_auto_class(folder: str | Path) -> str:
+    """The transformers auto class that loads a folder ``export_bundle`` wrote (from its
+    ``maskctl_export.json``)."""
+    from maskctl.tasks.kinds import get_kind
+
+    provenance = json.loads((Path(folder) / "maskctl_export.json").read_text(encoding="utf-8"))
+    return get_kind(TaskRecord(provenance["task"]).kind).auto_class

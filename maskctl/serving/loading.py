@@ -38,19 +38,16 @@ class LoadedBundle:
     bundle: Bundle
 
 
-def load_base(meta: BundleMeta | dict[str, Any], model: str | None = None, device: torch.device | None = None,
+def load_base(meta: BundleMeta, model: str | None = None, device: torch.device | None = None,
               auto_class: str | None = None,
               where: str | Path | None = None) -> tuple[torch.nn.Module, ModelSource, Task]:
     """Load the base model a bundle names (or ``model``) with its task head (or the head of
     ``auto_class``), and check that it is the model the bundle was trained on: layers, shapes
-    and the fingerprint of the weights. ``meta`` is ``Bundle.info`` (or the stored JSON)."""
-    if not isinstance(meta, BundleMeta):
-        where = where or meta.get("path")
-        meta = BundleMeta.from_dict(meta, where or "the bundle")
+    and the fingerprint of the weights. ``meta`` is ``Bundle.info``."""
     where = where or "the bundle"
     base = meta.base_model
     source = resolve_model(model) if model else stored_source(base.source)  # package, hub id or local folder
-    task = Task.from_card(TaskCard.from_dict(meta.task))
+    task = Task.from_card(TaskCard.from_dict(meta.task.card))
     net, _ = load_task_model(source, auto_class or task.kind.auto_class, task.labels)
     # Under another head only the encoder's layers are the base's to check (serving's heads are per task).
     own = auto_class is None or auto_class == task.kind.auto_class
@@ -68,18 +65,18 @@ def check_fit(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec: s
     architecture (e.g. DistilBERT layers against a BERT) is a ``BundleError`` like any misfit,
     never an ``AttributeError``. ``fingerprints`` caches hashes by layer set (serving)."""
     prefix = net.base_model_prefix + "."
-    layers = [lay for lay in meta.layers if not encoder_only or lay["name"].startswith(prefix)]
+    layers = [lay for lay in meta.layers if not encoder_only or lay.name.startswith(prefix)]
     if meta.layers and not layers:
-        raise BundleError(f"{where}: its masked layers ({meta.layers[0]['name']}, ...) are not layers of model "
+        raise BundleError(f"{where}: its masked layers ({meta.layers[0].name}, ...) are not layers of model "
                           f"{spec!r} ({type(net).__name__})", fix)
     for layer in layers:
         try:
-            module = net.get_submodule(layer["name"])
+            module = net.get_submodule(layer.name)
         except AttributeError:
             module = None
         module = getattr(module, "base_layer", module)  # a layer serving has wrapped (masking.mixed)
-        if not isinstance(module, torch.nn.Linear) or list(module.weight.shape) != list(layer["shape"]):
-            raise BundleError(f"{where}: masked layer {layer['name']} does not fit model {spec!r}", fix)
+        if not isinstance(module, torch.nn.Linear) or tuple(module.weight.shape) != layer.shape:
+            raise BundleError(f"{where}: masked layer {layer.name} does not fit model {spec!r}", fix)
     base = meta.base_model
     key = tuple(sorted(base.fingerprint_layers))
     found = (fingerprints or {}).get(key)

@@ -83,10 +83,10 @@ class MaskedModel:
         paths = [resolve_bundle_ref(p) for p in paths]  # hf:// references: files in the Hugging Face cache
         if not paths:
             raise MaskctlError("no bundle given", "pass one or more *.bundle files")
-        metas = [(read_meta(p), p) for p in paths]
+        metas = [(BundleMeta.from_dict(read_meta(p), p), p) for p in paths]
         files: dict[str, list[Path]] = {}
         for meta_, path_ in metas:
-            files.setdefault(meta_["task"]["name"], []).append(Path(path_))
+            files.setdefault(meta_.task_name, []).append(Path(path_))
         for name, same in files.items():
             if len(same) > 1:
                 count = {2: "two", 3: "three"}.get(len(same), str(len(same)))
@@ -115,7 +115,7 @@ class MaskedModel:
         tick = time.perf_counter()
         coded, head = read_coded(path)
         masks = coded.decode_all()  # verifies every layer (CRC) before anything changes
-        task = Task.from_card(TaskCard.from_dict(coded.info.task))
+        task = Task.from_card(TaskCard.from_dict(coded.info.task.card))
         inner = {n: n[len(self._prefix) + 1:] for n in masks if n.startswith(self._prefix + ".")}
         reference, initial = self._initial_masks(coded, inner)
         tokenizer = self._tokenizers.get(task.kind.name) or load_tokenizer(self._source, **task.kind.tokenizer_kwargs)

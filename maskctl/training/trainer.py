@@ -24,7 +24,9 @@ import torch
 
 from maskctl import __version__
 from maskctl.bundle.codec import fingerprint
-from maskctl.bundle.format import Bundle, save_bundle
+from maskctl.bundle.format import FORMAT_VERSION, Bundle, save_bundle
+from maskctl.bundle.meta import (BaseModelInfo, BundleMeta, LayerRecord, MaskRecord, MetricsRecord, TaskRecord,
+                                 TrainingRecord)
 from maskctl.bundle.portable import without_paths
 from maskctl.errors import MaskctlError, TrainingInterrupted
 from maskctl.io import atomic_dir, refuse_existing
@@ -290,6 +292,10 @@ def _head_tensors(model: torch.nn.Module, new_keys: list[str]) -> dict[str, torc
     return tensors
 
 
+INITIAL_SCORES = ("numpy PCG64 seeded with sha256(f'{seed}:{layer}')[:8] little-endian; "
+                  "scores ~ U(-0.02, (0.02+threshold)/init_sparsity - 0.02) as float32")
+
+
 def _finish_mask(model, args: TrainArgs, task: Task, source: ModelSource, new_keys: list[str],
                  info: dict[str, Any], tokenizer, dev_features, device, output: Path,
                  keeper: BestKeeper, report: Reporter) -> TrainResult:
@@ -311,22 +317,21 @@ def _finish_mask(model, args: TrainArgs, task: Task, source: ModelSource, new_ke
         "final": sum(final[n] * masks[n].numel() for n in masks) / total,
     }
     config: MaskConfig = info["config"]
-    meta = {
-        "base_model": {"source": source.to_dict(), "model_type": model.config.model_type,
-                       "fingerprint": info["fingerprint"], "fingerprint_layers": info["fp_layers"],
-                       "num_blocks": num_blocks(model)},
-        "task": task.card.to_dict(),
-        "mask": {**config.to_dict(), "block_ids": info["block_ids"],
-                 "generator": "numpy PCG64 seeded with sha256(f'{seed}:{layer}')[:8] little-endian; "
-                              "scores ~ U(-0.02, (0.02+threshold)/init_sparsity - 0.02) as float32"},
-        "layers": [{"name": n, "shape": list(m.shape), "init_sparsity": info["init_sparsity"][n],
-                    "final_sparsity": final[n]} for n, m in masks.items()],
-        "head_tensors": sorted(head),
-        "sparsity": overall,
-        "training": {**args.record(), "maskctl_version": __version__},
-        "metrics": {"dev": metrics, "history": keeper.history, "kept": keeper.record_of_kept(),
-                    "curve": report.curve.to_dict()},
-    }
+    meta = BundleMeta(
+        format_version=FORMAT_VERSION,
+        base_model=BaseModelInfo(source=source.to_dict(), model_type=model.config.model_type,
+                                 fingerprint=info["fingerprint"], fingerprint_layers=info["fp_layers"],
+                                 num_blocks=num_blocks(model)),
+        task=TaskRecord(task.card.to_dict()),
+        mask=MaskRecord(**config.to_dict(), block_ids=info["block_ids"], generator=INITIAL_SCORES),
+        layers=[LayerRecord(name=n, shape=tuple(m.shape), init_sparsity=info["init_sparsity"][n],
+                            final_sparsity=final[n]) for n, m in masks.items()],
+        head_tensors=sorted(head),
+        sparsity=overall,
+        training=TrainingRecord.from_dict({**args.record(), "maskctl_version": __version__}),
+        metrics=MetricsRecord(dev=metrics, history=keeper.history, kept=keeper.record_of_kept(),
+                              curve=report.curve.to_dict()),
+    ).to_dict()
     path = save_bundle(Bundle(masks=masks, head=head, meta=meta), output)
     return TrainResult(output=path, method="mask", metrics=metrics, wall_seconds=0.0,
                        history=keeper.history, sparsity=overall, kept=keeper.record_of_kept())

@@ -81,7 +81,7 @@ def test_the_masked_end_is_exactly_what_eval_scores(connected, trained):
 def test_the_finetuned_end_is_exactly_the_finetuned_folder(connected, trained):
     result, _, logits = connected
     bundle = load_bundle(trained["a"])
-    task = Task.from_card(TaskCard.from_dict(bundle.info.task))
+    task = Task.from_card(TaskCard.from_dict(bundle.info.task.card))
     tokenizer = load_tokenizer(resolve_model(str(trained["finetuned"])))
     direct = evaluate_model(_finetuned(trained, task), task, _features(bundle, task, tokenizer), tokenizer, 64, CPU)
     recorded = json.loads((trained["finetuned"] / "maskctl_training.json").read_text())["metrics"]["dev"]

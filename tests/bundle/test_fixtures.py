@@ -45,5 +45,5 @@ def test_typed_metadata_reads_every_format(name):
     assert info.task_name == EXPECTED[name]["task"] and info.labels == EXPECTED[name]["labels"]
     assert info.base_model.fingerprint.startswith("sha256:") and info.base_model.fingerprint_layers
     assert info.training.max_length == 128 and info.training.word_piece == "last"
-    assert info.training.eval_batch_size == 64 and info.mask["seed"] == 3
+    assert info.training.eval_batch_size == 64 and info.mask.seed == 3
     assert "score" in info.dev and info.head_tensors
