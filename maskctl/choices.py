@@ -1,6 +1,7 @@
-"""Names the CLI lists as an option's choices, kept where it can import them without torch:
-``maskctl --help``, ``--version`` and every Tab of shell completion build every command's
-options, so a constant imported from a module that loads a model costs seconds each time."""
+"""Names the CLI lists as an option's choices, and the defaults that several settings share,
+kept where they can be imported without torch: ``maskctl --help``, ``--version`` and every Tab
+of shell completion build every command's options, so a constant imported from a module that
+loads a model costs seconds each time."""
 
 from __future__ import annotations
 
@@ -9,3 +10,12 @@ EXPORT_FORMATS = ("hf",)  # maskctl export --format
 # data files by extension (maskctl predict --input, eval --file, train --train-file)
 DATA_FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 TASK_KINDS = ("sequence-classification", "token-tagging", "multiple-choice")  # a card's kind (tasks/kinds/)
+WORD_PIECES = ("last", "first")  # token tagging reads a word at its last (the paper's) or first piece
+
+# How a run encodes its data: TrainArgs' defaults, and what a bundle that predates recording them
+# is read with (bundle.meta.TrainingRecord) and a served task falls back to.
+MAX_LENGTH = 128
+EVAL_BATCH_SIZE = 64
+DEVICE_HELP = "auto (cuda when there is one), cpu, cuda or cuda:N."
+DEVICE_METAVAR = "auto|cpu|cuda[:N]"
+BUNDLE_SUFFIX = ".bundle"

@@ -53,6 +53,16 @@ def bounds_of(cls: type, name: str) -> dict[str, Any]:
     return {k: meta[k] for k in ("choices", "min", "max", "above", "below") if k in meta}
 
 
+def default_of(cls: type, name: str) -> Any:
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+
+def same_as(cls: type, name: str, *, panel: str | None = None) -> Any:
+    """A setting that is another class's field: the same default, help, choices and bounds."""
+    meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
+    return setting(default_of(cls, name), meta["help"], panel=panel, metavar=meta.get("metavar"), **bounds_of(cls, name))
+
+
 def did_you_mean(word: str, known: Any, fallback: str) -> str:
     """The fix for an unknown key: the closest known one, else ``fallback``."""
     import difflib

@@ -49,7 +49,8 @@ from maskctl.bundle.mask_coding import (
     initial_masks_from_meta,
 )
 from maskctl.bundle.portable import portable_meta, without_paths
-from maskctl.errors import BundleError
+from maskctl.choices import BUNDLE_SUFFIX
+from maskctl.errors import BundleError, MaskctlError
 from maskctl.io import atomic_path
 
 FORMAT_NAME = "maskctl.bundle"
@@ -81,6 +82,12 @@ class Bundle(Described):
 
     def masked_weight_count(self) -> int:
         return sum(int(m.numel()) for m in self.masks.values())
+
+
+def check_bundle_output(output: Path) -> None:
+    """A mask run's ``--output`` must name a bundle file (checked before anything is loaded)."""
+    if output.suffix != BUNDLE_SUFFIX:
+        raise MaskctlError(f"--output {output} should end in {BUNDLE_SUFFIX}", "e.g. --output masks/news.bundle")
 
 
 def save_bundle(bundle: Bundle, path: str | Path, *, xor_initial: bool = True) -> Path:

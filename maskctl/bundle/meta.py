@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from maskctl.bundle.portable import local_view
+from maskctl.choices import EVAL_BATCH_SIZE, MAX_LENGTH, WORD_PIECES
 from maskctl.errors import BundleError
 
 
@@ -174,17 +175,18 @@ class TrainingRecord:
     """How the run was made (``TrainArgs.record()``), with the encoding settings every reader
     needs and their fallbacks for bundles that predate them."""
 
-    max_length: int = 128
-    word_piece: str = "last"
-    eval_batch_size: int = 64
+    max_length: int = MAX_LENGTH
+    word_piece: str = WORD_PIECES[0]
+    eval_batch_size: int = EVAL_BATCH_SIZE
     data_dir: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> TrainingRecord:
         raw = dict(raw or {})
-        return cls(max_length=int(raw.get("max_length") or 128), word_piece=raw.get("word_piece") or "last",
-                   eval_batch_size=int(raw.get("eval_batch_size") or 64), data_dir=raw.get("data_dir"), raw=raw)
+        return cls(max_length=int(raw.get("max_length") or MAX_LENGTH), word_piece=raw.get("word_piece") or WORD_PIECES[0],
+                   eval_batch_size=int(raw.get("eval_batch_size") or EVAL_BATCH_SIZE), data_dir=raw.get("data_dir"),
+                   raw=raw)
 
     @property
     def kind_options(self) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from typing import Any
 
 import typer
 
+from maskctl.choices import DEVICE_HELP, DEVICE_METAVAR
+
 MODEL_PANEL, OUTPUT_PANEL, RUN_PANEL = "Model and data", "Output", "Hardware"
 BUNDLE_HELP = "A *.bundle file, or hf://user/name(/file.bundle)(@revision) on the Hugging Face Hub."
 
@@ -30,8 +32,7 @@ def split_option(default: str | None = "dev", help: str = "The split to score.")
 
 
 def device_option() -> Any:
-    return typer.Option("auto", "--device", help="auto (cuda when there is one), cpu, cuda or cuda:N.",
-                        metavar="auto|cpu|cuda[:N]", rich_help_panel=RUN_PANEL)
+    return typer.Option("auto", "--device", help=DEVICE_HELP, metavar=DEVICE_METAVAR, rich_help_panel=RUN_PANEL)
 
 
 def model_option(what: str = "the bundle names") -> Any:

@@ -216,8 +216,10 @@ def run_sweep(settings: Mapping[str, Any], grid: Mapping[str, Any], output: str 
     overwrite = base.overwrite if overwrite is None else overwrite
     extend = DEFAULT_EXTEND if extend is None else extend
     output = Path(output or base.output or _default_output(base))
-    if base.method == "mask" and output.suffix != ".bundle":
-        raise MaskctlError(f"--output {output} should end in .bundle", "e.g. --output masks/news.bundle")
+    if base.method == "mask":
+        from maskctl.bundle.format import check_bundle_output
+
+        check_bundle_output(output)
     folder = Path(folder) if folder else sweep_folder(output)
     if not _copied_from(folder, output):  # a rerun of this sweep may replace its own copy of the best
         refuse_existing(output, overwrite)

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from maskctl.bundle.format import CodedMasks
+from maskctl.choices import MAX_LENGTH
 from maskctl.masking.flips import mask_from_flips, nonzero_mask, pack_flips
 from maskctl.masking.mixed import Correction, correction_bytes
 from maskctl.tasks.task import Task
@@ -53,7 +54,7 @@ class ServedTask:
     encoder_layers: dict[str, str]  # bundle mask name -> name inside the shared encoder
     net_key: tuple[str, int]  # (auto class, number of labels): the task model its head runs in
     reference: tuple | None  # (seed, threshold, init_sparsity) of its initial mask, shared by such tasks
-    max_length: int = 128
+    max_length: int = MAX_LENGTH
     options: dict[str, Any] = field(default_factory=dict)
     flips: Corrections | None = None  # held instead of the encoder layers' coded masks (kernel path)
 

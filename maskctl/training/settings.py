@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from maskctl.errors import MaskctlError
-from maskctl.masking.config import MaskConfig
-from maskctl.schema import bounds_of, check_fields, did_you_mean, flag, setting
-from maskctl.choices import TASK_KINDS
+from maskctl.masking.config import DEFAULT_INIT_SPARSITY, MaskConfig
+from maskctl.schema import bounds_of, check_fields, default_of, did_you_mean, flag, same_as, setting
+from maskctl.choices import DEVICE_HELP, DEVICE_METAVAR, EVAL_BATCH_SIZE, MAX_LENGTH, TASK_KINDS, WORD_PIECES
 
 METHODS = ("mask", "finetune")
 KEEP_RULES = ("best", "last")
@@ -30,8 +30,8 @@ FALLBACKS: dict[str, Any] = {
     "weight_decay": 0.0,
     "warmup_ratio": 0.0,
     "max_grad_norm": {"mask": 0.0, "finetune": 1.0},
-    "head": "mask",
-    "init_sparsity": 0.05,
+    "head": default_of(MaskConfig, "head"),
+    "init_sparsity": DEFAULT_INIT_SPARSITY,
     "flip_penalty": 0.0,
 }
 # The keys a card's ``defaults:`` may set: the fields above, and the masked blocks (None there
@@ -71,7 +71,7 @@ class TrainArgs:
     max_steps: int | None = setting(None, "Stop after this many optimizer steps (0: score the initial mask).", min=0,
                                     panel=OPT)
     batch_size: int = setting(32, "Training batch size.", min=1, panel=OPT)
-    eval_batch_size: int = setting(64, "Evaluation batch size.", min=1, panel=EVAL)
+    eval_batch_size: int = setting(EVAL_BATCH_SIZE, "Evaluation batch size.", min=1, panel=EVAL)
     lr: float | None = setting(None, f"Learning rate {_fallback('lr')}.",
                                above=0, panel=OPT)
     weight_decay: float | None = setting(None, f"AdamW weight decay, never on biases/LayerNorm "
@@ -79,11 +79,11 @@ class TrainArgs:
     warmup_ratio: float | None = setting(None, f"Finetuning: share of steps with linear warm-up "
                                                f"{_fallback('warmup_ratio')}.", min=0, below=1, panel=OPT)
     max_grad_norm: float | None = setting(None, f"Clip the gradient norm; 0 = never {_fallback('max_grad_norm')}.", min=0, panel=OPT)
-    max_length: int = setting(128, "Maximum tokens per example.", min=1, panel=TASK)
+    max_length: int = setting(MAX_LENGTH, "Maximum tokens per example.", min=1, panel=TASK)
     init_sparsity: float | None = setting(None, f"Fraction of mask bits that start at zero "
                                                 f"{_fallback('init_sparsity')}.", **bounds_of(MaskConfig, "init_sparsity"),
                                   panel=MASK)
-    threshold: float = setting(0.01, "Score threshold tau of the binary mask.", panel=MASK)
+    threshold: float = same_as(MaskConfig, "threshold", panel=MASK)
     flip_penalty: float | None = setting(None, "After each step, pull every score that crossed the threshold back "
                                                "towards its initial side by lr x this: a flipped bit must earn its place "
                                                f"(smaller bundle, less memory served; 0 = the paper) {_fallback('flip_penalty')}.",
@@ -110,11 +110,11 @@ class TrainArgs:
                                                    "--validation-file (default 0.1).", above=0, below=1, panel=DATA)
     task_name: str | None = setting(None, "Name of the task built from the files (default: the train file's "
                                           "name).", panel=DATA)
-    device: str = setting("auto", "auto (cuda when there is one), cpu, cuda or cuda:N.", panel=RUN, metavar="auto|cpu|cuda[:N]")
+    device: str = setting("auto", DEVICE_HELP, panel=RUN, metavar=DEVICE_METAVAR)
     precision: str = setting("no", "Mixed precision on CUDA.", choices=("no", "bf16", "fp16"), panel=RUN)
     max_train_samples: int | None = setting(None, "Use only the first N training examples.", min=1, panel=TASK)
-    word_piece: str = setting("last", "Token tagging: read a word at its last (paper) or first piece.",
-                              choices=("last", "first"), panel=TASK)
+    word_piece: str = setting(WORD_PIECES[0], "Token tagging: read a word at its last (paper) or first piece.",
+                              choices=WORD_PIECES, panel=TASK)
     grad_accum: int = setting(1, "Batches per optimizer step (gradient accumulation).", min=1, panel=OPT)
     eval_every: int | None = setting(None, "Evaluate on dev every N optimizer steps (default: each epoch).", min=1,
                                      panel=EVAL)

@@ -24,11 +24,11 @@ import torch
 
 from maskctl import __version__
 from maskctl.bundle.codec import fingerprint
-from maskctl.bundle.format import FORMAT_VERSION, Bundle, save_bundle
+from maskctl.bundle.format import FORMAT_VERSION, Bundle, check_bundle_output, save_bundle
 from maskctl.bundle.meta import (BaseModelInfo, BundleMeta, LayerRecord, MaskRecord, MetricsRecord, TaskRecord,
                                  TrainingRecord)
 from maskctl.bundle.portable import without_paths
-from maskctl.errors import MaskctlError, TrainingInterrupted
+from maskctl.errors import TrainingInterrupted
 from maskctl.io import atomic_dir, refuse_existing
 from maskctl.masking.flip_penalty import FlipPenalty
 from maskctl.masking.model import MaskConfig, current_masks, masked_layers, merge_masks, sparsity, wrap_model
@@ -83,8 +83,8 @@ def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult
     args = args.with_task_defaults(task.card.defaults)
     source = resolve_model(args.model)
     output = Path(args.output) if args.output else default_output(args, task, source)
-    if args.method == "mask" and output.suffix != ".bundle":
-        raise MaskctlError(f"--output {output} should end in .bundle", "e.g. --output masks/news.bundle")
+    if args.method == "mask":
+        check_bundle_output(output)
     refuse_existing(output, args.overwrite)
     ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else output.with_name(output.name + ".ckpt")
     device = resolve_device(args.device)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maskctl.bundle.hub_ref import is_hub_ref, parse_hub_ref
+from maskctl.choices import DEVICE_HELP, DEVICE_METAVAR
 from maskctl.errors import MaskctlError
 from maskctl.schema import check_fields, setting
 
@@ -27,7 +28,7 @@ class ServeSettings:
     paths: list[str] = setting([], "A folder of *.bundle files (watched), or bundle files (or hf://user/name "
                                    "references).", metavar="FOLDER|BUNDLE...")
     model: str | None = setting(None, "Base model (default: the one the bundles name).")
-    device: str = setting("auto", "auto, cpu or cuda[:N].")
+    device: str = setting("auto", DEVICE_HELP, metavar=DEVICE_METAVAR)
     host: str = setting("127.0.0.1", "Address to bind; a non-loopback address needs --api-key or --insecure.",
                         panel=NET)
     port: int = setting(8000, "Port to bind (0: any free port).", min=0, max=65535, panel=NET)

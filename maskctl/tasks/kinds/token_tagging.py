@@ -14,11 +14,11 @@ from typing import Any
 
 import torch
 
+from maskctl.choices import WORD_PIECES
 from maskctl.errors import TaskError
 from maskctl.tasks.kinds.base import Features, RowView, sorted_labels
 
 IGNORE = -100
-WORD_PIECES = ("last", "first")
 
 
 @dataclass
@@ -62,7 +62,7 @@ class TokenTagging:
 
     def encode(self, card, tokenizer, examples: list[dict[str, Any]], max_length: int,
                options: dict[str, Any] | None = None) -> Features:
-        piece = (options or {}).get("word_piece", "last")
+        piece = (options or {}).get("word_piece", WORD_PIECES[0])
         if piece not in WORD_PIECES:
             raise TaskError(f"--word-piece {piece!r} is not known", "use last or first")
         if not tokenizer.is_fast:
