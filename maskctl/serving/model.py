@@ -13,9 +13,20 @@ resident weights (zeroing its removed weights, which its correction matrix holds
 back bit for bit), so single-task traffic runs at the speed of a merged model. Heads are tiny
 and per task: each runs through its kind's task model with ``torch.func.functional_call``.
 
-Memory: loaded tasks keep their masks coded (``memory.ServedTask``); decoded corrections live
-in an LRU bounded in MB (``cache_mb``). All compute and state changes hold one lock; ``load``
-reads and verifies a bundle before taking it, so a corrupt file leaves every task serving.
+    requests [(task, input), ...]
+      -> results.to_example (per kind)             -> a RequestError in place for a bad one
+      -> batching.build_batch: encode + collate per task, stack rows (smallest groups first)
+      -> encoder pass once: every MixedMaskLinear computes x W^T on the pristine W, then per
+         task group + its term (CSR of -W * not M_t, or the flips kernel), or x (W + S_t)^T
+         for large groups
+      -> per group: the task's head (functional_call with its head tensors) on its rows;
+         Kind.select -> Classification / Tagging / Choice
+
+Memory (``memory``): with numba a loaded task holds its encoder layers as flipped positions
+only; CSR matrices built from them sit in a cache bounded in MB (``cache_mb``) and tasks beyond
+it run from their flips through the kernel; without numba masks stay coded and decoded
+corrections live in an LRU. All compute and state changes hold one lock; ``load`` reads and
+verifies a bundle before taking it, so a corrupt file leaves every task serving.
 """
 
 from __future__ import annotations
