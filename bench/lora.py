@@ -57,7 +57,7 @@ def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, 
         wrap_model,
     )
     from maskctl.models import load_tokenizer
-    from maskctl.training.evaluate import evaluate_model, make_loader
+    from maskctl.evaluation import evaluate_model, make_loader
 
     work = Path(work or tempfile.mkdtemp(prefix="maskctl-bench-lora-"))
     t = load_task(task)

@@ -134,7 +134,7 @@ class Search:
 
 def train_maskctl(task: str, model: str | None, method: str, settings: dict[str, Any], work: Path) -> dict[str, Any]:
     """maskctl's trainer (best dev evaluation kept), then the test split on the kept state."""
-    from maskctl.training.evaluate import evaluate_model, resolve_device
+    from maskctl.evaluation import evaluate_model, resolve_device
     from maskctl.serving.loading import evaluate_bundle
     from maskctl.training.trainer import TrainArgs, train
 
@@ -180,7 +180,7 @@ def train_lora(task: str, model: str | None, settings: dict[str, Any], work: Pat
 
     from bench.common import load_model, load_task
     from maskctl.models import load_tokenizer
-    from maskctl.training.evaluate import evaluate_model, make_loader
+    from maskctl.evaluation import evaluate_model, make_loader
 
     t = load_task(task)
     base, _, source, _ = load_model(model, task, settings["seed"])

@@ -14,7 +14,7 @@ import transformers
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import MaskctlError
 from maskctl.serving.export import export_bundle
-from maskctl.training.evaluate import argmax, collect_scores, make_loader
+from maskctl.evaluation import argmax, collect_scores, make_loader
 from maskctl.serving.loading import evaluate_bundle, load_masked
 from maskctl.training.trainer import TrainArgs, train
 

@@ -32,7 +32,7 @@ from maskctl.bundle.format import load_bundle
 from maskctl.errors import MaskctlError
 from maskctl.masking.model import apply_masks
 from maskctl.models import load_tokenizer
-from maskctl.training.evaluate import make_loader, resolve_device
+from maskctl.evaluation import make_loader, resolve_device
 from maskctl.serving.loading import check_head, load_base
 
 KIND = "sequence-classification"

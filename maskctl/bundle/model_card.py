@@ -19,8 +19,6 @@ from maskctl import __version__
 from maskctl.bundle.meta import BundleMeta
 from maskctl.bundle.portable import without_paths
 
-PIPELINE_TAGS = {"sequence-classification": "text-classification", "token-tagging": "token-classification",
-                 "multiple-choice": "multiple-choice"}
 PAPER = "Zhao et al. 2020, [Masking as an Efficient Alternative to Finetuning](https://arxiv.org/abs/2004.12406)"
 NOT_OPTIONS = {"device", "maskctl_version"}  # recorded, but where it ran says nothing about the result
 
@@ -103,8 +101,10 @@ def _front(info: BundleMeta, library: str) -> dict[str, Any]:
     if source.get("kind") == "hub":
         front["base_model"] = source.get("location") or source.get("spec")
     front["tags"] = ["maskctl", "binary-mask", kind]
-    if kind in PIPELINE_TAGS:
-        front["pipeline_tag"] = PIPELINE_TAGS[kind]
+    from maskctl.tasks.kinds import KIND_CLASSES
+
+    if kind in KIND_CLASSES:
+        front["pipeline_tag"] = KIND_CLASSES[kind].pipeline_tag
     return front
 
 
@@ -166,10 +166,10 @@ def _install(info: BundleMeta) -> str:
 
 
 def _usage(kind: str, ref: str) -> list[str]:
-    if kind == "multiple-choice":
-        return ["echo '{\"context\": \"She opened the door\", \"endings\": [\"and walked in.\", \"and flew.\"]}' "
-                f"| maskctl predict {ref} --input -"]
-    return [f"maskctl predict {ref} --text 'A sentence to label'"]
+    from maskctl.tasks.kinds import KIND_CLASSES
+
+    cls = KIND_CLASSES.get(kind)
+    return [(cls.cli_example if cls else "maskctl predict {ref} --text 'A sentence to label'").replace("{ref}", ref)]
 
 
 def _made(info: BundleMeta, clean: dict[str, Any], output: str, target: str) -> list[str]:

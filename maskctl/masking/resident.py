@@ -14,10 +14,31 @@ import torch
 from torch import nn
 
 
+Zeroed = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (weight, flat index, values it held)
+
+
+@torch.no_grad()
+def multiply_in(weight: torch.Tensor, mask: torch.Tensor) -> Zeroed:
+    """``weight *= mask`` in place (as ``apply_masks``: merged outputs equal ``maskctl eval``'s
+    bit for bit), returning what ``put_back`` needs to undo it."""
+    mask = mask.to(weight.device)
+    index = (~mask).view(-1).nonzero().squeeze(1)
+    saved = (weight, index, weight.view(-1)[index].clone())
+    weight.mul_(mask.to(weight.dtype))
+    return saved
+
+
+@torch.no_grad()
+def put_back(zeroed: list[Zeroed]) -> None:
+    """Write back every value ``multiply_in`` zeroed: the weights as they were, bit for bit."""
+    for weight, index, values in zeroed:
+        weight.view(-1)[index] = values
+
+
 class ResidentModel:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self._zeroed: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (weight, flat index, values)
+        self._zeroed: list[Zeroed] = []
         self._head: list[tuple[torch.Tensor, torch.Tensor]] = []  # (parameter, value before the bundle's)
         self.active: object | None = None
 
@@ -36,19 +57,13 @@ class ResidentModel:
             param = params[name]
             self._head.append((param, param.detach().clone()))
             param.copy_(tensor.to(param.device, param.dtype))
-        for name, mask in masks.items():
-            weight = model.get_submodule(name).weight
-            mask = mask.to(weight.device)
-            index = (~mask).view(-1).nonzero().squeeze(1)
-            self._zeroed.append((weight, index, weight.view(-1)[index].clone()))
-            weight.mul_(mask.to(weight.dtype))
+        self._zeroed = [multiply_in(model.get_submodule(name).weight, mask) for name, mask in masks.items()]
         self.active = key
 
     @torch.no_grad()
     def restore(self) -> None:
         """Put back every value the current mask and head replaced (bit-exact)."""
-        for weight, index, values in self._zeroed:
-            weight.view(-1)[index] = values
+        put_back(self._zeroed)
         for param, value in self._head:
             param.copy_(value)
         self._zeroed.clear()

@@ -10,7 +10,7 @@ can read them back, cut to the group's own length.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -18,6 +18,19 @@ import torch
 from maskctl.serving.memory import ServedTask
 
 SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass
+class TaskRequests:
+    """One task's requests waiting for a mixed batch: where they sit in the caller's list."""
+
+    served: ServedTask
+    indices: list[int] = field(default_factory=list)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return len(self.examples) * self.served.task.kind.sequences(self.examples[0])
 
 
 @dataclass
@@ -41,17 +54,15 @@ class MixedBatch:
     inputs: dict[str, torch.Tensor]  # input_ids, attention_mask[, token_type_ids] of every row
 
 
-def build_batch(parts: list[tuple[ServedTask, list[int], list[dict[str, Any]]]], tokenizers: dict[str, Any],
-                device: torch.device) -> MixedBatch:
+def build_batch(parts: list[TaskRequests], tokenizers: dict[str, Any], device: torch.device) -> MixedBatch:
     """Encode and collate each task's examples with its kind, then stack all rows into one batch."""
     groups: list[TaskGroup] = []
     rows: list[dict[str, torch.Tensor]] = []
     start = 0
     # Tasks sharing a reference mask next to each other (one base product for their rows),
     # smallest groups first within it.
-    parts = sorted(parts, key=lambda part: (str(part[0].reference),
-                                            len(part[2]) * (len(part[2][0].get("endings", [])) or 1)))
-    for served, indices, examples in parts:
+    for part in sorted(parts, key=lambda part: (str(part.served.reference), part.rows)):
+        served, indices, examples = part.served, part.indices, part.examples
         task = served.task
         tokenizer = tokenizers[task.kind.name]
         features = task.kind.encode(task.card, tokenizer, examples, served.max_length, served.options)

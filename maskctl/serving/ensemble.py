@@ -32,7 +32,7 @@ from maskctl.errors import BundleError, MaskctlError
 from maskctl.io import atomic_path
 from maskctl.masking.resident import ResidentModel
 from maskctl.models import load_tokenizer
-from maskctl.training.evaluate import argmax, collect_scores, make_loader, resolve_device
+from maskctl.evaluation import argmax, collect_scores, make_loader, resolve_device
 from maskctl.serving.loading import check_head, load_base
 
 

@@ -24,7 +24,7 @@ from maskctl.models import ModelSource, load_task_model, load_tokenizer, model_o
 from maskctl.tasks.card import TaskCard, canonical_split
 from maskctl.tasks.readers.datafiles import load_file
 from maskctl.tasks.task import Task
-from maskctl.training.evaluate import evaluate_model, resolve_device
+from maskctl.evaluation import evaluate_model, resolve_device
 
 
 @dataclass
@@ -93,11 +93,19 @@ def check_fit(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec: s
 
 
 def check_head(net: torch.nn.Module, bundle: Bundle) -> None:
-    state = net.state_dict()
-    for name, tensor in bundle.head.items():
-        if name not in state or tuple(state[name].shape) != tuple(tensor.shape):
-            raise BundleError(f"{bundle.path}: head tensor {name} does not fit this model",
-                              f"pass the model it was trained on: {model_option(bundle.info.base_model.source)}")
+    """The bundle's head tensors exist in ``net`` with their stored shapes."""
+    fit_head({k: tuple(v.shape) for k, v in net.state_dict().items()}, bundle.head, bundle.path,
+             f"pass the model it was trained on: {model_option(bundle.info.base_model.source)}")
+
+
+def fit_head(shapes: dict[str, tuple[int, ...]], head: dict[str, torch.Tensor], where: str | Path | None, fix: str,
+             complete: bool = False) -> None:
+    """The one head check: every head tensor is a tensor of the model with its shape, and with
+    ``complete`` every tensor of the model is in the head (a served task's head network)."""
+    wrong = [k for k, t in head.items() if k not in shapes or shapes[k] != tuple(t.shape)]
+    missing = sorted(set(shapes) - set(head)) if complete else []
+    if wrong or missing:
+        raise BundleError(f"{where}: head tensor {(wrong or missing)[0]} does not fit this model", fix)
 
 
 def load_masked(bundle: Bundle, model: str | None = None,

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import torch
 
+from maskctl.masking.resident import Zeroed, multiply_in, put_back
+
 
 class MergedWeights:
     """Which task (if any) is multiplied into ``layers``' weights, and what to put back."""
@@ -19,7 +21,7 @@ class MergedWeights:
     def __init__(self, layers: dict[str, torch.nn.Module]) -> None:
         self.layers = layers  # MixedMaskLinear by encoder-relative name (shared with the model)
         self.task: str | None = None
-        self._saved: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._saved: list[Zeroed] = []
 
     @torch.no_grad()
     def merge(self, name: str, masks: Callable[[], dict[str, torch.Tensor]]) -> None:
@@ -27,16 +29,11 @@ class MergedWeights:
         if self.task == name:
             return
         self.unmerge()
-        for inner, mask in masks().items():
-            flat = self.layers[inner].weight.view(-1)
-            positions = (~mask.to(flat.device)).view(-1).nonzero().squeeze(1)
-            self._saved[inner] = (positions, flat[positions].clone())
-            flat.index_fill_(0, positions, 0.0)
+        self._saved = [multiply_in(self.layers[inner].weight, mask) for inner, mask in masks().items()]
         self.task = name
 
     @torch.no_grad()
     def unmerge(self) -> None:
         """Put the zeroed values back: the pristine weights, bit for bit."""
-        for inner, (positions, values) in self._saved.items():
-            self.layers[inner].weight.view(-1).index_copy_(0, positions, values)
-        self._saved, self.task = {}, None
+        put_back(self._saved)
+        self._saved, self.task = [], None

@@ -46,19 +46,19 @@ from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAtte
 from maskctl.bundle.format import read_coded, read_meta
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.meta import BundleMeta
-from maskctl.errors import BundleError, DuplicateTask, MaskctlError, ModelError
+from maskctl.errors import DuplicateTask, MaskctlError, ModelError
 from maskctl.masking.flips import flips_of, kernel_handles, nonzero_mask
-from maskctl.masking.mixed import Correction, RowGroup, Routing, correction_matrix, wrap_for_mixing
+from maskctl.masking.mixed import Correction, MixedMaskLinear, RowGroup, Routing, correction_matrix, wrap_for_mixing
 from maskctl.models import load_tokenizer
-from maskctl.serving.batching import build_batch
+from maskctl.serving.batching import TaskRequests, build_batch
 from maskctl.serving.heads import Precomputed, task_model
-from maskctl.serving.loading import check_fit, load_base
+from maskctl.serving.loading import check_fit, fit_head, load_base
 from maskctl.serving.merged import MergedWeights
 from maskctl.serving.memory import CorrectionCache, Corrections, ServedTask, hold_flips, release_freed_memory
 from maskctl.serving.results import RequestError, to_example
 from maskctl.tasks.card import TaskCard
 from maskctl.tasks.task import Task
-from maskctl.training.evaluate import resolve_device
+from maskctl.evaluation import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class MaskedModel:
         self._tasks: dict[str, ServedTask] = {}
         self._cache = CorrectionCache(int(cache_mb * 2**20))
         self._fingerprints: dict[tuple[str, ...], str] = {}
-        self._layers: dict[str, Any] = {}  # MixedMaskLinear by encoder-relative name
+        self._layers: dict[str, MixedMaskLinear] = {}  # by encoder-relative name
         self._merged = MergedWeights(self._layers)  # the task multiplied into the weights, if any
         self._reference_users: dict[tuple, int] = {}
         self._last_single: str | None = None
@@ -212,12 +212,8 @@ class MaskedModel:
 
     def _effective_head(self, net, head, masks, path) -> dict[str, torch.Tensor]:
         """The bundle's head tensors with its head masks multiplied in (checked against ``net``)."""
-        params = dict(net.named_parameters())
-        missing = sorted(set(params) - set(head))
-        wrong = [k for k, t in head.items() if k not in params or tuple(params[k].shape) != tuple(t.shape)]
-        if missing or wrong:
-            raise BundleError(f"{path}: head tensors {(missing or wrong)[:3]} do not fit the served base model",
-                              "serve together only bundles of the same base model")
+        fit_head({k: tuple(p.shape) for k, p in net.named_parameters()}, head, path,
+                 "serve together only bundles of the same base model", complete=True)
         effective = {k: t.to(self.device, torch.float32).clone() for k, t in head.items()}
         for name, mask in masks.items():
             if not name.startswith(self._prefix + ".") and f"{name}.weight" in effective:
@@ -369,15 +365,15 @@ class MaskedModel:
 
     @torch.inference_mode()
     def _run(self, chunk: list[tuple[int, ServedTask, dict[str, Any]]], results: list[Any]) -> None:
-        parts: dict[str, tuple[ServedTask, list[int], list[dict[str, Any]]]] = {}
+        parts: dict[str, TaskRequests] = {}
         for index, served, example in chunk:
             if self._tasks.get(served.name) is not served:  # unloaded while waiting for the lock
                 results[index] = RequestError(index, served.name, f"task {served.name!r} was unloaded",
                                               f"use one of: {', '.join(self._tasks) or 'none'}", 404)
                 continue
-            parts.setdefault(served.name, (served, [], []))
-            parts[served.name][1].append(index)
-            parts[served.name][2].append(example)
+            part = parts.setdefault(served.name, TaskRequests(served))
+            part.indices.append(index)
+            part.examples.append(example)
         if not parts:
             return
         names = list(parts)

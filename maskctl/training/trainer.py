@@ -37,7 +37,7 @@ from maskctl.models import ModelSource, hub_revision, load_task_model, load_toke
 from maskctl.tasks.task import Task
 from maskctl.training.callbacks import TrainCallback, phase
 from maskctl.training.checkpoint import Position, load_checkpoint, save_checkpoint
-from maskctl.training.evaluate import evaluate_model, make_loader, resolve_device
+from maskctl.evaluation import evaluate_model, make_loader, resolve_device
 from maskctl.training.selection import BestKeeper
 from maskctl.training.settings import DEFAULT_LR, METHODS, TrainArgs
 from maskctl.training.tracking import Reporter, accelerator_kwargs, check_tracker, start_trackers

@@ -16,7 +16,7 @@ from maskctl.masking.model import apply_masks
 from maskctl.models import load_task_model, load_tokenizer, resolve_model
 from maskctl.tasks.card import TaskCard
 from maskctl.tasks.task import Task
-from maskctl.training.evaluate import collect_scores, evaluate_model, make_loader, resolve_device
+from maskctl.evaluation import collect_scores, evaluate_model, make_loader, resolve_device
 from maskctl.serving.loading import evaluate_bundle, load_base, load_masked
 from tests.analysis.conftest import run
 from tests.conftest import PNG

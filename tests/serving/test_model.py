@@ -13,7 +13,7 @@ import torch
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.serving import Choice, Classification, MaskedModel, Tagging
-from maskctl.training.evaluate import argmax, collect_scores, make_loader
+from maskctl.evaluation import argmax, collect_scores, make_loader
 from maskctl.serving.loading import load_masked
 from maskctl.training.trainer import TrainArgs, train
 

@@ -13,7 +13,7 @@ from maskctl.errors import BundleError, MaskctlError
 from maskctl.masking.model import MaskConfig, wrap_model
 from maskctl.models import load_task_model, resolve_model
 from maskctl.tasks.task import get_task
-from maskctl.training.evaluate import make_loader
+from maskctl.evaluation import make_loader
 from maskctl.serving.loading import evaluate_bundle, load_masked
 from maskctl.training.trainer import TrainArgs, train
 
@@ -138,7 +138,7 @@ def test_evaluation_puts_the_models_mode_back(tiny_bert, keyword_task, training)
     """Evaluating between training steps must not leave dropout off (nor turn it on)."""
     from transformers import AutoTokenizer
 
-    from maskctl.training.evaluate import evaluate_model
+    from maskctl.evaluation import evaluate_model
 
     task = get_task(str(keyword_task))
     torch.manual_seed(0)

@@ -141,6 +141,8 @@ class Kind(Protocol):
     label_role: str  # the role --label-column names (label, tags); labels are inferred from it
     default_metric: str  # the metric of a task built from data files
     input_hint: str
+    pipeline_tag: str  # the Hugging Face Hub's pipeline tag for a model card
+    cli_example: str  # how ``maskctl predict`` is given one input of this kind ("{ref}": the bundle)
     # The fields of an input object and their rank (1: a text, 2: a list of texts), the first
     # required: what an Open Inference Protocol client sends as one BYTES tensor each.
     input_fields: dict[str, int]
@@ -158,6 +160,9 @@ class Kind(Protocol):
                options: dict[str, Any]) -> Features: ...
 
     def collate(self, tokenizer): ...
+
+    def sequences(self, example: dict[str, Any]) -> int:
+        """Encoder rows one example takes (a multiple-choice example: one per ending)."""
 
     def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list]: ...
 

@@ -30,6 +30,9 @@ class MultipleChoice:
     default_fields = {"context": "context", "endings": "endings", "label": "label"}
     input_role, label_role, default_metric = "context", "label", "accuracy"
     input_hint = 'give {"context": ..., "endings": [...]}'
+    pipeline_tag = "multiple-choice"
+    cli_example = ("echo '{\"context\": \"She opened the door\", \"endings\": [\"and walked in.\", \"and flew.\"]}' "
+                   "| maskctl predict {ref} --input -")
     input_fields = {"context": 1, "endings": 2}
     result_type = Choice
 
@@ -93,6 +96,9 @@ class MultipleChoice:
             return out
 
         return collate
+
+    def sequences(self, example: dict[str, Any]) -> int:
+        return len(example["endings"])
 
     def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
         """Per example: one logit per ending, and the gold ending."""

@@ -27,6 +27,8 @@ class SequenceClassification:
     default_fields = {"text": "text", "label": "label"}  # text may take two columns: a sentence pair
     input_role, label_role, default_metric = "text", "label", "accuracy"  # what --text-column/--label-column name
     input_hint = 'give a text, a [text, text_pair] pair or {"text": ..., "text_pair": ...}'
+    pipeline_tag = "text-classification"
+    cli_example = "maskctl predict {ref} --text 'A sentence to label'"
     input_fields = {"text": 1, "text_pair": 1}
     result_type = Classification
 
@@ -74,6 +76,9 @@ class SequenceClassification:
         from transformers import DataCollatorWithPadding
 
         return DataCollatorWithPadding(tokenizer, return_tensors="pt")
+
+    def sequences(self, example: dict[str, Any]) -> int:
+        return 1
 
     def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
         """Per example: its class logits, and its gold label id."""

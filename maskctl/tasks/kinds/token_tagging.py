@@ -40,6 +40,8 @@ class TokenTagging:
     default_fields = {"tokens": "tokens", "tags": "tags"}
     input_role, label_role, default_metric = "tokens", "tags", "seqeval-f1"
     input_hint = 'give a text or a list of words ({"tokens": [...]})'
+    pipeline_tag = "token-classification"
+    cli_example = "maskctl predict {ref} --text 'A sentence to label'"
     input_fields = {"text": 1}
     result_type = Tagging
 
@@ -97,6 +99,9 @@ class TokenTagging:
         from transformers import DataCollatorForTokenClassification
 
         return DataCollatorForTokenClassification(tokenizer, return_tensors="pt")
+
+    def sequences(self, example: dict[str, Any]) -> int:
+        return 1
 
     def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list]:
         """Per sentence: a (kept words x labels) logit matrix and the gold ids, in word order."""

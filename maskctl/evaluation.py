@@ -1,4 +1,6 @@
 """Evaluate a model on a task split: data loaders, per-example scores and the task metric.
+Kept at the root: training scores dev with it and every reader of a bundle (``serving``, the
+analyses) scores with it, and serving never imports ``training``.
 
 ``maskctl train`` scores its final dev metric through ``evaluate_model`` on the merged model,
 and ``maskctl eval`` rebuilds that same merged model from the bundle
