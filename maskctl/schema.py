@@ -47,20 +47,24 @@ def check_fields(obj: Any) -> None:
             raise MaskctlError(f"{flag(f.name)} {value!r} is out of range", f"give a value {rule}")
 
 
+def _field(cls: type, name: str) -> dataclasses.Field:
+    return next(f for f in dataclasses.fields(cls) if f.name == name)
+
+
 def bounds_of(cls: type, name: str) -> dict[str, Any]:
     """A field's choices and bounds, for another setting that must accept the same values."""
-    meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
+    meta = _field(cls, name).metadata
     return {k: meta[k] for k in ("choices", "min", "max", "above", "below") if k in meta}
 
 
 def default_of(cls: type, name: str) -> Any:
-    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+    return _field(cls, name).default
 
 
 def same_as(cls: type, name: str, *, panel: str | None = None) -> Any:
     """A setting that is another class's field: the same default, help, choices and bounds."""
-    meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
-    return setting(default_of(cls, name), meta["help"], panel=panel, metavar=meta.get("metavar"), **bounds_of(cls, name))
+    f = _field(cls, name)
+    return setting(f.default, f.metadata["help"], panel=panel, metavar=f.metadata.get("metavar"), **bounds_of(cls, name))
 
 
 def did_you_mean(word: str, known: Any, fallback: str) -> str:

@@ -301,9 +301,8 @@ class Described:
 
     @property
     def info(self) -> BundleMeta:
-        cached = self.__dict__.get("_info")
-        key = (id(self.meta), self.path)
-        if cached is None or cached[0] != key:
-            cached = (key, BundleMeta.from_dict(self.meta, self.path or "the bundle"))
+        cached = self.__dict__.get("_info")  # (the meta object it was parsed from, its path, the record)
+        if cached is None or cached[0] is not self.meta or cached[1] != self.path:
+            cached = (self.meta, self.path, BundleMeta.from_dict(self.meta, self.path or "the bundle"))
             self.__dict__["_info"] = cached
-        return cached[1]
+        return cached[2]

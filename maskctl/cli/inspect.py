@@ -86,7 +86,8 @@ def inspect_bundle(
     for layer, row, name in zip(info.layers, stats.layers, names):
         coding = layer.coding or {}
         how = "/".join(CODING_WORDS.get(str(coding[k]), str(coding[k])) for k in ("scheme", "order") if k in coding)
-        cells = [name, "x".join(map(str, layer.shape)), _sparsity(layer.init_sparsity), _sparsity(layer.final_sparsity), how or row.scheme, f"{row.bits_per_weight:.3f}",
+        cells = [name, "x".join(map(str, layer.shape)), _sparsity(layer.init_sparsity),
+                 _sparsity(layer.final_sparsity), how or row.scheme, f"{row.bits_per_weight:.3f}",
                  _bits(row.entropy, unit="")]
         if xor:
             cells.append(_bits(row.flip_entropy, unit="") if row.scheme == "xor-initial" else "")

@@ -228,10 +228,11 @@ class MaskedModel:
             return None, {}
         key = (initial.seed, initial.threshold, initial.init_sparsity)
         missing = {}
+        shapes = {layer.name: layer.shape for layer in coded.info.layers}
         for name, layer_name in inner.items():
             layer = self._layers.get(layer_name)
             if layer is None or key not in layer.references:
-                shape = tuple(coded.meta_layer(name)["shape"])
+                shape = shapes[name]
                 missing[layer_name] = torch.from_numpy(initial.mask(initial.scores(name, math.prod(shape))).reshape(shape))
         return key, missing
 
