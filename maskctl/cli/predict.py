@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -13,11 +11,8 @@ import typer
 from maskctl.cli.common import (BUNDLE_HELP, MODEL_PANEL, RUN_PANEL, device_option, model_option, output_option,
                                  overwrite_option)
 from maskctl.cli.console import err_console
-from maskctl.choices import DATA_FILE_FORMATS as FORMATS
 
 INPUT = "Input"
-# Read as rows through datasets; JSON lines and plain text are streamed line by line instead.
-TABLE_FORMATS = tuple(ext for ext in FORMATS if ext != ".jsonl")
 SHOWN_PROBLEMS = 5  # skipped lines named one by one; the rest counted
 
 
@@ -47,57 +42,22 @@ def predict(
     """Predict with every loaded task (or --task) and write one JSON line per input."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
-    from maskctl.errors import MaskctlError
-    from maskctl.io import atomic_path, refuse_existing
+    from maskctl.serving.inputs import PredictionInputs
     from maskctl.serving.model import MaskedModel
-    from maskctl.serving.stream import StreamStats, predict_lines, predict_rows
-    from maskctl.tasks.readers.datafiles import load_file
+    from maskctl.serving.stream import write_predictions
 
-    if (input_file is None) == (not text):
-        raise MaskctlError("give either --input FILE (or - for stdin) or --text", "e.g. --text 'Shares fell'")
-    if text_pair and len(text_pair) != len(text or []):
-        raise MaskctlError(f"{len(text_pair)} --text-pair for {len(text or [])} --text",
-                           "give one --text-pair after each --text")
-    if output:
-        refuse_existing(output, overwrite)
-    if input_file not in (None, "-") and not Path(input_file).is_file():
-        raise MaskctlError(f"input file {input_file} does not exist", "check the path, or pass - for stdin")
-    table = input_file not in (None, "-") and Path(input_file).suffix.lower() in TABLE_FORMATS
-    data = load_file(input_file) if table else None  # read (and checked) before the model loads
-    if text_column:
-        data = _renamed(data, text_column)
+    inputs = PredictionInputs.read(input_file, text, text_pair, text_column, output, overwrite)  # before the model
     served = MaskedModel.from_bundles(bundles, model=model, device=device)
-    stats = StreamStats()
-    handle = None
-    if input_file == "-":
-        lines = sys.stdin
-    elif input_file and not table:
-        handle = open(input_file, encoding="utf-8-sig")  # noqa: SIM115 - streamed, closed below
-        lines = handle
-    else:
-        lines = [json.dumps({"text": t, **({"text_pair": p} if p is not None else {})})
-                 for t, p in zip(text or [], text_pair or [None] * len(text or []))]
-    try:
-        rows = (predict_rows(served, ((data.line(i), row) for i, row in enumerate(data.rows)), task,
-                             batch_size=batch_size, strict=strict, stats=stats) if data else
-                predict_lines(served, lines, task, batch_size=batch_size, strict=strict, stats=stats))
-        with Progress(SpinnerColumn(), TextColumn("{task.completed} lines"), console=err_console,
-                      transient=True) as progress:
-            bar = progress.add_task("predict", total=None)
-            if output:
-                with atomic_path(output) as tmp, tmp.open("w", encoding="utf-8") as out:
-                    for row in rows:
-                        out.write(json.dumps(row) + "\n")
-                        progress.update(bar, completed=stats.lines)
-                    _refuse_all_skipped(stats, data)  # before the rename: no empty output left behind
-            else:
-                for row in rows:
-                    sys.stdout.write(json.dumps(row) + "\n")
-                    progress.update(bar, completed=stats.lines)
-                _refuse_all_skipped(stats, data)
-    finally:
-        if handle:
-            handle.close()
+    with Progress(SpinnerColumn(), TextColumn("{task.completed} lines"), console=err_console,
+                  transient=True) as progress:
+        bar = progress.add_task("predict", total=None)
+        stats = write_predictions(served, inputs, task, output, sys.stdout, batch_size, strict,
+                                  progress=lambda lines: progress.update(bar, completed=lines))
+    _report_skipped(stats)
+
+
+def _report_skipped(stats) -> None:
+    """The skipped lines on stderr: the first few one by one, the rest counted."""
     for problem in stats.problems[:SHOWN_PROBLEMS]:
         err_console.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
     if len(stats.problems) > SHOWN_PROBLEMS:
@@ -105,34 +65,3 @@ def predict(
                           highlight=False)
     if stats.skipped:
         err_console.print(f"{stats.skipped} of {stats.lines} input lines skipped", highlight=False)
-
-
-def _renamed(data, text_column: list[str]):
-    """``data``'s rows with ``text_column`` (one or two names) read as ``text`` / ``text_pair``."""
-    from maskctl.errors import MaskctlError
-
-    if data is None:
-        raise MaskctlError("--text-column names a column of a csv, tsv, json or parquet --input",
-                           "JSON lines and plain text carry their own field names")
-    if len(text_column) > 2:
-        raise MaskctlError(f"{len(text_column)} --text-column given", "give one, or two for a sentence pair")
-    missing = [c for c in text_column if c not in data.columns]
-    if missing:
-        raise MaskctlError(f"{data.path.name} has no column {missing[0]!r}; its columns: {', '.join(data.columns)}",
-                           "name one of them with --text-column")
-    roles = dict(zip(("text", "text_pair"), text_column))
-    rows = [{**{k: v for k, v in row.items() if k not in roles}, **{r: row[c] for r, c in roles.items()}}
-            for row in data.rows]
-    return dataclasses.replace(data, rows=rows)
-
-
-def _refuse_all_skipped(stats, data) -> None:
-    """Every input skipped is a mistake (a wrong column, a wrong task), not a result: exit 2."""
-    from maskctl.errors import MaskctlError
-
-    if stats.lines and stats.skipped == stats.lines:
-        columns = f"; the file's columns: {', '.join(data.columns)}" if data is not None else ""
-        first = stats.problems[0] if stats.problems else "no task could use them"
-        raise MaskctlError(f"all {stats.lines} input lines were skipped ({first}){columns}",
-                           "name the text column with --text-column" if data is not None else
-                           'give each line the fields a loaded task needs: "text", "tokens" or "context" + "endings"')

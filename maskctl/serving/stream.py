@@ -5,18 +5,22 @@ An input line is a JSON object (``{"text": ...}``, ``{"text": ..., "text_pair": 
 names) or, if it does not start with ``{``, plain text. ``predict_rows`` takes rows already
 read (a CSV, TSV, JSON or parquet file through ``tasks.readers.datafiles``). Lines are read and predicted in chunks, never all held in memory. A line
 that is broken JSON, or that no loaded task can use, is reported with its line number and
-skipped (or stops the run with ``strict``).
+skipped (or stops the run with ``strict``). ``write_predictions`` is ``maskctl predict``: the
+inputs ``serving.inputs`` read, predicted and written as JSON lines.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from maskctl.errors import MaskctlError
+from maskctl.io import atomic_path
+from maskctl.serving.inputs import PredictionInputs
 from maskctl.serving.model import MaskedModel
 from maskctl.serving.results import RequestError
 
@@ -107,3 +111,52 @@ def _problem(stats: StreamStats, strict: bool, number: int, what: str, fix: str)
         raise MaskctlError(f"input line {number}: {what}", f"{fix} (or drop --strict to skip such lines)")
     stats.skipped += 1
     stats.problems.append(f"line {number}: {what} — {fix}")
+
+
+def predict_inputs(model: MaskedModel, inputs: PredictionInputs, tasks: list[str] | None = None,
+                   batch_size: int = 32, strict: bool = False, stats: StreamStats | None = None,
+                   ) -> Iterator[dict[str, Any]]:
+    """``predict_rows`` over a table file's rows, ``predict_lines`` over any other input (a
+    file opened here is closed when the rows run out or the caller stops)."""
+    if inputs.table is not None:
+        yield from predict_rows(model, inputs.rows(), tasks, batch_size, strict, stats)
+        return
+    with inputs.lines() as lines:
+        yield from predict_lines(model, lines, tasks, batch_size, strict, stats)
+
+
+def write_predictions(model: MaskedModel, inputs: PredictionInputs, tasks: list[str] | None = None,
+                      output: Path | None = None, stream: TextIO | None = None, batch_size: int = 32,
+                      strict: bool = False, progress: Callable[[int], None] | None = None) -> StreamStats:
+    """One JSON line per usable input, into ``output`` (atomically: renamed into place only
+    when the run succeeds) or ``stream``; ``progress(lines read)`` after each. Returns what was
+    read and skipped. A run that skips every input fails before anything is renamed into place."""
+    stats = StreamStats()
+    rows = predict_inputs(model, inputs, tasks, batch_size, strict, stats)
+
+    def write(out: TextIO) -> None:
+        for row in rows:
+            out.write(json.dumps(row) + "\n")
+            if progress is not None:
+                progress(stats.lines)
+        refuse_all_skipped(stats, inputs.columns)
+
+    if output is not None:
+        with atomic_path(output) as tmp, tmp.open("w", encoding="utf-8") as out:
+            write(out)
+    else:
+        if stream is None:
+            raise ValueError("write_predictions needs an output path or a stream")
+        write(stream)
+    return stats
+
+
+def refuse_all_skipped(stats: StreamStats, columns: list[str] | None = None) -> None:
+    """Every input skipped is a mistake (a wrong column, a wrong task), not a result: a
+    ``MaskctlError`` naming the first problem (and a table file's ``columns``)."""
+    if stats.lines and stats.skipped == stats.lines:
+        shown = f"; the file's columns: {', '.join(columns)}" if columns is not None else ""
+        first = stats.problems[0] if stats.problems else "no task could use them"
+        raise MaskctlError(f"all {stats.lines} input lines were skipped ({first}){shown}",
+                           "name the text column with --text-column" if columns is not None else
+                           'give each line the fields a loaded task needs: "text", "tokens" or "context" + "endings"')
