@@ -23,26 +23,27 @@ def inspect_bundle(
 ) -> None:
     """Describe a bundle: base model, task, masked layers, sparsity, metrics, size against entropy,
     and with --plot draw how its training went."""
-    from maskctl.bundle.format import read_meta
-    from maskctl.bundle.hub_ref import resolve_bundle_ref
-    from maskctl.bundle.meta import BundleMeta
-    from maskctl.bundle.stats import mask_stats
+    from maskctl.bundle.summary import summarize_bundle
 
-    bundle_file = resolve_bundle_ref(bundle)  # an hf:// reference: the file in the Hugging Face cache
-    meta = read_meta(bundle_file)
+    summary = summarize_bundle(bundle)
     if plot is not None:
         from maskctl.experiments.report import plot_training_curve
 
-        about = BundleMeta.from_dict(meta, bundle_file)
-        plot_training_curve(about.curve, plot, source=bundle, title=f"{about.task_name} on {about.base_model.spec}",
-                            metric=about.task.metric, overwrite=overwrite)
+        plot_training_curve(summary.info.curve, plot, source=bundle, title=summary.title,
+                            metric=summary.info.task.metric, overwrite=overwrite)
     if as_json:
-        console.print_json(json.dumps(meta))
+        console.print_json(json.dumps(summary.meta))
         return
-    info = BundleMeta.from_dict(meta, bundle_file)
+    _print_summary(bundle, summary)
+    console.print(_layers_table(summary))
+    if plot is not None:
+        console.print(f"wrote {plot}", highlight=False)
+
+
+def _print_summary(bundle: str, summary) -> None:
+    """Everything but the layer table, one fact per line."""
+    info = summary.info
     base, task, mask = info.base_model, info.task, info.mask
-    weights = info.masked_weights
-    size = bundle_file.stat().st_size
     console.print(f"[bold]{bundle}[/] (format {info.format_version}, maskctl {info.maskctl_version})")
     console.print(f"base model: {base.spec} ({base.model_type}, {base.kind}"
                   f" {base.location}) fingerprint {base.fingerprint[:23]}…", highlight=False)
@@ -54,47 +55,47 @@ def inspect_bundle(
                   f"{mask.block_ids}, head {mask.head}, seed {mask.seed}", highlight=False)
     console.print(f"sparsity: {info.sparsity['init']:.4%} at init -> {info.sparsity['final']:.4%} trained",
                   highlight=False)
-    console.print(f"size: {size:,} bytes for {weights:,} masked weights = {8 * size / weights:.3f} bits per "
-                  f"masked weight (whole file)", highlight=False)
-    stats = mask_stats(meta)
+    console.print(f"size: {summary.file_bytes:,} bytes for {info.masked_weights:,} masked weights = "
+                  f"{summary.file_bits_per_weight:.3f} bits per masked weight (whole file)", highlight=False)
+    stats = summary.stats  # parsed only now: a damaged coding entry fails after the lines above
     console.print(f"masks: {stats.payload_bytes:,} bytes = {stats.bits_per_weight:.3f} bits per masked weight "
                   f"(mask payload); entropy bound H(p) = {_bits(stats.entropy)} "
                   f"(p = {_pct(stats.zero_fraction)} zeros)", highlight=False)
-    xor = stats.xor_layers
-    if xor:
-        console.print(f"coding: {len(xor)} of {len(stats.layers)} layers store only the bits flipped from the "
-                      f"regenerated initial mask (xor-initial): flip rate {_pct(stats.flip_rate)}, "
+    if summary.xor_layers:
+        console.print(f"coding: {summary.xor_layers} of {len(stats.layers)} layers store only the bits flipped "
+                      f"from the regenerated initial mask (xor-initial): flip rate {_pct(stats.flip_rate)}, "
                       f"H(flip rate) = {_bits(stats.flip_entropy)}", highlight=False)
-        if any(layer.coding_order == "score-bands" for layer in info.layers):
+        if summary.score_bands:
             console.print("(score-band order also knows each weight's initial score, so it can go below "
                           "H(flip rate))", highlight=False)
-    dev = info.dev
-    if dev:
-        console.print(f"dev {task.metric}: {dev['score']:.4f} on {int(dev['n'])} examples", highlight=False)
+    if info.dev:
+        console.print(f"dev {task.metric}: {info.dev['score']:.4f} on {int(info.dev['n'])} examples", highlight=False)
     curve = info.curve
     if curve is not None:
         console.print(f"training: {len(curve.loss)} loss points to step {curve.steps[-1] if curve.steps else 0}"
                       + (f" (each the mean of {curve.every} steps)" if curve.every > 1 else "")
                       + f", {len(curve.evaluations)} dev evaluations, kept step {curve.kept_step}", highlight=False)
-    prefix, names = short_layer_names([layer.name for layer in info.layers])
+
+
+def _layers_table(summary) -> Table:
+    """One row per masked layer, short names and words so that it fits 80 columns."""
+    xor = summary.xor_layers
+    prefix, names = short_layer_names([layer.name for layer in summary.layers])
     table = Table(title="masked layers" + (f" (names under {prefix}.)" if prefix else "")
                   + ": p = fraction of zeros, bits per masked weight, coding scheme/order",
                   box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     columns = ["layer", "shape", "init p", "final p", "coding", "bits", "H(p)"]
     for column in columns + (["H(flip)"] if xor else []):
         table.add_column(column, no_wrap=True, justify="left" if column in ("layer", "coding") else "right")
-    for layer, row, name in zip(info.layers, stats.layers, names):
-        coding = layer.coding or {}
-        how = "/".join(CODING_WORDS.get(str(coding[k]), str(coding[k])) for k in ("scheme", "order") if k in coding)
+    for layer, name in zip(summary.layers, names):
+        how = "/".join(CODING_WORDS.get(word, word) for word in layer.coding)
         cells = [name, "x".join(map(str, layer.shape)), _sparsity(layer.init_sparsity),
-                 _sparsity(layer.final_sparsity), how or row.scheme, f"{row.bits_per_weight:.3f}",
-                 _bits(row.entropy, unit="")]
+                 _sparsity(layer.final_sparsity), how or layer.scheme, f"{layer.bits_per_weight:.3f}",
+                 _bits(layer.entropy, unit="")]
         if xor:
-            cells.append(_bits(row.flip_entropy, unit="") if row.scheme == "xor-initial" else "")
+            cells.append(_bits(layer.flip_entropy, unit="") if layer.scheme == "xor-initial" else "")
         table.add_row(*cells)
-    console.print(table)
-    if plot is not None:
-        console.print(f"wrote {plot}", highlight=False)
+    return table
 
 
 # Words of a layer's coding and name, shortened so that the table fits 80 columns (``--json``
