@@ -36,51 +36,33 @@ def size(
     one fp32 model per task; masking one fp32 base plus, per task, 1 bit per masked weight and
     the classifier's floats. bert-base-uncased, roberta-base and distilbert-base-uncased work offline.
     """
-    from maskctl.experiments import sizing
-    from maskctl.errors import MaskctlError
+    from maskctl.experiments.sizing import size_tasks
 
-    if plot is not None and plot.exists() and not overwrite:
-        raise MaskctlError(f"{plot} already exists", "choose another --plot or pass --overwrite to replace it")
-    files = [*(bundles or []), *(paths or [])]
-    sized_bundles = None
-    if files:
-        sized_bundles = sizing.read_bundles(files)
-        # The ensemble and the stated convention use the first bundle's task (its labels).
-        count, rows = sizing.bundle_growth(sized_bundles, model, mask_blocks)
-    else:
-        count = sizing.count_model(model, num_labels, mask_blocks)
-        rows = sizing.growth(count, tasks)
-    members = sizing.ensemble(count, ensemble) if ensemble is not None else None
-    if plot is not None:
-        sizing.plot_growth(rows, plot, title=f"{count.model}: finetuning vs masking")
-
+    report = size_tasks([*(bundles or []), *(paths or [])], tasks, model, num_labels, mask_blocks, ensemble,
+                        plot, overwrite)
     if as_json:
-        payload = {
-            "model": count.to_dict(),
-            "mb_bytes": sizing.MB,
-            "source": "bundles" if sized_bundles else "formula",
-            "tasks": [row.to_dict() for row in rows],
-            "ensemble": members.to_dict() if members else None,
-            "bundles": [b.to_dict() for b in sized_bundles] if sized_bundles else None,
-            "plot": str(plot) if plot else None,
-        }
-        console.print_json(json.dumps(payload))
+        console.print_json(json.dumps(report.to_dict()))
         return
+    _print_report(report)
 
+
+def _print_report(report) -> None:
+    """The model line, the tables (cumulative rows, ensemble, bundles) and the convention."""
+    count, rows, members, sized = report.count, report.rows, report.ensemble, report.bundles
     console.print(f"[bold]{count.model}[/] ({count.model_type}, {count.n_blocks} blocks, {count.num_labels} labels; "
                   f"{count.config_from})", highlight=False)
-    what = "real bundle files" if sized_bundles else "formula"
+    what = "real bundle files" if sized else "formula"
     console.print(_rows_table(f"cumulative size for 1..{len(rows)} tasks ({what} for masking)", "tasks", rows))
     if members is not None:
         console.print(_rows_table(f"{members.copies}-member ensemble of one task", "members", [members]))
-    if sized_bundles:
-        console.print(_bundles_table(sized_bundles))
+    if sized:
+        console.print(_bundles_table(sized))
     console.print(f"counted: {count.describe()}", highlight=False)
-    if sized_bundles:
+    if sized:
         console.print("masking with --bundles: the shared base from the formula + whole bundle files "
                       "(masks as stored, head, metadata, header); finetuning from the formula.", highlight=False)
-    if plot is not None:
-        console.print(f"wrote {plot}", highlight=False)
+    if report.plot is not None:
+        console.print(f"wrote {report.plot}", highlight=False)
 
 
 def _rows_table(title: str, unit: str, rows) -> Table:

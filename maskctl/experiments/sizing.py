@@ -75,7 +75,7 @@ class ModelCount:
 
     @property
     def mask_bytes(self) -> int:
-        """One task's packed masks: ``codec.pack_mask`` rounds each layer up to whole bytes."""
+        """One task's packed masks: ``mask_coding.pack_mask`` rounds each layer up to whole bytes."""
         return sum((n + 7) // 8 for _, n in self.masked_layers)
 
     @property
@@ -327,6 +327,52 @@ def plot_growth(rows: list[SizeRow], out: str | Path, title: str = "", unit: str
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     return out
+
+
+@dataclass(frozen=True)
+class SizeReport:
+    """What ``maskctl size`` shows: the count of one task model, the cumulative rows, an
+    optional ensemble row, the real bundles (when sized from files) and the plot written."""
+
+    count: ModelCount
+    rows: list[SizeRow]
+    ensemble: SizeRow | None = None
+    bundles: list[BundleSize] | None = None  # None: the masking side is the formula
+    plot: Path | None = None
+
+    @property
+    def source(self) -> str:
+        return "bundles" if self.bundles else "formula"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` payload."""
+        return {"model": self.count.to_dict(), "mb_bytes": MB, "source": self.source,
+                "tasks": [r.to_dict() for r in self.rows],
+                "ensemble": self.ensemble.to_dict() if self.ensemble else None,
+                "bundles": [b.to_dict() for b in self.bundles] if self.bundles else None,
+                "plot": str(self.plot) if self.plot else None}
+
+
+def size_tasks(bundles: list[str | Path] | None = None, tasks: int = 11, spec: str | None = None,
+               num_labels: int = DEFAULT_NUM_LABELS, mask_blocks: str | None = None, members: int | None = None,
+               plot: Path | None = None, overwrite: bool = False) -> SizeReport:
+    """Finetuning vs masking for 1..``tasks`` tasks by the formula, or for real ``bundles`` (one
+    row per file, masking counted as the whole files; ``num_labels`` then comes from each
+    bundle's task), plus a ``members``-model ensemble of one task (the first bundle's, with
+    bundles) and the cumulative plot written to ``plot`` (refused before any counting when it
+    exists and ``overwrite`` is not given)."""
+    if plot is not None and Path(plot).exists() and not overwrite:
+        raise MaskctlError(f"{plot} already exists", "choose another --plot or pass --overwrite to replace it")
+    sized = read_bundles(list(bundles)) if bundles else None
+    if sized:
+        count, rows = bundle_growth(sized, spec, mask_blocks)
+    else:
+        count = count_model(spec, num_labels, mask_blocks)
+        rows = growth(count, tasks)
+    report = SizeReport(count, rows, ensemble(count, members) if members is not None else None, sized, plot)
+    if plot is not None:
+        plot_growth(rows, plot, title=f"{count.model}: finetuning vs masking")
+    return report
 
 
 def _ranges(ids: tuple[int, ...]) -> str:
