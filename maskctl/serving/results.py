@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from maskctl.tasks.kinds.base import input_from_row
 from maskctl.tasks.kinds.multiple_choice import Choice
 from maskctl.tasks.kinds.sequence_classification import Classification
 from maskctl.tasks.kinds.token_tagging import Tagging
@@ -36,7 +35,7 @@ def to_example(task: Task, item: Any) -> dict[str, Any]:
     task's kind (``Kind.example_from_input``); ``ValueError`` when it does not fit the kind.
     An object may use the task's own column names (a row of its data files: ``{"review": ...}``)."""
     if isinstance(item, dict):
-        item = input_from_row(task.card.fields, item)
+        item = task.kind.input_from_row(task.card.fields, item)
     example = task.kind.example_from_input(task.labels, item)
     _check_unicode(example)
     return example

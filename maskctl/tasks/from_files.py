@@ -17,10 +17,11 @@ from typing import Any
 
 from maskctl.errors import TaskError
 from maskctl.tasks.card import TaskCard
-from maskctl.tasks.kinds import KIND_CLASSES, get_kind, named_columns
+from maskctl.tasks.kinds import KIND_CLASSES, get_kind, infer_kind, named_columns
 from maskctl.tasks.kinds.base import RowView
 from maskctl.tasks.readers.datafiles import DataFile, load_file
 
+INFER_ROWS = 50  # rows of the train file a kind looks at to recognise it
 ORIGIN = "data files"  # spec["origin"]: errors then name the command-line flags, not card keys
 FLAGS = {"input": "--text-column", "label": "--label-column"}
 
@@ -43,7 +44,7 @@ class DataFiles:
 def card_from_files(files: DataFiles) -> TaskCard:
     """The task card of ``files``; every column and label checked before any model loads."""
     train = load_file(files.train)
-    kind_name = files.kind or _infer_kind(train, files.label_column)
+    kind_name = files.kind or infer_kind(train.columns, train.rows[:INFER_ROWS], files.label_column)
     kind = get_kind(kind_name)
     fields = named_columns(kind, kind.default_fields, files.text_columns, files.label_column)
     datasets = {"train": train}
@@ -66,16 +67,6 @@ def card_from_files(files: DataFiles) -> TaskCard:
     return TaskCard(name=name, kind=kind_name, labels=labels, metric=kind.default_metric, source=source,
                     fields=fields, base_dir=str(base_dir),
                     description=f"built from {', '.join(d.path.name for d in datasets.values())} by maskctl train")
-
-
-def _infer_kind(train: DataFile, label_column: str | None) -> str:
-    label = label_column or ("tags" if "tags" in train.columns and "label" not in train.columns else "label")
-    values = [row.get(label) for row in train.rows[:50]]
-    if any(isinstance(v, list) for v in values):
-        return "token-tagging"
-    if "endings" in train.columns:
-        return "multiple-choice"
-    return "sequence-classification"
 
 
 def _check_columns(data: DataFile, fields: dict[str, Any], kind) -> None:

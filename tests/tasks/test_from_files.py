@@ -11,7 +11,9 @@ import pytest
 
 from maskctl.errors import MaskctlError, TaskError
 from maskctl.tasks.from_files import DataFiles, card_from_files
-from maskctl.tasks.kinds.base import input_from_row
+from maskctl.tasks.kinds import infer_kind
+from maskctl.tasks.kinds.multiple_choice import MultipleChoice
+from maskctl.tasks.kinds.sequence_classification import SequenceClassification
 from maskctl.tasks.task import Task
 from maskctl.training.settings import TrainArgs
 
@@ -84,10 +86,33 @@ def test_parquet_and_a_validation_file(tmp_path):
 
 
 def test_input_from_row_uses_the_cards_column_names():
+    input_from_row = SequenceClassification().input_from_row
     assert input_from_row({"text": "review", "label": "stars"}, {"review": "hi"})["text"] == "hi"
     pair = input_from_row({"text": ["s1", "s2"], "label": "y"}, {"s1": "a", "s2": "b"})
     assert (pair["text"], pair["text_pair"]) == ("a", "b")
     assert input_from_row({"text": "review", "label": "y"}, {"text": "own", "review": "x"})["text"] == "own"
+    own_pair = input_from_row({"text": ["s1", "s2"]}, {"s1": "a", "s2": "b", "text_pair": "mine"})
+    assert (own_pair["text"], own_pair["text_pair"]) == ("a", "mine")
+
+
+def test_each_kind_joins_its_own_columns():
+    fields = {"context": ["c1", "c2"], "endings": ["e0", "e1", "e2"], "label": "y"}
+    item = MultipleChoice().input_from_row(fields, {"c1": "She", "c2": "opened", "e0": "a", "e1": "b", "e2": "c"})
+    assert item["context"] == "She opened" and item["endings"] == ["a", "b", "c"]
+    item = SequenceClassification().input_from_row({"text": ["a", "b", "c"]}, {"a": "x", "b": "y", "c": "z"})
+    assert item["text"] == "x" and "text_pair" not in item  # three text columns: not a pair
+
+
+@pytest.mark.parametrize("columns,rows,label_column,kind", [
+    (["text", "label"], [{"text": "a", "label": "pos"}], None, "sequence-classification"),
+    (["tokens", "tags"], [{"tokens": ["a"], "tags": ["O"]}], None, "token-tagging"),
+    (["tokens", "label", "tags"], [{"tokens": ["a"], "label": "x", "tags": ["O"]}], None, "sequence-classification"),
+    (["words", "ner"], [{"words": ["a"], "ner": ["O"]}], "ner", "token-tagging"),
+    (["context", "endings", "label"], [{"context": "c", "endings": ["a", "b"], "label": 0}], None, "multiple-choice"),
+    (["endings", "label"], [{"endings": ["a"], "label": ["O"]}], None, "token-tagging"),  # tagging asked first
+])
+def test_the_kinds_recognise_their_files(columns, rows, label_column, kind):
+    assert infer_kind(columns, rows, label_column) == kind
 
 
 @pytest.mark.parametrize("name,content,fragments", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from maskctl.errors import TaskError
-from maskctl.tasks.kinds.base import Features, Kind
+from maskctl.tasks.kinds.base import Features, Kind, KindBase
 from maskctl.tasks.kinds.multiple_choice import MultipleChoice
 from maskctl.tasks.kinds.sequence_classification import SequenceClassification
 from maskctl.tasks.kinds.token_tagging import TokenTagging
@@ -16,7 +16,10 @@ KIND_CLASSES: dict[str, type] = {
     MultipleChoice.name: MultipleChoice,
 }
 
-__all__ = ["Features", "Kind", "get_kind", "KIND_CLASSES", "named_columns"]
+# What a user's data file is when no kind recognises it (``Kind.recognises``): a text and a label.
+FALLBACK_KIND = SequenceClassification.name
+
+__all__ = ["Features", "Kind", "KindBase", "get_kind", "infer_kind", "KIND_CLASSES", "named_columns"]
 
 
 def get_kind(name: str) -> Kind:
@@ -24,6 +27,16 @@ def get_kind(name: str) -> Kind:
         return KIND_CLASSES[name]()
     except KeyError:
         raise TaskError(f"unknown task kind {name!r}", f"use one of {', '.join(KIND_CLASSES)}") from None
+
+
+def infer_kind(columns: list[str], rows: list[dict[str, Any]], label_column: str | None = None) -> str:
+    """The kind of a user's data file (``columns``, its first ``rows``; ``label_column`` as
+    ``--label-column`` names it): the first registered kind that recognises it, else
+    ``FALLBACK_KIND``. Each kind says what its files look like, so a new kind needs no change here."""
+    for name, cls in KIND_CLASSES.items():
+        if cls.recognises(columns, rows, label_column):
+            return name
+    return FALLBACK_KIND
 
 
 def named_columns(kind: Kind, fields: dict[str, Any], text_columns: tuple[str, ...] = (),

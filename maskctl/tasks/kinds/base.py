@@ -78,31 +78,6 @@ class RowView:
         return label
 
 
-def input_from_row(fields: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
-    """A data row under the canonical input names: each role the card maps to a column gets
-    that column's value (``review`` -> ``text``), two text columns become ``text`` and
-    ``text_pair``, several ending or context columns a list / one text. Canonical names given
-    in ``row`` win, so ``{"text": ...}`` always works."""
-    item = dict(row)
-    for role, names in fields.items():
-        if role in row:
-            continue
-        columns = names if isinstance(names, list) else [names]
-        if not all(name in row for name in columns):
-            continue
-        values = [row[name] for name in columns]
-        if role == "text" and len(values) == 2:
-            item.setdefault("text", values[0])
-            item.setdefault("text_pair", values[1])
-        elif role == "endings" and len(values) > 1:
-            item[role] = values
-        elif role == "context" and len(values) > 1:
-            item[role] = " ".join(str(v) for v in values)
-        else:
-            item[role] = values[0]
-    return item
-
-
 def sorted_labels(values: list[str]) -> list[str]:
     """Distinct label names in order: numerically when every one is a number (2 before 10)."""
     distinct = set(values)
@@ -125,12 +100,16 @@ class Kind(Protocol):
     ``default_fields`` are the roles a card's ``fields:`` maps to columns (and their default
     column names); ``example_from_row`` builds a canonical example from a data row,
     ``example_from_input`` from what a user sends to ``predict`` / the server (``input_hint``
-    says what that is); ``auto_class`` names the transformers Auto class that builds the head;
+    says what that is; ``input_from_row`` first renames the card's columns in it);
+    ``recognises`` tells a user's data file of this kind from others; ``auto_class`` names the
+    transformers Auto class that builds the head;
     ``tokenizer_kwargs`` are passed when loading the tokenizer; ``encode`` turns canonical
     examples into features (with ``labels``); ``collate`` pads a batch; ``select`` cuts a batch of
     logits into per-example score tensors (classes, endings, or words x tags for tagging) with
-    their golds; ``result`` turns one score tensor into the prediction users see. The argmax of a
-    score tensor is the prediction; ensembles add score tensors up.
+    their golds; ``result`` turns one score tensor into the prediction users see (``kept_words``:
+    the words a tagging example's score rows belong to, ``Features.kept_words``). The argmax of
+    a score tensor is the prediction; ensembles add score tensors up. ``KindBase`` holds what
+    the built-in kinds share.
     """
 
     name: str
@@ -152,6 +131,15 @@ class Kind(Protocol):
 
     def example_from_input(self, labels: list[str], item: Any) -> dict[str, Any]: ...
 
+    def input_from_row(self, fields: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+        """A user's input object that may use the card's own column names (``fields``), under
+        the canonical input names ``example_from_input`` reads."""
+
+    @classmethod
+    def recognises(cls, columns: list[str], rows: list[dict[str, Any]], label_column: str | None) -> bool:
+        """Whether a user's data file (its ``columns``, its first ``rows``) holds this kind's
+        data, for a task built from files without ``--kind``."""
+
     def infer_labels(self, values: list[str], first: RowView) -> list[str]:
         """The labels of a task built from data files: ``values`` are the train file's label
         column (flattened for tagging) as names, ``first`` its first row."""
@@ -168,3 +156,46 @@ class Kind(Protocol):
 
     def result(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool,
                kept_words: list[int] | None) -> Any: ...
+
+
+class KindBase:
+    """What the built-in kinds share, each overridable by a kind that differs: the role-by-role
+    renaming of a user's input object, no claim on users' data files, and a ``result`` that
+    answers from the scores alone (``prediction``): only a word-level kind needs to know which
+    words its score rows belong to (``TokenTagging`` overrides ``result``)."""
+
+    def input_from_row(self, fields: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+        """``row`` under the canonical input names: each role ``fields`` maps to columns that
+        ``row`` has gets their values as ``input_from_columns`` reads them (``review`` ->
+        ``text``). Canonical names given in ``row`` win, so ``{"text": ...}`` always works."""
+        item = dict(row)
+        for role, names in fields.items():
+            if role in row:
+                continue
+            columns = names if isinstance(names, list) else [names]
+            if all(name in row for name in columns):
+                for key, value in self.input_from_columns(role, [row[name] for name in columns]).items():
+                    item.setdefault(key, value)
+        return item
+
+    def input_from_columns(self, role: str, values: list[Any]) -> dict[str, Any]:
+        """The input fields that the values of one role's columns make: the first value, by
+        default (a kind whose role may span several columns joins them its own way)."""
+        return {role: values[0]}
+
+    @classmethod
+    def recognises(cls, columns: list[str], rows: list[dict[str, Any]], label_column: str | None) -> bool:
+        """No claim by default: a file no kind recognises is sequence classification (a text
+        and a label, ``kinds.infer_kind``)."""
+        return False
+
+    def result(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool = False,
+               kept_words: list[int] | None = None) -> Any:
+        """The prediction users see for one example; ``kept_words`` is for word-level kinds."""
+        return self.prediction(labels, example, scores, truncated)
+
+    def prediction(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor,
+                   truncated: bool = False) -> Any:
+        """One example's prediction from its score tensor: what a kind that keeps the base
+        ``result`` defines."""
+        raise NotImplementedError(f"{type(self).__name__} defines no prediction() (define it, or override result())")

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from maskctl.errors import TaskError
-from maskctl.tasks.kinds.base import Features, RowView, cut_rows
+from maskctl.tasks.kinds.base import Features, KindBase, RowView, cut_rows
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Choice:
     truncated: bool = False  # a context + ending was longer than the bundle's max length and was cut
 
 
-class MultipleChoice:
+class MultipleChoice(KindBase):
     name = "multiple-choice"
     auto_class = "AutoModelForMultipleChoice"
     tokenizer_kwargs: dict[str, Any] = {}
@@ -57,6 +57,19 @@ class MultipleChoice:
             raise TaskError(f"labels {wrong[:5]} are not ending indices 0..{len(labels) - 1}",
                             "give the index of the right ending as the label")
         return labels
+
+    @classmethod
+    def recognises(cls, columns: list[str], rows: list[dict[str, Any]], label_column: str | None) -> bool:
+        """A file with an endings column."""
+        return cls.default_fields["endings"] in columns
+
+    def input_from_columns(self, role: str, values: list[Any]) -> dict[str, Any]:
+        """Several ending columns are the list of endings; several context columns one text."""
+        if role == "endings" and len(values) > 1:
+            return {role: values}
+        if role == "context" and len(values) > 1:
+            return {role: " ".join(str(v) for v in values)}
+        return super().input_from_columns(role, values)
 
     def example_from_input(self, labels: list[str], item: Any) -> dict[str, Any]:
         if not isinstance(item, dict) or not isinstance(item.get("endings"), list) or "context" not in item:
@@ -104,8 +117,8 @@ class MultipleChoice:
         """Per example: one logit per ending, and the gold ending."""
         return list(logits.float().cpu()), batch["labels"].tolist()
 
-    def result(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool = False,
-               kept_words: list[int] | None = None) -> Choice:
+    def prediction(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor,
+                   truncated: bool = False) -> Choice:
         probs = scores.softmax(-1)
         best = int(probs.argmax())
         return Choice(best, labels[best], float(probs[best]), [float(p) for p in probs], truncated)

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from maskctl.tasks.kinds.base import Features, RowView, cut_rows, sorted_labels
+from maskctl.tasks.kinds.base import Features, KindBase, RowView, cut_rows, sorted_labels
 
 
 @dataclass
@@ -20,7 +20,7 @@ class Classification:
     truncated: bool = False  # the text was longer than the bundle's max length and was cut
 
 
-class SequenceClassification:
+class SequenceClassification(KindBase):
     name = "sequence-classification"
     auto_class = "AutoModelForSequenceClassification"
     tokenizer_kwargs: dict[str, Any] = {}
@@ -41,6 +41,12 @@ class SequenceClassification:
 
     def infer_labels(self, values: list[str], first: RowView) -> list[str]:
         return sorted_labels(values)
+
+    def input_from_columns(self, role: str, values: list[Any]) -> dict[str, Any]:
+        """Two text columns are a sentence pair: ``text`` and ``text_pair``."""
+        if role == "text" and len(values) == 2:
+            return {"text": values[0], "text_pair": values[1]}
+        return super().input_from_columns(role, values)
 
     def example_from_input(self, labels: list[str], item: Any) -> dict[str, Any]:
         """A text, a ``[text, text_pair]`` pair or ``{"text", "text_pair"}``; ``ValueError`` else."""
@@ -84,8 +90,8 @@ class SequenceClassification:
         """Per example: its class logits, and its gold label id."""
         return list(logits.float().cpu()), batch["labels"].tolist()
 
-    def result(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool = False,
-               kept_words: list[int] | None = None) -> Classification:
+    def prediction(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor,
+                   truncated: bool = False) -> Classification:
         probs = scores.softmax(-1)
         best = int(probs.argmax())
         return Classification(labels[best], float(probs[best]), {lab: float(p) for lab, p in zip(labels, probs)},

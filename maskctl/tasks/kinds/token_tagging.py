@@ -16,7 +16,7 @@ import torch
 
 from maskctl.choices import WORD_PIECES
 from maskctl.errors import TaskError
-from maskctl.tasks.kinds.base import Features, RowView, sorted_labels
+from maskctl.tasks.kinds.base import Features, KindBase, RowView, sorted_labels
 
 IGNORE = -100
 
@@ -32,7 +32,7 @@ class Tagging:
     truncated: bool = False  # words past the bundle's max length got no prediction ("O", score 0)
 
 
-class TokenTagging:
+class TokenTagging(KindBase):
     name = "token-tagging"
     auto_class = "AutoModelForTokenClassification"
     # Byte-level BPE tokenizers (RoBERTa) need this to take pre-split words; others ignore it.
@@ -53,6 +53,14 @@ class TokenTagging:
 
     def infer_labels(self, values: list[str], first: RowView) -> list[str]:
         return sorted_labels(values)
+
+    @classmethod
+    def recognises(cls, columns: list[str], rows: list[dict[str, Any]], label_column: str | None) -> bool:
+        """A label column holding lists (a tag per word): the one given, else ``label``, else
+        this kind's own ``tags`` when the file has no ``label`` column."""
+        own = cls.default_fields[cls.label_role]
+        column = label_column or (own if own in columns and "label" not in columns else "label")
+        return any(isinstance(row.get(column), list) for row in rows)
 
     def example_from_input(self, labels: list[str], item: Any) -> dict[str, Any]:
         """A text (split on spaces), a list of words or ``{"tokens"}``; ``ValueError`` else."""
@@ -111,10 +119,10 @@ class TokenTagging:
         golds = [row[mask].tolist() for row, mask in zip(labels.cpu(), keep.cpu())]
         return scores, golds
 
-
     def result(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool = False,
                kept_words: list[int] | None = None) -> Tagging:
-        """``kept_words`` names the word each score row belongs to; other words are "O", score 0."""
+        """``kept_words`` names the word each score row belongs to (words that max_length cut,
+        or that have no pieces, have no row); other words are "O", score 0."""
         from seqeval.metrics.sequence_labeling import get_entities
 
         tokens = example["tokens"]
