@@ -66,7 +66,7 @@ def train_command(meta: dict[str, Any], output: str | None = None) -> str:
     every recorded setting that differs from what the same command would get without it (the
     field's default, or the task card's default / maskctl's fallback)."""
     from maskctl.errors import MaskctlError
-    from maskctl.training.settings import TrainArgs
+    from maskctl.train_settings import TrainArgs
 
     record = dict((without_paths(meta)[0].get("training")) or {})
     baseline = {f.name: f.default for f in dataclasses.fields(TrainArgs)}
