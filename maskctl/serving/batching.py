@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from maskctl.serving.memory import ServedTask
+from maskctl.serving.tasks import ServedTask
 
 SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 

@@ -2,7 +2,7 @@
 CSR corrections that mixed batches use.
 
 With the compiled kernel (``masking.flips``, CPU float32) a loaded task holds its encoder
-layers as **flipped positions only** (``ServedTask.flips``: ~1.1 bytes per flip, about 1.4×
+layers as **flipped positions only** (``serving.tasks.ServedTask.flips``: ~1.1 bytes per flip, about 1.4×
 its coded masks) and drops their coded form; the mask is ``reference XOR flips`` when a
 single-task run merges it. While ``CorrectionCache`` has room, a task's first mixed batch also
 builds CSR matrices from its flips (no decode: values gathered from the weights; MKL's product
@@ -28,58 +28,12 @@ import dataclasses
 import sys
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
-import torch
 
 from maskctl.bundle.format import CodedMasks
-from maskctl.choices import MAX_LENGTH
-from maskctl.masking.flips import mask_from_flips, nonzero_mask, pack_flips
-from maskctl.masking.mixed import Correction, correction_bytes
-from maskctl.tasks.task import Task
-
-Corrections = dict[str, Correction]  # encoder layer name -> the task's term for it
-
-
-@dataclass
-class ServedTask:
-    """One loaded task: its card, masks (coded, or flips for the kernel), effective head and
-    encoding settings."""
-
-    name: str
-    task: Task
-    coded: CodedMasks
-    head: dict[str, torch.Tensor]  # head parameters with the bundle's head masks multiplied in
-    encoder_layers: dict[str, str]  # bundle mask name -> name inside the shared encoder
-    net_key: tuple[str, int]  # (auto class, number of labels): the task model its head runs in
-    reference: tuple | None  # (seed, threshold, init_sparsity) of its initial mask, shared by such tasks
-    max_length: int = MAX_LENGTH
-    options: dict[str, Any] = field(default_factory=dict)
-    flips: Corrections | None = None  # held instead of the encoder layers' coded masks (kernel path)
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        return self.coded.meta
-
-    def coded_bytes(self) -> int:
-        """Coded masks (none for the encoder layers once flips are held) and head tensors."""
-        return self.coded.nbytes + sum(t.numel() * t.element_size() for t in self.head.values())
-
-    def flips_bytes(self) -> int:
-        return sum(c.nbytes for c in self.flips.values()) if self.flips else 0
-
-    def encoder_masks(self, layers: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """The masks of the encoder layers, keyed by encoder-relative name: decoded (CRC-checked)
-        from the coded form, or rebuilt from held flips and the reference weights of ``layers``
-        (``MixedMaskLinear`` by encoder-relative name)."""
-        if self.flips is None:
-            return {inner: self.coded.decode(name) for name, inner in self.encoder_layers.items()}
-        out = {}
-        for inner, correction in self.flips.items():
-            key = correction.reference
-            out[inner] = mask_from_flips(correction.flips, None if key is None else nonzero_mask(layers[inner].references[key]))
-        return out
+from maskctl.masking.flips import pack_flips
+from maskctl.masking.mixed import correction_bytes
+from maskctl.serving.tasks import Corrections
+from maskctl.serving.tasks import ServedTask  # noqa: F401  (only for maskctl/serving/model.py's import)
 
 
 def hold_flips(coded: CodedMasks, corrections: Corrections, inner: dict[str, str]
