@@ -189,7 +189,7 @@ def bench_single_vs_merged(model: str | None, path: Path, rounds: int = 4, block
     from maskctl.bundle.format import load_bundle
     from maskctl.serving import MaskedModel
     from maskctl.serving.loading import load_masked
-    from maskctl.serving.results import to_example
+    from maskctl.serving.results import example_from_input
 
     served = MaskedModel.from_bundles([path], model=model, device="cpu")
     merged = load_masked(load_bundle(path), model=model)
@@ -199,7 +199,7 @@ def bench_single_vs_merged(model: str | None, path: Path, rounds: int = 4, block
         rng = random.Random(0)
 
         def old() -> None:
-            examples = [to_example(task, t) for t in (rng.choice(pool) for _ in range(BATCH))]
+            examples = [example_from_input(task, t) for t in (rng.choice(pool) for _ in range(BATCH))]
             features = task.kind.encode(task.card, tokenizer, examples, 128, {"word_piece": "last"})
             batch = task.kind.collate(tokenizer)(features.items)
             with torch.inference_mode():

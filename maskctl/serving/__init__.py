@@ -3,7 +3,8 @@
 ``model.MaskedModel`` is the API (mixed-task batches, load/unload while serving);
 ``loading`` is the one loader from a bundle to a model that ``eval``, ``ensemble``, ``export``
 and the analyses use too; ``batching`` stacks requests of many tasks into one encoder batch;
-``memory`` keeps thousands of tasks coded with a bounded cache of decoded corrections;
+``tasks`` is what each loaded task holds; ``memory`` keeps thousands of them coded with a
+bounded cache of decoded corrections;
 ``results`` holds what predictions look like; ``stream`` predicts over JSON-lines files.
 """
 
@@ -14,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from maskctl.serving.model import MaskedModel
-    from maskctl.serving.results import Choice, Classification, RequestError, Tagging, to_example
+    from maskctl.serving.results import Choice, Classification, RequestError, Tagging, example_from_input
 
 # Loaded on first use (PEP 562): ``maskctl.serving.http.settings``, which the CLI reads for every
 # command's --help, must not pull torch in through this package.
 _HOMES = {"MaskedModel": "model", "Choice": "results", "Classification": "results", "RequestError": "results",
-          "Tagging": "results", "to_example": "results"}
+          "Tagging": "results", "example_from_input": "results"}
 __all__ = sorted(_HOMES)
 
 

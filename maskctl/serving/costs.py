@@ -25,7 +25,7 @@ class TokenCounter:
         self._lock = threading.Lock()
 
     def costs(self, requests: Sequence[tuple[str, dict[str, Any]]]) -> list[int]:
-        """One cost per ``(task, canonical example)`` (``results.to_example``), in order."""
+        """One cost per ``(task, canonical example)`` (``results.example_from_input``), in order."""
         pending: dict[int, list[str]] = {}  # texts to count, by tokenizer copy
         plans = []  # per request: (max length, [(copy, first text, texts) per row])
         for name, example in requests:

@@ -13,7 +13,7 @@ from maskctl.tasks.kinds.sequence_classification import Classification
 from maskctl.tasks.kinds.token_tagging import Tagging
 from maskctl.tasks.task import Task
 
-__all__ = ["Choice", "Classification", "RequestError", "Tagging", "to_example"]
+__all__ = ["Choice", "Classification", "RequestError", "Tagging", "example_from_input"]
 
 
 @dataclass
@@ -30,7 +30,7 @@ class RequestError:
         return f"request {self.index}: {self.message} — {self.fix}"
 
 
-def to_example(task: Task, item: Any) -> dict[str, Any]:
+def example_from_input(task: Task, item: Any) -> dict[str, Any]:
     """A canonical example (with a placeholder gold label) from one user input, built by the
     task's kind (``Kind.example_from_input``); ``ValueError`` when it does not fit the kind.
     An object may use the task's own column names (a row of its data files: ``{"review": ...}``)."""
@@ -39,6 +39,10 @@ def to_example(task: Task, item: Any) -> dict[str, Any]:
     example = task.kind.example_from_input(task.labels, item)
     _check_unicode(example)
     return example
+
+
+# The former name, only while maskctl/serving/model.py (refactored elsewhere) still imports it.
+to_example = example_from_input
 
 
 def _check_unicode(value: Any) -> None:

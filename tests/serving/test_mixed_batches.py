@@ -25,12 +25,12 @@ CHOICES = [{"context": "The man", "endings": ["a", "b", "c", "d"]},
 
 def reference(path, inputs):
     """Scores of the merged single-task model (eval's) for raw inputs, through the same kind code."""
-    from maskctl.serving.results import to_example
+    from maskctl.serving.results import example_from_input
 
     masked = load_masked(load_bundle(path))
     task = masked.task
     args = masked.bundle.meta["training"]
-    examples = [to_example(task, item) for item in inputs]
+    examples = [example_from_input(task, item) for item in inputs]
     features = task.kind.encode(task.card, masked.tokenizer, examples, args["max_length"],
                                 {"word_piece": args["word_piece"]})
     scores, _ = collect_scores(masked.model, make_loader(features, task.kind.collate(masked.tokenizer), 64),

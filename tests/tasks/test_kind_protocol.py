@@ -8,12 +8,12 @@ import dataclasses
 
 import torch
 
-from maskctl.serving.results import to_example
+from maskctl.serving.results import example_from_input
 from maskctl.tasks.card import TaskCard
 from maskctl.tasks.kinds import KIND_CLASSES, Kind
 from maskctl.tasks.kinds.base import RowView
 from maskctl.tasks.kinds.sequence_classification import SequenceClassification
-from maskctl.tasks.readers.rows import to_example as row_example
+from maskctl.tasks.readers.rows import example_from_row
 from maskctl.tasks.task import Task
 
 MEMBERS = [name for name in Kind.__dict__ if not name.startswith("_")] + list(Kind.__annotations__)
@@ -49,7 +49,7 @@ def test_a_new_kind_is_one_class(monkeypatch):
 
     monkeypatch.setitem(KIND_CLASSES, "regression", Regression)
     card = TaskCard(name="r", kind="regression", labels=["low", "high"], source={"reader": "jsonl"})
-    assert row_example(card, {}, {"sentence": "fine", "label": "high"}, "f:1")["label"] == "high"
+    assert example_from_row(card, {}, {"sentence": "fine", "label": "high"}, "f:1")["label"] == "high"
     task = Task.from_card(card)
-    assert to_example(task, "fine")["text"] == "fine"
+    assert example_from_input(task, "fine")["text"] == "fine"
     assert task.kind.result(task.labels, {}, torch.tensor([0.0, 0.0])) == Score(0.5)

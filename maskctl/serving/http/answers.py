@@ -17,7 +17,7 @@ from fastapi.responses import Response
 
 from maskctl.serving.costs import TokenCounter
 from maskctl.serving.http.batcher import Timing
-from maskctl.serving.results import RequestError, to_example
+from maskctl.serving.results import RequestError, example_from_input
 from maskctl.tasks.task import Task
 
 INLINE_COUNT = 64  # inputs checked and counted on the event loop; more, on a worker thread
@@ -83,7 +83,7 @@ class Answerer:
         """The canonical example of one input, or a 400 naming where it is in the request."""
         task = self.served(name)
         try:
-            return to_example(task, item)
+            return example_from_input(task, item)
         except ValueError as exc:
             self.state.metrics.input_errors.labels(name).inc()
             raise ApiError(400, f"{where}: {name} {exc}", task.kind.input_hint) from None

@@ -21,7 +21,7 @@ from typing import Any
 from maskctl.choices import DATA_FILE_FORMATS
 from maskctl.errors import TaskError
 from maskctl.tasks.card import TaskCard
-from maskctl.tasks.readers.rows import resolve_file, to_example
+from maskctl.tasks.readers.rows import example_from_row, resolve_file
 from maskctl.tasks.readers.split import carve_dev
 
 FORMATS = DATA_FILE_FORMATS
@@ -133,6 +133,6 @@ def read(card: TaskCard, spec: dict[str, Any], split: str, data_dir: Path | None
 
     def one(name: str) -> list[dict[str, Any]]:
         data = load_file(resolve_file(card, spec, name, data_dir), forced)
-        return [to_example(card, spec, row, data.where(i)) for i, row in enumerate(data.rows)]
+        return [example_from_row(card, spec, row, data.where(i)) for i, row in enumerate(data.rows)]
 
     return carve_dev(one, spec, split, card)

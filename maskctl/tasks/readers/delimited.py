@@ -16,7 +16,7 @@ from typing import Any
 
 from maskctl.errors import TaskError
 from maskctl.tasks.card import TaskCard
-from maskctl.tasks.readers.rows import resolve_file, to_example
+from maskctl.tasks.readers.rows import example_from_row, resolve_file
 from maskctl.tasks.readers.split import carve_dev
 
 
@@ -27,7 +27,7 @@ def read(card: TaskCard, spec: dict[str, Any], split: str, data_dir: Path | None
 def _read_file(card: TaskCard, spec: dict[str, Any], split: str, data_dir: Path | None) -> list[dict[str, Any]]:
     path = resolve_file(card, spec, split, data_dir)
     rows = _jsonl_rows(path) if spec["reader"] == "jsonl" else _delimited_rows(path, spec)
-    return [to_example(card, spec, row, f"{path}:{line}") for line, row in rows]
+    return [example_from_row(card, spec, row, f"{path}:{line}") for line, row in rows]
 
 
 def _delimited_rows(path: Path, spec: dict[str, Any]):

@@ -21,7 +21,7 @@ from typing import Any
 
 from maskctl.errors import DatasetNotFound, DatasetOffline, DatasetScriptOnly, TaskError
 from maskctl.tasks.card import TaskCard
-from maskctl.tasks.readers.rows import to_example
+from maskctl.tasks.readers.rows import example_from_row
 from maskctl.tasks.readers.split import carve_dev
 
 DEFAULT_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
@@ -40,7 +40,7 @@ def _read_split(card: TaskCard, spec: dict[str, Any], split: str) -> list[dict[s
     examples = []
     for i, row in enumerate(data):
         row = {col: _named(value, names.get(col)) for col, value in row.items()}
-        examples.append(to_example(card, spec, row, f"{spec['path']} {hub_split} row {i}"))
+        examples.append(example_from_row(card, spec, row, f"{spec['path']} {hub_split} row {i}"))
     return examples
 
 

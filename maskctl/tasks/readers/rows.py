@@ -36,7 +36,7 @@ def label_name(card: TaskCard, spec: dict[str, Any], value: Any, where: str) -> 
     return RowView(card, spec, {}, where).label(value)
 
 
-def to_example(card: TaskCard, spec: dict[str, Any], row: dict[str, Any], where: str) -> dict[str, Any]:
+def example_from_row(card: TaskCard, spec: dict[str, Any], row: dict[str, Any], where: str) -> dict[str, Any]:
     """A canonical example of ``card.kind`` from a raw row, built by the kind; errors name
     ``where`` (file:line). ``spec`` may rename columns (``fields:``), ``join`` text columns into
     one, map labels (``label_map``) and, for multiple choice, prefix every ending with a column
