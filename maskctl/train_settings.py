@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from maskctl.errors import MaskctlError
-from maskctl.masking.config import DEFAULT_INIT_SPARSITY, MaskConfig
+from maskctl.masking.config import ALSO_TRAIN, DEFAULT_INIT_SPARSITY, DEFAULT_TUNED_LR, MaskConfig
 from maskctl.schema import bounds_of, check_fields, default_of, did_you_mean, flag, same_as, setting
 from maskctl.choices import DEVICE_HELP, DEVICE_METAVAR, EVAL_BATCH_SIZE, MAX_LENGTH, TASK_KINDS, WORD_PIECES
 
@@ -38,12 +38,14 @@ FALLBACKS: dict[str, Any] = {
     "head": default_of(MaskConfig, "head"),
     "init_sparsity": DEFAULT_INIT_SPARSITY,
     "flip_penalty": 0.0,
+    "also_train": ALSO_TRAIN[0],
+    "tuned_lr": DEFAULT_TUNED_LR,
 }
 # The keys a card's ``defaults:`` may set: the fields above, and the masked blocks (None there
 # means "all but the lowest two", so a card value replaces it only while it is None).
 CARD_KEYS = (*FALLBACKS, "mask_blocks")
 CARD_TYPES = {"epochs": int, "lr": float, "weight_decay": float, "warmup_ratio": float, "max_grad_norm": float,
-              "init_sparsity": float, "flip_penalty": float}
+              "init_sparsity": float, "flip_penalty": float, "tuned_lr": float}
 DEFAULT_LR = FALLBACKS["lr"]
 
 
@@ -93,6 +95,11 @@ class TrainArgs:
                                                "towards its initial side by lr x this: a flipped bit must earn its place "
                                                f"(smaller bundle, less memory served; 0 = the paper) {_fallback('flip_penalty')}.",
                                          min=0, panel=MASK)
+    also_train: str | None = setting(None, "Also train, inside the masked blocks, the masked linears' biases and/or "
+                                           "the LayerNorms (BitFit-style; stored as float16 deltas, a few tens of kB) "
+                                           f"{_fallback('also_train')}.", choices=ALSO_TRAIN, panel=MASK)
+    tuned_lr: float | None = setting(None, f"Adam learning rate of the --also-train tensors {_fallback('tuned_lr')}.",
+                                     above=0, panel=MASK)
     mask_blocks: str | None = setting(None, "Blocks to mask: 2-11, all, top:K, bottom:K (default: all but the lowest "
                                             "two).", panel=MASK)
     head: str | None = setting(None, f"Classifier: mask (paper) or train {_fallback('head')}.",
@@ -152,6 +159,9 @@ class TrainArgs:
             parse_blocks(self.mask_blocks, None)  # the syntax now; the model's block count when it is loaded
         if self.method != "mask" and self.flip_penalty:
             raise MaskctlError("--flip-penalty applies to masking", "drop it, or use --method mask")
+        if self.method != "mask" and self.also_train not in (None, ALSO_TRAIN[0]):
+            raise MaskctlError("--also-train applies to masking (finetuning trains every parameter)",
+                               "drop it, or use --method mask")
         if self.early_stopping is not None and self.keep != "best":
             raise MaskctlError("--early-stopping needs --keep best", "drop --early-stopping or keep the best")
 

@@ -73,8 +73,8 @@ def test_base_model_is_loaded_once_and_memory_holds_one_model(keyword_bundles, m
         calls.append(1)
         return real_load(*args, **kwargs)
 
-    def measuring_apply(self, masks, head=None, key=None, model=None):
-        real_apply(self, masks, head, key, model)
+    def measuring_apply(self, masks, head=None, key=None, model=None, tuned=None):
+        real_apply(self, masks, head, key, model, tuned)
         params = sum(p.numel() * p.element_size() for p in self.model.parameters())
         peaks.append((params, self.saved_bytes()))
 

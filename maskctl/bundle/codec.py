@@ -33,11 +33,22 @@ def fingerprint(model: nn.Module, names: Iterable[str]) -> str:
     Names may point at a plain ``nn.Linear`` or a ``MaskedLinear`` (its ``base_layer`` is
     hashed), so the same fingerprint comes out before wrapping, during training and at eval.
     """
-    digest = hashlib.sha256()
-    for name in sorted(names):
+    def weight(name: str) -> torch.Tensor:
         module = model.get_submodule(name)
-        module = getattr(module, "base_layer", module)
-        weight = module.weight.detach().to("cpu", torch.float32).contiguous()
-        digest.update(f"{name}|{tuple(weight.shape)}|float32\n".encode())
-        digest.update(weight.numpy().tobytes())
+        return getattr(module, "base_layer", module).weight
+
+    return _digest((name, weight(name)) for name in sorted(names))
+
+
+def tensors_fingerprint(tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
+    """The same hash over named tensors (the pristine values of tuned parameters), in name order."""
+    return _digest(sorted(tensors, key=lambda item: item[0]))
+
+
+def _digest(tensors: Iterable[tuple[str, torch.Tensor]]) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in tensors:
+        value = tensor.detach().to("cpu", torch.float32).contiguous()
+        digest.update(f"{name}|{tuple(value.shape)}|float32\n".encode())
+        digest.update(value.numpy().tobytes())
     return "sha256:" + digest.hexdigest()

@@ -8,6 +8,9 @@ Layout of one bundle (all in a single safetensors file, no pickle anywhere):
   1 bit per weight
 * ``head/<param name>``   float tensors the base checkpoint does not have: the randomly
   initialised classifier (its initial values: it is masked, not trained) or a trained head
+* ``tuned/<param name>``  float16 deltas of the base parameters trained beside the mask
+  (``--also-train``: the masked blocks' biases and LayerNorms, ``masking/tuned.py``); their
+  names and the fingerprint of the pristine values are in the metadata's ``tuned`` entry
 * metadata ``maskctl``    JSON self-description: format version, maskctl version, base model
   (spec, source, revision, fingerprint), task card and labels, masked layers with shapes,
   sparsities and coding, mask settings (tau, initial sparsity, seed), the initial-mask
@@ -17,7 +20,8 @@ Layout of one bundle (all in a single safetensors file, no pickle anywhere):
 Every reader takes an ``hf://user/name[/file.bundle][@revision]`` reference too
 (``hub_ref.resolve_bundle_ref``, in ``_check_path``).
 
-Format 1 files are still read bit-exactly; writing always gives format 2. Writes are atomic
+Format 1 files are still read bit-exactly; writing gives format 2, or format 3 when the bundle
+has tuned tensors (an older maskctl refuses it instead of silently serving the base values). Writes are atomic
 (temporary file, then rename) and verified: the temporary file is read back through the
 loader and every mask compared before the rename, so a crash or a codec fault never leaves a
 bad bundle in place.
@@ -54,9 +58,12 @@ from maskctl.errors import BundleError, MaskctlError
 from maskctl.io import atomic_path
 
 FORMAT_NAME = "maskctl.bundle"
-FORMAT_VERSION = 2
+PLAIN_FORMAT = 2  # what a bundle without tuned tensors is written as
+TUNED_FORMAT = 3  # written only by bundles with tuned tensors
+FORMAT_VERSION = TUNED_FORMAT  # the newest this version reads
 MASK_PREFIX = "mask/"
 HEAD_PREFIX = "head/"
+TUNED_PREFIX = "tuned/"
 
 
 @dataclass
@@ -67,6 +74,7 @@ class Bundle(Described):
     head: dict[str, torch.Tensor] = field(default_factory=dict)  # param name -> tensor
     meta: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    tuned: dict[str, torch.Tensor] = field(default_factory=dict)  # base param name -> float16 delta
 
     @property
     def labels(self) -> list[str]:
@@ -108,8 +116,10 @@ def save_bundle(bundle: Bundle, path: str | Path, *, xor_initial: bool = True) -
         layers.append({"name": name, "shape": list(mask.shape), "coding": coding})
     for name, tensor in bundle.head.items():
         tensors[HEAD_PREFIX + name] = tensor.detach().cpu().contiguous()
+    for name, tensor in bundle.tuned.items():
+        tensors[TUNED_PREFIX + name] = tensor.detach().cpu().contiguous()
     meta = portable_meta(bundle.meta, path, origin=bundle.path)  # no absolute machine paths in the file
-    meta.update(format=FORMAT_NAME, format_version=FORMAT_VERSION, maskctl_version=__version__)
+    meta.update(format=FORMAT_NAME, format_version=TUNED_FORMAT if bundle.tuned else PLAIN_FORMAT, maskctl_version=__version__)
     meta.pop("mask_coding", None)
     if any(layer["coding"]["scheme"] == "xor-initial" for layer in layers):
         meta["mask_coding"] = initial.to_meta()
@@ -120,7 +130,7 @@ def save_bundle(bundle: Bundle, path: str | Path, *, xor_initial: bool = True) -
     metadata = {"maskctl": json.dumps(meta, sort_keys=True)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
-        _verify_written(tmp, bundle.masks, path)
+        _verify_written(tmp, bundle, path)
     bundle.meta, bundle.path = meta, path
     return path
 
@@ -155,8 +165,8 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 def load_bundle(path: str | Path) -> Bundle:
     """Load and validate a bundle; raise ``BundleError`` with a fix for any bad file."""
     path = _check_path(path)
-    masks, head, meta = _read(path)
-    return Bundle(masks=masks, head=head, meta=meta, path=path)
+    masks, head, meta, tuned = _read(path)
+    return Bundle(masks=masks, head=head, meta=meta, path=path, tuned=tuned)
 
 
 class MaskReader(Described):
@@ -205,6 +215,7 @@ class CodedMasks(Described):
     meta: dict[str, Any]
     payloads: dict[str, torch.Tensor]
     initial: InitialMasks | None
+    tuned: dict[str, torch.Tensor] = field(default_factory=dict)  # base param name -> float16 delta
 
     def meta_layer(self, name: str) -> dict[str, Any]:
         return next(lay for lay in self.meta["layers"] if lay["name"] == name)
@@ -217,14 +228,16 @@ class CodedMasks(Described):
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.payloads.values())
+        return sum(t.numel() * t.element_size() for t in (*self.payloads.values(), *self.tuned.values()))
 
 
 def read_coded(path: str | Path) -> tuple[CodedMasks, dict[str, torch.Tensor]]:
-    """The coded masks and the head tensors of a bundle, nothing decoded yet."""
+    """The coded masks (with the tuned deltas) and the head tensors of a bundle, nothing
+    decoded yet."""
     path = _check_path(path)
     payloads: dict[str, torch.Tensor] = {}
     head: dict[str, torch.Tensor] = {}
+    tuned: dict[str, torch.Tensor] = {}
     try:
         metadata, tensors = _read_owned(path)
         meta = _parse_meta(path, metadata)
@@ -239,6 +252,8 @@ def read_coded(path: str | Path) -> tuple[CodedMasks, dict[str, torch.Tensor]]:
                 payloads[name] = tensor
             elif key.startswith(HEAD_PREFIX):
                 head[key[len(HEAD_PREFIX):]] = tensor
+            elif key.startswith(TUNED_PREFIX):
+                tuned[key[len(TUNED_PREFIX):]] = tensor
     except BundleError:
         raise
     except Exception as exc:
@@ -247,9 +262,14 @@ def read_coded(path: str | Path) -> tuple[CodedMasks, dict[str, torch.Tensor]]:
     if missing:
         raise BundleError(f"{path}: masks missing for {sorted(missing)[:3]}",
                           "the bundle is damaged or truncated; train it again")
+    listed = (meta.get("tuned") or {}).get("tensors") or []
+    if set(listed) != set(tuned) or any(t.dtype != torch.float16 for t in tuned.values()):
+        raise BundleError(f"{path}: its tuned tensors do not match the metadata's list",
+                          "the bundle is damaged or truncated; train it again")
     # the metadata's layer order is the model's order; the file's tensor order is not promised
     ordered = {layer["name"]: payloads[layer["name"]] for layer in meta["layers"]}
-    return CodedMasks(path=path, meta=meta, payloads=ordered, initial=initial), head
+    return CodedMasks(path=path, meta=meta, payloads=ordered, initial=initial,
+                      tuned={name: tuned[name] for name in listed}), head
 
 
 def _read_owned(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
@@ -274,9 +294,9 @@ def _header_metadata(start: bytes, header: bytes) -> dict[str, str]:
     return metadata
 
 
-def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor]]:
     coded, head = read_coded(path)
-    return coded.decode_all(), head, coded.meta
+    return coded.decode_all(), head, coded.meta, coded.tuned
 
 
 def _initial_masks(path: Path, meta: dict[str, Any]) -> InitialMasks | None:
@@ -312,13 +332,16 @@ def _decode(path: Path, name: str, tensor: torch.Tensor, layer: dict[str, Any], 
         raise BundleError(f"{path}: mask {name} cannot be decoded: {exc}", fix) from exc
 
 
-def _verify_written(tmp: Path, masks: dict[str, torch.Tensor], path: Path) -> None:
-    """Cheap insurance: decode the file just written and compare every mask bit for bit."""
-    written, _, _ = _read(tmp)
-    for name, mask in masks.items():
-        expected = mask.detach().cpu().bool()
-        if name not in written or not torch.equal(written[name], expected):
-            raise BundleError(f"mask {name} did not read back bit-exactly after writing {path}",
+def _verify_written(tmp: Path, bundle: Bundle, path: Path) -> None:
+    """Cheap insurance: decode the file just written and compare every mask and tuned delta
+    bit for bit."""
+    written, _, _, tuned = _read(tmp)
+    expected = {**{f"mask {n}": m.detach().cpu().bool() for n, m in bundle.masks.items()},
+                **{f"tuned tensor {n}": t.detach().cpu() for n, t in bundle.tuned.items()}}
+    found = {**{f"mask {n}": m for n, m in written.items()}, **{f"tuned tensor {n}": t for n, t in tuned.items()}}
+    for name, value in expected.items():
+        if name not in found or not torch.equal(found[name], value):
+            raise BundleError(f"{name} did not read back bit-exactly after writing {path}",
                               "this is a maskctl bug; please report it (nothing was replaced)")
 
 

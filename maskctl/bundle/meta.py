@@ -147,6 +147,26 @@ class MaskRecord:
 
 
 @dataclass(frozen=True)
+class TunedRecord:
+    """The base parameters trained beside the mask (``--also-train``; ``masking/tuned.py``):
+    which option chose them, their names (stored as float16 deltas under ``tuned/``), and the
+    fingerprint of their pristine values, checked against the base like the masked weights'."""
+
+    also_train: str
+    tensors: list[str]
+    fingerprint: str
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> TunedRecord | None:
+        if not raw:
+            return None
+        return cls(also_train=raw["also_train"], tensors=list(raw["tensors"]), fingerprint=raw["fingerprint"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"also_train": self.also_train, "tensors": list(self.tensors), "fingerprint": self.fingerprint}
+
+
+@dataclass(frozen=True)
 class MetricsRecord:
     """The run's dev metrics, dev history, the evaluation the output kept, and its loss curve;
     ``scores(split)`` for any split stored."""
@@ -239,11 +259,12 @@ class BundleMeta:
     head_tensors: list[str] = field(default_factory=list)
     sparsity: dict[str, float] = field(default_factory=dict)
     maskctl_version: str | None = None
+    tuned: TunedRecord | None = None  # None: the mask alone (every bundle before format 3)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str | Path = "the bundle") -> BundleMeta:
-        """Read the JSON of any format version (1: packbits masks, 2: coded masks; the parts
-        read here are the same in both). When ``where`` is the bundle's file, the folders its
+        """Read the JSON of any format version (1: packbits masks, 2: coded masks, 3: with tuned
+        tensors; the parts read here are the same in all). When ``where`` is the bundle's file, the folders its
         ``local`` hints find from there are filled in (``portable.local_view``)."""
         raw = local_view(raw, where)
         try:
@@ -257,7 +278,7 @@ class BundleMeta:
                        mask=MaskRecord.from_dict(raw.get("mask")), training=TrainingRecord.from_dict(raw.get("training")),
                        metrics=MetricsRecord.from_dict(raw.get("metrics")),
                        head_tensors=list(raw.get("head_tensors") or []), sparsity=dict(raw.get("sparsity") or {}),
-                       maskctl_version=raw.get("maskctl_version"))
+                       maskctl_version=raw.get("maskctl_version"), tuned=TunedRecord.from_dict(raw.get("tuned")))
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{where}: the bundle metadata lacks {exc}", "the bundle is damaged; train it again") from None
 
@@ -267,7 +288,8 @@ class BundleMeta:
                 "task": self.task.to_dict(), "mask": self.mask.to_dict(), "layers": [lay.to_dict() for lay in self.layers],
                 "head_tensors": list(self.head_tensors), "sparsity": dict(self.sparsity),
                 "training": self.training.to_dict(), "metrics": self.metrics.to_dict(),
-                **({"maskctl_version": self.maskctl_version} if self.maskctl_version else {})}
+                **({"maskctl_version": self.maskctl_version} if self.maskctl_version else {}),
+                **({"tuned": self.tuned.to_dict()} if self.tuned else {})}
 
     @property
     def task_name(self) -> str:

@@ -53,6 +53,9 @@ def _print_summary(bundle: str, summary) -> None:
                   highlight=False)
     console.print(f"mask: tau {mask.threshold}, initial sparsity {mask.init_sparsity}, blocks "
                   f"{mask.block_ids}, head {mask.head}, seed {mask.seed}", highlight=False)
+    if info.tuned:
+        console.print(f"also trained: {info.tuned.also_train} of the masked blocks, {len(info.tuned.tensors)} tensors "
+                      "stored as float16 deltas", highlight=False)
     console.print(f"sparsity: {info.sparsity['init']:.4%} at init -> {info.sparsity['final']:.4%} trained",
                   highlight=False)
     console.print(f"size: {summary.file_bytes:,} bytes for {info.masked_weights:,} masked weights = "

@@ -11,6 +11,9 @@ from maskctl.schema import check_fields, setting
 DEFAULT_THRESHOLD = 0.01
 DEFAULT_INIT_SPARSITY = 0.05
 HEAD_MODES = ("mask", "train")
+# --also-train: base parameters trained beside the mask inside the masked blocks (masking/tuned.py)
+ALSO_TRAIN = ("none", "bias", "layernorm", "bias+layernorm")
+DEFAULT_TUNED_LR = 1e-3
 
 
 @dataclass

@@ -20,8 +20,13 @@ sparse matrix): the sparse term costs a roughly fixed share of the output, the d
 weight-sized pass per group. ``DENSE_MIN_TOKENS`` switches between them, chosen from
 measurements (BENCHMARKS.md, "Serving many tasks").
 
-``MixedMaskLinear`` wraps a ``base_layer`` (PEFT's pattern) and reads the current batch's row
-groups from a shared ``Routing``; outside a routed call it is the plain base layer.
+A task that also tuned biases or LayerNorms (``--also-train``, ``masking/tuned.py``) adds its
+bias deltas to its own rows, and ``MixedLayerNorm`` recomputes its rows with the task's LayerNorm
+weight and bias (the merged model's very operation, so those rows match it bit for bit).
+
+``MixedMaskLinear`` and ``MixedLayerNorm`` wrap a ``base_layer`` (PEFT's pattern) and read the
+current batch's row groups from a shared ``Routing``; outside a routed call they are the plain
+base layer.
 """
 
 from __future__ import annotations
@@ -29,13 +34,15 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Hashable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn import functional
 
 from maskctl.masking.flips import FlipRows, add_flip_terms, flip_values, flipped_weight
 from maskctl.masking.layer import WrappedLinear
+from maskctl.masking.tuned import tuned_value
 
 # From this many token rows on, a task's rows use a dense product with their own weight; below
 # it they share the base pass and add ``x Cᵀ``. Measured on this machine's CPU (MiniLM's FFN
@@ -107,11 +114,13 @@ class Run:
 
 @dataclass(frozen=True)
 class RowGroup:
-    """Rows ``start:stop`` of the batch (dimension 0) and their task's corrections by layer."""
+    """Rows ``start:stop`` of the batch (dimension 0), their task's corrections by layer and its
+    tuned deltas by parameter (float16; names relative to the routed module's root)."""
 
     start: int
     stop: int
     corrections: Mapping[str, Correction]
+    deltas: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Routing:
@@ -148,7 +157,8 @@ class MixedMaskLinear(WrappedLinear):
         return self.base_layer.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not any(g.corrections.get(self.name) for g in self.routing.groups):
+        bias_key = f"{self.name}.bias"
+        if not any(g.corrections.get(self.name) or bias_key in g.deltas for g in self.routing.groups):
             return self.base_layer(x)
         weight, bias = self.base_layer.weight, self.base_layer.bias
         flat_x = x.reshape(-1, x.shape[-1])
@@ -166,6 +176,9 @@ class MixedMaskLinear(WrappedLinear):
                     out[first:last].add_((term.correction.matrix @ flat_x[first:last].T).T)
         for key, groups in compact.items():  # one kernel call per layer and reference
             add_flip_terms(groups, weight, None if key is None else self.references[key], flat_x, out)
+        for group in self.routing.groups:  # --also-train: the task's bias on its own rows
+            if bias_key in group.deltas:
+                out[group.start * per_row:group.stop * per_row].add_(group.deltas[bias_key])
         return out.view(*x.shape[:-1], weight.shape[0])
 
     def _runs(self, per_row: int) -> list[Run]:
@@ -190,6 +203,29 @@ class MixedMaskLinear(WrappedLinear):
                 runs[-1].terms.append(Term(group.start, group.stop, correction))
             last_key = key
         return runs
+
+
+class MixedLayerNorm(nn.Module):
+    """A frozen LayerNorm whose row groups with tuned deltas use the task's own weight and bias."""
+
+    def __init__(self, base_layer: nn.LayerNorm, name: str, routing: Routing) -> None:
+        super().__init__()
+        self.base_layer = base_layer
+        self.keys = (f"{name}.weight", f"{name}.bias")  # this layer's entries in a group's deltas
+        self.routing = routing
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base_layer(x)
+        base = self.base_layer
+        for group in self.routing.groups:
+            weight_delta, bias_delta = (group.deltas.get(key) for key in self.keys)
+            if weight_delta is None and bias_delta is None:
+                continue
+            weight = base.weight if weight_delta is None else tuned_value(base.weight, weight_delta)
+            bias = base.bias if bias_delta is None else tuned_value(base.bias, bias_delta)
+            rows = slice(group.start, group.stop)
+            out[rows] = functional.layer_norm(x[rows], base.normalized_shape, weight, bias, base.eps)
+        return out
 
 
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor) -> None:
@@ -225,17 +261,20 @@ def correction_bytes(corrections: Mapping[str, Correction]) -> int:
     return sum(c.nbytes for c in corrections.values())
 
 
-def wrap_for_mixing(root: nn.Module, names: list[str], routing: Routing) -> dict[str, MixedMaskLinear]:
-    """Replace each named ``nn.Linear`` under ``root`` by a ``MixedMaskLinear`` (once); return them."""
+def wrap_for_mixing(root: nn.Module, names: list[str], routing: Routing) -> dict[str, nn.Module]:
+    """Replace each named ``nn.Linear`` under ``root`` by a ``MixedMaskLinear`` and each named
+    ``nn.LayerNorm`` by a ``MixedLayerNorm`` (once); return them."""
     layers = {}
     for name in names:
         module = root.get_submodule(name)
-        if not isinstance(module, MixedMaskLinear):
-            if not isinstance(module, nn.Linear):
-                raise ValueError(f"{name} is {type(module).__name__}, expected nn.Linear")
+        if not isinstance(module, (MixedMaskLinear, MixedLayerNorm)):
+            wrapper = (MixedMaskLinear if isinstance(module, nn.Linear) else
+                       MixedLayerNorm if isinstance(module, nn.LayerNorm) else None)
+            if wrapper is None:
+                raise ValueError(f"{name} is {type(module).__name__}, expected nn.Linear or nn.LayerNorm")
             parent_name, _, attr = name.rpartition(".")
             parent = root.get_submodule(parent_name) if parent_name else root
-            module = MixedMaskLinear(module, name, routing)
+            module = wrapper(module, name, routing)
             setattr(parent, attr, module)
         layers[name] = module
     return layers

@@ -5,7 +5,7 @@ Applying a mask multiplies it into the weights (exactly what ``maskctl eval`` do
 agree bit for bit) after saving the few values it zeroes (about 5 % of the masked weights, with
 their flat indices); removing it writes those values back, so the resident weights return to
 the pretrained ones bit for bit. A bundle's head tensors (the classifier it was trained with)
-are swapped in and out the same way.
+and tuned deltas (``--also-train``: biases and LayerNorms) are swapped in and out the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from maskctl.masking.tuned import Swapped, add_deltas, put_back_values
 
 Zeroed = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (weight, flat index, values it held)
 
@@ -39,13 +40,15 @@ class ResidentModel:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self._zeroed: list[Zeroed] = []
-        self._head: list[tuple[torch.Tensor, torch.Tensor]] = []  # (parameter, value before the bundle's)
+        self._swapped: list[Swapped] = []  # (parameter, value before the bundle's head or delta)
         self.active: object | None = None
 
     @torch.no_grad()
     def apply(self, masks: dict[str, torch.Tensor], head: dict[str, torch.Tensor] | None = None,
-              key: object | None = None, model: nn.Module | None = None) -> None:
-        """Make ``masks`` (and ``head``) current, first undoing whatever was applied before.
+              key: object | None = None, model: nn.Module | None = None,
+              tuned: dict[str, torch.Tensor] | None = None) -> None:
+        """Make ``masks`` (and ``head``, and the ``tuned`` deltas) current, first undoing whatever
+        was applied before.
 
         Names resolve in ``model`` (default: the resident model), e.g. a task model of another
         kind that shares the resident encoder.
@@ -55,8 +58,9 @@ class ResidentModel:
         params = dict(model.named_parameters())
         for name, tensor in (head or {}).items():
             param = params[name]
-            self._head.append((param, param.detach().clone()))
+            self._swapped.append((param, param.detach().clone()))
             param.copy_(tensor.to(param.device, param.dtype))
+        self._swapped += add_deltas(model, tuned or {})
         self._zeroed = [multiply_in(model.get_submodule(name).weight, mask) for name, mask in masks.items()]
         self.active = key
 
@@ -64,10 +68,9 @@ class ResidentModel:
     def restore(self) -> None:
         """Put back every value the current mask and head replaced (bit-exact)."""
         put_back(self._zeroed)
-        for param, value in self._head:
-            param.copy_(value)
+        put_back_values(self._swapped)
         self._zeroed.clear()
-        self._head.clear()
+        self._swapped.clear()
         self.active = None
 
     def saved_bytes(self) -> int:

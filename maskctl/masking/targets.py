@@ -144,20 +144,24 @@ class Targets:
         return self.blocks + head
 
 
-def find_targets(model: nn.Module, block_ids: list[int]) -> Targets:
-    """Resolve the full module names of every linear to mask in ``model``."""
+def block_paths(model: nn.Module, block_ids: list[int]) -> list[str]:
+    """The full module names of the blocks ``block_ids`` of ``model``."""
     family = family_for(model)
     prefix = getattr(model, "base_model_prefix", "")
     base = _base_model(model)
     blocks = _get(base, family.blocks)
     base_path = f"{prefix}.{family.blocks}" if prefix and base is not model else family.blocks
-    names = []
     for i in block_ids:
         if not 0 <= i < len(blocks):
             raise SettingError(f"block {i} does not exist: this model has blocks 0-{len(blocks) - 1}",
                                f"pick blocks between 0 and {len(blocks) - 1}")
-        for linear in family.block_linears:
-            names.append(f"{base_path}.{i}.{linear}")
+    return [f"{base_path}.{i}" for i in block_ids]
+
+
+def find_targets(model: nn.Module, block_ids: list[int]) -> Targets:
+    """Resolve the full module names of every linear to mask in ``model``."""
+    family = family_for(model)
+    names = [f"{path}.{linear}" for path in block_paths(model, block_ids) for linear in family.block_linears]
     pooler = _first_linear(model, family.poolers)
     output = _first_linear(model, family.outputs)
     return Targets(blocks=tuple(names), pooler=pooler, output=output)

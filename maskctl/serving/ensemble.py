@@ -33,7 +33,7 @@ from maskctl.io import atomic_path
 from maskctl.masking.resident import ResidentModel
 from maskctl.models import load_tokenizer
 from maskctl.evaluation import argmax, collect_scores, make_loader, resolve_device
-from maskctl.serving.loading import check_head, load_base
+from maskctl.serving.loading import check_head, check_tuned, load_base
 
 
 def combine(members: list[list[torch.Tensor]], by: str) -> list[torch.Tensor]:
@@ -111,7 +111,10 @@ def run_ensemble(paths: list[str | Path], by: str = "best", split: str = "dev", 
     for path in paths:
         bundle = load_bundle(path)
         check_head(net, bundle)
-        resident.apply(bundle.masks, bundle.head, key=path)
+        if bundle.info.tuned:  # each member's own tuned parameters, against the pristine base
+            resident.restore()
+            check_tuned(net, bundle.info, path, source.spec, "ensemble bundles of one base model")
+        resident.apply(bundle.masks, bundle.head, key=path, tuned=bundle.tuned)
         del bundle  # one mask in memory at a time
         for name in splits:
             member_scores, golds[name] = collect_scores(net, loaders[name], task, dev)

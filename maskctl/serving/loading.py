@@ -3,8 +3,9 @@ serving all rebuild their models here.
 
 ``load_base`` loads the base model a bundle names (or ``--model``) with its task head and checks
 that it is the model the bundle was trained on (layers, shapes, the fingerprint of the masked
-weights); ``check_head`` checks a bundle's head tensors against a loaded model; ``load_masked``
-adds the head and multiplies the masks in: the very model ``maskctl train`` scored.
+weights and of any tuned parameters); ``check_head`` checks a bundle's head tensors against a
+loaded model; ``load_masked`` adds the head, multiplies the masks in and adds the tuned deltas:
+the very model ``maskctl train`` scored.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any
 
 import torch
 
-from maskctl.bundle.codec import fingerprint
+from maskctl.bundle.codec import fingerprint, tensors_fingerprint
 from maskctl.bundle.format import Bundle, load_bundle
 from maskctl.bundle.meta import BundleMeta
 from maskctl.errors import BundleError, TaskError
 from maskctl.masking.model import apply_masks
+from maskctl.masking.tuned import add_deltas, parameter
 from maskctl.models import ModelSource, load_task_model, load_tokenizer, model_option, resolve_model, stored_source
 from maskctl.tasks.card import TaskCard, canonical_split
 from maskctl.tasks.readers.datafiles import load_file
@@ -90,6 +92,28 @@ def check_fit(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec: s
     if found != base.fingerprint:
         raise BundleError(f"{where} was trained on a different base model than {spec!r} "
                           f"(fingerprint {found[7:19]} != {base.fingerprint[7:19]})", fix)
+    if meta.tuned:
+        check_tuned(net, meta, where, spec, fix, fingerprints)
+
+
+def check_tuned(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec: str, fix: str,
+                fingerprints: dict[tuple[str, ...], str] | None = None) -> None:
+    """The base parameters a bundle tuned (``--also-train``) exist in ``net`` and hold the
+    pristine values the deltas were taken against (their own fingerprint)."""
+    names = tuple(sorted(meta.tuned.tensors))
+    key = ("tuned", *names)
+    found = (fingerprints or {}).get(key)
+    if found is None:
+        try:
+            found = tensors_fingerprint((name, parameter(net, name)) for name in names)
+        except AttributeError:
+            raise BundleError(f"{where}: its tuned tensors ({names[0]}, ...) are not parameters of model {spec!r}",
+                              fix) from None
+        if fingerprints is not None:
+            fingerprints[key] = found
+    if found != meta.tuned.fingerprint:
+        raise BundleError(f"{where} tuned biases/LayerNorms of a different base model than {spec!r} "
+                          f"(fingerprint {found[7:19]} != {meta.tuned.fingerprint[7:19]})", fix)
 
 
 def check_head(net: torch.nn.Module, bundle: Bundle) -> None:
@@ -115,6 +139,7 @@ def load_masked(bundle: Bundle, model: str | None = None,
     check_head(net, bundle)
     net.load_state_dict(bundle.head, strict=False)
     apply_masks(net, bundle.masks)
+    add_deltas(net, bundle.tuned)  # --also-train: the pristine values (checked above) plus the deltas
     tokenizer = load_tokenizer(source, **task.kind.tokenizer_kwargs)
     return LoadedBundle(model=net, tokenizer=tokenizer, task=task, source=source, bundle=bundle)
 

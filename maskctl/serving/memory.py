@@ -33,7 +33,6 @@ from maskctl.bundle.format import CodedMasks
 from maskctl.masking.flips import pack_flips
 from maskctl.masking.mixed import correction_bytes
 from maskctl.serving.tasks import Corrections
-from maskctl.serving.tasks import ServedTask  # noqa: F401  (only for maskctl/serving/model.py's import)
 
 
 def hold_flips(coded: CodedMasks, corrections: Corrections, inner: dict[str, str]

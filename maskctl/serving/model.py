@@ -14,7 +14,7 @@ back bit for bit), so single-task traffic runs at the speed of a merged model. H
 and per task: each runs through its kind's task model with ``torch.func.functional_call``.
 
     requests [(task, input), ...]
-      -> results.to_example (per kind)             -> a RequestError in place for a bad one
+      -> results.example_from_input (per kind)     -> a RequestError in place for a bad one
       -> batching.build_batch: encode + collate per task, stack rows (smallest groups first)
       -> encoder pass once: every MixedMaskLinear computes x W^T on the pristine W, then per
          task group + its term (CSR of -W * not M_t, or the flips kernel), or x (W + S_t)^T
@@ -46,7 +46,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAtte
 from maskctl.bundle.format import read_coded, read_meta
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.meta import BundleMeta
-from maskctl.errors import DuplicateTask, MaskctlError, ModelError
+from maskctl.errors import BundleError, DuplicateTask, MaskctlError, ModelError
 from maskctl.masking.flips import flips_of, kernel_handles, nonzero_mask
 from maskctl.masking.mixed import Correction, MixedMaskLinear, RowGroup, Routing, correction_matrix, wrap_for_mixing
 from maskctl.models import load_tokenizer
@@ -54,8 +54,9 @@ from maskctl.serving.batching import TaskRequests, build_batch
 from maskctl.serving.heads import Precomputed, task_model
 from maskctl.serving.loading import check_fit, fit_head, load_base
 from maskctl.serving.merged import MergedWeights
-from maskctl.serving.memory import CorrectionCache, Corrections, ServedTask, hold_flips, release_freed_memory
-from maskctl.serving.results import RequestError, to_example
+from maskctl.serving.memory import CorrectionCache, hold_flips, release_freed_memory
+from maskctl.serving.results import RequestError, example_from_input
+from maskctl.serving.tasks import Corrections, ServedTask
 from maskctl.tasks.card import TaskCard
 from maskctl.tasks.task import Task
 from maskctl.evaluation import resolve_device
@@ -80,7 +81,7 @@ class MaskedModel:
         self._cache = CorrectionCache(int(cache_mb * 2**20))
         self._fingerprints: dict[tuple[str, ...], str] = {}
         self._layers: dict[str, MixedMaskLinear] = {}  # by encoder-relative name
-        self._merged = MergedWeights(self._layers)  # the task multiplied into the weights, if any
+        self._merged = MergedWeights(self._layers, self.encoder)  # the task multiplied into the weights, if any
         self._reference_users: dict[tuple, int] = {}
         self._last_single: str | None = None
         self._lock = threading.RLock()
@@ -142,7 +143,9 @@ class MaskedModel:
             effective = self._effective_head(net, head, masks, path)
             if replaces in self._tasks:  # every check passed: the old version goes now
                 self._drop(replaces)
-            self._layers.update(wrap_for_mixing(self.encoder, list(inner.values()), self._routing))
+            tuned_modules = sorted({name.rpartition(".")[0] for name in self._deltas(coded)})
+            wrapped = wrap_for_mixing(self.encoder, list(inner.values()) + tuned_modules, self._routing)
+            self._layers.update({n: m for n, m in wrapped.items() if isinstance(m, MixedMaskLinear)})
             record = coded.info.training
             if reference is not None and any(reference not in self._layers[n].references and n not in initial
                                              for n in inner.values()):
@@ -200,9 +203,19 @@ class MaskedModel:
         return min(limit, declared) if declared and declared < 10**6 else limit
 
     def _check_base(self, info: BundleMeta, path) -> None:
-        """The encoder layers of the bundle against the served base (``loading.check_fit``)."""
+        """The encoder layers (and tuned parameters) of the bundle against the served base
+        (``loading.check_fit``); tuned parameters serve only inside the shared encoder."""
         check_fit(self._base, info, path, self._source.spec, "serve together only bundles of the same base model",
                   encoder_only=True, fingerprints=self._fingerprints)
+        outside = [n for n in (info.tuned.tensors if info.tuned else []) if not n.startswith(self._prefix + ".")]
+        if outside:
+            raise BundleError(f"{path}: tuned tensor {outside[0]} is outside the shared encoder",
+                              "serve it alone with maskctl eval / predict, or train it without --also-train")
+
+    def _deltas(self, coded) -> dict[str, torch.Tensor]:
+        """A task's tuned deltas (float16) by encoder-relative parameter name."""
+        cut = len(self._prefix) + 1
+        return {name[cut:]: delta for name, delta in coded.tuned.items() if name.startswith(self._prefix + ".")}
 
     def _net_for(self, task: Task) -> torch.nn.Module:
         key = (task.kind.auto_class, len(task.labels))
@@ -333,7 +346,7 @@ class MaskedModel:
                                               f"use one of: {', '.join(self._tasks) or 'none (load a bundle)'}", 404)
                 continue
             try:
-                valid.append((index, served, to_example(served.task, item)))
+                valid.append((index, served, example_from_input(served.task, item)))
             except ValueError as exc:
                 results[index] = RequestError(index, name, f"{name} {exc}", served.task.kind.input_hint)
         for start in range(0, len(valid), batch_size):
@@ -380,7 +393,8 @@ class MaskedModel:
         names = list(parts)
         single = names[0] if len(names) == 1 else None
         if single is not None and single in (self._last_single, self._merged.task):
-            self._merged.merge(single, lambda: self._tasks[single].encoder_masks(self._layers))
+            self._merged.merge(single, lambda: self._tasks[single].encoder_masks(self._layers),
+                               self._deltas(self._tasks[single].coded))
         else:
             self._merged.unmerge()
         self._last_single = single
@@ -388,8 +402,8 @@ class MaskedModel:
         misses = self._cache.misses
         batch = build_batch(list(parts.values()), self._tokenizers, self.device)
         merged = self._merged.task is not None
-        groups = [] if merged else [RowGroup(g.start, g.stop, self._corrections(g.served.name, pinned))
-                                    for g in batch.groups]
+        groups = [] if merged else [RowGroup(g.start, g.stop, self._corrections(g.served.name, pinned),
+                                             self._deltas(g.served.coded)) for g in batch.groups]
         with self._routing.route(groups):
             out = self.encoder(**batch.inputs)
         hidden, pooled = out[0], getattr(out, "pooler_output", None)

@@ -41,9 +41,6 @@ def example_from_input(task: Task, item: Any) -> dict[str, Any]:
     return example
 
 
-# The former name, only while maskctl/serving/model.py (refactored elsewhere) still imports it.
-to_example = example_from_input
-
 
 def _check_unicode(value: Any) -> None:
     """Text a tokenizer can take: JSON may carry a lone surrogate (``"\\ud800"``) that Python

@@ -9,7 +9,8 @@ three seams a variant would touch are single methods: ``trainable`` (which tenso
 the masks the bundle stores; a kept best state and the output both follow it).
 
 * ``MaskMethod`` (Zhao et al. 2020): every selected linear becomes a ``MaskedLinear``; only its
-  scores train (and the classifier with ``head=train``), with Adam, no weight decay and no
+  scores train (and the classifier with ``head=train``, and with ``--also-train`` the masked
+  blocks' biases / LayerNorms in a group of their own lr), with Adam, no weight decay and no
   schedule (the official code's setting). The output is a ``*.bundle``.
 * ``FinetuneMethod``: the Hugging Face ``Trainer``'s recipe, AdamW with decay never on biases or
   LayerNorm, linear decay after an optional warm-up. The output is a ``save_pretrained`` folder.
@@ -27,15 +28,16 @@ from typing import Any
 import torch
 
 from maskctl import __version__
-from maskctl.bundle.codec import fingerprint
+from maskctl.bundle.codec import fingerprint, tensors_fingerprint
 from maskctl.bundle.format import FORMAT_VERSION, Bundle, check_bundle_output, save_bundle
 from maskctl.bundle.meta import (BaseModelInfo, BundleMeta, LayerRecord, MaskRecord, MetricsRecord, TaskRecord,
-                                 TrainingRecord)
+                                 TrainingRecord, TunedRecord)
 from maskctl.bundle.portable import without_paths
 from maskctl.io import atomic_dir
 from maskctl.masking.flip_penalty import FlipPenalty
 from maskctl.masking.model import MaskConfig, current_masks, masked_layers, merge_masks, sparsity, wrap_model
 from maskctl.masking.targets import num_blocks, parse_blocks
+from maskctl.masking.tuned import deltas_of, parameter, pristine_values, tuned_names, tuned_value
 from maskctl.models import ModelSource, save_model_folder
 from maskctl.tasks.task import Task
 from maskctl.train_settings import TrainArgs
@@ -176,16 +178,28 @@ class MaskMethod(TrainingMethod):
         self.fp_layers = [n for n in names if f"{n}.weight" not in new_keys]
         self.fingerprint = fingerprint(model, self.fp_layers)
         self.init_sparsity = {n: sparsity(m) for n, m in current_masks(model).items()}
+        # --also-train: trained beside the mask, stored as deltas from these pristine values
+        self.pristine = pristine_values(model, tuned_names(model, self.block_ids, self.args.also_train))
+        for name in self.pristine:
+            parameter(model, name).requires_grad_(True)
 
     def trainable(self, model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
-        """What ``wrap_model`` left trainable: the scores, and the classifier with ``head=train``."""
+        """What ``attach`` left trainable: the scores, the classifier with ``head=train``, and
+        the ``--also-train`` tensors."""
         return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
     def param_groups(self, model: torch.nn.Module,
                      trainable: dict[str, torch.nn.Parameter]) -> list[dict[str, Any]]:
         """One group of scores, no decay (the paper's); ``--weight-decay`` gives the ``Trainer``'s
-        two groups. A tensor trained beside the mask would get its own group (its own lr) here."""
-        return decay_groups(model, trainable, self.args.weight_decay)
+        two groups. The ``--also-train`` tensors form a group of their own (``--tuned-lr``, no
+        decay): a score moves the mask only across the threshold, a bias moves every output."""
+        tuned = {id(parameter(model, name)) for name in self.pristine}
+        rest = {n: p for n, p in trainable.items() if id(p) not in tuned}
+        groups = decay_groups(model, rest, self.args.weight_decay)
+        if tuned:
+            groups.append({"params": [p for p in trainable.values() if id(p) in tuned], "lr": self.args.tuned_lr,
+                           "weight_decay": 0.0})
+        return groups
 
     def stored_keys(self) -> list[str]:
         """The tensors besides the masks that the bundle stores: the parameters the base
@@ -208,7 +222,8 @@ class MaskMethod(TrainingMethod):
     def snapshot(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
         """The binary masks and stored tensors: a few MB, whatever the model's size."""
         return {**{f"mask/{n}": m.clone() for n, m in current_masks(model).items()},
-                **{f"head/{k}": v for k, v in self._stored_tensors(model).items()}}
+                **{f"head/{k}": v for k, v in self._stored_tensors(model).items()},
+                **{f"tuned/{k}": v for k, v in deltas_of(model, self.pristine).items()}}
 
     def _stored_tensors(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
         """Current values of ``stored_keys``, read through any ``MaskedLinear`` wrapper."""
@@ -225,18 +240,22 @@ class MaskMethod(TrainingMethod):
         score it, and save the bundle that describes it."""
         kept = outcome.keeper.kept_state()
         if kept is None:
-            masks, head = current_masks(model), self._stored_tensors(model)
+            masks, head, deltas = current_masks(model), self._stored_tensors(model), deltas_of(model, self.pristine)
         else:
             # in the model's layer order, whatever order a checkpoint gave back: the bytes must not vary
             masks = {n: kept[f"mask/{n}"] for n in masked_layers(model)}
             head = {k: kept[f"head/{k}"] for k in self.stored_keys()}
+            deltas = {k: kept[f"tuned/{k}"] for k in self.pristine}
         merge_masks(model, masks if kept is not None else None)
         if kept is not None:
             model.load_state_dict(head, strict=False)
+        with torch.no_grad():  # the stored float16 deltas on the pristine values: what every reader rebuilds
+            for name, delta in deltas.items():
+                parameter(model, name).copy_(tuned_value(self.pristine[name], delta))
         metrics = outcome.score(model)
         overall = self._overall_sparsity(masks)
         meta = self._meta(model, outcome, masks, head, overall, metrics)
-        path = save_bundle(Bundle(masks=masks, head=head, meta=meta), outcome.output)
+        path = save_bundle(Bundle(masks=masks, head=head, meta=meta, tuned=deltas), outcome.output)
         return TrainResult(output=path, method=self.name, metrics=metrics, wall_seconds=0.0,
                            history=outcome.keeper.history, sparsity=overall, kept=outcome.keeper.record_of_kept())
 
@@ -263,6 +282,8 @@ class MaskMethod(TrainingMethod):
             training=TrainingRecord.from_dict({**self.args.record(), "maskctl_version": __version__}),
             metrics=MetricsRecord(dev=metrics, history=keeper.history, kept=keeper.record_of_kept(),
                                   curve=outcome.curve.to_dict()),
+            tuned=TunedRecord(also_train=self.args.also_train, tensors=list(self.pristine),
+                              fingerprint=tensors_fingerprint(self.pristine.items())) if self.pristine else None,
         ).to_dict()
 
 

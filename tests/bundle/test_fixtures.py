@@ -1,6 +1,7 @@
 """Bundles written by earlier maskctl versions keep loading bit for bit (as PEFT keeps regression
 fixtures of old adapter files): a format-1 file written by the code before format 2 existed
-(commit 996eb98) and a format-2 file, each with the digests its own writer's reader computed
+(commit 996eb98), a format-2 file and a format-3 file (``--also-train bias+layernorm``: float16
+deltas of biases and LayerNorms), each with the digests its own writer's reader computed
 (expected.json). Never regenerate these files: add new ones for new formats."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from maskctl.bundle.format import load_bundle, read_coded, read_meta
 from maskctl.bundle.meta import BundleMeta
@@ -33,9 +35,13 @@ def test_stored_bundles_of_every_format_load_bit_for_bit(name):
     for tensor_name, tensor in bundle.head.items():
         assert list(tensor.shape) == want["head"][tensor_name]["shape"]
         assert round(float(tensor.double().sum()), 6) == pytest.approx(want["head"][tensor_name]["sum"], abs=1e-6)
+    assert sorted(bundle.tuned) == sorted(want.get("tuned", {}))
+    for tensor_name, tensor in bundle.tuned.items():
+        assert tensor.dtype == torch.float16 and list(tensor.shape) == want["tuned"][tensor_name]["shape"]
+        assert hashlib.sha256(tensor.numpy().tobytes()).hexdigest() == want["tuned"][tensor_name]["sha256"]
     coded, head = read_coded(FIXTURES / name)  # serving's lazy path decodes the same bits
     assert all(bool((coded.decode(n) == m).all()) for n, m in bundle.masks.items())
-    assert sorted(head) == sorted(bundle.head)
+    assert sorted(head) == sorted(bundle.head) and list(coded.tuned) == list(bundle.tuned)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
