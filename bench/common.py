@@ -159,19 +159,11 @@ def fixed_batch(model: str | None, task: str, batch_size: int, length: int) -> d
 
 
 def build_trainee(method: str, model: str | None, task: str, seed: int = 0):
-    """(model, optimizer) as ``maskctl train`` builds them for ``method``."""
-    from maskctl.masking.model import MaskConfig, wrap_model
+    """(model, optimizer) as ``maskctl train`` builds them for ``method`` (``bench.baselines``)."""
+    from bench.baselines import maskctl_trainee
 
-    net, *_ = load_model(model, task, seed)
-    if method == "mask":
-        wrap_model(net, MaskConfig(seed=seed))
-        params = [p for p in net.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=1e-3, weight_decay=0.0)
-    elif method == "finetune":
-        params = list(net.parameters())
-        optimizer = torch.optim.AdamW(params, lr=5e-5, weight_decay=0.01)
-    else:
-        raise ValueError(method)
+    net, new_keys, *_ = load_model(model, task, seed)
+    net, optimizer = maskctl_trainee(method, net, new_keys, seed)
     net.train()
     return net, optimizer
 

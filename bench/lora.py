@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from bench.baselines import lora_model, lora_training, maskctl_trainee
 from bench.common import (
     alternate,
     dir_bytes,
@@ -33,7 +34,8 @@ def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, 
     """PEFT LoRA (r on query/value, classifier trained) on the same task, data, epochs and seed as
     masking: dev score, epoch time and bytes on disk per task.
 
-    LoRA trains with AdamW (``lora_lr``, 10 % warm-up, linear decay, like maskctl's finetuning).
+    LoRA trains with ``bench.baselines``' recipe (AdamW at ``lora_lr``, no weight decay, no
+    warm-up, linear decay: the ``Trainer``'s defaults, as in the quality search).
     Speed is compared side by side: after LoRA's run, copies of a masked model (built as the
     trainer does), of the LoRA model and of the weight-gradient floor alternate ``pair_steps``
     steps on the same batch, all in train mode (``weight_gradient_floor``). Masking's score
@@ -43,19 +45,12 @@ def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, 
     """
     try:
         import peft
-        from peft import LoraConfig, TaskType, get_peft_model
     except Exception as exc:  # noqa: BLE001 - the reason is the result
         return {"error": f"peft is not importable: {type(exc).__name__}: {exc}"}
-    from transformers import get_linear_schedule_with_warmup
 
     from maskctl.bundle.format import Bundle, save_bundle
-    from maskctl.masking.model import (
-        MaskConfig,
-        current_masks,
-        masked_layers,
-        merge_masks,
-        wrap_model,
-    )
+    from maskctl.masking.config import MaskConfig
+    from maskctl.masking.model import current_masks, masked_layers, merge_masks
     from maskctl.models import load_tokenizer
     from maskctl.evaluation import evaluate_model, make_loader
 
@@ -65,23 +60,17 @@ def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, 
     lrs = t.card.defaults.get("lr", {})
     mask_lr = float(lrs.get("mask", 1e-3)) if isinstance(lrs, dict) else 1e-3
     base, new_keys, source, _ = load_model(model, task, seed)
-    lora = get_peft_model(base, LoraConfig(task_type=TaskType.SEQ_CLS if t.kind.name.startswith("sequence")
-                                           else TaskType.TOKEN_CLS, r=r, lora_alpha=2 * r, lora_dropout=0.1,
-                                           target_modules=["query", "value"]))
-    lora_params = [p for p in lora.parameters() if p.requires_grad]
-    lora_opt = torch.optim.AdamW(lora_params, lr=lora_lr, weight_decay=0.01)
-    masked, *_ = load_model(model, task, seed)  # same seed: the same initial classifier
-    config = MaskConfig(seed=seed)
-    masked_names = wrap_model(masked, config)
-    mask_params = [p for p in masked.parameters() if p.requires_grad]
-    mask_opt = torch.optim.Adam(mask_params, lr=mask_lr, weight_decay=0.0)
+    lora = lora_model(base, t.kind.name, r=r, lora_alpha=2 * r)
+    masked, new_keys, *_ = load_model(model, task, seed)  # same seed: the same initial classifier
+    masked, mask_opt = maskctl_trainee("mask", masked, new_keys, seed, lr=mask_lr)
+    masked_names = list(masked_layers(masked))
 
     tokenizer = load_tokenizer(source, **t.kind.tokenizer_kwargs)
     train_features = t.features("train", tokenizer, max_length, limit=max_train_samples)
     dev_features = t.features("dev", tokenizer, max_length)
     loader = make_loader(train_features, t.kind.collate(tokenizer), batch_size, shuffle=True, seed=seed)
     total = len(loader) * epochs
-    schedule = get_linear_schedule_with_warmup(lora_opt, int(0.1 * total), total)
+    _, lora_opt, schedule = lora_training(lora, lora_lr, total)
     co_train = reference is None
     masked.train(), lora.train()
     times: dict[str, list[float]] = {"mask": [], "lora": []}
@@ -110,7 +99,7 @@ def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, 
             head[key] = getattr(module, param).detach().clone()
         merge_masks(masked)
         mask_score = evaluate_model(masked, t, dev_features, tokenizer, 64, torch.device("cpu"))["score"]
-        bundle_path = save_bundle(Bundle(masks=masks, head=head, meta={"mask": config.to_dict()}),
+        bundle_path = save_bundle(Bundle(masks=masks, head=head, meta={"mask": MaskConfig(seed=seed).to_dict()}),
                                   work / f"lora-compare-{slug(task)}-mask.bundle")
         mask_info = {"score": mask_score, "bytes": bundle_path.stat().st_size, "files": 1, "source": "trained here"}
         finetune_info = None
@@ -165,7 +154,7 @@ def weight_gradient_floor(model, task, seed, names, masked, lora, batch, steps) 
     """
     masked, lora = copy.deepcopy(masked).train(), copy.deepcopy(lora).train()  # dropout on, as in training
     mask_opt = torch.optim.Adam([p for p in masked.parameters() if p.requires_grad], lr=1e-3)
-    lora_opt = torch.optim.AdamW([p for p in lora.parameters() if p.requires_grad], lr=1e-3)
+    _, lora_opt, _ = lora_training(lora, 1e-3, steps)
     net, *_ = load_model(model, task, seed)
     for p in net.parameters():
         p.requires_grad_(False)

@@ -47,7 +47,12 @@ PLAN: dict[str, dict[str, Any]] = {
                                  "head-train-long": (3e-3, {"head": "train", "epochs": 20, "early_stopping": 5}),
                                  "head-train-all-blocks": (None, {"head": "train", "mask_blocks": "all"}),
                                  "head-train-sparsity-10": (None, {"head": "train", "init_sparsity": 0.10}),
-                                 "head-train-flip-0.6": (None, {"head": "train", "flip_penalty": 0.6})}},
+                                 "head-train-flip-0.6": (None, {"head": "train", "flip_penalty": 0.6}),
+                                 # item 4: biases + LayerNorms of the masked blocks trained beside
+                                 # the mask (float16 deltas, ~40 kB), alone and with fewer flips
+                                 "head-train-bitfit": (None, {"head": "train", "also_train": "bias+layernorm"}),
+                                 "head-train-bitfit-flip-0.3": (None, {"head": "train", "also_train": "bias+layernorm",
+                                                                       "flip_penalty": 0.3})}},
                "finetune": {"lr": [1e-4, 3e-4]},
                "lora": {"lr": [1e-3, 3e-3]}},
     # Articles at 64 tokens, 3 epochs (a first pass at 128 tokens took 16 min a run on one
@@ -60,7 +65,8 @@ PLAN: dict[str, dict[str, Any]] = {
 }
 # Every searched setting is given explicitly, so that a task card's defaults (which the search's
 # result may change) never leak into a run: masking's plain setting is the paper's.
-BASE = {"mask": {"max_grad_norm": 0.0, "head": "mask", "init_sparsity": 0.05, "mask_blocks": "2-5", "flip_penalty": 0.0},
+BASE = {"mask": {"max_grad_norm": 0.0, "head": "mask", "init_sparsity": 0.05, "mask_blocks": "2-5", "flip_penalty": 0.0,
+                 "also_train": "none", "tuned_lr": 1e-3},
         "finetune": {"max_grad_norm": 1.0, "weight_decay": 0.0, "warmup_ratio": 0.0}}
 
 
@@ -175,26 +181,20 @@ def train_lora(task: str, model: str | None, settings: dict[str, Any], work: Pat
     import copy
 
     import torch
-    from peft import LoraConfig, TaskType, get_peft_model
-    from transformers import get_linear_schedule_with_warmup
 
+    from bench.baselines import LORA_MAX_GRAD_NORM, lora_model, lora_training
     from bench.common import load_model, load_task
     from maskctl.models import load_tokenizer
     from maskctl.evaluation import evaluate_model, make_loader
 
     t = load_task(task)
     base, _, source, _ = load_model(model, task, settings["seed"])
-    kind = TaskType.SEQ_CLS if t.kind.name.startswith("sequence") else TaskType.TOKEN_CLS
-    net = get_peft_model(base, LoraConfig(task_type=kind, r=8, lora_alpha=16, lora_dropout=0.1,
-                                          target_modules=["query", "value"]))
-    params = [p for p in net.parameters() if p.requires_grad]
+    net = lora_model(base, t.kind.name)
     tokenizer = load_tokenizer(source, **t.kind.tokenizer_kwargs)
     length = settings["max_length"]
     train_f, dev_f, test_f = (t.features(s, tokenizer, length) for s in ("train", "dev", "test"))
     loader = make_loader(train_f, t.kind.collate(tokenizer), settings["batch_size"], shuffle=True, seed=settings["seed"])
-    optimizer = torch.optim.AdamW(params, lr=settings["lr"], weight_decay=0.0)
-    total = len(loader) * settings["epochs"]
-    schedule = get_linear_schedule_with_warmup(optimizer, 0, total)
+    params, optimizer, schedule = lora_training(net, settings["lr"], len(loader) * settings["epochs"])
     history, best, best_state = [], -math.inf, None
     cpu = torch.device("cpu")
     for epoch in range(1, settings["epochs"] + 1):
@@ -202,7 +202,7 @@ def train_lora(task: str, model: str | None, settings: dict[str, Any], work: Pat
         for batch in loader:
             loss = net(**batch).loss
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            torch.nn.utils.clip_grad_norm_(params, LORA_MAX_GRAD_NORM)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)

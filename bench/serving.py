@@ -94,13 +94,14 @@ def texts(long: bool) -> list[str]:
 
 def lora_model(model: str | None, tasks: int, seed: int = 0):
     """MiniLM with ``tasks`` LoRA adapters (r=8, q/v, random B so each adapter really adds)."""
-    from peft import LoraConfig, TaskType, get_peft_model
+    from peft import get_peft_model
 
+    from bench.baselines import lora_config
     from bench.common import load_model
 
     base, _, source, task = load_model(model, "bbc-news", seed)
-    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=8, lora_alpha=16, target_modules=["query", "value"],
-                        init_lora_weights=False)
+    # no dropout module at inference, as served adapters are measured
+    config = lora_config("sequence-classification", lora_dropout=0.0, init_lora_weights=False)
     net = get_peft_model(base, config, adapter_name="a0")
     for i in range(1, tasks):
         net.add_adapter(f"a{i}", config)
