@@ -19,3 +19,5 @@ EVAL_BATCH_SIZE = 64
 DEVICE_HELP = "auto (cuda when there is one), cpu, cuda or cuda:N."
 DEVICE_METAVAR = "auto|cpu|cuda[:N]"
 BUNDLE_SUFFIX = ".bundle"
+# maskctl analyze sparsity: the paper's grid of initial sparsities in percent (§5.1)
+SPARSITY_PERCENTS = (1, 3, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)

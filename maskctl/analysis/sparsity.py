@@ -29,7 +29,6 @@ from maskctl.analysis.runs import (
 from maskctl.errors import MaskctlError
 from maskctl.experiments.sweep import SweepCallback, point_label
 
-DEFAULT_PERCENTS = (1, 3, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 VARIED = ("init_sparsity", "seed")
 NAME = "sparsity"
 

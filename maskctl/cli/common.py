@@ -60,6 +60,27 @@ def json_option(help: str = "Print machine-readable JSON.") -> Any:  # noqa: A00
     return typer.Option(False, "--json", help=help, rich_help_panel=OUTPUT_PANEL)
 
 
+# -- recipes and sweeps: maskctl train and the analyses that train (analyze sparsity / layers) ----------------
+
+def overrides_argument(example: str = "lr=3e-3") -> Any:
+    return typer.Argument(None, help=f"key=value overrides of the recipe, e.g. {example}.")
+
+
+def recipe_option(what: str = "giving the training settings", panel: str | None = None) -> Any:
+    return typer.Option(None, help=f"YAML recipe (path or shipped name) {what}.", rich_help_panel=panel)
+
+
+def sweep_option(what: str, panel: str | None = None) -> Any:
+    """``--sweep key=v1,v2``: ``what`` says where a command's runs and their best go."""
+    return typer.Option(None, help=f"Train a grid, key=v1,v2,... (repeatable, at most two keys; replaces the "
+                        f"recipe's sweep); {what}.", rich_help_panel=panel)
+
+
+def sweep_extend_option(panel: str | None = None) -> Any:
+    return typer.Option(None, min=0, help="Points a one-key lr sweep may add beyond the edge holding the best (x3 "
+                        "or /3 each; default: the recipe's, else 3; 0: never).", rich_help_panel=panel)
+
+
 def split_value(split: Split | str | None) -> str | None:
     return split.value if isinstance(split, enum.Enum) else split
 

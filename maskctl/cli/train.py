@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from maskctl.cli.common import overrides_argument, recipe_option, sweep_extend_option, sweep_option
 from maskctl.cli.console import console, metrics_table
 from maskctl.cli.options import given_on_command_line, options_from
 from maskctl.training.settings import TrainArgs
@@ -15,18 +16,13 @@ from maskctl.training.settings import TrainArgs
 RECIPES = "Recipes and sweeps"
 EXTRA = (
     inspect.Parameter("overrides", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[list[str]],
-                      default=typer.Argument(None, help="key=value overrides of the recipe, e.g. lr=3e-3.")),
+                      default=overrides_argument()),
     inspect.Parameter("recipe", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
-                      default=typer.Option(None, help="YAML recipe (path or shipped name) giving any of these options.",
-                                           rich_help_panel=RECIPES)),
+                      default=recipe_option("giving any of these options", RECIPES)),
     inspect.Parameter("sweep", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[list[str]],
-                      default=typer.Option(None, help="Train a grid, keep the best dev score: key=v1,v2,... "
-                                           "(repeatable, at most two keys; replaces the recipe's sweep). Runs go to "
-                                           "<output>.sweep/.", rich_help_panel=RECIPES)),
+                      default=sweep_option("the best dev score is kept; runs go to <output>.sweep/", RECIPES)),
     inspect.Parameter("sweep_extend", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[int],
-                      default=typer.Option(None, min=0, help="Points a one-key lr sweep may add beyond the edge "
-                                           "holding the best (x3 or /3 each; default: the recipe's, else 3; 0: never).",
-                                           rich_help_panel=RECIPES)),
+                      default=sweep_extend_option(RECIPES)),
 )
 
 

@@ -6,20 +6,19 @@ from pathlib import Path
 
 import typer
 
-from maskctl.cli.common import output_option
+from maskctl.cli.common import output_option, overrides_argument, recipe_option, sweep_extend_option, sweep_option
 from maskctl.cli.console import console
 from maskctl.cli.sweep_progress import SweepProgress
 
 
 def layers(
-    overrides: list[str] | None = typer.Argument(None, help="key=value overrides of the recipe, e.g. epochs=1."),
-    recipe: str | None = typer.Option(None, help="Recipe (path or shipped name) giving the training settings."),
+    overrides: list[str] | None = overrides_argument("epochs=1"),
+    recipe: str | None = recipe_option(),
     k: str | None = typer.Option(None, "--k", help="Block counts K, comma-separated (default: 1 to all blocks)."),
     seeds: str = typer.Option("0", help="Seeds, comma-separated: every setting trains once per seed."),
     out: Path = output_option("Folder for layers*.csv/md/json, layers.png and runs/.", required=True, aliases=("--out",)),
-    sweep: list[str] | None = typer.Option(
-        None, help="Tune each run on a grid, key=v1,v2 (replaces the recipe's sweep); the best dev score counts."),
-    sweep_extend: int | None = typer.Option(None, min=0, help="Edge extensions of a one-key lr sweep."),
+    sweep: list[str] | None = sweep_option("each run is tuned on it and its best dev score counts"),
+    sweep_extend: int | None = sweep_extend_option(),
 ) -> None:
     """Mask the bottom K and the top K blocks for each K and seed; table, mean ± sd, two-curve figure.
 

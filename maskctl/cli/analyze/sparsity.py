@@ -6,22 +6,22 @@ from pathlib import Path
 
 import typer
 
-from maskctl.cli.common import output_option
+from maskctl.choices import SPARSITY_PERCENTS
+from maskctl.cli.common import output_option, overrides_argument, recipe_option, sweep_extend_option, sweep_option
 from maskctl.cli.console import console
 from maskctl.cli.sweep_progress import SweepProgress
 
-DEFAULT_VALUES = "1,3,5,10,15,20,30,40,50,60,70,80,90,95"
+DEFAULT_VALUES = ",".join(map(str, SPARSITY_PERCENTS))
 
 
 def sparsity(
-    overrides: list[str] | None = typer.Argument(None, help="key=value overrides of the recipe, e.g. epochs=1."),
-    recipe: str | None = typer.Option(None, help="Recipe (path or shipped name) giving the training settings."),
+    overrides: list[str] | None = overrides_argument("epochs=1"),
+    recipe: str | None = recipe_option(),
     values: str = typer.Option(DEFAULT_VALUES, help="Initial sparsities in percent, comma-separated."),
     seeds: str = typer.Option("0", help="Seeds, comma-separated: every sparsity trains once per seed."),
     out: Path = output_option("Folder for sparsity*.csv/md/json, sparsity.png and runs/.", required=True, aliases=("--out",)),
-    sweep: list[str] | None = typer.Option(
-        None, help="Tune each run on a grid, key=v1,v2 (replaces the recipe's sweep); the best dev score counts."),
-    sweep_extend: int | None = typer.Option(None, min=0, help="Edge extensions of a one-key lr sweep."),
+    sweep: list[str] | None = sweep_option("each run is tuned on it and its best dev score counts"),
+    sweep_extend: int | None = sweep_extend_option(),
 ) -> None:
     """Train a mask at each initial sparsity and seed; table per run, mean ± sd, and a figure.
 
