@@ -42,7 +42,6 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save_file
 
 from maskctl import __version__
-from maskctl.bundle.codec import unpack_mask
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.meta import Described
 from maskctl.bundle.mask_coding import (
@@ -51,6 +50,7 @@ from maskctl.bundle.mask_coding import (
     decode_mask,
     encode_mask,
     initial_masks_from_meta,
+    unpack_mask,
 )
 from maskctl.bundle.portable import portable_meta, without_paths
 from maskctl.choices import BUNDLE_SUFFIX

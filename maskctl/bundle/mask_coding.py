@@ -185,6 +185,25 @@ def decode_mask(name: str, payload: bytes, shape: Iterable[int], coding: Mapping
     return _check(flips ^ initial.mask(scores), coding, shape)
 
 
+# Format 1: every mask stored as plain packbits, 1 bit per weight (still read bit-exactly).
+
+def pack_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Pack a bool mask to uint8, 1 bit per weight (row-major, most significant bit first)."""
+    bits = mask.detach().cpu().numpy().astype(bool).reshape(-1)
+    return torch.from_numpy(np.packbits(bits))
+
+
+def unpack_mask(packed: torch.Tensor, shape: Iterable[int]) -> torch.Tensor:
+    """Inverse of ``pack_mask``: a bool tensor of ``shape``."""
+    shape = tuple(int(s) for s in shape)
+    count = int(np.prod(shape)) if shape else 1
+    raw = packed.detach().cpu().numpy().astype(np.uint8, copy=False)
+    if raw.size != (count + 7) // 8:
+        raise ValueError(f"packed mask holds {raw.size} bytes, {(count + 7) // 8} expected for {shape}")
+    bits = np.unpackbits(raw, count=count).astype(bool)
+    return torch.from_numpy(bits.reshape(shape))
+
+
 def _residual(payload: bytes, count: int, layout: str, codec: str) -> np.ndarray:
     limit = (count + 7) // 8 if layout == "packbits" else count + count // 255 + 1
     return _LAYOUT_DECODE[layout](_decompress(codec, payload, limit), count)

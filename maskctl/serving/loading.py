@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from maskctl.bundle.codec import fingerprint, tensors_fingerprint
+from maskctl.bundle.fingerprint import fingerprint, tensors_fingerprint
 from maskctl.bundle.format import Bundle, load_bundle
 from maskctl.bundle.meta import BundleMeta
 from maskctl.errors import BundleError, TaskError

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from maskctl.bundle import format as bundle_format
-from maskctl.bundle.codec import pack_mask, unpack_mask
+from maskctl.bundle.mask_coding import pack_mask, unpack_mask
 from maskctl.bundle.format import Bundle, load_bundle, read_meta, save_bundle
 from maskctl.errors import BundleError
 
