@@ -30,8 +30,8 @@ bad bundle in place.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +225,13 @@ class CodedMasks(Described):
 
     def decode_all(self) -> dict[str, torch.Tensor]:
         return {name: self.decode(name) for name in self.payloads}
+
+    def without(self, names: Collection[str]) -> CodedMasks:
+        """The same bundle without the layers ``names``: their payloads and their coding entries
+        (a served task that holds those layers in another form; per task the entries were most of
+        its parsed description, 25 layer dicts for MiniLM)."""
+        meta = {**self.meta, "layers": [lay for lay in self.meta.get("layers", []) if lay["name"] not in names]}
+        return replace(self, meta=meta, payloads={n: p for n, p in self.payloads.items() if n not in names})
 
     @property
     def nbytes(self) -> int:

@@ -44,10 +44,7 @@ def hold_flips(coded: CodedMasks, corrections: Corrections, inner: dict[str, str
         return coded, None
     packed = pack_flips({n: c.flips for n, c in corrections.items()})
     held = {n: dataclasses.replace(c, flips=packed[n]) for n, c in corrections.items()}
-    # the encoder layers' coding entries go with their payloads: per task they were most of its
-    # parsed description (25 layer dicts for MiniLM)
-    meta = {**coded.meta, "layers": [lay for lay in coded.meta.get("layers", []) if lay["name"] not in inner]}
-    return dataclasses.replace(coded, meta=meta, payloads={n: p for n, p in coded.payloads.items() if n not in inner}), held
+    return coded.without(inner), held
 
 
 class CorrectionCache:
