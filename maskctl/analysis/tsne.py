@@ -30,13 +30,11 @@ from maskctl.analysis.connect import finetuned_state, open_finetuned
 from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import MaskctlError
+from maskctl.tasks.kinds import get_kind
 from maskctl.masking.model import apply_masks
 from maskctl.models import load_tokenizer
 from maskctl.evaluation import make_loader, resolve_device
 from maskctl.serving.loading import check_head, load_base
-
-KIND = "sequence-classification"
-
 
 @dataclass
 class TsneResult:
@@ -88,7 +86,7 @@ def tsne_representations(mask: str | Path, finetuned: str | Path | None = None, 
     started = time.perf_counter()
     bundle = load_bundle(mask)
     kind = bundle.info.task.kind
-    if kind != KIND:
+    if not get_kind(kind).labels_sequences:
         raise MaskctlError(f"{bundle.path} is a {kind} task: the [CLS] t-SNE needs sequence classification",
                            "pass a bundle of a sentence (pair) classification task")
     if max_examples is not None and max_examples < 2:

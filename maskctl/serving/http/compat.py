@@ -99,7 +99,7 @@ def _tei(app: FastAPI, state) -> None:
         name = task or request.headers.get(TASK_HEADER)
         if name:
             return name
-        serving = [t for t in state.folder.serving() if state.model.task(t).kind.name == "sequence-classification"]
+        serving = [t for t in state.folder.serving() if state.model.task(t).kind.labels_sequences]
         if len(serving) == 1:
             return serving[0]
         raise ApiError(400, "which task? several are served", f"send the header '{TASK_HEADER}: <task>' or POST "
@@ -108,7 +108,7 @@ def _tei(app: FastAPI, state) -> None:
     async def predict(request: Request, body: TeiRequest, task: str | None = None) -> Response:
         name = pick(request, task)
         a = state.answers
-        if a.served(name).kind.name != "sequence-classification":
+        if not a.served(name).kind.labels_sequences:
             raise ApiError(400, f"task {name!r} is not a classification task", f"use /v1/tasks/{name}/predict")
         if body.raw_scores:
             raise ApiError(400, "raw_scores is not available", "leave raw_scores false: maskctl answers "

@@ -121,6 +121,8 @@ class Kind(Protocol):
     default_metric: str  # the metric of a task built from data files
     input_hint: str
     pipeline_tag: str  # the Hugging Face Hub's pipeline tag for a model card
+    # one label per input sequence: what TEI's /predict answers and the [CLS] t-SNE projects
+    labels_sequences: bool
     cli_example: str  # how ``maskctl predict`` is given one input of this kind ("{ref}": the bundle)
     # The fields of an input object and their rank (1: a text, 2: a list of texts), the first
     # required: what an Open Inference Protocol client sends as one BYTES tensor each.

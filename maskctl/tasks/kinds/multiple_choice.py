@@ -31,6 +31,7 @@ class MultipleChoice(KindBase):
     input_role, label_role, default_metric = "context", "label", "accuracy"
     input_hint = 'give {"context": ..., "endings": [...]}'
     pipeline_tag = "multiple-choice"
+    labels_sequences = False  # one of several endings
     cli_example = ("echo '{\"context\": \"She opened the door\", \"endings\": [\"and walked in.\", \"and flew.\"]}' "
                    "| maskctl predict {ref} --input -")
     input_fields = {"context": 1, "endings": 2}

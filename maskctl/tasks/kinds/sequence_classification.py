@@ -28,6 +28,7 @@ class SequenceClassification(KindBase):
     input_role, label_role, default_metric = "text", "label", "accuracy"  # what --text-column/--label-column name
     input_hint = 'give a text, a [text, text_pair] pair or {"text": ..., "text_pair": ...}'
     pipeline_tag = "text-classification"
+    labels_sequences = True
     cli_example = "maskctl predict {ref} --text 'A sentence to label'"
     input_fields = {"text": 1, "text_pair": 1}
     result_type = Classification

@@ -41,6 +41,7 @@ class TokenTagging(KindBase):
     input_role, label_role, default_metric = "tokens", "tags", "seqeval-f1"
     input_hint = 'give a text or a list of words ({"tokens": [...]})'
     pipeline_tag = "token-classification"
+    labels_sequences = False  # a label per word
     cli_example = "maskctl predict {ref} --text 'A sentence to label'"
     input_fields = {"text": 1}
     result_type = Tagging
