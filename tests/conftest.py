@@ -168,3 +168,17 @@ def pretrained_tiny_bert(tmp_path_factory, tiny_bert) -> Path:
     finetuned.bert.save_pretrained(root / "base")
     transformers.AutoTokenizer.from_pretrained(root / "ft").save_pretrained(root / "base")
     return root / "base"
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray instance for every Ray test of the session (skipped without ray): 2 CPUs,
+    bound to 127.0.0.1, no dashboard, no usage report; never a cluster (``address="local"``
+    ignores ``$RAY_ADDRESS``)."""
+    ray = pytest.importorskip("ray")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 logging_level="warning")
+    yield ray
+    ray.shutdown()

@@ -19,7 +19,7 @@ from maskctl.analysis.layers import (
 from maskctl.analysis.runs import plan
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import MaskctlError
-from tests.test_sweep import PNG, FakeTrainer
+from tests.experiments.test_sweep import PNG, FakeTrainer
 
 
 def _plan(model, task, *extra):

@@ -11,7 +11,7 @@ from maskctl.experiments import sweep
 from maskctl.analysis.runs import plan
 from maskctl.analysis.sparsity import VARIED, parse_percents, run_sparsity
 from maskctl.errors import MaskctlError
-from tests.test_sweep import PNG, FakeTrainer
+from tests.experiments.test_sweep import PNG, FakeTrainer
 
 
 def _plan(model, task, *extra, grid=None):

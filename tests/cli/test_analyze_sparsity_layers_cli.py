@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.cli.test_sweep_cli import assert_one_line_error, cli
-from tests.test_sweep import PNG
+from tests.experiments.test_sweep import PNG
 
 
 def settings(tiny_bert, keyword_task):

@@ -26,7 +26,7 @@ FILES = sorted(ROOT.rglob("*.yaml"))
 NAMES = shipped_recipes()
 PAPER_TASKS = ("mrpc", "sst2", "cola", "rte", "qnli", "pos", "conll03", "swag", "sem", "trec", "ag")
 FAMILIES = {"bert": "bert-base-uncased", "roberta": "roberta-base", "distilbert": "distilbert-base-uncased"}
-SIZING = Path(__file__).resolve().parents[1] / "maskctl" / "sizing_configs"
+SIZING = Path(__file__).resolve().parents[2] / "maskctl" / "sizing_configs"
 
 
 def test_there_are_recipes_in_subfolders_too():

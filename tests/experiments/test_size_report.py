@@ -12,7 +12,7 @@ import pytest
 from maskctl.errors import MaskctlError
 from maskctl.experiments import sizing
 
-BUNDLE = Path(__file__).resolve().parent / "fixtures" / "bundles" / "keywords-format2.bundle"
+BUNDLE = Path(__file__).resolve().parents[1] / "fixtures" / "bundles" / "keywords-format2.bundle"
 
 
 def test_the_formula_gives_one_row_per_task_and_an_ensemble_row():

@@ -15,8 +15,8 @@ from maskctl.masking.resident import ResidentModel
 from maskctl.serving.loading import load_masked
 from maskctl.training.trainer import TrainArgs, train
 
-from .conftest import write_task
-from .tasks.official_fixtures import WRITERS
+from tests.conftest import write_task
+from tests.tasks.official_fixtures import WRITERS
 
 
 def test_voting_rules_match_hand_computation():

@@ -18,7 +18,7 @@ from maskctl.evaluation import argmax, collect_scores, make_loader
 from maskctl.serving.loading import evaluate_bundle, load_masked
 from maskctl.training.trainer import TrainArgs, train
 
-from .tasks.official_fixtures import WRITERS
+from tests.tasks.official_fixtures import WRITERS
 
 KINDS = {"keywords": "AutoModelForSequenceClassification", "conll03": "AutoModelForTokenClassification",
          "swag": "AutoModelForMultipleChoice"}
