@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e ".[demo,serve,fast,test]"
+	$(PY) -m pip install -q -e ".[demo,serve,fast,test,ray]"
 	touch $@
 
 setup: $(VENV)/.installed

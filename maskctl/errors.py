@@ -67,6 +67,16 @@ class MissingPackage(MaskctlError):
                          f"pip install {package}")
 
 
+class MissingExtra(MaskctlError):
+    """A feature that needs one of maskctl's optional extras (``pip install "maskctl[ray]"``)
+    which is not installed; raised before any model or data is loaded."""
+
+    def __init__(self, feature: str, package: str, extra: str):
+        self.package, self.extra = package, extra
+        super().__init__(f"{feature} needs {package}, which is not installed",
+                         f'install the extra: pip install "maskctl[{extra}]"')
+
+
 class TrainingInterrupted(MaskctlError):
     """Ctrl-C during ``maskctl train``: the run's checkpoint was saved and can be resumed."""
 

@@ -54,6 +54,13 @@ def options_from(cls: type, arguments: tuple[str, ...] = (), extra: tuple[inspec
     return wrap
 
 
+def parameters_of(cls: type) -> tuple[inspect.Parameter, ...]:
+    """A second settings dataclass's fields as ``extra`` options of a command built from another
+    (``maskctl train``: ``SweepSettings`` beside ``TrainArgs``)."""
+    hints = typing.get_type_hints(cls)
+    return tuple(_parameter(f, hints[f.name], False) for f in dataclasses.fields(cls))
+
+
 def given_on_command_line(ctx: typer.Context, name: str) -> bool:
     """Whether the user typed this option (compared by name: typer may vendor its own click)."""
     source = ctx.get_parameter_source(name)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from maskctl.cli.common import overrides_argument, recipe_option, sweep_extend_option, sweep_option
 from maskctl.cli.console import console, metrics_table
-from maskctl.cli.options import given_on_command_line, options_from
+from maskctl.cli.options import given_on_command_line, options_from, parameters_of
+from maskctl.experiments.sweep import SweepSettings
 from maskctl.training.settings import TrainArgs
 
 
@@ -23,17 +25,19 @@ EXTRA = (
                       default=sweep_option("the best dev score is kept; runs go to <output>.sweep/", RECIPES)),
     inspect.Parameter("sweep_extend", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[int],
                       default=sweep_extend_option(RECIPES)),
+    *parameters_of(SweepSettings),
 )
 
 
 @options_from(TrainArgs, extra=EXTRA, build=False)
 def train(ctx: typer.Context, values: dict, overrides: Optional[list[str]], recipe: Optional[str],
-          sweep: Optional[list[str]], sweep_extend: Optional[int]) -> None:
+          sweep: Optional[list[str]], sweep_extend: Optional[int], **backend: Any) -> None:
     """Learn a binary mask over a frozen model for one task (or finetune it) and save it.
 
     With no options this trains the embedded default: the packaged MiniLM on bbc-news.
     With a sweep (--sweep or a recipe's sweep:) every point trains into <output>.sweep/ and the
     best on the dev metric is copied to --output; rerunning the command reuses finished points.
+    --sweep-backend ray runs the points as Ray Tune trials (on this machine or a Ray cluster).
     Every option can also come from a recipe or a key=value override.
     """
     from maskctl.cli.console import train_progress
@@ -43,10 +47,11 @@ def train(ctx: typer.Context, values: dict, overrides: Optional[list[str]], reci
 
     spec = resolve_run(recipe, overrides or [], values, {name for name in values if given_on_command_line(ctx, name)})
     grid = resolve_grid(spec, sweep)
+    where = SweepSettings(**{f.name: backend[f.name] for f in dataclasses.fields(SweepSettings)}).check(bool(grid))
     if spec.dropped:
         console.print(f"fixed on the command line, so not swept: {', '.join(spec.dropped)}", highlight=False)
     if grid:
-        _sweep(spec, grid, sweep_extend)
+        _sweep(spec, grid, sweep_extend, where)
         return
     args = TrainArgs(**spec.settings)
     progress = train_progress()
@@ -63,14 +68,14 @@ def train(ctx: typer.Context, values: dict, overrides: Optional[list[str]], reci
     console.print(f"wrote {result.output} in {result.wall_seconds:.0f} s{extra}", highlight=False)
 
 
-def _sweep(spec, grid: dict, sweep_extend: Optional[int]) -> None:
+def _sweep(spec, grid: dict, sweep_extend: Optional[int], backend: SweepSettings) -> None:
     from maskctl.cli.sweep_progress import SweepProgress, sweep_table
     from maskctl.experiments.sweep import run_sweep
 
     progress = SweepProgress()
     try:
         result = run_sweep(spec.settings, grid, extend=sweep_extend if sweep_extend is not None else spec.sweep_extend,
-                           callback=progress)
+                           callback=progress, backend=backend)
     finally:
         progress.close()
     console.print(sweep_table(result))

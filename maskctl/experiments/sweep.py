@@ -5,6 +5,11 @@ grid "when the best is at the edge" (Zhao et al. 2020, §4). ``maskctl train --s
 recipe's ``sweep:`` mapping and the analyses all share this module, so grids, resumption and
 the choice of the best run behave the same everywhere.
 
+Backends (``SweepSettings``): ``local`` (the default) trains the points one after another in this
+process; ``ray`` runs each point as a Ray Tune trial (``maskctl.experiments.ray_sweep``, imported
+only then; needs ``maskctl[ray]``). Both call the same ``train_point``, write the same folders and
+table, and read finished points back the same way; only the scheduling differs.
+
 Layout, for ``--output masks/sst2.bundle``::
 
     masks/sst2.sweep/lr=3e-05/sst2.bundle     one run per point, result.json beside it
@@ -28,6 +33,7 @@ the edge) is not extended: it says nothing about the direction.
 from __future__ import annotations
 
 import filecmp
+import functools
 import gc
 import itertools
 import json
@@ -40,9 +46,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from maskctl.choices import RAY_ADDRESS_HELP
 from maskctl.errors import MaskctlError, TrainingInterrupted
 from maskctl.io import atomic_dir, atomic_path, atomic_write_text, refuse_existing
 from maskctl.experiments.recipes import MAX_KEYS, UNSWEEPABLE, check_grid, parse_sweep, resolve_grid  # noqa: F401 - re-exported
+from maskctl.schema import check_fields, flag, setting
 from maskctl.training.callbacks import TrainCallback
 
 DEFAULT_EXTEND = 3
@@ -50,6 +58,40 @@ EXTEND_FACTOR = 3.0
 EXTENDABLE = ("lr", "threshold")  # positive, unbounded above: a geometric step makes sense
 RESULT_FILE = "result.json"
 TABLE_NAME = "sweep"
+BACKENDS = ("local", "ray")
+SCHEDULERS = ("none", "asha")
+RAY_PANEL = "Sweeps on Ray (--sweep-backend ray)"
+
+
+@dataclass
+class SweepSettings:
+    """Where a sweep's points train (``maskctl train --sweep-backend``). The local backend
+    needs none of the other fields; they shape the Ray Tune trials."""
+
+    sweep_backend: str = setting("local", "Where a sweep's points train: local (one after another in this process) "
+                                          "or ray (each a Ray Tune trial; needs maskctl's ray extra).", choices=BACKENDS,
+                                 panel=RAY_PANEL)
+    ray_address: str | None = setting(None, RAY_ADDRESS_HELP, panel=RAY_PANEL)
+    cpus_per_trial: int = setting(1, "CPUs Ray reserves for each trial, and the trial's torch threads.", min=1,
+                                  panel=RAY_PANEL)
+    gpus_per_trial: float = setting(0.0, "GPUs Ray reserves for each trial (a fraction shares one GPU); a trial "
+                                         "given one trains on it.", min=0.0, panel=RAY_PANEL)
+    scheduler: str = setting("none", "none: every point trains to its end; asha: Ray Tune's ASHA stops a point whose "
+                                     "dev score trails the others' at the same evaluation (evaluate often: "
+                                     "--eval-every).", choices=SCHEDULERS, panel=RAY_PANEL)
+
+    def check(self, swept: bool = True) -> SweepSettings:
+        """Bounds and choices; the Ray options only with ``--sweep-backend ray`` and a sweep."""
+        check_fields(self)
+        defaults = SweepSettings.__dataclass_fields__
+        given = [name for name in ("ray_address", "cpus_per_trial", "gpus_per_trial", "scheduler")
+                 if getattr(self, name) != defaults[name].default]
+        if self.sweep_backend == "local" and given:
+            raise MaskctlError(f"{flag(given[0])} applies to --sweep-backend ray", "add --sweep-backend ray, or drop it")
+        if self.sweep_backend != "local" and not swept:
+            raise MaskctlError(f"--sweep-backend {self.sweep_backend} runs a sweep, and there is none",
+                               "give --sweep key=v1,v2 (or a recipe with a sweep:), or drop --sweep-backend")
+        return self
 
 
 class SweepCallback:
@@ -78,6 +120,7 @@ class PointResult:
     wall_seconds: float = 0.0
     reused: bool = False
     added: bool = False  # added by edge extension
+    stopped_at: int | None = None  # the dev evaluation after which a scheduler (ASHA) stopped it; no output
 
     @property
     def score(self) -> float:
@@ -94,6 +137,7 @@ class SweepResult:
     folder: Path
     table: dict[str, Path]
     figure: Path | None
+    backend: str = "local"
 
 
 def format_value(value: Any) -> str:
@@ -123,31 +167,60 @@ def _train(args: Any, callback: TrainCallback | None) -> Any:
     return train(args, callback=callback)
 
 
+def point_args(settings: Mapping[str, Any], point: Mapping[str, Any], output: Path) -> Any:
+    """The ``TrainArgs`` of one point: ``settings`` changed by ``point``, written to ``output``."""
+    from maskctl.training.trainer import TrainArgs
+
+    return TrainArgs(**{**settings, **point, "output": str(output), "overwrite": True,
+                        "resume": None, "checkpoint_dir": None})
+
+
+def stored_point(settings: Mapping[str, Any], point: Mapping[str, Any], output: Path, replace_other: bool = False,
+                 accept_stopped: bool = False) -> PointResult | None:
+    """The point read back from its ``result.json`` when that records the same training settings
+    and its output is there (or it was stopped early and ``accept_stopped``); else None, with a
+    stale ``result.json`` removed. Other settings there are an error unless ``replace_other``."""
+    output = Path(output)
+    record = json.loads(json.dumps(point_args(settings, point, output).record()))
+    result_file = output.parent / RESULT_FILE
+    if not result_file.is_file():
+        return None
+    stored = json.loads(result_file.read_text(encoding="utf-8"))
+    stopped = stored.get("stopped_at")
+    if stored.get("training") == record and (output.exists() if stopped is None else accept_stopped):
+        return PointResult(point=dict(point), label=point_label(point), output=output, metrics=stored["metrics"],
+                           sparsity=stored.get("sparsity", {}), wall_seconds=stored.get("wall_seconds", 0.0),
+                           reused=True, stopped_at=stopped)
+    if stored.get("training") != record and not replace_other:
+        other = sorted(k for k in record if stored.get("training", {}).get(k) != record[k])
+        raise MaskctlError(f"{output.parent} holds a run with other settings ({', '.join(other)})",
+                           "pass --overwrite to retrain it, or choose another output folder")
+    result_file.unlink()
+    return None
+
+
+def record_point(settings: Mapping[str, Any], done: PointResult) -> None:
+    """Write a point's ``result.json`` (what ``stored_point`` reads back)."""
+    record = json.loads(json.dumps(point_args(settings, done.point, done.output).record()))
+    payload = {"point": done.point, "training": record, "metrics": done.metrics, "sparsity": done.sparsity,
+               "wall_seconds": done.wall_seconds, "output": str(done.output) if done.stopped_at is None else None}
+    if done.stopped_at is not None:
+        payload["stopped_at"] = done.stopped_at
+    atomic_write_text(done.output.parent / RESULT_FILE, json.dumps(payload, indent=2, default=str) + "\n")
+
+
 def train_point(settings: Mapping[str, Any], point: Mapping[str, Any], output: Path,
                 callback: TrainCallback | None = None, replace_other: bool = False) -> PointResult:
     """Train ``settings`` changed by ``point`` into ``output`` and record it in ``result.json``.
 
     A matching ``result.json`` (same training settings, output present) is read back instead.
     """
-    from maskctl.training.trainer import TrainArgs
-
     output = Path(output)
-    args = TrainArgs(**{**settings, **point, "output": str(output), "overwrite": True,
-                        "resume": None, "checkpoint_dir": None})
-    record = json.loads(json.dumps(args.record()))
-    result_file = output.parent / RESULT_FILE
     label = point_label(point)
-    if result_file.is_file():
-        stored = json.loads(result_file.read_text(encoding="utf-8"))
-        if stored.get("training") == record and output.exists():
-            return PointResult(point=dict(point), label=label, output=output, metrics=stored["metrics"],
-                               sparsity=stored.get("sparsity", {}), wall_seconds=stored.get("wall_seconds", 0.0),
-                               reused=True)
-        if stored.get("training") != record and not replace_other:
-            other = sorted(k for k in record if stored.get("training", {}).get(k) != record[k])
-            raise MaskctlError(f"{output.parent} holds a run with other settings ({', '.join(other)})",
-                               "pass --overwrite to retrain it, or choose another output folder")
-        result_file.unlink()
+    reused = stored_point(settings, point, output, replace_other)
+    if reused is not None:
+        return reused
+    args = point_args(settings, point, output)
     try:
         result = _train(args, callback)
     except TrainingInterrupted as exc:  # the trainer's checkpoint hint names one run, not this sweep
@@ -156,12 +229,9 @@ def train_point(settings: Mapping[str, Any], point: Mapping[str, Any], output: P
                            "rerun the same command: finished points are read back, not retrained") from None
     finally:
         gc.collect()  # one run's model at a time
-    metrics = dict(result.metrics)
-    done = PointResult(point=dict(point), label=label, output=output, metrics=metrics,
+    done = PointResult(point=dict(point), label=label, output=output, metrics=dict(result.metrics),
                        sparsity=dict(result.sparsity), wall_seconds=float(result.wall_seconds))
-    atomic_write_text(result_file, json.dumps({"point": done.point, "training": record, "metrics": metrics,
-                                               "sparsity": done.sparsity, "wall_seconds": done.wall_seconds,
-                                               "output": str(output)}, indent=2, default=str) + "\n")
+    record_point(settings, done)
     return done
 
 
@@ -171,8 +241,10 @@ def grid_points(grid: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def pick_best(points: list[PointResult]) -> PointResult:
-    """Highest dev score; ties go to the point run first; NaN scores never win."""
-    finite = [p for p in points if math.isfinite(p.score)] or points
+    """Highest dev score; ties go to the point run first; NaN scores and points stopped early
+    (no output) never win."""
+    finished = [p for p in points if p.stopped_at is None] or points
+    finite = [p for p in finished if math.isfinite(p.score)] or finished
     return max(finite, key=lambda p: p.score)
 
 
@@ -199,10 +271,21 @@ def edge_extension(grid: Mapping[str, list[Any]], points: list[PointResult]) -> 
 
 def run_sweep(settings: Mapping[str, Any], grid: Mapping[str, Any], output: str | Path | None = None,
               extend: int | None = DEFAULT_EXTEND, overwrite: bool | None = None,
-              callback: SweepCallback | None = None, folder: str | Path | None = None) -> SweepResult:
-    """Train every point of ``grid`` over ``settings``, extend at an edge, copy the best to ``output``."""
+              callback: SweepCallback | None = None, folder: str | Path | None = None,
+              backend: SweepSettings | None = None) -> SweepResult:
+    """Train every point of ``grid`` over ``settings``, extend at an edge, copy the best to ``output``.
+
+    ``backend`` says where the points train (default: here, one after another). On Ray the
+    grid's points run as concurrent trials, then each added edge point as one more; a point
+    that fails leaves the others to finish, and the sweep then stops with an error naming it
+    (its finished points are in the table and read back by a rerun)."""
     from maskctl.training.trainer import TrainArgs
 
+    backend = (backend or SweepSettings()).check()
+    if backend.sweep_backend == "ray":
+        from maskctl.experiments import ray_sweep
+
+        ray_sweep.require_ray()  # before anything else: one line naming the extra
     grid = check_grid(grid)
     if not grid:
         raise MaskctlError("the sweep has no keys", "give --sweep key=v1,v2 or a recipe with a sweep: mapping")
@@ -228,19 +311,42 @@ def run_sweep(settings: Mapping[str, Any], grid: Mapping[str, Any], output: str 
     planned = grid_points(grid)
     points: list[PointResult] = []
 
+    def place(point: Mapping[str, Any]) -> Path:
+        return folder / folder_name(point_label(point)) / output.name
+
     def run(point: dict[str, Any], added: bool) -> None:
         label = point_label(point)
         total = max(len(planned), len(points) + 1)
         train_callback = callback.point_start(label, len(points) + 1, total)
-        done = train_point(settings, point, folder / folder_name(label) / output.name, train_callback,
-                           replace_other=overwrite)
+        done = train_point(settings, point, place(point), train_callback, replace_other=overwrite)
         done.added = added
         points.append(done)
         callback.point_end(done, len(points), total)
         _write_table(points, grid, folder, metric, settings, extend)
 
-    for point in planned:
-        run(point, added=False)
+    def run_on_ray(batch: list[dict[str, Any]], added: bool, name: str) -> None:
+        from maskctl.experiments import ray_sweep
+
+        done, failed = _points_on_ray(settings, batch, [place(p) for p in batch], backend, folder, name, callback,
+                                      replace_other=overwrite, first_index=len(points),
+                                      total=max(len(planned), len(points) + len(batch)))
+        for result in done:
+            result.added = added
+            points.append(result)
+        if points:
+            _write_table(points, grid, folder, metric, settings, extend)
+        if failed:
+            first = next(iter(failed))
+            raise MaskctlError(f"{len(failed)} of {len(batch)} sweep points failed ({', '.join(failed)}); "
+                               f"{first}: {failed[first]}",
+                               f"fix the cause and rerun the same command (finished points are read back); "
+                               f"tracebacks in {folder / ray_sweep.TUNE_FOLDER}")
+
+    if backend.sweep_backend == "ray":
+        run_on_ray(planned, added=False, name="grid")
+    else:
+        for point in planned:
+            run(point, added=False)
     for _ in range(extend):
         new = edge_extension(grid, points)
         if new is None:
@@ -249,12 +355,88 @@ def run_sweep(settings: Mapping[str, Any], grid: Mapping[str, Any], output: str 
         callback.note(f"best {key} {format_value(pick_best(points).point[key])} is at the edge of the grid: "
                       f"adding {key}={format_value(new)}")
         planned.append({key: new})
-        run({key: new}, added=True)
+        if backend.sweep_backend == "ray":
+            run_on_ray([{key: new}], added=True, name=f"edge-{len(planned)}")
+        else:
+            run({key: new}, added=True)
     best = pick_best(points)
+    if best.stopped_at is not None:
+        raise MaskctlError("every point of the sweep was stopped early by the scheduler", "rerun with --scheduler none")
     _copy_output(best.output, output)
     table = _write_table(points, grid, folder, metric, settings, extend)
     figure = _write_figure(points, grid, best, folder, metric, base)
-    return SweepResult(grid=grid, points=points, best=best, output=output, folder=folder, table=table, figure=figure)
+    return SweepResult(grid=grid, points=points, best=best, output=output, folder=folder, table=table, figure=figure,
+                       backend=backend.sweep_backend)
+
+
+def _trained_in_trial(settings: Mapping[str, Any], run: dict[str, Any], callback: TrainCallback) -> None:
+    """What a Ray Tune trial runs (``ray_sweep``): the local backend's ``train_point``."""
+    train_point(settings, run["point"], Path(run["output"]), callback=callback, replace_other=True)
+
+
+def _points_on_ray(settings: Mapping[str, Any], batch: list[dict[str, Any]], outputs: list[Path],
+                   backend: SweepSettings, folder: Path, name: str, callback: SweepCallback, replace_other: bool,
+                   first_index: int, total: int) -> tuple[list[PointResult], dict[str, str]]:
+    """Train ``batch`` as Ray Tune trials (``ray_sweep``); points already finished are read back
+    without a trial. Returns the points in the batch's order (trained, read back, or stopped
+    early by the scheduler) and ``{label: one-line error}`` for the trials that failed."""
+    from maskctl.experiments import ray_sweep
+
+    found: dict[str, PointResult] = {}
+    failed: dict[str, str] = {}
+    todo = []
+    for point, place in zip(batch, outputs):
+        done = stored_point(settings, point, place, replace_other, accept_stopped=backend.scheduler != "none")
+        if done is None:
+            todo.append({"point": dict(point), "output": str(Path(place).resolve())})
+        else:
+            found[done.label] = done
+            callback.point_end(done, first_index + len(found), total)
+
+    def ended(outcome: Any) -> None:
+        label = point_label(outcome.config["point"])
+        if label in found or label in failed:
+            return
+        if outcome.error is not None:
+            failed[label] = outcome.error
+            callback.note(f"{label} failed: {outcome.error} (traceback in {outcome.path})")
+            return
+        found[label] = _trial_result(settings, outcome.config, outcome.last)
+        callback.point_end(found[label], first_index + len(found), total)
+
+    if todo:
+        storage = folder / ray_sweep.TUNE_FOLDER
+        callback.note(f"{len(todo)} point{'s' * (len(todo) != 1)} as Ray Tune trials, {backend.cpus_per_trial} CPU"
+                      f"{'s' * (backend.cpus_per_trial != 1)}{f' and {backend.gpus_per_trial:g} GPU' if backend.gpus_per_trial else ''}"
+                      f" each (Tune's records: {storage})")
+        for outcome in ray_sweep.run_trials(functools.partial(_trained_in_trial, dict(settings)), todo,
+                                            [folder_name(point_label(run["point"])) for run in todo],
+                                            address=backend.ray_address, cpus=backend.cpus_per_trial,
+                                            gpus=backend.gpus_per_trial, scheduler=backend.scheduler,
+                                            storage=storage, name=name, on_end=ended):
+            ended(outcome)  # any the driver-side hook did not hear of
+    labels = [point_label(p) for p in batch]
+    return [found[label] for label in labels if label in found], {label: failed[label] for label in labels
+                                                                   if label in failed}
+
+
+def _trial_result(settings: Mapping[str, Any], run: dict[str, Any], last: Mapping[str, Any]) -> PointResult:
+    """A trial that ended without error: its point read back, or, without a ``result.json``
+    (the scheduler stopped it), recorded as stopped with its last reported dev metrics so that a
+    rerun with the same scheduler reads it back."""
+    place = Path(run["output"])
+    done = stored_point(settings, run["point"], place, replace_other=True, accept_stopped=True)
+    if done is not None:
+        done.reused = False
+        return done
+    metrics = {k.removeprefix("dev_"): v for k, v in last.items() if k.startswith("dev_")}
+    stopped = PointResult(point=dict(run["point"]), label=point_label(run["point"]), output=place, metrics=metrics,
+                          sparsity={"final": last["mask_sparsity"]} if "mask_sparsity" in last else {},
+                          wall_seconds=float(last.get("time_total_s", 0.0)),
+                          stopped_at=int(last.get("training_iteration", 0)))
+    place.parent.mkdir(parents=True, exist_ok=True)
+    record_point(settings, stopped)
+    return stopped
 
 
 def _default_output(args: Any) -> Path:
@@ -307,7 +489,7 @@ def result_row(result: PointResult, keys: list[str]) -> dict[str, Any]:
     row["final_sparsity"] = result.sparsity.get("final")
     row["wall_s"] = round(result.wall_seconds, 1)
     row["reused"] = result.reused
-    row["output"] = str(result.output)
+    row["output"] = str(result.output) if result.stopped_at is None else ""  # stopped early: no output
     return row
 
 
@@ -318,6 +500,9 @@ def _write_table(points: list[PointResult], grid: Mapping[str, Any], folder: Pat
 
     best = pick_best(points)
     rows = [{**result_row(p, list(grid)), "added": "edge" if p.added else "", "best": p is best} for p in points]
+    if any(p.stopped_at is not None for p in points):  # a column only where a scheduler stopped a point
+        for row, p in zip(rows, points):
+            row["stopped_at_eval"] = p.stopped_at
     meta = {"grid": dict(grid), "metric": metric, "best": best.label, "sweep_extend": extend,
             "extension_rule": f"one key of {list(EXTENDABLE)}: x{EXTEND_FACTOR:g} above / "
                               f"/{EXTEND_FACTOR:g} below the edge while the edge is strictly best",
