@@ -9,7 +9,8 @@ from maskctl.serving.http.settings import ServeSettings
 @options_from(ServeSettings, arguments=("paths",))
 def serve(settings: ServeSettings) -> None:
     """Serve every task of a bundle folder (or of bundle files) over HTTP: mixed-task batches,
-    hot add/remove of bundles, Prometheus metrics, OpenAPI docs at /docs."""
+    hot add/remove of bundles, Prometheus metrics, OpenAPI docs at /docs. With --ray, as
+    --replicas replicas of a Ray Serve deployment (locally or on a Ray cluster)."""
     from maskctl.cli.console import console
     from maskctl.errors import MaskctlError
 
@@ -23,6 +24,11 @@ def serve(settings: ServeSettings) -> None:
         console.print(f"maskctl serving {len(tasks)} task{'s' * (len(tasks) != 1)} on [bold]{url}[/] "
                       f"(API docs: {url}/docs): {', '.join(tasks)}", highlight=False, soft_wrap=True)
 
+    if settings.ray:
+        from maskctl.serving.http.ray import serve as run_on_ray
+
+        run_on_ray(settings, on_ready=ready)
+        return
     run_server(settings, on_ready=ready)
     _exit_now()
 

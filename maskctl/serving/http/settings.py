@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maskctl.bundle.hub_ref import is_hub_ref, parse_hub_ref
-from maskctl.choices import DEVICE_HELP, DEVICE_METAVAR
+from maskctl.choices import DEVICE_HELP, DEVICE_METAVAR, RAY_ADDRESS_HELP
 from maskctl.errors import MaskctlError
 from maskctl.schema import check_fields, setting
 
 API_KEY_ENV = "MASKCTL_API_KEY"
-NET, BATCH = "Network and access", "Batching and compute"
+NET, BATCH, RAY = "Network and access", "Batching and compute", "Replicas on Ray Serve (--ray)"
 
 
 @dataclass
@@ -61,10 +61,17 @@ class ServeSettings:
     cache_mb: float = setting(512.0, "Memory for CSR mask corrections, the fastest path (MB); with the "
                                        "compiled kernel, tasks beyond it run from their held flips (0: all).",
                           min=0.0, panel=BATCH)
-    threads: int | None = setting(None, "Torch threads for inference (default: torch's, one per core); fewer leave "
-                                        "cores to the HTTP side, or to other replicas on the machine.", min=1,
+    threads: int | None = setting(None, "Torch threads for inference (default: torch's, one per core; with --ray, "
+                                        "1); fewer leave cores to the HTTP side, or to other replicas on the "
+                                        "machine. With --ray also the CPUs Ray reserves for each replica.", min=1,
                                   panel=BATCH)
     log_level: str = setting("info", "How much the server logs.", choices=("debug", "info", "warning", "error"))
+    ray: bool = setting(False, "Serve as a Ray Serve deployment (needs maskctl's ray extra): --replicas copies of "
+                               "this server, each with the model and its batcher, behind Ray's HTTP proxy on --host "
+                               "and --port.", panel=RAY)
+    replicas: int = setting(1, "With --ray: how many replicas (each loads the folder, which on a cluster must be "
+                               "shared storage at the same path on every node).", min=1, panel=RAY)
+    ray_address: str | None = setting(None, RAY_ADDRESS_HELP, panel=RAY)
 
     def check(self) -> ServeSettings:
         """Bounds, the folder or files, and the rule that a server reachable from other
@@ -83,6 +90,9 @@ class ServeSettings:
         if not self.api_key and not self.insecure and not is_loopback(self.host):
             raise MaskctlError(f"refusing to serve on {self.host} without an API key",
                                f"pass --api-key (or set {API_KEY_ENV}), or --insecure if the network is trusted")
+        if not self.ray and (self.replicas != 1 or self.ray_address):
+            raise MaskctlError(f"--{'replicas' if self.replicas != 1 else 'ray-address'} applies to --ray",
+                               "add --ray to serve on Ray Serve, or drop it")
         return self
 
     @property
