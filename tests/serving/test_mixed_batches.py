@@ -89,15 +89,21 @@ def test_any_mix_equals_each_task_alone(served_paths, expected, seed, dense_from
     corrections = [c for name in inputs for c in served._corrections(name, frozenset()).values()]
     assert corrections and all((c.flips is not None) == compact and (c.matrix is None) == compact
                                for c in corrections)
+    check_mixed_then_single(served, inputs, want, seed, (3, 32),
+                            random.Random(seed).sample(list(inputs), len(inputs)))
+
+
+def check_mixed_then_single(served, inputs, want, seed, batch_sizes, single_order) -> None:
+    """Shuffled mixed batches of every request, then single-task calls (merged mode after a
+    task's first batch) in ``single_order``, all equal ``want``; the pristine weights afterwards."""
     pristine = {k: v.clone() for k, v in served.encoder.state_dict().items()}
     requests = [(name, i) for name in inputs for i in range(len(inputs[name]))]
     random.Random(seed).shuffle(requests)
-    for batch_size in (3, 32):
+    for batch_size in batch_sizes:
         results = served.predict_many([(name, inputs[name][i]) for name, i in requests], batch_size=batch_size)
         for (name, i), result in zip(requests, results):
             check(result, name, want[name][i], served.task(name).labels)
-    # single-task calls (merged mode after the first batch) agree too, in any order
-    for name in random.Random(seed).sample(list(inputs), len(inputs)):
+    for name in single_order:
         for _ in range(2):
             for i, result in enumerate(served.predict(name, inputs[name], batch_size=2)):
                 check(result, name, want[name][i], served.task(name).labels)

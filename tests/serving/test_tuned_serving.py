@@ -4,8 +4,6 @@ task's merged model (every forward path), with the pristine weights back afterwa
 
 from __future__ import annotations
 
-import random
-
 import pytest
 import torch
 
@@ -16,7 +14,7 @@ from maskctl.masking.tuned import parameter, tuned_names
 from maskctl.serving import MaskedModel
 from maskctl.serving.loading import check_tuned, evaluate_bundle, load_base, load_masked
 from maskctl.training.trainer import TrainArgs, train
-from tests.serving.test_mixed_batches import TEXTS, TOKENS, check, reference
+from tests.serving.test_mixed_batches import TEXTS, TOKENS, check_mixed_then_single, reference
 
 
 @pytest.fixture(scope="module")
@@ -85,19 +83,8 @@ def test_mixed_batches_equal_each_tuned_task_merged(tuned_keywords, three_tasks,
     inputs = {"keywords-t": TEXTS, "keywords": TEXTS, "conll03": TOKENS}
     want = {name: reference(path, inputs[name]) for name, path in paths.items()}
     served = MaskedModel.from_bundles(list(paths.values()), cache_mb=cache_mb)
-    pristine = {k: v.clone() for k, v in served.encoder.state_dict().items()}
-    requests = [(name, i) for name in inputs for i in range(len(inputs[name]))]
-    random.Random(dense_from).shuffle(requests)
-    for batch_size in (2, 32):
-        results = served.predict_many([(name, inputs[name][i]) for name, i in requests], batch_size=batch_size)
-        for (name, i), result in zip(requests, results):
-            check(result, name, want[name][i], served.task(name).labels)
-    for name in ("keywords-t", "keywords", "keywords-t"):  # merged mode adds and takes back the deltas
-        for _ in range(2):
-            for i, result in enumerate(served.predict(name, inputs[name], batch_size=2)):
-                check(result, name, want[name][i], served.task(name).labels)
-    served.close()
-    assert all(torch.equal(v, served.encoder.state_dict()[k]) for k, v in pristine.items())
+    # merged mode adds the deltas and takes them back when another task merges
+    check_mixed_then_single(served, inputs, want, dense_from, (2, 32), ("keywords-t", "keywords", "keywords-t"))
 
 
 def test_export_carries_the_tuned_values(tuned_keywords, tmp_path):
