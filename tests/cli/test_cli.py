@@ -1,4 +1,8 @@
-"""The command line end to end, through a real subprocess, as a user runs it."""
+"""The command line end to end, as a user runs it: in process through ``run`` (a fresh
+``python -m maskctl`` emulated, see ``inprocess.py``), and a real subprocess through ``run_real``
+for what only a process shows (``python -m``, the console script, an interpreter's traceback) and
+a cheap smoke run per command family (root, tasks, train; size in ``test_size_cli.py``; every
+README line, tests/test_readme.py, is a real process too)."""
 
 from __future__ import annotations
 
@@ -10,15 +14,27 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.inprocess import run_in_process
+
 MASKCTL = [sys.executable, "-m", "maskctl"]
 
 
-def run(*args, cwd=None, check=True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "200"}
-    proc = subprocess.run([*MASKCTL, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+def _checked(proc: subprocess.CompletedProcess, check: bool) -> subprocess.CompletedProcess:
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
+
+
+def run(*args, cwd=None, check=True) -> subprocess.CompletedProcess:
+    """``maskctl ARGS`` in this process, answered as a subprocess would be."""
+    return _checked(run_in_process(*args, cwd=cwd), check)
+
+
+def run_real(*args, cwd=None, check=True) -> subprocess.CompletedProcess:
+    """``python -m maskctl ARGS`` in a new process."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "200"}
+    proc = subprocess.run([*MASKCTL, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+    return _checked(proc, check)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -77,27 +93,27 @@ def test_errors_are_one_line_with_a_fix_and_exit_2(tiny_bert, keyword_task, tmp_
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    proc = run("--debug", "eval", tmp_path / "missing.bundle", check=False)
+    proc = run_real("--debug", "eval", tmp_path / "missing.bundle", check=False)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
 def test_existing_output_is_kept(tiny_bert, keyword_task, tmp_path):
     out = tmp_path / "keep.bundle"
     out.write_text("mine")
-    proc = run("train", "--model", tiny_bert, "--task", keyword_task, "--output", out, "--max-steps", "1", check=False)
+    proc = run_real("train", "--model", tiny_bert, "--task", keyword_task, "--output", out, "--max-steps", "1", check=False)
     assert_one_line_error(proc, "already exists", "--overwrite")
     assert out.read_text() == "mine"
 
 
 def test_tasks_lists_the_builtin_tasks():
-    proc = run("tasks")
+    proc = run_real("tasks")
     assert "bbc-news" in proc.stdout and "sequence-classification" in proc.stdout
-    assert "bbc-news" in run("tasks", "--names").stdout.split()
+    assert "bbc-news" in run_real("tasks", "--names").stdout.split()
 
 
 def test_version_and_help():
-    assert run("--version").stdout.startswith("maskctl ")
-    assert "train" in run("--help").stdout
+    assert run_real("--version").stdout.startswith("maskctl ")
+    assert "train" in run_real("--help").stdout
 
 
 @pytest.mark.skipif(not (Path(sys.executable).parent / "maskctl").exists(), reason="console script not installed")

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -13,14 +11,13 @@ from rich.console import Console
 from maskctl.cli.console import metrics_table
 from maskctl.cli.inspect import short_layer_names
 from maskctl.io import atomic_dir
+from tests.cli.inprocess import run_in_process
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "bundles" / "keywords-format2.bundle"
 
 
 def test_inspect_fits_80_columns():
-    env = {**os.environ, "COLUMNS": "80", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-m", "maskctl", "inspect", str(FIXTURE)], capture_output=True,
-                          text=True, env=env, timeout=120)
+    done = run_in_process("inspect", FIXTURE, env={"COLUMNS": "80"})  # as `COLUMNS=80 maskctl inspect` runs
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if "x64" in line or "x128" in line]
     assert len(rows) == 14 and not any("…" in line for line in rows)

@@ -1,4 +1,5 @@
-"""`maskctl size` through a real subprocess, offline, as a user runs it."""
+"""`maskctl size` offline, as a user runs it: the paper's table through a real subprocess, the rest
+in process (``run``: see ``inprocess.py``)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import json
 
 import pytest
 
-from .test_cli import assert_one_line_error, run
+from .test_cli import assert_one_line_error, run, run_real
 
 
 def test_size_prints_the_papers_table_and_says_what_it_counts():
-    out = run("size", "--model", "bert-base-uncased", "--tasks", "11", "--ensemble", "4").stdout
+    out = run_real("size", "--model", "bert-base-uncased", "--tasks", "11", "--ensemble", "4").stdout
     assert "4-member ensemble" in out
     assert "473.6" in out and "1,751.7" in out  # the paper: 474 MB masked, 1752 MB finetuned
     assert "437.9" in out  # one finetuned BERT-base: the paper's 438 MB
