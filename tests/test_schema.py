@@ -70,12 +70,8 @@ def test_unknown_recipe_keys_get_a_suggestion(tmp_path):
 
 
 def test_a_bad_value_fails_before_the_model_is_looked_up(tmp_path):
-    import os
-    import subprocess
-    import sys
+    from tests.cli.inprocess import run_in_process
 
-    proc = subprocess.run([sys.executable, "-m", "maskctl", "train", "--model", str(tmp_path / "nowhere"),
-                           "--mask-blocks", "2-x"], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = run_in_process("train", "--model", tmp_path / "nowhere", "--mask-blocks", "2-x")
     assert proc.returncode == 2 and "--mask-blocks '2-x' is not a block list" in proc.stderr, proc.stderr
     assert "nowhere" not in proc.stderr

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -22,6 +20,7 @@ from maskctl.bundle.stats import binary_entropy, mask_stats
 from maskctl.errors import BundleError
 from maskctl.masking.layer import initial_scores
 from maskctl.masking.model import layer_seed
+from tests.cli.inprocess import run_in_process
 
 SETTINGS = {"threshold": 0.01, "init_sparsity": 0.05, "seed": 3, "head": "mask", "blocks": None, "block_ids": [0]}
 
@@ -387,9 +386,9 @@ def test_inspect_shows_bits_per_masked_weight_next_to_the_entropy(tmp_path):
         task={"name": "t", "kind": "sequence-classification", "metric": "accuracy", "labels": ["a", "b"]},
         sparsity={"init": 0.05, "final": 0.05})
     path = save_bundle(bundle, tmp_path / "a.bundle")
-    env = {**os.environ, "COLUMNS": "200", "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-m", "maskctl", "inspect", str(path)], capture_output=True, text=True,
-                         env=env, timeout=120, check=True).stdout
+    shown = run_in_process("inspect", path)  # `maskctl inspect`, in process (tests/cli/inprocess.py)
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout
     assert "bits per masked weight (whole file)" in out
     assert "bits per masked weight (mask payload)" in out and "entropy bound H(p)" in out
     assert "xor-initial" in out and "H(flip rate)" in out

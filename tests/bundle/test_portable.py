@@ -5,10 +5,7 @@ ones), what a pushed copy keeps (none), and how another machine says where its c
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 from safetensors import safe_open
@@ -19,6 +16,7 @@ from maskctl.errors import BundleError, ModelError
 from maskctl.models import resolve_model, stored_source
 from maskctl.serving.loading import evaluate_bundle
 from maskctl.training.trainer import TrainArgs, train
+from tests.cli.inprocess import run_in_process
 
 
 def _strings(value):
@@ -74,9 +72,7 @@ def test_another_machine_passes_model_and_data_dir(trained, tiny_bert, keyword_t
     assert "local folder 'bert'" in missing.value.message and "pass --model FOLDER" in missing.value.fix
     metrics = evaluate_bundle(copy, model=str(base), data_dir=keyword_task.parent).metrics
     assert metrics == result.metrics
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, "-m", "maskctl", "eval", str(copy)], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=300)
+    proc = run_in_process("eval", copy, cwd=tmp_path)  # `maskctl eval`, in process (tests/cli/inprocess.py)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and "pass --model FOLDER" in lines[0], proc.stderr
 
@@ -103,9 +99,7 @@ def test_a_model_folder_far_from_the_bundle_is_found_by_an_absolute_hint(tiny_be
     assert hints["base_model"] == model.resolve().as_posix()  # absolute: no relative path reaches it
     monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
     assert evaluate_bundle(out).metrics == result.metrics  # no --model, no --data-dir
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "200"}
-    shown = subprocess.run([sys.executable, "-m", "maskctl", "inspect", str(out)], capture_output=True, text=True,
-                           env=env, timeout=300)
+    shown = run_in_process("inspect", out)
     assert shown.returncode == 0, shown.stderr
     assert f"found through the bundle's path hint '{model.resolve().as_posix()}'" in " ".join(shown.stdout.split())
     shared = write_shareable(out, tmp_path_factory.mktemp("push") / "a.bundle")  # push's copy: no machine path

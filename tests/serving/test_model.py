@@ -16,6 +16,7 @@ from maskctl.serving import Choice, Classification, MaskedModel, Tagging
 from maskctl.evaluation import argmax, collect_scores, make_loader
 from maskctl.serving.loading import load_masked
 from maskctl.training.trainer import TrainArgs, train
+from tests.cli.inprocess import run_in_process
 
 
 
@@ -133,10 +134,8 @@ def test_predict_cli_streams_jsonl_and_reports_bad_lines(three_tasks, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out.jsonl"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
-    cmd = [sys.executable, "-m", "maskctl", "predict", *map(str, paths.values()), "--input", str(source),
-           "--output", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    args = ["predict", *paths.values(), "--input", source, "--output", out]
+    proc = run_in_process(*args)  # `maskctl predict ...`, in process (tests/cli/inprocess.py)
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["line"] for r in rows] == [1, 2, 4, 5]
@@ -145,11 +144,9 @@ def test_predict_cli_streams_jsonl_and_reports_bad_lines(three_tasks, tmp_path):
     assert rows[2]["predictions"]["conll03"]["tokens"] == ["EU", "rejects"]
     assert "line 3: not valid JSON" in proc.stderr and "line 6:" in proc.stderr
     assert "2 of 6 input lines skipped" in proc.stderr
-    strict = subprocess.run([*cmd[:-2], "--strict", "--task", "keywords"], capture_output=True, text=True, env=env,
-                            timeout=300)
+    strict = run_in_process(*args[:-2], "--strict", "--task", "keywords")
     assert strict.returncode == 2 and "input line 3" in strict.stderr and "Traceback" not in strict.stderr
-    one = subprocess.run([*cmd[:4], str(paths["keywords"]), "--text", "good film"], capture_output=True, text=True,
-                         env=env, timeout=300)
+    one = run_in_process("predict", paths["keywords"], "--text", "good film")
     assert json.loads(one.stdout)["predictions"]["keywords"]["label"] in ("pos", "neg", "food", "sport")
 
 
