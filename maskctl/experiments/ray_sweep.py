@@ -51,11 +51,16 @@ def require_ray(feature: str = "--sweep-backend ray") -> Any:
 
 
 def connect(address: str | None) -> None:
-    """Join the cluster at ``address`` (``auto``, ``HOST:PORT``, ``ray://...``; None: ``$RAY_ADDRESS``
-    or a Ray instance started in this process, which stays up until the process ends); a Ray
-    already initialised in this process is used as it is."""
+    """Join the cluster at ``address`` (``auto``, ``HOST:PORT``, ``ray://...``; None:
+    ``$RAY_ADDRESS``, else a Ray instance of this machine started for this process: on 127.0.0.1
+    only, no dashboard, up until the process ends); a Ray already initialised here is used as is."""
     ray = require_ray()
-    if not ray.is_initialized():
+    if ray.is_initialized():
+        return
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
+                 logging_level=logging.WARNING)
+    else:
         ray.init(address=address, logging_level=logging.WARNING)
 
 

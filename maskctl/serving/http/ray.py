@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
 import socket
 import threading
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,25 +64,102 @@ def deploy(settings: ServeSettings) -> tuple[str, list[str]]:
     """Start (or replace) the deployment: ``--replicas`` replicas behind Ray's HTTP proxy on
     ``--host``/``--port``; returns the URL and the tasks a replica serves, once all are up."""
     serve = require_serve()
-    import ray
-
     settings = _for_replicas(settings.check())
-    if not ray.is_initialized():
-        ray.init(address=settings.ray_address, logging_level=logging.WARNING)
+    _connect(settings.ray_address)
     quiet = "DEBUG" if settings.log_level == "debug" else "WARNING"  # Serve's controller and proxy
     logging.getLogger("ray.serve").setLevel(quiet)
     serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config={"log_level": quiet})
-    cpus = settings.threads
-    gpus = 1 if settings.device.startswith("cuda") else 0
-    replica = _replica_class(serve).options(
-        num_replicas=settings.replicas, ray_actor_options={"num_cpus": cpus, "num_gpus": gpus},
-        max_ongoing_requests=settings.max_concurrent_requests, graceful_shutdown_timeout_s=settings.drain_seconds,
-        health_check_period_s=2.0)
-    handle = serve.run(replica.bind(settings), name=APP_NAME, route_prefix="/", blocking=False,
+    _check_proxy(settings)
+    handle = serve.run(_application(serve, settings), name=APP_NAME, route_prefix="/", blocking=False,
                        logging_config={"log_level": settings.log_level.upper(), "enable_access_log": False})
     tasks = handle.tasks.remote().result()
     host = settings.host
     return f"http://{f'[{host}]' if ':' in host else host}:{settings.port}", tasks
+
+
+def app(args: dict[str, Any]) -> Any:
+    """The deployment as a Serve application builder, for ``serve run`` and a KubeRay
+    ``RayService`` (``import_path: maskctl.serving.http.ray:app``): ``args`` are ``maskctl serve``'s
+    settings by field name (``paths``, ``replicas``, ``threads``, ``model``, ...; a list as
+    ``a,b``), e.g. ``serve run maskctl.serving.http.ray:app paths=/masks replicas=4``. Ray's proxy
+    then listens where ``serve run`` or the RayService says (``--host``/``--port`` do not apply),
+    so, as for any non-loopback address, an ``api_key`` (or ``$MASKCTL_API_KEY``) or
+    ``insecure: true`` is required."""
+    from maskctl.errors import MaskctlError
+
+    serve = require_serve()
+    settings = _settings_from(args).check()
+    if not settings.api_key and not settings.insecure:
+        raise MaskctlError("maskctl's Serve application listens where Ray's proxy does, and no API key was given",
+                           "add api_key (or set MASKCTL_API_KEY), or insecure: true if the network is trusted")
+    return _application(serve, _for_replicas(settings))
+
+
+def _settings_from(args: dict[str, Any]) -> ServeSettings:
+    """``ServeSettings`` from a builder's string arguments, each coerced to its field's type."""
+    from maskctl.errors import MaskctlError
+    from maskctl.schema import did_you_mean
+
+    hints = typing.get_type_hints(ServeSettings)
+    values: dict[str, Any] = {}
+    for name, value in args.items():
+        if name not in hints:
+            raise MaskctlError(f"unknown setting {name!r} for maskctl's Serve application",
+                               did_you_mean(name, hints, "use maskctl serve's option names, e.g. paths, replicas"))
+        hint = str(hints[name])
+        if isinstance(value, str):
+            if "list" in hint:
+                value = [v for v in value.split(",") if v]
+            elif "bool" in hint:
+                value = value.lower() in ("1", "true", "yes", "on")
+            elif "int" in hint:
+                value = int(value)
+            elif "float" in hint:
+                value = float(value)
+        values[name] = value
+    return ServeSettings(**{**values, "ray": True})
+
+
+def _application(serve: Any, settings: ServeSettings) -> Any:
+    """The bound deployment: ``--replicas`` replicas, each reserving ``--threads`` CPUs (and a
+    GPU on cuda), admitting ``--max-concurrent-requests`` at once, drained for ``--drain-seconds``."""
+    gpus = 1 if settings.device.startswith("cuda") else 0
+    return _replica_class(serve).options(
+        num_replicas=settings.replicas, ray_actor_options={"num_cpus": settings.threads, "num_gpus": gpus},
+        max_ongoing_requests=settings.max_concurrent_requests, graceful_shutdown_timeout_s=settings.drain_seconds,
+        health_check_period_s=2.0).bind(settings)
+
+
+def _connect(address: str | None) -> None:
+    """The cluster at ``address`` (or ``$RAY_ADDRESS``), else a Ray instance of this machine
+    started for this process: its own traffic on 127.0.0.1 only (the proxy binds ``--host``), no
+    dashboard; a Ray already initialised here is used as is."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
+                 logging_level=logging.WARNING)
+    else:
+        ray.init(address=address, logging_level=logging.WARNING)
+
+
+def _check_proxy(settings: ServeSettings) -> None:
+    """Serve already running on this Ray keeps its proxy where it was started: say so, rather
+    than announce a URL nobody listens on."""
+    from maskctl.errors import MaskctlError
+
+    try:
+        from ray.serve.context import _get_global_client
+
+        running = _get_global_client().http_config
+    except Exception:  # noqa: BLE001 - a Serve whose internals moved: nothing to compare
+        return
+    if (running.host, running.port) != (settings.host, settings.port):
+        raise MaskctlError(f"Ray Serve already runs on this Ray cluster with its HTTP proxy on "
+                           f"{running.host}:{running.port}", f"pass --host {running.host} --port {running.port}, "
+                           "or stop that Serve first (serve shutdown)")
 
 
 def undeploy() -> None:

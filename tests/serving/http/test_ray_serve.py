@@ -85,4 +85,25 @@ def test_a_ray_serve_replica_answers_like_masked_model(local_ray, masks, three_t
             handle.check_health.remote().result()
     finally:
         on_ray.undeploy()
+    try:  # the same deployment as a Serve application (serve run / a KubeRay RayService's import_path)
+        application = on_ray.app({"paths": str(masks), "model": str(tiny_bert), "insecure": "true",
+                                  "watch_seconds": "0", "log_level": "warning"})
+        handle = serve.run(application, name=on_ray.APP_NAME, route_prefix="/")
+        assert sorted(handle.tasks.remote().result()) == ["conll03", "keywords"]
+    finally:
+        on_ray.undeploy()
         serve.shutdown()
+
+
+def test_the_serve_application_takes_settings_by_name(masks):
+    pytest.importorskip("ray.serve")
+    from maskctl.serving.http.ray import _settings_from, app
+
+    settings = _settings_from({"paths": str(masks), "replicas": "3", "threads": "2", "admin": "true",
+                               "max_wait_ms": "2.5", "pin": "a,b"})
+    assert (settings.paths, settings.replicas, settings.threads, settings.admin, settings.max_wait_ms,
+            settings.pin, settings.ray) == ([str(masks)], 3, 2, True, 2.5, ["a", "b"], True)
+    with pytest.raises(MaskctlError, match="did you mean 'replicas'"):
+        _settings_from({"paths": str(masks), "replica": "2"})
+    with pytest.raises(MaskctlError, match="no API key was given"):
+        app({"paths": str(masks)})
