@@ -148,7 +148,8 @@ def test_every_readme_line_runs_as_written(tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shim), str(README.parent)]),
            "MASKCTL_README_TINY_MODEL": str(tiny), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-           "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "COLUMNS": "80"}
+           "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "COLUMNS": "80",
+           "RAY_USAGE_STATS_ENABLED": "0"}  # Ray (Scaling out) starts a 127.0.0.1-only instance; nothing reported
     env.pop("MASKCTL_DEBUG", None)
     ran, server = [], None
     try:
@@ -157,6 +158,9 @@ def test_every_readme_line_runs_as_written(tmp_path_factory):
                 continue
             command = command.replace("localhost:8000", f"127.0.0.1:{port}")
             if command.startswith("maskctl serve"):
+                if server is not None:  # a later server (Scaling out: on Ray) takes the port over
+                    server.terminate()
+                    server.wait(timeout=60)
                 server = subprocess.Popen(["bash", "-c", f"exec {command.split('  #')[0]} --port {port}"], cwd=work,
                                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                 _wait_ready(f"http://127.0.0.1:{port}", server)
