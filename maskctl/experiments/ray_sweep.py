@@ -33,35 +33,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maskctl.errors import MissingExtra
+from maskctl import ray_cluster
 from maskctl.training.callbacks import TrainCallback
 
 TUNE_FOLDER = "tune"  # Tune's storage path inside the sweep folder
 REDUCTION = 2  # ASHA keeps the top half at each rung
 
 
-def require_ray(feature: str = "--sweep-backend ray") -> Any:
+def require_ray() -> Any:
     """``ray`` with Tune, or one clear error naming the extra."""
-    try:
-        import ray
-        import ray.tune  # noqa: F401 - the extra installs it; a bare ray lacks its dependencies
-    except ImportError:
-        raise MissingExtra(feature, "ray[tune]", "ray") from None
-    return ray
-
-
-def connect(address: str | None) -> None:
-    """Join the cluster at ``address`` (``auto``, ``HOST:PORT``, ``ray://...``; None:
-    ``$RAY_ADDRESS``, else a Ray instance of this machine started for this process: on 127.0.0.1
-    only, no dashboard, up until the process ends); a Ray already initialised here is used as is."""
-    ray = require_ray()
-    if ray.is_initialized():
-        return
-    if address is None and not os.environ.get("RAY_ADDRESS"):
-        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
-                 logging_level=logging.WARNING)
-    else:
-        ray.init(address=address, logging_level=logging.WARNING)
+    return ray_cluster.require_ray("--sweep-backend ray", "ray.tune", "ray[tune]")
 
 
 @dataclass
@@ -107,10 +88,11 @@ def run_trials(train: Callable[[dict[str, Any], TrainCallback], Any], runs: list
                on_end: Callable[[TrialOutcome], None]) -> list[TrialOutcome]:
     """Run ``train(run, callback)`` for each of ``runs`` as a Tune trial named by ``names``;
     ``on_end`` hears of each trial as it ends (on this process); returns the outcomes in order."""
+    require_ray()
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    connect(address)
+    ray_cluster.connect(address)
     by_name = dict(zip(names, runs))
 
     def trial_name(trial: Any) -> str:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import signal
 import socket
 import threading
@@ -44,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from maskctl.bundle.hub_ref import is_hub_ref
-from maskctl.errors import MissingExtra
+from maskctl.ray_cluster import connect, require_ray
 from maskctl.serving.http.settings import ServeSettings
 
 APP_NAME = "maskctl"
@@ -53,11 +52,7 @@ log = logging.getLogger("maskctl.serve")
 
 def require_serve() -> Any:
     """``ray.serve``, or one clear error naming the extra."""
-    try:
-        from ray import serve
-    except ImportError:
-        raise MissingExtra("maskctl serve --ray", "ray[serve]", "ray") from None
-    return serve
+    return require_ray("maskctl serve --ray", "ray.serve", "ray[serve]").serve
 
 
 def deploy(settings: ServeSettings) -> tuple[str, list[str]]:
@@ -65,7 +60,7 @@ def deploy(settings: ServeSettings) -> tuple[str, list[str]]:
     ``--host``/``--port``; returns the URL and the tasks a replica serves, once all are up."""
     serve = require_serve()
     settings = _for_replicas(settings.check())
-    _connect(settings.ray_address)
+    connect(settings.ray_address)
     quiet = "DEBUG" if settings.log_level == "debug" else "WARNING"  # Serve's controller and proxy
     logging.getLogger("ray.serve").setLevel(quiet)
     serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config={"log_level": quiet})
@@ -128,21 +123,6 @@ def _application(serve: Any, settings: ServeSettings) -> Any:
         num_replicas=settings.replicas, ray_actor_options={"num_cpus": settings.threads, "num_gpus": gpus},
         max_ongoing_requests=settings.max_concurrent_requests, graceful_shutdown_timeout_s=settings.drain_seconds,
         health_check_period_s=2.0).bind(settings)
-
-
-def _connect(address: str | None) -> None:
-    """The cluster at ``address`` (or ``$RAY_ADDRESS``), else a Ray instance of this machine
-    started for this process: its own traffic on 127.0.0.1 only (the proxy binds ``--host``), no
-    dashboard; a Ray already initialised here is used as is."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    if address is None and not os.environ.get("RAY_ADDRESS"):
-        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
-                 logging_level=logging.WARNING)
-    else:
-        ray.init(address=address, logging_level=logging.WARNING)
 
 
 def _check_proxy(settings: ServeSettings) -> None:
