@@ -8,6 +8,9 @@ PY := $(VENV)/bin/python
 #   make setup TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# `make test` runs the suite on this many pytest-xdist workers, one torch thread each (tests/conftest.py),
+# a file at a time, the README test first (it is the longest); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test bench clean
 
@@ -25,7 +28,7 @@ demo: setup
 	$(OFFLINE) $(VENV)/bin/maskctl eval masks/bbc-news-minilm.bundle --split test
 
 test: setup
-	$(OFFLINE) $(PY) -m pytest
+	$(OFFLINE) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 clean:
 	rm -rf $(VENV) masks finetuned .pytest_cache

@@ -12,6 +12,11 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# A pytest-xdist worker (`make test` runs two on a 2-core machine) gets one core: one torch
+# thread here and in every process a test starts (set before torch is imported).
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER:
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 
 import csv  # noqa: E402
 import inspect  # noqa: E402
@@ -20,6 +25,9 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+if XDIST_WORKER:
+    torch.set_num_threads(1)
 
 # The learnable task: one keyword among filler words decides the label (4 classes, chance 0.25).
 GROUPS = {
@@ -38,6 +46,14 @@ PIECES = ["un", "##believ", "##able", "##s", "##ing", "##ed"]
 ARCHS = ("bert", "roberta", "distilbert")
 PNG = b"\x89PNG\r\n\x1a\n"  # the signature every written figure must start with
 TINY = dict(hidden=64, layers=4, heads=2, intermediate=128)
+# Files that run longest, started first on a worker so that they overlap the rest of the suite
+# (with `--dist loadfile --no-loadscope-reorder` files are handed out in collection order).
+LONGEST_FIRST = ("tests/test_readme.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    if XDIST_WORKER:
+        items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONGEST_FIRST)  # stable: else as collected
 
 
 def make_sentences(n: int, seed: int) -> list[tuple[str, str]]:
