@@ -63,6 +63,7 @@ def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, 
     lora = lora_model(base, t.kind.name, r=r, lora_alpha=2 * r)
     masked, new_keys, *_ = load_model(model, task, seed)  # same seed: the same initial classifier
     masked, mask_opt = maskctl_trainee("mask", masked, new_keys, seed, lr=mask_lr)
+    mask_trainable = sum(p.numel() for p in masked.parameters() if p.requires_grad)  # before any merge
     masked_names = list(masked_layers(masked))
 
     tokenizer = load_tokenizer(source, **t.kind.tokenizer_kwargs)
@@ -70,7 +71,7 @@ def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, 
     dev_features = t.features("dev", tokenizer, max_length)
     loader = make_loader(train_features, t.kind.collate(tokenizer), batch_size, shuffle=True, seed=seed)
     total = len(loader) * epochs
-    _, lora_opt, schedule = lora_training(lora, lora_lr, total)
+    lora_params, lora_opt, schedule = lora_training(lora, lora_lr, total)
     co_train = reference is None
     masked.train(), lora.train()
     times: dict[str, list[float]] = {"mask": [], "lora": []}
@@ -121,7 +122,7 @@ def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, 
         "lora": {"score": lora_score, "epoch_s": lora_epoch, "median_step_s": median(times["lora"]),
                  "bytes": lora_bytes, "files": lora_files, "trainable_params": sum(p.numel() for p in lora_params),
                  "lr": lora_lr, "r": r, "alpha": 2 * r, "target_modules": ["query", "value"]},
-        "mask": {**mask_info, "trainable_params": sum(p.numel() for p in mask_params), "lr": mask_lr,
+        "mask": {**mask_info, "trainable_params": mask_trainable, "lr": mask_lr,
                  "epoch_s_est": lora_epoch * step_ratio},
         "finetune": finetune_info,
         "step_time_ratio_mask_over_lora": step_ratio, "paired_steps": len(pairs["mask"]) if pairs else floor["steps"],
