@@ -26,7 +26,8 @@ from maskctl.analysis.runs import (
     run_columns,
 )
 from maskctl.errors import MaskctlError
-from maskctl.experiments.sweep import SweepCallback, point_label
+from maskctl.experiments.sweep import SweepCallback
+from maskctl.experiments.sweep_points import point_label
 
 VARIED = ("mask_blocks", "seed")
 DIRECTIONS = ("bottom", "top")

@@ -19,16 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from maskctl.errors import MaskctlError
-from maskctl.experiments.sweep import (
-    DEFAULT_EXTEND,
-    PointResult,
-    SweepCallback,
-    folder_name,
-    point_label,
-    resolve_grid,
-    run_sweep,
-    train_point,
-)
+from maskctl.experiments.sweep import DEFAULT_EXTEND, SweepCallback, resolve_grid, run_sweep
+from maskctl.experiments.sweep_points import PointResult, folder_name, point_label, train_point
 from maskctl.training.callbacks import TrainCallback
 
 RUNS = "runs"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.table import Table
 
 from maskctl.cli.console import LogLines, RichProgress, console, train_progress
-from maskctl.experiments.sweep import PointResult, SweepCallback, SweepResult, format_value
+from maskctl.experiments.sweep import SweepCallback, SweepResult
+from maskctl.experiments.sweep_points import PointResult, format_value
 from maskctl.training.callbacks import TrainCallback
 
 

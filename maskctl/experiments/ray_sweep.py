@@ -2,7 +2,7 @@
 
 ``maskctl.experiments.sweep`` decides what a point is, reads finished points back and writes the
 table; this module only runs the points left as Tune trials and says how each ended. A trial
-calls the function the sweep hands over (``sweep.train_point``, the very function the local
+calls the function the sweep hands over (``sweep_points.train_point``, the very function the local
 backend calls, which calls the library's ``train()``), so a point's bundle and ``result.json``
 land in the sweep folder where, and as, the local backend writes them. On a cluster that folder
 must be shared storage mounted at the same path on every node (NFS, a KubeRay volume); Tune's own

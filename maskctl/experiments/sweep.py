@@ -34,30 +34,24 @@ from __future__ import annotations
 
 import filecmp
 import functools
-import gc
-import itertools
-import json
-import math
 import os
-import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from maskctl.choices import RAY_ADDRESS_HELP
-from maskctl.errors import MaskctlError, TrainingInterrupted
-from maskctl.io import atomic_dir, atomic_path, atomic_write_text, refuse_existing
+from maskctl.errors import MaskctlError
 from maskctl.experiments.recipes import MAX_KEYS, UNSWEEPABLE, check_grid, parse_sweep, resolve_grid  # noqa: F401 - re-exported
+from maskctl.experiments.sweep_points import (PointResult, edge_extension, folder_name, format_value, grid_points,
+                                              pick_best, point_label, record_point, stored_point, train_point)
+from maskctl.experiments.sweep_report import write_sweep_figure, write_sweep_table
+from maskctl.io import atomic_dir, atomic_path, refuse_existing
 from maskctl.schema import check_fields, flag, setting
 from maskctl.training.callbacks import TrainCallback
 
 DEFAULT_EXTEND = 3
-EXTEND_FACTOR = 3.0
-EXTENDABLE = ("lr", "threshold")  # positive, unbounded above: a geometric step makes sense
-RESULT_FILE = "result.json"
-TABLE_NAME = "sweep"
 BACKENDS = ("local", "ray")
 SCHEDULERS = ("none", "asha")
 RAY_PANEL = "Sweeps on Ray (--sweep-backend ray)"
@@ -109,26 +103,6 @@ class SweepCallback:
 
 
 @dataclass
-class PointResult:
-    """One trained (or reused) run: its point, dev metrics and where its output lies."""
-
-    point: dict[str, Any]
-    label: str
-    output: Path
-    metrics: dict[str, float]
-    sparsity: dict[str, float] = field(default_factory=dict)
-    wall_seconds: float = 0.0
-    reused: bool = False
-    added: bool = False  # added by edge extension
-    stopped_at: int | None = None  # the dev evaluation after which a scheduler (ASHA) stopped it; no output
-
-    @property
-    def score(self) -> float:
-        value = self.metrics.get("score")
-        return float(value) if value is not None else math.nan
-
-
-@dataclass
 class SweepResult:
     grid: dict[str, list[Any]]
     points: list[PointResult]
@@ -140,133 +114,8 @@ class SweepResult:
     backend: str = "local"
 
 
-def format_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    return "default" if value is None else str(value)
-
-
-def point_label(point: Mapping[str, Any]) -> str:
-    """``lr=3e-05`` or ``lr=3e-05,seed=1``: the table's name for a point."""
-    return ",".join(f"{key}={format_value(value)}" for key, value in point.items()) or "run"
-
-
-def folder_name(label: str) -> str:
-    """A point's label as one safe path component (``mask_blocks=top:2`` -> ``mask_blocks=top_2``)."""
-    return re.sub(r"[^A-Za-z0-9._=,+%-]", "_", label)
-
-
 def sweep_folder(output: Path) -> Path:
     return output.with_name(output.name.removesuffix(".bundle") + ".sweep")
-
-
-def _train(args: Any, callback: TrainCallback | None) -> Any:
-    """The one place that trains (tests replace it to score points as a function of lr)."""
-    from maskctl.training.trainer import train
-
-    return train(args, callback=callback)
-
-
-def point_args(settings: Mapping[str, Any], point: Mapping[str, Any], output: Path) -> Any:
-    """The ``TrainArgs`` of one point: ``settings`` changed by ``point``, written to ``output``."""
-    from maskctl.training.trainer import TrainArgs
-
-    return TrainArgs(**{**settings, **point, "output": str(output), "overwrite": True,
-                        "resume": None, "checkpoint_dir": None})
-
-
-def stored_point(settings: Mapping[str, Any], point: Mapping[str, Any], output: Path, replace_other: bool = False,
-                 accept_stopped: bool = False) -> PointResult | None:
-    """The point read back from its ``result.json`` when that records the same training settings
-    and its output is there (or it was stopped early and ``accept_stopped``); else None, with a
-    stale ``result.json`` removed. Other settings there are an error unless ``replace_other``."""
-    output = Path(output)
-    record = json.loads(json.dumps(point_args(settings, point, output).record()))
-    result_file = output.parent / RESULT_FILE
-    if not result_file.is_file():
-        return None
-    stored = json.loads(result_file.read_text(encoding="utf-8"))
-    stopped = stored.get("stopped_at")
-    if stored.get("training") == record and (output.exists() if stopped is None else accept_stopped):
-        return PointResult(point=dict(point), label=point_label(point), output=output, metrics=stored["metrics"],
-                           sparsity=stored.get("sparsity", {}), wall_seconds=stored.get("wall_seconds", 0.0),
-                           reused=True, stopped_at=stopped)
-    if stored.get("training") != record and not replace_other:
-        other = sorted(k for k in record if stored.get("training", {}).get(k) != record[k])
-        raise MaskctlError(f"{output.parent} holds a run with other settings ({', '.join(other)})",
-                           "pass --overwrite to retrain it, or choose another output folder")
-    result_file.unlink()
-    return None
-
-
-def record_point(settings: Mapping[str, Any], done: PointResult) -> None:
-    """Write a point's ``result.json`` (what ``stored_point`` reads back)."""
-    record = json.loads(json.dumps(point_args(settings, done.point, done.output).record()))
-    payload = {"point": done.point, "training": record, "metrics": done.metrics, "sparsity": done.sparsity,
-               "wall_seconds": done.wall_seconds, "output": str(done.output) if done.stopped_at is None else None}
-    if done.stopped_at is not None:
-        payload["stopped_at"] = done.stopped_at
-    atomic_write_text(done.output.parent / RESULT_FILE, json.dumps(payload, indent=2, default=str) + "\n")
-
-
-def train_point(settings: Mapping[str, Any], point: Mapping[str, Any], output: Path,
-                callback: TrainCallback | None = None, replace_other: bool = False) -> PointResult:
-    """Train ``settings`` changed by ``point`` into ``output`` and record it in ``result.json``.
-
-    A matching ``result.json`` (same training settings, output present) is read back instead.
-    """
-    output = Path(output)
-    label = point_label(point)
-    reused = stored_point(settings, point, output, replace_other)
-    if reused is not None:
-        return reused
-    args = point_args(settings, point, output)
-    try:
-        result = _train(args, callback)
-    except TrainingInterrupted as exc:  # the trainer's checkpoint hint names one run, not this sweep
-        shutil.rmtree(exc.checkpoint, ignore_errors=True)
-        raise MaskctlError(f"interrupted while training {label}",
-                           "rerun the same command: finished points are read back, not retrained") from None
-    finally:
-        gc.collect()  # one run's model at a time
-    done = PointResult(point=dict(point), label=label, output=output, metrics=dict(result.metrics),
-                       sparsity=dict(result.sparsity), wall_seconds=float(result.wall_seconds))
-    record_point(settings, done)
-    return done
-
-
-def grid_points(grid: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
-    keys = list(grid)
-    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
-
-
-def pick_best(points: list[PointResult]) -> PointResult:
-    """Highest dev score; ties go to the point run first; NaN scores and points stopped early
-    (no output) never win."""
-    finished = [p for p in points if p.stopped_at is None] or points
-    finite = [p for p in finished if math.isfinite(p.score)] or finished
-    return max(finite, key=lambda p: p.score)
-
-
-def edge_extension(grid: Mapping[str, list[Any]], points: list[PointResult]) -> float | None:
-    """The value to add beyond the grid's edge, or None (see the module docstring for the rule)."""
-    if len(grid) != 1 or next(iter(grid)) not in EXTENDABLE:
-        return None
-    key = next(iter(grid))
-    values = [p.point.get(key) for p in points]
-    if len(set(values)) < 2 or not all(isinstance(v, float) and v > 0 for v in values):
-        return None
-    best = pick_best(points)
-    if any(p.score >= best.score for p in points if p is not best):
-        return None  # a tie: no direction to extend in
-    low, high, value = min(values), max(values), best.point[key]
-    if value == high:
-        new = float(f"{value * EXTEND_FACTOR:.6g}")
-    elif value == low:
-        new = float(f"{value / EXTEND_FACTOR:.6g}")
-    else:
-        return None
-    return None if new in values else new
 
 
 def run_sweep(settings: Mapping[str, Any], grid: Mapping[str, Any], output: str | Path | None = None,
@@ -322,7 +171,7 @@ def run_sweep(settings: Mapping[str, Any], grid: Mapping[str, Any], output: str 
         done.added = added
         points.append(done)
         callback.point_end(done, len(points), total)
-        _write_table(points, grid, folder, metric, settings, extend)
+        write_sweep_table(points, grid, folder, metric, settings, extend)
 
     def run_on_ray(batch: list[dict[str, Any]], added: bool, name: str) -> None:
         from maskctl.experiments import ray_sweep
@@ -334,7 +183,7 @@ def run_sweep(settings: Mapping[str, Any], grid: Mapping[str, Any], output: str 
             result.added = added
             points.append(result)
         if points:
-            _write_table(points, grid, folder, metric, settings, extend)
+            write_sweep_table(points, grid, folder, metric, settings, extend)
         if failed:
             first = next(iter(failed))
             raise MaskctlError(f"{len(failed)} of {len(batch)} sweep points failed ({', '.join(failed)}); "
@@ -363,8 +212,8 @@ def run_sweep(settings: Mapping[str, Any], grid: Mapping[str, Any], output: str 
     if best.stopped_at is not None:
         raise MaskctlError("every point of the sweep was stopped early by the scheduler", "rerun with --scheduler none")
     _copy_output(best.output, output)
-    table = _write_table(points, grid, folder, metric, settings, extend)
-    figure = _write_figure(points, grid, best, folder, metric, base)
+    table = write_sweep_table(points, grid, folder, metric, settings, extend)
+    figure = write_sweep_figure(points, grid, best, folder, metric, base)
     return SweepResult(grid=grid, points=points, best=best, output=output, folder=folder, table=table, figure=figure,
                        backend=backend.sweep_backend)
 
@@ -480,62 +329,3 @@ def _copy_output(source: Path, target: Path) -> None:
             shutil.copyfile(source, tmp)
 
 
-def result_row(result: PointResult, keys: list[str]) -> dict[str, Any]:
-    """The table columns of one point: its values, dev score, every dev metric, timing, output."""
-    row: dict[str, Any] = {"point": result.label}
-    row.update({key: result.point.get(key) for key in keys})
-    row["dev_score"] = result.score
-    row.update({f"dev_{name}": value for name, value in result.metrics.items() if name != "score"})
-    row["final_sparsity"] = result.sparsity.get("final")
-    row["wall_s"] = round(result.wall_seconds, 1)
-    row["reused"] = result.reused
-    row["output"] = str(result.output) if result.stopped_at is None else ""  # stopped early: no output
-    return row
-
-
-def _write_table(points: list[PointResult], grid: Mapping[str, Any], folder: Path, metric: str,
-                 settings: Mapping[str, Any], extend: int) -> dict[str, Path]:
-    from maskctl import __version__
-    from maskctl.experiments.report import write_table
-
-    best = pick_best(points)
-    rows = [{**result_row(p, list(grid)), "added": "edge" if p.added else "", "best": p is best} for p in points]
-    if any(p.stopped_at is not None for p in points):  # a column only where a scheduler stopped a point
-        for row, p in zip(rows, points):
-            row["stopped_at_eval"] = p.stopped_at
-    meta = {"grid": dict(grid), "metric": metric, "best": best.label, "sweep_extend": extend,
-            "extension_rule": f"one key of {list(EXTENDABLE)}: x{EXTEND_FACTOR:g} above / "
-                              f"/{EXTEND_FACTOR:g} below the edge while the edge is strictly best",
-            "settings": {k: v for k, v in settings.items() if k not in grid}, "maskctl_version": __version__}
-    return write_table(rows, folder, TABLE_NAME, meta=meta, title=f"Sweep over {', '.join(grid)} (dev {metric})")
-
-
-def _write_figure(points: list[PointResult], grid: Mapping[str, Any], best: PointResult, folder: Path,
-                  metric: str, args: Any) -> Path | None:
-    """Dev score against the swept value when one numeric key is swept (log-x for lr-like keys)."""
-    if len(grid) != 1:
-        return None
-    from maskctl.experiments.report import new_figure, save_figure
-
-    key = next(iter(grid))
-    drawn = sorted((p.point[key], p.score, p) for p in points
-                   if isinstance(p.point.get(key), (int, float)) and not isinstance(p.point[key], bool))
-    if len(drawn) < 2:
-        return None
-    xs, ys = [d[0] for d in drawn], [d[1] for d in drawn]
-    fig = new_figure()
-    ax = fig.add_subplot()
-    ax.plot(xs, ys, marker="o", color="C0", label="every point")
-    added = [(x, y) for x, y, p in drawn if p.added]
-    if added:
-        ax.scatter(*zip(*added), s=80, facecolors="none", edgecolors="C1", zorder=3, label="added at an edge")
-    ax.scatter([best.point[key]], [best.score], marker="*", s=220, color="C3", zorder=4,
-               label=f"best {key}={format_value(best.point[key])}")
-    if key in EXTENDABLE or (min(xs) > 0 and max(xs) / min(xs) >= 20):
-        ax.set_xscale("log")
-    ax.set_xlabel(key)
-    ax.set_ylabel(f"dev {metric}")
-    ax.set_title(f"{Path(str(args.task)).stem} on {Path(str(args.model or 'minilm')).name}: sweep over {key}")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return save_figure(fig, folder / f"{TABLE_NAME}.png")

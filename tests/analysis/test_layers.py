@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from maskctl.experiments import sweep
+from maskctl.experiments import sweep_points
 from maskctl.analysis.layers import (
     VARIED,
     block_range,
@@ -35,7 +35,7 @@ def _score(args):
 
 def test_both_curves_for_every_k(monkeypatch, tiny_bert, keyword_task, tmp_path):
     trainer = FakeTrainer(_score)
-    monkeypatch.setattr(sweep, "_train", trainer)
+    monkeypatch.setattr(sweep_points, "_train", trainer)
     assert count_blocks(str(tiny_bert)) == 4
     result = run_layers(_plan(tiny_bert, keyword_task), None, [0, 1], tmp_path)
     specs = sorted({a.mask_blocks for a in trainer.calls})

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from maskctl.experiments import sweep
+from maskctl.experiments import sweep_points
 from maskctl.analysis.runs import plan
 from maskctl.analysis.sparsity import VARIED, parse_percents, run_sparsity
 from maskctl.errors import MaskctlError
@@ -21,7 +21,7 @@ def _plan(model, task, *extra, grid=None):
 
 def test_rows_summary_and_resumption(monkeypatch, tiny_bert, keyword_task, tmp_path):
     trainer = FakeTrainer(lambda args: 0.9 - args.init_sparsity + args.seed / 100)
-    monkeypatch.setattr(sweep, "_train", trainer)
+    monkeypatch.setattr(sweep_points, "_train", trainer)
     result = run_sparsity(_plan(tiny_bert, keyword_task), [1, 50], [0, 2], tmp_path)
     assert [(r["init_sparsity_pct"], r["seed"]) for r in result.rows] == [(1, 0), (1, 2), (50, 0), (50, 2)]
     assert sorted((a.init_sparsity, a.seed) for a in trainer.calls) == [(0.01, 0), (0.01, 2), (0.5, 0), (0.5, 2)]
@@ -40,7 +40,7 @@ def test_rows_summary_and_resumption(monkeypatch, tiny_bert, keyword_task, tmp_p
 
 
 def test_a_grid_tunes_each_run(monkeypatch, tiny_bert, keyword_task, tmp_path):
-    monkeypatch.setattr(sweep, "_train", FakeTrainer(lambda args: args.lr * 10 - args.init_sparsity))
+    monkeypatch.setattr(sweep_points, "_train", FakeTrainer(lambda args: args.lr * 10 - args.init_sparsity))
     result = run_sparsity(_plan(tiny_bert, keyword_task, grid=["lr=1e-3,1e-2"]), [5], [0], tmp_path)
     (row,) = result.rows
     assert row["best_lr"] == 1e-2 and row["dev_score"] == pytest.approx(0.1 - 0.05)

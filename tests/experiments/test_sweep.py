@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from maskctl.experiments import sweep
+from maskctl.experiments import sweep_points
 from maskctl.errors import MaskctlError
 from maskctl.experiments.sweep import edge_extension, parse_sweep, point_label, run_sweep
 from maskctl.training.trainer import TrainResult
@@ -48,7 +48,7 @@ def settings(keyword_task):
 
 def fake(monkeypatch, score):
     trainer = FakeTrainer(score)
-    monkeypatch.setattr(sweep, "_train", trainer)
+    monkeypatch.setattr(sweep_points, "_train", trainer)
     return trainer
 
 
@@ -120,7 +120,7 @@ def test_interior_best_flat_grids_and_other_keys_never_extend(monkeypatch, setti
 
 def test_edge_extension_rule_directly():
     def points(pairs):
-        return [sweep.PointResult(point={"lr": lr}, label="", output=Path("x"), metrics={"score": s})
+        return [sweep_points.PointResult(point={"lr": lr}, label="", output=Path("x"), metrics={"score": s})
                 for lr, s in pairs]
     assert edge_extension({"lr": []}, points([(1e-5, 0.1), (9e-5, 0.2)])) == pytest.approx(2.7e-4)
     assert edge_extension({"lr": []}, points([(1e-5, 0.3), (9e-5, 0.2)])) == 3.33333e-6
