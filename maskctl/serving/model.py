@@ -32,7 +32,6 @@ verifies a bundle before taking it, so a corrupt file leaves every task serving.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -47,13 +46,13 @@ from maskctl.bundle.format import read_coded, read_meta
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.meta import BundleMeta
 from maskctl.errors import BundleError, DuplicateTask, MaskctlError, ModelError
-from maskctl.masking.flips import flips_of, kernel_handles, nonzero_mask
-from maskctl.masking.mixed import Correction, MixedMaskLinear, RowGroup, Routing, correction_matrix, wrap_for_mixing
+from maskctl.masking.mixed import MixedMaskLinear, RowGroup, Routing, wrap_for_mixing
 from maskctl.models import load_tokenizer
 from maskctl.serving.batching import TaskRequests, build_batch
 from maskctl.serving.heads import Precomputed, task_model
 from maskctl.serving.loading import check_fit, fit_head, load_base
 from maskctl.serving.merged import MergedWeights
+from maskctl.serving.references import References
 from maskctl.serving.memory import CorrectionCache, hold_flips, release_freed_memory
 from maskctl.serving.results import RequestError, example_from_input
 from maskctl.serving.tasks import Corrections, ServedTask
@@ -82,7 +81,7 @@ class MaskedModel:
         self._fingerprints: dict[tuple[str, ...], str] = {}
         self._layers: dict[str, MixedMaskLinear] = {}  # by encoder-relative name
         self._merged = MergedWeights(self._layers, self.encoder)  # the task multiplied into the weights, if any
-        self._reference_users: dict[tuple, int] = {}
+        self._references = References(self._layers)  # W ⊙ R per initial mask, shared by its tasks
         self._last_single: str | None = None
         self._lock = threading.RLock()
         self.load_seconds: list[float] = []
@@ -129,7 +128,7 @@ class MaskedModel:
         masks = coded.decode_all()  # verifies every layer (CRC) before anything changes
         task = Task.from_card(TaskCard.from_dict(coded.info.task.card))
         inner = {n: n[len(self._prefix) + 1:] for n in masks if n.startswith(self._prefix + ".")}
-        reference, initial = self._initial_masks(coded, inner)
+        reference, initial = self._references.missing(coded, inner)
         tokenizer = self._tokenizers.get(task.kind.name) or load_tokenizer(self._source, **task.kind.tokenizer_kwargs)
         with self._lock:
             if task.name in self._tasks and task.name != replaces:
@@ -147,12 +146,11 @@ class MaskedModel:
             wrapped = wrap_for_mixing(self.encoder, list(inner.values()) + tuned_modules, self._routing)
             self._layers.update({n: m for n, m in wrapped.items() if isinstance(m, MixedMaskLinear)})
             record = coded.info.training
-            if reference is not None and any(reference not in self._layers[n].references and n not in initial
-                                             for n in inner.values()):
-                _, initial = self._initial_masks(coded, inner)  # rare: an unload dropped it meanwhile
-            self._add_reference(reference, initial)
+            if self._references.lacks(reference, inner.values(), initial):
+                _, initial = self._references.missing(coded, inner)  # rare: an unload dropped it meanwhile
+            self._references.add(reference, initial)
             encoder = {inner[n]: m for n, m in masks.items() if n in inner}
-            corrections = self._build(reference, encoder)
+            corrections = self._references.terms(reference, encoder)
             coded, held = hold_flips(coded, corrections, inner)
             served = ServedTask(name=task.name, task=task, coded=coded, head=effective, encoder_layers=inner,
                                 net_key=(task.kind.auto_class, len(task.labels)), reference=reference,
@@ -179,12 +177,7 @@ class MaskedModel:
             self._merged.unmerge()
         self._cache.drop(name)
         served = self._tasks.pop(name)
-        if served.reference is not None:
-            self._reference_users[served.reference] -= 1
-            if not self._reference_users[served.reference]:  # its last task: free the dense copy
-                del self._reference_users[served.reference]
-                for layer in self._layers.values():
-                    layer.references.pop(served.reference, None)
+        self._references.release(served.reference)
 
     @property
     def pinned(self) -> set[str]:
@@ -233,47 +226,6 @@ class MaskedModel:
                 effective[f"{name}.weight"].mul_(mask.to(self.device, torch.float32))
         return effective
 
-    def _initial_masks(self, coded, inner: dict[str, str]) -> tuple[tuple | None, dict[str, torch.Tensor]]:
-        """The task's reference key, and its initial masks where no layer holds that reference
-        yet (regenerated before the lock is taken: ~0.1-0.2 s for MiniLM, once per seed)."""
-        initial = coded.initial
-        if initial is None:
-            return None, {}
-        key = (initial.seed, initial.threshold, initial.init_sparsity)
-        missing = {}
-        shapes = {layer.name: layer.shape for layer in coded.info.layers}
-        for name, layer_name in inner.items():
-            layer = self._layers.get(layer_name)
-            if layer is None or key not in layer.references:
-                shape = shapes[name]
-                missing[layer_name] = torch.from_numpy(initial.mask(initial.scores(name, math.prod(shape))).reshape(shape))
-        return key, missing
-
-    def _add_reference(self, key: tuple | None, masks: dict[str, torch.Tensor]) -> None:
-        """``W ⊙ R`` on each layer that lacks it (pristine weights: the caller has unmerged)."""
-        if key is None:
-            return
-        for layer_name, start in masks.items():
-            layer = self._layers[layer_name]
-            if key not in layer.references:
-                weight = layer.weight.detach()
-                layer.references[key] = weight * start.to(weight.device, weight.dtype)
-        self._reference_users[key] = self._reference_users.get(key, 0) + 1
-
-    def _build(self, key: tuple | None, masks: dict[str, torch.Tensor]) -> Corrections:
-        """Each layer's term against the reference ``key`` (read from the pristine weights: the
-        caller has unmerged them). The reference mask is recovered as ``W ⊙ R != 0``: where W is
-        zero the term is zero either way."""
-        out = {}
-        for inner, mask in masks.items():
-            layer = self._layers[inner]
-            reference = None if key is None else nonzero_mask(layer.references[key])
-            if kernel_handles(layer.weight):  # positions only: values come from the weights
-                out[inner] = Correction(reference=key, flips=flips_of(mask, reference))
-            else:
-                out[inner] = Correction(correction_matrix(layer.weight, mask, reference), key)
-        return out
-
     def _corrections(self, name: str, pinned: frozenset[str]) -> Corrections:
         """A task's terms. A task held as flips runs as CSR matrices built from them while the
         cache has room (MKL's product beats the kernel on short groups; no eviction, so tasks
@@ -292,7 +244,7 @@ class MaskedModel:
                                                               None if c.reference is None
                                                               else self._layers[inner].references[c.reference])
                                           for inner, c in served.flips.items()}, pinned)
-        return self._cache.get(name, lambda: self._build(served.reference, served.encoder_masks(self._layers)), pinned)
+        return self._cache.get(name, lambda: self._references.terms(served.reference, served.encoder_masks(self._layers)), pinned)
 
     # -- prediction ----------------------------------------------------------------------------
     @property
@@ -429,13 +381,11 @@ class MaskedModel:
         """Bytes held beyond the base model: loaded tasks (coded masks, flips held for the kernel,
         heads), the CSR corrections cache, the dense reference copies (one per initial mask in
         use), and their counts."""
-        references = {id(w): w.numel() * w.element_size() for layer in self._layers.values()
-                      for w in layer.references.values()}
         tasks = self._tasks.values()
         return {"tasks": len(self._tasks), "coded_bytes": sum(t.coded_bytes() for t in tasks),
                 "flips_bytes": sum(t.flips_bytes() for t in tasks),
                 "hot_tasks": len({t.name for t in tasks if t.flips} | set(self._cache.names())),
-                "references": len(self._reference_users), "references_bytes": sum(references.values()),
+                "references": len(self._references.users), "references_bytes": self._references.nbytes(),
                 "corrections_bytes": self._cache.bytes, "corrections_cached": len(self._cache.names()),
                 "corrections_limit_bytes": self._cache.limit_bytes, "decodes": self._cache.misses}
 
