@@ -181,7 +181,7 @@ def bench_throughput(model: str | None, paths: list[Path], counts=TASK_COUNTS, r
                 row["lora_error"] = lora_error
             out[f"{count}/{length}"] = row
             log(f"serving: {count} tasks, {length}: " + ", ".join(f"{k} {v:.1f}/s" for k, v in rate.items()))
-        del served, served_kernel, lora
+        served = served_kernel = lora = None  # free this count's models before the next (the closures above hold them)
     return out
 
 
