@@ -7,8 +7,8 @@ import pytest
 from tests.bench.test_bench_quick import _bench
 
 
-def _run(seed: int, score: float) -> dict:
-    return {"settings": {"seed": seed}, "test": {"score": score}}
+def _run(seed: int, score: float, dev: float = 0.0) -> dict:
+    return {"settings": {"seed": seed}, "test": {"score": score}, "dev": {"score": dev}}
 
 
 def test_paired_differences_use_only_shared_seeds_with_a_t_interval():
@@ -21,6 +21,14 @@ def test_paired_differences_use_only_shared_seeds_with_a_t_interval():
     half = 4.302653 * p["sd"] / 3 ** 0.5  # t(0.975, 2 degrees of freedom)
     assert p["ci95"] == pytest.approx([p["mean"] - half, p["mean"] + half], rel=1e-5)
     assert t.paired(a[:1], b) is None  # one shared seed: no spread to speak of
+
+
+def test_paired_differences_on_dev_read_the_dev_scores():
+    t = _bench("quality_table")
+    a = [_run(0, 0.5, dev=0.60), _run(1, 0.5, dev=0.62)]
+    b = [_run(0, 0.4, dev=0.61), _run(1, 0.4, dev=0.60)]
+    assert t.paired(a, b, "dev")["diffs"] == pytest.approx([-0.01, 0.02])
+    assert t.paired(a, b)["diffs"] == pytest.approx([0.1, 0.1])
 
 
 def test_the_front_keeps_only_points_nothing_beats_on_bytes_and_score():
