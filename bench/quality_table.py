@@ -72,7 +72,7 @@ def _chosen(settings: dict[tuple, list]) -> list[dict[str, Any]] | None:
 
 def write_table(out: Path) -> Path:
     """``results-quality.md`` (and .json, and one Pareto PNG per task) from every finished run."""
-    rows, pair_rows, data, seed0 = [], [], {}, []
+    rows, pair_rows, data, seed0, every = [], [], {}, [], []
     for task in sorted(p.name for p in (out / "quality").iterdir() if p.is_dir()) if (out / "quality").is_dir() else []:
         root = out / "quality" / task
         settings = {m: _runs(root, m) for m in METHODS}
@@ -94,6 +94,7 @@ def write_table(out: Path) -> Path:
                 pair_rows.append(f"| {task} | {a} − {b} | {p['seeds']} | **{p['mean']:+.4f}** | {p['sd']:.4f} | "
                                  f"[{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}] | {', '.join(f'{d:+.3f}' for d in p['diffs'])} "
                                  f"| {dev['mean']:+.4f} [{dev['ci95'][0]:+.4f}, {dev['ci95'][1]:+.4f}] |")
+        every += setting_rows(task, settings["mask"], chosen["lora"])
         for m in METHODS:
             runs = [rs[0] for rs in settings[m].values() if rs[0]["settings"]["seed"] == 0]
             if runs:
@@ -107,11 +108,28 @@ def write_table(out: Path) -> Path:
              "Paired test differences (same seeds), mean, sd and 95 % t interval; the same on dev:", "",
              "| task | difference | seeds | mean | sd | 95 % interval | per seed | dev: mean [95 %] |",
              "|---|---|---|---|---|---|---|---|",
-             *pair_rows, "", "Seed 0, every setting tried (dev score / test score, kept epoch):", "", *seed0]
+             *pair_rows, "", "Every masking setting run, mean over its seeds (the front is in the figure):", "",
+             "| task | setting | seeds | dev | test | flipped bits | bytes per task | × LoRA's bytes |",
+             "|---|---|---|---|---|---|---|---|", *every, "",
+             "Seed 0, every setting tried (dev score / test score, kept epoch):", "", *seed0]
     (out / "results-quality.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
     path = out / "results-quality.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def setting_rows(task: str, settings: dict[tuple, list], lora: list[dict[str, Any]] | None) -> list[str]:
+    """One row per masking setting: its seeds' mean dev and test scores, flipped bits and bytes,
+    the bytes also as a multiple of the chosen LoRA setting's adapter, smallest bundle first."""
+    rows = []
+    lora_bytes = statistics.fmean(r["bytes"] for r in lora) if lora else None
+    for key, runs in sorted(settings.items(), key=lambda kv: statistics.fmean(r["bytes"] for r in kv[1])):
+        s = summarise(runs)
+        flips = f"{s['flip_fraction']:.1%}" if s["flip_fraction"] is not None else ""
+        ratio = f"{s['bytes'] / lora_bytes:.2f}" if lora_bytes else ""
+        rows.append(f"| {task} | {label_of(*key)} | {len(runs)} | {s['dev']['mean']:.4f} | {s['test']['mean']:.4f} | "
+                    f"{flips} | {s['bytes']:,.0f} | {ratio} |")
+    return rows
 
 
 def front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
