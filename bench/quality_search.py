@@ -52,6 +52,8 @@ PLAN: dict[str, dict[str, Any]] = {
                                                                      "flip_penalty": 0.1}),
                                  "head-train-long-first-piece": (3e-3, {"head": "train", "epochs": 20, "early_stopping": 5,
                                                                         "word_piece": "first"}),
+                                 "head-train-long-flip-0.3": (3e-3, {"head": "train", "epochs": 20, "early_stopping": 5,
+                                                                     "flip_penalty": 0.3}),
                                  "head-train-all-blocks": (None, {"head": "train", "mask_blocks": "all"}),
                                  "head-train-sparsity-10": (None, {"head": "train", "init_sparsity": 0.10}),
                                  "head-train-flip-0.6": (None, {"head": "train", "flip_penalty": 0.6}),
