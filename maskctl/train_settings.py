@@ -40,6 +40,7 @@ FALLBACKS: dict[str, Any] = {
     "flip_penalty": 0.0,
     "also_train": ALSO_TRAIN[0],
     "tuned_lr": DEFAULT_TUNED_LR,
+    "word_piece": WORD_PIECES[0],
 }
 # The keys a card's ``defaults:`` may set: the fields above, and the masked blocks (None there
 # means "all but the lowest two", so a card value replaces it only while it is None).
@@ -125,8 +126,8 @@ class TrainArgs:
     device: str = setting("auto", DEVICE_HELP, panel=RUN, metavar=DEVICE_METAVAR)
     precision: str = setting("no", "Mixed precision on CUDA.", choices=("no", "bf16", "fp16"), panel=RUN)
     max_train_samples: int | None = setting(None, "Use only the first N training examples.", min=1, panel=TASK)
-    word_piece: str = setting(WORD_PIECES[0], "Token tagging: read a word at its last (paper) or first piece.",
-                              choices=WORD_PIECES, panel=TASK)
+    word_piece: str | None = setting(None, "Token tagging: read a word at its last (paper) or first piece "
+                                           f"{_fallback('word_piece')}.", choices=WORD_PIECES, panel=TASK)
     grad_accum: int = setting(1, "Batches per optimizer step (gradient accumulation).", min=1, panel=OPT)
     eval_every: int | None = setting(None, "Evaluate on dev every N optimizer steps (default: each epoch).", min=1,
                                      panel=EVAL)

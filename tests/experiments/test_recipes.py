@@ -75,9 +75,9 @@ def test_wnut16_demo_recipe_uses_the_card_defaults():
 
     card = get_card("wnut16")  # the card's masking defaults are the recipe's (the best found on dev)
     masked = TrainArgs(task="wnut16").with_task_defaults(card.defaults)
-    assert (masked.lr, masked.epochs, masked.head) == (s["lr"], s["epochs"], s["head"])
+    assert (masked.lr, masked.epochs, masked.head, masked.word_piece) == (s["lr"], s["epochs"], s["head"], s["word_piece"])
     finetuned = TrainArgs(task="wnut16", method="finetune").with_task_defaults(card.defaults)
-    assert (finetuned.lr, finetuned.epochs) == (3e-4, 12)
+    assert (finetuned.lr, finetuned.epochs, finetuned.word_piece) == (3e-4, 12, "last")
 
 
 def test_overrides_parse_values_and_reject_unknown_keys():
