@@ -94,7 +94,7 @@ def write_table(out: Path) -> Path:
                 pair_rows.append(f"| {task} | {a} − {b} | {p['seeds']} | **{p['mean']:+.4f}** | {p['sd']:.4f} | "
                                  f"[{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}] | {', '.join(f'{d:+.3f}' for d in p['diffs'])} "
                                  f"| {dev['mean']:+.4f} [{dev['ci95'][0]:+.4f}, {dev['ci95'][1]:+.4f}] |")
-        every += setting_rows(task, settings["mask"], chosen["lora"])
+        every += setting_rows(task, data[task]["mask"]["settings"], data[task]["lora"]["best"])
         for m in METHODS:
             runs = [rs[0] for rs in settings[m].values() if rs[0]["settings"]["seed"] == 0]
             if runs:
@@ -118,16 +118,15 @@ def write_table(out: Path) -> Path:
     return path
 
 
-def setting_rows(task: str, settings: dict[tuple, list], lora: list[dict[str, Any]] | None) -> list[str]:
-    """One row per masking setting: its seeds' mean dev and test scores, flipped bits and bytes,
-    the bytes also as a multiple of the chosen LoRA setting's adapter, smallest bundle first."""
+def setting_rows(task: str, summaries: dict[str, dict[str, Any]], lora: dict[str, Any] | None) -> list[str]:
+    """One row per masking setting (``summarise`` of its seeds, by label): mean dev and test
+    scores, flipped bits and bytes, the bytes also as a multiple of the chosen LoRA setting's
+    adapter (``lora``, its summary), smallest bundle first."""
     rows = []
-    lora_bytes = statistics.fmean(r["bytes"] for r in lora) if lora else None
-    for key, runs in sorted(settings.items(), key=lambda kv: statistics.fmean(r["bytes"] for r in kv[1])):
-        s = summarise(runs)
+    for label, s in sorted(summaries.items(), key=lambda kv: kv[1]["bytes"]):
         flips = f"{s['flip_fraction']:.1%}" if s["flip_fraction"] is not None else ""
-        ratio = f"{s['bytes'] / lora_bytes:.2f}" if lora_bytes else ""
-        rows.append(f"| {task} | {label_of(*key)} | {len(runs)} | {s['dev']['mean']:.4f} | {s['test']['mean']:.4f} | "
+        ratio = f"{s['bytes'] / lora['bytes']:.2f}" if lora else ""
+        rows.append(f"| {task} | {label} | {len(s['seeds'])} | {s['dev']['mean']:.4f} | {s['test']['mean']:.4f} | "
                     f"{flips} | {s['bytes']:,.0f} | {ratio} |")
     return rows
 

@@ -44,8 +44,8 @@ def test_every_setting_row_has_its_seed_means_and_bytes_against_lora():
         return {"settings": {"seed": seed, "lr": 0.01}, "variant": None, "dev": {"score": dev}, "test": {"score": test},
                 "kept": {"epoch": 1}, "bytes": size, "flip_fraction": flips, "wall_s": 1.0}
 
-    settings = {(0.01, None): [run(0, 0.5, 0.4, 300, 0.1), run(1, 0.7, 0.6, 500, 0.3)],
-                (0.003, "long"): [run(0, 0.6, 0.5, 200, 0.05)]}
-    rows = t.setting_rows("ner", settings, [run(0, 0, 0, 800, None)])
+    summaries = {"lr0.01": t.summarise([run(0, 0.5, 0.4, 300, 0.1), run(1, 0.7, 0.6, 500, 0.3)]),
+                 "lr0.003-long": t.summarise([run(0, 0.6, 0.5, 200, 0.05)])}
+    rows = t.setting_rows("ner", summaries, t.summarise([run(0, 0, 0, 800, None)]))
     assert rows == ["| ner | lr0.003-long | 1 | 0.6000 | 0.5000 | 5.0% | 200 | 0.25 |",
                     "| ner | lr0.01 | 2 | 0.6000 | 0.5000 | 20.0% | 400 | 0.50 |"]
