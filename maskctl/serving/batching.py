@@ -4,7 +4,7 @@ Each task's requests are encoded and collated by their own kind (classification,
 multiple choice: the same code ``maskctl eval`` uses), then their sequences are stacked into one
 batch: multiple-choice rows are flattened (one sequence per ending) and every group is padded
 on the right to the longest sequence of the batch. Each group remembers its rows, so the
-shared encoder pass can apply that task's corrections to them (``masking.mixed``) and its head
+shared encoder pass can apply that task's mask to them (``masking.served``) and its head
 can read them back, cut to the group's own length.
 """
 
@@ -59,9 +59,9 @@ def build_batch(parts: list[TaskRequests], tokenizers: dict[str, Any], device: t
     groups: list[TaskGroup] = []
     rows: list[dict[str, torch.Tensor]] = []
     start = 0
-    # Tasks sharing a reference mask next to each other (one base product for their rows),
-    # smallest groups first within it.
-    for part in sorted(parts, key=lambda part: (str(part.served.reference), part.rows)):
+    # Smallest groups first: the short ones add their terms to one shared product, the long ones
+    # (masking.served.DENSE_MIN_TOKENS) run as dense products of their own after them.
+    for part in sorted(parts, key=lambda part: part.rows):
         served, indices, examples = part.served, part.indices, part.examples
         task = served.task
         tokenizer = tokenizers[task.kind.name]

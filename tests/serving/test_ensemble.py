@@ -59,7 +59,7 @@ def test_ensemble_scores_members_and_votes(keyword_bundles, tmp_path):
     assert len(result.members) == 3 and set(result.rules) == {"label", "logit", "prob"}
     assert result.chosen == max(("label", "logit", "prob"), key=lambda r: (result.dev_scores[r], -"label logit prob".split().index(r)))
     for path, metrics in result.members:  # each member scores what `maskctl eval` scores
-        from maskctl.serving.loading import evaluate_bundle
+        from maskctl.experiments.evaluate import evaluate_bundle
         assert metrics["score"] == evaluate_bundle(path, split="test").metrics["score"]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 60 and len(rows[0]["members"]) == 3 and rows[0]["gold"] in ("pos", "neg", "food", "sport")

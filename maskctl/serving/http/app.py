@@ -229,5 +229,5 @@ def _info(state: ServerState, name: str) -> dict[str, Any]:
     info = state.model.describe(name)
     path = state.folder.path_of(name) if state.folder else None
     failed = state.folder.reload_failed.get(path) if path else None
-    return {**info, "bundle": path.name if path else None, "pinned": name in state.model.pinned,
+    return {**info, "bundle": path.name if path else None, "pinned": name in state.settings.pin,
             **({"reload_error": failed} if failed else {})}

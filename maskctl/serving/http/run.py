@@ -22,7 +22,8 @@ from maskctl.serving.http.folder import BundleFolder
 from maskctl.serving.http.metrics import ServerMetrics
 from maskctl.serving.http.protocol import protocol_options
 from maskctl.serving.http.settings import ServeSettings
-from maskctl.serving.model import MaskedModel
+from maskctl.bundle.format import read_meta
+from maskctl.serving.model import MaskedModel, common_reference
 
 log = logging.getLogger("maskctl.serve")
 
@@ -44,11 +45,12 @@ def build_state(settings: ServeSettings) -> ServerState:
             import torch
 
             compute.submit(torch.set_num_threads, settings.threads).result()
+        reference = common_reference(_metas(files))  # the initial mask most of the folder shares
         model, first, refused = None, None, []
         for path in files:  # the first bundle that loads names the base model
             try:
                 model = compute.submit(MaskedModel.from_bundles, [path], model=settings.model, device=settings.device,
-                                       cache_mb=settings.cache_mb).result()
+                                       reference=reference).result()
                 first = path
                 break
             except Exception as exc:  # noqa: BLE001 - in a folder, any file that fails is refused alone
@@ -62,7 +64,6 @@ def build_state(settings: ServeSettings) -> ServerState:
             for path, exc in refused:
                 log.warning("refused bundle %s: %s", path.name, getattr(exc, "message", repr(exc)))
             raise MaskctlError(f"no bundle in {folder} could be loaded", "see the lines above for each file")
-        model.pin(name for value in settings.pin or [] for name in value.split(",") if name)
         bundles = BundleFolder(model, folder, compute, metrics)
         for path, exc in refused:  # logged once; the watcher retries them only when they change
             bundles.refuse(path, exc)
@@ -73,9 +74,16 @@ def build_state(settings: ServeSettings) -> ServerState:
     except BaseException:
         compute.shutdown()
         raise
-    for name in sorted(model.pinned - set(model.tasks)):
-        log.warning("--pin %s: no such task is served (it is pinned if a bundle of it is added)", name)
     return ServerState(settings, model, compute, metrics, folder=bundles)
+
+
+def _metas(files):
+    """The stored descriptions of the files that can be read (a bad one is refused later, alone)."""
+    for path in files:
+        try:
+            yield read_meta(path)
+        except (MaskctlError, OSError, ValueError):
+            continue
 
 
 def serve(settings: ServeSettings, on_ready: Callable[[str, list[str]], None] | None = None) -> None:
