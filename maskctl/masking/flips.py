@@ -80,15 +80,37 @@ class Removed:
         return mask
 
 
-@dataclass(frozen=True)
 class Flips:
-    """One task's flips on one layer against its reference (see the module docstring)."""
+    """One task's flips on one layer against its reference (see the module docstring): the two
+    streams as spans of one byte buffer (a task's layers share one, ``pack``).
 
-    counts: np.ndarray  # uint8
-    gaps: np.ndarray  # uint8
-    shape: tuple[int, int]
-    removes: int
-    adds: int
+    A plain class with ``__slots__`` and the streams' addresses computed once: a server holds
+    one per task and served layer (thousands of tasks, dozens of layers), and a forward reads
+    those addresses for every group."""
+
+    __slots__ = ("buffer", "spans", "shape", "removes", "adds", "addresses")
+
+    def __init__(self, buffer: np.ndarray, spans: tuple[int, int, int], shape: tuple[int, int], removes: int,
+                 adds: int) -> None:
+        self.buffer = buffer  # uint8; counts are buffer[a:b], gaps buffer[b:c] for spans (a, b, c)
+        self.spans = spans
+        self.shape = shape
+        self.removes = removes
+        self.adds = adds
+        start = buffer.ctypes.data
+        self.addresses = (start + spans[0], start + spans[1])  # where each stream starts (the C kernel)
+
+    @classmethod
+    def of(cls, counts: np.ndarray, gaps: np.ndarray, shape: tuple[int, int], removes: int, adds: int) -> Flips:
+        return cls(np.concatenate([counts, gaps]), (0, counts.size, counts.size + gaps.size), shape, removes, adds)
+
+    @property
+    def counts(self) -> np.ndarray:
+        return self.buffer[self.spans[0]:self.spans[1]]
+
+    @property
+    def gaps(self) -> np.ndarray:
+        return self.buffer[self.spans[1]:self.spans[2]]
 
     @property
     def count(self) -> int:
@@ -96,15 +118,7 @@ class Flips:
 
     @property
     def nbytes(self) -> int:
-        return int(self.counts.nbytes + self.gaps.nbytes)
-
-    @cached_property
-    def addresses(self) -> tuple[int, int]:
-        """Where the two streams start (for the compiled kernel, which reads them in place)."""
-        return self.counts.ctypes.data, self.gaps.ctypes.data
-
-    def with_arrays(self, counts: np.ndarray, gaps: np.ndarray) -> Flips:
-        return Flips(counts, gaps, self.shape, self.removes, self.adds)
+        return self.spans[2] - self.spans[0]
 
 
 @dataclass(frozen=True)
@@ -131,8 +145,8 @@ def encode(mask: np.ndarray, reference: np.ndarray, removed: Removed) -> Flips:
     gaps = np.concatenate([_gaps(remove_rows, remove_cols), _gaps(add_rows, add_index - removed.rows[add_rows])])
     # every row: its removes' gaps, then its adds' gaps
     order = np.argsort(np.concatenate([remove_rows * 2, add_rows * 2 + 1]), kind="stable")
-    return Flips(_runs_to_bytes(counts), _runs_to_bytes(gaps[order]), tuple(mask.shape),
-                 int(remove_rows.size), int(add_index.size))
+    return Flips.of(_runs_to_bytes(counts), _runs_to_bytes(gaps[order]), tuple(mask.shape),
+                    int(remove_rows.size), int(add_index.size))
 
 
 def decode(flips: Flips, removed: Removed) -> Decoded:
@@ -177,23 +191,21 @@ def _bytes_to_runs(stream: np.ndarray) -> np.ndarray:
 
 
 def pack(layers: dict[str, Flips]) -> dict[str, Flips]:
-    """The same flips, every array moved into one anonymous memory mapping (one per task).
+    """The same flips, every layer's bytes moved into one anonymous memory mapping (one per task).
 
-    Why: a task's ~50 small arrays would sit in malloc's heap between the large temporaries of
+    Why: a task's small buffers would sit in malloc's heap between the large temporaries of
     loading, and an unload would leave holes there; one mapping of exactly those bytes
-    (page-rounded) goes back to the system whole when the task is dropped (the arrays keep it
+    (page-rounded) goes back to the system whole when the task is dropped (the views keep it
     alive)."""
     size = sum(flips.nbytes for flips in layers.values())
     if not size:
         return layers
-    space = mmap.mmap(-1, size)
+    space = np.frombuffer(mmap.mmap(-1, size), dtype=np.uint8)
     at, out = 0, {}
     for name, flips in layers.items():
-        parts = []
-        for part in (flips.counts, flips.gaps):
-            view = np.frombuffer(space, dtype=np.uint8, count=part.size, offset=at)
-            view[:] = part
-            parts.append(view)
-            at += part.nbytes
-        out[name] = flips.with_arrays(*parts)
+        first, _, end = flips.spans
+        space[at:at + flips.nbytes] = flips.buffer[first:end]
+        spans = tuple(at + edge - first for edge in flips.spans)
+        out[name] = Flips(space, spans, flips.shape, flips.removes, flips.adds)
+        at += flips.nbytes
     return out

@@ -78,7 +78,7 @@ def check_fit(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec: s
         if not isinstance(module, torch.nn.Linear) or tuple(module.weight.shape) != layer.shape:
             raise BundleError(f"{where}: masked layer {layer.name} does not fit model {spec!r}", fix)
     base = meta.base_model
-    key = tuple(sorted(base.fingerprint_layers))
+    key = fingerprint_keys(meta)[0]
     found = (fingerprints or {}).get(key)
     if found is None:
         try:
@@ -94,12 +94,21 @@ def check_fit(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec: s
         check_tuned(net, meta, where, spec, fix, fingerprints)
 
 
+def fingerprint_keys(meta: BundleMeta) -> list[tuple[str, ...]]:
+    """What ``check_fit`` hashes for a bundle (and caches the hash under): its fingerprinted base
+    layers, and its tuned tensors when it has any."""
+    keys = [tuple(sorted(meta.base_model.fingerprint_layers))]
+    if meta.tuned:
+        keys.append(("tuned", *sorted(meta.tuned.tensors)))
+    return keys
+
+
 def check_tuned(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec: str, fix: str,
                 fingerprints: dict[tuple[str, ...], str] | None = None) -> None:
     """The base parameters a bundle tuned (``--also-train``) exist in ``net`` and hold the
     pristine values the deltas were taken against (their own fingerprint)."""
     names = tuple(sorted(meta.tuned.tensors))
-    key = ("tuned", *names)
+    key = fingerprint_keys(meta)[1]
     found = (fingerprints or {}).get(key)
     if found is None:
         try:

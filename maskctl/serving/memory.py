@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from functools import cache
 
 
 def release_freed_memory() -> None:
@@ -17,10 +18,16 @@ def release_freed_memory() -> None:
     trim the RSS of a process that loads 300 MiniLM tasks grows ~500 MB beyond what it holds
     (measured: +1,087 MB against 600 MB held; with the trim +608 MB).
     """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@cache
+def _malloc_trim():
     if not sys.platform.startswith("linux"):
-        return
+        return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
     except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to do
-        pass
+        return None

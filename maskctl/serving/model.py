@@ -50,7 +50,7 @@ from maskctl.masking.served import Group, Routing, ServedLayerNorm, ServedLinear
 from maskctl.models import load_tokenizer
 from maskctl.serving.batching import TaskRequests, build_batch
 from maskctl.serving.heads import Precomputed, task_model
-from maskctl.serving.loading import check_fit, fit_head, load_base
+from maskctl.serving.loading import check_fit, fingerprint_keys, fit_head, load_base
 from maskctl.serving.memory import release_freed_memory
 from maskctl.serving.results import RequestError, example_from_input
 from maskctl.serving.tasks import ServedTask
@@ -156,8 +156,11 @@ class MaskedModel:
                                     "unload it first, or keep one bundle per task in a served folder "
                                     "(maskctl ensemble votes several)")
             self._unmerge()
-            with self._pristine():  # fingerprints read the pretrained weights
+            if all(key in self._fingerprints for key in fingerprint_keys(info)):
                 self._check_base(info, path)
+            else:
+                with self._pristine():  # a new fingerprint reads the pretrained weights
+                    self._check_base(info, path)
             net = self._net_for(task)
             effective = self._effective_head(net, head, decoded, path)
             if replaces in self._tasks:  # every check passed: the old version goes now

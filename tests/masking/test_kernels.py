@@ -92,3 +92,17 @@ def test_a_build_of_another_version_is_not_used(monkeypatch, caplog):
         assert "another version" in caplog.text
     finally:
         kernels._library.cache_clear()
+
+
+@compiled
+def test_any_thread_count_gives_the_same_terms():
+    """The groups dealt out to 1, 2, 3 threads, then fewer again (idle workers stay idle)."""
+    weight, ref, removed, resident, masks = _setup(64, 48, 7, seed=5)
+    x = torch.randn(7 * 9, 48)
+    groups = [(encode(m, ref, removed), 9 * g, 9 * (g + 1)) for g, m in enumerate(masks)]
+    want = torch.zeros(x.shape[0], 64)
+    kernels.add_terms(groups, resident, removed, x, want, threads=1)
+    for threads in (2, 3, 2, 1, 3):
+        got = torch.zeros_like(want)
+        kernels.add_terms(groups, resident, removed, x, got, threads=threads)
+        assert torch.equal(got, want), threads

@@ -23,7 +23,7 @@ from maskctl.masking.flips import Flips, Removed
 from maskctl.masking.kernels import reference
 
 LIBRARY = Path(__file__).with_name("_flip_terms.so")
-VERSION = 1  # MASKCTL_KERNEL_VERSION in flip_terms.c: a build of another version is not used
+VERSION = 2  # MASKCTL_KERNEL_VERSION in flip_terms.c: a build of another version is not used
 log = logging.getLogger(__name__)
 
 _P, _I = ctypes.c_void_p, ctypes.c_int64
@@ -43,7 +43,7 @@ def _library() -> ctypes.CDLL | None:
                     "reinstalled (pip install -e . / make setup)", LIBRARY.name)
         return None
     library.flip_terms.restype = ctypes.c_int
-    library.flip_terms.argtypes = [_I, _P, _P, _I, _I, _P, _P, _P, _P, _P]
+    library.flip_terms.argtypes = [_I, _P, _P, _I, _I, _P, _P, _P, _P, _P, _I]
     library.flips_apply.restype = library.flips_undo.restype = None
     library.flips_apply.argtypes = [_P, _P, _I, _I, _P, _P, _P, _P, _P]
     library.flips_undo.argtypes = [_P, _P, _I, _I, _P, _P, _P, _P]
@@ -61,16 +61,19 @@ def handles(weight: torch.Tensor) -> bool:
 
 
 def add_terms(groups: list[tuple[Flips, int, int]], weight: torch.Tensor, removed: Removed,
-              x: torch.Tensor, out: torch.Tensor) -> None:
+              x: torch.Tensor, out: torch.Tensor, threads: int | None = None) -> None:
     """``out[a:b] += x[a:b] Cᵀ`` for every (flips, a, b) of one layer in one call (``x``: rows ×
-    in, ``out``: rows × out, both contiguous)."""
+    in, ``out``: rows × out, both contiguous), the groups shared among ``threads`` threads
+    (default: torch's intra-op thread count)."""
+    if threads is None:
+        threads = torch.get_num_threads()
     if not handles(weight):
         reference.add_terms(groups, weight, removed, x, out)
         return
     table = np.array([(a, b, *f.addresses) for f, a, b in groups], dtype=np.int64)
     rows, cols, values = removed.addresses
     failed = _library().flip_terms(len(groups), table.ctypes.data, weight.data_ptr(), weight.shape[0],
-                                   weight.shape[1], rows, cols, values, x.data_ptr(), out.data_ptr())
+                                   weight.shape[1], rows, cols, values, x.data_ptr(), out.data_ptr(), threads)
     if failed:
         raise MemoryError("the flip kernel could not allocate its scratch rows")
 

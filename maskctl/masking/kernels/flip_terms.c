@@ -22,11 +22,12 @@
  * AVX-512, AVX2 and plain x86-64 chosen at load time.  maskctl/masking/kernels/reference.py
  * holds the plain-PyTorch twin every function here is tested against.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MASKCTL_KERNEL_VERSION 1
+#define MASKCTL_KERNEL_VERSION 2
 #define TILE 8      /* output rows per tile (one 8-wide vector per token row when added back) */
 #define CHUNK 32    /* token rows per pass over a row's flips (four 8-wide accumulators) */
 #define L2_BUDGET (384 * 1024)  /* bytes of transposed rows swept together over the weight rows */
@@ -177,47 +178,59 @@ AI void add_tile(float tile[TILE][CHUNK], int64_t vectors, int64_t rows, int64_t
         for (int64_t i = 0; i < width; i++) y[r * out + i] += tile[i][r];
 }
 
-/* groups[4 g .. 4 g + 3] = (first token row, end token row, address of the counts stream, of
- * the gaps stream) of group g.  Returns 0, or -1 when the scratch rows could not be allocated
- * (nothing was added then). */
-CLONES int flip_terms(int64_t n_groups, const int64_t *groups, const float *wr, int64_t out, int64_t in,
-                      const int32_t *rp, const uint16_t *rc, const float *rv, const float *x, float *y) {
-#define START(g) groups[4 * (g)]
-#define STOP(g) groups[4 * (g) + 1]
+/* The groups first, first + step, ... of a call (see flip_terms). */
+typedef struct {
+    const int64_t *groups;
+    int64_t n_groups, first, step, out, in;
+    const float *wr, *rv, *x;
+    const int32_t *rp;
+    const uint16_t *rc;
+    float *y;
+} Terms;
+
+#define START(g) t->groups[4 * (g)]
+#define STOP(g) t->groups[4 * (g) + 1]
+
+CLONES static int add_group_terms(const Terms *t) {
+    const int64_t out = t->out, in = t->in;
     size_t need = 0;
-    for (int64_t g = 0; g < n_groups; g++) need += (size_t)in * (size_t)((STOP(g) - START(g) + 7) & ~7);
+    for (int64_t g = t->first; g < t->n_groups; g += t->step) need += (size_t)in * (size_t)((STOP(g) - START(g) + 7) & ~7);
     float *xt_all = scratch_for(need);
     if (need && !xt_all) return -1;
     float tile[TILE][CHUNK] __attribute__((aligned(32)));
     const uint8_t *counts[MAX_PASS], *gaps[MAX_PASS];
     float *xts[MAX_PASS];
+    int64_t ids[MAX_PASS];
     size_t used = 0;
-    for (int64_t g0 = 0, g1; g0 < n_groups; g0 = g1) {
+    for (int64_t g = t->first; g < t->n_groups;) {
+        /* a pass: groups whose transposed rows fit L2 together (at least one) */
+        int64_t n_pass = 0;
         size_t bytes = 0;
-        for (g1 = g0; g1 < n_groups && g1 - g0 < MAX_PASS; g1++) {
-            size_t b = (size_t)in * (size_t)((STOP(g1) - START(g1) + 7) & ~7) * sizeof(float);
-            if (g1 > g0 && bytes + b > L2_BUDGET) break;
+        for (; g < t->n_groups && n_pass < MAX_PASS; g += t->step) {
+            size_t b = (size_t)in * (size_t)((STOP(g) - START(g) + 7) & ~7) * sizeof(float);
+            if (n_pass && bytes + b > L2_BUDGET) break;
             bytes += b;
+            ids[n_pass++] = g;
         }
-        for (int64_t g = g0; g < g1; g++) {
-            int64_t n = STOP(g) - START(g), npad = (n + 7) & ~7;
-            xts[g - g0] = xt_all + used;
+        for (int64_t k = 0; k < n_pass; k++) {
+            int64_t h = ids[k], n = STOP(h) - START(h), npad = (n + 7) & ~7;
+            xts[k] = xt_all + used;
             used += (size_t)in * (size_t)npad;
-            transpose_rows(x + START(g) * in, n, in, xts[g - g0], npad);
-            counts[g - g0] = (const uint8_t *)(uintptr_t)groups[4 * g + 2];
-            gaps[g - g0] = (const uint8_t *)(uintptr_t)groups[4 * g + 3];
+            transpose_rows(t->x + START(h) * in, n, in, xts[k], npad);
+            counts[k] = (const uint8_t *)(uintptr_t)t->groups[4 * h + 2];
+            gaps[k] = (const uint8_t *)(uintptr_t)t->groups[4 * h + 3];
         }
         for (int64_t i0 = 0; i0 < out; i0 += TILE) {
             int64_t width = out - i0 < TILE ? out - i0 : TILE;
-            for (int64_t g = g0; g < g1; g++) {
-                int64_t n = STOP(g) - START(g), npad = (n + 7) & ~7;
-                const uint8_t *cp = counts[g - g0], *gp = gaps[g - g0];
+            for (int64_t k = 0; k < n_pass; k++) {
+                int64_t h = ids[k], n = STOP(h) - START(h), npad = (n + 7) & ~7;
+                const uint8_t *cp = counts[k], *gp = gaps[k];
                 for (int64_t c0 = 0; c0 < npad; c0 += CHUNK) {
                     int64_t vectors = npad - c0 >= CHUNK ? CHUNK / 8 : (npad - c0) / 8;
-                    const float *xc = xts[g - g0] + c0;
+                    const float *xc = xts[k] + c0;
                     int any = 0;
-                    cp = counts[g - g0];
-                    gp = gaps[g - g0];
+                    cp = counts[k];
+                    gp = gaps[k];
                     for (int64_t i = i0; i < i0 + width; i++) {
                         int64_t removes = read_run(&cp), adds = read_run(&cp);
                         float *dst = tile[i - i0];
@@ -226,26 +239,119 @@ CLONES int flip_terms(int64_t n_groups, const int64_t *groups, const float *wr, 
                             continue;
                         }
                         any = 1;
+                        const float *wrow = t->wr + i * in;
                         switch (vectors) {
-                            case 4: row_term_4(&gp, removes, adds, wr + i * in, rp[i], rc, rv, xc, npad, dst); break;
-                            case 3: row_term_3(&gp, removes, adds, wr + i * in, rp[i], rc, rv, xc, npad, dst); break;
-                            case 2: row_term_2(&gp, removes, adds, wr + i * in, rp[i], rc, rv, xc, npad, dst); break;
-                            default: row_term_1(&gp, removes, adds, wr + i * in, rp[i], rc, rv, xc, npad, dst); break;
+                            case 4: row_term_4(&gp, removes, adds, wrow, t->rp[i], t->rc, t->rv, xc, npad, dst); break;
+                            case 3: row_term_3(&gp, removes, adds, wrow, t->rp[i], t->rc, t->rv, xc, npad, dst); break;
+                            case 2: row_term_2(&gp, removes, adds, wrow, t->rp[i], t->rc, t->rv, xc, npad, dst); break;
+                            default: row_term_1(&gp, removes, adds, wrow, t->rp[i], t->rc, t->rv, xc, npad, dst); break;
                         }
                     }
                     if (any) {
                         int64_t rows = n - c0 < CHUNK ? n - c0 : CHUNK;
-                        add_tile(tile, vectors, rows, width, y + (START(g) + c0) * out + i0, out);
+                        add_tile(tile, vectors, rows, width, t->y + (START(h) + c0) * out + i0, out);
                     }
                 }
-                counts[g - g0] = cp;
-                gaps[g - g0] = gp;
+                counts[k] = cp;
+                gaps[k] = gp;
             }
         }
     }
     return 0;
+}
 #undef START
 #undef STOP
+
+/* A small pool of worker threads: a call's groups are dealt out in turn, the calling thread
+ * takes the first share.  Workers sleep on a condition variable between calls (they never spin:
+ * the dense products between two calls need every core). */
+#define MAX_THREADS 64
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_go = PTHREAD_COND_INITIALIZER, pool_done = PTHREAD_COND_INITIALIZER;
+static int pool_size = 0, pool_pending = 0, pool_failed = 0, pool_active = 0;
+static unsigned long pool_generation = 0;
+static Terms pool_job[MAX_THREADS];
+static unsigned long pool_born[MAX_THREADS];  /* the generation current when worker k was created */
+static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER;  /* one parallel call at a time */
+
+static void *pool_worker(void *arg) {
+    int id = (int)(intptr_t)arg;
+    pthread_mutex_lock(&pool_lock);
+    unsigned long seen = pool_born[id];  /* a call made while it started is still its to run */
+    for (;;) {
+        while (pool_generation == seen) pthread_cond_wait(&pool_go, &pool_lock);
+        seen = pool_generation;
+        if (id >= pool_active) continue;  /* this call uses fewer threads */
+        Terms job = pool_job[id];
+        pthread_mutex_unlock(&pool_lock);
+        int failed = job.n_groups > job.first ? add_group_terms(&job) : 0;
+        pthread_mutex_lock(&pool_lock);
+        pool_failed |= failed;
+        if (--pool_pending == 0) pthread_cond_signal(&pool_done);
+    }
+    return NULL;
+}
+
+static void pool_forget(void) {  /* in a forked child: the workers did not come along */
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t go = PTHREAD_COND_INITIALIZER, done = PTHREAD_COND_INITIALIZER;
+    pool_lock = fresh;
+    call_lock = fresh;
+    pool_go = go;
+    pool_done = done;
+    pool_size = pool_pending = pool_failed = pool_active = 0;
+}
+
+static int pool_grow(int workers) {
+    static int registered = 0;
+    if (!registered) {
+        pthread_atfork(NULL, NULL, pool_forget);
+        registered = 1;
+    }
+    while (pool_size < workers) {
+        pthread_t thread;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pool_born[pool_size + 1] = pool_generation;
+        int failed = pthread_create(&thread, &attr, pool_worker, (void *)(intptr_t)(pool_size + 1));
+        pthread_attr_destroy(&attr);
+        if (failed) break;
+        pool_size++;
+    }
+    return pool_size;
+}
+
+/* groups[4 g .. 4 g + 3] = (first token row, end token row, address of the counts stream, of
+ * the gaps stream) of group g; up to ``threads`` threads take the groups in turn.  Returns 0, or
+ * -1 when scratch rows could not be allocated (some terms are then missing: the caller fails). */
+int flip_terms(int64_t n_groups, const int64_t *groups, const float *wr, int64_t out, int64_t in,
+               const int32_t *rp, const uint16_t *rc, const float *rv, const float *x, float *y, int64_t threads) {
+    Terms base = {groups, n_groups, 0, 1, out, in, wr, rv, x, rp, rc, y};
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads > n_groups) threads = n_groups;
+    if (threads <= 1) return add_group_terms(&base);
+    pthread_mutex_lock(&call_lock);
+    pthread_mutex_lock(&pool_lock);
+    threads = 1 + pool_grow((int)threads - 1);
+    for (int k = 0; k < threads; k++) {
+        pool_job[k] = base;
+        pool_job[k].first = k;
+        pool_job[k].step = threads;
+    }
+    pool_pending = (int)threads - 1;
+    pool_active = (int)threads;
+    pool_failed = 0;
+    pool_generation++;
+    pthread_cond_broadcast(&pool_go);
+    pthread_mutex_unlock(&pool_lock);
+    int failed = add_group_terms(&pool_job[0]);
+    pthread_mutex_lock(&pool_lock);
+    while (pool_pending) pthread_cond_wait(&pool_done, &pool_lock);
+    failed |= pool_failed;
+    pthread_mutex_unlock(&pool_lock);
+    pthread_mutex_unlock(&call_lock);
+    return failed ? -1 : 0;
 }
 
 /* weight := the task's exact weight; saved[t] = the value the t-th remove zeroed */
