@@ -40,6 +40,7 @@ def error_response(request: Request, code: int, message: str, fix: str | None = 
     ``tasks`` (an unknown or ambiguous task) are named in the message, the first 20 of them."""
     route = getattr(request.scope.get("route"), "path", "")  # unrouted paths: maskctl's own shape
     if tasks is not None:
+        tasks = sorted(tasks)
         fix = f"{fix or 'the served tasks'}: {named(tasks)}"
     text = f"{message} ({fix})" if fix else message
     if route in TEI_PATHS:

@@ -125,7 +125,7 @@ class BundleFolder:
                 log.info("the served folder %s is back: watching its bundles again", self.root)
             else:
                 log.warning("the served folder %s is missing or cannot be listed: its %d tasks keep serving "
-                            "until it is back", self.root, len(self.loaded))
+                            "until it returns", self.root, len(self.loaded))
             self.folder_here = here
         return here
 
