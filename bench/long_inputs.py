@@ -5,8 +5,9 @@ Two bundles trained for one step on small files written here (a classification t
 4-ending multiple-choice task: their masks do not matter, their encoding does), served by a fresh
 ``maskctl serve`` process per request kind (``--max-body-kb 4096``, no watching). Each server is
 warmed with a short request of the same kind, then sent one long request while a thread reads its
-resident set size (``VmRSS``) every 5 ms; reported: the growth over the warm server, at its peak
-and after the answer. A server growing past ``--limit-mb`` is killed (the old code reached 24 GB).
+resident set size (``VmRSS``) every 5 ms and another client asks ``/health`` every 10 ms;
+reported: the growth over the warm server, at its peak and after the answer, and the slowest
+``/health`` meanwhile (item 12: work of a large request kept off the event loop). A server growing past ``--limit-mb`` is killed (the old code reached 24 GB).
 
 ``--code DIR`` serves another checkout (its ``maskctl`` first on the server's ``PYTHONPATH``),
 which is how the before/after rows of BENCHMARKS.md were taken on the same machine.
@@ -43,7 +44,12 @@ def _choice(words: int) -> tuple[str, dict[str, Any]]:
     return "/v1/tasks/choice/predict", {"inputs": [{"context": part, "endings": [part] * 4}]}
 
 
+def _text(words: int) -> tuple[str, dict[str, Any]]:
+    return "/v1/tasks/news/predict", {"inputs": ["word " * words]}
+
+
 CASES = {  # --sizes key: (row name, (route, body))
+    "text1MB": ("one text, 1 MB", _text(200_000)),
     "7k": ("pair, 2,000 words a side (the issue's 7 kB body)", _pair(2000, "x ")),
     "mc4x1000": ("multiple choice, 4 endings, 1,000 words each and context", _choice(1000)),
     "1MB": ("pair, 1 MB (500 kB a side)", _pair(100_000)),
@@ -117,8 +123,20 @@ def _measure(folder: Path, code: Path | None, route: str, body: dict[str, Any], 
                         return
                     time.sleep(0.005)
 
+            probes: list[float] = []
+
+            def probe() -> None:  # another client's /health while the long request is handled
+                with httpx.Client(timeout=60) as other:
+                    while not done.is_set():
+                        tick = time.perf_counter()
+                        other.get(f"{url}/health")
+                        probes.append(time.perf_counter() - tick)
+                        time.sleep(0.01)
+
             watcher = threading.Thread(target=watch, daemon=True)
             watcher.start()
+            prober = threading.Thread(target=probe, daemon=True)
+            prober.start()
             started = time.perf_counter()
             try:
                 answer = client.post(f"{url}{route}", json=body)
@@ -129,10 +147,12 @@ def _measure(folder: Path, code: Path | None, route: str, body: dict[str, Any], 
             seconds = time.perf_counter() - started
             done.set()
             watcher.join()
+            prober.join(60)
             after = None if killed[0] else _rss_mb(server.pid)
             return {"base_mb": round(base, 1), "peak_growth_mb": round(peak[0] - base, 1),
                     "growth_after_mb": None if after is None else round(after - base, 1), "status": status,
-                    "truncated": truncated, "seconds": round(seconds, 2), "killed_past_mb": limit_mb if killed[0] else None}
+                    "truncated": truncated, "seconds": round(seconds, 2), "killed_past_mb": limit_mb if killed[0] else None,
+                    "health_max_ms": round(max(probes, default=0) * 1000, 1), "health_probes": len(probes)}
     finally:
         if server.poll() is None:
             server.terminate()
