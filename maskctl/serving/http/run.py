@@ -46,11 +46,12 @@ def build_state(settings: ServeSettings) -> ServerState:
             import torch
 
             compute.submit(torch.set_num_threads, settings.threads).result()
-        reference = common_reference(_metas(files))  # the initial mask most of the folder shares
-        model, first, refused = None, None, []
+        # A link loop, a dangling link, a FIFO (whose reader would wait forever): refused, never opened.
+        unusable = [path for path in files if folder is not None and entry_problem(path) is not None]
+        reference = common_reference(_metas([p for p in files if p not in unusable]))  # most of the folder's mask
+        model, first, refused = None, None, [(path, None) for path in unusable]
         for path in files:  # the first bundle that loads names the base model
-            if folder is not None and entry_problem(path) is not None:  # a link loop, a FIFO: never opened
-                refused.append((path, None))
+            if path in unusable:
                 continue
             try:
                 model = compute.submit(MaskedModel.from_bundles, [path], model=settings.model, device=settings.device,
@@ -73,7 +74,7 @@ def build_state(settings: ServeSettings) -> ServerState:
             bundles.refuse(path, exc)
         bundles.adopt(first, model.tasks[0])
         for path in files[files.index(first) + 1:]:
-            if bundles.load_now(path) is None and folder is None:
+            if path not in unusable and bundles.load_now(path) is None and folder is None:
                 raise MaskctlError(f"{path}: {bundles.refused[path.resolve()]}", "serve only bundles that load")
     except BaseException:
         compute.shutdown()
