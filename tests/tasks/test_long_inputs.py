@@ -3,8 +3,8 @@ times ``max_length`` tokens' worth of characters *before* the tokenizer sees the
 pair, each multiple-choice ending, a tagged sentence's words), and says so in ``truncated``.
 
 Why: a fast tokenizer's longest-first truncation of a pair builds every combination of both
-sides' overflow pieces; 2,000 words a side took +381 MB, a 1 MB pair over 24 GB. The tokenizer
-is watched here (it refuses any longer text), so the tests need no memory or timing figures."""
+sides' overflow pieces, and a 1 MB pair took a server to gigabytes. The tokenizer is watched here
+(it refuses any longer text), so the tests need no memory or timing figures."""
 
 from __future__ import annotations
 

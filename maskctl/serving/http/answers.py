@@ -154,7 +154,7 @@ class Answerer:
         ``where``) and its tokens counted before anything joins a batch; for a large request that
         work runs on a worker thread, so the event loop goes on reading other clients' requests.
         ``receive`` is the request's ASGI channel: if its client goes away before the answer,
-        the request leaves the batcher at once (``ClientGone``) rather than hold its place."""
+        the request leaves the batcher at once (``until_gone``) rather than hold its place."""
         def prepare() -> list[int]:
             examples = [(name, self.example(name, item, where)) for name, item, where in requests]
             return self.counter.costs(examples)
@@ -169,8 +169,8 @@ class Answerer:
     @staticmethod
     def heavy(requests: list[tuple[str, Any, str]]) -> bool:
         """Whether a request's checks, token counts and answer run off the event loop: more
-        than ``INLINE_COUNT`` inputs, or more than ``INLINE_CHARS`` characters of text (one 1 MB
-        text held ``/health`` for 0.7 s while it was tokenised on the loop)."""
+        than ``INLINE_COUNT`` inputs, or more than ``INLINE_CHARS`` characters of text (one long
+        text tokenised on the loop kept ``/health`` waiting: BENCHMARKS.md, one very long input)."""
         if len(requests) > INLINE_COUNT:
             return True
         return sum(_chars(item) for _, item, _ in requests) > INLINE_CHARS

@@ -37,8 +37,9 @@ def bounded(texts: list[str | None], max_length: int) -> tuple[list[str | None],
 
     Why before tokenising: a text's tokens cost memory and time in proportion to its length
     before truncation applies, and a fast tokenizer's longest-first truncation of a *pair*
-    builds every combination of both sides' overflow pieces (2,000 words a side took +381 MB,
-    a 1 MB pair past 24 GB). Cut here, one input costs what its kind's token budget costs."""
+    builds every combination of both sides' overflow pieces, which took one 1 MB pair to
+    gigabytes (BENCHMARKS.md, one very long input). Cut here, one input costs what its kind's
+    token budget costs."""
     limit = CHARS_PER_TOKEN * max_length
     cut = {i for i, text in enumerate(texts) if text is not None and len(text) > limit}
     return [text[:limit] if i in cut else text for i, text in enumerate(texts)], cut
@@ -46,13 +47,13 @@ def bounded(texts: list[str | None], max_length: int) -> tuple[list[str | None],
 
 def bounded_words(words: list[str], max_length: int) -> tuple[list[str], bool]:
     """The first of ``words`` that fit ``CHARS_PER_TOKEN * max_length`` characters (a space
-    after each; the last one cut to fit), and whether any was dropped or cut: ``bounded`` for a
-    sentence given as words (a tagging input)."""
+    after each), and whether any was dropped: ``bounded`` for a sentence given as words (a
+    tagging input). Words are kept whole, so none is tagged as a part of itself; only a first
+    word longer than the budget is cut (it becomes one unknown piece either way)."""
     limit, used = CHARS_PER_TOKEN * max_length, 0
     for i, word in enumerate(words):
         if used + len(word) + 1 > limit:
-            left = limit - used - 1
-            return words[:i] + ([word[:left]] if left > 0 else []), True
+            return (words[:i] if i else [word[:limit]]), True
         used += len(word) + 1
     return words, False
 

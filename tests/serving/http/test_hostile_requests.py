@@ -163,8 +163,8 @@ def test_the_admin_route_refuses_links_that_lead_nowhere_with_4xx(masks, client)
 
 
 def test_a_long_pair_costs_its_token_budget_on_every_route(masks, three_tasks, client):
-    """2,000 words a side (a 20 kB body) took +381 MB before: the tokenizer now never sees more
-    than a few times max_length tokens' worth of characters of any text, on any route."""
+    """2,000 words a side (a 20 kB body) grew the server by tens of MB: the tokenizer now never
+    sees more than a few times max_length tokens' worth of characters of any text, on any route."""
     paths, _ = three_tasks
     shutil.copy(paths["swag"], masks / "swag.bundle")
     side = "word " * 2000
