@@ -13,6 +13,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from maskctl.tasks.kinds.base import bounded
+
 SPECIALS = 3  # [CLS] a [SEP] b [SEP]: the most any kind adds to a row
 
 
@@ -39,7 +41,7 @@ class TokenCounter:
             rows = []
             for row in _rows(example):
                 rows.append((key, len(texts), len(row)))
-                texts += row
+                texts += bounded(row, max_length)[0]  # what the kind will tokenise, no more
             plans.append((max_length, rows))
         counts = {key: self._count(key, texts) for key, texts in pending.items()}
         return [sum(min(limit, SPECIALS + sum(counts[key][first:first + n])) for key, first, n in rows)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,9 @@ class ServeSettings:
                                  "form, so there is nothing to pin.", metavar="TASK", panel=BATCH)
     api_key: str | None = setting(None, f"Require 'Authorization: Bearer KEY' on every endpoint but the probes "
                                         f"(or set {API_KEY_ENV}).", panel=NET)
+    cors_allow_origin: list[str] = setting([], "Let browser pages of this origin call the API (CORS), e.g. "
+                                               "https://app.example.com; repeatable, '*' for any (off by default).",
+                                           metavar="ORIGIN", panel=NET)
     insecure: bool = setting(False, "Allow binding a non-loopback address without an API key.", panel=NET)
     admin: bool = setting(False, "Enable the endpoints that load and unload bundles of the served folder.", panel=NET)
     max_body_kb: int = setting(1024, "Largest request body accepted (KiB); bigger ones get 413.", min=1, panel=NET)
@@ -96,6 +100,11 @@ class ServeSettings:
         if not self.api_key and not self.insecure and not is_loopback(self.host):
             raise MaskctlError(f"refusing to serve on {self.host} without an API key",
                                f"pass --api-key (or set {API_KEY_ENV}), or --insecure if the network is trusted")
+        self.cors_allow_origin = list(self.cors_allow_origin or [])  # the CLI gives None when not given
+        for origin in self.cors_allow_origin:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise MaskctlError(f"--cors-allow-origin {origin!r} is not an origin",
+                                   "give scheme and host (and port), e.g. https://app.example.com, or '*'")
         if not self.ray and (self.replicas != 1 or self.ray_address):
             raise MaskctlError(f"--{'replicas' if self.replicas != 1 else 'ray-address'} applies to --ray",
                                "add --ray to serve on Ray Serve, or drop it")
