@@ -11,8 +11,9 @@ reference weight, mixed batches, merge and unmerge). Here: which layers serve, w
 they hold, loading and unloading tasks, and running batches:
 
     requests [(task, input), ...]
-      -> results.example_from_input (per kind)     -> a RequestError in place for a bad one
-      -> batching.build_batch: encode + collate per task, stack rows (smallest groups first)
+      -> encode: results.example_from_input + the kind's encoding, once (a server does it as a
+         request arrives)                            -> a RequestError in place for a bad one
+      -> run: batching.build_batch collates per task and stacks rows (smallest groups first)
       -> one encoder pass with the batch's row groups routed to the served layers; a run of
          single-task batches merges that task into the weights instead (a dense forward)
       -> per group: the task's head (functional_call with its head tensors) on its rows;
@@ -26,6 +27,7 @@ the final step.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -48,7 +50,7 @@ from maskctl.devices import resolve_device
 from maskctl.masking.flips import Flips, Removed, encode, pack
 from maskctl.masking.served import Group, Routing, ServedLayerNorm, ServedLinear, wrap_for_serving
 from maskctl.models import load_tokenizer
-from maskctl.serving.batching import TaskRequests, build_batch
+from maskctl.serving.batching import Encoded, build_batch, encode_inputs
 from maskctl.serving.heads import Precomputed, task_model
 from maskctl.serving.loading import check_fit, fingerprint_keys, fit_head, load_base
 from maskctl.serving.memory import release_freed_memory
@@ -63,6 +65,12 @@ Key = tuple  # (seed, threshold, initial sparsity): an initial mask that regener
 
 def _key(initial: InitialMasks | None) -> Key | None:
     return None if initial is None else (initial.seed, initial.threshold, initial.init_sparsity)
+
+
+def _encoding(served: ServedTask) -> tuple:
+    """What a request's encoding depends on: requests encoded for one version of a task run on
+    another with the same (a retrained bundle swapped in while they waited)."""
+    return served.task.kind.name, tuple(served.task.labels), served.max_length, sorted(served.options.items())
 
 
 def common_reference(metas: Iterable[dict[str, Any]]) -> Key | None:
@@ -94,7 +102,8 @@ class MaskedModel:
         self._norms: dict[str, ServedLayerNorm] = {}
         self._merged: str | None = None  # the task multiplied into the weights, if any
         self._last_single: str | None = None
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # compute and every change of the served state
+        self._encode_lock = threading.Lock()  # the tokenizers (``encode``)
         self.load_seconds: list[float] = []
 
     # -- loading -------------------------------------------------------------------------------
@@ -342,8 +351,15 @@ class MaskedModel:
         """One result per ``(task, input)`` request, in order: ``Classification``, ``Tagging`` or
         ``Choice``, or a ``RequestError`` for a request naming no loaded task or not fitting its
         kind (the others are answered). Up to ``batch_size`` requests share one encoder pass."""
+        return self.run(self.encode(requests), batch_size)
+
+    def encode(self, requests: Sequence[tuple[str, Any]]) -> list[Encoded | RequestError]:
+        """Each ``(task, input)`` request checked against its task's kind and tokenised: an
+        ``Encoded`` (what ``run`` batches), or a ``RequestError`` in its place. Thread-safe (one
+        encoding at a time: a fast tokenizer refuses to be reconfigured while another thread
+        uses it); ``maskctl serve`` calls it as a request arrives, off the compute thread."""
         results: list[Any] = [None] * len(requests)
-        valid: list[tuple[int, ServedTask, dict[str, Any]]] = []
+        tasks: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         for index, request in enumerate(requests):
             if not isinstance(request, (tuple, list)) or len(request) != 2:
                 results[index] = RequestError(index, None, "a request is a (task, input) pair",
@@ -356,48 +372,78 @@ class MaskedModel:
                                               f"use one of: {', '.join(self._tasks) or 'none (load a bundle)'}", 404)
                 continue
             try:
-                valid.append((index, served, example_from_input(served.task, item)))
+                example = example_from_input(served.task, item)
             except ValueError as exc:
                 results[index] = RequestError(index, name, f"{name} {exc}", served.task.kind.input_hint)
+                continue
+            tasks.setdefault(name, []).append((index, example))
+        with self._encode_lock:
+            for name, items in tasks.items():
+                served = self._tasks[name]
+                tokenizer = self._tokenizers[served.task.kind.name]
+                try:
+                    encoded = encode_inputs(served, [example for _, example in items], tokenizer)
+                except Exception:  # noqa: BLE001 - an input the tokenizer refuses: each alone, to find it
+                    encoded = [self._encode_alone(served, index, example, tokenizer) for index, example in items]
+                for (index, _), one in zip(items, encoded):
+                    results[index] = one
+        return results
+
+    @staticmethod
+    def _encode_alone(served: ServedTask, index: int, example: dict[str, Any], tokenizer) -> Encoded | RequestError:
+        """One input the kind's encoding refuses answers 400 alone, whatever the tokenizer
+        raised (IndexError, ValueError, TypeError, ...): the input passed every check before."""
+        try:
+            return encode_inputs(served, [example], tokenizer)[0]
+        except Exception as exc:  # noqa: BLE001 - the input is at fault, alone
+            return RequestError(index, served.name, f"{served.name} cannot encode this input "
+                                f"({type(exc).__name__}: {str(exc)[:160]})", served.task.kind.input_hint,
+                                stage="encoding")
+
+    def run(self, encoded: Sequence[Encoded | RequestError], batch_size: int = 32) -> list:
+        """The results of encoded requests (``encode``), in order; a ``RequestError`` stays in its
+        place. Up to ``batch_size`` requests share one encoder pass."""
+        results = [item if isinstance(item, RequestError) else None for item in encoded]
+        valid = [(index, item) for index, item in enumerate(encoded) if isinstance(item, Encoded)]
         for start in range(0, len(valid), batch_size):
             self._run_isolated(valid[start:start + batch_size], results)
         return results
 
-    def _run_isolated(self, chunk: list[tuple[int, ServedTask, dict[str, Any]]], results: list[Any]) -> None:
+    def _run_isolated(self, chunk: list[tuple[int, Encoded]], results: list[Any]) -> None:
         """``_run``, and if the batch fails, its halves again until the request at fault is
-        alone: one input the tokenizer (or anything else) rejects fails only its own request.
-        Encoding errors (``ValueError``, ``TypeError``) answer 400; anything else is a bug,
-        logged with its traceback, and answers 500 for that request alone."""
+        alone: it fails alone (a bug, logged with its traceback: a 500 for that request)."""
         try:
             with self._lock:
                 self._run(chunk, results)
             return
-        except Exception as exc:  # noqa: BLE001 - isolated below, never the whole batch's failure
+        except Exception:  # noqa: BLE001 - isolated below, never the whole batch's failure
             if len(chunk) > 1:
                 half = len(chunk) // 2
                 self._run_isolated(chunk[:half], results)
                 self._run_isolated(chunk[half:], results)
                 return
-            index, served, _ = chunk[0]
-            if isinstance(exc, (ValueError, TypeError)):
-                results[index] = RequestError(index, served.name, f"{served.name} cannot encode this input "
-                                              f"({type(exc).__name__}: {str(exc)[:160]})", served.task.kind.input_hint)
-            else:
-                log.exception("request %d (task %s) failed", index, served.name)
-                results[index] = RequestError(index, served.name, "internal error on this input",
-                                              "the server log has the details", status=500)
+            index, encoded = chunk[0]
+            log.exception("request %d (task %s) failed", index, encoded.served.name)
+            results[index] = RequestError(index, encoded.served.name, "internal error on this input",
+                                          "the server log has the details", status=500)
 
     @torch.inference_mode()
-    def _run(self, chunk: list[tuple[int, ServedTask, dict[str, Any]]], results: list[Any]) -> None:
-        parts: dict[str, TaskRequests] = {}
-        for index, served, example in chunk:
-            if self._tasks.get(served.name) is not served:  # unloaded while waiting for the lock
+    def _run(self, chunk: list[tuple[int, Encoded]], results: list[Any]) -> None:
+        parts: dict[str, list[tuple[int, Encoded]]] = {}
+        for index, encoded in chunk:
+            served, current = encoded.served, self._tasks.get(encoded.served.name)
+            if current is None:  # unloaded while waiting
                 results[index] = RequestError(index, served.name, f"task {served.name!r} was unloaded",
                                               f"use one of: {', '.join(self._tasks) or 'none'}", 404)
                 continue
-            part = parts.setdefault(served.name, TaskRequests(served))
-            part.indices.append(index)
-            part.examples.append(example)
+            if current is not served:  # a new version of the task took over while it waited
+                if _encoding(current) != _encoding(served):
+                    results[index] = RequestError(index, served.name, f"task {served.name!r} was reloaded with "
+                                                  "other labels or encoding settings", "send the request again",
+                                                  409)
+                    continue
+                encoded = dataclasses.replace(encoded, served=current)  # its features stand
+            parts.setdefault(served.name, []).append((index, encoded))
         if not parts:
             return
         names = list(parts)
@@ -407,7 +453,7 @@ class MaskedModel:
         else:
             self._unmerge()
         self._last_single = single
-        batch = build_batch(list(parts.values()), self._tokenizers, self.device)
+        batch = build_batch(parts, self._tokenizers, self.device)
         groups = [] if self._merged else [Group(g.start, g.stop, g.served.name) for g in batch.groups]
         with self._routing.route(groups):
             out = self.encoder(**batch.inputs)
@@ -420,10 +466,9 @@ class MaskedModel:
             kwargs = {k: v.to(self.device) for k, v in group.batch.items() if k != "labels"}
             logits = functional_call(self._nets[served.net_key], served.head, (), kwargs, strict=False).logits
             scores, _ = served.task.kind.select(logits, group.batch)
-            for position, (index, example, score) in enumerate(zip(group.indices, group.examples, scores)):
-                words = group.kept_words[position] if group.kept_words else None
-                results[index] = served.task.kind.result(served.task.labels, example, score,
-                                                         position in group.truncated, words)
+            for index, encoded, score in zip(group.indices, group.encoded, scores):
+                results[index] = served.task.kind.result(served.task.labels, encoded.example, score,
+                                                         encoded.truncated, encoded.kept_words)
         self._stub.output = None
 
     # -- memory --------------------------------------------------------------------------------

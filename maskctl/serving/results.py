@@ -25,6 +25,9 @@ class RequestError:
     message: str
     fix: str
     status: int = 400  # the HTTP status it answers with: 400 a bad input, 404 no such task, 500 a bug
+    # "input": it does not fit its task's kind (a server refuses the whole request); "encoding":
+    # it fit, but the kind's tokenizer refused it (it fails alone, the rest is answered)
+    stage: str = "input"
 
     def __str__(self) -> str:
         return f"request {self.index}: {self.message} — {self.fix}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 
 from maskctl.models import load_tokenizer, resolve_model
-from maskctl.serving.costs import TokenCounter
 from maskctl.tasks.card import TaskCard
 from maskctl.tasks.kinds.multiple_choice import MultipleChoice
 from maskctl.tasks.kinds.sequence_classification import SequenceClassification
@@ -79,19 +78,16 @@ def test_a_long_tagged_sentence_is_cut_to_the_words_that_can_fit(tokenizer):
     assert features.stats["excluded_words"] == len(words) - (MAX_LENGTH - 2)
 
 
-def test_the_server_counts_tokens_of_the_cut_text_only(tokenizer):
-    class Model:  # what TokenCounter asks of a MaskedModel
-        def encoding(self, name):
-            return tokenizer.real, MAX_LENGTH
-
-    counter = TokenCounter(Model())
-    real = counter._count
-
-    def count(key, texts):
-        assert max(len(t) for t in texts) <= BOUND, "the counter was given a text longer than the bound"
-        return real(key, texts)
-
-    counter._count = count
-    costs = counter.costs([("t", {"text": LONG, "text_pair": LONG}), ("t", {"tokens": LONG.split()}),
-                           ("t", {"context": LONG, "endings": [LONG, "x"]})])
-    assert costs == [MAX_LENGTH, MAX_LENGTH, 2 * MAX_LENGTH]
+def test_a_long_input_costs_the_batch_what_its_kind_budgets(tokenizer):
+    """What the server's batcher budgets a request (``Kind.cost`` of its encoding, tokenised
+    once): rows x max_length at most, however long its text."""
+    cases = [(SequenceClassification(), _card("sequence-classification", ["a", "b"]),
+              {"text": LONG, "text_pair": LONG, "label": "a"}, MAX_LENGTH),
+             (TokenTagging(), _card("token-tagging", ["O", "B-X"]), {"tokens": LONG.split(), "tags": None}, MAX_LENGTH),
+             (MultipleChoice(), _card("multiple-choice", ["0", "1"]), {"context": LONG, "endings": [LONG, "x"],
+                                                                        "label": "0"}, 2 * MAX_LENGTH)]
+    for kind, card, example, budget in cases:
+        if example.get("tags", 1) is None:
+            example["tags"] = ["O"] * len(example["tokens"])
+        features = kind.encode(card, tokenizer, [example], MAX_LENGTH, {})
+        assert kind.cost(features.items[0]) == budget and features.truncated == {0}, kind.name

@@ -15,9 +15,9 @@ from typing import Any
 
 from fastapi.responses import Response
 
-from maskctl.serving.costs import TokenCounter
+from maskctl.serving.batching import Encoded
 from maskctl.serving.http.batcher import Timing
-from maskctl.serving.results import RequestError, example_from_input
+from maskctl.serving.results import RequestError
 from maskctl.tasks.task import Task
 
 # A request of up to this many inputs and characters is checked, counted and answered on the event
@@ -110,7 +110,6 @@ class Answerer:
 
     def __init__(self, state) -> None:
         self.state = state
-        self.counter = TokenCounter(state.model)
         self.in_flight = 0
 
     def served(self, name: str) -> Task:
@@ -139,36 +138,48 @@ class Answerer:
         finally:
             self.in_flight -= 1
 
-    def example(self, name: str, item: Any, where: str) -> dict[str, Any]:
-        """The canonical example of one input, or a 400 naming where it is in the request."""
-        task = self.served(name)
-        try:
-            return example_from_input(task, item)
-        except ValueError as exc:
-            self.state.metrics.input_errors.labels(name).inc()
-            raise ApiError(400, f"{where}: {name} {exc}", task.kind.input_hint) from None
+    def encode(self, requests: list[tuple[str, Any, str]]) -> list[Encoded | RequestError]:
+        """Each input checked against its task's kind and tokenised, once, before it joins a
+        batch (``MaskedModel.encode``): the first that does not fit its kind is a 400 naming
+        where it is in the request; one the tokenizer refused stays a ``RequestError`` in its
+        place (it fails alone)."""
+        for name, _, _ in requests:
+            self.served(name)
+        encoded = self.state.model.encode([(name, item) for name, item, _ in requests])
+        for (name, _, where), one in zip(requests, encoded):
+            if isinstance(one, RequestError):
+                self.state.metrics.input_errors.labels(name).inc()
+                if one.status == 404:  # unloaded meanwhile
+                    raise ApiError(404, one.message, "use one of the served tasks", self.state.folder.serving())
+                if one.stage == "input":
+                    raise ApiError(400, f"{where}: {one.message}", one.fix)
+        return encoded
 
     async def answer(self, requests: list[tuple[str, Any, str]], receive=None) -> tuple[list, Timing]:
         """Results for ``(task, input, where in the request)`` triples (``RequestError`` where an
         input failed alone) and where the time went. Each input is checked (a 400 naming
-        ``where``) and its tokens counted before anything joins a batch; for a large request that
-        work runs on a worker thread, so the event loop goes on reading other clients' requests.
-        ``receive`` is the request's ASGI channel: if its client goes away before the answer,
-        the request leaves the batcher at once (``until_gone``) rather than hold its place."""
-        def prepare() -> list[int]:
-            examples = [(name, self.example(name, item, where)) for name, item, where in requests]
-            return self.counter.costs(examples)
-
-        costs = await asyncio.to_thread(prepare) if self.heavy(requests) else prepare()
+        ``where``) and tokenised before anything joins a batch, and its tokens are its cost in
+        the batcher's budget; for a large request that work runs on a worker thread, so the event
+        loop goes on reading other clients' requests. ``receive`` is the request's ASGI channel:
+        if its client goes away before the answer, the request leaves the batcher at once
+        (``until_gone``) rather than hold its place."""
+        encoded = await asyncio.to_thread(self.encode, requests) if self.heavy(requests) else self.encode(requests)
+        results: list[Any] = list(encoded)
+        todo = [i for i, one in enumerate(encoded) if isinstance(one, Encoded)]
+        timing = Timing()
+        if todo:
+            batch = [(requests[i][0], encoded[i]) for i in todo]
+            answered, timing = await until_gone(self.state.batcher.submit(batch, [e.tokens for _, e in batch]), receive)
+            for i, result in zip(todo, answered):
+                results[i] = result
         pairs = [(name, item) for name, item, _ in requests]
-        results, timing = await until_gone(self.state.batcher.submit(pairs, costs), receive)
         ok = Counter(name for (name, _), r in zip(pairs, results) if not isinstance(r, RequestError))
         self.state.metrics.count_inputs(ok, Counter(name for name, _ in pairs) - ok)
         return results, timing
 
     @staticmethod
     def heavy(requests: list[tuple[str, Any, str]]) -> bool:
-        """Whether a request's checks, token counts and answer run off the event loop: more
+        """Whether a request's checks, tokenising and answer run off the event loop: more
         than ``INLINE_COUNT`` inputs, or more than ``INLINE_CHARS`` characters of text (one long
         text tokenised on the loop kept ``/health`` waiting: BENCHMARKS.md, one very long input)."""
         if len(requests) > INLINE_COUNT:

@@ -2,12 +2,13 @@
 
 Each request's inputs wait in a queue; the first waits at most ``max_wait`` seconds for others.
 A batch closes at ``max_batch`` inputs or when the next input would pass ``max_tokens`` (rows x
-length, ``serving.costs``: a padded batch's compute). A request larger than one batch is
+length of each encoded input, ``Kind.cost``: a padded batch's compute). A request larger than one batch is
 *split*: each batch takes one input from each waiting request in turn, and a request not
 finished goes to the back of the line, so a 1-input request rides in the next batch beside a
-10,000-input one instead of waiting for all of it (text-embeddings-inference's fairness). ``MaskedModel.predict_many``
-runs on the compute thread, off the event loop, so health checks and new requests are answered
-while a batch computes.
+10,000-input one instead of waiting for all of it (text-embeddings-inference's fairness). Inputs
+arrive encoded (``MaskedModel.encode``, as the request came in); ``MaskedModel.run`` runs on the
+compute thread, off the event loop, so health checks and new requests are answered while a
+batch computes.
 
 Every torch call of the server (loading included) runs on that one thread (``compute_thread``):
 a second thread calling torch starts a second OpenMP team, and with more OpenMP threads than
@@ -101,8 +102,8 @@ class Batcher:
         return len(self._line)
 
     async def submit(self, requests: list[tuple[str, Any]], costs: list[int] | None = None) -> tuple[list[Any], Timing]:
-        """Results (or ``RequestError``) for ``requests``, in order, once their batches ran;
-        ``costs`` are the inputs' tokens (``TokenCounter``) for the token budget. No requests:
+        """Results (or ``RequestError``) for ``requests`` (task name, ``Encoded``), in order, once
+        their batches ran; ``costs`` are the inputs' tokens for the token budget. No requests:
         answered at once (an entry with nothing to take would never leave the line). Cancelled
         (the client went away, or shutdown): its inputs not yet in a batch leave the line."""
         if not requests:
@@ -183,7 +184,7 @@ class Batcher:
         for entry, _, _ in batch:
             entry.started = entry.started or started
         try:
-            results = await loop.run_in_executor(self._worker, self.model.predict_many, requests, len(requests))
+            results = await loop.run_in_executor(self._worker, self.model.run, [e for _, e in requests], len(requests))
         except Exception as exc:  # a bug: every waiting request learns of it, the loop goes on
             for entry, _, _ in batch:
                 self._fail(entry, exc)

@@ -135,7 +135,8 @@ class Kind(Protocol):
     ``recognises`` tells a user's data file of this kind from others; ``auto_class`` names the
     transformers Auto class that builds the head;
     ``tokenizer_kwargs`` are passed when loading the tokenizer; ``encode`` turns canonical
-    examples into features (with ``labels``); ``collate`` pads a batch; ``select`` cuts a batch of
+    examples into features (with ``labels``), ``cost`` says what one encoded input costs a padded
+    batch (the server's token budget); ``collate`` pads a batch; ``select`` cuts a batch of
     logits into per-example score tensors (classes, endings, or words x tags for tagging) with
     their golds; ``result`` turns one score tensor into the prediction users see (``kept_words``:
     the words a tagging example's score rows belong to, ``Features.kept_words``). The argmax of
@@ -182,8 +183,8 @@ class Kind(Protocol):
 
     def collate(self, tokenizer): ...
 
-    def sequences(self, example: dict[str, Any]) -> int:
-        """Encoder rows one example takes (a multiple-choice example: one per ending)."""
+    def cost(self, item: dict[str, Any]) -> int:
+        """An encoded input's share of a padded batch (rows x length): the server's token budget."""
 
     def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list]: ...
 
@@ -221,6 +222,14 @@ class KindBase:
         """No claim by default: a file no kind recognises is sequence classification (a text
         and a label, ``kinds.infer_kind``)."""
         return False
+
+    def cost(self, item: dict[str, Any]) -> int:
+        """Its rows x its longest row: one sequence's length, or a multiple-choice input's
+        endings x the longest (a kind whose encoding differs says so itself)."""
+        ids = item["input_ids"]
+        if ids and isinstance(ids[0], list):
+            return len(ids) * max(len(row) for row in ids)
+        return len(ids)
 
     def result(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool = False,
                kept_words: list[int] | None = None) -> Any:

@@ -113,9 +113,6 @@ class MultipleChoice(KindBase):
 
         return collate
 
-    def sequences(self, example: dict[str, Any]) -> int:
-        return len(example["endings"])
-
     def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
         """Per example: one logit per ending, and the gold ending."""
         return list(logits.float().cpu()), batch["labels"].tolist()

@@ -84,9 +84,6 @@ class SequenceClassification(KindBase):
 
         return DataCollatorWithPadding(tokenizer, return_tensors="pt")
 
-    def sequences(self, example: dict[str, Any]) -> int:
-        return 1
-
     def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
         """Per example: its class logits, and its gold label id."""
         return list(logits.float().cpu()), batch["labels"].tolist()

@@ -115,9 +115,6 @@ class TokenTagging(KindBase):
 
         return DataCollatorForTokenClassification(tokenizer, return_tensors="pt")
 
-    def sequences(self, example: dict[str, Any]) -> int:
-        return 1
-
     def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list]:
         """Per sentence: a (kept words x labels) logit matrix and the gold ids, in word order."""
         labels = batch["labels"]

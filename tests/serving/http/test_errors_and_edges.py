@@ -85,18 +85,18 @@ def test_an_empty_text_is_refused_on_every_route(masks, client):
 
 
 def test_health_answers_while_a_large_request_is_tokenised(masks, monkeypatch):
-    """The token count of a 100 kB input is held here until /health has answered: had it run on
+    """The encoding of a 100 kB input is held here until /health has answered: had it run on
     the event loop, /health could not answer meanwhile."""
     with running(paths=[str(masks)], watch_seconds=0) as (url, state):
-        counter, entered, release = state.answers.counter, threading.Event(), threading.Event()
-        real = counter.costs
+        entered, release = threading.Event(), threading.Event()
+        real = state.model.encode
 
         def held(requests):
             entered.set()
             release.wait(60)
             return real(requests)
 
-        monkeypatch.setattr(counter, "costs", held)
+        monkeypatch.setattr(state.model, "encode", held)
         with httpx.Client(timeout=60) as big, httpx.Client(timeout=10) as probe:
             answer: list[httpx.Response] = []
             sender = threading.Thread(target=lambda: answer.append(big.post(

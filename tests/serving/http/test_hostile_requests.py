@@ -33,16 +33,16 @@ def _wait_for(condition, seconds: float = 20) -> None:
 
 
 class Held:
-    """The model's ``predict_many`` held until ``release``: a batch that is computing for as long
-    as the test wants, so what happens to requests meanwhile can be seen without timing."""
+    """The model's ``run`` held until ``release``: a batch that is computing for as long as the
+    test wants, so what happens to requests meanwhile can be seen without timing."""
 
     def __init__(self, model) -> None:
-        self.real, self.entered, self.release = model.predict_many, threading.Event(), threading.Event()
+        self.real, self.entered, self.release = model.run, threading.Event(), threading.Event()
 
-    def __call__(self, requests, batch_size=32):
+    def __call__(self, encoded, batch_size=32):
         self.entered.set()
         self.release.wait(120)
-        return self.real(requests, batch_size)
+        return self.real(encoded, batch_size)
 
 
 def _send(port: int, body: bytes = b'{"inputs": ["alpha beta"]}') -> socket.socket:
@@ -78,7 +78,7 @@ def test_the_batcher_answers_an_empty_request_without_queueing_it():
 def test_a_client_that_goes_away_frees_its_slot_and_its_batcher_entry(masks, monkeypatch):
     with running(paths=[str(masks)], watch_seconds=0, max_wait_ms=0, max_concurrent_requests=2) as (url, state):
         held = Held(state.model)
-        monkeypatch.setattr(state.model, "predict_many", held)
+        monkeypatch.setattr(state.model, "run", held)
         try:
             running_one = _send(state.settings.port)
             assert held.entered.wait(20)
@@ -102,7 +102,7 @@ def test_a_client_that_goes_away_frees_its_slot_and_its_batcher_entry(masks, mon
 def test_sigterm_ends_within_the_drain_whatever_is_queued(masks, monkeypatch):
     with running(paths=[str(masks)], watch_seconds=0, max_wait_ms=0, drain_seconds=1) as (url, state):
         held = Held(state.model)
-        monkeypatch.setattr(state.model, "predict_many", held)
+        monkeypatch.setattr(state.model, "run", held)
         server, thread = SERVERS[state.settings.port]
         clients = []
         try:
