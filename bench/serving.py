@@ -2,7 +2,8 @@
 
 1. Each point (model size, task count) runs each contender in a fresh process in its default
    settings (``serving_child``): total RSS with every task hot, texts/s of mixed and single-task
-   batches, short and long texts. Two rounds, the contenders' order swapped in the second, the
+   batches, short and long texts. maskctl's process waits on OpenMP passively, as ``maskctl
+   serve`` sets it up (``maskctl/openmp.py``); LoRA's keeps libgomp's default. Two rounds, the contenders' order swapped in the second, the
    median texts/s of the two; LoRA's adapters are added as far as PEFT loads them in
    ``serving_child.LORA_LOAD_SECONDS``.
 2. The term alone (``bench/kernel.py``): useful multiply-adds per second per layer and group
@@ -16,6 +17,7 @@ trained ones (``FLIP_FRACTION``); BERT-base size from its shipped config with ra
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -25,6 +27,7 @@ import torch
 
 from bench.common import log, median, run_child, save_results
 from bench.serving_tasks import FLIP_FRACTION, bert_base_bundle, bert_base_folder, make_bundles, texts
+from maskctl.openmp import VARIABLE
 
 POINTS = {"minilm": (16, 200, 1000), "bert-base": (16, 200)}
 ROUNDS = 2
@@ -40,7 +43,8 @@ def bench_points(model: str | None, paths: list[Path], counts, rounds: int = ROU
             for method in ("maskctl", "lora") if r % 2 == 0 else ("lora", "maskctl"):
                 payload = {"method": method, "count": count, "model": model, "paths": [str(p) for p in paths]}
                 try:
-                    row[method].append(run_child("serving", payload, timeout=3600))
+                    env = {VARIABLE: os.environ.get(VARIABLE, "PASSIVE")} if method == "maskctl" else {}
+                    row[method].append(run_child("serving", payload, timeout=3600, env=env))
                 except RuntimeError as exc:  # without peft (or a crash) the reason is the result
                     row[f"{method}_error"] = str(exc)[-400:]
                     log(f"serving: {method} at {count} tasks failed: {str(exc)[-300:]}")

@@ -21,6 +21,7 @@ import torch
 
 from maskctl.masking.flips import Flips, Removed
 from maskctl.masking.kernels import reference
+from maskctl.openmp import waits_passively
 
 LIBRARY = Path(__file__).with_name("_flip_terms.so")
 VERSION = 2  # MASKCTL_KERNEL_VERSION in flip_terms.c: a build of another version is not used
@@ -60,13 +61,19 @@ def handles(weight: torch.Tensor) -> bool:
     return weight.device.type == "cpu" and weight.dtype == torch.float32 and compiled_available()
 
 
+def default_threads() -> int:
+    """Threads for the term: torch's intra-op count where its OpenMP workers wait passively,
+    else one (spinning workers hold the other cores: ``maskctl/openmp.py``)."""
+    return torch.get_num_threads() if waits_passively() else 1
+
+
 def add_terms(groups: list[tuple[Flips, int, int]], weight: torch.Tensor, removed: Removed,
               x: torch.Tensor, out: torch.Tensor, threads: int | None = None) -> None:
     """``out[a:b] += x[a:b] Cᵀ`` for every (flips, a, b) of one layer in one call (``x``: rows ×
     in, ``out``: rows × out, both contiguous), the groups shared among ``threads`` threads
-    (default: torch's intra-op thread count)."""
+    (default: ``default_threads``)."""
     if threads is None:
-        threads = torch.get_num_threads()
+        threads = default_threads()
     if not handles(weight):
         reference.add_terms(groups, weight, removed, x, out)
         return

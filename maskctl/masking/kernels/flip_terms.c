@@ -28,7 +28,7 @@
 #include <string.h>
 
 #define MASKCTL_KERNEL_VERSION 2
-#define TILE 8      /* output rows per tile (one 8-wide vector per token row when added back) */
+#define TILE 16     /* output rows per tile (one cache line per token row when added back) */
 #define CHUNK 32    /* token rows per pass over a row's flips (four 8-wide accumulators) */
 #define L2_BUDGET (384 * 1024)  /* bytes of transposed rows swept together over the weight rows */
 #define MAX_PASS 64
@@ -45,8 +45,9 @@ typedef float v8 __attribute__((vector_size(32), aligned(4)));
 int maskctl_kernel_version(void) { return MASKCTL_KERNEL_VERSION; }
 
 AI int64_t read_run(const uint8_t **p) {
-    int64_t value = 0;
-    uint8_t b;
+    uint8_t b = *(*p)++;
+    if (__builtin_expect(b < 255, 1)) return b;  /* nearly every run fits one byte */
+    int64_t value = 255;
     while ((b = *(*p)++) == 255) value += 255;
     return value + b;
 }
@@ -163,13 +164,15 @@ static float *scratch_for(size_t floats) {
 AI void add_tile(float tile[TILE][CHUNK], int64_t vectors, int64_t rows, int64_t width, float *y, int64_t out) {
     if (width == TILE) {
         for (int64_t q = 0; q < vectors; q++) {
-            v8 b[8];
-            for (int k = 0; k < 8; k++) b[k] = load8(tile[k] + 8 * q);
-            transpose8(b);
+            v8 b[TILE / 8][8];
+            for (int h = 0; h < TILE / 8; h++) {
+                for (int k = 0; k < 8; k++) b[h][k] = load8(tile[8 * h + k] + 8 * q);
+                transpose8(b[h]);
+            }
             int64_t here = rows - 8 * q < 8 ? rows - 8 * q : 8;
             for (int k = 0; k < here; k++) {
                 float *yp = y + (8 * q + k) * out;
-                store8(yp, load8(yp) + b[k]);
+                for (int h = 0; h < TILE / 8; h++) store8(yp + 8 * h, load8(yp + 8 * h) + b[h][k]);
             }
         }
         return;
