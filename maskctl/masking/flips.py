@@ -84,33 +84,31 @@ class Flips:
     """One task's flips on one layer against its reference (see the module docstring): the two
     streams as spans of one byte buffer (a task's layers share one, ``pack``).
 
-    A plain class with ``__slots__`` and the streams' addresses computed once: a server holds
-    one per task and served layer (thousands of tasks, dozens of layers), and a forward reads
-    those addresses for every group."""
+    A plain class with ``__slots__`` and no tuples: a server holds one per task and served layer
+    (thousands of tasks, dozens of layers: each field here costs that many times over), and a
+    forward reads the streams' addresses for every group."""
 
-    __slots__ = ("buffer", "spans", "shape", "removes", "adds", "addresses")
+    __slots__ = ("buffer", "start", "middle", "end", "removes", "adds", "counts_at", "gaps_at")
 
-    def __init__(self, buffer: np.ndarray, spans: tuple[int, int, int], shape: tuple[int, int], removes: int,
-                 adds: int) -> None:
-        self.buffer = buffer  # uint8; counts are buffer[a:b], gaps buffer[b:c] for spans (a, b, c)
-        self.spans = spans
-        self.shape = shape
-        self.removes = removes
-        self.adds = adds
-        start = buffer.ctypes.data
-        self.addresses = (start + spans[0], start + spans[1])  # where each stream starts (the C kernel)
+    def __init__(self, buffer: np.ndarray, start: int, middle: int, end: int, removes: int, adds: int,
+                 base: int | None = None) -> None:
+        self.buffer = buffer  # uint8: counts are buffer[start:middle], gaps buffer[middle:end]
+        self.start, self.middle, self.end = start, middle, end
+        self.removes, self.adds = removes, adds
+        base = buffer.ctypes.data if base is None else base  # the buffer's address (given: it is slow to ask)
+        self.counts_at, self.gaps_at = base + start, base + middle  # where the C kernel reads the streams
 
     @classmethod
-    def of(cls, counts: np.ndarray, gaps: np.ndarray, shape: tuple[int, int], removes: int, adds: int) -> Flips:
-        return cls(np.concatenate([counts, gaps]), (0, counts.size, counts.size + gaps.size), shape, removes, adds)
+    def of(cls, counts: np.ndarray, gaps: np.ndarray, removes: int, adds: int) -> Flips:
+        return cls(np.concatenate([counts, gaps]), 0, counts.size, counts.size + gaps.size, removes, adds)
 
     @property
     def counts(self) -> np.ndarray:
-        return self.buffer[self.spans[0]:self.spans[1]]
+        return self.buffer[self.start:self.middle]
 
     @property
     def gaps(self) -> np.ndarray:
-        return self.buffer[self.spans[1]:self.spans[2]]
+        return self.buffer[self.middle:self.end]
 
     @property
     def count(self) -> int:
@@ -118,7 +116,7 @@ class Flips:
 
     @property
     def nbytes(self) -> int:
-        return self.spans[2] - self.spans[0]
+        return self.end - self.start
 
 
 @dataclass(frozen=True)
@@ -145,8 +143,7 @@ def encode(mask: np.ndarray, reference: np.ndarray, removed: Removed) -> Flips:
     gaps = np.concatenate([_gaps(remove_rows, remove_cols), _gaps(add_rows, add_index - removed.rows[add_rows])])
     # every row: its removes' gaps, then its adds' gaps
     order = np.argsort(np.concatenate([remove_rows * 2, add_rows * 2 + 1]), kind="stable")
-    return Flips.of(_runs_to_bytes(counts), _runs_to_bytes(gaps[order]), tuple(mask.shape),
-                    int(remove_rows.size), int(add_index.size))
+    return Flips.of(_runs_to_bytes(counts), _runs_to_bytes(gaps[order]), int(remove_rows.size), int(add_index.size))
 
 
 def decode(flips: Flips, removed: Removed) -> Decoded:
@@ -201,11 +198,10 @@ def pack(layers: dict[str, Flips]) -> dict[str, Flips]:
     if not size:
         return layers
     space = np.frombuffer(mmap.mmap(-1, size), dtype=np.uint8)
-    at, out = 0, {}
+    base, at, out = space.ctypes.data, 0, {}
     for name, flips in layers.items():
-        first, _, end = flips.spans
-        space[at:at + flips.nbytes] = flips.buffer[first:end]
-        spans = tuple(at + edge - first for edge in flips.spans)
-        out[name] = Flips(space, spans, flips.shape, flips.removes, flips.adds)
+        space[at:at + flips.nbytes] = flips.buffer[flips.start:flips.end]
+        out[name] = Flips(space, at, at + flips.middle - flips.start, at + flips.nbytes, flips.removes, flips.adds,
+                          base)
         at += flips.nbytes
     return out

@@ -77,7 +77,7 @@ def add_terms(groups: list[tuple[Flips, int, int]], weight: torch.Tensor, remove
     if not handles(weight):
         reference.add_terms(groups, weight, removed, x, out)
         return
-    table = np.array([(a, b, *f.addresses) for f, a, b in groups], dtype=np.int64)
+    table = np.array([(a, b, f.counts_at, f.gaps_at) for f, a, b in groups], dtype=np.int64)
     rows, cols, values = removed.addresses
     failed = _library().flip_terms(len(groups), table.ctypes.data, weight.data_ptr(), weight.shape[0],
                                    weight.shape[1], rows, cols, values, x.data_ptr(), out.data_ptr(), threads)
@@ -91,7 +91,7 @@ def apply(flips: Flips, weight: torch.Tensor, removed: Removed) -> torch.Tensor:
     if not handles(weight):
         return reference.apply(flips, weight, removed)
     saved = torch.empty(flips.removes, dtype=torch.float32)
-    _library().flips_apply(*flips.addresses, weight.shape[0], weight.shape[1], weight.data_ptr(), *removed.addresses,
+    _library().flips_apply(flips.counts_at, flips.gaps_at, weight.shape[0], weight.shape[1], weight.data_ptr(), *removed.addresses,
                            saved.data_ptr())
     return saved
 
@@ -101,5 +101,5 @@ def undo(flips: Flips, weight: torch.Tensor, removed: Removed, saved: torch.Tens
     if not handles(weight):
         reference.undo(flips, weight, removed, saved)
         return
-    _library().flips_undo(*flips.addresses, weight.shape[0], weight.shape[1], weight.data_ptr(),
+    _library().flips_undo(flips.counts_at, flips.gaps_at, weight.shape[0], weight.shape[1], weight.data_ptr(),
                           *removed.addresses[:2], saved.data_ptr())
