@@ -125,7 +125,9 @@ def check_tuned(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec:
 
 def check_head(net: torch.nn.Module, bundle: Bundle) -> None:
     """The bundle's head tensors exist in ``net`` with their stored shapes."""
-    fit_head({k: tuple(v.shape) for k, v in net.state_dict().items()}, bundle.head, bundle.path,
+    # plain names, whatever layers a ResidentModel has wrapped (``base_layer.`` left out)
+    fit_head({k.replace(".base_layer.", "."): tuple(v.shape) for k, v in net.state_dict().items()}, bundle.head,
+             bundle.path,
              f"pass the model it was trained on: {model_option(bundle.info.base_model.source)}")
 
 
