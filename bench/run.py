@@ -57,6 +57,7 @@ from bench.lora import bench_lora, lora_reference
 from bench.quality import bench_quality
 from bench.report import write_results
 from bench.serving import write_serving
+from bench.kernel import bench_kernel
 from bench.serving_child import child_serving
 from bench.speed import (
     bench_inference,
@@ -162,6 +163,7 @@ CHILDREN = {
                                                  a["steps"]),
     "eval-memory": lambda a: child_eval_memory(a["paths"], a["split"]),
     "serving": child_serving,
+    "kernel": lambda a: bench_kernel(a["flip_fraction"]),
 }
 
 
