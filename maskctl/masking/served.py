@@ -160,6 +160,10 @@ class ServedLinear(WrappedLinear):
         flips, delta = self.flips.get(name), self.bias_deltas.get(name)
         return (flips.nbytes if flips else 0) + (delta.numel() * delta.element_size() if delta is not None else 0)
 
+    def idle(self) -> bool:
+        """No task, nothing merged and no reference: the layer is its base layer."""
+        return not self.flips and not self.bias_deltas and self._merged is None and self.reference is None
+
     # -- merged mode -------------------------------------------------------------------------
     @torch.no_grad()
     def merge(self, name: str) -> None:
@@ -256,6 +260,10 @@ class ServedLayerNorm(nn.Module):
     def nbytes(self, name: str) -> int:
         return sum(t.numel() * t.element_size() for t in self.deltas.get(name, ()) if t is not None)
 
+    def idle(self) -> bool:
+        """No task and nothing merged: the layer is its base layer."""
+        return not self.deltas and self._merged is None
+
     @torch.no_grad()
     def merge(self, name: str) -> None:
         if self._merged is not None and self._merged[0] == name:
@@ -306,3 +314,17 @@ def wrap_for_serving(root: nn.Module, names: list[str], routing: Routing) -> dic
             setattr(parent, attr, module)
         layers[name] = module
     return layers
+
+
+def unwrap_served(root: nn.Module, names: list[str]) -> None:
+    """Put each named served layer's ``base_layer`` back in its place (PEFT's ``unload``), once
+    it holds no task, no merged weight and no reference: the model is the plain model again."""
+    for name in names:
+        module = root.get_submodule(name)
+        if not isinstance(module, (ServedLinear, ServedLayerNorm)):
+            continue
+        if not module.idle():
+            raise RuntimeError(f"{name}: unmerge and remove its tasks before unwrapping")
+        parent_name, _, attr = name.rpartition(".")
+        setattr(root.get_submodule(parent_name) if parent_name else root, attr, module.base_layer)
+
