@@ -192,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="many tasks from one model vs PEFT LoRA, each in a fresh process: total memory and "
                              "texts/s at 16, 200 and 1,000 MiniLM tasks and 16 and 200 BERT-base ones; the kernel")
     parser.add_argument("--serving-tasks", type=int, default=1000, help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="--serving*: rounds per point, the contenders' order swapped each round")
+    parser.add_argument("--serving-minilm", action="store_true",
+                        help="only the MiniLM part of --serving: 16, 200 and 1,000 tasks, the kernel")
     parser.add_argument("--serving-bert-base", action="store_true",
                         help="only the BERT-base part of --serving: 16 and 200 tasks")
     parser.add_argument("--kernel", action="store_true",
@@ -218,16 +222,17 @@ def main(argv: list[str] | None = None) -> int:
 
         work = Path(args.work or tempfile.mkdtemp(prefix="maskctl-quality-"))
         return quality_main(args.tasks.split(","), Path(args.out), work, args.model)
-    if args.serving_bert_base:
-        from bench.serving import serving_section
+    for flag, part in (("serving_minilm", "minilm"), ("serving_bert_base", "bert-base")):
+        if getattr(args, flag):
+            from bench.serving import serving_section
 
-        return _section_mode("serving-bert-base", lambda work: serving_section(args.model, work, parts=("bert-base",)),
-                             write_serving, args)
+            return _section_mode(f"serving-{part}", lambda work, part=part: serving_section(
+                args.model, work, args.serving_tasks, parts=(part,), rounds=args.rounds), write_serving, args)
     if args.serving:
         from bench.serving import serving_section
 
-        return _section_mode("serving", lambda work: serving_section(args.model, work, args.serving_tasks),
-                             write_serving, args)
+        return _section_mode("serving", lambda work: serving_section(
+            args.model, work, args.serving_tasks, rounds=args.rounds), write_serving, args)
     if args.kernel:
         from bench.kernel import bench_kernel, write_kernel
         from bench.serving_tasks import FLIP_FRACTION

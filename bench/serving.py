@@ -3,8 +3,9 @@
 1. Each point (model size, task count) runs each contender in a fresh process in its default
    settings (``serving_child``): total RSS with every task hot, texts/s of mixed and single-task
    batches, short and long texts. maskctl's process waits on OpenMP passively, as ``maskctl
-   serve`` sets it up (``maskctl/openmp.py``); LoRA's keeps libgomp's default. Two rounds, the contenders' order swapped in the second, the
-   median texts/s of the two; LoRA's adapters are added as far as PEFT loads them in
+   serve`` sets it up (``maskctl/openmp.py``); LoRA's keeps libgomp's default. ``ROUNDS``
+   rounds (``--rounds``), the contenders' order swapped each round, the median texts/s of the
+   rounds; LoRA's adapters are added as far as PEFT loads them in
    ``serving_child.LORA_LOAD_SECONDS``.
 2. The term alone (``bench/kernel.py``): useful multiply-adds per second per layer and group
    size, against the dense product of the same rows.
@@ -93,9 +94,9 @@ def bench_single_vs_merged(model: str | None, path: Path, rounds: int = 4, block
 
 
 def serving_section(model: str | None, work: Path, tasks: int = 1000,
-                    parts: tuple[str, ...] = ("minilm", "bert-base")) -> dict[str, Any]:
+                    parts: tuple[str, ...] = ("minilm", "bert-base"), rounds: int = ROUNDS) -> dict[str, Any]:
     """Every part above; a failed BERT-base part is recorded, the MiniLM results kept."""
-    result: dict[str, Any] = {"batch": BATCH, "flip_fraction": FLIP_FRACTION, "points": {}}
+    result: dict[str, Any] = {"batch": BATCH, "flip_fraction": FLIP_FRACTION, "rounds": rounds, "points": {}}
     if "minilm" in parts:
         paths = make_bundles(work / "serving", model, tasks)
         # the term alone, in a process that waits on OpenMP as maskctl serve's does
@@ -103,13 +104,13 @@ def serving_section(model: str | None, work: Path, tasks: int = 1000,
                                      env={VARIABLE: os.environ.get(VARIABLE, "PASSIVE")})
         result["single_vs_merged"] = bench_single_vs_merged(model, paths[0])
         log(f"serving: single vs merged {result['single_vs_merged']}")
-        result["points"]["minilm"] = bench_points(model, paths, [c for c in POINTS["minilm"] if c <= tasks])
+        result["points"]["minilm"] = bench_points(model, paths, [c for c in POINTS["minilm"] if c <= tasks], rounds)
     if "bert-base" in parts:
         try:
             folder = bert_base_folder(work)
             base_paths = make_bundles(work / "serving-bert-base", str(folder), max(POINTS["bert-base"]),
                                       real=bert_base_bundle(work, folder))
-            result["points"]["bert-base"] = bench_points(str(folder), base_paths, POINTS["bert-base"])
+            result["points"]["bert-base"] = bench_points(str(folder), base_paths, POINTS["bert-base"], rounds)
         except Exception as exc:  # noqa: BLE001 - the MiniLM results above are kept; the reason is the result
             result["bert_base_error"] = f"{type(exc).__name__}: {exc}"[:500]
     return result
@@ -166,7 +167,7 @@ def write_serving(results: dict[str, Any], out: Path) -> Path:
     s = results["sections"][mode]
     lines = [f"{save_results(results, out, mode)} Task variants flip {s['flip_fraction']:.1%} of the masked "
              "weights against their initial mask, as trained bbc-news bundles do.", ""]
-    lines += point_lines(s["points"])
+    lines += [f"Rounds per point: {s.get('rounds', ROUNDS)}.", ""] + point_lines(s["points"])
     if "kernel" in s:
         lines += ["", "The term alone (`bench/kernel.py`):", ""] + kernel_lines(s["kernel"])
     if "single_vs_merged" in s:
