@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from maskctl.cli.common import (Split, data_dir_option, device_option, model_option, output_option, overwrite_option,
                                  split_option, split_value)
-from maskctl.cli.console import console
+from maskctl.cli.console import console, titled_table
 from maskctl.choices import VOTE_RULES as RULES
 
 Vote = enum.Enum("Vote", {rule: rule for rule in (*RULES, "best")}, type=str)
@@ -39,7 +38,7 @@ def ensemble(
     by, split = by.value, split_value(split)
     result = run_ensemble(bundles, by=by, split=split, model=model, data_dir=data_dir, device=device,
                           predictions=predictions)
-    table = Table(title=f"{result.task}: {len(result.members)} members on {split}")
+    table = titled_table(f"{result.task}: {len(result.members)} members on {split}")
     table.add_column("member / vote")
     table.add_column("score", justify="right")
     table.add_column("accuracy", justify="right")

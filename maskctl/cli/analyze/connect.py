@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from maskctl.cli.common import Split, data_dir_option, device_option, model_option, output_option, split_option, split_value
-from maskctl.cli.console import console
+from maskctl.cli.console import console, titled_table
 
 
 def connect(
@@ -31,7 +30,7 @@ def connect(
 
     result = mode_connectivity(mask, finetuned, points=points, split=split, out_dir=out, model=model,
                                data_dir=data_dir, device=device, batch_size=batch_size, on_point=report)
-    table = Table(title=f"{result.task}: {split} {result.metric} along each line")
+    table = titled_table(f"{result.task}: {split} {result.metric} along each line")
     table.add_column("α", justify="right")
     lines = list(dict.fromkeys(row["line"] for row in result.rows))
     for line in lines:
