@@ -150,10 +150,9 @@ class LogLines(TrainCallback):
     """Plain lines for output that is not a terminal: one as each phase starts, one every
     ``--log-every`` steps (mean loss since the last, lr, speed), one per dev evaluation, and a
     heartbeat at least every 30 s in between (the step, its loss, the time left; a phase's
-    progress) so that a log never stays silent for minutes.
+    progress) so that a log never stays silent for minutes. A step that gets a record gets no
+    heartbeat beside it (``on_start`` says which steps do).
 
-    A heartbeat due at a step is printed at the next hook unless ``--log-every``'s line for that
-    step came first: the callback cannot know in advance whether one follows.
     Under torchrun / accelerate launch only the first process (RANK 0) prints.
     """
 
@@ -161,22 +160,14 @@ class LogLines(TrainCallback):
         self.quiet = os.environ.get("RANK", "0") != "0"
         self.heartbeat = heartbeat or Heartbeat()
         self.phase: PlainLines | None = None
-        self.owed: str | None = None
-        self.started, self.first_step = self.heartbeat.clock(), 0
+        self.started, self.first_step, self.log_every = self.heartbeat.clock(), 0, 0
 
     def _line(self, text: str) -> None:
-        self._settle()
         if not self.quiet:
             console.print(text, highlight=False, markup=False, soft_wrap=True)
         self.heartbeat.beat()
 
-    def _settle(self) -> None:
-        owed, self.owed = self.owed, None
-        if owed is not None:
-            self._line(owed)
-
     def on_phase(self, name: str, total: int | None, unit: str) -> None:
-        self._settle()
         self.phase = PlainLines(console, name, total, unit, self.heartbeat, self.quiet)
 
     def on_advance(self, n: int) -> None:
@@ -189,17 +180,16 @@ class LogLines(TrainCallback):
     def on_start(self, info: dict[str, Any]) -> None:
         self._line(run_summary(info))
         self.started, self.first_step = self.heartbeat.clock(), info.get("resumed_at") or 0
+        self.log_every = info.get("log_every") or 0
 
     def on_step(self, step: int, total: int, loss: float, examples_per_s: float) -> None:
-        self._settle()
-        if self.heartbeat.due():
+        recorded = step == total or (self.log_every and step % self.log_every == 0)
+        if not recorded and self.heartbeat.due():
             left = pace(step - self.first_step, total - self.first_step, self.heartbeat.clock() - self.started,
                         "steps")
-            self.owed = f"step {step}/{total}: loss {loss:.4f}, {examples_per_s:.1f} ex/s" + (
-                f" ({left})" if left else "")
+            self._line(f"step {step}/{total}: loss {loss:.4f}, {examples_per_s:.1f} ex/s" + (f" ({left})" if left else ""))
 
     def on_log(self, record: dict[str, Any]) -> None:
-        self.owed = None
         self._line(f"step {record['step']}/{record['total']} epoch {record['epoch']:g}: loss {record['loss']:.4f}, "
                    f"lr {record['lr']:.3g}, {record['examples_per_s']:.1f} ex/s")
 
@@ -208,5 +198,4 @@ class LogLines(TrainCallback):
         self._line(evaluation_line(step, epoch, metrics, best, sparsity))
 
     def close(self) -> None:
-        """Print a heartbeat still owed (the same interface as ``RichProgress``)."""
-        self._settle()
+        """Nothing to stop (the same interface as ``RichProgress``)."""

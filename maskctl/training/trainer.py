@@ -165,7 +165,7 @@ class Run:
             task=self.task.name, model=self.source.spec, method=args.method, device=str(acc.device),
             train_examples=len(self.train_features), dev_examples=len(self.dev_features), epochs=self.epochs,
             total_steps=self.total, lr=args.lr, global_batch=args.batch_size * acc.num_processes * args.grad_accum,
-            processes=acc.num_processes, resumed_at=self.position.step if self.checkpoint else None,
+            processes=acc.num_processes, resumed_at=self.position.step if self.checkpoint else None, log_every=args.log_every,
             trainable=sum(p.numel() for p in self.trainable.values())))
         start_trackers(acc, args.report_to, args.record(), self.output)
 
