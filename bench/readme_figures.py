@@ -13,7 +13,7 @@ edited by hand: change the run, record it, run this script.
 To add a block (a section's table, say the serving figures):
 
 1. write ``def my_block() -> str`` here, reading a results file under ``bench/results/`` and
-   returning the Markdown (without the markers; ``table`` and ``_read`` help);
+   returning the Markdown (without the markers; ``_read``, ``table`` and ``prose`` help);
 2. add ``"my-block": my_block`` to ``BLOCKS``;
 3. put ``<!-- figures:my-block -->`` and ``<!-- /figures:my-block -->`` on their own lines
    where the text goes in README.md, and run this script once.
@@ -28,6 +28,7 @@ import argparse
 import json
 import re
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 RESULTS = REPO / "bench" / "results"
+METHODS = ("mask", "lora", "finetune")
 MARKER = re.compile(r"(<!-- figures:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /figures:(?P=name) -->)", re.S)
 
 
@@ -45,6 +47,11 @@ def _read(name: str) -> Any:
 def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
                       *("| " + " | ".join(row) + " |" for row in rows)])
+
+
+def prose(text: str) -> str:
+    """A paragraph wrapped as the README's own (100 columns; a link or a path is never split)."""
+    return textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False)
 
 
 def _pct(value: float) -> str:
@@ -80,7 +87,7 @@ def demo() -> str:
               f"{b['bytes']:,} bytes, {8 * b['bytes'] / b['masked_weights']:.2f} bits per masked weight for the "
               f"whole file (its masks at 1 bit per weight, format 1: {b['packbits']['file_bytes']:,} bytes; see "
               "[Bundles](#bundles)).")
-    return "\n".join([intro, "", table(["", "value"], rows), "", bundle])
+    return "\n".join([prose(intro), "", table(["", "value"], rows), "", prose(bundle)])
 
 
 def bundle_sizes() -> str:
@@ -119,7 +126,26 @@ def ensemble() -> str:
               f"(which also scores dev to choose the rule) was {d['ensemble_peak_rss_mb']:,.0f} MB against "
               f"{d['eval_peak_rss_mb']:,.0f} MB for `maskctl eval` of one bundle "
               f"(×{d['ensemble_peak_rss_mb'] / d['eval_peak_rss_mb']:.2f}).")
-    return "\n".join([intro, "", table(["", "dev acc", "test acc", "bundle on disk"], rows), "", memory])
+    return "\n".join([prose(intro), "", table(["", "dev acc", "test acc", "bundle on disk"], rows), "", prose(memory)])
+
+
+def baselines() -> str:
+    """Masking against finetuning and LoRA in a sentence: the default benchmark's step time and
+    memory ratios, and the tuned runs' bytes per task."""
+    sections = _read("results-default.json")["sections"]
+    quality = _read("results-quality.json")
+    costs = {method: sorted(quality[task][method]["best"]["bytes"] for task in quality) for method in METHODS}
+
+    def kb(values: list[float]) -> str:
+        low, high = (f"{v / 1000:.0f}" for v in (values[0], values[-1]))
+        return f"{low} kB" if low == high else f"{low}–{high} kB"
+
+    return prose(f"Against finetuning and PEFT LoRA ([BENCHMARKS.md](BENCHMARKS.md), same machine): a masked training step "
+            f"takes {sections['step_time']['ratio']:.2f} of a finetuning step and "
+            f"{sections['lora']['step_time_ratio_mask_over_lora']:.2f} of a LoRA (r = 8) step, with "
+            f"{sections['train_memory']['ratio']:.2f} of finetuning's peak memory. A task costs {kb(costs['mask'])} on "
+            f"disk (the tuned settings below, {' and '.join(quality)}) against LoRA's {kb(costs['lora'])} and "
+            f"finetuning's {costs['finetune'][-1] / 1e6:.0f} MB.")
 
 
 def quality() -> str:
@@ -130,6 +156,7 @@ def quality() -> str:
 
 BLOCKS: dict[str, Callable[[], str]] = {
     "demo": demo,
+    "baselines": baselines,
     "bundle-sizes": bundle_sizes,
     "ensemble": ensemble,
     "quality": quality,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rich.console import Console
 from rich.cells import cell_len
+from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table

@@ -17,22 +17,23 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 
-def _plain_flags(params: list[Any]) -> None:
-    for param in params:
-        if getattr(param, "is_bool_flag", False) and param.metavar is None:
-            param.metavar = ""  # typer shows the metavar instead of the type: nothing
+class _PlainFlags:
+    """Help in which a flag shows no type: typer shows an option's metavar instead of its type,
+    so a flag's is set to nothing before the help is drawn."""
 
-
-class Command(TyperCommand):
-    def format_help(self, ctx, formatter) -> None:
-        _plain_flags(self.get_params(ctx))
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        for param in self.get_params(ctx):
+            if getattr(param, "is_bool_flag", False) and param.metavar is None:
+                param.metavar = ""
         super().format_help(ctx, formatter)
 
 
-class Group(TyperGroup):
-    def format_help(self, ctx, formatter) -> None:
-        _plain_flags(self.get_params(ctx))
-        super().format_help(ctx, formatter)
+class Command(_PlainFlags, TyperCommand):
+    pass
+
+
+class Group(_PlainFlags, TyperGroup):
+    pass
 
 
 def paragraphs(doc: str | None) -> str:

@@ -33,8 +33,6 @@ class SweepProgress(SweepCallback):
             self.display = Progress(*bar_columns(), console=console)
             self.display.start()
             self.points = self.display.add_task("points", total=total, unit="points", info="", completed=index - 1)
-        if self.display is not None:
-            self.display.update(self.points, total=total, description=f"point {index}/{total}")
         console.print(f"[bold]\\[{index}/{total}][/] {label}", highlight=False)
         self.bar = train_progress(self.display)
         return self.bar
