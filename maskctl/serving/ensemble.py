@@ -19,6 +19,7 @@ therefore votes per word):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,8 +111,10 @@ class EnsembleResult:
 
 def run_ensemble(paths: list[str | Path], by: str = "best", split: str = "dev", model: str | None = None,
                  data_dir: str | Path | None = None, device: str = "auto",
-                 predictions: str | Path | None = None) -> EnsembleResult:
-    """``maskctl ensemble``: score each member and their votes on ``split``."""
+                 predictions: str | Path | None = None, on_member: Callable[[Path], None] | None = None,
+                 on_batch: Callable[[int], None] | None = None) -> EnsembleResult:
+    """``maskctl ensemble``: score each member and their votes on ``split``. ``on_member(path)``
+    hears each member scored, ``on_batch(1)`` each batch scored (progress)."""
     if by not in (*RULES, "best"):
         raise MaskctlError(f"unknown --by {by!r}", "use label, logit, prob or best")
     paths = [resolve_bundle_ref(p) for p in paths]  # hf:// references: files in the Hugging Face cache
@@ -143,8 +146,10 @@ def run_ensemble(paths: list[str | Path], by: str = "best", split: str = "dev", 
         resident.apply(bundle.masks, bundle.head, key=path, tuned=bundle.tuned)
         del bundle  # one mask in memory at a time
         for name in splits:
-            member_scores, golds[name] = collect_scores(net, loaders[name], task, dev)
+            member_scores, golds[name] = collect_scores(net, loaders[name], task, dev, on_batch)
             scores[name].append(member_scores)
+        if on_member is not None:
+            on_member(path)
         members.append((path, {**task_metrics(task, golds[split], argmax(scores[split][-1])), **stats[split]}))
     resident.restore()
 
