@@ -50,7 +50,9 @@ CARD_TYPES = {"epochs": int, "lr": float, "weight_decay": float, "warmup_ratio":
 DEFAULT_LR = FALLBACKS["lr"]
 
 
-TASK, OPT, MASK, EVAL, RUN = "Task and model", "Optimisation", "Masking", "Evaluation and output", "Hardware and runs"
+# The panels of `maskctl train --help`, in the order a newcomer looks for an option.
+TASK, OPT, MASK, EVAL = "Data: task, model, encoding", "Optimisation", "Mask", "Output and evaluation"
+RUN = "Devices, distributed runs, checkpoints"
 DATA = "Your own data files (instead of --task)"
 DEFAULT_TASK = "bbc-news"
 DATA_FIELDS = ("validation_file", "test_file", "text_column", "label_column", "kind", "validation_split", "task_name")

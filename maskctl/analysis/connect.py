@@ -156,8 +156,10 @@ def _set(target: dict[str, torch.Tensor], start: dict[str, torch.Tensor], end: d
 def mode_connectivity(mask: str | Path, finetuned: str | Path, points: int = 11, split: str = "dev",
                       out_dir: str | Path | None = None, model: str | None = None,
                       data_dir: str | Path | None = None, device: str = "auto", batch_size: int | None = None,
-                      on_point: Callable[[str, float, dict[str, float]], None] | None = None) -> ConnectResult:
-    """Score the three lines at ``points`` evenly spaced alphas; write table and figure to ``out_dir``."""
+                      on_point: Callable[[str, float, dict[str, float]], None] | None = None,
+                      on_batch: Callable[[int], None] | None = None) -> ConnectResult:
+    """Score the three lines at ``points`` evenly spaced alphas; write table and figure to ``out_dir``.
+    ``on_point`` hears each point's metrics, ``on_batch(1)`` each evaluation batch (progress)."""
     started = time.perf_counter()
     if points < 2:
         raise MaskctlError(f"--points {points} is too few", "pass at least 2 (both endpoints)")
@@ -196,7 +198,7 @@ def mode_connectivity(mask: str | Path, finetuned: str | Path, points: int = 11,
                 metrics = done[endpoint]
             else:
                 _set(target, weights[start], weights[end], alpha)
-                metrics = evaluate_model(net, task, features, tokenizer, batch, dev)
+                metrics = evaluate_model(net, task, features, tokenizer, batch, dev, progress=on_batch)
                 if endpoint:
                     done[endpoint] = metrics
             rows.append({"line": line, "alpha": alpha, "endpoint": endpoint, **metrics})

@@ -279,7 +279,7 @@ def diff_figure(result: DiffResult) -> Any:
                   linestyle="--" if other_init else "-", label=pair + (" (other initial mask)" if other_init else ""))
     left.set(xticks=range(len(groups)), xticklabels=ticks, xlabel="block", ylabel="mask difference s",
              title="s per block (higher = more task specific)")
-    left.set_ylim(bottom=0)
+    _from_zero(left, [row["s"] for row in result.blocks], at_least=1.0)  # s <= 1 when both start alike
     left.grid(alpha=0.3)
     left.legend(fontsize="small")
     for bundle in result.names:
@@ -293,8 +293,17 @@ def diff_figure(result: DiffResult) -> Any:
         right.plot(range(len(groups)), ys, marker="s", label=bundle)
     right.set(xticks=range(len(groups)), xticklabels=ticks, xlabel="block",
               ylabel="fraction of bits changed", title="change from the initial mask")
-    right.set_ylim(bottom=0)
+    _from_zero(right, [y for line in right.get_lines() for y in line.get_ydata()])
     right.grid(alpha=0.3)
     right.legend(fontsize="small")
     fig.suptitle("Mask difference between tasks (Zhao et al. 2020, §6.2)")
     return fig
+
+
+def _from_zero(ax: Any, values: list[float | None], at_least: float = 0.0) -> None:
+    """The y axis from 0 to above the highest value. Why not ``set_ylim(bottom=0)`` alone: it
+    keeps matplotlib's top, a 5 % margin of the data's own span, so lines as flat as s per block
+    (0.73 to 0.70) sat on the top edge with their markers cut in half."""
+    finite = [float(v) for v in values if v is not None and np.isfinite(v)]
+    top = max([at_least, *finite]) or 1.0  # all zero: any scale
+    ax.set_ylim(0, top * 1.08)

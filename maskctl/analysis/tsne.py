@@ -18,6 +18,7 @@ is what its classifier reads.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from maskctl.models import load_tokenizer
 from maskctl.evaluation import make_loader
 from maskctl.devices import resolve_device
 from maskctl.serving.loading import check_head, load_base
+from maskctl.training.callbacks import TrainCallback, phase
 
 @dataclass
 class TsneResult:
@@ -50,14 +52,18 @@ class TsneResult:
 
 
 @torch.inference_mode()
-def cls_vectors(model: torch.nn.Module, loader: Any, device: torch.device) -> np.ndarray:
-    """The last layer's [CLS] (first token) vector of every example, as float32 rows."""
+def cls_vectors(model: torch.nn.Module, loader: Any, device: torch.device,
+                progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """The last layer's [CLS] (first token) vector of every example, as float32 rows;
+    ``progress(1)`` after each batch."""
     model.eval()
     encoder = model.base_model
     out = []
     for batch in loader:
         inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
         out.append(encoder(**inputs).last_hidden_state[:, 0].float().cpu().numpy())
+        if progress is not None:
+            progress(1)
     return np.concatenate(out)
 
 
@@ -82,9 +88,12 @@ def silhouettes(vectors: np.ndarray, points: np.ndarray, labels: np.ndarray) -> 
 def tsne_representations(mask: str | Path, finetuned: str | Path | None = None, split: str = "dev",
                          max_examples: int | None = 1000, out_dir: str | Path | None = None,
                          model: str | None = None, data_dir: str | Path | None = None, device: str = "auto",
-                         batch_size: int | None = None, seed: int = 0) -> TsneResult:
-    """Project the [CLS] vectors of ``split`` under each model; write table, points and figure."""
+                         batch_size: int | None = None, seed: int = 0,
+                         callback: TrainCallback | None = None) -> TsneResult:
+    """Project the [CLS] vectors of ``split`` under each model; write table, points and figure.
+    ``callback`` sees a phase per model's pass over the data (its batches) and the projection."""
     started = time.perf_counter()
+    callback = callback or TrainCallback()
     bundle = load_bundle(mask)
     kind = bundle.info.task.kind
     if not get_kind(kind).labels_sequences:
@@ -108,20 +117,25 @@ def tsne_representations(mask: str | Path, finetuned: str | Path | None = None, 
     loader = make_loader(features, task.kind.collate(tokenizer), batch_size or record.eval_batch_size)
     labels = np.array([item["labels"] for item in features.items])
 
-    vectors = {"pretrained": cls_vectors(net, loader, dev)}
+    def scored(name: str) -> np.ndarray:
+        with phase(callback, f"[CLS] vectors, {name}", len(loader), "batches") as advance:
+            return cls_vectors(net, loader, dev, advance)
+
+    vectors = {"pretrained": scored("pretrained")}
     net.load_state_dict(bundle.head, strict=False)
     apply_masks(net, bundle.masks)
-    vectors["masked"] = cls_vectors(net, loader, dev)
+    vectors["masked"] = scored("masked")
     if ft_source is not None:
         state = {k: v for k, v in net.state_dict().items() if v.is_floating_point()}
         shapes = {k: tuple(v.shape) for k, v in state.items()}
         net.load_state_dict(finetuned_state(ft_source, task, list(state), shapes, dev, Path(finetuned)), strict=False)
-        vectors["finetuned"] = cls_vectors(net, loader, dev)
+        vectors["finetuned"] = scored("finetuned")
     del net
 
     rows, points = [], []
     for name, matrix in vectors.items():
-        xy = project(matrix, seed)
+        with phase(callback, f"t-SNE, {name}"):
+            xy = project(matrix, seed)
         rows.append({"model": name, "examples": len(matrix), "dim": matrix.shape[1],
                      **silhouettes(matrix, xy, labels)})
         points += [{"model": name, "index": i, "label": task.labels[int(label)], "x": float(x), "y": float(y)}

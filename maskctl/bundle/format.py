@@ -387,5 +387,26 @@ def _parse_meta(path: Path, metadata: dict[str, str]) -> dict[str, Any]:
 
 
 def _not_a_bundle(path: Path, exc: Exception) -> BundleError:
-    return BundleError(f"{path} is not a readable bundle ({type(exc).__name__}: {str(exc)[:120]})",
-                       "the file is truncated or not a bundle; pass a file written by `maskctl train`")
+    """The error for a file the safetensors reader refused, saying what is wrong in a user's
+    words. Why not the reader's own message: it speaks of its internals, or of nothing (a text
+    file's first 8 bytes, read as a header length, ask for exabytes: "MemoryError: ")."""
+    return BundleError(f"{path} is not a readable bundle: {_what_is_wrong(path)}",
+                       "pass a file written by `maskctl train` (a copy cut short: copy it again)")
+
+
+def _what_is_wrong(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            start = handle.read(8)
+            length = int.from_bytes(start, "little")
+            header = handle.read(min(length, 1 << 20)) if len(start) == 8 and length <= size - 8 else b""
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    if size < 8:
+        return f"{size} bytes, too short for a safetensors file"
+    if length > size - 8:
+        return "it is not a safetensors file, or it was cut short inside its header"
+    if not header.lstrip().startswith(b"{"):
+        return "it is not a safetensors file (its header is not JSON)"
+    return "its header or tensors are damaged, or it was cut short"

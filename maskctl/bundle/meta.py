@@ -215,10 +215,12 @@ class TrainingRecord:
     def to_dict(self) -> dict[str, Any]:
         return dict(self.raw)
 
-    def features(self, task, split: str, tokenizer, data_dir: str | Path | None = None, limit: int | None = None):
-        """``split`` encoded exactly as the run encoded its data (max length, word piece)."""
+    def features(self, task, split: str, tokenizer, data_dir: str | Path | None = None, limit: int | None = None,
+                 stage=None):
+        """``split`` encoded exactly as the run encoded its data (max length, word piece);
+        ``stage`` as ``Task.features`` takes it (progress of reading and tokenising)."""
         return task.features(split, tokenizer, self.max_length, data_dir=data_dir or self.data_dir, limit=limit,
-                             options=self.kind_options)
+                             options=self.kind_options, stage=stage)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ class Split(str, enum.Enum):
 
 
 def split_option(default: str | None = "dev", help: str = "The split to score.") -> Any:  # noqa: A002
-    return typer.Option(Split(default) if default else None, "--split", help=help.rstrip(".") + " (validation means dev).")
+    return typer.Option(Split(default) if default else None, "--split", help=help.rstrip(".") + " (validation means dev).",
+                        metavar="<dev|test|train>")
 
 
 def device_option() -> Any:

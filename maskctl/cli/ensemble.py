@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from maskctl.cli.common import (Split, data_dir_option, device_option, model_option, output_option, overwrite_option,
                                  split_option, split_value)
-from maskctl.cli.console import console
+from maskctl.cli.console import console, titled_table
+from maskctl.cli.progress import work
 from maskctl.choices import VOTE_RULES as RULES
 
 Vote = enum.Enum("Vote", {rule: rule for rule in (*RULES, "best")}, type=str)
@@ -37,9 +37,11 @@ def ensemble(
         refuse_existing(predictions, overwrite)
 
     by, split = by.value, split_value(split)
-    result = run_ensemble(bundles, by=by, split=split, model=model, data_dir=data_dir, device=device,
-                          predictions=predictions)
-    table = Table(title=f"{result.task}: {len(result.members)} members on {split}")
+    with work(console, "scoring members", len(bundles), "members") as advance:
+        result = run_ensemble(bundles, by=by, split=split, model=model, data_dir=data_dir, device=device,
+                              predictions=predictions, on_member=lambda path: advance(1),
+                              on_batch=lambda n: advance(0))  # a member's long pass still gets its heartbeat
+    table = titled_table(f"{result.task}: {len(result.members)} members on {split}")
     table.add_column("member / vote")
     table.add_column("score", justify="right")
     table.add_column("accuracy", justify="right")

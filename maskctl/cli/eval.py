@@ -10,7 +10,7 @@ import typer
 
 from maskctl.cli.common import (BUNDLE_HELP, Split, data_dir_option, device_option, model_option, output_option,
                                  overwrite_option, split_option, split_value)
-from maskctl.cli.console import console, metrics_table
+from maskctl.cli.console import console, metrics_table, train_progress
 
 
 def eval_bundle(
@@ -38,9 +38,13 @@ def eval_bundle(
     if json_out:
         refuse_existing(json_out, overwrite)
     split = split_value(split)
-    result = evaluate_bundle(bundle, split="test" if file else split or "dev", model=model, data_dir=data_dir,
-                             device=device, file=file, text_columns=tuple(text_column or ()),
-                             label_column=label_column)
+    progress = train_progress()
+    try:
+        result = evaluate_bundle(bundle, split="test" if file else split or "dev", model=model, data_dir=data_dir,
+                                 device=device, file=file, text_columns=tuple(text_column or ()),
+                                 label_column=label_column, callback=progress)
+    finally:
+        progress.close()
     shown = Path(file).name if file else result.split
     console.print(metrics_table(f"{result.task}: {bundle}", {shown: result.metrics}))
     if result.split == "dev" and not file and result.trained_dev is not None:

@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 
 from maskctl.cli.common import BUNDLE_HELP, json_option, overwrite_option
-from maskctl.cli.console import console
+from maskctl.cli.console import console, titled_table
 
 
 def inspect_bundle(
@@ -84,7 +84,7 @@ def _layers_table(summary) -> Table:
     """One row per masked layer, short names and words so that it fits 80 columns."""
     xor = summary.xor_layers
     prefix, names = short_layer_names([layer.name for layer in summary.layers])
-    table = Table(title="masked layers" + (f" (names under {prefix}.)" if prefix else "")
+    table = titled_table("masked layers" + (f" (names under {prefix}.)" if prefix else "")
                   + ": p = fraction of zeros, bits per masked weight, coding scheme/order",
                   box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     columns = ["layer", "shape", "init p", "final p", "coding", "bits", "H(p)"]

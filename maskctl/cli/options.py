@@ -22,6 +22,11 @@ from typing import Any, Optional
 
 import typer
 
+# A longer ``<a|b|c>`` would be folded mid-word in an 80-column --help (it is one word to the
+# terminal): such an option shows its name (``--also-train ALSO_TRAIN``) and lists its choices in
+# its help.
+LONGEST_CHOICES = 20
+
 
 def options_from(cls: type, arguments: tuple[str, ...] = (), extra: tuple[inspect.Parameter, ...] = (),
                  build: bool = True) -> Callable[[Callable], Callable]:
@@ -74,6 +79,9 @@ def _parameter(f: dataclasses.Field, hint: Any, argument: bool) -> inspect.Param
     if "choices" in meta:  # typer shows an Enum's values as the choices
         choice = enum.Enum(f.name, {c: c for c in meta["choices"]}, type=str)
         hint, default = (Optional[choice], None) if default is None else (choice, choice(default))  # noqa: UP007
+        if len("|".join(meta["choices"])) + 2 > LONGEST_CHOICES and "metavar" not in meta:
+            meta["metavar"] = f.name.upper()  # argparse's convention
+            meta["help"] = f"{meta['help']} One of: {', '.join(meta['choices'])}."
     if argument:
         info = typer.Argument(... if default is None else default, help=meta.get("help"), show_default=False,
                               metavar=meta.get("metavar"))

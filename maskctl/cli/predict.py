@@ -48,6 +48,9 @@ def predict(
 
     inputs = PredictionInputs.read(input_file, text, text_pair, text_column, output, overwrite)  # before the model
     served = MaskedModel.from_bundles(bundles, model=model, device=device)
+    if not err_console.is_terminal:  # a log gets the predictions and the skipped lines, nothing else
+        _report_skipped(write_predictions(served, inputs, task, output, sys.stdout, batch_size, strict))
+        return
     with Progress(SpinnerColumn(), TextColumn("{task.completed} lines"), console=err_console,
                   transient=True) as progress:
         bar = progress.add_task("predict", total=None)

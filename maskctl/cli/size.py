@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from maskctl.cli.common import json_option, overwrite_option
-from maskctl.cli.console import console
+from maskctl.cli.console import console, titled_table
 
 
 def size(
@@ -68,7 +68,7 @@ def _print_report(report) -> None:
 def _rows_table(title: str, unit: str, rows) -> Table:
     from maskctl.experiments.sizing import MB
 
-    table = Table(title=title)
+    table = titled_table(title)
     table.add_column(unit, justify="right")
     for column in ("finetune params (M)", "finetune MB", "masking fp32 params (M)", "masking 1-bit params (M)",
                    "masking MB", "finetune / masking"):
@@ -86,7 +86,7 @@ def _num(value: float) -> str:
 
 
 def _bundles_table(bundles) -> Table:
-    table = Table(title="bundles on disk")
+    table = titled_table("bundles on disk")
     for column in ("bundle", "task", "labels", "bytes", "masked weights", "bits per masked weight"):
         table.add_column(column, justify="left" if column in ("bundle", "task") else "right")
     for b in bundles:

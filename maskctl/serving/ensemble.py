@@ -19,6 +19,7 @@ therefore votes per word):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,20 +58,45 @@ def combine(members: list[list[torch.Tensor]], by: str) -> list[torch.Tensor]:
 
 
 def check_compatible(metas: list[BundleMeta], paths: list[Path]) -> None:
-    """One line naming the first bundle that does not match the first one."""
+    """One line naming the first bundle that does not match the first one, and what differs.
+
+    Checked in the order a user thinks of bundles: the kind and labels of the task, the base
+    model, the masked layers, then the base weights' fingerprint (it hashes the masked layers'
+    weights, so it differs whenever the layers do: naming it first said "another base model" of
+    two bundles of two tasks on the same model), then the encoding. Bundles of two task names
+    that differ in any of these are named by their tasks, the difference a user sees first."""
     first = metas[0]
     keys = {
-        "base model (or masked layers)": lambda m: m.base_model.fingerprint,
         "task kind": lambda m: m.task.kind,
         "label set": lambda m: m.labels,
+        "base model": lambda m: m.base_model.source.get("spec"),
+        "masked layers": lambda m: sorted(layer.name for layer in m.layers),
+        "base model weights (fingerprint)": lambda m: m.base_model.fingerprint[:19],
         "max length": lambda m: m.training.max_length,
         "word piece": lambda m: m.training.word_piece,
     }
+    fix = "ensemble bundles of one task, trained on the same base model and layers"
     for meta, path in zip(metas[1:], paths[1:]):
-        for what, get in keys.items():
-            if get(meta) != get(first):
-                raise BundleError(f"{path} has another {what} than {paths[0]} ({get(meta)!r} vs {get(first)!r})",
-                                  "ensemble only bundles trained on the same base model and task")
+        differs = next((what for what, get in keys.items() if get(meta) != get(first)), None)
+        if differs is None:
+            continue
+        if meta.task.name != first.task.name:
+            raise BundleError(f"{path} is a bundle of task {meta.task.name!r}, {paths[0]} of task "
+                              f"{first.task.name!r}", fix)
+        if differs == "masked layers":
+            mine, theirs = set(keys[differs](meta)), set(keys[differs](first))
+            odd = sorted(mine ^ theirs)
+            raise BundleError(f"{path} masks {len(mine)} layers, {paths[0]} {len(theirs)} ({odd[0]} is "
+                              f"masked in {path if odd[0] in mine else paths[0]} only)", fix)
+        raise BundleError(f"{path} has another {differs} than {paths[0]} "
+                          f"({_shown(keys[differs](meta))} vs {_shown(keys[differs](first))})", fix)
+
+
+def _shown(value) -> str:
+    """A value for a one-line message: a long list cut after five items."""
+    if isinstance(value, list) and len(value) > 5:
+        return repr(value[:5])[:-1] + ", ...]"
+    return repr(value)
 
 
 @dataclass
@@ -85,8 +111,10 @@ class EnsembleResult:
 
 def run_ensemble(paths: list[str | Path], by: str = "best", split: str = "dev", model: str | None = None,
                  data_dir: str | Path | None = None, device: str = "auto",
-                 predictions: str | Path | None = None) -> EnsembleResult:
-    """``maskctl ensemble``: score each member and their votes on ``split``."""
+                 predictions: str | Path | None = None, on_member: Callable[[Path], None] | None = None,
+                 on_batch: Callable[[int], None] | None = None) -> EnsembleResult:
+    """``maskctl ensemble``: score each member and their votes on ``split``. ``on_member(path)``
+    hears each member scored, ``on_batch(1)`` each batch scored (progress)."""
     if by not in (*RULES, "best"):
         raise MaskctlError(f"unknown --by {by!r}", "use label, logit, prob or best")
     paths = [resolve_bundle_ref(p) for p in paths]  # hf:// references: files in the Hugging Face cache
@@ -118,8 +146,10 @@ def run_ensemble(paths: list[str | Path], by: str = "best", split: str = "dev", 
         resident.apply(bundle.masks, bundle.head, key=path, tuned=bundle.tuned)
         del bundle  # one mask in memory at a time
         for name in splits:
-            member_scores, golds[name] = collect_scores(net, loaders[name], task, dev)
+            member_scores, golds[name] = collect_scores(net, loaders[name], task, dev, on_batch)
             scores[name].append(member_scores)
+        if on_member is not None:
+            on_member(path)
         members.append((path, {**task_metrics(task, golds[split], argmax(scores[split][-1])), **stats[split]}))
     resident.restore()
 

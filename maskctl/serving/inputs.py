@@ -60,6 +60,8 @@ class PredictionInputs:
             raise MaskctlError(f"input file {source} does not exist", "check the path, or pass - for stdin")
         is_table = source not in (None, STDIN) and Path(source).suffix.lower() in TABLE_FORMATS
         table = load_file(source) if is_table else None
+        if source not in (None, STDIN) and not is_table and not _has_a_line(Path(source)):
+            raise no_input(source)
         if text_columns:
             table = renamed_columns(table, list(text_columns))
         return cls(source=source, texts=list(zip(texts, pairs or [None] * len(texts))), table=table)
@@ -88,6 +90,19 @@ class PredictionInputs:
                 yield handle
         else:
             yield [json.dumps({"text": t, **({"text_pair": p} if p is not None else {})}) for t, p in self.texts]
+
+
+def no_input(source: str) -> MaskctlError:
+    """Input with no line to predict: a mistake (a wrong file, an empty pipe), never an empty result."""
+    where = "stdin" if source == STDIN else f"input file {source}"
+    return MaskctlError(f"{where} holds no input line", "give one text or JSON object per line, e.g. "
+                        '{"text": "Shares fell"}')
+
+
+def _has_a_line(path: Path) -> bool:
+    """Whether a line file holds a line that is not blank (read up to the first such line)."""
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:
+        return any(line.strip() for line in handle)
 
 
 def renamed_columns(table: DataFile | None, text_columns: list[str]) -> DataFile:

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from maskctl.errors import MaskctlError
 from maskctl.io import atomic_path
-from maskctl.serving.inputs import PredictionInputs
+from maskctl.serving.inputs import PredictionInputs, no_input
 from maskctl.serving.model import MaskedModel
 from maskctl.serving.results import RequestError
 
@@ -139,7 +139,7 @@ def write_predictions(model: MaskedModel, inputs: PredictionInputs, tasks: list[
             out.write(json.dumps(row) + "\n")
             if progress is not None:
                 progress(stats.lines)
-        refuse_all_skipped(stats, inputs.columns)
+        refuse_all_skipped(stats, inputs.columns, inputs.source)
 
     if output is not None:
         with atomic_path(output) as tmp, tmp.open("w", encoding="utf-8") as out:
@@ -151,9 +151,12 @@ def write_predictions(model: MaskedModel, inputs: PredictionInputs, tasks: list[
     return stats
 
 
-def refuse_all_skipped(stats: StreamStats, columns: list[str] | None = None) -> None:
+def refuse_all_skipped(stats: StreamStats, columns: list[str] | None = None, source: str | None = None) -> None:
     """Every input skipped is a mistake (a wrong column, a wrong task), not a result: a
-    ``MaskctlError`` naming the first problem (and a table file's ``columns``)."""
+    ``MaskctlError`` naming the first problem (and a table file's ``columns``); so is input with
+    no line at all (stdin, whose emptiness shows only once it is read)."""
+    if not stats.lines and source is not None:
+        raise no_input(source)
     if stats.lines and stats.skipped == stats.lines:
         shown = f"; the file's columns: {', '.join(columns)}" if columns is not None else ""
         first = stats.problems[0] if stats.problems else "no task could use them"

@@ -52,7 +52,7 @@ def card_from_files(files: DataFiles) -> TaskCard:
         if path:
             datasets[split] = load_file(path)
     for data in datasets.values():
-        _check_columns(data, fields, kind)
+        check_columns(data, fields, kind)
     # Files beside the train file by name (the card reads them from its base_dir, which
     # bundles never store); a file in another folder by its path, for this run only.
     base_dir = Path(files.train).resolve().parent
@@ -69,7 +69,9 @@ def card_from_files(files: DataFiles) -> TaskCard:
                     description=f"built from {', '.join(d.path.name for d in datasets.values())} by maskctl train")
 
 
-def _check_columns(data: DataFile, fields: dict[str, Any], kind) -> None:
+def check_columns(data: DataFile, fields: dict[str, Any], kind) -> None:
+    """Every column ``fields`` names is one of the file's; else one error naming the file's
+    columns and the option that names a column (``--text-column``, ``--label-column``)."""
     for role, names in fields.items():
         for name in names if isinstance(names, list) else [names]:
             if name in data.columns:

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any, ContextManager
 
 from maskctl.tasks.card import TaskCard, canonical_split
+from maskctl.tasks.from_files import check_columns
 from maskctl.tasks.kinds import Features, Kind, get_kind, named_columns
 from maskctl.tasks.readers import data_spec, read_split
+from maskctl.tasks.readers.datafiles import load_file
 from maskctl.tasks.registry import get_card
 
 ENCODE_CHUNK = 2048  # examples per tokenizer call when progress is reported
@@ -80,6 +82,7 @@ class Task:
         if text_columns or label_column:
             keep["fields"] = named_columns(self.kind, {**self.card.fields, **keep.get("fields", {})},
                                            text_columns, label_column)
+        check_columns(load_file(path), {**self.card.fields, **keep.get("fields", {})}, self.kind)
         source = {"reader": "file", "origin": "scored file", "files": {canonical_split(split): str(Path(path).resolve())},
                   **keep}
         return Task.from_card(dataclasses.replace(self.card, source=source, files=None, base_dir=None))

@@ -23,7 +23,8 @@ class TrainCallback:
         """The phase ``name`` is over (also when it failed)."""
 
     def on_start(self, info: dict[str, Any]) -> None:
-        """Called once before the first step with the run's facts (task, model, steps...)."""
+        """Called once before the first step with the run's facts (task, model, steps,
+        ``log_every``: the steps that get an ``on_log`` record...)."""
 
     def on_step(self, step: int, total: int, loss: float, examples_per_s: float) -> None:
         """Called after each optimizer step; ``loss`` is its mean over micro-batches (and

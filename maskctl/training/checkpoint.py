@@ -101,3 +101,27 @@ def load_checkpoint(folder: str | Path) -> Checkpoint:
         raise MaskctlError(f"{folder} is not a maskctl checkpoint", "pass the folder --checkpoint-every wrote")
     return Checkpoint(args=meta["args"], position=Position(**meta["position"]), history=meta["history"],
                       tensors=tensors, meta=meta)
+
+
+def refuse_unresumed(folder: Path, overwrite: bool) -> bool:
+    """Refuse to start a run over when the checkpoint of an interrupted run with the same output
+    is beside it, naming the command that resumes it; True when ``overwrite`` starts it over
+    anyway (the finished run then removes the old checkpoint).
+
+    Why not resume on our own: Trainer-style tools resume only when asked (the Hugging Face
+    ``Trainer`` needs ``resume_from_checkpoint``, Lightning a ``ckpt_path``), because a rerun
+    often changes a setting, and a resumed run keeps the checkpoint's settings. Why not start
+    over silently: the new run would replace the checkpoint at its first save and delete it when
+    it ends, so an hour of training would go without a word."""
+    state = folder / "state.json"
+    if not state.is_file():
+        return False
+    if overwrite:
+        return True
+    try:
+        position = json.loads(state.read_text(encoding="utf-8"))["position"]
+        where = f" at step {position['step']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        where = ""
+    raise MaskctlError(f"{folder} holds the checkpoint of an interrupted run{where}",
+                       f"continue it with: maskctl train --resume {folder} (or pass --overwrite to start over)")

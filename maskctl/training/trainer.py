@@ -31,7 +31,7 @@ from maskctl.io import refuse_existing
 from maskctl.models import ModelSource, hub_revision, load_task_model, load_tokenizer, resolve_model
 from maskctl.tasks.task import Task
 from maskctl.training.callbacks import TrainCallback, phase
-from maskctl.training.checkpoint import Checkpoint, Position, load_checkpoint, save_checkpoint
+from maskctl.training.checkpoint import Checkpoint, Position, load_checkpoint, refuse_unresumed, save_checkpoint
 from maskctl.training.methods import METHOD_CLASSES, Outcome, TrainResult, method_for
 from maskctl.training.selection import BestKeeper
 from maskctl.training.settings import DEFAULT_LR, METHODS, TrainArgs
@@ -95,6 +95,7 @@ class Run:
         refuse_existing(self.output, args.overwrite)
         self.ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else self.output.with_name(
             self.output.name + ".ckpt")
+        self.replaces_checkpoint = not args.resume and refuse_unresumed(self.ckpt_dir, args.overwrite)
 
     # -- phase 1: setup -------------------------------------------------------------------------
 
@@ -164,7 +165,7 @@ class Run:
             task=self.task.name, model=self.source.spec, method=args.method, device=str(acc.device),
             train_examples=len(self.train_features), dev_examples=len(self.dev_features), epochs=self.epochs,
             total_steps=self.total, lr=args.lr, global_batch=args.batch_size * acc.num_processes * args.grad_accum,
-            processes=acc.num_processes, resumed_at=self.position.step if self.checkpoint else None,
+            processes=acc.num_processes, resumed_at=self.position.step if self.checkpoint else None, log_every=args.log_every,
             trainable=sum(p.numel() for p in self.trainable.values())))
         start_trackers(acc, args.report_to, args.record(), self.output)
 
@@ -277,7 +278,7 @@ class Run:
             outcome = Outcome(task=self.task, source=self.source, tokenizer=self.tokenizer, output=self.output,
                               keeper=self.keeper, curve=self.report.curve, score=self._final_metrics)
             result = self.method.finish(acc.unwrap_model(self.model), outcome)
-            if self.args.checkpoint_every or self.checkpoint is not None:
+            if self.args.checkpoint_every or self.checkpoint is not None or self.replaces_checkpoint:
                 shutil.rmtree(self.ckpt_dir, ignore_errors=True)  # the run finished: its checkpoint is spent
         acc.wait_for_everyone()
         if acc.num_processes > 1 or acc.trackers:

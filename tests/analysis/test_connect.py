@@ -33,10 +33,10 @@ def connected(trained, tmp_path_factory):
     seen = {"count": 0, "recorded": 0, "last": None}
     logits = {}
 
-    def recording(model, task, features, tokenizer, batch_size, device):
+    def recording(model, task, features, tokenizer, batch_size, device, progress=None):
         seen["count"] += 1
         seen["last"] = _logits(model, task, features, tokenizer)
-        return evaluate_model(model, task, features, tokenizer, batch_size, device)
+        return evaluate_model(model, task, features, tokenizer, batch_size, device, progress)
 
     def on_point(line, alpha, metrics):
         if seen["count"] != seen["recorded"]:  # a new evaluation (endpoints are scored once)

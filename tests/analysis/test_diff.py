@@ -175,3 +175,18 @@ def test_a_bundle_without_a_pooler_is_matched_by_its_source(trained, tmp_path):
     moved = save_bundle(Bundle(masks=masks, head=base.head, meta=meta), tmp_path / "moved.bundle")
     with pytest.raises(BundleError, match="moved.bundle has another base model"):
         mask_difference([trained["a"], moved])
+
+
+def test_the_figure_leaves_room_above_its_highest_point():
+    """A flat line of s (0.73 to 0.70, the README's pair) is drawn below the top edge, markers whole
+    (issue 37, row m): both axes run from 0 to above their highest value."""
+    from maskctl.analysis.diff import DiffResult, diff_figure
+
+    blocks = [{"pair": "a vs b", "group": f"block {i}", "s": s, "init_differs": False}
+              for i, s in enumerate((0.729, 0.719, 0.707, 0.699), start=2)]
+    changes = [{"bundle": name, "group": f"block {i}", "changed_bits": bits, "weights": 1000}
+               for name, bits in (("a", 22), ("b", 54)) for i in range(2, 6)]
+    fig = diff_figure(DiffResult(bundles=[], names=["a", "b"], blocks=blocks, layers=[], changes=changes))
+    left, right = fig.axes[:2]
+    assert left.get_ylim()[0] == 0 and left.get_ylim()[1] > 0.729 * 1.05
+    assert right.get_ylim()[0] == 0 and right.get_ylim()[1] > 0.054 * 1.05

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from maskctl.cli.common import output_option
-from maskctl.cli.console import console
+from maskctl.cli.console import console, titled_table
 
 
 def diff(
@@ -20,7 +19,7 @@ def diff(
     from maskctl.analysis.diff import mask_difference
 
     result = mask_difference(bundles, out)
-    table = Table(title="mask difference s per block")
+    table = titled_table("mask difference s per block")
     table.add_column("pair")
     groups = list(dict.fromkeys(row["group"] for row in result.blocks))
     for group in groups:

@@ -17,7 +17,8 @@ DEFAULT_VALUES = ",".join(map(str, SPARSITY_PERCENTS))
 def sparsity(
     overrides: list[str] | None = overrides_argument("epochs=1"),
     recipe: str | None = recipe_option(),
-    values: str = typer.Option(DEFAULT_VALUES, help="Initial sparsities in percent, comma-separated."),
+    values: str = typer.Option(DEFAULT_VALUES, show_default=False, help="Initial sparsities in percent, "
+                               f"comma-separated (default: {DEFAULT_VALUES.replace(',', ', ')})."),
     seeds: str = typer.Option("0", help="Seeds, comma-separated: every sparsity trains once per seed."),
     out: Path = output_option("Folder for sparsity*.csv/md/json, sparsity.png and runs/.", required=True, aliases=("--out",)),
     sweep: list[str] | None = sweep_option("each run is tuned on it and its best dev score counts"),

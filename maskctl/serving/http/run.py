@@ -9,14 +9,17 @@ replicas of this process behind any load balancer: it keeps no state but its bun
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import signal
+import socket
 from collections.abc import Callable
 
 import uvicorn
 
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.errors import BundleError, MaskctlError
+from maskctl.schema import check_fields
 from maskctl.serving.http.app import ServerState, create_app
 from maskctl.serving.http.batcher import compute_thread
 from maskctl.serving.http.folder import BundleFolder, entry_problem
@@ -92,14 +95,41 @@ def _metas(files):
 
 
 def serve(settings: ServeSettings, on_ready: Callable[[str, list[str]], None] | None = None) -> None:
-    """Run the server in this thread until SIGTERM (drain, then return) or Ctrl-C."""
+    """Run the server in this thread until SIGTERM (drain, then return) or Ctrl-C. The port is
+    bound first: a port in use fails in a second, not after every bundle has loaded."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    state = build_state(settings)
+    check_fields(settings)  # the port's range; build_state checks the rest
+    sock = bind_port(settings.host, settings.port)
+    try:
+        state = build_state(settings)
+    except BaseException:
+        sock.close()
+        raise
     config = uvicorn_config(state)
     try:
-        _Server(config, state, on_ready).run()
+        _Server(config, state, on_ready).run(sockets=[sock])
     finally:
         state.close(state.drain_left() + 1.0)
+
+
+def bind_port(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` as uvicorn binds one (IPv6 for an address with a colon,
+    ``SO_REUSEADDR`` so a restart does not wait out TIME_WAIT); uvicorn listens on it once the
+    bundles are loaded. A port in use is a ``MaskctlError`` naming ``--port``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise MaskctlError(f"port {port} on {host} is in use by another process",
+                               f"pick a free one with --port (e.g. --port {port + 1 if port < 65535 else 8000}), "
+                               "or stop the other server") from None
+        raise MaskctlError(f"cannot listen on {host}:{port} ({exc.strerror or exc})",
+                           "check --host (an address of this machine) and --port") from None
+    return sock
 
 
 def uvicorn_config(state: ServerState, **overrides) -> uvicorn.Config:

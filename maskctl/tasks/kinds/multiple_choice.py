@@ -4,12 +4,13 @@ one logit per pair ([CLS] -> pooler -> classifier), and a softmax runs over the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from maskctl.errors import TaskError
 from maskctl.tasks.kinds.base import Features, KindBase, RowView, bounded, cut_rows
+
+if TYPE_CHECKING:  # annotations only: a card is read (`maskctl tasks`) without loading torch
+    import torch
 
 
 @dataclass
@@ -103,6 +104,8 @@ class MultipleChoice(KindBase):
         return Features(items, truncated={row // n_choices for row in cut})
 
     def collate(self, tokenizer):
+        import torch  # here, not at the top: reading a card (`maskctl tasks`) loads no torch
+
         def collate(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
             n = len(batch[0]["input_ids"])
             flat = [{k: v[j] for k, v in item.items() if k != "labels"} for item in batch for j in range(n)]

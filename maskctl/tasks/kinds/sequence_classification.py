@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from maskctl.tasks.kinds.base import Features, KindBase, RowView, bounded, cut_rows, sorted_labels
+
+if TYPE_CHECKING:  # annotations only: a card is read (`maskctl tasks`) without loading torch
+    import torch
 
 
 @dataclass

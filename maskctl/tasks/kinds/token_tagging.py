@@ -11,13 +11,14 @@ CoNLL-03). Every other position gets the label -100, which the loss and metrics 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from maskctl.choices import WORD_PIECES
 from maskctl.errors import TaskError
 from maskctl.tasks.kinds.base import Features, KindBase, RowView, bounded_words, sorted_labels
+
+if TYPE_CHECKING:  # annotations only: a card is read (`maskctl tasks`) without loading torch
+    import torch
 
 IGNORE = -100
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -64,3 +65,19 @@ def test_user_errors_are_one_line(masks, tmp_path):
         result = _maskctl(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_port_in_use_is_refused_before_any_bundle_loads(tmp_path):
+    """The port is bound first (issue 37, row g): a busy one is one line naming --port and exit 2,
+    before the bundle (here a file that would fail to load) is opened."""
+    junk = tmp_path / "junk.bundle"
+    junk.write_text("not a bundle")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = _maskctl("serve", str(junk), "--port", str(port))
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in lines[0] and f"--port {port + 1}" in lines[0]
+    assert "junk.bundle" not in result.stderr and "Traceback" not in result.stderr
