@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from bench.common import log, median, run_child, save_results
+from maskctl.cli.progress import pace
 from bench.serving_tasks import FLIP_FRACTION, bert_base_bundle, bert_base_folder, make_bundles, texts
 from maskctl.openmp import VARIABLE
 
@@ -38,10 +39,15 @@ BATCH = 16
 def bench_points(model: str | None, paths: list[Path], counts, rounds: int = ROUNDS) -> dict[str, Any]:
     """``{count: {"maskctl": [child answers], "lora": [...]}}``, contenders alternating."""
     out: dict[str, Any] = {}
-    for count in [c for c in counts if c <= len(paths)]:
+    counts = [c for c in counts if c <= len(paths)]
+    children, done, started = 2 * rounds * len(counts), 0, time.monotonic()
+    for count in counts:
         row: dict[str, Any] = {"maskctl": [], "lora": []}
         for r in range(rounds):
             for method in ("maskctl", "lora") if r % 2 == 0 else ("lora", "maskctl"):
+                # children at higher counts take longer: the time left is a lower bound
+                log(f"serving: {count} tasks, {method}, child {done + 1} of {children}"
+                    + (f" ({pace(done, children, time.monotonic() - started, 'children')})" if done else ""))
                 payload = {"method": method, "count": count, "model": model, "paths": [str(p) for p in paths]}
                 try:
                     env = {VARIABLE: os.environ.get(VARIABLE, "PASSIVE")} if method == "maskctl" else {}
@@ -49,6 +55,7 @@ def bench_points(model: str | None, paths: list[Path], counts, rounds: int = ROU
                 except RuntimeError as exc:  # without peft (or a crash) the reason is the result
                     row[f"{method}_error"] = str(exc)[-400:]
                     log(f"serving: {method} at {count} tasks failed: {str(exc)[-300:]}")
+                done += 1
         out[str(count)] = row
         log(f"serving: {count} tasks: " + "; ".join(
             f"{m} RSS {a[-1]['hot']['rss_mib']:.0f} MiB, " + ", ".join(f"{k} {v:.0f}/s" for k, v in a[-1]["texts_per_s"].items())
