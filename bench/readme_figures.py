@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 RESULTS = REPO / "bench" / "results"
 METHODS = ("mask", "lora", "finetune")
-MARKER = re.compile(r"(<!-- figures:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /figures:(?P=name) -->)", re.S)
+MARKER = re.compile(r"(<!-- figures:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /figures:(?P=name) -->)", re.DOTALL)
 
 
 def _read(name: str) -> Any:
@@ -119,7 +119,7 @@ def ensemble() -> str:
     rows.append([f"ensemble, vote by {chosen} (chosen on dev; {how})", f"{dev:.3f}", f"**{rules[chosen]['test']:.3f}**",
                  f"{d['total_bytes']:,} bytes for all four"])
     intro = (f"Measured on this machine ({d['cores']} CPU cores" + (f", {d['note']}" if d["note"] else "") +
-             f"; [record](bench/results/readme/ensemble.json)): four masks for `bbc-news` on the packaged MiniLM, "
+             "; [record](bench/results/readme/ensemble.json)): four masks for `bbc-news` on the packaged MiniLM, "
              "1 epoch each with seeds 0–3 (`maskctl train --epochs 1 --seed S`), then `maskctl ensemble "
              "ensemble/news-s*.bundle --by best --split test`:")
     memory = (f"The four masks together take {d['total_bytes'] / 1e6:.2f} MB. Peak RSS of the 4-member ensemble "

@@ -52,7 +52,7 @@ def peak_rss_mb(time_output: str) -> float | None:
 
 def wall_seconds(train_log: str) -> float | None:
     """The ``wrote ... in N s`` line ``maskctl train`` ends with."""
-    found = re.search(r"^wrote \S+ in (\d+(?:\.\d+)?) s", train_log, re.M)
+    found = re.search(r"^wrote \S+ in (\d+(?:\.\d+)?) s", train_log, re.MULTILINE)
     return float(found.group(1)) if found else None
 
 

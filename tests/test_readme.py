@@ -89,7 +89,7 @@ def readme_commands(text: str) -> list[tuple[str, str]]:
     """(command, what its comments say) for each command of the README's bash blocks: joined
     across ``\\`` continuations and ``<<'PY'`` here-documents."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+    for block in re.findall(r"```bash\n(.*?)```", text, re.DOTALL):
         lines, above, i = block.split("\n"), "", 0
         while i < len(lines):
             line = lines[i]

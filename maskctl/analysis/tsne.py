@@ -28,16 +28,17 @@ import torch
 
 from maskctl import __version__
 from maskctl.analysis.connect import finetuned_state, open_finetuned
-from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.bundle.format import load_bundle
+from maskctl.devices import resolve_device
 from maskctl.errors import MaskctlError
-from maskctl.tasks.kinds import get_kind
+from maskctl.evaluation import make_loader
+from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.masking.model import apply_masks
 from maskctl.models import load_tokenizer
-from maskctl.evaluation import make_loader
-from maskctl.devices import resolve_device
 from maskctl.serving.loading import check_head, load_base
+from maskctl.tasks.kinds import get_kind
 from maskctl.training.callbacks import TrainCallback, phase
+
 
 @dataclass
 class TsneResult:

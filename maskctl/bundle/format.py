@@ -43,7 +43,6 @@ from safetensors.torch import save_file
 
 from maskctl import __version__
 from maskctl.bundle.hub_ref import resolve_bundle_ref
-from maskctl.bundle.meta import Described
 from maskctl.bundle.mask_coding import (
     InitialMasks,
     MaskCodingError,
@@ -52,6 +51,7 @@ from maskctl.bundle.mask_coding import (
     initial_masks_from_meta,
     unpack_mask,
 )
+from maskctl.bundle.meta import Described
 from maskctl.bundle.portable import portable_meta, without_paths
 from maskctl.choices import BUNDLE_SUFFIX
 from maskctl.errors import BundleError, MaskctlError

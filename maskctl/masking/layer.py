@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from maskctl.masking.config import DEFAULT_INIT_SPARSITY, DEFAULT_THRESHOLD
+
 SCORE_LOW = -0.02
 
 

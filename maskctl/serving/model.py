@@ -45,8 +45,8 @@ from maskctl.bundle.format import read_coded, read_meta
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.mask_coding import InitialMasks, initial_masks_from_meta
 from maskctl.bundle.meta import BundleMeta
-from maskctl.errors import BundleError, DuplicateTask, MaskctlError, ModelError
 from maskctl.devices import resolve_device
+from maskctl.errors import BundleError, DuplicateTask, MaskctlError, ModelError
 from maskctl.masking.flips import Flips, Removed, encode, pack
 from maskctl.masking.served import Group, Routing, ServedLayerNorm, ServedLinear, wrap_for_serving
 from maskctl.models import load_tokenizer
@@ -416,7 +416,7 @@ class MaskedModel:
             with self._lock:
                 self._run(chunk, results)
             return
-        except Exception:  # noqa: BLE001 - isolated below, never the whole batch's failure
+        except Exception:
             if len(chunk) > 1:
                 half = len(chunk) // 2
                 self._run_isolated(chunk[:half], results)

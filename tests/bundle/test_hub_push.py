@@ -95,9 +95,8 @@ def test_a_repo_without_a_bundle_and_a_missing_file(online):
 
 
 def test_refused_offline_and_bad_pushes_are_one_typed_error(online, tmp_path, monkeypatch):
-    with FakeHub(refuse_writes=401) as refusing:
-        with pytest.raises(HubError) as refused:
-            push_bundle(FIXTURE, "alice/kw-mask", endpoint=refusing.url, token=TOKEN)
+    with FakeHub(refuse_writes=401) as refusing, pytest.raises(HubError) as refused:
+        push_bundle(FIXTURE, "alice/kw-mask", endpoint=refusing.url, token=TOKEN)
     assert "HTTP 401" in refused.value.message and "hf auth login" in refused.value.fix
     with pytest.raises(HubError, match="not a Hub repo id"):
         push_bundle(FIXTURE, "alice", endpoint=online.url, token=TOKEN)

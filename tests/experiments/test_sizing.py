@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from maskctl.experiments import sizing
 from maskctl.errors import BundleError, MaskctlError, ModelError
+from maskctl.experiments import sizing
 
 # BERT-base in numbers: 12 blocks of hidden 768 and FFN 3072.
 H, FFN = 768, 3072

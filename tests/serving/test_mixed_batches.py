@@ -13,9 +13,9 @@ import torch
 
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import BundleError
+from maskctl.evaluation import collect_scores, make_loader
 from maskctl.serving import Choice, Classification, MaskedModel, RequestError, Tagging
 from maskctl.serving.loading import load_masked
-from maskctl.evaluation import collect_scores, make_loader
 
 TEXTS = ["the film was good", "a team and a match today", "bad soup and poor bread", "really nice pizza"]
 TOKENS = [["EU", "rejects", "German", "call"], ["Peter", "Blackburn"], ["the", "goal", "was", "great"]]

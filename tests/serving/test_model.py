@@ -12,12 +12,11 @@ import torch
 
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import BundleError, MaskctlError
-from maskctl.serving import Choice, Classification, MaskedModel, Tagging
 from maskctl.evaluation import argmax, collect_scores, make_loader
+from maskctl.serving import Choice, Classification, MaskedModel, Tagging
 from maskctl.serving.loading import load_masked
 from maskctl.training.trainer import TrainArgs, train
 from tests.cli.inprocess import run_in_process
-
 
 
 def _eval_predictions(path, data_dir):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bundle"))
-from fake_hub import FakeHub  # noqa: E402
+from fake_hub import FakeHub
 
 TAGS = ["O", "B-PER", "I-PER"]
 SCRIPT = b"import datasets\n\nclass Conll(datasets.GeneratorBasedBuilder):\n    pass\n"

@@ -20,7 +20,6 @@ import httpx
 
 from tests.serving.http.conftest import SERVED_BASE, free_port, running
 from tests.serving.http.test_bad_requests import _error
-from tests.serving.http.test_batching_and_changes import _metric
 
 
 def _wait_for(condition, seconds: float = 30) -> None:
