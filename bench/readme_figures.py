@@ -74,8 +74,8 @@ def demo() -> str:
              f"lr {t['lr']:g}), keeping the {t['keep']} dev evaluation:")
     rows = [
         [f"dev accuracy after epochs {epochs}",
-         f"{scores} ({d['dev']['examples']} articles, chance 0.23); epoch {best['epoch']:g} is the best, so the "
-         "bundle holds it"],
+         (f"{scores} ({d['dev']['examples']} articles, chance 0.23); epoch {best['epoch']:g} is the best, so the "
+         "bundle holds it")],
         ["test accuracy (`maskctl eval --split test`)", f"**{d['test']['score']:.3f}** ({d['test']['examples']} articles)"],
         [f"wall time of `maskctl train` (load, {len(history)} epochs, evaluations, save)",
          f"{d['train_wall_s']:.0f} s" + (f" ({d['note']})" if d["note"] else "")],
@@ -95,15 +95,15 @@ def bundle_sizes() -> str:
     d = _read("readme/demo.json")
     b = d["bundle"]
     flips, zeros, packed = b["flips"], b["zero_runs"], b["packbits"]
-    return table([f"the demo's bbc-news MiniLM bundle ({b['masked_weights']:,} masked weights, final sparsity "
-                  f"{_pct(d['sparsity']['final'])})", "file bytes", "bits per masked weight (masks only)"], [
+    return table([(f"the demo's bbc-news MiniLM bundle ({b['masked_weights']:,} masked weights, final sparsity "
+                  f"{_pct(d['sparsity']['final'])})"), "file bytes", "bits per masked weight (masks only)"], [
         ["format 1: packbits (computed: 1 bit per weight in place of the coded masks)", f"{packed['file_bytes']:,}",
          f"{packed['bits_per_weight']:.3f}"],
         ["format 2, zero-run coding", f"{zeros['file_bytes']:,}",
          f"{zeros['bits_per_weight']:.3f} (H(p) = {b['entropy_bits']:.3f})"],
         ["format 2, flipped-bits coding (default)", f"**{flips['file_bytes']:,}**",
-         f"**{flips['bits_per_weight']:.3f}** (flip rate {_pct(flips['flip_rate'])}, "
-         f"H = {flips['flip_entropy_bits']:.3f})"],
+         (f"**{flips['bits_per_weight']:.3f}** (flip rate {_pct(flips['flip_rate'])}, "
+         f"H = {flips['flip_entropy_bits']:.3f})")],
     ])
 
 

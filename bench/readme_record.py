@@ -142,7 +142,7 @@ def ensemble_record(folder: Path, note: str, commit: str | None = None) -> dict[
 
 
 def _head() -> str:
-    return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+    return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], check=False, capture_output=True,
                           text=True).stdout.strip()
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 from maskctl.tasks.card import TaskCard, canonical_split
 from maskctl.tasks.from_files import check_columns
@@ -41,7 +42,7 @@ class Task:
 
     def features(self, split: str, tokenizer, max_length: int, data_dir: str | Path | None = None,
                  limit: int | None = None, options: dict[str, Any] | None = None,
-                 stage: Callable[..., ContextManager[Callable[[int], None] | None]] | None = None) -> Features:
+                 stage: Callable[..., AbstractContextManager[Callable[[int], None] | None]] | None = None) -> Features:
         """Read and encode one split; ``options`` are kind options (e.g. ``word_piece``).
         ``stage(name, total)`` wraps the reading and the tokenising and yields a progress
         function (the trainer passes ``training.callbacks.phase`` bound to its callback)."""

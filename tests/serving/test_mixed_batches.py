@@ -149,7 +149,7 @@ def test_each_task_holds_its_flips_only_and_merges_to_its_exact_mask(served_path
 
 
 def test_load_and_unload_while_serving(served_paths, expected, tmp_path):
-    inputs, want = expected
+    _inputs, want = expected
     served = MaskedModel.from_bundles([served_paths["keywords"]])
     failures, stop = [], threading.Event()
 

@@ -155,7 +155,7 @@ def test_the_serving_example_runs(three_tasks):
     paths, _ = three_tasks
     script = Path(__file__).resolve().parents[2] / "examples" / "serve_many_tasks.py"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, str(script), *map(str, paths.values())], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, str(script), *map(str, paths.values())], check=False, capture_output=True, text=True,
                           env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "loaded while serving: swag" in proc.stdout
