@@ -19,7 +19,8 @@ def fingerprint(model: nn.Module, names: Iterable[str]) -> str:
     """
     def weight(name: str) -> torch.Tensor:
         module = model.get_submodule(name)
-        return getattr(module, "base_layer", module).weight
+        weight: torch.Tensor = getattr(module, "base_layer", module).weight
+        return weight
 
     return _digest((name, weight(name)) for name in sorted(names))
 

@@ -88,9 +88,6 @@ class Bundle(Described):
     def fingerprint(self) -> str:
         return self.info.base_model.fingerprint
 
-    def masked_weight_count(self) -> int:
-        return sum(int(m.numel()) for m in self.masks.values())
-
 
 def check_bundle_output(output: Path) -> None:
     """A mask run's ``--output`` must name a bundle file (checked before anything is loaded)."""
