@@ -106,7 +106,7 @@ def save_bundle(bundle: Bundle, path: str | Path, *, xor_initial: bool = True) -
     path = Path(path)
     initial = InitialMasks.from_settings(bundle.meta.get("mask")) if xor_initial else None
     tensors: dict[str, torch.Tensor] = {}
-    layers = []
+    layers: list[dict[str, Any]] = []
     for name, mask in bundle.masks.items():
         payload, coding = encode_mask(name, mask, initial)
         tensors[MASK_PREFIX + name] = torch.from_numpy(np.frombuffer(payload, dtype=np.uint8).copy())
@@ -118,7 +118,7 @@ def save_bundle(bundle: Bundle, path: str | Path, *, xor_initial: bool = True) -
     meta = portable_meta(bundle.meta, path, origin=bundle.path)  # no absolute machine paths in the file
     meta.update(format=FORMAT_NAME, format_version=TUNED_FORMAT if bundle.tuned else PLAIN_FORMAT, maskctl_version=__version__)
     meta.pop("mask_coding", None)
-    if any(layer["coding"]["scheme"] == "xor-initial" for layer in layers):
+    if initial is not None and any(layer["coding"]["scheme"] == "xor-initial" for layer in layers):
         meta["mask_coding"] = initial.to_meta()
     known = {layer["name"]: layer for layer in meta.get("layers", [])}
     meta["layers"] = [{**known.get(layer["name"], {}), **layer} for layer in layers]
@@ -175,8 +175,11 @@ class MaskReader(Described):
     layer through the same ``_decode`` path (CRC-checked) as ``load_bundle``.
     """
 
+    path: Path
+
     def __init__(self, path: str | Path):
         self.path = _check_path(path)
+        self._handle: Any = None  # a safetensors safe_open until close()
         try:
             self._handle = safe_open(str(self.path), framework="pt")
             metadata = self._handle.metadata() or {}

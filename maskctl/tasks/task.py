@@ -79,7 +79,7 @@ class Task:
         under the card's column names and label mapping (``maskctl eval --file``), or under
         ``text_columns`` / ``label_column`` where the file names them otherwise."""
         spec = data_spec(self.card, None)
-        keep = {k: spec[k] for k in ("fields", "label_map", "join", "ending_prefix") if k in spec}
+        keep: dict[str, Any] = {k: spec[k] for k in ("fields", "label_map", "join", "ending_prefix") if k in spec}
         if text_columns or label_column:
             keep["fields"] = named_columns(self.kind, {**self.card.fields, **keep.get("fields", {})},
                                            text_columns, label_column)

@@ -229,6 +229,7 @@ class Run:
             self.scheduler.step()
         self.position.step += 1
         step, args = self.position.step, self.args
+        assert tally.loss is not None  # a step follows at least one micro-batch
         loss = tally.loss / tally.micro
         if self.accelerator.num_processes > 1:  # the curve is the loss of the global batch
             loss = self.accelerator.reduce(loss, "mean")
