@@ -59,8 +59,8 @@ def main() -> int:
     rates = {}
     for length, pool in (("short", texts(False)), ("long", texts(True))):
         batch = [pool[i % len(pool)] for i in range(16)]
-        runs = {"mixed": lambda: served.predict_many([(served.tasks[i], t) for i, t in enumerate(batch)], batch_size=16),
-                "single": lambda: served.predict(served.tasks[0], batch, batch_size=16)}
+        runs = {"mixed": lambda b=batch: served.predict_many([(served.tasks[i], t) for i, t in enumerate(b)], batch_size=16),
+                "single": lambda b=batch: served.predict(served.tasks[0], b, batch_size=16)}
         for name, fn in runs.items():
             fn(), fn()
             torch.cuda.synchronize()

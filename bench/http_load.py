@@ -191,11 +191,11 @@ def _one_server(model: str | None, folder: Path, threads: int | None) -> dict[st
 def write_http(results: dict[str, Any], out: Path) -> Path:
     """``results-http.json`` and the table of ``results-http.md``."""
     s = results["sections"]["http"]
-    lines = [f"{save_results(results, out, 'http')} {s['tasks']} tasks, --max-batch "
+    lines = [(f"{save_results(results, out, 'http')} {s['tasks']} tasks, --max-batch "
              f"{s['max_batch']}, --max-wait-ms {s['max_wait_ms']:g}, {s['rounds']} rounds "
-             f"(medians; the ratio's range in brackets).", "",
-             "| torch threads | clients | inputs per request | texts | inputs | server inputs/s | library inputs/s (same batch size) "
-             "| server / library | mean batch | p50 ms | p99 ms | p99 bound ms | failed | load generator CPU |",
+             f"(medians; the ratio's range in brackets)."), "",
+             ("| torch threads | clients | inputs per request | texts | inputs | server inputs/s | library inputs/s (same batch size) "
+             "| server / library | mean batch | p50 ms | p99 ms | p99 bound ms | failed | load generator CPU |"),
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in s["threads"].values():
         for key, row in run["settings"].items():

@@ -140,7 +140,7 @@ async def _isolation(url: str, names: list[str], pool: list[str]) -> dict[str, A
 async def _fairness(url: str, task: str, pool: list[str]) -> dict[str, Any]:
     import httpx
 
-    before = httpx.get(f"{url}/metrics").text
+    before = (await asyncio.to_thread(httpx.get, f"{url}/metrics")).text
     big = [(task, pool[i % len(pool)]) for i in range(10_000)]
     stop = asyncio.Event()
     latencies: list[float] = []
@@ -167,7 +167,7 @@ async def _fairness(url: str, task: str, pool: list[str]) -> dict[str, Any]:
                 await asyncio.sleep(0.02)
 
     await asyncio.gather(streamer(), small())
-    after = httpx.get(f"{url}/metrics").text
+    after = (await asyncio.to_thread(httpx.get, f"{url}/metrics")).text
     batches = _metric(after, "maskctl_batch_inputs_count") - _metric(before, "maskctl_batch_inputs_count")
     compute_ms = 1000 * (_metric(after, "maskctl_batch_duration_seconds_sum")
                          - _metric(before, "maskctl_batch_duration_seconds_sum")) / batches
@@ -180,8 +180,8 @@ async def _fairness(url: str, task: str, pool: list[str]) -> dict[str, Any]:
 async def _overwrite(url: str, task: str, folder: Path, pool: list[str]) -> dict[str, Any]:
     import httpx
 
-    path = next(p for p in sorted(folder.glob("*.bundle"))
-                if httpx.get(f"{url}/v1/tasks/{task}").json().get("bundle") == p.name)
+    served = (await asyncio.to_thread(httpx.get, f"{url}/v1/tasks/{task}")).json().get("bundle")
+    path = next(p for p in sorted(folder.glob("*.bundle")) if p.name == served)
     good = path.read_bytes()
     requests = [(task, pool[i % len(pool)]) for i in range(600)]
 
@@ -251,25 +251,25 @@ def _sigterm(server: subprocess.Popen, port: int) -> dict[str, Any]:
 def write_tenants(results: dict[str, Any], out: Path) -> Path:
     s = results["sections"]["tenants"]
     i, f, o, p, t = s["isolation"], s["fairness"], s["overwrite"], s["protocols"], s["sigterm"]
-    lines = [f"{save_results(results, out, 'tenants')} Packaged MiniLM, 4 bbc-news task bundles, --max-batch "
-             f"{s['max_batch']}, --max-wait-ms {s['max_wait_ms']:g}.", "",
+    lines = [(f"{save_results(results, out, 'tenants')} Packaged MiniLM, 4 bbc-news task bundles, --max-batch "
+             f"{s['max_batch']}, --max-wait-ms {s['max_wait_ms']:g}."), "",
              "| goal | measured | met |", "|---|---|---|",
-             f"| 0 failed requests of 8 good clients while 1 hostile client sends every bad input | "
+             (f"| 0 failed requests of 8 good clients while 1 hostile client sends every bad input | "
              f"{i['good_failed']} of {i['good_requests']} failed (p99 {i['good_p99_ms']:.0f} ms); hostile: "
-             f"{i['hostile_requests']} requests, statuses {i['hostile_statuses']} | {'yes' if i['good_failed'] == 0 else 'no'} |",
-             f"| p99 of a 1-input request beside 10,000-input requests <= 3 x (wait + batch) | p50 "
+             f"{i['hostile_requests']} requests, statuses {i['hostile_statuses']} | {'yes' if i['good_failed'] == 0 else 'no'} |"),
+             (f"| p99 of a 1-input request beside 10,000-input requests <= 3 x (wait + batch) | p50 "
              f"{f['small_p50_ms']:.0f} ms, p99 {f['small_p99_ms']:.0f} ms vs bound {f['p99_bound_ms']:.0f} ms "
              f"({f['small_requests']} requests; batch {f['batch_compute_ms']:.0f} ms; one 10,000-input request "
-             f"{f['big_request_s']:.1f} s) | {'yes' if f['small_p99_ms'] <= f['p99_bound_ms'] else 'no'} |",
-             f"| 0 failed requests while the task's bundle is overwritten in place by a corrupt file, then restored | "
-             f"{o['failed']} of {o['requests']} failed; {', '.join(o['events'])} | {'yes' if o['failed'] == 0 else 'no'} |",
-             f"| TEI and OIP throughput >= 0.95 x /v1 | TEI {p['tei_vs_v1']:.2f} ({p['tei_vs_v1_range'][0]:.2f}-"
+             f"{f['big_request_s']:.1f} s) | {'yes' if f['small_p99_ms'] <= f['p99_bound_ms'] else 'no'} |"),
+             (f"| 0 failed requests while the task's bundle is overwritten in place by a corrupt file, then restored | "
+             f"{o['failed']} of {o['requests']} failed; {', '.join(o['events'])} | {'yes' if o['failed'] == 0 else 'no'} |"),
+             (f"| TEI and OIP throughput >= 0.95 x /v1 | TEI {p['tei_vs_v1']:.2f} ({p['tei_vs_v1_range'][0]:.2f}-"
              f"{p['tei_vs_v1_range'][1]:.2f}), OIP {p['oip_vs_v1']:.2f} ({p['oip_vs_v1_range'][0]:.2f}-"
              f"{p['oip_vs_v1_range'][1]:.2f}); /v1 {p['v1_inputs_per_s']:.1f} inputs/s | "
-             f"{'yes' if min(p['tei_vs_v1'], p['oip_vs_v1']) >= 0.95 else 'no'} |",
-             f"| SIGTERM with a stalled upload: exit 0 within --drain-seconds + 1 s | exit {t['exit_code']} after "
+             f"{'yes' if min(p['tei_vs_v1'], p['oip_vs_v1']) >= 0.95 else 'no'} |"),
+             (f"| SIGTERM with a stalled upload: exit 0 within --drain-seconds + 1 s | exit {t['exit_code']} after "
              f"{t['exit_s']:.1f} s (drain {t['drain_seconds']:g} s) | "
-             f"{'yes' if t['exit_code'] == 0 and t['exit_s'] <= t['goal_s'] else 'no'} |"]
+             f"{'yes' if t['exit_code'] == 0 and t['exit_s'] <= t['goal_s'] else 'no'} |")]
     path = out / "results-tenants.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

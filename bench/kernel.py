@@ -131,10 +131,10 @@ def _bench_all(out: dict[str, Any], flip_fraction: float, models, rows, cores: i
 
 def kernel_lines(result: dict[str, Any]) -> list[str]:
     """The table for BENCHMARKS.md: per model and group size, the term summed over the shapes."""
-    lines = [f"Flips: {100 * result['flip_fraction']:.1f} % of each layer's weights; one thread in CPU time, and "
-             f"{result.get('cores', 1)} cores in wall time (OpenMP waiting passively, as `maskctl serve` runs).", "",
-             "| model | rows a group | term GMAC/s (useful), 1 thread | term / dense, 1 thread | term GMAC/s, all cores | "
-             "term / dense, all cores | scatter-merge / dense, 1 thread | plain PyTorch GMAC/s |",
+    lines = [(f"Flips: {100 * result['flip_fraction']:.1f} % of each layer's weights; one thread in CPU time, and "
+             f"{result.get('cores', 1)} cores in wall time (OpenMP waiting passively, as `maskctl serve` runs)."), "",
+             ("| model | rows a group | term GMAC/s (useful), 1 thread | term / dense, 1 thread | term GMAC/s, all cores | "
+             "term / dense, all cores | scatter-merge / dense, 1 thread | plain PyTorch GMAC/s |"),
              "|---|---|---|---|---|---|---|---|"]
     by: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for row in result["layers"]:

@@ -29,9 +29,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import log  # noqa: E402
-from bench.http_load import _free_port  # noqa: E402
-
+from bench.common import log
+from bench.http_load import _free_port
 
 
 def _pair(words: int, word: str = "word ") -> tuple[str, dict[str, Any]]:

@@ -49,10 +49,10 @@ def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, 
         return {"error": f"peft is not importable: {type(exc).__name__}: {exc}"}
 
     from maskctl.bundle.format import Bundle, save_bundle
+    from maskctl.evaluation import evaluate_model, make_loader
     from maskctl.masking.config import MaskConfig
     from maskctl.masking.model import current_masks, masked_layers, merge_masks
     from maskctl.models import load_tokenizer
-    from maskctl.evaluation import evaluate_model, make_loader
 
     work = Path(work or tempfile.mkdtemp(prefix="maskctl-bench-lora-"))
     t = load_task(task)

@@ -37,8 +37,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
-from bench.common import log, median  # noqa: E402
-from bench.http_load import _free_port, _load, _metric  # noqa: E402
+from bench.common import log, median
+from bench.http_load import _free_port, _load, _metric
 
 GRID = {"lr": [1e-2, 5e-2], "seed": [0, 1]}
 SWEEP_ROUNDS = 2
@@ -50,9 +50,8 @@ OUT = Path(__file__).resolve().parent / "results" / "ray-overhead.json"
 
 
 def sweep_section(work: Path) -> dict[str, Any]:
-    from tests.conftest import build_tiny_model, write_task
-
     from maskctl.experiments.sweep import SweepSettings, run_sweep
+    from tests.conftest import build_tiny_model, write_task
 
     model = build_tiny_model("bert", work / "tiny-bert")
     card = write_task(work / "task")

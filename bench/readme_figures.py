@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 RESULTS = REPO / "bench" / "results"
 METHODS = ("mask", "lora", "finetune")
-MARKER = re.compile(r"(<!-- figures:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /figures:(?P=name) -->)", re.S)
+MARKER = re.compile(r"(<!-- figures:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /figures:(?P=name) -->)", re.DOTALL)
 
 
 def _read(name: str) -> Any:
@@ -74,8 +74,8 @@ def demo() -> str:
              f"lr {t['lr']:g}), keeping the {t['keep']} dev evaluation:")
     rows = [
         [f"dev accuracy after epochs {epochs}",
-         f"{scores} ({d['dev']['examples']} articles, chance 0.23); epoch {best['epoch']:g} is the best, so the "
-         "bundle holds it"],
+         (f"{scores} ({d['dev']['examples']} articles, chance 0.23); epoch {best['epoch']:g} is the best, so the "
+         "bundle holds it")],
         ["test accuracy (`maskctl eval --split test`)", f"**{d['test']['score']:.3f}** ({d['test']['examples']} articles)"],
         [f"wall time of `maskctl train` (load, {len(history)} epochs, evaluations, save)",
          f"{d['train_wall_s']:.0f} s" + (f" ({d['note']})" if d["note"] else "")],
@@ -95,15 +95,15 @@ def bundle_sizes() -> str:
     d = _read("readme/demo.json")
     b = d["bundle"]
     flips, zeros, packed = b["flips"], b["zero_runs"], b["packbits"]
-    return table([f"the demo's bbc-news MiniLM bundle ({b['masked_weights']:,} masked weights, final sparsity "
-                  f"{_pct(d['sparsity']['final'])})", "file bytes", "bits per masked weight (masks only)"], [
+    return table([(f"the demo's bbc-news MiniLM bundle ({b['masked_weights']:,} masked weights, final sparsity "
+                  f"{_pct(d['sparsity']['final'])})"), "file bytes", "bits per masked weight (masks only)"], [
         ["format 1: packbits (computed: 1 bit per weight in place of the coded masks)", f"{packed['file_bytes']:,}",
          f"{packed['bits_per_weight']:.3f}"],
         ["format 2, zero-run coding", f"{zeros['file_bytes']:,}",
          f"{zeros['bits_per_weight']:.3f} (H(p) = {b['entropy_bits']:.3f})"],
         ["format 2, flipped-bits coding (default)", f"**{flips['file_bytes']:,}**",
-         f"**{flips['bits_per_weight']:.3f}** (flip rate {_pct(flips['flip_rate'])}, "
-         f"H = {flips['flip_entropy_bits']:.3f})"],
+         (f"**{flips['bits_per_weight']:.3f}** (flip rate {_pct(flips['flip_rate'])}, "
+         f"H = {flips['flip_entropy_bits']:.3f})")],
     ])
 
 
@@ -119,7 +119,7 @@ def ensemble() -> str:
     rows.append([f"ensemble, vote by {chosen} (chosen on dev; {how})", f"{dev:.3f}", f"**{rules[chosen]['test']:.3f}**",
                  f"{d['total_bytes']:,} bytes for all four"])
     intro = (f"Measured on this machine ({d['cores']} CPU cores" + (f", {d['note']}" if d["note"] else "") +
-             f"; [record](bench/results/readme/ensemble.json)): four masks for `bbc-news` on the packaged MiniLM, "
+             "; [record](bench/results/readme/ensemble.json)): four masks for `bbc-news` on the packaged MiniLM, "
              "1 epoch each with seeds 0–3 (`maskctl train --epochs 1 --seed S`), then `maskctl ensemble "
              "ensemble/news-s*.bundle --by best --split test`:")
     memory = (f"The four masks together take {d['total_bytes'] / 1e6:.2f} MB. Peak RSS of the 4-member ensemble "

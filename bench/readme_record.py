@@ -52,7 +52,7 @@ def peak_rss_mb(time_output: str) -> float | None:
 
 def wall_seconds(train_log: str) -> float | None:
     """The ``wrote ... in N s`` line ``maskctl train`` ends with."""
-    found = re.search(r"^wrote \S+ in (\d+(?:\.\d+)?) s", train_log, re.M)
+    found = re.search(r"^wrote \S+ in (\d+(?:\.\d+)?) s", train_log, re.MULTILINE)
     return float(found.group(1)) if found else None
 
 
@@ -142,7 +142,7 @@ def ensemble_record(folder: Path, note: str, commit: str | None = None) -> dict[
 
 
 def _head() -> str:
-    return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+    return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], check=False, capture_output=True,
                           text=True).stdout.strip()
 
 

@@ -53,11 +53,11 @@ from bench.apply import bench_apply_models
 from bench.bits import bits_section
 from bench.common import loadavg, log, machine_info
 from bench.ensemble_memory import child_eval_memory, ensemble_section
+from bench.kernel import bench_kernel
 from bench.lora import bench_lora, lora_reference
 from bench.quality import bench_quality
 from bench.report import write_results
 from bench.serving import write_serving
-from bench.kernel import bench_kernel
 from bench.serving_child import child_serving
 from bench.speed import (
     bench_inference,

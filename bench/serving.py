@@ -77,14 +77,14 @@ def bench_single_vs_merged(model: str | None, path: Path, rounds: int = 4, block
     for length, pool in {"short": texts(False), "long": texts(True)}.items():
         rng = random.Random(0)
 
-        def old() -> None:
+        def old(rng: random.Random = rng, pool: list[str] = pool) -> None:
             examples = [example_from_input(task, t) for t in (rng.choice(pool) for _ in range(BATCH))]
             features = task.kind.encode(task.card, tokenizer, examples, 128, {"word_piece": "last"})
             batch = task.kind.collate(tokenizer)(features.items)
             with torch.inference_mode():
                 merged.model(**{k: v for k, v in batch.items() if k != "labels"})
 
-        def new() -> None:
+        def new(rng: random.Random = rng, pool: list[str] = pool) -> None:
             served.predict(task.name, [rng.choice(pool) for _ in range(BATCH)], batch_size=BATCH)
 
         times: dict[str, list[float]] = {"new": [], "old": []}
@@ -136,10 +136,10 @@ def _median_of(answers: list[dict[str, Any]], *keys: str) -> float | None:
 
 def point_lines(points: dict[str, Any]) -> list[str]:
     """Memory and throughput, maskctl against LoRA, per model size and task count."""
-    memory = ["| model | tasks | maskctl total RSS (MiB) | LoRA total RSS (MiB) | maskctl / LoRA | maskctl base + "
-              "per task | LoRA base + per adapter |", "|---|---|---|---|---|---|---|"]
-    speed = ["| model | tasks | texts | maskctl mixed | LoRA mixed | **mixed, maskctl / LoRA** | maskctl single | "
-             "maskctl mixed / single | LoRA single |", "|---|---|---|---|---|---|---|---|---|"]
+    memory = [("| model | tasks | maskctl total RSS (MiB) | LoRA total RSS (MiB) | maskctl / LoRA | maskctl base + "
+              "per task | LoRA base + per adapter |"), "|---|---|---|---|---|---|---|"]
+    speed = [("| model | tasks | texts | maskctl mixed | LoRA mixed | **mixed, maskctl / LoRA** | maskctl single | "
+             "maskctl mixed / single | LoRA single |"), "|---|---|---|---|---|---|---|---|---|"]
     for size, rows in points.items():
         for count, row in rows.items():
             mask, lora = row.get("maskctl") or [], row.get("lora") or []
@@ -172,8 +172,8 @@ def write_serving(results: dict[str, Any], out: Path) -> Path:
 
     mode = results["mode"]
     s = results["sections"][mode]
-    lines = [f"{save_results(results, out, mode)} Task variants flip {s['flip_fraction']:.1%} of the masked "
-             "weights against their initial mask, as trained bbc-news bundles do.", ""]
+    lines = [(f"{save_results(results, out, mode)} Task variants flip {s['flip_fraction']:.1%} of the masked "
+             "weights against their initial mask, as trained bbc-news bundles do."), ""]
     lines += [f"Rounds per point: {s.get('rounds', ROUNDS)}.", ""] + point_lines(s["points"])
     if "kernel" in s:
         lines += ["", "The term alone (`bench/kernel.py`):", ""] + kernel_lines(s["kernel"])

@@ -28,9 +28,8 @@ LORA_LOAD_SECONDS = 900  # PEFT's add_adapter slows with every adapter: at 1,000
 
 
 def child_serving(args: dict[str, Any]) -> dict[str, Any]:
-    from maskctl.serving.memory import release_freed_memory
-
     from bench.serving_tasks import texts
+    from maskctl.serving.memory import release_freed_memory
 
     corpus = {"short": texts(False), "long": texts(True)}
     contender = (_lora if args["method"] == "lora" else _maskctl)(args)
@@ -91,9 +90,8 @@ def _maskctl(args: dict[str, Any]):
 
 def _lora(args: dict[str, Any]):
     """As ``_maskctl``, for the LoRA peer."""
-    from maskctl.models import load_tokenizer
-
     from bench.serving_tasks import add_adapters, lora_server
+    from maskctl.models import load_tokenizer
 
     net, source = lora_server(args.get("model"))
     tokenizer = load_tokenizer(source)

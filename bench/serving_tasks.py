@@ -84,7 +84,7 @@ def _renamed_copy(source: Path, target: Path, name: str) -> None:
 
     with safe_open(str(source), framework="pt") as handle:
         metadata = dict(handle.metadata())
-        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 - safe_open is not iterable
     meta = json.loads(metadata["maskctl"])  # the bundle's self-description (maskctl.bundle.format)
     meta["task"]["name"] = name
     metadata["maskctl"] = json.dumps(meta)

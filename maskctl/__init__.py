@@ -34,7 +34,25 @@ _LAZY = {
     "MaskctlError": "maskctl.errors",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "Bundle",
+    "MaskConfig",
+    "MaskctlError",
+    "MaskedLinear",
+    "MaskedModel",
+    "ResidentModel",
+    "TrainArgs",
+    "__version__",
+    "apply_masks",
+    "evaluate_bundle",
+    "export_bundle",
+    "get_task",
+    "load_bundle",
+    "run_ensemble",
+    "save_bundle",
+    "train",
+    "wrap_model",
+]
 
 
 def __getattr__(name: str) -> Any:

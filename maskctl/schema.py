@@ -43,7 +43,7 @@ def check_fields(obj: Any) -> None:
         too_high = high is not None and (value > high[1] if high[2] == "<=" else value >= high[1])
         if too_low or too_high:
             rule = (f"in {low[0]}{low[1]:g}, {high[1]:g}{high[0]}" if low and high
-                    else f"{low[2]} {low[1]:g}" if low else f"{high[2]} {high[1]:g}")
+                    else f"{low[2]} {low[1]:g}" if low else f"{high[2]} {high[1]:g}" if high else "")
             raise MaskctlError(f"{flag(f.name)} {value!r} is out of range", f"give a value {rule}")
 
 

@@ -19,10 +19,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from maskctl.choices import DEVICE_HELP, DEVICE_METAVAR, EVAL_BATCH_SIZE, MAX_LENGTH, TASK_KINDS, WORD_PIECES
 from maskctl.errors import MaskctlError
 from maskctl.masking.config import ALSO_TRAIN, DEFAULT_INIT_SPARSITY, DEFAULT_TUNED_LR, MaskConfig
 from maskctl.schema import bounds_of, check_fields, default_of, did_you_mean, flag, same_as, setting
-from maskctl.choices import DEVICE_HELP, DEVICE_METAVAR, EVAL_BATCH_SIZE, MAX_LENGTH, TASK_KINDS, WORD_PIECES
 
 METHODS = ("mask", "finetune")
 KEEP_RULES = ("best", "last")

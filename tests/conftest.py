@@ -140,11 +140,11 @@ def tiny_bert(tiny_models) -> Path:
 def write_task(root: Path, n_train: int = 240, n_dev: int = 60, n_test: int = 60, seed: int = 1) -> Path:
     """Write train/dev/test CSVs and a YAML card for the keyword task; return the card path."""
     root.mkdir(parents=True, exist_ok=True)
-    for split, n, seed in (("train", n_train, seed), ("dev", n_dev, seed + 1), ("test", n_test, seed + 2)):
+    for split, n, split_seed in (("train", n_train, seed), ("dev", n_dev, seed + 1), ("test", n_test, seed + 2)):
         with (root / f"{split}.csv").open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["sentence", "label"])
-            writer.writerows(make_sentences(n, seed))
+            writer.writerows(make_sentences(n, split_seed))
     card = root / "keywords.yaml"
     card.write_text(
         "name: keywords\n"

@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 
 from maskctl import __version__
-from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.bundle.format import MaskReader
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.mask_coding import InitialMasks
 from maskctl.errors import BundleError, MaskctlError
+from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.masking.targets import FAMILIES
 
 FORMULA = "s = ||M1 - M2||_1 / (||M1 - M1,init||_1 + ||M2 - M2,init||_1)"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.analysis.runs import (
     AnalysisResult,
     Plan,
@@ -27,6 +26,7 @@ from maskctl.analysis.runs import (
     run_columns,
 )
 from maskctl.errors import MaskctlError
+from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.experiments.sweep import SweepCallback
 from maskctl.experiments.sweep_points import point_label
 

@@ -28,16 +28,17 @@ import torch
 
 from maskctl import __version__
 from maskctl.analysis.connect import finetuned_state, open_finetuned
-from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.bundle.format import load_bundle
+from maskctl.devices import resolve_device
 from maskctl.errors import MaskctlError
-from maskctl.tasks.kinds import get_kind
+from maskctl.evaluation import make_loader
+from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.masking.model import apply_masks
 from maskctl.models import load_tokenizer
-from maskctl.evaluation import make_loader
-from maskctl.devices import resolve_device
 from maskctl.serving.loading import check_head, load_base
+from maskctl.tasks.kinds import get_kind
 from maskctl.training.callbacks import TrainCallback, phase
+
 
 @dataclass
 class TsneResult:
@@ -117,19 +118,19 @@ def tsne_representations(mask: str | Path, finetuned: str | Path | None = None, 
     loader = make_loader(features, task.kind.collate(tokenizer), batch_size or record.eval_batch_size)
     labels = np.array([item["labels"] for item in features.items])
 
-    def scored(name: str) -> np.ndarray:
+    def scored(net: torch.nn.Module, name: str) -> np.ndarray:
         with phase(callback, f"[CLS] vectors, {name}", len(loader), "batches") as advance:
             return cls_vectors(net, loader, dev, advance)
 
-    vectors = {"pretrained": scored("pretrained")}
+    vectors = {"pretrained": scored(net, "pretrained")}
     net.load_state_dict(bundle.head, strict=False)
     apply_masks(net, bundle.masks)
-    vectors["masked"] = scored("masked")
+    vectors["masked"] = scored(net, "masked")
     if ft_source is not None:
         state = {k: v for k, v in net.state_dict().items() if v.is_floating_point()}
         shapes = {k: tuple(v.shape) for k, v in state.items()}
         net.load_state_dict(finetuned_state(ft_source, task, list(state), shapes, dev, Path(finetuned)), strict=False)
-        vectors["finetuned"] = scored("finetuned")
+        vectors["finetuned"] = scored(net, "finetuned")
     del net
 
     rows, points = [], []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import cast
 
 import torch
 from torch import nn
@@ -19,7 +20,7 @@ def fingerprint(model: nn.Module, names: Iterable[str]) -> str:
     """
     def weight(name: str) -> torch.Tensor:
         module = model.get_submodule(name)
-        return getattr(module, "base_layer", module).weight
+        return cast(torch.Tensor, getattr(module, "base_layer", module).weight)
 
     return _digest((name, weight(name)) for name in sorted(names))
 

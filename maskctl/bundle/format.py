@@ -43,7 +43,6 @@ from safetensors.torch import save_file
 
 from maskctl import __version__
 from maskctl.bundle.hub_ref import resolve_bundle_ref
-from maskctl.bundle.meta import Described
 from maskctl.bundle.mask_coding import (
     InitialMasks,
     MaskCodingError,
@@ -52,6 +51,7 @@ from maskctl.bundle.mask_coding import (
     initial_masks_from_meta,
     unpack_mask,
 )
+from maskctl.bundle.meta import Described
 from maskctl.bundle.portable import portable_meta, without_paths
 from maskctl.choices import BUNDLE_SUFFIX
 from maskctl.errors import BundleError, MaskctlError
@@ -88,9 +88,6 @@ class Bundle(Described):
     def fingerprint(self) -> str:
         return self.info.base_model.fingerprint
 
-    def masked_weight_count(self) -> int:
-        return sum(int(m.numel()) for m in self.masks.values())
-
 
 def check_bundle_output(output: Path) -> None:
     """A mask run's ``--output`` must name a bundle file (checked before anything is loaded)."""
@@ -109,7 +106,7 @@ def save_bundle(bundle: Bundle, path: str | Path, *, xor_initial: bool = True) -
     path = Path(path)
     initial = InitialMasks.from_settings(bundle.meta.get("mask")) if xor_initial else None
     tensors: dict[str, torch.Tensor] = {}
-    layers = []
+    layers: list[dict[str, Any]] = []
     for name, mask in bundle.masks.items():
         payload, coding = encode_mask(name, mask, initial)
         tensors[MASK_PREFIX + name] = torch.from_numpy(np.frombuffer(payload, dtype=np.uint8).copy())
@@ -121,7 +118,7 @@ def save_bundle(bundle: Bundle, path: str | Path, *, xor_initial: bool = True) -
     meta = portable_meta(bundle.meta, path, origin=bundle.path)  # no absolute machine paths in the file
     meta.update(format=FORMAT_NAME, format_version=TUNED_FORMAT if bundle.tuned else PLAIN_FORMAT, maskctl_version=__version__)
     meta.pop("mask_coding", None)
-    if any(layer["coding"]["scheme"] == "xor-initial" for layer in layers):
+    if initial is not None and any(layer["coding"]["scheme"] == "xor-initial" for layer in layers):
         meta["mask_coding"] = initial.to_meta()
     known = {layer["name"]: layer for layer in meta.get("layers", [])}
     meta["layers"] = [{**known.get(layer["name"], {}), **layer} for layer in layers]
@@ -178,8 +175,11 @@ class MaskReader(Described):
     layer through the same ``_decode`` path (CRC-checked) as ``load_bundle``.
     """
 
+    path: Path
+
     def __init__(self, path: str | Path):
         self.path = _check_path(path)
+        self._handle: Any = None  # a safetensors safe_open until close()
         try:
             self._handle = safe_open(str(self.path), framework="pt")
             metadata = self._handle.metadata() or {}

@@ -31,10 +31,10 @@ def bundle_card(meta: dict[str, Any], *, repo_id: str, filename: str, file_bytes
     info = BundleMeta.from_dict(clean)
     kind, ref = info.task.kind, f"hf://{repo_id}" + (f"@{revision}" if revision else "")
     lines = [f"# {info.task_name}: a binary mask over {_base_name(info)}", "",
-             f"A maskctl bundle: a binary mask over the frozen weights of "
+             (f"A maskctl bundle: a binary mask over the frozen weights of "
              f"{_base_text(info)}, learned for the task `{info.task_name}` ({kind}) after {PAPER}. It is not a model "
              "by itself: maskctl multiplies the mask into the base model's weights, after checking that they are "
-             "the weights it was trained on (a fingerprint).", "",
+             "the weights it was trained on (a fingerprint)."), "",
              *_facts(info, file_bytes), "", "## Use it", "", "```bash", _install(info),
              *_usage(kind, ref), f"maskctl inspect {ref}", "```", "",
              f"`{ref}` downloads `{filename}` into the Hugging Face cache once; after that it also works with "
@@ -49,11 +49,11 @@ def export_card(meta: dict[str, Any], *, auto_class: str, exported_from: str, bu
     clean, _ = without_paths(meta)
     info = BundleMeta.from_dict(clean)
     lines = [f"# {info.task_name} ({_base_name(info)} with a binary mask merged in)", "",
-             f"Exported from the maskctl bundle `{exported_from}` by `maskctl export`: the bundle's binary mask, "
+             (f"Exported from the maskctl bundle `{exported_from}` by `maskctl export`: the bundle's binary mask, "
              f"learned for the task `{info.task_name}` ({info.task.kind}) over {_base_text(info)} after {PAPER}, "
              "is multiplied into the weights, so this folder is a plain transformers model that predicts what "
              "`maskctl eval` scores. It costs a full model copy; the bundle itself is much smaller "
-             "(see the table).", "", *_facts(info, bundle_bytes), "", "## Use it", "", "```python",
+             "(see the table)."), "", *_facts(info, bundle_bytes), "", "## Use it", "", "```python",
              f"from transformers import {auto_class}, AutoTokenizer", "",
              f"model = {auto_class}.from_pretrained(\"PATH_OR_REPO\")",
              "tokenizer = AutoTokenizer.from_pretrained(\"PATH_OR_REPO\")", "```", "",
@@ -141,17 +141,17 @@ def _facts(info: BundleMeta, file_bytes: int | None) -> list[str]:
             rows.append((split, _scores(scores)))
     rows.append(("masked weights", f"{weights:,} in {len(info.layers)} matrices"))
     if sparsity:
-        rows.append(("sparsity", f"{sparsity.get('init', 0):.2%} of the mask at zero at init, "
-                                 f"{sparsity.get('final', 0):.2%} trained"))
+        rows.append(("sparsity", (f"{sparsity.get('init', 0):.2%} of the mask at zero at init, "
+                                 f"{sparsity.get('final', 0):.2%} trained")))
     copy = 4 * weights
     if file_bytes:
         bits = 8 * file_bytes / max(weights, 1)
-        rows.append(("bundle size", f"{file_bytes:,} bytes ({bits:.3f} bits per masked weight) "
+        rows.append(("bundle size", (f"{file_bytes:,} bytes ({bits:.3f} bits per masked weight) "
                                     f"against {copy:,} bytes for a finetuned float32 copy of the masked weights "
-                                    f"({copy / file_bytes:,.0f}x smaller)"))
+                                    f"({copy / file_bytes:,.0f}x smaller)")))
     else:
-        rows.append(("bundle size", f"about 1 bit per masked weight, against {copy:,} bytes for a finetuned float32 "
-                                    "copy of the masked weights"))
+        rows.append(("bundle size", (f"about 1 bit per masked weight, against {copy:,} bytes for a finetuned float32 "
+                                    "copy of the masked weights")))
     return ["| | |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
 
 
@@ -176,5 +176,5 @@ def _made(info: BundleMeta, clean: dict[str, Any], output: str, target: str) -> 
     version = info.maskctl_version or __version__
     return ["## How it was made", "", f"Trained with maskctl {version} by:", "", "```bash",
             train_command(clean, output), "```", "",
-            f"Score it on its task's data with `maskctl eval {target} --split dev` (add `--data-dir FOLDER` when the "
-            "task reads local data files)."]
+            (f"Score it on its task's data with `maskctl eval {target} --split dev` (add `--data-dir FOLDER` when the "
+            "task reads local data files).")]

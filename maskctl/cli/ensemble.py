@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from maskctl.cli.common import (Split, data_dir_option, device_option, model_option, output_option, overwrite_option,
-                                 split_option, split_value)
+from maskctl.choices import VOTE_RULES as RULES
+from maskctl.cli.common import (
+    Split,
+    data_dir_option,
+    device_option,
+    model_option,
+    output_option,
+    overwrite_option,
+    split_option,
+    split_value,
+)
 from maskctl.cli.console import console, titled_table
 from maskctl.cli.progress import work
-from maskctl.choices import VOTE_RULES as RULES
 
 Vote = enum.Enum("Vote", {rule: rule for rule in (*RULES, "best")}, type=str)
 
@@ -23,10 +30,10 @@ def ensemble(
     by: Vote = typer.Option(Vote.best, help="Vote by label, logit or prob; best picks the rule with the best dev "
                             "score."),
     split: Split = split_option("dev"),
-    model: Optional[str] = model_option("the bundles name"),
-    data_dir: Optional[str] = data_dir_option(),
+    model: str | None = model_option("the bundles name"),
+    data_dir: str | None = data_dir_option(),
     device: str = device_option(),
-    predictions: Optional[Path] = output_option("Write one JSON line per example here.", aliases=("--predictions",)),
+    predictions: Path | None = output_option("Write one JSON line per example here.", aliases=("--predictions",)),
     overwrite: bool = overwrite_option(),
 ) -> None:
     """Score each member and the ensemble's votes on one split, with one base model in memory."""

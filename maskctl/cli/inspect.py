@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich import box
@@ -17,7 +16,7 @@ from maskctl.cli.console import console, titled_table
 def inspect_bundle(
     bundle: str = typer.Argument(..., help=BUNDLE_HELP, show_default=False),
     as_json: bool = json_option("Print the raw metadata as JSON."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the training loss and the dev score "
+    plot: Path | None = typer.Option(None, "--plot", help="Also draw the training loss and the dev score "
                                         "against the step into this PNG.", metavar="PNG"),
     overwrite: bool = overwrite_option("an existing --plot file"),
 ) -> None:

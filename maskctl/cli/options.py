@@ -18,7 +18,7 @@ import inspect
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -78,7 +78,7 @@ def _parameter(f: dataclasses.Field, hint: Any, argument: bool) -> inspect.Param
     default = f.default if f.default is not dataclasses.MISSING else None
     if "choices" in meta:  # typer shows an Enum's values as the choices
         choice = enum.Enum(f.name, {c: c for c in meta["choices"]}, type=str)
-        hint, default = (Optional[choice], None) if default is None else (choice, choice(default))  # noqa: UP007
+        hint, default = (choice | None, None) if default is None else (choice, choice(default))
         if len("|".join(meta["choices"])) + 2 > LONGEST_CHOICES and "metavar" not in meta:
             meta["metavar"] = f.name.upper()  # argparse's convention
             meta["help"] = f"{meta['help']} One of: {', '.join(meta['choices'])}."
@@ -95,9 +95,9 @@ def _parameter(f: dataclasses.Field, hint: Any, argument: bool) -> inspect.Param
 
 
 def _optional(hint: Any) -> Any:
-    """``X | None`` as ``Optional[X]``, the spelling typer reads everywhere."""
+    """``Optional[X]`` and ``X | None`` alike as ``X | None``: one spelling for typer."""
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if len(args) == 1:
-            return Optional[args[0]]  # noqa: UP007
+            return args[0] | None
     return hint

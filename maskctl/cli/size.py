@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -14,19 +13,19 @@ from maskctl.cli.console import console, titled_table
 
 
 def size(
-    paths: Optional[list[Path]] = typer.Argument(
+    paths: list[Path] | None = typer.Argument(
         None, help="More bundles, so that `--bundles masks/*.bundle` works after shell expansion.",
         show_default=False),
     tasks: int = typer.Option(11, help="Number of tasks (rows 1..N). With --bundles: one row per bundle."),
-    model: Optional[str] = typer.Option(
+    model: str | None = typer.Option(
         None, help="Hub id, local folder or minilm (default: bert-base-uncased, or the base the bundles name)."),
-    ensemble: Optional[int] = typer.Option(None, help="Also size a K-member ensemble of one task."),
-    bundles: Optional[list[Path]] = typer.Option(
+    ensemble: int | None = typer.Option(None, help="Also size a K-member ensemble of one task."),
+    bundles: list[Path] | None = typer.Option(
         None, "--bundles", help="Count these real *.bundle files instead of the formula."),
     num_labels: int = typer.Option(2, help="Labels of each task's classifier (the head stored per task)."),
-    mask_blocks: Optional[str] = typer.Option(
+    mask_blocks: str | None = typer.Option(
         None, help="Blocks counted as masked: 2-11, all, top:K, bottom:K (default: all but the lowest two)."),
-    plot: Optional[Path] = typer.Option(None, help="Write the cumulative-memory plot (PNG) here."),
+    plot: Path | None = typer.Option(None, help="Write the cumulative-memory plot (PNG) here."),
     overwrite: bool = overwrite_option("an existing --plot file"),
     as_json: bool = json_option("Print machine-readable JSON instead of tables."),
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -14,24 +14,23 @@ from maskctl.cli.options import given_on_command_line, options_from, parameters_
 from maskctl.experiments.sweep import SweepSettings
 from maskctl.training.settings import TrainArgs
 
-
 RECIPES = "Recipes and sweeps"
 EXTRA = (
-    inspect.Parameter("overrides", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[list[str]],
+    inspect.Parameter("overrides", inspect.Parameter.KEYWORD_ONLY, annotation=list[str] | None,
                       default=overrides_argument()),
-    inspect.Parameter("recipe", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
+    inspect.Parameter("recipe", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
                       default=recipe_option("giving any of these options", RECIPES)),
-    inspect.Parameter("sweep", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[list[str]],
+    inspect.Parameter("sweep", inspect.Parameter.KEYWORD_ONLY, annotation=list[str] | None,
                       default=sweep_option("the best dev score is kept; runs go to <output>.sweep/", RECIPES)),
-    inspect.Parameter("sweep_extend", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[int],
+    inspect.Parameter("sweep_extend", inspect.Parameter.KEYWORD_ONLY, annotation=int | None,
                       default=sweep_extend_option(RECIPES)),
     *parameters_of(SweepSettings),
 )
 
 
 @options_from(TrainArgs, extra=EXTRA, build=False)
-def train(ctx: typer.Context, values: dict, overrides: Optional[list[str]], recipe: Optional[str],
-          sweep: Optional[list[str]], sweep_extend: Optional[int], **backend: Any) -> None:
+def train(ctx: typer.Context, values: dict, overrides: list[str] | None, recipe: str | None,
+          sweep: list[str] | None, sweep_extend: int | None, **backend: Any) -> None:
     """Learn a binary mask over a frozen model for one task (or finetune it) and save it.
 
     With no options this trains the embedded default: the packaged MiniLM on bbc-news.
@@ -68,7 +67,7 @@ def train(ctx: typer.Context, values: dict, overrides: Optional[list[str]], reci
     console.print(f"wrote {result.output} in {result.wall_seconds:.0f} s{extra}", highlight=False)
 
 
-def _sweep(spec, grid: dict, sweep_extend: Optional[int], backend: SweepSettings) -> None:
+def _sweep(spec, grid: dict, sweep_extend: int | None, backend: SweepSettings) -> None:
     from maskctl.cli.sweep_progress import SweepProgress, sweep_table
     from maskctl.experiments.sweep import run_sweep
 

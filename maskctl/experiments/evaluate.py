@@ -53,6 +53,6 @@ def evaluate_bundle(path: str | Path, split: str = "dev", model: str | None = No
     batch = batch_size or record.eval_batch_size
     with phase(callback, f"evaluating {split}", -(-len(features) // batch), "batches") as advance:
         metrics = evaluate_model(masked.model, task, features, masked.tokenizer, batch, dev, progress=advance)
-    return EvalResult(bundle=bundle.path, task=masked.task.name, split=split, metrics=metrics,
+    return EvalResult(bundle=bundle.path or Path(path), task=masked.task.name, split=split, metrics=metrics,
                       trained_dev=bundle.info.dev or None)
 

@@ -44,8 +44,18 @@ from typing import Any
 from maskctl.choices import RAY_ADDRESS_HELP
 from maskctl.errors import MaskctlError
 from maskctl.experiments.recipes import MAX_KEYS, UNSWEEPABLE, check_grid, parse_sweep, resolve_grid  # noqa: F401 - re-exported
-from maskctl.experiments.sweep_points import (PointResult, edge_extension, folder_name, format_value, grid_points,
-                                              pick_best, point_label, record_point, stored_point, train_point)
+from maskctl.experiments.sweep_points import (
+    PointResult,
+    edge_extension,
+    folder_name,
+    format_value,
+    grid_points,
+    pick_best,
+    point_label,
+    record_point,
+    stored_point,
+    train_point,
+)
 from maskctl.experiments.sweep_report import write_sweep_figure, write_sweep_table
 from maskctl.io import atomic_dir, atomic_path, refuse_existing
 from maskctl.schema import check_fields, flag, setting

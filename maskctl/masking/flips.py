@@ -88,7 +88,7 @@ class Flips:
     (thousands of tasks, dozens of layers: each field here costs that many times over), and a
     forward reads the streams' addresses for every group."""
 
-    __slots__ = ("buffer", "start", "middle", "end", "removes", "adds", "counts_at", "gaps_at")
+    __slots__ = ("adds", "buffer", "counts_at", "end", "gaps_at", "middle", "removes", "start")
 
     def __init__(self, buffer: np.ndarray, start: int, middle: int, end: int, removes: int, adds: int,
                  base: int | None = None) -> None:

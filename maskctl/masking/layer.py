@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from maskctl.masking.config import DEFAULT_INIT_SPARSITY, DEFAULT_THRESHOLD
+
 SCORE_LOW = -0.02
 
 
@@ -22,11 +23,11 @@ class BinarizeSTE(torch.autograd.Function):
     """1[scores > threshold] forward; identity gradient backward (straight-through)."""
 
     @staticmethod
-    def forward(ctx, scores: torch.Tensor, threshold: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, scores: torch.Tensor, threshold: float) -> torch.Tensor:
         return (scores > threshold).to(scores.dtype)
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad_output: torch.Tensor):
         return grad_output, None
 
 
@@ -43,7 +44,7 @@ class MaskedLinearFunction(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx, x, weight, scores, bias, threshold):  # type: ignore[override]
+    def forward(ctx, x, weight, scores, bias, threshold):
         mask = scores > threshold
         out = F.linear(x, weight * mask, bias)
         ctx.save_for_backward(x, weight, mask)
@@ -51,7 +52,7 @@ class MaskedLinearFunction(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
-    def backward(ctx, grad_out):  # type: ignore[override]
+    def backward(ctx, grad_out):
         x, weight, mask = ctx.saved_tensors
         grad_x = grad_scores = grad_bias = None
         if ctx.needs_input_grad[0]:

@@ -58,11 +58,6 @@ def wrap_model(model: nn.Module, config: MaskConfig) -> list[str]:
     return names
 
 
-def output_layer_name(model: nn.Module) -> str | None:
-    """The name of the task output layer (classifier), whatever its wrapping state."""
-    return find_targets(model, []).output
-
-
 def masked_layers(model: nn.Module) -> dict[str, MaskedLinear]:
     return {name: m for name, m in model.named_modules() if isinstance(m, MaskedLinear)}
 

@@ -49,6 +49,8 @@ class ResidentModel:
         self._wrapped = (model, list(masks))
         for name, mask in masks.items():
             layer = layers[name]
+            if not isinstance(layer, ServedLinear):
+                raise ValueError(f"{name} is {type(layer).__name__}: a mask applies to a linear layer")
             layer.add_task(CURRENT, layer.encode(mask.detach().to("cpu", torch.bool).numpy()))
             layer.merge(CURRENT)
             self._layers.append(layer)

@@ -106,7 +106,8 @@ class ServedLinear(WrappedLinear):
         self.reference = key
 
     def reference_mask(self) -> np.ndarray:
-        return self.removed.mask(tuple(self.base_layer.weight.shape))
+        rows, cols = self.base_layer.weight.shape
+        return self.removed.mask((rows, cols))
 
     @contextlib.contextmanager
     def pristine(self) -> Iterator[None]:
@@ -245,7 +246,7 @@ class ServedLayerNorm(nn.Module):
         self.name = name
         self.routing = routing
         self.deltas: dict[str, tuple[torch.Tensor | None, torch.Tensor | None]] = {}
-        self._merged: tuple[str, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+        self._merged: tuple[str, list[tuple[nn.Parameter, torch.Tensor]]] | None = None
 
     def add_task(self, name: str, weight_delta: torch.Tensor | None, bias_delta: torch.Tensor | None) -> None:
         self.remove_task(name)
@@ -297,22 +298,27 @@ class ServedLayerNorm(nn.Module):
         return out
 
 
-def wrap_for_serving(root: nn.Module, names: list[str], routing: Routing) -> dict[str, nn.Module]:
+def wrap_for_serving(root: nn.Module, names: list[str], routing: Routing
+                     ) -> dict[str, ServedLinear | ServedLayerNorm]:
     """Replace each named ``nn.Linear`` under ``root`` by a ``ServedLinear`` and each named
     ``nn.LayerNorm`` by a ``ServedLayerNorm`` (once); return them by name."""
-    layers = {}
+    layers: dict[str, ServedLinear | ServedLayerNorm] = {}
     for name in names:
         module = root.get_submodule(name)
-        if not isinstance(module, (ServedLinear, ServedLayerNorm)):
-            wrapper = (ServedLinear if isinstance(module, nn.Linear) else
-                       ServedLayerNorm if isinstance(module, nn.LayerNorm) else None)
-            if wrapper is None:
-                raise ValueError(f"{name} is {type(module).__name__}, expected nn.Linear or nn.LayerNorm")
-            parent_name, _, attr = name.rpartition(".")
-            parent = root.get_submodule(parent_name) if parent_name else root
-            module = wrapper(module, name, routing)
-            setattr(parent, attr, module)
-        layers[name] = module
+        if isinstance(module, (ServedLinear, ServedLayerNorm)):
+            layers[name] = module
+            continue
+        served: ServedLinear | ServedLayerNorm
+        if isinstance(module, nn.Linear):
+            served = ServedLinear(module, name, routing)
+        elif isinstance(module, nn.LayerNorm):
+            served = ServedLayerNorm(module, name, routing)
+        else:
+            raise ValueError(f"{name} is {type(module).__name__}, expected nn.Linear or nn.LayerNorm")
+        parent_name, _, attr = name.rpartition(".")
+        parent = root.get_submodule(parent_name) if parent_name else root
+        setattr(parent, attr, served)
+        layers[name] = served
     return layers
 
 

@@ -100,7 +100,3 @@ def put_back_values(swapped: list[Swapped]) -> None:
     """The parameters as they were before ``add_deltas`` (copies: bit for bit)."""
     for param, value in swapped:
         param.copy_(value)
-
-
-def delta_bytes(deltas: Mapping[str, torch.Tensor]) -> int:
-    return sum(t.numel() * t.element_size() for t in deltas.values())

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 # command's --help, must not pull torch in through this package.
 _HOMES = {"MaskedModel": "model", "Choice": "results", "Classification": "results", "RequestError": "results",
           "Tagging": "results", "example_from_input": "results"}
-__all__ = sorted(_HOMES)
+__all__ = ["Choice", "Classification", "MaskedModel", "RequestError", "Tagging", "example_from_input"]
 
 
 def __getattr__(name: str) -> Any:

@@ -29,12 +29,12 @@ from maskctl.bundle.format import load_bundle, read_meta
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.meta import BundleMeta
 from maskctl.choices import VOTE_RULES as RULES
+from maskctl.devices import resolve_device
 from maskctl.errors import BundleError, MaskctlError
+from maskctl.evaluation import argmax, collect_scores, make_loader, task_metrics
 from maskctl.io import atomic_path
 from maskctl.masking.resident import ResidentModel
 from maskctl.models import load_tokenizer
-from maskctl.evaluation import argmax, collect_scores, make_loader, task_metrics
-from maskctl.devices import resolve_device
 from maskctl.serving.loading import check_head, check_tuned, load_base
 
 

@@ -17,8 +17,8 @@ from maskctl.bundle.format import load_bundle
 from maskctl.bundle.hub_ref import is_hub_ref
 from maskctl.bundle.meta import BundleMeta, TaskRecord
 from maskctl.bundle.model_card import export_card
-from maskctl.choices import EXPORT_FORMATS
 from maskctl.bundle.portable import without_paths
+from maskctl.choices import EXPORT_FORMATS
 from maskctl.errors import MaskctlError
 from maskctl.io import atomic_dir, refuse_existing
 from maskctl.models import save_model_folder

@@ -34,7 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -45,8 +45,8 @@ from maskctl.bundle.format import read_coded, read_meta
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.mask_coding import InitialMasks, initial_masks_from_meta
 from maskctl.bundle.meta import BundleMeta
-from maskctl.errors import BundleError, DuplicateTask, MaskctlError, ModelError
 from maskctl.devices import resolve_device
+from maskctl.errors import BundleError, DuplicateTask, MaskctlError, ModelError
 from maskctl.masking.flips import Flips, Removed, encode, pack
 from maskctl.masking.served import Group, Routing, ServedLayerNorm, ServedLinear, wrap_for_serving
 from maskctl.models import load_tokenizer
@@ -87,8 +87,8 @@ class MaskedModel:
 
     def __init__(self, base: torch.nn.Module, source, device: torch.device, reference: Key | None = None) -> None:
         self._base = base  # keeps the real encoder: names, shapes and fingerprints are checked on it
-        self._prefix = base.base_model_prefix
-        self.encoder = getattr(base, self._prefix)
+        self._prefix = cast(str, base.base_model_prefix)  # a transformers PreTrainedModel's
+        self.encoder: torch.nn.Module = getattr(base, self._prefix)
         self._source = source
         self.device = device
         self.reference = reference  # the initial mask new served layers take as their reference
@@ -134,9 +134,8 @@ class MaskedModel:
             base, source, _ = load_base(meta, model, dev, auto_class="AutoModelForMultipleChoice", where=path)
         except ModelError:  # an architecture without a multiple-choice head
             base, source, _ = load_base(meta, model, dev, where=path)
-        if reference == "common":
-            reference = common_reference(raws)
-        served = cls(base, source, dev, reference)
+        key = common_reference(raws) if isinstance(reference, str) else reference  # "common"
+        served = cls(base, source, dev, key)
         for p in paths:
             served.load(p)
         return served
@@ -202,7 +201,7 @@ class MaskedModel:
         if self.reference is None and not self._tasks and initial is not None:
             self.reference = _key(initial)
         generator = InitialMasks(*self.reference) if self.reference and _key(initial) == self.reference else None
-        fresh = {}
+        fresh: dict[str, tuple[np.ndarray | None, Removed]] = {}
         for name, mask in masks.items():
             if name in self._layers:
                 continue
@@ -210,7 +209,7 @@ class MaskedModel:
                 fresh[name] = (None, Removed.none(mask.shape[0]))
                 continue
             reference = generator.mask(generator.scores(f"{self._prefix}.{name}", mask.size)).reshape(mask.shape)
-            weight = self.encoder.get_submodule(name).weight  # not served yet: nobody writes it
+            weight = cast(torch.nn.Linear, self.encoder.get_submodule(name)).weight  # not served yet: nobody writes it
             fresh[name] = (reference, Removed.of(weight.detach().to("cpu", torch.float32).numpy(), reference))
         return fresh
 
@@ -249,7 +248,8 @@ class MaskedModel:
     def _drop(self, name: str) -> None:
         if self._merged == name:
             self._unmerge()
-        for layer in (*self._layers.values(), *self._norms.values()):
+        layers: list[ServedLinear | ServedLayerNorm] = [*self._layers.values(), *self._norms.values()]
+        for layer in layers:
             layer.remove_task(name)
         del self._tasks[name]
 
@@ -381,8 +381,9 @@ class MaskedModel:
             for name, items in tasks.items():
                 served = self._tasks[name]
                 tokenizer = self._tokenizers[served.task.kind.name]
+                encoded: list[Encoded | RequestError]
                 try:
-                    encoded = encode_inputs(served, [example for _, example in items], tokenizer)
+                    encoded = list(encode_inputs(served, [example for _, example in items], tokenizer))
                 except Exception:  # noqa: BLE001 - an input the tokenizer refuses: each alone, to find it
                     encoded = [self._encode_alone(served, index, example, tokenizer) for index, example in items]
                 for (index, _), one in zip(items, encoded):
@@ -416,7 +417,7 @@ class MaskedModel:
             with self._lock:
                 self._run(chunk, results)
             return
-        except Exception:  # noqa: BLE001 - isolated below, never the whole batch's failure
+        except Exception:
             if len(chunk) > 1:
                 half = len(chunk) // 2
                 self._run_isolated(chunk[:half], results)

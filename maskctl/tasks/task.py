@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 from maskctl.tasks.card import TaskCard, canonical_split
 from maskctl.tasks.from_files import check_columns
@@ -41,7 +42,7 @@ class Task:
 
     def features(self, split: str, tokenizer, max_length: int, data_dir: str | Path | None = None,
                  limit: int | None = None, options: dict[str, Any] | None = None,
-                 stage: Callable[..., ContextManager[Callable[[int], None] | None]] | None = None) -> Features:
+                 stage: Callable[..., AbstractContextManager[Callable[[int], None] | None]] | None = None) -> Features:
         """Read and encode one split; ``options`` are kind options (e.g. ``word_piece``).
         ``stage(name, total)`` wraps the reading and the tokenising and yields a progress
         function (the trainer passes ``training.callbacks.phase`` bound to its callback)."""
@@ -78,7 +79,7 @@ class Task:
         under the card's column names and label mapping (``maskctl eval --file``), or under
         ``text_columns`` / ``label_column`` where the file names them otherwise."""
         spec = data_spec(self.card, None)
-        keep = {k: spec[k] for k in ("fields", "label_map", "join", "ending_prefix") if k in spec}
+        keep: dict[str, Any] = {k: spec[k] for k in ("fields", "label_map", "join", "ending_prefix") if k in spec}
         if text_columns or label_column:
             keep["fields"] = named_columns(self.kind, {**self.card.fields, **keep.get("fields", {})},
                                            text_columns, label_column)

@@ -12,6 +12,7 @@ so far (whose state is stored beside the parameters). No pickle: safetensors and
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ class Position:
 
 
 def save_checkpoint(folder: Path, args: dict[str, Any], position: Position, history: list[dict[str, Any]],
-                    params: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, scheduler,
+                    params: Mapping[str, torch.Tensor], optimizer: torch.optim.Optimizer, scheduler,
                     epoch_generator_state: torch.Tensor, extra_tensors: dict[str, torch.Tensor] | None = None,
                     selection: dict[str, Any] | None = None, curve: dict[str, Any] | None = None) -> Path:
     """``extra_tensors`` (e.g. the best state so far) are stored under their own names;
@@ -68,7 +69,7 @@ class Checkpoint:
     tensors: dict[str, torch.Tensor]
     meta: dict[str, Any]
 
-    def restore(self, params: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, scheduler) -> torch.Tensor:
+    def restore(self, params: Mapping[str, torch.Tensor], optimizer: torch.optim.Optimizer, scheduler) -> torch.Tensor:
         """Load parameters, optimizer, scheduler and RNG; return the data generator's epoch-start state."""
         with torch.no_grad():
             for name, p in params.items():

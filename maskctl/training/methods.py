@@ -30,8 +30,16 @@ import torch
 from maskctl import __version__
 from maskctl.bundle.fingerprint import fingerprint, tensors_fingerprint
 from maskctl.bundle.format import FORMAT_VERSION, Bundle, check_bundle_output, save_bundle
-from maskctl.bundle.meta import (BaseModelInfo, BundleMeta, LayerRecord, MaskRecord, MetricsRecord, TaskRecord,
-                                 TrainingRecord, TunedRecord)
+from maskctl.bundle.meta import (
+    BaseModelInfo,
+    BundleMeta,
+    LayerRecord,
+    MaskRecord,
+    MetricsRecord,
+    TaskRecord,
+    TrainingRecord,
+    TunedRecord,
+)
 from maskctl.bundle.portable import without_paths
 from maskctl.io import atomic_dir
 from maskctl.masking.flip_penalty import FlipPenalty
@@ -133,7 +141,7 @@ class TrainingMethod:
 
     def scheduler(self, optimizer: torch.optim.Optimizer, total: int):
         """The learning-rate schedule stepped after each optimizer step, or None (constant)."""
-        return None
+        return
 
     def on_device(self, model: torch.nn.Module) -> None:
         """Called once the model sits on its training device (after ``accelerator.prepare``)."""

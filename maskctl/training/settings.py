@@ -7,9 +7,25 @@ imports ``maskctl.training`` (tests/test_layering.py); this module keeps the old
 
 from __future__ import annotations
 
-from maskctl.train_settings import (CARD_KEYS, CARD_TYPES, DATA, DATA_FIELDS, DEFAULT_LR, DEFAULT_TASK, EVAL,
-                                    FALLBACKS, KEEP_RULES, MASK, METHODS, OPT, RUN, TASK, TRACKERS, TrainArgs,
-                                    check_card_defaults)
+from maskctl.train_settings import (
+                                    CARD_KEYS,
+                                    CARD_TYPES,
+                                    DATA,
+                                    DATA_FIELDS,
+                                    DEFAULT_LR,
+                                    DEFAULT_TASK,
+                                    EVAL,
+                                    FALLBACKS,
+                                    KEEP_RULES,
+                                    MASK,
+                                    METHODS,
+                                    OPT,
+                                    RUN,
+                                    TASK,
+                                    TRACKERS,
+                                    TrainArgs,
+                                    check_card_defaults,
+)
 
 __all__ = ["CARD_KEYS", "CARD_TYPES", "DATA", "DATA_FIELDS", "DEFAULT_LR", "DEFAULT_TASK", "EVAL", "FALLBACKS",
            "KEEP_RULES", "MASK", "METHODS", "OPT", "RUN", "TASK", "TRACKERS", "TrainArgs", "check_card_defaults"]

@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
+from maskctl.devices import resolve_device
 from maskctl.errors import TrainingInterrupted
 from maskctl.evaluation import evaluate_model, make_loader
-from maskctl.devices import resolve_device
 from maskctl.io import refuse_existing
 from maskctl.models import ModelSource, hub_revision, load_task_model, load_tokenizer, resolve_model
 from maskctl.tasks.task import Task
@@ -229,6 +229,7 @@ class Run:
             self.scheduler.step()
         self.position.step += 1
         step, args = self.position.step, self.args
+        assert tally.loss is not None  # a step follows at least one micro-batch
         loss = tally.loss / tally.micro
         if self.accelerator.num_processes > 1:  # the curve is the loss of the global batch
             loss = self.accelerator.reduce(loss, "mean")

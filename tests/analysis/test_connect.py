@@ -11,15 +11,15 @@ import torch
 from maskctl.analysis import connect as connect_module
 from maskctl.analysis.connect import ConnectError, _set, mode_connectivity
 from maskctl.bundle.format import load_bundle
+from maskctl.devices import resolve_device
 from maskctl.errors import MaskctlError
+from maskctl.evaluation import collect_scores, evaluate_model, make_loader
+from maskctl.experiments.evaluate import evaluate_bundle
 from maskctl.masking.model import apply_masks
 from maskctl.models import load_task_model, load_tokenizer, resolve_model
+from maskctl.serving.loading import load_base, load_masked
 from maskctl.tasks.card import TaskCard
 from maskctl.tasks.task import Task
-from maskctl.evaluation import collect_scores, evaluate_model, make_loader
-from maskctl.devices import resolve_device
-from maskctl.serving.loading import load_base, load_masked
-from maskctl.experiments.evaluate import evaluate_bundle
 from tests.analysis.conftest import run
 from tests.conftest import PNG
 

@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from maskctl.experiments import sweep_points
 from maskctl.analysis.layers import (
     VARIED,
     block_range,
@@ -19,6 +18,7 @@ from maskctl.analysis.layers import (
 from maskctl.analysis.runs import plan
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import MaskctlError
+from maskctl.experiments import sweep_points
 from tests.experiments.test_sweep import PNG, FakeTrainer
 
 

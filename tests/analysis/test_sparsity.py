@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from maskctl.experiments import sweep_points
 from maskctl.analysis.runs import plan
 from maskctl.analysis.sparsity import VARIED, parse_percents, run_sparsity
 from maskctl.errors import MaskctlError
+from maskctl.experiments import sweep_points
 from tests.experiments.test_sweep import PNG, FakeTrainer
 
 

@@ -77,7 +77,7 @@ def _codings(path) -> dict[str, dict]:
 def _rewrite(path, change) -> None:
     """Re-save ``path`` with its tensors and metadata passed through ``change`` (simulated damage)."""
     with safe_open(str(path), framework="pt") as handle:
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - safe_open is not iterable
         metadata = handle.metadata()
     meta = json.loads(metadata["maskctl"])
     change(tensors, meta)

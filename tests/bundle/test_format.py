@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import save_file
 
 from maskctl.bundle import format as bundle_format
-from maskctl.bundle.mask_coding import pack_mask, unpack_mask
 from maskctl.bundle.format import Bundle, load_bundle, read_meta, save_bundle
+from maskctl.bundle.mask_coding import pack_mask, unpack_mask
 from maskctl.errors import BundleError
 
 SHAPES = {"enc.0.q": (37, 19), "enc.0.ffn": (64, 33), "pooler": (17, 17), "classifier": (3, 17)}

@@ -76,7 +76,7 @@ def test_push_to_a_branch_and_pushing_again(online):
     assert "keywords-format2.bundle" not in online.files("alice/kw-mask", "main")
     assert "maskctl predict hf://alice/kw-mask@v1 --text" in online.files("alice/kw-mask", "v1")["README.md"].decode()
     push_bundle(FIXTURE, "alice/kw-mask", endpoint=online.url, token=TOKEN, revision="v1")  # repo and branch exist
-    assert [c["header"]["summary"] for c in online.commits][0] == "first" and len(online.commits) == 2
+    assert online.commits[0]["header"]["summary"] == "first" and len(online.commits) == 2
     pushed = online.files("alice/kw-mask", "v1")["keywords-format2.bundle"]
     assert resolve_bundle_ref("hf://alice/kw-mask@v1", endpoint=online.url).read_bytes() == pushed
     with pytest.raises(HubError, match="no revision 'v2'"):
@@ -95,9 +95,8 @@ def test_a_repo_without_a_bundle_and_a_missing_file(online):
 
 
 def test_refused_offline_and_bad_pushes_are_one_typed_error(online, tmp_path, monkeypatch):
-    with FakeHub(refuse_writes=401) as refusing:
-        with pytest.raises(HubError) as refused:
-            push_bundle(FIXTURE, "alice/kw-mask", endpoint=refusing.url, token=TOKEN)
+    with FakeHub(refuse_writes=401) as refusing, pytest.raises(HubError) as refused:
+        push_bundle(FIXTURE, "alice/kw-mask", endpoint=refusing.url, token=TOKEN)
     assert "HTTP 401" in refused.value.message and "hf auth login" in refused.value.fix
     with pytest.raises(HubError, match="not a Hub repo id"):
         push_bundle(FIXTURE, "alice", endpoint=online.url, token=TOKEN)
@@ -119,7 +118,7 @@ def test_cli_push_then_read_online_with_progress_then_offline(online, tmp_path):
            "HF_HUB_DISABLE_TELEMETRY": "1", "TQDM_POSITION": "-1"}  # TQDM_POSITION: bars on a pipe too
 
     def maskctl(*args, **extra):
-        return subprocess.run([sys.executable, "-m", "maskctl", *map(str, args)], capture_output=True, text=True,
+        return subprocess.run([sys.executable, "-m", "maskctl", *map(str, args)], check=False, capture_output=True, text=True,
                               env={**env, **extra}, cwd=tmp_path, timeout=300)
 
     pushed = maskctl("push", FIXTURE, "--repo-id", "alice/cli", "--commit-message", "from the CLI")

@@ -113,7 +113,7 @@ def test_offline_errors_name_the_problem_and_the_fix(hub_cache):
 def _maskctl(*args, cache: Path, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_CACHE": str(cache),
            "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "maskctl", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "maskctl", *map(str, args)], check=False, capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=300)
 
 

@@ -40,7 +40,7 @@ def test_front_matter_per_kind(meta, kind, tag):
 
 
 def test_body_states_the_facts_and_no_machine_path(meta):
-    front, body = split(bundle_card(meta, repo_id="alice/kw", filename="kw.bundle", file_bytes=16000))
+    _front, body = split(bundle_card(meta, repo_id="alice/kw", filename="kw.bundle", file_bytes=16000))
     assert "/tmp/fx" not in body  # the old bundle's absolute paths stay on its machine
     for fact in ("`keywords` (sequence-classification)", "`pos`, `neg`, `food`, `sport`", "| metric | accuracy |",
                  "| dev | accuracy 0.2500, score 0.2500 on 60 examples |", "69,888 in 14 matrices",

@@ -103,7 +103,7 @@ def run_in_process(*args: object, cwd: str | Path | None = None, env: dict[str, 
                 main(argv)
             except SystemExit as exit_:
                 code = _exit_code(exit_.code)
-            except Exception:  # not caught by main: the interpreter prints it and exits 1
+            except Exception:  # noqa: BLE001 - not caught by main: the interpreter prints it and exits 1
                 sys.stderr.write(traceback.format_exc())
                 code = 1
             finally:

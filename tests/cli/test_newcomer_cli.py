@@ -122,10 +122,10 @@ def test_predict_on_empty_stdin_is_one_error(keyword_bundle, monkeypatch):
     import io
     import sys
 
+    from maskctl.errors import MaskctlError
     from maskctl.serving.inputs import PredictionInputs
     from maskctl.serving.model import MaskedModel
     from maskctl.serving.stream import write_predictions
-    from maskctl.errors import MaskctlError
 
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     model = MaskedModel.from_bundles([keyword_bundle])

@@ -9,9 +9,9 @@ import pytest
 from rich.console import Console
 
 from maskctl.cli import console as consoles
+from maskctl.cli import sweep_progress
 from maskctl.cli.console import LogLines, RichProgress, train_progress
 from maskctl.cli.progress import HEARTBEAT_S, Heartbeat, PlainLines, duration, pace, work
-from maskctl.cli import sweep_progress
 from maskctl.cli.sweep_progress import SweepProgress
 from maskctl.experiments.sweep_points import PointResult
 

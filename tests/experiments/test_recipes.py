@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from maskctl.errors import MaskctlError
-from maskctl.masking.targets import parse_blocks
 from maskctl.experiments.recipes import (
     apply_overrides,
     find_recipe,
@@ -18,6 +17,7 @@ from maskctl.experiments.recipes import (
     resolve_run,
     shipped_recipes,
 )
+from maskctl.masking.targets import parse_blocks
 from maskctl.resources import builtin_dir
 from maskctl.training.trainer import TrainArgs
 

@@ -6,10 +6,12 @@ the package, on the meta device; bundles are trained for one step on the tiny BE
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
-from maskctl.experiments import sizing
 from maskctl.errors import BundleError, MaskctlError, ModelError
+from maskctl.experiments import sizing
 
 # BERT-base in numbers: 12 blocks of hidden 768 and FFN 3072.
 H, FFN = 768, 3072
@@ -63,7 +65,7 @@ def test_cumulative_size_grows_linearly_in_the_number_of_tasks(bert):
         assert r.finetune_params == n * bert.total_params
         assert r.masking_bytes == 4 * bert.base_params + n * bert.per_task_mask_bytes
         assert r.masking_mask_bits == n * bert.masked_weights
-    steps = {b.masking_bytes - a.masking_bytes for a, b in zip(rows, rows[1:])}
+    steps = {b.masking_bytes - a.masking_bytes for a, b in itertools.pairwise(rows)}
     assert steps == {bert.per_task_mask_bytes}
     assert rows[0].ratio < 1 < rows[-1].ratio  # a small overhead for one task, far cheaper for many
     assert sizing.ensemble(bert, 4) == rows[3]  # K members of one task cost what K tasks cost

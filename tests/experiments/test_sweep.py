@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from maskctl.experiments import sweep_points
 from maskctl.errors import MaskctlError
+from maskctl.experiments import sweep_points
 from maskctl.experiments.sweep import edge_extension, parse_sweep, point_label, run_sweep
 from maskctl.training.trainer import TrainResult
 from tests.conftest import PNG

@@ -7,14 +7,13 @@ import json
 import pytest
 import torch
 
-from maskctl.serving import ensemble as ensemble_module
 from maskctl.bundle.format import load_bundle
-from maskctl.serving.ensemble import combine, run_ensemble
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.masking.resident import ResidentModel
+from maskctl.serving import ensemble as ensemble_module
+from maskctl.serving.ensemble import combine, run_ensemble
 from maskctl.serving.loading import load_masked
 from maskctl.training.trainer import TrainArgs, train
-
 from tests.conftest import write_task
 from tests.tasks.official_fixtures import WRITERS
 
@@ -57,7 +56,7 @@ def test_ensemble_scores_members_and_votes(keyword_bundles, tmp_path):
     out = tmp_path / "pred.jsonl"
     result = run_ensemble(keyword_bundles, by="best", split="test", predictions=out)
     assert len(result.members) == 3 and set(result.rules) == {"label", "logit", "prob"}
-    assert result.chosen == max(("label", "logit", "prob"), key=lambda r: (result.dev_scores[r], -"label logit prob".split().index(r)))
+    assert result.chosen == max(("label", "logit", "prob"), key=lambda r: (result.dev_scores[r], -["label", "logit", "prob"].index(r)))
     for path, metrics in result.members:  # each member scores what `maskctl eval` scores
         from maskctl.experiments.evaluate import evaluate_bundle
         assert metrics["score"] == evaluate_bundle(path, split="test").metrics["score"]

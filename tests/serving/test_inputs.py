@@ -25,7 +25,7 @@ class Echo:
 class TextModel:
     """Answers every input that has a text; a RequestError for the others."""
 
-    tasks = ["echo"]
+    tasks = ("echo",)
 
     def task(self, name):
         if name != "echo":

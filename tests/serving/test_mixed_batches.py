@@ -13,9 +13,9 @@ import torch
 
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import BundleError
+from maskctl.evaluation import collect_scores, make_loader
 from maskctl.serving import Choice, Classification, MaskedModel, RequestError, Tagging
 from maskctl.serving.loading import load_masked
-from maskctl.evaluation import collect_scores, make_loader
 
 TEXTS = ["the film was good", "a team and a match today", "bad soup and poor bread", "really nice pizza"]
 TOKENS = [["EU", "rejects", "German", "call"], ["Peter", "Blackburn"], ["the", "goal", "was", "great"]]
@@ -149,7 +149,7 @@ def test_each_task_holds_its_flips_only_and_merges_to_its_exact_mask(served_path
 
 
 def test_load_and_unload_while_serving(served_paths, expected, tmp_path):
-    inputs, want = expected
+    _inputs, want = expected
     served = MaskedModel.from_bundles([served_paths["keywords"]])
     failures, stop = [], threading.Event()
 

@@ -12,12 +12,11 @@ import torch
 
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import BundleError, MaskctlError
-from maskctl.serving import Choice, Classification, MaskedModel, Tagging
 from maskctl.evaluation import argmax, collect_scores, make_loader
+from maskctl.serving import Choice, Classification, MaskedModel, Tagging
 from maskctl.serving.loading import load_masked
 from maskctl.training.trainer import TrainArgs, train
 from tests.cli.inprocess import run_in_process
-
 
 
 def _eval_predictions(path, data_dir):
@@ -156,7 +155,7 @@ def test_the_serving_example_runs(three_tasks):
     paths, _ = three_tasks
     script = Path(__file__).resolve().parents[2] / "examples" / "serve_many_tasks.py"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, str(script), *map(str, paths.values())], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, str(script), *map(str, paths.values())], check=False, capture_output=True, text=True,
                           env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "loaded while serving: swag" in proc.stdout

@@ -9,11 +9,11 @@ import torch
 
 from maskctl.bundle.format import TUNED_FORMAT, load_bundle, read_meta
 from maskctl.errors import BundleError, MaskctlError
+from maskctl.experiments.evaluate import evaluate_bundle
 from maskctl.masking.targets import num_blocks, parse_blocks
 from maskctl.masking.tuned import parameter, tuned_names
 from maskctl.serving import MaskedModel
 from maskctl.serving.loading import check_tuned, load_base, load_masked
-from maskctl.experiments.evaluate import evaluate_bundle
 from maskctl.training.trainer import TrainArgs, train
 from tests.serving.test_mixed_batches import TEXTS, TOKENS, check_mixed_then_single, reference
 

@@ -9,6 +9,7 @@ CoNLL-2003's -DOCSTART- lines and 4 columns, PTB ``word tag`` columns, SWAG's CS
 from __future__ import annotations
 
 import csv
+import itertools
 from pathlib import Path
 
 SENTENCES = ["the film was good", "a bad plot and a poor actor", "really nice story today",
@@ -26,7 +27,7 @@ def sst2(root: Path) -> None:
 
 def mrpc(root: Path) -> None:
     for split in ("train", "dev"):
-        rows = [f"{i % 2}\t{100 + i}\t{200 + i}\t{a}\t{b}" for i, (a, b) in enumerate(zip(SENTENCES, SENTENCES[1:]))]
+        rows = [f"{i % 2}\t{100 + i}\t{200 + i}\t{a}\t{b}" for i, (a, b) in enumerate(itertools.pairwise(SENTENCES))]
         _lines(root / f"{split}.tsv", ["Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"] + rows)
 
 

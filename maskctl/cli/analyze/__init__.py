@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from maskctl.cli.analyze import connect, diff, layers, sparsity, tsne
 from maskctl.cli.help import Group, command
 
 app = typer.Typer(
@@ -13,12 +14,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-from maskctl.cli.analyze import connect, diff, tsne
-
-for name, run in (("diff", diff.diff), ("connect", connect.connect), ("tsne", tsne.tsne)):
-    command(app, name, run)
-
-from maskctl.cli.analyze import layers, sparsity
-
-for name, run in (("sparsity", sparsity.sparsity), ("layers", layers.layers)):
+for name, run in (("diff", diff.diff), ("connect", connect.connect), ("tsne", tsne.tsne),
+                  ("sparsity", sparsity.sparsity), ("layers", layers.layers)):
     command(app, name, run)

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import typer
 
-from maskctl.cli.common import Split, data_dir_option, device_option, model_option, output_option, split_option, split_value
+from maskctl.cli.common import (
+    Split,
+    data_dir_option,
+    device_option,
+    model_option,
+    output_option,
+    split_option,
+    split_value,
+)
 from maskctl.cli.console import console, titled_table
 from maskctl.cli.progress import work
 

@@ -51,6 +51,14 @@ def _library() -> ctypes.CDLL | None:
     return library
 
 
+def _loaded() -> ctypes.CDLL:
+    """The library, once ``handles`` said it runs."""
+    library = _library()
+    if library is None:
+        raise RuntimeError("the compiled kernel is not loaded")
+    return library
+
+
 def compiled_available() -> bool:
     """Whether the compiled kernel is built, loads, and is not switched off."""
     return os.environ.get("MASKCTL_KERNEL", "").lower() not in ("torch", "off", "0", "no") and _library() is not None
@@ -79,7 +87,7 @@ def add_terms(groups: list[tuple[Flips, int, int]], weight: torch.Tensor, remove
         return
     table = np.array([(a, b, f.counts_at, f.gaps_at) for f, a, b in groups], dtype=np.int64)
     rows, cols, values = removed.addresses
-    failed = _library().flip_terms(len(groups), table.ctypes.data, weight.data_ptr(), weight.shape[0],
+    failed = _loaded().flip_terms(len(groups), table.ctypes.data, weight.data_ptr(), weight.shape[0],
                                    weight.shape[1], rows, cols, values, x.data_ptr(), out.data_ptr(), threads)
     if failed:
         raise MemoryError("the flip kernel could not allocate its scratch rows")
@@ -91,7 +99,7 @@ def apply(flips: Flips, weight: torch.Tensor, removed: Removed) -> torch.Tensor:
     if not handles(weight):
         return reference.apply(flips, weight, removed)
     saved = torch.empty(flips.removes, dtype=torch.float32)
-    _library().flips_apply(flips.counts_at, flips.gaps_at, weight.shape[0], weight.shape[1], weight.data_ptr(), *removed.addresses,
+    _loaded().flips_apply(flips.counts_at, flips.gaps_at, weight.shape[0], weight.shape[1], weight.data_ptr(), *removed.addresses,
                            saved.data_ptr())
     return saved
 
@@ -101,5 +109,5 @@ def undo(flips: Flips, weight: torch.Tensor, removed: Removed, saved: torch.Tens
     if not handles(weight):
         reference.undo(flips, weight, removed, saved)
         return
-    _library().flips_undo(flips.counts_at, flips.gaps_at, weight.shape[0], weight.shape[1], weight.data_ptr(),
+    _loaded().flips_undo(flips.counts_at, flips.gaps_at, weight.shape[0], weight.shape[1], weight.data_ptr(),
                           *removed.addresses[:2], saved.data_ptr())

@@ -185,7 +185,7 @@ class Batcher:
             entry.started = entry.started or started
         try:
             results = await loop.run_in_executor(self._worker, self.model.run, [e for _, e in requests], len(requests))
-        except Exception as exc:  # a bug: every waiting request learns of it, the loop goes on
+        except Exception as exc:  # noqa: BLE001 - a bug: every waiting request learns of it, the loop goes on
             for entry, _, _ in batch:
                 self._fail(entry, exc)
             results = None

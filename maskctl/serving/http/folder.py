@@ -134,7 +134,7 @@ class BundleFolder:
             await asyncio.sleep(every)
             try:
                 await self.scan()
-            except Exception:  # noqa: BLE001 - a watcher bug must not stop the server
+            except Exception:
                 log.exception("scanning %s failed", self.root)
 
     async def _load(self, path: Path) -> str:

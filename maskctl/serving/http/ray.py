@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from maskctl.bundle.hub_ref import is_hub_ref
-from maskctl.ray_cluster import connect, require_ray
 from maskctl.openmp import VARIABLE
+from maskctl.ray_cluster import connect, require_ray
 from maskctl.serving.http.settings import ServeSettings
 
 APP_NAME = "maskctl"

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import uvicorn
 
+from maskctl.bundle.format import read_meta
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.schema import check_fields
@@ -26,7 +27,6 @@ from maskctl.serving.http.folder import BundleFolder, entry_problem
 from maskctl.serving.http.metrics import ServerMetrics
 from maskctl.serving.http.protocol import protocol_options
 from maskctl.serving.http.settings import ServeSettings
-from maskctl.bundle.format import read_meta
 from maskctl.serving.model import MaskedModel, common_reference
 
 log = logging.getLogger("maskctl.serve")
@@ -61,7 +61,7 @@ def build_state(settings: ServeSettings) -> ServerState:
                                        reference=reference).result()
                 first = path
                 break
-            except Exception as exc:  # noqa: BLE001 - in a folder, any file that fails is refused alone
+            except Exception as exc:
                 if folder is None:
                     if isinstance(exc, MaskctlError):
                         raise

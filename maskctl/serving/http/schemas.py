@@ -4,7 +4,7 @@ write the OpenAPI page (``/docs``). Inputs and predictions have the shapes of ``
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -12,8 +12,8 @@ from maskctl.serving.results import Choice, Classification, Tagging
 
 # A text; a [text, text_pair] pair or a list of words; or an object: {"text"[, "text_pair"]},
 # {"tokens": [...]}, {"context", "endings": [...]}. Which fit depends on the task's kind.
-Input = Union[str, list[str], dict[str, Any]]
-Prediction = Union[Classification, Tagging, Choice]
+Input = str | list[str] | dict[str, Any]
+Prediction = Classification | Tagging | Choice
 INPUT_HELP = ('Classification: "text", ["text", "pair"] or {"text", "text_pair"}; tagging: "text" or a list of '
               'words ({"tokens": [...]}); multiple choice: {"context", "endings": [...]}.')
 

@@ -19,7 +19,7 @@ KIND_CLASSES: dict[str, type] = {
 # What a user's data file is when no kind recognises it (``Kind.recognises``): a text and a label.
 FALLBACK_KIND = SequenceClassification.name
 
-__all__ = ["Features", "Kind", "KindBase", "get_kind", "infer_kind", "KIND_CLASSES", "named_columns"]
+__all__ = ["KIND_CLASSES", "Features", "Kind", "KindBase", "get_kind", "infer_kind", "named_columns"]
 
 
 def get_kind(name: str) -> Kind:

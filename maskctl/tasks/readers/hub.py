@@ -53,7 +53,7 @@ def load_hub_split(card: TaskCard, spec: dict[str, Any], hub_split: str):
     what = f"dataset {path!r}" + (f" ({name})" if name else "") + f" split {hub_split!r}"
     try:
         return _load(datasets, path, name, hub_split, revision)
-    except Exception as exc:  # noqa: BLE001 - classified below, re-raised typed
+    except Exception as exc:
         first = exc  # datasets may hide a script-only refusal behind a stale cache: try the conversion anyway
         if revision is not None or Path(path).exists() or (_missing(exc) and not _offline()):
             raise _failure(card, what, exc, revision) from exc
@@ -62,7 +62,7 @@ def load_hub_split(card: TaskCard, spec: dict[str, Any], hub_split: str):
                         "parquet conversion (revision %s)", path, datasets.__version__, PARQUET_REVISION)
     try:  # the conversion (offline: its cached copy, if it was read that way once)
         return _load(datasets, path, name, hub_split, PARQUET_REVISION)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if _script_only(first) and not _offline() and _missing(exc):
             raise DatasetScriptOnly(
                 f"{what}: the repository holds only a loading script, which datasets >= 4 no longer runs, "

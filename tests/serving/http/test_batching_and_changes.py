@@ -57,7 +57,7 @@ def test_probes_answer_while_a_batch_computes(masks, client):
 
 def test_bundles_come_and_go_under_traffic_without_failures(masks, three_tasks, tiny_models, client, caplog):
     paths, _ = three_tasks
-    with running(paths=[str(masks)], watch_seconds=0.05) as (url, state):
+    with running(paths=[str(masks)], watch_seconds=0.05) as (url, _state):
         failures, done = [], threading.Event()
 
         def traffic(task: str, text: str) -> None:

@@ -20,7 +20,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "MASKCTL
 
 
 def _maskctl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "maskctl", *args], capture_output=True, text=True, env=ENV,
+    return subprocess.run([sys.executable, "-m", "maskctl", *args], check=False, capture_output=True, text=True, env=ENV,
                           timeout=120)
 
 

@@ -32,7 +32,7 @@ def _close(a, b):
 def test_tasks_predictions_and_probes(masks, three_tasks, client):
     paths, _ = three_tasks
     reference = MaskedModel.from_bundles([paths["keywords"], paths["conll03"], paths["swag"]])
-    with running(paths=[str(masks)], watch_seconds=0) as (url, state):
+    with running(paths=[str(masks)], watch_seconds=0) as (url, _state):
         listed = client.get(f"{url}/v1/tasks").json()["tasks"]
         assert [t["name"] for t in listed] == ["conll03", "keywords"]  # sorted by name
         keywords = next(t for t in listed if t["name"] == "keywords")

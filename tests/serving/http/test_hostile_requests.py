@@ -53,22 +53,23 @@ def _send(port: int, body: bytes = b'{"inputs": ["alpha beta"]}') -> socket.sock
 
 
 def test_an_input_with_no_elements_is_answered_at_once_and_holds_nothing(masks):
-    with running(paths=[str(masks)], watch_seconds=0, max_concurrent_requests=2) as (url, state):
-        with httpx.Client(timeout=10) as c:  # before: no answer ever, and the slot was never released
-            for _ in range(2):
-                err = c.post(f"{url}/v2/models/keywords/infer", json=EMPTY)
-                assert err.status_code == 400 and "no elements" in err.json()["error"], err.text
-            endings = {"inputs": [{"name": "text", "shape": [0, 2], "datatype": "BYTES", "data": []}]}
-            assert c.post(f"{url}/v2/models/keywords/infer", json=endings).status_code == 400
-            assert state.answers.in_flight == 0 and state.batcher.waiting == 0
-            assert c.post(f"{url}/v1/tasks/keywords/predict", json={"inputs": ["alpha"]}).status_code == 200
+    # before: no answer ever, and the slot was never released
+    with (running(paths=[str(masks)], watch_seconds=0, max_concurrent_requests=2) as (url, state),
+          httpx.Client(timeout=10) as c):
+        for _ in range(2):
+            err = c.post(f"{url}/v2/models/keywords/infer", json=EMPTY)
+            assert err.status_code == 400 and "no elements" in err.json()["error"], err.text
+        endings = {"inputs": [{"name": "text", "shape": [0, 2], "datatype": "BYTES", "data": []}]}
+        assert c.post(f"{url}/v2/models/keywords/infer", json=endings).status_code == 400
+        assert state.answers.in_flight == 0 and state.batcher.waiting == 0
+        assert c.post(f"{url}/v1/tasks/keywords/predict", json={"inputs": ["alpha"]}).status_code == 200
 
 
 def test_the_batcher_answers_an_empty_request_without_queueing_it():
     async def main():
         batcher = Batcher(None, max_batch=8, max_wait_s=0.0, compute=ThreadPoolExecutor(1))
         batcher.start()
-        results, timing = await asyncio.wait_for(batcher.submit([]), 5)
+        results, _timing = await asyncio.wait_for(batcher.submit([]), 5)
         assert results == [] and batcher.waiting == 0
         await asyncio.wait_for(batcher.stop(), 5)
 
@@ -100,7 +101,7 @@ def test_a_client_that_goes_away_frees_its_slot_and_its_batcher_entry(masks, mon
 
 
 def test_sigterm_ends_within_the_drain_whatever_is_queued(masks, monkeypatch):
-    with running(paths=[str(masks)], watch_seconds=0, max_wait_ms=0, drain_seconds=1) as (url, state):
+    with running(paths=[str(masks)], watch_seconds=0, max_wait_ms=0, drain_seconds=1) as (_url, state):
         held = Held(state.model)
         monkeypatch.setattr(state.model, "run", held)
         server, thread = SERVERS[state.settings.port]

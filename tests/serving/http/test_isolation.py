@@ -146,7 +146,7 @@ def test_request_headers_are_bounded(masks, client, monkeypatch, http):
         import uvicorn.protocols.http.httptools_impl as impl
 
         monkeypatch.delattr(impl, "HttpToolsProtocol")
-    with running(paths=[str(masks)], watch_seconds=0, max_header_kb=8) as (url, state):
+    with running(paths=[str(masks)], watch_seconds=0, max_header_kb=8) as (_url, state):
         port = state.settings.port
         big = b"GET /health HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * 12_000 + b"\r\n\r\n"
         answer = _raw(port, big)

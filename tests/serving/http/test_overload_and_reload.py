@@ -20,7 +20,6 @@ import httpx
 
 from tests.serving.http.conftest import SERVED_BASE, free_port, running
 from tests.serving.http.test_bad_requests import _error
-from tests.serving.http.test_batching_and_changes import _metric
 
 
 def _wait_for(condition, seconds: float = 30) -> None:
@@ -106,7 +105,7 @@ def test_a_corrupt_overwrite_keeps_the_last_good_version_serving(masks, tiny_ber
 def test_pin_and_cache_mb_are_deprecated_and_change_nothing(masks, client, caplog):
     """Every task is held hot as its flips: --pin and --cache-mb still parse, say they are
     deprecated (and when they go), and every task answers as before."""
-    with running(paths=[str(masks)], watch_seconds=0, cache_mb=1.0, pin=["keywords"], max_wait_ms=0) as (url, state):
+    with running(paths=[str(masks)], watch_seconds=0, cache_mb=1.0, pin=["keywords"], max_wait_ms=0) as (url, _state):
         assert client.get(f"{url}/v1/tasks/keywords").json()["pinned"] is True
         for task, text in (("conll03", "a b"), ("keywords", "alpha"), ("conll03", "c d")):
             body = {"requests": [{"task": task, "input": text}, {"task": task, "input": text + " e"}]}

@@ -45,7 +45,7 @@ def test_tei_predict_shapes(masks, client):
 
 
 def test_tei_predict_needs_a_task_when_several_classify(masks, three_tasks, tmp_path, client):
-    paths, _ = three_tasks
+    _paths, _ = three_tasks
     folder = tmp_path / "two"
     folder.mkdir()
     shutil.copy(masks / "keywords.bundle", folder / "keywords.bundle")
@@ -109,7 +109,7 @@ def test_open_inference_protocol(masks, three_tasks, client):
 
 
 def test_one_input_fanned_out_to_several_tasks_is_one_batch(masks, client):
-    with running(paths=[str(masks)], watch_seconds=0, max_wait_ms=0) as (url, state):
+    with running(paths=[str(masks)], watch_seconds=0, max_wait_ms=0) as (url, _state):
         body = {"requests": [{"tasks": ["keywords", "conll03"], "input": "alpha beta gamma"},
                              {"task": "keywords", "input": "beta"}]}
         got = client.post(f"{url}/v1/predict", json=body)

@@ -105,7 +105,7 @@ def loopback_hub(monkeypatch):
 
 
 def test_huggingface_inference_client_works_unchanged(masks, client, loopback_hub):
-    with running(paths=[str(masks)], watch_seconds=0) as (url, state):  # one classification task: keywords
+    with running(paths=[str(masks)], watch_seconds=0) as (url, _state):  # one classification task: keywords
         expected = client.post(f"{url}/predict", json={"inputs": "alpha beta"}).json()
         answer = InferenceClient(model=url).text_classification("alpha beta")
         assert [(o.label, round(o.score, 5)) for o in answer] == [(p["label"], round(p["score"], 5)) for p in expected]
