@@ -103,8 +103,8 @@ def write_table(out: Path) -> Path:
                     f"(ep {r['kept']['epoch']})" for r in sorted(runs, key=lambda r: (str(r["variant"]), r["settings"]["lr"]))))
         if any(settings.values()):
             pareto_figure(task, settings, out / f"quality-pareto-{task}.png")
-    lines = ["| task | method | setting (best on dev) | dev | test | test per seed | kept epoch | bytes per task "
-             "| flipped bits | s per run |", "|---|---|---|---|---|---|---|---|---|---|", *rows, "",
+    lines = [("| task | method | setting (best on dev) | dev | test | test per seed | kept epoch | bytes per task "
+             "| flipped bits | s per run |"), "|---|---|---|---|---|---|---|---|---|---|", *rows, "",
              "Paired test differences (same seeds), mean, sd and 95 % t interval; the same on dev:", "",
              "| task | difference | seeds | mean | sd | 95 % interval | per seed | dev: mean [95 %] |",
              "|---|---|---|---|---|---|---|---|",

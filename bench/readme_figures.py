@@ -154,12 +154,58 @@ def quality() -> str:
     return text.split("\n\nEvery masking setting run")[0].strip()
 
 
+def _median(values: list[float]) -> float | None:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def serving() -> str:
+    """"Serving many tasks": total memory and mixed-batch speed against PEFT LoRA, from
+    ``bench/run.py --serving-minilm`` and ``--serving-bert-base``."""
+    rows, runs = [], []
+    for part in ("minilm", "bert-base"):
+        results = _read(f"results-serving-{part}.json")
+        s = results["sections"][f"serving-{part}"]
+        runs.append(f"{part}: {results['wall_s'] / 60:.0f} min, {s['rounds']} round" + ("s" if s["rounds"] > 1 else ""))
+        for count, row in s["points"].get(part, {}).items():
+            mask, lora = row.get("maskctl") or [], row.get("lora") or []
+            if not mask or not lora:
+                continue
+            loaded = min(a["loaded"] for a in lora)
+            m_rss, l_rss = (_median([a["hot"]["rss_mib"] for a in side]) for side in (mask, lora))
+            cells = [f"{m_rss:,.0f} / {l_rss:,.0f}" + (f" ({loaded} adapters)" if loaded < int(count) else "")
+                     + f" = **{m_rss / l_rss:.2f}**"]
+            for length in ("short", "long"):
+                m, lo = (_median([a["texts_per_s"][f"mixed/{length}"] for a in side]) for side in (mask, lora))
+                cells.append(f"{m:.0f} / {lo:.0f} = **{m / lo:.2f}**")
+            single = _median([a["texts_per_s"]["mixed/short"] / a["texts_per_s"]["single/short"] for a in mask])
+            rows.append([part, f"{int(count):,}", *cells, f"{single:.2f}"])
+    minilm = _read("results-serving-minilm.json")["sections"]["serving-minilm"]
+    merged = minilm["single_vs_merged"]
+    intro = (f"`bench/run.py --serving-minilm` and `--serving-bert-base` ([records](bench/results/), "
+             f"{'; '.join(runs)}): each side a fresh process in its default settings, every task hot, "
+             f"task variants flipping {100 * minilm['flip_fraction']:.1f} % of the masked weights as trained "
+             "bbc-news bundles do, batches of 16 requests each of another task; PEFT LoRA r = 8 on query/value "
+             "with a classifier per adapter, mixed batches through `adapter_names`. maskctl / LoRA:")
+    after = (f"Single-task batches against the merged model of `maskctl eval`: short texts "
+             f"{merged['short']['new_over_old']:.2f}, long {merged['long']['new_over_old']:.2f}. "
+             "The kernel's own figures, the profile and what the gaps come from: [BENCHMARKS.md](BENCHMARKS.md), "
+             "\"Serving many tasks\".")
+    return "\n".join([prose(intro), "", table(["model", "tasks", "total RSS, MiB", "mixed texts/s, short",
+                                              "mixed texts/s, long", "maskctl mixed / single, short"], rows),
+                      "", prose(after)])
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "demo": demo,
     "baselines": baselines,
     "bundle-sizes": bundle_sizes,
     "ensemble": ensemble,
     "quality": quality,
+    "serving": serving,
 }
 
 

@@ -27,8 +27,8 @@ from typing import Any
 import torch
 
 from bench.common import log, median, run_child, save_results
-from maskctl.cli.progress import pace
 from bench.serving_tasks import FLIP_FRACTION, bert_base_bundle, bert_base_folder, make_bundles, texts
+from maskctl.cli.progress import pace
 from maskctl.openmp import VARIABLE
 
 POINTS = {"minilm": (16, 200, 1000), "bert-base": (16, 200)}
