@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sklearn.model_selection import train_test_split
-
 
 def _stratify(examples: list[dict[str, Any]], wanted: bool) -> list[str] | None:
     """Stratify by label where examples have one (classification, choice), not for tagging."""
@@ -16,7 +14,11 @@ def _stratify(examples: list[dict[str, Any]], wanted: bool) -> list[str] | None:
 
 
 def _split(index: list[int], size: float, seed: int, stratify: list[str] | None):
-    """scikit-learn's train_test_split; plain random when a split is too small to stratify."""
+    """scikit-learn's train_test_split; plain random when a split is too small to stratify.
+    (Imported here: a serving process reads task cards through this package and must not load
+    scikit-learn and scipy.)"""
+    from sklearn.model_selection import train_test_split
+
     try:
         return train_test_split(index, test_size=size, random_state=seed, stratify=stratify)
     except ValueError:
