@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -40,9 +40,11 @@ from maskctl.masking.targets import num_blocks, parse_blocks
 from maskctl.masking.tuned import deltas_of, parameter, pristine_values, tuned_names, tuned_value
 from maskctl.models import ModelSource, save_model_folder
 from maskctl.tasks.task import Task
-from maskctl.train_settings import TrainArgs
 from maskctl.training.selection import BestKeeper
 from maskctl.training.tracking import LossCurve
+
+if TYPE_CHECKING:  # annotations only: train_settings names these classes in METHODS (no cycle)
+    from maskctl.train_settings import TrainArgs
 
 INITIAL_SCORES = ("numpy PCG64 seeded with sha256(f'{seed}:{layer}')[:8] little-endian; "
                   "scores ~ U(-0.02, (0.02+threshold)/init_sparsity - 0.02) as float32")
@@ -322,11 +324,3 @@ class FinetuneMethod(TrainingMethod):
             (tmp / "maskctl_training.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
         return TrainResult(output=outcome.output, method=self.name, metrics=metrics, wall_seconds=0.0,
                            history=keeper.history, kept=keeper.record_of_kept())
-
-
-METHOD_CLASSES: dict[str, type[TrainingMethod]] = {cls.name: cls for cls in (MaskMethod, FinetuneMethod)}
-
-
-def method_for(args: TrainArgs) -> TrainingMethod:
-    """The method object for ``args.method`` (settled args: card defaults already filled in)."""
-    return METHOD_CLASSES[args.method](args)

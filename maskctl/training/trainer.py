@@ -32,16 +32,22 @@ from maskctl.models import ModelSource, hub_revision, load_task_model, load_toke
 from maskctl.tasks.task import Task
 from maskctl.training.callbacks import TrainCallback, phase
 from maskctl.training.checkpoint import Checkpoint, Position, load_checkpoint, refuse_unresumed, save_checkpoint
-from maskctl.training.methods import METHOD_CLASSES, Outcome, TrainResult, method_for
+from maskctl.training.methods import Outcome, TrainingMethod, TrainResult
 from maskctl.training.selection import BestKeeper
-from maskctl.training.settings import DEFAULT_LR, METHODS, TrainArgs
+from maskctl.train_settings import METHODS, TrainArgs
 from maskctl.training.tracking import Reporter, accelerator_kwargs, check_tracker, start_trackers
 
-__all__ = ["DEFAULT_LR", "METHODS", "TrainArgs", "TrainResult", "train"]
+__all__ = ["TrainResult", "method_for", "train"]
+
+
+def method_for(args: TrainArgs) -> TrainingMethod:
+    """The method object for ``args.method`` (settled args: card defaults already filled in);
+    the classes are registered in ``maskctl.train_settings.METHODS``."""
+    return METHODS.get(args.method)(args)
 
 
 def default_output(args: TrainArgs, task: Task, source: ModelSource) -> Path:
-    return METHOD_CLASSES[args.method].default_output(task.name, Path(source.spec.rstrip("/")).name)
+    return METHODS.get(args.method).default_output(task.name, Path(source.spec.rstrip("/")).name)
 
 
 def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult:

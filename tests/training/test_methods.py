@@ -10,7 +10,8 @@ import torch
 
 from maskctl.models import load_task_model, resolve_model
 from maskctl.tasks.task import get_task
-from maskctl.training.methods import FinetuneMethod, MaskMethod, method_for
+from maskctl.training.methods import FinetuneMethod, MaskMethod
+from maskctl.training.trainer import method_for
 from maskctl.training.trainer import TrainArgs
 
 
