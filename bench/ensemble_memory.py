@@ -107,7 +107,8 @@ def write_tiny_task(root: Path, n_train: int = 64, n_dev: int = 32) -> Path:
 
 
 def tiny_trained_bundle(model: str | None, card: Path, path: Path, seed: int = 0) -> Path:
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     return train(TrainArgs(model=model, task=str(card), output=str(path), max_steps=1, batch_size=16, seed=seed,
                            overwrite=True, device="cpu")).output

@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "MaskedModel": "maskctl.serving",
     "MaskedLinear": "maskctl.masking.layer",
-    "MaskConfig": "maskctl.masking.model",
+    "MaskConfig": "maskctl.masking.config",
     "wrap_model": "maskctl.masking.model",
     "apply_masks": "maskctl.masking.model",
     "ResidentModel": "maskctl.masking.resident",
@@ -27,7 +27,7 @@ _LAZY = {
     "Bundle": "maskctl.bundle.format",
     "load_bundle": "maskctl.bundle.format",
     "save_bundle": "maskctl.bundle.format",
-    "TrainArgs": "maskctl.training.trainer",
+    "TrainArgs": "maskctl.train_settings",
     "train": "maskctl.training.trainer",
     "evaluate_bundle": "maskctl.experiments.evaluate",
     "get_task": "maskctl.tasks.task",

@@ -43,7 +43,7 @@ from typing import Any
 
 from maskctl.choices import RAY_ADDRESS_HELP
 from maskctl.errors import MaskctlError
-from maskctl.experiments.recipes import MAX_KEYS, UNSWEEPABLE, check_grid, parse_sweep, resolve_grid  # noqa: F401 - re-exported
+from maskctl.experiments.recipes import check_grid
 from maskctl.experiments.sweep_points import (PointResult, edge_extension, folder_name, format_value, grid_points,
                                               pick_best, point_label, record_point, stored_point, train_point)
 from maskctl.experiments.sweep_report import write_sweep_figure, write_sweep_table
@@ -128,7 +128,7 @@ def run_sweep(settings: Mapping[str, Any], grid: Mapping[str, Any], output: str 
     grid's points run as concurrent trials, then each added edge point as one more; a point
     that fails leaves the others to finish, and the sweep then stops with an error naming it
     (its finished points are in the table and read back by a rerun)."""
-    from maskctl.training.trainer import TrainArgs
+    from maskctl.train_settings import TrainArgs
 
     backend = (backend or SweepSettings()).check()
     if backend.sweep_backend == "ray":

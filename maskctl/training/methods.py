@@ -34,8 +34,9 @@ from maskctl.bundle.meta import (BaseModelInfo, BundleMeta, LayerRecord, MaskRec
                                  TrainingRecord, TunedRecord)
 from maskctl.bundle.portable import without_paths
 from maskctl.io import atomic_dir
+from maskctl.masking.config import MaskConfig
 from maskctl.masking.flip_penalty import FlipPenalty
-from maskctl.masking.model import MaskConfig, current_masks, masked_layers, merge_masks, sparsity, wrap_model
+from maskctl.masking.model import current_masks, masked_layers, merge_masks, sparsity, wrap_model
 from maskctl.masking.targets import num_blocks, parse_blocks
 from maskctl.masking.tuned import deltas_of, parameter, pristine_values, tuned_names, tuned_value
 from maskctl.models import ModelSource, save_model_folder

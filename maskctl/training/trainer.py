@@ -20,10 +20,11 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from maskctl.deprecation import moved_names
 from maskctl.errors import TrainingInterrupted
 from maskctl.evaluation import evaluate_model, make_loader
 from maskctl.devices import resolve_device
@@ -34,10 +35,14 @@ from maskctl.training.callbacks import TrainCallback, phase
 from maskctl.training.checkpoint import Checkpoint, Position, load_checkpoint, refuse_unresumed, save_checkpoint
 from maskctl.training.methods import Outcome, TrainingMethod, TrainResult
 from maskctl.training.selection import BestKeeper
-from maskctl.train_settings import METHODS, TrainArgs
+from maskctl.train_settings import METHODS
 from maskctl.training.tracking import Reporter, accelerator_kwargs, check_tracker, start_trackers
 
+if TYPE_CHECKING:  # annotations only: TrainArgs' one home is maskctl.train_settings
+    from maskctl.train_settings import TrainArgs
+
 __all__ = ["TrainResult", "method_for", "train"]
+__getattr__ = moved_names(__name__, dict.fromkeys(("DEFAULT_LR", "TrainArgs"), "maskctl.train_settings"))
 
 
 def method_for(args: TrainArgs) -> TrainingMethod:
@@ -90,7 +95,7 @@ class Run:
         self.checkpoint: Checkpoint | None = None
         if args.resume:
             self.checkpoint = load_checkpoint(args.resume)
-            args = TrainArgs(**{**self.checkpoint.args, "resume": args.resume, "overwrite": args.overwrite})
+            args = type(args)(**{**self.checkpoint.args, "resume": args.resume, "overwrite": args.overwrite})
         check_tracker(args.report_to)  # before any data or model is read
         self.task = args.load_task()
         self.args = args = args.with_task_defaults(self.task.card.defaults)

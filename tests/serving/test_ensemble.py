@@ -13,7 +13,8 @@ from maskctl.serving.ensemble import combine, run_ensemble
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.masking.resident import ResidentModel
 from maskctl.serving.loading import load_masked
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 
 from tests.conftest import write_task
 from tests.tasks.official_fixtures import WRITERS

@@ -17,7 +17,8 @@ from maskctl.serving.export import export_bundle
 from maskctl.evaluation import argmax, collect_scores, make_loader, task_metrics
 from maskctl.serving.loading import load_masked
 from maskctl.experiments.evaluate import evaluate_bundle
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 
 from tests.tasks.official_fixtures import WRITERS
 

@@ -14,7 +14,8 @@ from maskctl.masking.tuned import parameter, tuned_names
 from maskctl.serving import MaskedModel
 from maskctl.serving.loading import check_tuned, load_base, load_masked
 from maskctl.experiments.evaluate import evaluate_bundle
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 from tests.serving.test_mixed_batches import TEXTS, TOKENS, check_mixed_then_single, reference
 
 

@@ -15,7 +15,7 @@ from maskctl.tasks.kinds import infer_kind
 from maskctl.tasks.kinds.multiple_choice import MultipleChoice
 from maskctl.tasks.kinds.sequence_classification import SequenceClassification
 from maskctl.tasks.task import Task
-from maskctl.training.settings import TrainArgs
+from maskctl.train_settings import TrainArgs
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]], delimiter: str = ",", bom: bool = False) -> Path:

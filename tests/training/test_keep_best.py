@@ -15,7 +15,8 @@ from maskctl.training import trainer as trainer_module
 from maskctl.training.callbacks import TrainCallback
 from maskctl.experiments.evaluate import evaluate_bundle
 from maskctl.training.selection import BestKeeper
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 
 
 def _args(model, task, out, **kw) -> TrainArgs:

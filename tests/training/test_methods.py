@@ -12,7 +12,7 @@ from maskctl.models import load_task_model, resolve_model
 from maskctl.tasks.task import get_task
 from maskctl.training.methods import FinetuneMethod, MaskMethod
 from maskctl.training.trainer import method_for
-from maskctl.training.trainer import TrainArgs
+from maskctl.train_settings import TrainArgs
 
 
 def _setup(tiny_bert, keyword_task, **kw):

@@ -16,7 +16,8 @@ from maskctl.errors import MissingPackage
 from maskctl.training import tracking
 from maskctl.training.callbacks import TrainCallback
 from maskctl.training.tracking import MAX_POINTS, LossCurve
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 from tests.training.test_trainer_parity import tagging_task  # noqa: F401 - a fixture
 
 
