@@ -27,7 +27,7 @@ def child_eval_memory(paths: list[str], split: str) -> dict:
 
         score = evaluate_bundle(paths[0], split=split, device="cpu").metrics["score"]
     else:
-        from maskctl.serving.ensemble import run_ensemble
+        from maskctl.experiments.ensemble import run_ensemble
 
         result = run_ensemble(paths, by="best", split=split, device="cpu")
         score = result.rules[result.chosen]["score"]

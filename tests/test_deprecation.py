@@ -15,6 +15,8 @@ MOVED = [  # (old module, name, new module)
     ("maskctl.training.trainer", "DEFAULT_LR", "maskctl.train_settings"),
     ("maskctl.training.trainer", "TrainArgs", "maskctl.train_settings"),
     ("maskctl.serving.results", "Classification", "maskctl.tasks.kinds.sequence_classification"),
+    ("maskctl.serving.ensemble", "run_ensemble", "maskctl.experiments.ensemble"),
+    ("maskctl.serving.export", "export_bundle", "maskctl.experiments.export"),
 ]
 
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from maskctl import __version__
+from maskctl.version import __version__
 from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.bundle.format import Bundle, load_bundle
 from maskctl.errors import MaskctlError, ModelError

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from maskctl import __version__
+from maskctl.version import __version__
 from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.bundle.format import MaskReader
 from maskctl.bundle.hub_ref import resolve_bundle_ref

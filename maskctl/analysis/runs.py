@@ -148,7 +148,7 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
 
 def meta(the_plan: Plan, out_dir: Path, metric: str, **extra: Any) -> dict[str, Any]:
     """What every analysis table records about how it was made."""
-    from maskctl import __version__
+    from maskctl.version import __version__
 
     return {"metric": metric, "runs_folder": str(Path(out_dir) / RUNS), "settings": the_plan.settings,
             "sweep": the_plan.grid or None, "sweep_extend": the_plan.extend if the_plan.grid else None,

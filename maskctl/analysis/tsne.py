@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from maskctl import __version__
+from maskctl.version import __version__
 from maskctl.analysis.connect import finetuned_state, open_finetuned
 from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.bundle.format import load_bundle

@@ -41,7 +41,7 @@ from safetensors import safe_open
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save_file
 
-from maskctl import __version__
+from maskctl.version import __version__
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.meta import Described
 from maskctl.bundle.mask_coding import (

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from maskctl import __version__
+from maskctl.version import __version__
 from maskctl.bundle.meta import BundleMeta
 from maskctl.bundle.portable import without_paths
 from maskctl.tasks.kinds import KINDS

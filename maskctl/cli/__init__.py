@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from maskctl import __version__
+from maskctl.version import __version__
 from maskctl.cli import analyze as analyze_cmd
 from maskctl.cli import ensemble as ensemble_cmd
 from maskctl.cli import eval as eval_cmd

@@ -17,7 +17,7 @@ TABLE_NAME = "sweep"
 def write_sweep_table(points: list[PointResult], grid: Mapping[str, Any], folder: Path, metric: str,
                       settings: Mapping[str, Any], extend: int) -> dict[str, Path]:
     """The table of every point so far (the best marked, edge points and scheduler stops noted)."""
-    from maskctl import __version__
+    from maskctl.version import __version__
     from maskctl.experiments.report import write_table
 
     best = pick_best(points)

@@ -2,7 +2,7 @@
 
 ``model.MaskedModel`` is the API (mixed-task batches, load/unload while serving);
 ``loading`` is the one loader from a bundle to a model that ``eval``, ``ensemble``, ``export``
-and the analyses use too; ``batching`` stacks requests of many tasks into one encoder batch;
+and the analyses use too; ``collate`` stacks requests of many tasks into one encoder batch;
 ``tasks`` is what each loaded task holds; ``memory`` keeps thousands of them coded with a
 bounded cache of decoded corrections;
 ``results`` holds what predictions look like; ``stream`` predicts over JSON-lines files.

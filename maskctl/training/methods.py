@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from maskctl import __version__
+from maskctl.version import __version__
 from maskctl.bundle.fingerprint import fingerprint, tensors_fingerprint
 from maskctl.bundle.format import FORMAT_VERSION, Bundle, check_bundle_output, save_bundle
 from maskctl.bundle.meta import (BaseModelInfo, BundleMeta, LayerRecord, MaskRecord, MetricsRecord, TaskRecord,

@@ -92,7 +92,7 @@ def test_export_carries_the_tuned_values(tuned_keywords, tmp_path):
     """``maskctl export`` writes a plain model whose biases and LayerNorms are the tuned ones."""
     import transformers
 
-    from maskctl.serving.export import export_bundle
+    from maskctl.experiments.export import export_bundle
 
     path, _ = tuned_keywords
     folder = export_bundle(path, tmp_path / "hf")

@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from maskctl.serving import ensemble as ensemble_module
+from maskctl.experiments import ensemble as ensemble_module
 from maskctl.bundle.format import load_bundle
-from maskctl.serving.ensemble import combine, run_ensemble
+from maskctl.experiments.ensemble import combine, run_ensemble
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.masking.resident import ResidentModel
 from maskctl.serving.loading import load_masked

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from maskctl.serving.export import export_bundle
+from maskctl.experiments.export import export_bundle
 from maskctl.train_settings import TrainArgs
 from maskctl.training.trainer import train
 

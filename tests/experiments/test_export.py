@@ -13,7 +13,7 @@ import transformers
 
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import MaskctlError
-from maskctl.serving.export import export_bundle
+from maskctl.experiments.export import export_bundle
 from maskctl.evaluation import argmax, collect_scores, make_loader, task_metrics
 from maskctl.serving.loading import load_masked
 from maskctl.experiments.evaluate import evaluate_bundle
