@@ -126,8 +126,8 @@ def sorted_labels(values: list[str]) -> list[str]:
 
 class Kind(Protocol):
     """How a kind of task meets data, a transformers model and its users: everything about a
-    kind lives in its one module, so a new kind is one module: a class registered in ``KINDS`` (``@KINDS.register(name)``, or
-    an entry point of the group ``maskctl.kinds`` in another package).
+    kind lives in its one module, so a new kind is one module: a class registered in ``KINDS``
+    (``@KINDS.register(name)``, or an entry point of the group ``maskctl.kinds`` elsewhere).
 
     ``default_fields`` are the roles a card's ``fields:`` maps to columns (and their default
     column names); ``example_from_row`` builds a canonical example from a data row,
