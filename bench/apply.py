@@ -22,8 +22,8 @@ def simulated_bundle(net, new_keys: list[str], path: Path, seed: int = 0, flip_s
     """A bundle for ``net`` as training would leave it: initial masks, then scores nudged by
     N(0, flip_sd) so that the weights near the threshold flip (0.8 % for 0.006)."""
     from maskctl.bundle.format import Bundle, save_bundle
+    from maskctl.masking.config import MaskConfig
     from maskctl.masking.model import (
-        MaskConfig,
         current_masks,
         masked_layers,
         wrap_model,

@@ -26,7 +26,7 @@ def maskctl_trainee(method: str, net: torch.nn.Module, new_keys: list[str], seed
     """``net`` prepared and its optimizer built exactly as ``maskctl train --method method``
     would (the task card's fallbacks for anything ``settings`` leaves open)."""
     from maskctl.train_settings import TrainArgs
-    from maskctl.training.methods import method_for
+    from maskctl.training.trainer import method_for
 
     args = TrainArgs(method=method, seed=seed, **settings).with_task_defaults({})
     trainee = method_for(args)

@@ -32,7 +32,8 @@ def main() -> int:
     from bench.serving_tasks import make_bundles, texts
     from maskctl.bundle.format import load_bundle
     from maskctl.serving import MaskedModel
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     card = torch.cuda.get_device_name(0)
     work = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results" / "device-work"

@@ -27,7 +27,7 @@ def child_eval_memory(paths: list[str], split: str) -> dict:
 
         score = evaluate_bundle(paths[0], split=split, device="cpu").metrics["score"]
     else:
-        from maskctl.serving.ensemble import run_ensemble
+        from maskctl.experiments.ensemble import run_ensemble
 
         result = run_ensemble(paths, by="best", split=split, device="cpu")
         score = result.rules[result.chosen]["score"]
@@ -107,7 +107,8 @@ def write_tiny_task(root: Path, n_train: int = 64, n_dev: int = 32) -> Path:
 
 
 def tiny_trained_bundle(model: str | None, card: Path, path: Path, seed: int = 0) -> Path:
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     return train(TrainArgs(model=model, task=str(card), output=str(path), max_steps=1, batch_size=16, seed=seed,
                            overwrite=True, device="cpu")).output

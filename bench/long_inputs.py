@@ -58,7 +58,8 @@ CASES = {  # --sizes key: (row name, (route, body))
 
 def _bundles(work: Path) -> Path:
     """A served folder with the two bundles (trained once per work folder)."""
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     folder = work / "served"
     folder.mkdir(parents=True, exist_ok=True)

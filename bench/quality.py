@@ -16,7 +16,8 @@ from bench.common import dir_bytes, load_task, log, mean_sd, slug
 def bench_quality(settings: dict[str, dict], seeds: tuple[int, ...], work: Path,
                   model: str | None = None) -> dict[str, Any]:
     """Mask and finetune each task with maskctl's trainer, same epochs, per seed."""
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     out: dict[str, Any] = {}
     for task, cfg in settings.items():

@@ -80,7 +80,8 @@ def sweep_section(work: Path) -> dict[str, Any]:
 def _bundles(work: Path) -> Path:
     """4 bbc-news tasks on the packaged MiniLM: one short real run, then flipped variants."""
     from bench.serving_tasks import make_bundles
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     real = work / "serving" / "real.bundle"
     if not real.exists():

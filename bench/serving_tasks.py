@@ -52,7 +52,8 @@ def make_bundles(work: Path, model: str | None, count: int, real: Path | None = 
                  fraction: float = FLIP_FRACTION) -> list[Path]:
     """One real bbc-news bundle (or ``real``), then ``count`` task bundles made from it."""
     from maskctl.bundle.format import Bundle, load_bundle, save_bundle
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     work.mkdir(parents=True, exist_ok=True)
     if real is None:
@@ -153,7 +154,8 @@ def bert_base_folder(work: Path) -> Path:
 def bert_base_bundle(work: Path, folder: Path) -> Path:
     """A bbc-news bundle of the random BERT-base: one step on 16 articles (8 more as dev)."""
     from maskctl.tasks.task import get_task
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     real = work / "bert-base-real.bundle"
     if not real.exists():

@@ -116,7 +116,8 @@ def bench_train_memory(model: str | None = None, task: str = "bbc-news", batch_s
 
 def bench_inference(model: str | None = None, task: str = "bbc-news", batch_size: int = 32, length: int = 128,
                     warmup: int = 2, steps: int = 10) -> dict[str, Any]:
-    from maskctl.masking.model import MaskConfig, merge_masks, wrap_model
+    from maskctl.masking.config import MaskConfig
+    from maskctl.masking.model import merge_masks, wrap_model
 
     batch = {k: v for k, v in fixed_batch(model, task, batch_size, length).items() if k != "labels"}
     base, *_ = load_model(model, task)

@@ -9,7 +9,6 @@ VOTE_RULES = ("label", "logit", "prob")  # maskctl ensemble --by (and "best")
 EXPORT_FORMATS = ("hf",)  # maskctl export --format
 # data files by extension (maskctl predict --input, eval --file, train --train-file)
 DATA_FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
-TASK_KINDS = ("sequence-classification", "token-tagging", "multiple-choice")  # a card's kind (tasks/kinds/)
 WORD_PIECES = ("last", "first")  # token tagging reads a word at its last (the paper's) or first piece
 
 # How a run encodes its data: TrainArgs' defaults, and what a bundle that predates recording them

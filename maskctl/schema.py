@@ -7,16 +7,20 @@ the same fields into command-line options: a new option is one field.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Any
 
 from maskctl.errors import MaskctlError
 
 
-def setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None,  # noqa: A002 - the option's help
+def setting(default: Any, help: str, *, choices: Iterable[str] | None = None,  # noqa: A002 - the option's help
             min: float | None = None, max: float | None = None,  # noqa: A002 - inclusive bounds
             above: float | None = None, below: float | None = None,  # exclusive bounds
             panel: str | None = None, metavar: str | None = None) -> Any:
-    """A dataclass field with what its command-line option shows and what values it accepts."""
+    """A dataclass field with what its command-line option shows and what values it accepts.
+
+    ``choices`` is a tuple, or a ``maskctl.registry.Registry`` whose names are read when the
+    options are built and a value is checked, so a plugin's kind or method is a choice too."""
     meta = {"help": help, "choices": choices, "min": min, "max": max, "above": above, "below": below,
             "panel": panel, "metavar": metavar}
     meta = {k: v for k, v in meta.items() if v is not None}

@@ -10,7 +10,7 @@ sparsity, classifier masked). Unknown card keys are refused with a suggestion.
 Why at the package root and not in ``maskctl.training``: the settings are read by more than the
 trainer. A bundle's model card rebuilds the ``maskctl train`` command that made it from these
 fields and fallbacks, and ``maskctl.bundle`` must never import the training package (the
-optimiser, the loop; tests/test_layering.py). ``maskctl.training.settings`` re-exports them.
+optimiser, the loop; tests/test_layering.py).
 """
 
 from __future__ import annotations
@@ -19,12 +19,18 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from maskctl.choices import DEVICE_HELP, DEVICE_METAVAR, EVAL_BATCH_SIZE, MAX_LENGTH, TASK_KINDS, WORD_PIECES
+from maskctl.choices import DEVICE_HELP, DEVICE_METAVAR, EVAL_BATCH_SIZE, MAX_LENGTH, WORD_PIECES
 from maskctl.errors import MaskctlError
 from maskctl.masking.config import ALSO_TRAIN, DEFAULT_INIT_SPARSITY, DEFAULT_TUNED_LR, MaskConfig
+from maskctl.registry import Registry
 from maskctl.schema import bounds_of, check_fields, default_of, did_you_mean, flag, same_as, setting
+from maskctl.tasks.kinds import KINDS
 
-METHODS = ("mask", "finetune")
+# --method's choices: a ``TrainingMethod`` class each (a plugin's through ``maskctl.methods``);
+# declared here as placeholders, so the options and a bundle's model card never import torch.
+METHODS: Registry[type] = Registry("training method", group="maskctl.methods")
+METHODS.register("mask", "maskctl.training.methods:MaskMethod")
+METHODS.register("finetune", "maskctl.training.methods:FinetuneMethod")
 KEEP_RULES = ("best", "last")
 TRACKERS = ("none", "tensorboard", "wandb")  # --report-to, through accelerate's trackers
 
@@ -120,7 +126,7 @@ class TrainArgs:
     label_column: str | None = setting(None, "Column with the label (default: label; tags for tagging); the "
                                              "labels are its distinct values in the train file.", panel=DATA)
     kind: str | None = setting(None, "Task kind (default: inferred: a column of lists is tagging, an endings "
-                                     "column multiple choice).", choices=TASK_KINDS, panel=DATA)
+                                     "column multiple choice).", choices=KINDS, panel=DATA)
     validation_split: float | None = setting(None, "Share of the train file held out as dev when there is no "
                                                    "--validation-file (default 0.1).", above=0, below=1, panel=DATA)
     task_name: str | None = setting(None, "Name of the task built from the files (default: the train file's "

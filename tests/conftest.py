@@ -174,7 +174,8 @@ def pretrained_tiny_bert(tmp_path_factory, tiny_bert) -> Path:
     """
     import transformers
 
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     root = tmp_path_factory.mktemp("pretrain")
     card = write_task(root / "data", seed=11)

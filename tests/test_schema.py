@@ -11,10 +11,10 @@ import typer
 from maskctl.cli import app
 from maskctl.errors import MaskctlError
 from maskctl.experiments.recipes import resolve_run
-from maskctl.masking.model import MaskConfig
+from maskctl.masking.config import MaskConfig
 from maskctl.schema import check_fields, setting
 from maskctl.serving.http.settings import ServeSettings
-from maskctl.training.settings import FALLBACKS, TrainArgs
+from maskctl.train_settings import FALLBACKS, TrainArgs
 
 
 @dataclasses.dataclass

@@ -39,7 +39,6 @@ from typing import Any
 
 import torch
 
-from maskctl import __version__
 from maskctl.bundle.format import Bundle, load_bundle
 from maskctl.devices import resolve_device
 from maskctl.errors import MaskctlError, ModelError
@@ -48,6 +47,7 @@ from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.masking.model import apply_masks
 from maskctl.models import load_config, load_task_model, load_tokenizer, resolve_model
 from maskctl.serving.loading import check_head, load_base
+from maskctl.version import __version__
 
 # (line, start endpoint, end endpoint); the two pretrained endpoints differ only in their head.
 LINES = (

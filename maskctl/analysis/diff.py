@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from maskctl import __version__
 from maskctl.bundle.format import MaskReader
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.mask_coding import InitialMasks
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.masking.targets import FAMILIES
+from maskctl.version import __version__
 
 FORMULA = "s = ||M1 - M2||_1 / (||M1 - M1,init||_1 + ||M2 - M2,init||_1)"
 ROLE_ORDER = {"pooler": 1, "classifier": 2, "other": 3}
@@ -48,12 +48,13 @@ ROLE_ORDER = {"pooler": 1, "classifier": 2, "other": 3}
 
 def layer_group(name: str) -> tuple[str, tuple[int, int]]:
     """The row a masked layer is aggregated into: ``block N``, ``pooler``, ``classifier``."""
-    for family in FAMILIES:
+    families = FAMILIES.values()
+    for family in families:
         match = re.search(rf"(?:^|\.){re.escape(family.blocks)}\.(\d+)\.", name)
         if match:
             return f"block {int(match.group(1))}", (0, int(match.group(1)))
     for role, attr in (("classifier", "outputs"), ("pooler", "poolers")):
-        if any(name == candidate for family in FAMILIES for candidate in getattr(family, attr)):
+        if any(name == candidate for family in families for candidate in getattr(family, attr)):
             return role, (ROLE_ORDER[role], 0)
     return "other", (ROLE_ORDER["other"], 0)
 

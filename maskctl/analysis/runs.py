@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from maskctl.errors import MaskctlError
-from maskctl.experiments.sweep import DEFAULT_EXTEND, SweepCallback, resolve_grid, run_sweep
+from maskctl.experiments.recipes import resolve_grid
+from maskctl.experiments.sweep import DEFAULT_EXTEND, SweepCallback, run_sweep
 from maskctl.experiments.sweep_points import PointResult, folder_name, point_label, train_point
 from maskctl.training.callbacks import TrainCallback
 
@@ -147,7 +148,7 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
 
 def meta(the_plan: Plan, out_dir: Path, metric: str, **extra: Any) -> dict[str, Any]:
     """What every analysis table records about how it was made."""
-    from maskctl import __version__
+    from maskctl.version import __version__
 
     return {"metric": metric, "runs_folder": str(Path(out_dir) / RUNS), "settings": the_plan.settings,
             "sweep": the_plan.grid or None, "sweep_extend": the_plan.extend if the_plan.grid else None,
@@ -157,7 +158,7 @@ def meta(the_plan: Plan, out_dir: Path, metric: str, **extra: Any) -> dict[str, 
 def metric_name(settings: Mapping[str, Any]) -> str:
     """The metric of the settings' task (the trainer's default task when none is set)."""
     from maskctl.experiments.sweep import metric_name as card_metric
-    from maskctl.training.trainer import TrainArgs
+    from maskctl.train_settings import TrainArgs
 
     return card_metric(TrainArgs(**{k: v for k, v in settings.items() if k in TrainArgs.__dataclass_fields__}))
 

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from maskctl import __version__
 from maskctl.analysis.connect import finetuned_state, open_finetuned
 from maskctl.bundle.format import load_bundle
 from maskctl.devices import resolve_device
@@ -38,6 +37,7 @@ from maskctl.models import load_tokenizer
 from maskctl.serving.loading import check_head, load_base
 from maskctl.tasks.kinds import get_kind
 from maskctl.training.callbacks import TrainCallback, phase
+from maskctl.version import __version__
 
 
 @dataclass

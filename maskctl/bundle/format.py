@@ -2,7 +2,7 @@
 
 Layout of one bundle (all in a single safetensors file, no pickle anywhere):
 
-* ``mask/<module name>``  uint8. Format 2: the mask entropy-coded (its zeros, or only the bits
+* ``mask/<module name>``  uint8. Formats 2 and 3: the mask entropy-coded (its zeros, or only the bits
   that flipped from the regenerable initial mask, compressed with zstd), described by the
   layer's ``coding`` entry so decoding never guesses (``mask_coding.py``). Format 1: packbits,
   1 bit per weight
@@ -20,8 +20,10 @@ Layout of one bundle (all in a single safetensors file, no pickle anywhere):
 Every reader takes an ``hf://user/name[/file.bundle][@revision]`` reference too
 (``hub_ref.resolve_bundle_ref``, in ``_check_path``).
 
-Format 1 files are still read bit-exactly; writing gives format 2, or format 3 when the bundle
-has tuned tensors (an older maskctl refuses it instead of silently serving the base values). Writes are atomic
+The current format is 3 (``FORMAT_VERSION``): it is written when the bundle has tuned tensors (an
+older maskctl refuses it instead of silently serving the base values), format 2 otherwise, so an
+older maskctl still reads every bundle it can serve; format 1 files are still read bit-exactly
+(``tests/fixtures/bundles/`` holds one of each format). Writes are atomic
 (temporary file, then rename) and verified: the temporary file is read back through the
 loader and every mask compared before the rename, so a crash or a codec fault never leaves a
 bad bundle in place.
@@ -41,7 +43,6 @@ from safetensors import safe_open
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save_file
 
-from maskctl import __version__
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.mask_coding import (
     InitialMasks,
@@ -56,6 +57,7 @@ from maskctl.bundle.portable import portable_meta, without_paths
 from maskctl.choices import BUNDLE_SUFFIX
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.io import atomic_path
+from maskctl.version import __version__
 
 FORMAT_NAME = "maskctl.bundle"
 PLAIN_FORMAT = 2  # what a bundle without tuned tensors is written as
@@ -96,7 +98,7 @@ def check_bundle_output(output: Path) -> None:
 
 
 def save_bundle(bundle: Bundle, path: str | Path, *, xor_initial: bool = True) -> Path:
-    """Write ``bundle`` atomically to ``path`` (format 2); return the path.
+    """Write ``bundle`` atomically to ``path`` (format 3 with tuned tensors, else 2); return the path.
 
     Masks are coded against their regenerated initial mask when the bundle's ``mask`` settings
     allow it and that is smaller (``xor_initial=False`` forbids it: the file then decodes
@@ -318,7 +320,7 @@ def _initial_masks(path: Path, meta: dict[str, Any]) -> InitialMasks | None:
 
 def _decode(path: Path, name: str, tensor: torch.Tensor, layer: dict[str, Any], meta: dict[str, Any],
             initial: InitialMasks | None) -> torch.Tensor:
-    """One mask from its stored tensor: packbits in format 1, the recorded coding in format 2."""
+    """One mask from its stored tensor: packbits in format 1, the recorded coding in formats 2 and 3."""
     if meta["format_version"] < 2:
         return unpack_mask(tensor, layer["shape"])
     coding = layer.get("coding")

@@ -15,9 +15,10 @@ from typing import Any
 
 import yaml
 
-from maskctl import __version__
 from maskctl.bundle.meta import BundleMeta
 from maskctl.bundle.portable import without_paths
+from maskctl.tasks.kinds import KINDS
+from maskctl.version import __version__
 
 PAPER = "Zhao et al. 2020, [Masking as an Efficient Alternative to Finetuning](https://arxiv.org/abs/2004.12406)"
 NOT_OPTIONS = {"device", "maskctl_version"}  # recorded, but where it ran says nothing about the result
@@ -101,10 +102,8 @@ def _front(info: BundleMeta, library: str) -> dict[str, Any]:
     if source.get("kind") == "hub":
         front["base_model"] = source.get("location") or source.get("spec")
     front["tags"] = ["maskctl", "binary-mask", kind]
-    from maskctl.tasks.kinds import KIND_CLASSES
-
-    if kind in KIND_CLASSES:
-        front["pipeline_tag"] = KIND_CLASSES[kind].pipeline_tag
+    if kind in KINDS:
+        front["pipeline_tag"] = KINDS.get(kind).pipeline_tag
     return front
 
 
@@ -166,9 +165,7 @@ def _install(info: BundleMeta) -> str:
 
 
 def _usage(kind: str, ref: str) -> list[str]:
-    from maskctl.tasks.kinds import KIND_CLASSES
-
-    cls = KIND_CLASSES.get(kind)
+    cls = KINDS.get(kind) if kind in KINDS else None
     return [(cls.cli_example if cls else "maskctl predict {ref} --text 'A sentence to label'").replace("{ref}", ref)]
 
 

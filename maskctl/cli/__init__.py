@@ -11,7 +11,6 @@ import sys
 
 import typer
 
-from maskctl import __version__
 from maskctl.cli import analyze as analyze_cmd
 from maskctl.cli import ensemble as ensemble_cmd
 from maskctl.cli import eval as eval_cmd
@@ -25,6 +24,7 @@ from maskctl.cli import tasks as tasks_cmd
 from maskctl.cli import train as train_cmd
 from maskctl.cli.console import print_error
 from maskctl.cli.help import Group, command
+from maskctl.version import __version__
 
 app = typer.Typer(
     name="maskctl",

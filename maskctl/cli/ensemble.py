@@ -37,8 +37,8 @@ def ensemble(
     overwrite: bool = overwrite_option(),
 ) -> None:
     """Score each member and the ensemble's votes on one split, with one base model in memory."""
+    from maskctl.experiments.ensemble import run_ensemble
     from maskctl.io import refuse_existing
-    from maskctl.serving.ensemble import run_ensemble
 
     if predictions:
         refuse_existing(predictions, overwrite)

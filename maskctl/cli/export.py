@@ -22,7 +22,7 @@ def export(
     overwrite: bool = overwrite_option("an existing folder"),
 ) -> None:
     """Merge a bundle's masks into its base model and save a plain Hugging Face model."""
-    from maskctl.serving.export import export_bundle, exported_auto_class
+    from maskctl.experiments.export import export_bundle, exported_auto_class
 
     path = export_bundle(bundle, output, model=model, fmt=fmt.value, overwrite=overwrite)
     console.print(f"wrote {path}: load it with transformers' {exported_auto_class(path)}.from_pretrained("

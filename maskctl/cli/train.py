@@ -12,7 +12,7 @@ from maskctl.cli.common import overrides_argument, recipe_option, sweep_extend_o
 from maskctl.cli.console import console, metrics_table
 from maskctl.cli.options import given_on_command_line, options_from, parameters_of
 from maskctl.experiments.sweep import SweepSettings
-from maskctl.training.settings import TrainArgs
+from maskctl.train_settings import TrainArgs
 
 RECIPES = "Recipes and sweeps"
 EXTRA = (
@@ -40,8 +40,7 @@ def train(ctx: typer.Context, values: dict, overrides: list[str] | None, recipe:
     Every option can also come from a recipe or a key=value override.
     """
     from maskctl.cli.console import train_progress
-    from maskctl.experiments.recipes import resolve_run
-    from maskctl.experiments.sweep import resolve_grid
+    from maskctl.experiments.recipes import resolve_grid, resolve_run
     from maskctl.training.trainer import train as run_training
 
     spec = resolve_run(recipe, overrides or [], values, {name for name in values if given_on_command_line(ctx, name)})

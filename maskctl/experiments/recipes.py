@@ -36,7 +36,7 @@ RECIPE_KEYS = ("base", "sweep", "sweep_extend")  # handled here and in maskctl.e
 
 
 def recipe_fields() -> set[str]:
-    from maskctl.training.trainer import TrainArgs
+    from maskctl.train_settings import TrainArgs
 
     return {f.name for f in dataclasses.fields(TrainArgs)}
 
@@ -64,7 +64,7 @@ class RunSpec:
 
 def _coerce(data: dict[str, Any], where: str) -> dict[str, Any]:
     """Convert values to the option's type: YAML 1.1 reads ``1e-3`` (no dot) as a string."""
-    from maskctl.training.trainer import TrainArgs
+    from maskctl.train_settings import TrainArgs
 
     hints = typing.get_type_hints(TrainArgs)
     out = {}

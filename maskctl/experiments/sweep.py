@@ -37,13 +37,13 @@ import functools
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from maskctl.choices import RAY_ADDRESS_HELP
 from maskctl.errors import MaskctlError
-from maskctl.experiments.recipes import MAX_KEYS, UNSWEEPABLE, check_grid, parse_sweep, resolve_grid  # noqa: F401 - re-exported
+from maskctl.experiments.recipes import check_grid
 from maskctl.experiments.sweep_points import (
     PointResult,
     edge_extension,
@@ -138,13 +138,10 @@ def run_sweep(settings: Mapping[str, Any], grid: Mapping[str, Any], output: str 
     grid's points run as concurrent trials, then each added edge point as one more; a point
     that fails leaves the others to finish, and the sweep then stops with an error naming it
     (its finished points are in the table and read back by a rerun)."""
-    from maskctl.training.trainer import TrainArgs
+    from maskctl.train_settings import TrainArgs
 
     backend = (backend or SweepSettings()).check()
-    if backend.sweep_backend == "ray":
-        from maskctl.experiments import ray_sweep
-
-        ray_sweep.require_ray()  # before anything else: one line naming the extra
+    points_runner = RayPoints(backend) if backend.sweep_backend == "ray" else LocalPoints()
     grid = check_grid(grid)
     if not grid:
         raise MaskctlError("the sweep has no keys", "give --sweep key=v1,v2 or a recipe with a sweep: mapping")
@@ -165,67 +162,94 @@ def run_sweep(settings: Mapping[str, Any], grid: Mapping[str, Any], output: str 
     folder = Path(folder) if folder else sweep_folder(output)
     if not _copied_from(folder, output):  # a rerun of this sweep may replace its own copy of the best
         refuse_existing(output, overwrite)
-    callback = callback or SweepCallback()
-    metric = metric_name(base)
-    planned = grid_points(grid)
-    points: list[PointResult] = []
-
-    def place(point: Mapping[str, Any]) -> Path:
-        return folder / folder_name(point_label(point)) / output.name
-
-    def run(point: dict[str, Any], added: bool) -> None:
-        label = point_label(point)
-        total = max(len(planned), len(points) + 1)
-        train_callback = callback.point_start(label, len(points) + 1, total)
-        done = train_point(settings, point, place(point), train_callback, replace_other=overwrite)
-        done.added = added
-        points.append(done)
-        callback.point_end(done, len(points), total)
-        write_sweep_table(points, grid, folder, metric, settings, extend)
-
-    def run_on_ray(batch: list[dict[str, Any]], added: bool, name: str) -> None:
-        from maskctl.experiments import ray_sweep
-
-        done, failed = _points_on_ray(settings, batch, [place(p) for p in batch], backend, folder, name, callback,
-                                      replace_other=overwrite, first_index=len(points),
-                                      total=max(len(planned), len(points) + len(batch)))
-        for result in done:
-            result.added = added
-            points.append(result)
-        if points:
-            write_sweep_table(points, grid, folder, metric, settings, extend)
-        if failed:
-            first = next(iter(failed))
-            raise MaskctlError(f"{len(failed)} of {len(batch)} sweep points failed ({', '.join(failed)}); "
-                               f"{first}: {failed[first]}",
-                               f"fix the cause and rerun the same command (finished points are read back); "
-                               f"tracebacks in {folder / ray_sweep.TUNE_FOLDER}")
-
-    if backend.sweep_backend == "ray":
-        run_on_ray(planned, added=False, name="grid")
-    else:
-        for point in planned:
-            run(point, added=False)
+    sweep = _Sweep(settings=settings, grid=grid, output=output, folder=folder, extend=extend, overwrite=overwrite,
+                   callback=callback or SweepCallback(), metric=metric_name(base), planned=grid_points(grid))
+    points = sweep.points
+    points_runner.run(sweep, list(sweep.planned), added=False, name="grid")
     for _ in range(extend):
         new = edge_extension(grid, points)
         if new is None:
             break
         key = next(iter(grid))
-        callback.note(f"best {key} {format_value(pick_best(points).point[key])} is at the edge of the grid: "
-                      f"adding {key}={format_value(new)}")
-        planned.append({key: new})
-        if backend.sweep_backend == "ray":
-            run_on_ray([{key: new}], added=True, name=f"edge-{len(planned)}")
-        else:
-            run({key: new}, added=True)
+        sweep.callback.note(f"best {key} {format_value(pick_best(points).point[key])} is at the edge of the grid: "
+                            f"adding {key}={format_value(new)}")
+        sweep.planned.append({key: new})
+        points_runner.run(sweep, [{key: new}], added=True, name=f"edge-{len(sweep.planned)}")
     best = pick_best(points)
     if best.stopped_at is not None:
         raise MaskctlError("every point of the sweep was stopped early by the scheduler", "rerun with --scheduler none")
     _copy_output(best.output, output)
-    table = write_sweep_table(points, grid, folder, metric, settings, extend)
-    figure = write_sweep_figure(points, grid, best, folder, metric, base)
+    table = write_sweep_table(points, grid, folder, sweep.metric, settings, extend)
+    figure = write_sweep_figure(points, grid, best, folder, sweep.metric, base)
     return SweepResult(grid=grid, points=points, best=best, output=output, folder=folder, table=table, figure=figure,
                        backend=backend.sweep_backend)
+
+
+@dataclass
+class _Sweep:
+    """What a sweep's backend needs of the sweep: where each point goes, and what is done so far."""
+
+    settings: Mapping[str, Any]
+    grid: dict[str, list[Any]]
+    output: Path
+    folder: Path
+    extend: int
+    overwrite: bool
+    callback: SweepCallback
+    metric: str
+    planned: list[dict[str, Any]]
+    points: list[PointResult] = field(default_factory=list)
+
+    def place(self, point: Mapping[str, Any]) -> Path:
+        return self.folder / folder_name(point_label(point)) / self.output.name
+
+    def write_table(self) -> None:
+        write_sweep_table(self.points, self.grid, self.folder, self.metric, self.settings, self.extend)
+
+
+class LocalPoints:
+    """The ``local`` backend: each point trained here, one after another, the table rewritten after each."""
+
+    def run(self, sweep: _Sweep, batch: list[dict[str, Any]], added: bool, name: str) -> None:
+        for point in batch:
+            total = max(len(sweep.planned), len(sweep.points) + 1)
+            train_callback = sweep.callback.point_start(point_label(point), len(sweep.points) + 1, total)
+            done = train_point(sweep.settings, point, sweep.place(point), train_callback,
+                               replace_other=sweep.overwrite)
+            done.added = added
+            sweep.points.append(done)
+            sweep.callback.point_end(done, len(sweep.points), total)
+            sweep.write_table()
+
+
+class RayPoints:
+    """The ``ray`` backend: a batch of points as concurrent Ray Tune trials (``ray_sweep``); a
+    failed trial leaves the others to finish, then stops the sweep with an error naming it."""
+
+    def __init__(self, backend: SweepSettings) -> None:
+        from maskctl.experiments import ray_sweep
+
+        ray_sweep.require_ray()  # before anything else: one line naming the extra
+        self.backend = backend
+
+    def run(self, sweep: _Sweep, batch: list[dict[str, Any]], added: bool, name: str) -> None:
+        from maskctl.experiments import ray_sweep
+
+        done, failed = _points_on_ray(sweep.settings, batch, [sweep.place(p) for p in batch], self.backend,
+                                      sweep.folder, name, sweep.callback, replace_other=sweep.overwrite,
+                                      first_index=len(sweep.points),
+                                      total=max(len(sweep.planned), len(sweep.points) + len(batch)))
+        for result in done:
+            result.added = added
+            sweep.points.append(result)
+        if sweep.points:
+            sweep.write_table()
+        if failed:
+            first = next(iter(failed))
+            raise MaskctlError(f"{len(failed)} of {len(batch)} sweep points failed ({', '.join(failed)}); "
+                               f"{first}: {failed[first]}",
+                               f"fix the cause and rerun the same command (finished points are read back); "
+                               f"tracebacks in {sweep.folder / ray_sweep.TUNE_FOLDER}")
 
 
 def _trained_in_trial(settings: Mapping[str, Any], run: dict[str, Any], callback: TrainCallback) -> None:

@@ -76,7 +76,7 @@ def _train(args: Any, callback: TrainCallback | None) -> Any:
 
 def point_args(settings: Mapping[str, Any], point: Mapping[str, Any], output: Path) -> Any:
     """The ``TrainArgs`` of one point: ``settings`` changed by ``point``, written to ``output``."""
-    from maskctl.training.trainer import TrainArgs
+    from maskctl.train_settings import TrainArgs
 
     return TrainArgs(**{**settings, **point, "output": str(output), "overwrite": True,
                         "resume": None, "checkpoint_dir": None})

@@ -17,8 +17,8 @@ TABLE_NAME = "sweep"
 def write_sweep_table(points: list[PointResult], grid: Mapping[str, Any], folder: Path, metric: str,
                       settings: Mapping[str, Any], extend: int) -> dict[str, Path]:
     """The table of every point so far (the best marked, edge points and scheduler stops noted)."""
-    from maskctl import __version__
     from maskctl.experiments.report import write_table
+    from maskctl.version import __version__
 
     best = pick_best(points)
     rows = [{**result_row(p, list(grid)), "added": "edge" if p.added else "", "best": p is best} for p in points]

@@ -14,7 +14,7 @@ import hashlib
 import torch
 from torch import nn
 
-from maskctl.masking.config import HEAD_MODES, MaskConfig  # noqa: F401 - also imported from here
+from maskctl.masking.config import MaskConfig
 from maskctl.masking.layer import MaskedLinear
 from maskctl.masking.targets import find_targets, num_blocks, parse_blocks
 

@@ -5,8 +5,9 @@ output projections and the feed-forward in/out projections; plus the pooler and 
 classifier. Embeddings, biases and LayerNorm are never masked.
 
 A family names where its blocks live and the six linears inside a block, and which head
-modules play the pooler and output-layer roles. Adding an architecture means adding one
-``Family`` entry below and nothing else. Models whose ``model_type`` is not listed are
+modules play the pooler and output-layer roles. Adding an architecture means registering one
+``Family`` in ``FAMILIES`` (below, or from another package through the entry-point group
+``maskctl.families``, whose entry names a ``Family``) and nothing else. Models whose ``model_type`` is not listed are
 matched by structure (any BERT-like encoder, e.g. MiniLM, ELECTRA), else refused clearly.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from maskctl.errors import ModelError, SettingError
+from maskctl.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ BERT_BLOCK_LINEARS = (
     "attention.output.dense", "intermediate.dense", "output.dense",
 )
 
-FAMILIES: tuple[Family, ...] = (
+FAMILIES: Registry[Family] = Registry("model family", group="maskctl.families", error=ModelError)
+for _family in (
     Family(
         name="bert",
         model_types=("bert", "electra", "ernie", "megatron-bert"),
@@ -66,23 +69,25 @@ FAMILIES: tuple[Family, ...] = (
         poolers=("pre_classifier",),
         outputs=("classifier",),
     ),
-)
+):
+    FAMILIES.register(_family.name, _family)
 
 
 def family_for(model: nn.Module) -> Family:
     """The family of a transformers model: by ``config.model_type``, then by structure."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
-    for family in FAMILIES:
+    families = FAMILIES.values()
+    for family in families:
         if model_type in family.model_types:
             return family
     base = _base_model(model)
-    for family in FAMILIES:
+    for family in families:
         blocks = _get(base, family.blocks)
         if isinstance(blocks, nn.ModuleList) and len(blocks) and all(
             isinstance(_get(blocks[0], name), nn.Linear) for name in family.block_linears
         ):
             return family
-    known = ", ".join(t for f in FAMILIES for t in f.model_types)
+    known = ", ".join(t for f in families for t in f.model_types)
     raise ModelError(
         f"model type {model_type!r} is not a supported encoder architecture",
         f"use a BERT-, RoBERTa- or DistilBERT-like encoder (known types: {known})",

@@ -13,7 +13,7 @@ they hold, loading and unloading tasks, and running batches:
     requests [(task, input), ...]
       -> encode: results.example_from_input + the kind's encoding, once (a server does it as a
          request arrives)                            -> a RequestError in place for a bad one
-      -> run: batching.build_batch collates per task and stacks rows (smallest groups first)
+      -> run: collate.build_batch collates per task and stacks rows (smallest groups first)
       -> one encoder pass with the batch's row groups routed to the served layers; a run of
          single-task batches merges that task into the weights instead (a dense forward)
       -> per group: the task's head (functional_call with its head tensors) on its rows;
@@ -50,7 +50,7 @@ from maskctl.errors import BundleError, DuplicateTask, MaskctlError, ModelError
 from maskctl.masking.flips import Flips, Removed, encode, pack
 from maskctl.masking.served import Group, Routing, ServedLayerNorm, ServedLinear, wrap_for_serving
 from maskctl.models import load_tokenizer
-from maskctl.serving.batching import Encoded, build_batch, encode_inputs
+from maskctl.serving.collate import Encoded, build_batch, encode_inputs
 from maskctl.serving.heads import Precomputed, task_model
 from maskctl.serving.loading import check_fit, fingerprint_keys, fit_head, load_base
 from maskctl.serving.memory import release_freed_memory

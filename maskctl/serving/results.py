@@ -1,6 +1,6 @@
-"""What serving returns: each kind's prediction (declared in the kind's module, re-exported
-here) or a ``RequestError`` in the place of a request that does not fit (the other requests of
-the batch are still answered), and how a user's input becomes a canonical example.
+"""What serving returns besides each kind's prediction (declared in the kind's module): a
+``RequestError`` in the place of a request that does not fit (the other requests of the batch
+are still answered), and how a user's input becomes a canonical example.
 """
 
 from __future__ import annotations
@@ -8,12 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from maskctl.tasks.kinds.multiple_choice import Choice
-from maskctl.tasks.kinds.sequence_classification import Classification
-from maskctl.tasks.kinds.token_tagging import Tagging
+from maskctl.deprecation import moved_names
 from maskctl.tasks.task import Task
 
-__all__ = ["Choice", "Classification", "RequestError", "Tagging", "example_from_input"]
+__all__ = ["RequestError", "example_from_input"]
+__getattr__ = moved_names(__name__, {"Choice": "maskctl.tasks.kinds.multiple_choice",
+                                     "Classification": "maskctl.tasks.kinds.sequence_classification",
+                                     "Tagging": "maskctl.tasks.kinds.token_tagging"})
 
 
 @dataclass

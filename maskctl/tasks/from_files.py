@@ -17,7 +17,7 @@ from typing import Any
 
 from maskctl.errors import TaskError
 from maskctl.tasks.card import TaskCard
-from maskctl.tasks.kinds import KIND_CLASSES, get_kind, infer_kind, named_columns
+from maskctl.tasks.kinds import KINDS, get_kind, infer_kind, named_columns
 from maskctl.tasks.kinds.base import RowView
 from maskctl.tasks.readers.datafiles import DataFile, load_file
 
@@ -79,7 +79,7 @@ def check_columns(data: DataFile, fields: dict[str, Any], kind) -> None:
             flag = FLAGS["input"] if role == kind.input_role else FLAGS["label"] if role == kind.label_role else None
             fix = f"pass {flag} NAME" if flag else f"name the column {name!r} (the {role} of {kind.name})"
             raise TaskError(f"{data.path}: no column {name!r} for the {role} (columns: {', '.join(data.columns)})",
-                            fix + (" or --kind " + "|".join(KIND_CLASSES) if role == kind.label_role else ""))
+                            fix + (" or --kind " + "|".join(KINDS) if role == kind.label_role else ""))
 
 
 def _label_values(train: DataFile, column: str) -> list[str]:

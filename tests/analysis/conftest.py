@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 from tests.conftest import make_sentences
 
 

@@ -142,7 +142,8 @@ def test_a_downloaded_bundle_serves_and_evaluates_on_the_base_passed_with_model(
     from maskctl.errors import ModelError
     from maskctl.experiments.evaluate import evaluate_bundle
     from maskctl.serving.model import MaskedModel
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     trained = train(TrainArgs(model=str(tiny_bert), task=str(keyword_task), output=str(tmp_path / "kw.bundle"),
                               max_steps=2, batch_size=8, lr=1e-2))

@@ -15,7 +15,8 @@ from maskctl.bundle.portable import LOCAL, MAX_UP, is_absolute, local_view, port
 from maskctl.errors import BundleError, ModelError
 from maskctl.experiments.evaluate import evaluate_bundle
 from maskctl.models import resolve_model, stored_source
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 from tests.cli.inprocess import run_in_process
 
 

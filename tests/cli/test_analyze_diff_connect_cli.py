@@ -7,7 +7,8 @@ import json
 import pytest
 
 from maskctl.cli import main
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 from tests.conftest import PNG
 
 

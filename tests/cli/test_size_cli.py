@@ -35,7 +35,8 @@ def test_size_refuses_an_unknown_hub_id_offline_in_one_line():
 
 @pytest.fixture(scope="module")
 def bundles(tiny_bert, keyword_task, tmp_path_factory):
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     root = tmp_path_factory.mktemp("size-cli")
     paths = [root / f"m{i}.bundle" for i in range(2)]

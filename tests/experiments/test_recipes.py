@@ -19,7 +19,7 @@ from maskctl.experiments.recipes import (
 )
 from maskctl.masking.targets import parse_blocks
 from maskctl.resources import builtin_dir
-from maskctl.training.trainer import TrainArgs
+from maskctl.train_settings import TrainArgs
 
 ROOT = builtin_dir("recipes")
 FILES = sorted(ROOT.rglob("*.yaml"))
@@ -155,7 +155,8 @@ def test_paper_recipes_run_their_sweep_on_a_tiny_model_of_their_family(tiny_mode
     """The paper recipe as shipped (its lr grid included) trains end to end once the model and
     the data are local: the tiny offline model of the same family and official-format files."""
     from maskctl.bundle.format import load_bundle
-    from maskctl.experiments.sweep import resolve_grid, run_sweep
+    from maskctl.experiments.recipes import resolve_grid
+    from maskctl.experiments.sweep import run_sweep
     from tests.tasks.official_fixtures import WRITERS
 
     WRITERS[task](tmp_path)

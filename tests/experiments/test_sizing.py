@@ -133,7 +133,8 @@ def test_bad_options_are_user_errors(bert):
 
 @pytest.fixture(scope="module")
 def bundle(tiny_bert, keyword_task, tmp_path_factory):
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     out = tmp_path_factory.mktemp("size") / "one.bundle"
     train(TrainArgs(model=str(tiny_bert), task=str(keyword_task), output=str(out), max_steps=1))

@@ -14,7 +14,9 @@ import pytest
 
 from maskctl.errors import MaskctlError
 from maskctl.experiments import sweep_points
-from maskctl.experiments.sweep import edge_extension, parse_sweep, point_label, run_sweep
+from maskctl.experiments.recipes import parse_sweep
+from maskctl.experiments.sweep import run_sweep
+from maskctl.experiments.sweep_points import edge_extension, point_label
 from maskctl.training.trainer import TrainResult
 from tests.conftest import PNG
 

@@ -7,8 +7,9 @@ import transformers
 from torch import nn
 
 from maskctl.errors import ModelError
+from maskctl.masking.config import MaskConfig
 from maskctl.masking.layer import MaskedLinear
-from maskctl.masking.model import MaskConfig, masked_layers, wrap_model
+from maskctl.masking.model import masked_layers, wrap_model
 from maskctl.masking.targets import family_for, parse_blocks
 from maskctl.models import load_task_model, resolve_model
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 from tests.tasks.official_fixtures import WRITERS
 
 

@@ -186,7 +186,8 @@ def test_load_and_unload_while_serving(served_paths, expected, tmp_path):
 
 
 def test_a_bundle_of_another_base_is_refused_by_name(served_paths, tiny_models, keyword_task, tmp_path):
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     other = tmp_path / "distil.bundle"
     train(TrainArgs(model=str(tiny_models["roberta"]), task=str(keyword_task), output=str(other), max_steps=1))

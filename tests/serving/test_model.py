@@ -15,7 +15,8 @@ from maskctl.errors import BundleError, MaskctlError
 from maskctl.evaluation import argmax, collect_scores, make_loader
 from maskctl.serving import Choice, Classification, MaskedModel, Tagging
 from maskctl.serving.loading import load_masked
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 from tests.cli.inprocess import run_in_process
 
 

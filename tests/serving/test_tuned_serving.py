@@ -14,7 +14,8 @@ from maskctl.masking.targets import num_blocks, parse_blocks
 from maskctl.masking.tuned import parameter, tuned_names
 from maskctl.serving import MaskedModel
 from maskctl.serving.loading import check_tuned, load_base, load_masked
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 from tests.serving.test_mixed_batches import TEXTS, TOKENS, check_mixed_then_single, reference
 
 
@@ -91,7 +92,7 @@ def test_export_carries_the_tuned_values(tuned_keywords, tmp_path):
     """``maskctl export`` writes a plain model whose biases and LayerNorms are the tuned ones."""
     import transformers
 
-    from maskctl.serving.export import export_bundle
+    from maskctl.experiments.export import export_bundle
 
     path, _ = tuned_keywords
     folder = export_bundle(path, tmp_path / "hf")

@@ -8,7 +8,8 @@ import pytest
 
 from maskctl.bundle.format import load_bundle
 from maskctl.tasks.task import get_task
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 
 
 def _installed(*dists: str) -> bool:

@@ -15,7 +15,7 @@ from maskctl.tasks.kinds import infer_kind
 from maskctl.tasks.kinds.multiple_choice import MultipleChoice
 from maskctl.tasks.kinds.sequence_classification import SequenceClassification
 from maskctl.tasks.task import Task
-from maskctl.training.settings import TrainArgs
+from maskctl.train_settings import TrainArgs
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]], delimiter: str = ",", bom: bool = False) -> Path:
@@ -109,7 +109,7 @@ def test_each_kind_joins_its_own_columns():
     (["tokens", "label", "tags"], [{"tokens": ["a"], "label": "x", "tags": ["O"]}], None, "sequence-classification"),
     (["words", "ner"], [{"words": ["a"], "ner": ["O"]}], "ner", "token-tagging"),
     (["context", "endings", "label"], [{"context": "c", "endings": ["a", "b"], "label": 0}], None, "multiple-choice"),
-    (["endings", "label"], [{"endings": ["a"], "label": ["O"]}], None, "token-tagging"),  # tagging asked first
+    (["endings", "label"], [{"endings": ["a"], "label": ["O"]}], None, "token-tagging"),  # lists of labels: tagging
 ])
 def test_the_kinds_recognise_their_files(columns, rows, label_column, kind):
     assert infer_kind(columns, rows, label_column) == kind

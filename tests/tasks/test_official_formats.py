@@ -11,7 +11,8 @@ from maskctl.experiments.evaluate import evaluate_bundle
 from maskctl.models import load_tokenizer, resolve_model
 from maskctl.tasks.registry import task_names
 from maskctl.tasks.task import get_task
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 
 from .official_fixtures import WRITERS
 

@@ -12,10 +12,11 @@ import torch
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import MaskctlError, TrainingInterrupted
 from maskctl.experiments.evaluate import evaluate_bundle
+from maskctl.train_settings import TrainArgs
 from maskctl.training import trainer as trainer_module
 from maskctl.training.callbacks import TrainCallback
 from maskctl.training.selection import BestKeeper
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.training.trainer import train
 
 
 def _args(model, task, out, **kw) -> TrainArgs:

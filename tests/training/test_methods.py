@@ -10,8 +10,9 @@ import torch
 
 from maskctl.models import load_task_model, resolve_model
 from maskctl.tasks.task import get_task
-from maskctl.training.methods import FinetuneMethod, MaskMethod, method_for
-from maskctl.training.trainer import TrainArgs
+from maskctl.train_settings import TrainArgs
+from maskctl.training.methods import FinetuneMethod, MaskMethod
+from maskctl.training.trainer import method_for
 
 
 def _setup(tiny_bert, keyword_task, **kw):

@@ -13,10 +13,11 @@ import pytest
 
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import MissingPackage
+from maskctl.train_settings import TrainArgs
 from maskctl.training import tracking
 from maskctl.training.callbacks import TrainCallback
 from maskctl.training.tracking import MAX_POINTS, LossCurve
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.training.trainer import train
 from tests.training.test_trainer_parity import tagging_task  # noqa: F401 - a fixture
 
 

@@ -12,11 +12,13 @@ from maskctl.bundle.format import load_bundle
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.evaluation import make_loader
 from maskctl.experiments.evaluate import evaluate_bundle
-from maskctl.masking.model import MaskConfig, wrap_model
+from maskctl.masking.config import MaskConfig
+from maskctl.masking.model import wrap_model
 from maskctl.models import load_task_model, resolve_model
 from maskctl.serving.loading import load_masked
 from maskctl.tasks.task import get_task
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 
 
 def _args(model, task, out, **kw) -> TrainArgs:

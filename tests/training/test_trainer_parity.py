@@ -17,8 +17,9 @@ import torch
 
 from maskctl.models import load_task_model, load_tokenizer, resolve_model
 from maskctl.tasks.task import get_task
+from maskctl.train_settings import TrainArgs
 from maskctl.training.callbacks import TrainCallback
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.training.trainer import train
 from tests.conftest import make_sentences
 
 STEPS = 10
@@ -125,7 +126,7 @@ def test_finetuning_follows_the_trainer_loss_curve(kind, settings, no_dropout_be
 def test_finetuning_defaults_are_the_trainers():
     from transformers import TrainingArguments
 
-    from maskctl.training.settings import FALLBACKS
+    from maskctl.train_settings import FALLBACKS
 
     hf = TrainingArguments(output_dir="unused", report_to=[])
     args = TrainArgs(method="finetune").with_task_defaults({})

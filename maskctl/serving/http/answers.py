@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi.responses import Response
 
-from maskctl.serving.batching import Encoded
+from maskctl.serving.collate import Encoded
 from maskctl.serving.http.batcher import Timing
 from maskctl.serving.results import RequestError
 from maskctl.tasks.task import Task

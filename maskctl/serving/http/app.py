@@ -24,18 +24,20 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 
-from maskctl import __version__
 from maskctl.errors import DuplicateTask, MaskctlError
-from maskctl.serving.http import compat, schemas
+from maskctl.serving.http import error_shapes, schemas
 from maskctl.serving.http.answers import Answerer, ApiError, json_response, named, validation_message
 from maskctl.serving.http.answers import json_body as _json
 from maskctl.serving.http.batcher import Batcher
 from maskctl.serving.http.folder import BundleFolder, NotInFolder
 from maskctl.serving.http.guard import Guard
 from maskctl.serving.http.metrics import ServerMetrics
+from maskctl.serving.http.oip import add_oip_routes
 from maskctl.serving.http.settings import ServeSettings
+from maskctl.serving.http.tei import add_tei_routes
 from maskctl.serving.model import MaskedModel
 from maskctl.serving.results import RequestError
+from maskctl.version import __version__
 
 log = logging.getLogger("maskctl.serve")
 ERRORS = {code: {"model": schemas.ErrorResponse} for code in (400, 401, 404, 413, 429)}
@@ -114,7 +116,8 @@ def create_app(state: ServerState) -> Any:
     _errors(app)
     _probes(app, state)
     _tasks(app, state)
-    compat.add_routes(app, state)
+    add_tei_routes(app, state)
+    add_oip_routes(app, state)
     if state.settings.admin:
         _admin(app, state)
     s = state.settings
@@ -130,7 +133,7 @@ def create_app(state: ServerState) -> Any:
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
-        return compat.error_response(request, exc.code, exc.message, exc.fix, exc.tasks, exc.headers)
+        return error_shapes.error_response(request, exc.code, exc.message, exc.fix, exc.tasks, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -138,22 +141,22 @@ def _errors(app: FastAPI) -> None:
         if request.method in ("POST", "PUT") and "json" not in content_type.lower():
             message = (f"the request body was sent as {content_type.split(';')[0] or 'no content type'}, "
                        "not as JSON")
-            return compat.error_response(request, 400, message, "send the header 'Content-Type: application/json' "
+            return error_shapes.error_response(request, 400, message, "send the header 'Content-Type: application/json' "
                                          "(curl: -H 'Content-Type: application/json', or --json)")
         message = validation_message(exc.errors())
         hint = {"/v1/predict": '{"requests": [{"task": "<task>", "input": "<text>"}, ...]}',
                 "/v1/admin/bundles": '{"bundle": "<file>.bundle"}'}.get(request.url.path, '{"inputs": ["<text>", ...]}')
-        return compat.error_response(request, 400, message, f"send a JSON body like {compat.hint(request, hint)}")
+        return error_shapes.error_response(request, 400, message, f"send a JSON body like {error_shapes.hint(request, hint)}")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         fix = "see /docs for the endpoints" if exc.status_code in (404, 405) else None
-        return compat.error_response(request, exc.status_code, str(exc.detail), fix)
+        return error_shapes.error_response(request, exc.status_code, str(exc.detail), fix)
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> Response:
         log.exception("internal error on %s", request.url.path)
-        return compat.error_response(request, 500, "internal error", "the server log has the details")
+        return error_shapes.error_response(request, 500, "internal error", "the server log has the details")
 
 
 def _probes(app: FastAPI, state: ServerState) -> None:

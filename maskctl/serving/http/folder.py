@@ -192,7 +192,7 @@ class BundleFolder:
         elif isinstance(exc, OSError):  # read as the file changed or went: the file system's words, no traceback
             public = BundleError(f"{path.name} cannot be read ({exc.strerror or type(exc).__name__})", ENTRY_FIX)
         elif isinstance(exc, MaskctlError):
-            public = type(exc)(without_paths(exc.message), exc.fix and without_paths(exc.fix))
+            public = type(exc)(text_without_paths(exc.message), exc.fix and text_without_paths(exc.fix))
         else:
             log.error("loading %s failed", path.name, exc_info=exc)
             public = BundleError(f"{path.name} cannot be loaded ({type(exc).__name__})",
@@ -227,7 +227,8 @@ class BundleFolder:
 _ABSOLUTE = re.compile(r"(?<![\w:/.~-])/(?:[^\s'\"(),:/]+/)*([^\s'\"(),:/]+)")
 
 
-def without_paths(text: str) -> str:
+def text_without_paths(text: str) -> str:
+    """``text`` with every absolute path cut to its last part (an error a client reads)."""
     return _ABSOLUTE.sub(lambda m: m.group(1), text)
 
 

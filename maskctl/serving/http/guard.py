@@ -1,7 +1,7 @@
 """What every request passes before a route: the API key (``Authorization: Bearer``, the scheme
 in any case), the body size limit, HEAD answered as GET without a body, and the request
 metrics. A plain ASGI middleware (no per-request task, unlike ``BaseHTTPMiddleware``). Header
-size is bounded earlier too, in the HTTP protocol (``protocol.py``), before a header is buffered.
+size is bounded earlier too, in the HTTP protocol (``header_cap.py``), before a header is buffered.
 """
 
 from __future__ import annotations

@@ -24,11 +24,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from maskctl import __version__
 from maskctl.serving.http import binary
 from maskctl.serving.http.answers import ApiError, json_response, validation_message
 from maskctl.serving.http.answers import json_body as _json
 from maskctl.serving.results import RequestError
+from maskctl.version import __version__
 
 TAGS = ["open-inference-protocol"]
 VERSION = "1"  # a task's one version: its bundle file is replaced in place, not versioned beside

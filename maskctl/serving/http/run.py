@@ -24,8 +24,8 @@ from maskctl.schema import check_fields
 from maskctl.serving.http.app import ServerState, create_app
 from maskctl.serving.http.batcher import compute_thread
 from maskctl.serving.http.folder import BundleFolder, entry_problem
+from maskctl.serving.http.header_cap import protocol_options
 from maskctl.serving.http.metrics import ServerMetrics
-from maskctl.serving.http.protocol import protocol_options
 from maskctl.serving.http.settings import ServeSettings
 from maskctl.serving.model import MaskedModel, common_reference
 
@@ -134,7 +134,7 @@ def bind_port(host: str, port: int) -> socket.socket:
 
 def uvicorn_config(state: ServerState, **overrides) -> uvicorn.Config:
     """uvicorn's settings for ``state``: the app, the bind, the drain bound and the bounded
-    request head (``protocol.py``)."""
+    request head (``header_cap.py``)."""
     s = state.settings
     options = {"host": s.host, "port": s.port, "access_log": False, "log_level": s.log_level, "lifespan": "on",
                "timeout_graceful_shutdown": s.drain_seconds, **protocol_options(s.max_header_kb * 1024), **overrides}

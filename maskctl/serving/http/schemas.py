@@ -8,7 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from maskctl.serving.results import Choice, Classification, Tagging
+from maskctl.tasks.kinds.multiple_choice import Choice
+from maskctl.tasks.kinds.sequence_classification import Classification
+from maskctl.tasks.kinds.token_tagging import Tagging
 
 # A text; a [text, text_pair] pair or a list of words; or an object: {"text"[, "text_pair"]},
 # {"tokens": [...]}, {"context", "endings": [...]}. Which fit depends on the task's kind.

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from maskctl.errors import TaskError
+from maskctl.registry import Registry
+
 if TYPE_CHECKING:  # annotations only: a card is read (`maskctl tasks`) without loading torch
     import torch
 
@@ -80,8 +83,6 @@ class RowView:
     where: str
 
     def columns(self, role: str) -> list[Any]:
-        from maskctl.errors import TaskError
-
         names = {**self.card.fields, **(self.spec.get("fields") or {})}[role]  # a source may rename columns
         names = names if isinstance(names, list) else [names]
         for name in names:
@@ -94,8 +95,6 @@ class RowView:
 
     def label(self, value: Any) -> str:
         """Map a raw label through the spec's ``label_map`` and check it is one of the card's."""
-        from maskctl.errors import TaskError
-
         label = str(value).strip()
         mapping = {str(k): str(v) for k, v in (self.spec.get("label_map") or {}).items()}
         label = mapping.get(label, label)
@@ -127,7 +126,8 @@ def sorted_labels(values: list[str]) -> list[str]:
 
 class Kind(Protocol):
     """How a kind of task meets data, a transformers model and its users: everything about a
-    kind lives in its one module, so a new kind is one module (registered in ``kinds/__init__``).
+    kind lives in its one module, so a new kind is one module: a class registered in ``KINDS``
+    (``@KINDS.register(name)``, or an entry point of the group ``maskctl.kinds`` elsewhere).
 
     ``default_fields`` are the roles a card's ``fields:`` maps to columns (and their default
     column names); ``example_from_row`` builds a canonical example from a data row,
@@ -191,6 +191,11 @@ class Kind(Protocol):
 
     def result(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool,
                kept_words: list[int] | None) -> Any: ...
+
+
+# Kind names to kind classes. The built-in kinds register themselves (their modules are imported
+# by ``maskctl.tasks.kinds``; none loads torch), a plugin's through the group ``maskctl.kinds``.
+KINDS: Registry[type[Kind]] = Registry("task kind", group="maskctl.kinds", error=TaskError)
 
 
 class KindBase:

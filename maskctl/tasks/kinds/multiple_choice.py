@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from maskctl.errors import TaskError
-from maskctl.tasks.kinds.base import Features, KindBase, RowView, bounded, cut_rows
+from maskctl.tasks.kinds.base import KINDS, Features, KindBase, RowView, bounded, cut_rows
 
 if TYPE_CHECKING:  # annotations only: a card is read (`maskctl tasks`) without loading torch
     import torch
@@ -24,6 +24,7 @@ class Choice:
     truncated: bool = False  # a context + ending was longer than the bundle's max length and was cut
 
 
+@KINDS.register("multiple-choice")
 class MultipleChoice(KindBase):
     name = "multiple-choice"
     auto_class = "AutoModelForMultipleChoice"
@@ -62,8 +63,10 @@ class MultipleChoice(KindBase):
 
     @classmethod
     def recognises(cls, columns: list[str], rows: list[dict[str, Any]], label_column: str | None) -> bool:
-        """A file with an endings column."""
-        return cls.default_fields["endings"] in columns
+        """A file with an endings column whose labels are not lists (a list of labels per row is
+        tagging's file, whatever its columns are called): the kinds are asked in any order."""
+        column = label_column or cls.default_fields[cls.label_role]
+        return cls.default_fields["endings"] in columns and not any(isinstance(row.get(column), list) for row in rows)
 
     def input_from_columns(self, role: str, values: list[Any]) -> dict[str, Any]:
         """Several ending columns are the list of endings; several context columns one text."""

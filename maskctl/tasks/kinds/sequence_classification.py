@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from maskctl.tasks.kinds.base import Features, KindBase, RowView, bounded, cut_rows, sorted_labels
+from maskctl.tasks.kinds.base import KINDS, Features, KindBase, RowView, bounded, cut_rows, sorted_labels
 
 if TYPE_CHECKING:  # annotations only: a card is read (`maskctl tasks`) without loading torch
     import torch
@@ -21,6 +21,7 @@ class Classification:
     truncated: bool = False  # the text was longer than the bundle's max length and was cut
 
 
+@KINDS.register("sequence-classification")
 class SequenceClassification(KindBase):
     name = "sequence-classification"
     auto_class = "AutoModelForSequenceClassification"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from maskctl.choices import WORD_PIECES
 from maskctl.errors import TaskError
-from maskctl.tasks.kinds.base import Features, KindBase, RowView, bounded_words, sorted_labels
+from maskctl.tasks.kinds.base import KINDS, Features, KindBase, RowView, bounded_words, sorted_labels
 
 if TYPE_CHECKING:  # annotations only: a card is read (`maskctl tasks`) without loading torch
     import torch
@@ -34,6 +34,7 @@ class Tagging:
     truncated: bool = False  # words past the bundle's max length got no prediction ("O", score 0)
 
 
+@KINDS.register("token-tagging")
 class TokenTagging(KindBase):
     name = "token-tagging"
     auto_class = "AutoModelForTokenClassification"

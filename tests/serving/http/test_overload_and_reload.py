@@ -60,7 +60,8 @@ def test_requests_beyond_the_concurrency_bound_get_429_with_retry_after(masks, c
 
 
 def test_a_corrupt_overwrite_keeps_the_last_good_version_serving(masks, tiny_bert, keyword_task, tmp_path, client):
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     newer = tmp_path / "newer.bundle"  # a second good version of the same task
     train(TrainArgs(model=str(tiny_bert), task=str(keyword_task), output=str(newer), max_steps=1, seed=7))

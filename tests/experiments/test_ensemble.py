@@ -9,11 +9,12 @@ import torch
 
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import BundleError, MaskctlError
+from maskctl.experiments import ensemble as ensemble_module
+from maskctl.experiments.ensemble import combine, run_ensemble
 from maskctl.masking.resident import ResidentModel
-from maskctl.serving import ensemble as ensemble_module
-from maskctl.serving.ensemble import combine, run_ensemble
 from maskctl.serving.loading import load_masked
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 from tests.conftest import write_task
 from tests.tasks.official_fixtures import WRITERS
 

@@ -1,5 +1,5 @@
-"""The JSON shapes other servers speak, as thin routes over the same batcher (``answers``), and
-the error body of each.
+"""text-embeddings-inference's routes, as a thin shape over the batcher (``answers``): what a
+TEI client (or the Hugging Face Inference API's client) sends, answered in its own shape.
 
 * text-embeddings-inference ``POST /predict`` (and ``/{task}/predict``, and TEI's ``POST /`` and
   SageMaker's ``POST /invocations``): ``{"inputs": "text" | ["text", "pair"] | [["a"], ["b",
@@ -9,7 +9,8 @@ the error body of each.
   points at maskctl unchanged. A body with ``parameters`` is the Hugging Face Inference API's
   shape (what ``huggingface_hub.InferenceClient(model=<url>).text_classification`` posts to
   ``/``): answered as that API answers, one list per input, cut to ``top_k``.
-* The Open Inference Protocol v2 (KServe, Triton): ``oip.py``.
+* The Open Inference Protocol v2 (KServe, Triton) is ``oip.py``; an error in the shape of the
+  route that was asked, ``error_shapes.py``.
 
 Inputs are always cut at the bundle's max length (TEI's ``truncate: true``); ``raw_scores``
 (logits) is refused, since served heads answer probabilities.
@@ -17,49 +18,17 @@ Inputs are always cut at the bundle's max length (TEI's ``truncate: true``); ``r
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from maskctl.serving.http.answers import ApiError, json_response, named
-from maskctl.serving.http.guard import error_body
-from maskctl.serving.http.oip import HINT as OIP_HINT
-from maskctl.serving.http.oip import add_oip_routes
+from maskctl.serving.http.answers import ApiError, json_response
 
 TASK_HEADER = "x-maskctl-task"
 TEI_PATHS = ("/predict", "/{task}/predict", "/", "/invocations")
 TEI_TYPES = {413: "Validation", 429: "Overloaded", 500: "Backend", 503: "Unhealthy"}
-
-
-def error_response(request: Request, code: int, message: str, fix: str | None = None,
-                   tasks: list[str] | None = None, headers: dict[str, str] | None = None) -> Response:
-    """An error in the shape of the route that was asked: TEI's, OIP's, or maskctl's own.
-    ``tasks`` (an unknown or ambiguous task) are named in the message, the first 20 of them."""
-    route = getattr(request.scope.get("route"), "path", "")  # unrouted paths: maskctl's own shape
-    if tasks is not None:
-        tasks = sorted(tasks)
-        fix = f"{fix or 'the served tasks'}: {named(tasks)}"
-    text = f"{message} ({fix})" if fix else message
-    if route in TEI_PATHS:
-        body = json.dumps({"error": text, "error_type": TEI_TYPES.get(code, "Validation")}).encode()
-    elif route.startswith("/v2"):
-        body = json.dumps({"error": text}).encode()
-    else:
-        body = error_body(code, message, fix, tasks=tasks[:20] if tasks is not None else None)
-    return Response(body, code, headers, media_type="application/json")
-
-
-def hint(request: Request, default: str) -> str:
-    """The body a route expects, for the error of a body that does not fit it."""
-    route = getattr(request.scope.get("route"), "path", "")
-    if route in TEI_PATHS:
-        return '{"inputs": "<text>" | ["<text>", "<pair>"] | [["<text>"], ...]}'
-    if route.startswith("/v2"):
-        return OIP_HINT
-    return default
 
 
 class TeiRequest(BaseModel):
@@ -73,12 +42,7 @@ class TeiRequest(BaseModel):
                                               "one list of labels per input.")
 
 
-def add_routes(app: FastAPI, state) -> None:
-    _tei(app, state)
-    add_oip_routes(app, state)
-
-
-def _tei(app: FastAPI, state) -> None:
+def add_tei_routes(app: FastAPI, state) -> None:
     def pick(request: Request, task: str | None) -> str:
         name = task or request.headers.get(TASK_HEADER)
         if name:

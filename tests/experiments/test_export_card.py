@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import yaml
 
-from maskctl.serving.export import export_bundle
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.experiments.export import export_bundle
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 
 
 def test_exported_folder_has_a_transformers_model_card(tiny_bert, keyword_task, tmp_path):

@@ -15,9 +15,10 @@ from maskctl.bundle.format import load_bundle
 from maskctl.errors import MaskctlError
 from maskctl.evaluation import argmax, collect_scores, make_loader, task_metrics
 from maskctl.experiments.evaluate import evaluate_bundle
-from maskctl.serving.export import export_bundle
+from maskctl.experiments.export import export_bundle
 from maskctl.serving.loading import load_masked
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 from tests.tasks.official_fixtures import WRITERS
 
 KINDS = {"keywords": "AutoModelForSequenceClassification", "conll03": "AutoModelForTokenClassification",
