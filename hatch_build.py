@@ -49,8 +49,9 @@ class CustomBuildHook(BuildHookInterface):
             target = Path(tempfile.mkdtemp(prefix="maskctl-kernel-")) / LIBRARY.name
         problem = compile_kernel(source, target)
         if problem:
-            self.app.display_warning(f"maskctl: the serving kernel was not compiled ({problem}); "
-                                     "mixed-task batches will use plain PyTorch")
+            self.app.display_warning(
+                f"maskctl: the serving kernel was not compiled ({problem}); mixed-task batches will use plain PyTorch"
+            )
             return
         if version != "editable":
             build_data["force_include"][str(target)] = str(LIBRARY)

@@ -21,8 +21,9 @@ LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["query
 LORA_MAX_GRAD_NORM = 1.0
 
 
-def maskctl_trainee(method: str, net: torch.nn.Module, new_keys: list[str], seed: int = 0,
-                    **settings: Any) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+def maskctl_trainee(
+    method: str, net: torch.nn.Module, new_keys: list[str], seed: int = 0, **settings: Any
+) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     """``net`` prepared and its optimizer built exactly as ``maskctl train --method method``
     would (the task card's fallbacks for anything ``settings`` leaves open)."""
     from maskctl.train_settings import TrainArgs

@@ -74,38 +74,61 @@ def coding_sizes(bundle_path: Path) -> dict[str, Any]:
         "masked_layers": len(written.layers),
         "zero_fraction": written.zero_fraction,
         "entropy_bits": written.entropy,
-        "flips": {"file_bytes": file_bytes, "payload_bytes": written.payload_bytes,
-                  "bits_per_weight": written.bits_per_weight, "flip_rate": written.flip_rate,
-                  "flip_entropy_bits": written.flip_entropy},
-        "zero_runs": {"file_bytes": plain_bytes, "payload_bytes": plain_stats.payload_bytes,
-                      "bits_per_weight": plain_stats.bits_per_weight},
-        "packbits": {"file_bytes": file_bytes - written.payload_bytes + packbits, "payload_bytes": packbits,
-                     "bits_per_weight": 8.0 * packbits / written.weights, "computed": True},
+        "flips": {
+            "file_bytes": file_bytes,
+            "payload_bytes": written.payload_bytes,
+            "bits_per_weight": written.bits_per_weight,
+            "flip_rate": written.flip_rate,
+            "flip_entropy_bits": written.flip_entropy,
+        },
+        "zero_runs": {
+            "file_bytes": plain_bytes,
+            "payload_bytes": plain_stats.payload_bytes,
+            "bits_per_weight": plain_stats.bits_per_weight,
+        },
+        "packbits": {
+            "file_bytes": file_bytes - written.payload_bytes + packbits,
+            "payload_bytes": packbits,
+            "bits_per_weight": 8.0 * packbits / written.weights,
+            "computed": True,
+        },
     }
 
 
-def record(bundle_path: Path, test: dict[str, Any], train_log: str, train_time: str, note: str,
-           commit: str | None = None) -> dict[str, Any]:
+def record(
+    bundle_path: Path, test: dict[str, Any], train_log: str, train_time: str, note: str, commit: str | None = None
+) -> dict[str, Any]:
     from maskctl.bundle.format import read_meta
 
     meta = read_meta(bundle_path)
     metrics = meta["metrics"]
-    per_epoch = [{"epoch": h["epoch"], "step": h["step"], "score": h["dev"]["score"]} for h in metrics.get("history", [])]
+    per_epoch = [
+        {"epoch": h["epoch"], "step": h["step"], "score": h["dev"]["score"]} for h in metrics.get("history", [])
+    ]
     return {
         "what": "make demo's two commands, run once on this project's 2-core CPU machine",
-        "commands": ["maskctl train --output masks/bbc-news-minilm.bundle",
-                     "maskctl eval masks/bbc-news-minilm.bundle --split test"],
-        "date": time.strftime("%Y-%m-%d"), "commit": commit or _head(), "maskctl": meta.get("maskctl_version"),
-        "cores": os.cpu_count(), "note": note,
-        "training": {key: meta["training"].get(key) for key in
-                     ("seed", "epochs", "batch_size", "max_length", "lr", "keep")},
+        "commands": [
+            "maskctl train --output masks/bbc-news-minilm.bundle",
+            "maskctl eval masks/bbc-news-minilm.bundle --split test",
+        ],
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": commit or _head(),
+        "maskctl": meta.get("maskctl_version"),
+        "cores": os.cpu_count(),
+        "note": note,
+        "training": {
+            key: meta["training"].get(key) for key in ("seed", "epochs", "batch_size", "max_length", "lr", "keep")
+        },
         "dev": {"history": per_epoch, "kept": metrics.get("kept"), "examples": metrics.get("dev", {}).get("n")},
         "test": {"score": test["metrics"]["score"], "examples": test["metrics"].get("n")},
-        "train_wall_s": wall_seconds(train_log), "train_peak_rss_mb": peak_rss_mb(train_time),
+        "train_wall_s": wall_seconds(train_log),
+        "train_peak_rss_mb": peak_rss_mb(train_time),
         "sparsity": meta.get("sparsity"),
-        "bundle": {"bytes": bundle_path.stat().st_size,
-                   "sha256": hashlib.sha256(bundle_path.read_bytes()).hexdigest(),
-                   **coding_sizes(bundle_path)},
+        "bundle": {
+            "bytes": bundle_path.stat().st_size,
+            "sha256": hashlib.sha256(bundle_path.read_bytes()).hexdigest(),
+            **coding_sizes(bundle_path),
+        },
     }
 
 
@@ -123,18 +146,33 @@ def ensemble_record(folder: Path, note: str, commit: str | None = None) -> dict[
     members = []
     for i, path in enumerate(paths):
         meta = read_meta(path)
-        members.append({"seed": meta["training"]["seed"], "bundle": path.name, "bytes": path.stat().st_size,
-                        "dev": meta["metrics"]["dev"]["score"],
-                        "test": sum(row["members"][i] == row["gold"] for row in votes) / len(votes)})
+        members.append(
+            {
+                "seed": meta["training"]["seed"],
+                "bundle": path.name,
+                "bytes": path.stat().st_size,
+                "dev": meta["metrics"]["dev"]["score"],
+                "test": sum(row["members"][i] == row["gold"] for row in votes) / len(votes),
+            }
+        )
     table = (folder / "ensemble.log").read_text(encoding="utf-8")
-    rules = {m.group(1): {"test": float(m.group(3)), "dev": float(m.group(5)), "chosen": bool(m.group(2))}
-             for m in RULE_ROW.finditer(table)}
+    rules = {
+        m.group(1): {"test": float(m.group(3)), "dev": float(m.group(5)), "chosen": bool(m.group(2))}
+        for m in RULE_ROW.finditer(table)
+    }
     return {
         "what": "README, Many tasks, one model: four 1-epoch masks of bbc-news and their vote on test",
-        "commands": [f"maskctl train --epochs 1 --seed {m['seed']} --output ensemble/news-s{m['seed']}.bundle"
-                     for m in members] + ["maskctl ensemble ensemble/news-s*.bundle --by best --split test"],
-        "date": time.strftime("%Y-%m-%d"), "commit": commit or _head(), "cores": os.cpu_count(), "note": note,
-        "members": members, "rules": rules, "examples": len(votes),
+        "commands": [
+            f"maskctl train --epochs 1 --seed {m['seed']} --output ensemble/news-s{m['seed']}.bundle" for m in members
+        ]
+        + ["maskctl ensemble ensemble/news-s*.bundle --by best --split test"],
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": commit or _head(),
+        "cores": os.cpu_count(),
+        "note": note,
+        "members": members,
+        "rules": rules,
+        "examples": len(votes),
         "total_bytes": sum(m["bytes"] for m in members),
         "ensemble_peak_rss_mb": peak_rss_mb((folder / "ensemble.time").read_text(encoding="utf-8")),
         "eval_peak_rss_mb": peak_rss_mb((folder / "eval-s0.time").read_text(encoding="utf-8")),
@@ -142,8 +180,9 @@ def ensemble_record(folder: Path, note: str, commit: str | None = None) -> dict[
 
 
 def _head() -> str:
-    return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], check=False, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,9 +201,14 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "readme" / name)
     args = parser.parse_args(argv)
     if args.run == "demo":
-        data = record(args.bundle, json.loads(args.test.read_text(encoding="utf-8")),
-                      args.train_log.read_text(encoding="utf-8"), args.train_time.read_text(encoding="utf-8"),
-                      args.note, args.commit)
+        data = record(
+            args.bundle,
+            json.loads(args.test.read_text(encoding="utf-8")),
+            args.train_log.read_text(encoding="utf-8"),
+            args.train_time.read_text(encoding="utf-8"),
+            args.note,
+            args.commit,
+        )
     else:
         data = ensemble_record(args.folder, args.note, args.commit)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -46,8 +46,10 @@ def bench_points(model: str | None, paths: list[Path], counts, rounds: int = ROU
         for r in range(rounds):
             for method in ("maskctl", "lora") if r % 2 == 0 else ("lora", "maskctl"):
                 # children at higher counts take longer: the time left is a lower bound
-                log(f"serving: {count} tasks, {method}, child {done + 1} of {children}"
-                    + (f" ({pace(done, children, time.monotonic() - started, 'children')})" if done else ""))
+                log(
+                    f"serving: {count} tasks, {method}, child {done + 1} of {children}"
+                    + (f" ({pace(done, children, time.monotonic() - started, 'children')})" if done else "")
+                )
                 payload = {"method": method, "count": count, "model": model, "paths": [str(p) for p in paths]}
                 try:
                     env = {VARIABLE: os.environ.get(VARIABLE, "PASSIVE")} if method == "maskctl" else {}
@@ -57,9 +59,15 @@ def bench_points(model: str | None, paths: list[Path], counts, rounds: int = ROU
                     log(f"serving: {method} at {count} tasks failed: {str(exc)[-300:]}")
                 done += 1
         out[str(count)] = row
-        log(f"serving: {count} tasks: " + "; ".join(
-            f"{m} RSS {a[-1]['hot']['rss_mib']:.0f} MiB, " + ", ".join(f"{k} {v:.0f}/s" for k, v in a[-1]["texts_per_s"].items())
-            for m, a in row.items() if isinstance(a, list) and a))
+        log(
+            f"serving: {count} tasks: "
+            + "; ".join(
+                f"{m} RSS {a[-1]['hot']['rss_mib']:.0f} MiB, "
+                + ", ".join(f"{k} {v:.0f}/s" for k, v in a[-1]["texts_per_s"].items())
+                for m, a in row.items()
+                if isinstance(a, list) and a
+            )
+        )
     return out
 
 
@@ -90,33 +98,45 @@ def bench_single_vs_merged(model: str | None, path: Path, rounds: int = 4, block
         times: dict[str, list[float]] = {"new": [], "old": []}
         new(), new(), old()
         for r in range(rounds):
-            for name, fn in ((("new", new), ("old", old)) if r % 2 == 0 else (("old", old), ("new", new))):
+            for name, fn in (("new", new), ("old", old)) if r % 2 == 0 else (("old", old), ("new", new)):
                 for _ in range(block):
                     tick = time.perf_counter()
                     fn()
                     times[name].append(time.perf_counter() - tick)
-        out[length] = {"new_over_old": median(times["old"]) / median(times["new"]),
-                       "texts_per_s": {k: BATCH / median(v) for k, v in times.items()}}
+        out[length] = {
+            "new_over_old": median(times["old"]) / median(times["new"]),
+            "texts_per_s": {k: BATCH / median(v) for k, v in times.items()},
+        }
     return out
 
 
-def serving_section(model: str | None, work: Path, tasks: int = 1000,
-                    parts: tuple[str, ...] = ("minilm", "bert-base"), rounds: int = ROUNDS) -> dict[str, Any]:
+def serving_section(
+    model: str | None,
+    work: Path,
+    tasks: int = 1000,
+    parts: tuple[str, ...] = ("minilm", "bert-base"),
+    rounds: int = ROUNDS,
+) -> dict[str, Any]:
     """Every part above; a failed BERT-base part is recorded, the MiniLM results kept."""
     result: dict[str, Any] = {"batch": BATCH, "flip_fraction": FLIP_FRACTION, "rounds": rounds, "points": {}}
     if "minilm" in parts:
         paths = make_bundles(work / "serving", model, tasks)
         # the term alone, in a process that waits on OpenMP as maskctl serve's does
-        result["kernel"] = run_child("kernel", {"flip_fraction": FLIP_FRACTION}, timeout=3600,
-                                     env={VARIABLE: os.environ.get(VARIABLE, "PASSIVE")})
+        result["kernel"] = run_child(
+            "kernel",
+            {"flip_fraction": FLIP_FRACTION},
+            timeout=3600,
+            env={VARIABLE: os.environ.get(VARIABLE, "PASSIVE")},
+        )
         result["single_vs_merged"] = bench_single_vs_merged(model, paths[0])
         log(f"serving: single vs merged {result['single_vs_merged']}")
         result["points"]["minilm"] = bench_points(model, paths, [c for c in POINTS["minilm"] if c <= tasks], rounds)
     if "bert-base" in parts:
         try:
             folder = bert_base_folder(work)
-            base_paths = make_bundles(work / "serving-bert-base", str(folder), max(POINTS["bert-base"]),
-                                      real=bert_base_bundle(work, folder))
+            base_paths = make_bundles(
+                work / "serving-bert-base", str(folder), max(POINTS["bert-base"]), real=bert_base_bundle(work, folder)
+            )
             result["points"]["bert-base"] = bench_points(str(folder), base_paths, POINTS["bert-base"], rounds)
         except Exception as exc:  # noqa: BLE001 - the MiniLM results above are kept; the reason is the result
             result["bert_base_error"] = f"{type(exc).__name__}: {exc}"[:500]
@@ -136,34 +156,61 @@ def _median_of(answers: list[dict[str, Any]], *keys: str) -> float | None:
 
 def point_lines(points: dict[str, Any]) -> list[str]:
     """Memory and throughput, maskctl against LoRA, per model size and task count."""
-    memory = [("| model | tasks | maskctl total RSS (MiB) | LoRA total RSS (MiB) | maskctl / LoRA | maskctl base + "
-              "per task | LoRA base + per adapter |"), "|---|---|---|---|---|---|---|"]
-    speed = [("| model | tasks | texts | maskctl mixed | LoRA mixed | **mixed, maskctl / LoRA** | maskctl single | "
-             "maskctl mixed / single | LoRA single |"), "|---|---|---|---|---|---|---|---|---|"]
+    memory = [
+        (
+            "| model | tasks | maskctl total RSS (MiB) | LoRA total RSS (MiB) | maskctl / LoRA | maskctl base + "
+            "per task | LoRA base + per adapter |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
+    speed = [
+        (
+            "| model | tasks | texts | maskctl mixed | LoRA mixed | **mixed, maskctl / LoRA** | maskctl single | "
+            "maskctl mixed / single | LoRA single |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for size, rows in points.items():
         for count, row in rows.items():
             mask, lora = row.get("maskctl") or [], row.get("lora") or []
             m_rss, l_rss = _median_of(mask, "hot", "rss_mib"), _median_of(lora, "hot", "rss_mib")
             loaded = min((a["loaded"] for a in lora), default=None)
-            lora_cell = (f"{l_rss:.0f}" + (f" ({loaded} adapters)" if loaded and loaded < int(count) else "")
-                         if l_rss else str(row.get("lora_error", ""))[:60])
-            per = [(_median_of(a, "base", "rss_mib"), rss, n) for a, rss, n in ((mask, m_rss, int(count)),
-                                                                              (lora, l_rss, loaded or int(count)))]
+            lora_cell = (
+                f"{l_rss:.0f}" + (f" ({loaded} adapters)" if loaded and loaded < int(count) else "")
+                if l_rss
+                else str(row.get("lora_error", ""))[:60]
+            )
+            per = [
+                (_median_of(a, "base", "rss_mib"), rss, n)
+                for a, rss, n in ((mask, m_rss, int(count)), (lora, l_rss, loaded or int(count)))
+            ]
             cells = [f"{b:.0f} + {(r - b) * 2**20 / max(n - 1, 1) / 1e6:.3f} MB" if b and r else "" for b, r, n in per]
-            memory.append(f"| {size} | {count} | {m_rss:.0f} | {lora_cell} | "
-                          f"{f'**{m_rss / l_rss:.2f}**' if m_rss and l_rss else ''} | {cells[0]} | {cells[1]} |"
-                          if m_rss else f"| {size} | {count} | {str(row.get('maskctl_error', ''))[:60]} | | | | |")
+            memory.append(
+                f"| {size} | {count} | {m_rss:.0f} | {lora_cell} | "
+                f"{f'**{m_rss / l_rss:.2f}**' if m_rss and l_rss else ''} | {cells[0]} | {cells[1]} |"
+                if m_rss
+                else f"| {size} | {count} | {str(row.get('maskctl_error', ''))[:60]} | | | | |"
+            )
             for length in ("short", "long"):
                 m = {mode: _median_of(mask, "texts_per_s", f"{mode}/{length}") for mode in ("mixed", "single")}
                 lo = {mode: _median_of(lora, "texts_per_s", f"{mode}/{length}") for mode in ("mixed", "single")}
                 if m["mixed"] is None:
                     continue
                 ratio = f"**{m['mixed'] / lo['mixed']:.2f}**" if lo["mixed"] else ""
-                speed.append(f"| {size} | {count} | {length} | {m['mixed']:.1f} | "
-                             f"{lo['mixed'] or float('nan'):.1f} | {ratio} | {m['single']:.1f} | "
-                             f"{m['mixed'] / m['single']:.2f} | {lo['single'] or float('nan'):.1f} |")
-    return ["Total memory with every task hot (each contender a fresh process in its default settings):", "",
-            *memory, "", "Texts per second, batches of 16 (median of the rounds):", "", *speed]
+                speed.append(
+                    f"| {size} | {count} | {length} | {m['mixed']:.1f} | "
+                    f"{lo['mixed'] or float('nan'):.1f} | {ratio} | {m['single']:.1f} | "
+                    f"{m['mixed'] / m['single']:.2f} | {lo['single'] or float('nan'):.1f} |"
+                )
+    return [
+        "Total memory with every task hot (each contender a fresh process in its default settings):",
+        "",
+        *memory,
+        "",
+        "Texts per second, batches of 16 (median of the rounds):",
+        "",
+        *speed,
+    ]
 
 
 def write_serving(results: dict[str, Any], out: Path) -> Path:
@@ -172,16 +219,23 @@ def write_serving(results: dict[str, Any], out: Path) -> Path:
 
     mode = results["mode"]
     s = results["sections"][mode]
-    lines = [(f"{save_results(results, out, mode)} Task variants flip {s['flip_fraction']:.1%} of the masked "
-             "weights against their initial mask, as trained bbc-news bundles do."), ""]
+    lines = [
+        (
+            f"{save_results(results, out, mode)} Task variants flip {s['flip_fraction']:.1%} of the masked "
+            "weights against their initial mask, as trained bbc-news bundles do."
+        ),
+        "",
+    ]
     lines += [f"Rounds per point: {s.get('rounds', ROUNDS)}.", ""] + point_lines(s["points"])
     if "kernel" in s:
         lines += ["", "The term alone (`bench/kernel.py`):", ""] + kernel_lines(s["kernel"])
     if "single_vs_merged" in s:
         lines += ["", "Single-task throughput against the merged model (encode + forward):", ""]
         for length, row in s["single_vs_merged"].items():
-            lines.append(f"- {length}: {row['texts_per_s']['new']:.1f} vs {row['texts_per_s']['old']:.1f} texts/s "
-                         f"= **{row['new_over_old']:.3f}**")
+            lines.append(
+                f"- {length}: {row['texts_per_s']['new']:.1f} vs {row['texts_per_s']['old']:.1f} texts/s "
+                f"= **{row['new_over_old']:.3f}**"
+            )
     if "bert_base_error" in s:
         lines += ["", f"BERT-base rows: not measured ({s['bert_base_error'][:200]})."]
     path = out / f"results-{mode}.md"

@@ -19,8 +19,11 @@ def moved_names(old_module: str, homes: dict[str, str]) -> Callable[[str], Any]:
     def __getattr__(name: str) -> Any:
         if name not in homes:
             raise AttributeError(f"module {old_module!r} has no attribute {name!r}")
-        warnings.warn(f"{old_module}.{name} moved to {homes[name]}.{name}; the old path is removed in "
-                      f"maskctl {REMOVED_IN}", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{old_module}.{name} moved to {homes[name]}.{name}; the old path is removed in maskctl {REMOVED_IN}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return getattr(importlib.import_module(homes[name]), name)
 
     return __getattr__

@@ -60,10 +60,12 @@ class Registry(Generic[T]):
     def register(self, name: str, target: T | str | None = None) -> Any:
         """``register(name, obj)``, ``register(name, "module:attr")``, or as a decorator."""
         if target is None:
+
             def decorate(obj: T) -> T:
                 self._objects[name] = obj
                 self._lazy.pop(name, None)
                 return obj
+
             return decorate
         if isinstance(target, str):
             if name not in self._objects:
@@ -110,8 +112,9 @@ class Registry(Generic[T]):
             for part in filter(None, attribute.split(".")):
                 obj = getattr(obj, part)
         except (ImportError, AttributeError) as exc:
-            raise self.error(f"the {self.what} {name!r} ({target}) failed to load ({exc})",
-                             "reinstall the package that provides it") from exc
+            raise self.error(
+                f"the {self.what} {name!r} ({target}) failed to load ({exc})", "reinstall the package that provides it"
+            ) from exc
         self._objects[name] = obj
         del self._lazy[name]
         return obj

@@ -25,7 +25,9 @@ def test_a_moved_name_warns_with_its_new_home_and_the_removal_version(old, name,
     with pytest.warns(DeprecationWarning) as caught:
         value = getattr(importlib.import_module(old), name)
     assert value is getattr(importlib.import_module(new), name)
-    assert str(caught[0].message) == f"{old}.{name} moved to {new}.{name}; the old path is removed in maskctl {REMOVED_IN}"
+    assert (
+        str(caught[0].message) == f"{old}.{name} moved to {new}.{name}; the old path is removed in maskctl {REMOVED_IN}"
+    )
     assert REMOVED_IN == "0.3.0"
 
 

@@ -77,8 +77,11 @@ def test_the_layers_hold():
                 continue
             if any(module == a or module.startswith(a + ".") for a in allowed):
                 continue
-            broken += [f"{module} imports {name}" for name in _imports(path)
-                       if name == forbidden or name.startswith(forbidden + ".")]
+            broken += [
+                f"{module} imports {name}"
+                for name in _imports(path)
+                if name == forbidden or name.startswith(forbidden + ".")
+            ]
     assert not broken, broken
 
 
@@ -92,7 +95,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         state[node] = 2
@@ -119,16 +122,20 @@ def test_no_module_reaches_itself_through_its_imports():
 
 def test_the_rules_see_imports_inside_functions_and_by_submodule_name(tmp_path):
     source = tmp_path / "m.py"
-    source.write_text("def card():\n    from maskctl import training\n    import maskctl.training.settings\n",
-                      encoding="utf-8")
+    source.write_text(
+        "def card():\n    from maskctl import training\n    import maskctl.training.settings\n", encoding="utf-8"
+    )
     assert {"maskctl.training", "maskctl.training.settings"} <= _imports(source)
 
 
 def test_the_rules_see_lazy_loads(tmp_path):
     source = tmp_path / "m.py"
-    source.write_text("import importlib\nKINDS.register('x', 'maskctl.training.methods:MaskMethod')\n"
-                      "def load(name):\n    importlib.import_module('maskctl.cli')\n"
-                      "    return importlib.import_module(f'maskctl.serving.{name}')\n", encoding="utf-8")
+    source.write_text(
+        "import importlib\nKINDS.register('x', 'maskctl.training.methods:MaskMethod')\n"
+        "def load(name):\n    importlib.import_module('maskctl.cli')\n"
+        "    return importlib.import_module(f'maskctl.serving.{name}')\n",
+        encoding="utf-8",
+    )
     assert {"maskctl.training.methods", "maskctl.cli", "maskctl.serving"} <= _imports(source)
 
 

@@ -45,7 +45,9 @@ def test_a_drifted_figure_or_a_lost_marker_is_caught(change):
 def test_a_new_block_is_one_function_and_two_markers():
     text = README + "\n<!-- figures:extra -->\nold\n<!-- /figures:extra -->\n"
     blocks = {**figures.BLOCKS, "extra": lambda: "| a | b |"}
-    assert figures.problems(text, blocks) == ["block 'extra' differs from its record: run python bench/readme_figures.py"]
+    assert figures.problems(text, blocks) == [
+        "block 'extra' differs from its record: run python bench/readme_figures.py"
+    ]
     written = figures.rewrite(text, blocks)
     assert written.endswith("<!-- figures:extra -->\n| a | b |\n<!-- /figures:extra -->\n")
     assert figures.problems(written, blocks) == []

@@ -56,8 +56,10 @@ def plugin_site(tmp_path, monkeypatch):
     dist_info = site / "rating_plugin-1.0.dist-info"
     dist_info.mkdir()
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: rating-plugin\nVersion: 1.0\n")
-    (dist_info / "entry_points.txt").write_text("[maskctl.kinds]\nrating = rating_plugin:Rating\n\n"
-                                                "[maskctl.metrics]\nwithin-one = rating_plugin:off_by_at_most_one\n")
+    (dist_info / "entry_points.txt").write_text(
+        "[maskctl.kinds]\nrating = rating_plugin:Rating\n\n"
+        "[maskctl.metrics]\nwithin-one = rating_plugin:off_by_at_most_one\n"
+    )
     monkeypatch.syspath_prepend(str(site))
     registry.rescan()
     yield site
@@ -70,8 +72,9 @@ def test_a_plugin_adds_a_kind_and_a_metric_through_entry_points(plugin_site):
     assert "rating" in KINDS and "within-one" in metrics.METRICS
     assert "rating_plugin" not in sys.modules  # listing names imports no plugin
 
-    card = TaskCard(name="reviews", kind="rating", labels=["1", "2", "3", "4", "5"], metric="within-one",
-                    source={"reader": "csv"})
+    card = TaskCard(
+        name="reviews", kind="rating", labels=["1", "2", "3", "4", "5"], metric="within-one", source={"reader": "csv"}
+    )
     assert KINDS.get(card.kind).name == "rating" and "rating_plugin" in sys.modules
     scored = metrics.compute(card.metric, golds=[0, 1, 4, 2], preds=[1, 3, 4, 2])
     assert scored["within-one"] == scored["score"] == 0.75 and scored["accuracy"] == 0.5
@@ -80,8 +83,14 @@ def test_a_plugin_adds_a_kind_and_a_metric_through_entry_points(plugin_site):
 
 def test_a_plugin_kind_is_a_choice_of_the_cli(plugin_site):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_site), *sys.path]), "COLUMNS": "250"}
-    shown = subprocess.run([sys.executable, "-m", "maskctl", "train", "--help"], capture_output=True, text=True,
-                           env=env, timeout=120, check=False)
+    shown = subprocess.run(
+        [sys.executable, "-m", "maskctl", "train", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert shown.returncode == 0, shown.stderr
     assert "multiple-choice, sequence-classification, token-tagging, rating." in " ".join(shown.stdout.split())
 

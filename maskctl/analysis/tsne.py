@@ -53,8 +53,9 @@ class TsneResult:
 
 
 @torch.inference_mode()
-def cls_vectors(model: torch.nn.Module, loader: Any, device: torch.device,
-                progress: Callable[[int], None] | None = None) -> np.ndarray:
+def cls_vectors(
+    model: torch.nn.Module, loader: Any, device: torch.device, progress: Callable[[int], None] | None = None
+) -> np.ndarray:
     """The last layer's [CLS] (first token) vector of every example, as float32 rows;
     ``progress(1)`` after each batch."""
     model.eval()
@@ -73,8 +74,9 @@ def project(vectors: np.ndarray, seed: int) -> np.ndarray:
     from sklearn.manifold import TSNE
 
     perplexity = min(30.0, max(1.0, (len(vectors) - 1) / 3))
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
-                random_state=seed).fit_transform(vectors)
+    return TSNE(
+        n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed
+    ).fit_transform(vectors)
 
 
 def silhouettes(vectors: np.ndarray, points: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
@@ -82,15 +84,25 @@ def silhouettes(vectors: np.ndarray, points: np.ndarray, labels: np.ndarray) -> 
 
     if len(set(labels.tolist())) < 2 or len(labels) <= len(set(labels.tolist())):
         return {"silhouette_cls": None, "silhouette_tsne": None}
-    return {"silhouette_cls": float(silhouette_score(vectors, labels, metric="cosine")),
-            "silhouette_tsne": float(silhouette_score(points, labels))}
+    return {
+        "silhouette_cls": float(silhouette_score(vectors, labels, metric="cosine")),
+        "silhouette_tsne": float(silhouette_score(points, labels)),
+    }
 
 
-def tsne_representations(mask: str | Path, finetuned: str | Path | None = None, split: str = "dev",
-                         max_examples: int | None = 1000, out_dir: str | Path | None = None,
-                         model: str | None = None, data_dir: str | Path | None = None, device: str = "auto",
-                         batch_size: int | None = None, seed: int = 0,
-                         callback: TrainCallback | None = None) -> TsneResult:
+def tsne_representations(
+    mask: str | Path,
+    finetuned: str | Path | None = None,
+    split: str = "dev",
+    max_examples: int | None = 1000,
+    out_dir: str | Path | None = None,
+    model: str | None = None,
+    data_dir: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    seed: int = 0,
+    callback: TrainCallback | None = None,
+) -> TsneResult:
     """Project the [CLS] vectors of ``split`` under each model; write table, points and figure.
     ``callback`` sees a phase per model's pass over the data (its batches) and the projection."""
     started = time.perf_counter()
@@ -98,8 +110,10 @@ def tsne_representations(mask: str | Path, finetuned: str | Path | None = None, 
     bundle = load_bundle(mask)
     kind = bundle.info.task.kind
     if not get_kind(kind).labels_sequences:
-        raise MaskctlError(f"{bundle.path} is a {kind} task: the [CLS] t-SNE needs sequence classification",
-                           "pass a bundle of a sentence (pair) classification task")
+        raise MaskctlError(
+            f"{bundle.path} is a {kind} task: the [CLS] t-SNE needs sequence classification",
+            "pass a bundle of a sentence (pair) classification task",
+        )
     if max_examples is not None and max_examples < 2:
         raise MaskctlError(f"--max-examples {max_examples} is too few", "pass at least 2 (default 1000)")
     dev = resolve_device(device)
@@ -137,20 +151,30 @@ def tsne_representations(mask: str | Path, finetuned: str | Path | None = None, 
     for name, matrix in vectors.items():
         with phase(callback, f"t-SNE, {name}"):
             xy = project(matrix, seed)
-        rows.append({"model": name, "examples": len(matrix), "dim": matrix.shape[1],
-                     **silhouettes(matrix, xy, labels)})
-        points += [{"model": name, "index": i, "label": task.labels[int(label)], "x": float(x), "y": float(y)}
-                   for i, ((x, y), label) in enumerate(zip(xy, labels))]
-    result = TsneResult(task=task.name, split=split, labels=task.labels, rows=rows, points=points,
-                        vectors=vectors, notes=notes)
+        rows.append({"model": name, "examples": len(matrix), "dim": matrix.shape[1], **silhouettes(matrix, xy, labels)})
+        points += [
+            {"model": name, "index": i, "label": task.labels[int(label)], "x": float(x), "y": float(y)}
+            for i, ((x, y), label) in enumerate(zip(xy, labels))
+        ]
+    result = TsneResult(
+        task=task.name, split=split, labels=task.labels, rows=rows, points=points, vectors=vectors, notes=notes
+    )
     if out_dir is not None:
-        meta = {"figure": "Zhao et al. 2020, Fig. 4: t-SNE of the last layer's [CLS] vectors",
-                "mask": str(bundle.path), "finetuned": str(finetuned) if finetuned else None,
-                "base_model": source.spec, "task": task.name, "split": split, "examples": len(labels),
-                "tsne": "sklearn TSNE, 2 components, PCA init, perplexity min(30, (n-1)/3), "
-                        f"random_state {seed}; silhouette_cls: cosine on the raw vectors",
-                "notes": notes, "device": str(dev), "maskctl": __version__,
-                "seconds": round(time.perf_counter() - started, 2)}
+        meta = {
+            "figure": "Zhao et al. 2020, Fig. 4: t-SNE of the last layer's [CLS] vectors",
+            "mask": str(bundle.path),
+            "finetuned": str(finetuned) if finetuned else None,
+            "base_model": source.spec,
+            "task": task.name,
+            "split": split,
+            "examples": len(labels),
+            "tsne": "sklearn TSNE, 2 components, PCA init, perplexity min(30, (n-1)/3), "
+            f"random_state {seed}; silhouette_cls: cosine on the raw vectors",
+            "notes": notes,
+            "device": str(dev),
+            "maskctl": __version__,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
         result.files = write_tsne(result, out_dir, meta)
     return result
 
@@ -159,8 +183,10 @@ def write_tsne(result: TsneResult, out_dir: str | Path, meta: dict[str, Any]) ->
     """``tsne.*`` (one row per model), ``tsne_points.*`` and ``tsne.png`` under ``out_dir``."""
     out_dir = Path(out_dir)
     files = {}
-    for name, rows, title in (("tsne", result.rows, f"[CLS] t-SNE on {result.task} ({result.split})"),
-                              ("tsne_points", result.points, "t-SNE coordinates per example")):
+    for name, rows, title in (
+        ("tsne", result.rows, f"[CLS] t-SNE on {result.task} ({result.split})"),
+        ("tsne_points", result.points, "t-SNE coordinates per example"),
+    ):
         files.update({f"{name}.{kind}": path for kind, path in write_table(rows, out_dir, name, meta, title).items()})
     files["tsne.png"] = save_figure(tsne_figure(result), out_dir / "tsne.png")
     return files

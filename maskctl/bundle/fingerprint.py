@@ -18,6 +18,7 @@ def fingerprint(model: nn.Module, names: Iterable[str]) -> str:
     Names may point at a plain ``nn.Linear`` or a ``MaskedLinear`` (its ``base_layer`` is
     hashed), so the same fingerprint comes out before wrapping, during training and at eval.
     """
+
     def weight(name: str) -> torch.Tensor:
         module = model.get_submodule(name)
         return cast(torch.Tensor, getattr(module, "base_layer", module).weight)

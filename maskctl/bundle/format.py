@@ -118,7 +118,9 @@ def save_bundle(bundle: Bundle, path: str | Path, *, xor_initial: bool = True) -
     for name, tensor in bundle.tuned.items():
         tensors[TUNED_PREFIX + name] = tensor.detach().cpu().contiguous()
     meta = portable_meta(bundle.meta, path, origin=bundle.path)  # no absolute machine paths in the file
-    meta.update(format=FORMAT_NAME, format_version=TUNED_FORMAT if bundle.tuned else PLAIN_FORMAT, maskctl_version=__version__)
+    meta.update(
+        format=FORMAT_NAME, format_version=TUNED_FORMAT if bundle.tuned else PLAIN_FORMAT, maskctl_version=__version__
+    )
     meta.pop("mask_coding", None)
     if initial is not None and any(layer["coding"]["scheme"] == "xor-initial" for layer in layers):
         meta["mask_coding"] = initial.to_meta()
@@ -202,8 +204,10 @@ class MaskReader(Described):
         try:
             tensor = self._handle.get_tensor(MASK_PREFIX + name)
         except Exception as exc:
-            raise BundleError(f"{self.path}: mask {name} is missing or unreadable ({type(exc).__name__})",
-                              "the bundle is damaged or truncated; train it again") from exc
+            raise BundleError(
+                f"{self.path}: mask {name} is missing or unreadable ({type(exc).__name__})",
+                "the bundle is damaged or truncated; train it again",
+            ) from exc
         return _decode(self.path, name, tensor, self.layers[name], self.meta, self.initial)
 
 
@@ -254,31 +258,36 @@ def read_coded(path: str | Path) -> tuple[CodedMasks, dict[str, torch.Tensor]]:
         initial = _initial_masks(path, meta)
         for key, tensor in tensors.items():
             if key.startswith(MASK_PREFIX):
-                name = key[len(MASK_PREFIX):]
+                name = key[len(MASK_PREFIX) :]
                 if name not in layers:
-                    raise BundleError(f"{path}: mask {name} has no shape in the metadata",
-                                      "the bundle is damaged; train it again")
+                    raise BundleError(
+                        f"{path}: mask {name} has no shape in the metadata", "the bundle is damaged; train it again"
+                    )
                 payloads[name] = tensor
             elif key.startswith(HEAD_PREFIX):
-                head[key[len(HEAD_PREFIX):]] = tensor
+                head[key[len(HEAD_PREFIX) :]] = tensor
             elif key.startswith(TUNED_PREFIX):
-                tuned[key[len(TUNED_PREFIX):]] = tensor
+                tuned[key[len(TUNED_PREFIX) :]] = tensor
     except BundleError:
         raise
     except Exception as exc:
         raise _not_a_bundle(path, exc) from exc
     missing = layers - set(payloads)
     if missing:
-        raise BundleError(f"{path}: masks missing for {sorted(missing)[:3]}",
-                          "the bundle is damaged or truncated; train it again")
+        raise BundleError(
+            f"{path}: masks missing for {sorted(missing)[:3]}", "the bundle is damaged or truncated; train it again"
+        )
     listed = (meta.get("tuned") or {}).get("tensors") or []
     if set(listed) != set(tuned) or any(t.dtype != torch.float16 for t in tuned.values()):
-        raise BundleError(f"{path}: its tuned tensors do not match the metadata's list",
-                          "the bundle is damaged or truncated; train it again")
+        raise BundleError(
+            f"{path}: its tuned tensors do not match the metadata's list",
+            "the bundle is damaged or truncated; train it again",
+        )
     # the metadata's layer order is the model's order; the file's tensor order is not promised
     ordered = {layer["name"]: payloads[layer["name"]] for layer in meta["layers"]}
-    return CodedMasks(path=path, meta=meta, payloads=ordered, initial=initial,
-                      tuned={name: tuned[name] for name in listed}), head
+    return CodedMasks(
+        path=path, meta=meta, payloads=ordered, initial=initial, tuned={name: tuned[name] for name in listed}
+    ), head
 
 
 def _read_owned(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
@@ -289,7 +298,7 @@ def _read_owned(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     on the next touch of a page past the new end, and a file read while it is being written can
     do the same. One ``read_bytes`` (a bundle is a few MB at most) has neither problem."""
     data = path.read_bytes()
-    return _header_metadata(data[:8], data[8:8 + int.from_bytes(data[:8], "little")]), safetensors_load(data)
+    return _header_metadata(data[:8], data[8 : 8 + int.from_bytes(data[:8], "little")]), safetensors_load(data)
 
 
 def _header_metadata(start: bytes, header: bytes) -> dict[str, str]:
@@ -303,7 +312,9 @@ def _header_metadata(start: bytes, header: bytes) -> dict[str, str]:
     return metadata
 
 
-def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor]]:
+def _read(
+    path: Path,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor]]:
     coded, head = read_coded(path)
     return coded.decode_all(), head, coded.meta, coded.tuned
 
@@ -314,12 +325,19 @@ def _initial_masks(path: Path, meta: dict[str, Any]) -> InitialMasks | None:
     try:
         return initial_masks_from_meta(meta)
     except MaskCodingError as exc:
-        raise BundleError(f"{path}: {exc}",
-                          "upgrade maskctl (pip install -U maskctl), or train the bundle again") from exc
+        raise BundleError(
+            f"{path}: {exc}", "upgrade maskctl (pip install -U maskctl), or train the bundle again"
+        ) from exc
 
 
-def _decode(path: Path, name: str, tensor: torch.Tensor, layer: dict[str, Any], meta: dict[str, Any],
-            initial: InitialMasks | None) -> torch.Tensor:
+def _decode(
+    path: Path,
+    name: str,
+    tensor: torch.Tensor,
+    layer: dict[str, Any],
+    meta: dict[str, Any],
+    initial: InitialMasks | None,
+) -> torch.Tensor:
     """One mask from its stored tensor: packbits in format 1, the recorded coding in formats 2 and 3."""
     if meta["format_version"] < 2:
         return unpack_mask(tensor, layer["shape"])
@@ -327,17 +345,21 @@ def _decode(path: Path, name: str, tensor: torch.Tensor, layer: dict[str, Any], 
     if not isinstance(coding, Mapping):
         raise BundleError(f"{path}: mask {name} has no coding in the metadata", "the bundle is damaged; train it again")
     if tensor.dtype != torch.uint8 or tensor.dim() != 1:
-        raise BundleError(f"{path}: mask {name} is stored as {tensor.dtype} {tuple(tensor.shape)}, not coded bytes",
-                          "the bundle is damaged; train it again")
+        raise BundleError(
+            f"{path}: mask {name} is stored as {tensor.dtype} {tuple(tensor.shape)}, not coded bytes",
+            "the bundle is damaged; train it again",
+        )
     try:
         return decode_mask(name, tensor.numpy().tobytes(), layer["shape"], coding, initial)
     except MaskCodingError as exc:
         fix = "the file is damaged; copy it again or train it again"
         if coding.get("scheme") == "xor-initial":
             saved = meta.get("mask_coding", {}).get("numpy", "?")
-            fix = (f"the file is damaged, or this platform regenerates another initial mask (saved with numpy "
-                   f"{saved}, this is {np.__version__}): load it where it was saved and re-save it with "
-                   f"save_bundle(bundle, path, xor_initial=False)")
+            fix = (
+                f"the file is damaged, or this platform regenerates another initial mask (saved with numpy "
+                f"{saved}, this is {np.__version__}): load it where it was saved and re-save it with "
+                f"save_bundle(bundle, path, xor_initial=False)"
+            )
         raise BundleError(f"{path}: mask {name} cannot be decoded: {exc}", fix) from exc
 
 
@@ -345,13 +367,17 @@ def _verify_written(tmp: Path, bundle: Bundle, path: Path) -> None:
     """Cheap insurance: decode the file just written and compare every mask and tuned delta
     bit for bit."""
     written, _, _, tuned = _read(tmp)
-    expected = {**{f"mask {n}": m.detach().cpu().bool() for n, m in bundle.masks.items()},
-                **{f"tuned tensor {n}": t.detach().cpu() for n, t in bundle.tuned.items()}}
+    expected = {
+        **{f"mask {n}": m.detach().cpu().bool() for n, m in bundle.masks.items()},
+        **{f"tuned tensor {n}": t.detach().cpu() for n, t in bundle.tuned.items()},
+    }
     found = {**{f"mask {n}": m for n, m in written.items()}, **{f"tuned tensor {n}": t for n, t in tuned.items()}}
     for name, value in expected.items():
         if name not in found or not torch.equal(found[name], value):
-            raise BundleError(f"{name} did not read back bit-exactly after writing {path}",
-                              "this is a maskctl bug; please report it (nothing was replaced)")
+            raise BundleError(
+                f"{name} did not read back bit-exactly after writing {path}",
+                "this is a maskctl bug; please report it (nothing was replaced)",
+            )
 
 
 def _check_path(path: str | Path) -> Path:
@@ -360,31 +386,38 @@ def _check_path(path: str | Path) -> Path:
         raise BundleError(f"bundle {path} does not exist", "check the path (train one with `maskctl train`)")
     if path.is_dir():
         finetuned = (path / "maskctl_training.json").is_file() or (path / "maskctl_export.json").is_file()
-        raise BundleError(f"{path} is {'a finetuned or exported model folder' if finetuned else 'a directory'}, "
-                          "not a bundle", "pass a *.bundle file; a model folder is a plain Hugging Face model: "
-                          "load it with transformers' from_pretrained")
+        raise BundleError(
+            f"{path} is {'a finetuned or exported model folder' if finetuned else 'a directory'}, not a bundle",
+            "pass a *.bundle file; a model folder is a plain Hugging Face model: "
+            "load it with transformers' from_pretrained",
+        )
     return path
 
 
 def _parse_meta(path: Path, metadata: dict[str, str]) -> dict[str, Any]:
-    not_ours = BundleError(f"{path} is a safetensors file but not a maskctl bundle",
-                           "pass a file written by `maskctl train`")
+    not_ours = BundleError(
+        f"{path} is a safetensors file but not a maskctl bundle", "pass a file written by `maskctl train`"
+    )
     if "maskctl" not in metadata:
         raise not_ours
     try:
         meta = json.loads(metadata["maskctl"])
     except json.JSONDecodeError as exc:
-        raise BundleError(f"{path}: the bundle metadata is not valid JSON ({exc.msg})",
-                          "the bundle is damaged; train it again") from exc
+        raise BundleError(
+            f"{path}: the bundle metadata is not valid JSON ({exc.msg})", "the bundle is damaged; train it again"
+        ) from exc
     if FORMAT_NAME not in (metadata.get("format"), meta.get("format")):  # early files: a separate key
         raise not_ours
     version = meta.get("format_version")
     if isinstance(version, int) and version < 1:
-        raise BundleError(f"{path} has invalid bundle format version {version}",
-                          "the bundle is damaged; train it again")
+        raise BundleError(
+            f"{path} has invalid bundle format version {version}", "the bundle is damaged; train it again"
+        )
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise BundleError(f"{path} has bundle format version {version}, this maskctl reads up to {FORMAT_VERSION}",
-                          "upgrade maskctl (pip install -U maskctl)")
+        raise BundleError(
+            f"{path} has bundle format version {version}, this maskctl reads up to {FORMAT_VERSION}",
+            "upgrade maskctl (pip install -U maskctl)",
+        )
     return meta
 
 
@@ -392,8 +425,10 @@ def _not_a_bundle(path: Path, exc: Exception) -> BundleError:
     """The error for a file the safetensors reader refused, saying what is wrong in a user's
     words. Why not the reader's own message: it speaks of its internals, or of nothing (a text
     file's first 8 bytes, read as a header length, ask for exabytes: "MemoryError: ")."""
-    return BundleError(f"{path} is not a readable bundle: {_what_is_wrong(path)}",
-                       "pass a file written by `maskctl train` (a copy cut short: copy it again)")
+    return BundleError(
+        f"{path} is not a readable bundle: {_what_is_wrong(path)}",
+        "pass a file written by `maskctl train` (a copy cut short: copy it again)",
+    )
 
 
 def _what_is_wrong(path: Path) -> str:

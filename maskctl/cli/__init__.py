@@ -52,10 +52,18 @@ def _root(
     _state["debug"] = _state["debug"] or debug
 
 
-for name, run in (("train", train_cmd.train), ("eval", eval_cmd.eval_bundle), ("tasks", tasks_cmd.list_tasks),
-                  ("inspect", inspect_cmd.inspect_bundle), ("size", size_cmd.size), ("ensemble", ensemble_cmd.ensemble),
-                  ("export", export_cmd.export), ("predict", predict_cmd.predict), ("push", push_cmd.push),
-                  ("serve", serve_cmd.serve)):
+for name, run in (
+    ("train", train_cmd.train),
+    ("eval", eval_cmd.eval_bundle),
+    ("tasks", tasks_cmd.list_tasks),
+    ("inspect", inspect_cmd.inspect_bundle),
+    ("size", size_cmd.size),
+    ("ensemble", ensemble_cmd.ensemble),
+    ("export", export_cmd.export),
+    ("predict", predict_cmd.predict),
+    ("push", push_cmd.push),
+    ("serve", serve_cmd.serve),
+):
     command(app, name, run)
 app.add_typer(analyze_cmd.app, name="analyze")
 

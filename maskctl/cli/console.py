@@ -61,20 +61,26 @@ def plural(count: int, word: str, words: str | None = None) -> str:
 
 def run_summary(info: dict[str, Any]) -> str:
     """The line that opens a training run: what trains on what, and how long it will take."""
-    return (f"{info['method']} {info['task']} on {info['model']} ({info['device']}): "
-            f"{info['train_examples']} train / {info['dev_examples']} dev examples, "
-            f"{plural(info['epochs'], 'epoch')}, {plural(info['total_steps'], 'step')}, lr {info['lr']:g}, "
-            f"global batch {info['global_batch']} ({plural(info['processes'], 'process', 'processes')}), "
-            f"{info['trainable']:,} trainable values"
-            + (f", resumed at step {info['resumed_at']}" if info.get("resumed_at") is not None else ""))
+    return (
+        f"{info['method']} {info['task']} on {info['model']} ({info['device']}): "
+        f"{info['train_examples']} train / {info['dev_examples']} dev examples, "
+        f"{plural(info['epochs'], 'epoch')}, {plural(info['total_steps'], 'step')}, lr {info['lr']:g}, "
+        f"global batch {info['global_batch']} ({plural(info['processes'], 'process', 'processes')}), "
+        f"{info['trainable']:,} trainable values"
+        + (f", resumed at step {info['resumed_at']}" if info.get("resumed_at") is not None else "")
+    )
 
 
 def evaluation_line(step: int, epoch: float, metrics: dict[str, float], best: bool, sparsity: float | None) -> str:
     """One dev evaluation: the score, every other metric, the mask's sparsity, a best marker."""
-    others = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                       for k, v in metrics.items() if k != "score")
-    return (f"epoch {epoch:g} (step {step}): dev score {metrics['score']:.4f} ({others})"
-            + (f", mask sparsity {sparsity:.2%}" if sparsity is not None else "") + (" (best so far)" if best else ""))
+    others = ", ".join(
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items() if k != "score"
+    )
+    return (
+        f"epoch {epoch:g} (step {step}): dev score {metrics['score']:.4f} ({others})"
+        + (f", mask sparsity {sparsity:.2%}" if sparsity is not None else "")
+        + (" (best so far)" if best else "")
+    )
 
 
 def train_progress(shared: Progress | None = None) -> RichProgress | LogLines:
@@ -124,15 +130,17 @@ class RichProgress(TrainCallback):
             return
         self._start()
         self.progress.console.print(run_summary(info), highlight=False)
-        self.bar = self.progress.add_task("train", total=info["total_steps"], unit="steps", info="",
-                                          completed=info.get("resumed_at") or 0)
+        self.bar = self.progress.add_task(
+            "train", total=info["total_steps"], unit="steps", info="", completed=info.get("resumed_at") or 0
+        )
 
     def on_step(self, step: int, total: int, loss: float, examples_per_s: float) -> None:
         if self.bar is not None:
             self.progress.update(self.bar, completed=step, info=f"loss {loss:.4f}, {examples_per_s:.1f} ex/s")
 
-    def on_evaluate(self, step: int, epoch: float, metrics: dict[str, float], best: bool,
-                    sparsity: float | None = None) -> None:
+    def on_evaluate(
+        self, step: int, epoch: float, metrics: dict[str, float], best: bool, sparsity: float | None = None
+    ) -> None:
         if not self.quiet:
             self.progress.console.print(evaluation_line(step, epoch, metrics, best, sparsity), highlight=False)
 
@@ -185,16 +193,20 @@ class LogLines(TrainCallback):
     def on_step(self, step: int, total: int, loss: float, examples_per_s: float) -> None:
         recorded = step == total or (self.log_every and step % self.log_every == 0)
         if not recorded and self.heartbeat.due():
-            left = pace(step - self.first_step, total - self.first_step, self.heartbeat.clock() - self.started,
-                        "steps")
-            self._line(f"step {step}/{total}: loss {loss:.4f}, {examples_per_s:.1f} ex/s" + (f" ({left})" if left else ""))
+            left = pace(step - self.first_step, total - self.first_step, self.heartbeat.clock() - self.started, "steps")
+            self._line(
+                f"step {step}/{total}: loss {loss:.4f}, {examples_per_s:.1f} ex/s" + (f" ({left})" if left else "")
+            )
 
     def on_log(self, record: dict[str, Any]) -> None:
-        self._line(f"step {record['step']}/{record['total']} epoch {record['epoch']:g}: loss {record['loss']:.4f}, "
-                   f"lr {record['lr']:.3g}, {record['examples_per_s']:.1f} ex/s")
+        self._line(
+            f"step {record['step']}/{record['total']} epoch {record['epoch']:g}: loss {record['loss']:.4f}, "
+            f"lr {record['lr']:.3g}, {record['examples_per_s']:.1f} ex/s"
+        )
 
-    def on_evaluate(self, step: int, epoch: float, metrics: dict[str, float], best: bool,
-                    sparsity: float | None = None) -> None:
+    def on_evaluate(
+        self, step: int, epoch: float, metrics: dict[str, float], best: bool, sparsity: float | None = None
+    ) -> None:
         self._line(evaluation_line(step, epoch, metrics, best, sparsity))
 
     def close(self) -> None:

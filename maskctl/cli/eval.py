@@ -24,12 +24,24 @@ from maskctl.cli.console import console, metrics_table, train_progress
 def eval_bundle(
     bundle: str = typer.Argument(..., help=BUNDLE_HELP, show_default=False),
     split: Split | None = split_option(None, "The split to score, by default dev"),
-    file: str | None = typer.Option(None, "--file", metavar="FILE", help="Score on this csv, tsv, json, jsonl or parquet file "
-                                       "(the task's column names) instead of a split."),
-    text_column: list[str] | None = typer.Option(None, "--text-column", metavar="COLUMN", help="The --file column "
-                                                    "with the text (twice for a sentence pair), if not the task's own name."),
-    label_column: str | None = typer.Option(None, "--label-column", metavar="COLUMN", help="The --file column with "
-                                               "the label (tags), if not the task's own name."),
+    file: str | None = typer.Option(
+        None,
+        "--file",
+        metavar="FILE",
+        help="Score on this csv, tsv, json, jsonl or parquet file (the task's column names) instead of a split.",
+    ),
+    text_column: list[str] | None = typer.Option(
+        None,
+        "--text-column",
+        metavar="COLUMN",
+        help="The --file column with the text (twice for a sentence pair), if not the task's own name.",
+    ),
+    label_column: str | None = typer.Option(
+        None,
+        "--label-column",
+        metavar="COLUMN",
+        help="The --file column with the label (tags), if not the task's own name.",
+    ),
     model: str | None = model_option(),
     data_dir: str | None = data_dir_option(),
     device: str = device_option(),
@@ -48,9 +60,17 @@ def eval_bundle(
     split = split_value(split)
     progress = train_progress()
     try:
-        result = evaluate_bundle(bundle, split="test" if file else split or "dev", model=model, data_dir=data_dir,
-                                 device=device, file=file, text_columns=tuple(text_column or ()),
-                                 label_column=label_column, callback=progress)
+        result = evaluate_bundle(
+            bundle,
+            split="test" if file else split or "dev",
+            model=model,
+            data_dir=data_dir,
+            device=device,
+            file=file,
+            text_columns=tuple(text_column or ()),
+            label_column=label_column,
+            callback=progress,
+        )
     finally:
         progress.close()
     shown = Path(file).name if file else result.split
@@ -58,9 +78,15 @@ def eval_bundle(
     if result.split == "dev" and not file and result.trained_dev is not None:
         same = result.trained_dev.get("score") == result.metrics["score"]
         note = "matches" if same else "differs from"
-        console.print(f"{note} the dev score recorded at training time ({result.trained_dev['score']:.4f})",
-                      highlight=False)
+        console.print(
+            f"{note} the dev score recorded at training time ({result.trained_dev['score']:.4f})", highlight=False
+        )
     if json_out:
-        payload = {"bundle": str(bundle), "task": result.task, "split": None if file else result.split,
-                   **({"file": str(file)} if file else {}), "metrics": result.metrics}
+        payload = {
+            "bundle": str(bundle),
+            "task": result.task,
+            "split": None if file else result.split,
+            **({"file": str(file)} if file else {}),
+            "metrics": result.metrics,
+        }
         atomic_write_text(json_out, json.dumps(payload, indent=2) + "\n")

@@ -25,5 +25,7 @@ def export(
     from maskctl.experiments.export import export_bundle, exported_auto_class
 
     path = export_bundle(bundle, output, model=model, fmt=fmt.value, overwrite=overwrite)
-    console.print(f"wrote {path}: load it with transformers' {exported_auto_class(path)}.from_pretrained("
-                  f"{str(path)!r})", highlight=False)
+    console.print(
+        f"wrote {path}: load it with transformers' {exported_auto_class(path)}.from_pretrained({str(path)!r})",
+        highlight=False,
+    )

@@ -28,8 +28,9 @@ import typer
 LONGEST_CHOICES = 20
 
 
-def options_from(cls: type, arguments: tuple[str, ...] = (), extra: tuple[inspect.Parameter, ...] = (),
-                 build: bool = True) -> Callable[[Callable], Callable]:
+def options_from(
+    cls: type, arguments: tuple[str, ...] = (), extra: tuple[inspect.Parameter, ...] = (), build: bool = True
+) -> Callable[[Callable], Callable]:
     def wrap(run: Callable) -> Callable:
         params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)]
         annotations: dict[str, Any] = {"ctx": typer.Context}
@@ -83,14 +84,25 @@ def _parameter(f: dataclasses.Field, hint: Any, argument: bool) -> inspect.Param
             meta["metavar"] = f.name.upper()  # argparse's convention
             meta["help"] = f"{meta['help']} One of: {', '.join(meta['choices'])}."
     if argument:
-        info = typer.Argument(... if default is None else default, help=meta.get("help"), show_default=False,
-                              metavar=meta.get("metavar"))
+        info = typer.Argument(
+            ... if default is None else default, help=meta.get("help"), show_default=False, metavar=meta.get("metavar")
+        )
     elif hint is bool:
-        info = typer.Option(default, f"--{f.name.replace('_', '-')}", help=meta.get("help"),
-                            rich_help_panel=meta.get("panel"), show_default=False)
+        info = typer.Option(
+            default,
+            f"--{f.name.replace('_', '-')}",
+            help=meta.get("help"),
+            rich_help_panel=meta.get("panel"),
+            show_default=False,
+        )
     else:
-        info = typer.Option(default, f"--{f.name.replace('_', '-')}", help=meta.get("help"),
-                            rich_help_panel=meta.get("panel"), metavar=meta.get("metavar"))
+        info = typer.Option(
+            default,
+            f"--{f.name.replace('_', '-')}",
+            help=meta.get("help"),
+            rich_help_panel=meta.get("panel"),
+            metavar=meta.get("metavar"),
+        )
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=hint)
 
 

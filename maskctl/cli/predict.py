@@ -23,24 +23,42 @@ SHOWN_PROBLEMS = 5  # skipped lines named one by one; the rest counted
 
 
 def predict(
-    bundles: list[str] = typer.Argument(..., help="One bundle per task, all of one base model: " + BUNDLE_HELP,
-                                        show_default=False),
+    bundles: list[str] = typer.Argument(
+        ..., help="One bundle per task, all of one base model: " + BUNDLE_HELP, show_default=False
+    ),
     input_file: str | None = typer.Option(
-        None, "--input", metavar="FILE", help="A csv, tsv, json or parquet file (columns named as in the task's data, or text, "
-        "tokens, ...), JSON lines (.jsonl) or plain text lines; - for stdin.", rich_help_panel=INPUT),
-    text: list[str] | None = typer.Option(None, "--text", metavar="TEXT", help="Text to predict (repeatable).",
-                                             rich_help_panel=INPUT),
-    text_pair: list[str] | None = typer.Option(None, "--text-pair", metavar="TEXT", help="Second text of a pair, one per --text "
-                                                  "(sentence-pair tasks).", rich_help_panel=INPUT),
-    text_column: list[str] | None = typer.Option(None, "--text-column", metavar="COLUMN", help="The --input "
-                                                    "column with the text (twice: text and text_pair), if not text.",
-                                                    rich_help_panel=INPUT),
-    strict: bool = typer.Option(False, "--strict", help="Stop at the first bad input line instead of skipping it.",
-                                rich_help_panel=INPUT),
+        None,
+        "--input",
+        metavar="FILE",
+        help="A csv, tsv, json or parquet file (columns named as in the task's data, or text, "
+        "tokens, ...), JSON lines (.jsonl) or plain text lines; - for stdin.",
+        rich_help_panel=INPUT,
+    ),
+    text: list[str] | None = typer.Option(
+        None, "--text", metavar="TEXT", help="Text to predict (repeatable).", rich_help_panel=INPUT
+    ),
+    text_pair: list[str] | None = typer.Option(
+        None,
+        "--text-pair",
+        metavar="TEXT",
+        help="Second text of a pair, one per --text (sentence-pair tasks).",
+        rich_help_panel=INPUT,
+    ),
+    text_column: list[str] | None = typer.Option(
+        None,
+        "--text-column",
+        metavar="COLUMN",
+        help="The --input column with the text (twice: text and text_pair), if not text.",
+        rich_help_panel=INPUT,
+    ),
+    strict: bool = typer.Option(
+        False, "--strict", help="Stop at the first bad input line instead of skipping it.", rich_help_panel=INPUT
+    ),
     output: Path | None = output_option("Write JSON lines here (default: stdout)."),
     overwrite: bool = overwrite_option(),
-    task: list[str] | None = typer.Option(None, "--task", metavar="TASK", help="Only these tasks (repeatable).",
-                                             rich_help_panel=MODEL_PANEL),
+    task: list[str] | None = typer.Option(
+        None, "--task", metavar="TASK", help="Only these tasks (repeatable).", rich_help_panel=MODEL_PANEL
+    ),
     model: str | None = model_option("the bundles name"),
     batch_size: int = typer.Option(32, min=1, help="Inputs per forward pass.", rich_help_panel=RUN_PANEL),
     device: str = device_option(),
@@ -57,11 +75,20 @@ def predict(
     if not err_console.is_terminal:  # a log gets the predictions and the skipped lines, nothing else
         _report_skipped(write_predictions(served, inputs, task, output, sys.stdout, batch_size, strict))
         return
-    with Progress(SpinnerColumn(), TextColumn("{task.completed} lines"), console=err_console,
-                  transient=True) as progress:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.completed} lines"), console=err_console, transient=True
+    ) as progress:
         bar = progress.add_task("predict", total=None)
-        stats = write_predictions(served, inputs, task, output, sys.stdout, batch_size, strict,
-                                  progress=lambda lines: progress.update(bar, completed=lines))
+        stats = write_predictions(
+            served,
+            inputs,
+            task,
+            output,
+            sys.stdout,
+            batch_size,
+            strict,
+            progress=lambda lines: progress.update(bar, completed=lines),
+        )
     _report_skipped(stats)
 
 
@@ -70,7 +97,8 @@ def _report_skipped(stats) -> None:
     for problem in stats.problems[:SHOWN_PROBLEMS]:
         err_console.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
     if len(stats.problems) > SHOWN_PROBLEMS:
-        err_console.print(f"[yellow]skipped[/] ... and {len(stats.problems) - SHOWN_PROBLEMS} more lines",
-                          highlight=False)
+        err_console.print(
+            f"[yellow]skipped[/] ... and {len(stats.problems) - SHOWN_PROBLEMS} more lines", highlight=False
+        )
     if stats.skipped:
         err_console.print(f"{stats.skipped} of {stats.lines} input lines skipped", highlight=False)

@@ -78,16 +78,29 @@ class RateColumn(ProgressColumn):
 
 def bar_columns() -> tuple[ProgressColumn, ...]:
     """What every bar shows: name, bar, done/total, rate, time left, and a free ``info`` field."""
-    return (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-            TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+    return (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
 
 
 class PlainLines:
     """One unit of work (``evaluating test``, 6 batches) as plain lines: at the start, when the
     heartbeat is due, and none at the end (the caller prints the result)."""
 
-    def __init__(self, console: Console, name: str, total: int | None, unit: str,
-                 heartbeat: Heartbeat | None = None, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        console: Console,
+        name: str,
+        total: int | None,
+        unit: str,
+        heartbeat: Heartbeat | None = None,
+        quiet: bool = False,
+    ) -> None:
         self.console, self.name, self.total, self.unit, self.quiet = console, name, total, unit, quiet
         self.heartbeat = heartbeat or Heartbeat()
         self.done, self.started = 0, self.heartbeat.clock()
@@ -108,8 +121,9 @@ class PlainLines:
 
 
 @contextmanager
-def work(console: Console, name: str, total: int | None, unit: str,
-         heartbeat: Heartbeat | None = None) -> Iterator[Callable[[int], None]]:
+def work(
+    console: Console, name: str, total: int | None, unit: str, heartbeat: Heartbeat | None = None
+) -> Iterator[Callable[[int], None]]:
     """A block of work with a known number of units: a bar on a terminal, plain lines elsewhere;
     the block gets ``advance(n)`` to call."""
     if console.is_terminal:

@@ -47,10 +47,15 @@ class SweepProgress(SweepCallback):
         how = "read back from an earlier run" if result.reused else f"{result.wall_seconds:.0f} s"
         sparsity = result.sparsity.get("final")
         extra = f", final sparsity {sparsity:.2%}" if sparsity is not None else ""
-        left = (f"; ~{duration(self.spent / len(self.trained) * (total - index))} left for {total - index} more"
-                if self.trained and index < total else "")
-        console.print(f"[bold]\\[{index}/{total}][/] {result.label}: dev score {result.score:.4f} ({how}{extra}){left}",
-                      highlight=False)
+        left = (
+            f"; ~{duration(self.spent / len(self.trained) * (total - index))} left for {total - index} more"
+            if self.trained and index < total
+            else ""
+        )
+        console.print(
+            f"[bold]\\[{index}/{total}][/] {result.label}: dev score {result.score:.4f} ({how}{extra}){left}",
+            highlight=False,
+        )
 
     def note(self, text: str) -> None:
         console.print(f"[yellow]{text}[/]", highlight=False)
@@ -79,6 +84,11 @@ def sweep_table(result: SweepResult) -> Table:
     for point in result.points:
         sparsity = point.sparsity.get("final")
         mark = "best" if point is result.best else ("added at edge" if point.added else "")
-        table.add_row(*(format_value(point.point.get(k)) for k in result.grid), f"{point.score:.4f}",
-                      f"{sparsity:.2%}" if sparsity is not None else "", f"{point.wall_seconds:.0f}", mark)
+        table.add_row(
+            *(format_value(point.point.get(k)) for k in result.grid),
+            f"{point.score:.4f}",
+            f"{sparsity:.2%}" if sparsity is not None else "",
+            f"{point.wall_seconds:.0f}",
+            mark,
+        )
     return table

@@ -45,6 +45,7 @@ def fitting_columns(rows: list[tuple[str, ...]], width: int) -> tuple[str, ...]:
     needed = 1  # the left border
     for i, column in enumerate(COLUMNS):
         values = [row[i] for row in rows] + [column]
-        needed += OVERHEAD + max(cell_len(word) for value in values
-                                 for word in (value.split() if column == "data" else [value]))
+        needed += OVERHEAD + max(
+            cell_len(word) for value in values for word in (value.split() if column == "data" else [value])
+        )
     return COLUMNS if needed <= width else tuple(c for c in COLUMNS if c != DROPPED_FIRST)

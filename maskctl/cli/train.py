@@ -16,21 +16,38 @@ from maskctl.train_settings import TrainArgs
 
 RECIPES = "Recipes and sweeps"
 EXTRA = (
-    inspect.Parameter("overrides", inspect.Parameter.KEYWORD_ONLY, annotation=list[str] | None,
-                      default=overrides_argument()),
-    inspect.Parameter("recipe", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
-                      default=recipe_option("giving any of these options", RECIPES)),
-    inspect.Parameter("sweep", inspect.Parameter.KEYWORD_ONLY, annotation=list[str] | None,
-                      default=sweep_option("the best dev score is kept; runs go to <output>.sweep/", RECIPES)),
-    inspect.Parameter("sweep_extend", inspect.Parameter.KEYWORD_ONLY, annotation=int | None,
-                      default=sweep_extend_option(RECIPES)),
+    inspect.Parameter(
+        "overrides", inspect.Parameter.KEYWORD_ONLY, annotation=list[str] | None, default=overrides_argument()
+    ),
+    inspect.Parameter(
+        "recipe",
+        inspect.Parameter.KEYWORD_ONLY,
+        annotation=str | None,
+        default=recipe_option("giving any of these options", RECIPES),
+    ),
+    inspect.Parameter(
+        "sweep",
+        inspect.Parameter.KEYWORD_ONLY,
+        annotation=list[str] | None,
+        default=sweep_option("the best dev score is kept; runs go to <output>.sweep/", RECIPES),
+    ),
+    inspect.Parameter(
+        "sweep_extend", inspect.Parameter.KEYWORD_ONLY, annotation=int | None, default=sweep_extend_option(RECIPES)
+    ),
     *parameters_of(SweepSettings),
 )
 
 
 @options_from(TrainArgs, extra=EXTRA, build=False)
-def train(ctx: typer.Context, values: dict, overrides: list[str] | None, recipe: str | None,
-          sweep: list[str] | None, sweep_extend: int | None, **backend: Any) -> None:
+def train(
+    ctx: typer.Context,
+    values: dict,
+    overrides: list[str] | None,
+    recipe: str | None,
+    sweep: list[str] | None,
+    sweep_extend: int | None,
+    **backend: Any,
+) -> None:
     """Learn a binary mask over a frozen model for one task (or finetune it) and save it.
 
     With no options this trains the embedded default: the packaged MiniLM on bbc-news.
@@ -72,11 +89,18 @@ def _sweep(spec, grid: dict, sweep_extend: int | None, backend: SweepSettings) -
 
     progress = SweepProgress()
     try:
-        result = run_sweep(spec.settings, grid, extend=sweep_extend if sweep_extend is not None else spec.sweep_extend,
-                           callback=progress, backend=backend)
+        result = run_sweep(
+            spec.settings,
+            grid,
+            extend=sweep_extend if sweep_extend is not None else spec.sweep_extend,
+            callback=progress,
+            backend=backend,
+        )
     finally:
         progress.close()
     console.print(sweep_table(result))
-    console.print(f"best {result.best.label} (dev score {result.best.score:.4f}) copied to {result.output}; "
-                  f"table {result.table['md']}" + (f", figure {result.figure}" if result.figure else ""),
-                  highlight=False)
+    console.print(
+        f"best {result.best.label} (dev score {result.best.score:.4f}) copied to {result.output}; "
+        f"table {result.table['md']}" + (f", figure {result.figure}" if result.figure else ""),
+        highlight=False,
+    )

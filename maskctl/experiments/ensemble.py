@@ -81,15 +81,22 @@ def check_compatible(metas: list[BundleMeta], paths: list[Path]) -> None:
         if differs is None:
             continue
         if meta.task.name != first.task.name:
-            raise BundleError(f"{path} is a bundle of task {meta.task.name!r}, {paths[0]} of task "
-                              f"{first.task.name!r}", fix)
+            raise BundleError(
+                f"{path} is a bundle of task {meta.task.name!r}, {paths[0]} of task {first.task.name!r}", fix
+            )
         if differs == "masked layers":
             mine, theirs = set(keys[differs](meta)), set(keys[differs](first))
             odd = sorted(mine ^ theirs)
-            raise BundleError(f"{path} masks {len(mine)} layers, {paths[0]} {len(theirs)} ({odd[0]} is "
-                              f"masked in {path if odd[0] in mine else paths[0]} only)", fix)
-        raise BundleError(f"{path} has another {differs} than {paths[0]} "
-                          f"({_shown(keys[differs](meta))} vs {_shown(keys[differs](first))})", fix)
+            raise BundleError(
+                f"{path} masks {len(mine)} layers, {paths[0]} {len(theirs)} ({odd[0]} is "
+                f"masked in {path if odd[0] in mine else paths[0]} only)",
+                fix,
+            )
+        raise BundleError(
+            f"{path} has another {differs} than {paths[0]} "
+            f"({_shown(keys[differs](meta))} vs {_shown(keys[differs](first))})",
+            fix,
+        )
 
 
 def _shown(value) -> str:
@@ -109,10 +116,17 @@ class EnsembleResult:
     dev_scores: dict[str, float] = field(default_factory=dict)  # rule -> dev score, with --by best
 
 
-def run_ensemble(paths: list[str | Path], by: str = "best", split: str = "dev", model: str | None = None,
-                 data_dir: str | Path | None = None, device: str = "auto",
-                 predictions: str | Path | None = None, on_member: Callable[[Path], None] | None = None,
-                 on_batch: Callable[[int], None] | None = None) -> EnsembleResult:
+def run_ensemble(
+    paths: list[str | Path],
+    by: str = "best",
+    split: str = "dev",
+    model: str | None = None,
+    data_dir: str | Path | None = None,
+    device: str = "auto",
+    predictions: str | Path | None = None,
+    on_member: Callable[[Path], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> EnsembleResult:
     """``maskctl ensemble``: score each member and their votes on ``split``. ``on_member(path)``
     hears each member scored, ``on_batch(1)`` each batch scored (progress)."""
     if by not in (*RULES, "best"):
@@ -153,23 +167,32 @@ def run_ensemble(paths: list[str | Path], by: str = "best", split: str = "dev", 
         members.append((path, {**task_metrics(task, golds[split], argmax(scores[split][-1])), **stats[split]}))
     resident.restore()
 
-    rules = {rule: {**task_metrics(task, golds[split], argmax(combine(scores[split], rule))), **stats[split]}
-             for rule in RULES}
+    rules = {
+        rule: {**task_metrics(task, golds[split], argmax(combine(scores[split], rule))), **stats[split]}
+        for rule in RULES
+    }
     dev_scores = {}
     chosen = by
     if by == "best":
-        dev_scores = {rule: (rules[rule]["score"] if split == "dev" else
-                             task_metrics(task, golds["dev"], argmax(combine(scores["dev"], rule)))["score"])
-                      for rule in RULES}
+        dev_scores = {
+            rule: (
+                rules[rule]["score"]
+                if split == "dev"
+                else task_metrics(task, golds["dev"], argmax(combine(scores["dev"], rule)))["score"]
+            )
+            for rule in RULES
+        }
         chosen = max(RULES, key=lambda rule: (dev_scores[rule], -RULES.index(rule)))
     if predictions:
         _write_predictions(Path(predictions), task, golds[split], scores[split], combine(scores[split], chosen))
-    return EnsembleResult(task=task.name, split=split, members=members, rules=rules, chosen=chosen,
-                          dev_scores=dev_scores)
+    return EnsembleResult(
+        task=task.name, split=split, members=members, rules=rules, chosen=chosen, dev_scores=dev_scores
+    )
 
 
-def _write_predictions(path: Path, task, golds: list, members: list[list[torch.Tensor]],
-                       combined: list[torch.Tensor]) -> None:
+def _write_predictions(
+    path: Path, task, golds: list, members: list[list[torch.Tensor]], combined: list[torch.Tensor]
+) -> None:
     labels = task.labels
 
     def name(ids):
@@ -177,6 +200,10 @@ def _write_predictions(path: Path, task, golds: list, members: list[list[torch.T
 
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
         for i, gold in enumerate(golds):
-            row = {"index": i, "gold": name(gold), "prediction": name(combined[i].argmax(-1).tolist()),
-                   "members": [name(m[i].argmax(-1).tolist()) for m in members]}
+            row = {
+                "index": i,
+                "gold": name(gold),
+                "prediction": name(combined[i].argmax(-1).tolist()),
+                "members": [name(m[i].argmax(-1).tolist()) for m in members],
+            }
             handle.write(json.dumps(row) + "\n")

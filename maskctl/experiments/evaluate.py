@@ -28,11 +28,18 @@ class EvalResult:
     trained_dev: dict[str, float] | None
 
 
-def evaluate_bundle(path: str | Path, split: str = "dev", model: str | None = None,
-                    data_dir: str | Path | None = None, device: str = "auto",
-                    batch_size: int | None = None, file: str | Path | None = None,
-                    text_columns: tuple[str, ...] = (), label_column: str | None = None,
-                    callback: TrainCallback | None = None) -> EvalResult:
+def evaluate_bundle(
+    path: str | Path,
+    split: str = "dev",
+    model: str | None = None,
+    data_dir: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    file: str | Path | None = None,
+    text_columns: tuple[str, ...] = (),
+    label_column: str | None = None,
+    callback: TrainCallback | None = None,
+) -> EvalResult:
     """``maskctl eval``: score a bundle on a split of its task, or on ``file`` (any data file
     with the task's columns, or the ones ``text_columns`` / ``label_column`` name; ``split``
     then only names the result). ``callback`` sees the phases as a training run's do: loading
@@ -53,6 +60,10 @@ def evaluate_bundle(path: str | Path, split: str = "dev", model: str | None = No
     batch = batch_size or record.eval_batch_size
     with phase(callback, f"evaluating {split}", -(-len(features) // batch), "batches") as advance:
         metrics = evaluate_model(masked.model, task, features, masked.tokenizer, batch, dev, progress=advance)
-    return EvalResult(bundle=bundle.path or Path(path), task=masked.task.name, split=split, metrics=metrics,
-                      trained_dev=bundle.info.dev or None)
-
+    return EvalResult(
+        bundle=bundle.path or Path(path),
+        task=masked.task.name,
+        split=split,
+        metrics=metrics,
+        trained_dev=bundle.info.dev or None,
+    )

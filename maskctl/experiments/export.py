@@ -27,8 +27,9 @@ from maskctl.version import __version__
 FORMATS = EXPORT_FORMATS
 
 
-def export_bundle(path: str | Path, output: str | Path, model: str | None = None, fmt: str = "hf",
-                  overwrite: bool = False) -> Path:
+def export_bundle(
+    path: str | Path, output: str | Path, model: str | None = None, fmt: str = "hf", overwrite: bool = False
+) -> Path:
     if fmt not in FORMATS:
         raise MaskctlError(f"unknown export format {fmt!r}", f"use one of {', '.join(FORMATS)}")
     output = Path(output)
@@ -39,11 +40,20 @@ def export_bundle(path: str | Path, output: str | Path, model: str | None = None
     exported_from = str(path) if is_hub_ref(path) else Path(path).name
     with atomic_dir(output) as tmp:
         save_model_folder(masked.model, masked.tokenizer, tmp)
-        provenance = {"exported_from": exported_from, "maskctl_version": __version__, "task": described.task.to_dict(),
-                      "base_model": described.base_model.to_dict(), "metrics": described.metrics.to_dict()}
+        provenance = {
+            "exported_from": exported_from,
+            "maskctl_version": __version__,
+            "task": described.task.to_dict(),
+            "base_model": described.base_model.to_dict(),
+            "metrics": described.metrics.to_dict(),
+        }
         (tmp / "maskctl_export.json").write_text(json.dumps(provenance, indent=2), encoding="utf-8")
-        card = export_card(bundle.meta, auto_class=masked.task.kind.auto_class, exported_from=exported_from,
-                           bundle_bytes=Path(bundle.path).stat().st_size)
+        card = export_card(
+            bundle.meta,
+            auto_class=masked.task.kind.auto_class,
+            exported_from=exported_from,
+            bundle_bytes=Path(bundle.path).stat().st_size,
+        )
         (tmp / "README.md").write_text(card, encoding="utf-8")
     return output
 

@@ -29,9 +29,14 @@ class ResidentModel:
         self._wrapped: tuple[nn.Module, list[str]] | None = None  # (model, names) wrapped now
 
     @torch.no_grad()
-    def apply(self, masks: dict[str, torch.Tensor], head: dict[str, torch.Tensor] | None = None,
-              key: object | None = None, model: nn.Module | None = None,
-              tuned: dict[str, torch.Tensor] | None = None) -> None:
+    def apply(
+        self,
+        masks: dict[str, torch.Tensor],
+        head: dict[str, torch.Tensor] | None = None,
+        key: object | None = None,
+        model: nn.Module | None = None,
+        tuned: dict[str, torch.Tensor] | None = None,
+    ) -> None:
         """Make ``masks`` (and ``head``, and the ``tuned`` deltas) current, first undoing whatever
         was applied before.
 

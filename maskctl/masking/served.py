@@ -223,12 +223,13 @@ class ServedLinear(WrappedLinear):
         for group in groups:
             delta = self.bias_deltas.get(group.task)
             if delta is not None:
-                out[group.start * per_row:group.stop * per_row].add_(delta.to(out.dtype))
+                out[group.start * per_row : group.stop * per_row].add_(delta.to(out.dtype))
         return out.view(*x.shape[:-1], weight.shape[0])
 
 
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor,
-            start: int, stop: int) -> None:
+def _linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor, start: int, stop: int
+) -> None:
     if stop <= start:
         return
     if bias is None:
@@ -298,8 +299,7 @@ class ServedLayerNorm(nn.Module):
         return out
 
 
-def wrap_for_serving(root: nn.Module, names: list[str], routing: Routing
-                     ) -> dict[str, ServedLinear | ServedLayerNorm]:
+def wrap_for_serving(root: nn.Module, names: list[str], routing: Routing) -> dict[str, ServedLinear | ServedLayerNorm]:
     """Replace each named ``nn.Linear`` under ``root`` by a ``ServedLinear`` and each named
     ``nn.LayerNorm`` by a ``ServedLayerNorm`` (once); return them by name."""
     layers: dict[str, ServedLinear | ServedLayerNorm] = {}
@@ -333,4 +333,3 @@ def unwrap_served(root: nn.Module, names: list[str]) -> None:
             raise RuntimeError(f"{name}: unmerge and remove its tasks before unwrapping")
         parent_name, _, attr = name.rpartition(".")
         setattr(root.get_submodule(parent_name) if parent_name else root, attr, module.base_layer)
-

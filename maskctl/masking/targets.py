@@ -35,8 +35,12 @@ class Family:
 
 
 BERT_BLOCK_LINEARS = (
-    "attention.self.query", "attention.self.key", "attention.self.value",
-    "attention.output.dense", "intermediate.dense", "output.dense",
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
 )
 
 FAMILIES: Registry[Family] = Registry("model family", group="maskctl.families", error=ModelError)
@@ -46,8 +50,7 @@ for _family in (
         model_types=("bert", "electra", "ernie", "megatron-bert"),
         blocks="encoder.layer",
         block_linears=BERT_BLOCK_LINEARS,
-        poolers=("bert.pooler.dense", "electra.pooler.dense", "ernie.pooler.dense",
-                 "classifier.dense"),
+        poolers=("bert.pooler.dense", "electra.pooler.dense", "ernie.pooler.dense", "classifier.dense"),
         outputs=("classifier", "classifier.out_proj"),
     ),
     Family(
@@ -63,8 +66,12 @@ for _family in (
         model_types=("distilbert",),
         blocks="transformer.layer",
         block_linears=(
-            "attention.q_lin", "attention.k_lin", "attention.v_lin",
-            "attention.out_lin", "ffn.lin1", "ffn.lin2",
+            "attention.q_lin",
+            "attention.k_lin",
+            "attention.v_lin",
+            "attention.out_lin",
+            "ffn.lin1",
+            "ffn.lin2",
         ),
         poolers=("pre_classifier",),
         outputs=("classifier",),
@@ -83,8 +90,10 @@ def family_for(model: nn.Module) -> Family:
     base = _base_model(model)
     for family in families:
         blocks = _get(base, family.blocks)
-        if isinstance(blocks, nn.ModuleList) and len(blocks) and all(
-            isinstance(_get(blocks[0], name), nn.Linear) for name in family.block_linears
+        if (
+            isinstance(blocks, nn.ModuleList)
+            and len(blocks)
+            and all(isinstance(_get(blocks[0], name), nn.Linear) for name in family.block_linears)
         ):
             return family
     known = ", ".join(t for f in families for t in f.model_types)
@@ -115,8 +124,9 @@ def parse_blocks(spec: str | None, n_blocks: int | None) -> list[int]:
     if match:
         k = int(match.group(2))
         if not 0 <= k <= limit:
-            raise SettingError(f"--mask-blocks {spec}: K must be between 0 and {n_blocks}",
-                               f"this model has {n_blocks} blocks")
+            raise SettingError(
+                f"--mask-blocks {spec}: K must be between 0 and {n_blocks}", f"this model has {n_blocks} blocks"
+            )
         if n_blocks is None:
             return []
         return list(range(n_blocks - k, n_blocks)) if match.group(1) == "top" else list(range(k))
@@ -124,13 +134,16 @@ def parse_blocks(spec: str | None, n_blocks: int | None) -> list[int]:
     for part in spec.split(","):
         bounds = re.fullmatch(r"(\d+)(?:-(\d+))?", part.strip())
         if not bounds:
-            raise SettingError(f"--mask-blocks {spec!r} is not a block list",
-                               "use 2-11, all, none, top:K, bottom:K or a list like 2,3,5")
+            raise SettingError(
+                f"--mask-blocks {spec!r} is not a block list",
+                "use 2-11, all, none, top:K, bottom:K or a list like 2,3,5",
+            )
         lo = int(bounds.group(1))
         hi = int(bounds.group(2) or lo)
         if lo > hi or hi >= limit:
-            raise SettingError(f"--mask-blocks {spec!r}: this model has blocks 0-{limit - 1}",
-                               f"pick blocks between 0 and {limit - 1}")
+            raise SettingError(
+                f"--mask-blocks {spec!r}: this model has blocks 0-{limit - 1}", f"pick blocks between 0 and {limit - 1}"
+            )
         blocks.update(range(lo, hi + 1))
     return sorted(blocks) if n_blocks is not None else []
 
@@ -158,8 +171,10 @@ def block_paths(model: nn.Module, block_ids: list[int]) -> list[str]:
     base_path = f"{prefix}.{family.blocks}" if prefix and base is not model else family.blocks
     for i in block_ids:
         if not 0 <= i < len(blocks):
-            raise SettingError(f"block {i} does not exist: this model has blocks 0-{len(blocks) - 1}",
-                               f"pick blocks between 0 and {len(blocks) - 1}")
+            raise SettingError(
+                f"block {i} does not exist: this model has blocks 0-{len(blocks) - 1}",
+                f"pick blocks between 0 and {len(blocks) - 1}",
+            )
     return [f"{base_path}.{i}" for i in block_ids]
 
 

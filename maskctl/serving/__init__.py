@@ -22,10 +22,14 @@ if TYPE_CHECKING:
 
 # Loaded on first use (PEP 562): ``maskctl.serving.http.settings``, which the CLI reads for every
 # command's --help, must not pull torch in through this package. The predictions are the kinds'.
-_HOMES = {"MaskedModel": "maskctl.serving.model", "RequestError": "maskctl.serving.results",
-          "example_from_input": "maskctl.serving.results", "Choice": "maskctl.tasks.kinds.multiple_choice",
-          "Classification": "maskctl.tasks.kinds.sequence_classification",
-          "Tagging": "maskctl.tasks.kinds.token_tagging"}
+_HOMES = {
+    "MaskedModel": "maskctl.serving.model",
+    "RequestError": "maskctl.serving.results",
+    "example_from_input": "maskctl.serving.results",
+    "Choice": "maskctl.tasks.kinds.multiple_choice",
+    "Classification": "maskctl.tasks.kinds.sequence_classification",
+    "Tagging": "maskctl.tasks.kinds.token_tagging",
+}
 __all__ = ["Choice", "Classification", "MaskedModel", "RequestError", "Tagging", "example_from_input"]
 
 

@@ -5,5 +5,6 @@ from __future__ import annotations
 
 from maskctl.deprecation import moved_names
 
-__getattr__ = moved_names(__name__, dict.fromkeys(("export_bundle", "exported_auto_class"),
-                                                  "maskctl.experiments.export"))
+__getattr__ = moved_names(
+    __name__, dict.fromkeys(("export_bundle", "exported_auto_class"), "maskctl.experiments.export")
+)

@@ -108,8 +108,13 @@ class MaskedModel:
 
     # -- loading -------------------------------------------------------------------------------
     @classmethod
-    def from_bundles(cls, paths: Iterable[str | Path], model: str | None = None, device: str = "auto",
-                     reference: Key | None | str = "common") -> MaskedModel:
+    def from_bundles(
+        cls,
+        paths: Iterable[str | Path],
+        model: str | None = None,
+        device: str = "auto",
+        reference: Key | None | str = "common",
+    ) -> MaskedModel:
         """Load the base model once (from the first bundle, or ``model``) and every bundle. The
         served layers take as reference the initial mask most bundles share (``"common"``), or
         ``reference`` (a key; None: the pristine weights)."""
@@ -124,8 +129,10 @@ class MaskedModel:
         for name, same in files.items():
             if len(same) > 1:
                 count = {2: "two", 3: "three"}.get(len(same), str(len(same)))
-                raise DuplicateTask(f"{count} bundles for task {name!r}: {', '.join(p.name for p in same)}",
-                                    "pass one bundle per task (maskctl ensemble votes several of one task)")
+                raise DuplicateTask(
+                    f"{count} bundles for task {name!r}: {', '.join(p.name for p in same)}",
+                    "pass one bundle per task (maskctl ensemble votes several of one task)",
+                )
         meta, path = metas[0]
         dev = resolve_device(device)
         # The multiple-choice model keeps the encoder's pooler (token classification drops it),
@@ -160,9 +167,10 @@ class MaskedModel:
         with self._lock:
             if task.name in self._tasks and task.name != replaces:
                 served_from = Path(self._tasks[task.name].path).name
-                raise DuplicateTask(f"{path}: task {task.name!r} is already served from {served_from}",
-                                    "unload it first, or keep one bundle per task in a served folder "
-                                    "(maskctl ensemble votes several)")
+                raise DuplicateTask(
+                    f"{path}: task {task.name!r} is already served from {served_from}",
+                    "unload it first, or keep one bundle per task in a served folder (maskctl ensemble votes several)",
+                )
             self._unmerge()
             if all(key in self._fingerprints for key in fingerprint_keys(info)):
                 self._check_base(info, path)
@@ -184,17 +192,24 @@ class MaskedModel:
                 norm.add_task(task.name, deltas.get(f"{name}.weight"), deltas.get(f"{name}.bias"))
             record = info.training
             self._tasks[task.name] = ServedTask(
-                name=task.name, task=task, path=str(path), head=effective,
-                net_key=(task.kind.auto_class, len(task.labels)), options=record.kind_options,
-                max_length=min(record.max_length, self._position_limit(tokenizer)), facts=ServedTask.facts_of(info))
+                name=task.name,
+                task=task,
+                path=str(path),
+                head=effective,
+                net_key=(task.kind.auto_class, len(task.labels)),
+                options=record.kind_options,
+                max_length=min(record.max_length, self._position_limit(tokenizer)),
+                facts=ServedTask.facts_of(info),
+            )
             self._tokenizers.setdefault(task.kind.name, tokenizer)
         del decoded, masks, head, flips
         release_freed_memory()
         self.load_seconds.append(time.perf_counter() - tick)
         return task.name
 
-    def _fresh_layers(self, masks: dict[str, np.ndarray], initial: InitialMasks | None
-                      ) -> dict[str, tuple[np.ndarray | None, Removed]]:
+    def _fresh_layers(
+        self, masks: dict[str, np.ndarray], initial: InitialMasks | None
+    ) -> dict[str, tuple[np.ndarray | None, Removed]]:
         """Each layer this task masks that no served layer holds yet, with the reference it will
         take: the shared initial mask when the task was trained from it (the first task's own
         when none is set), else none (the layer keeps ``W``); and the weights that removes."""
@@ -213,8 +228,9 @@ class MaskedModel:
             fresh[name] = (reference, Removed.of(weight.detach().to("cpu", torch.float32).numpy(), reference))
         return fresh
 
-    def _encode(self, masks: dict[str, np.ndarray], fresh: dict[str, tuple[np.ndarray | None, Removed]]
-                ) -> dict[str, Flips | None]:
+    def _encode(
+        self, masks: dict[str, np.ndarray], fresh: dict[str, tuple[np.ndarray | None, Removed]]
+    ) -> dict[str, Flips | None]:
         """The task's flips on every layer that will serve (None where it has none)."""
         out = {name: layer.encode(masks.get(name)) for name, layer in self._layers.items()}
         for name, (reference, removed) in fresh.items():
@@ -263,12 +279,21 @@ class MaskedModel:
     def _check_base(self, info: BundleMeta, path) -> None:
         """The encoder layers (and tuned parameters) of the bundle against the served base
         (``loading.check_fit``); tuned parameters serve only inside the shared encoder."""
-        check_fit(self._base, info, path, self._source.spec, "serve together only bundles of the same base model",
-                  encoder_only=True, fingerprints=self._fingerprints)
+        check_fit(
+            self._base,
+            info,
+            path,
+            self._source.spec,
+            "serve together only bundles of the same base model",
+            encoder_only=True,
+            fingerprints=self._fingerprints,
+        )
         outside = [n for n in (info.tuned.tensors if info.tuned else []) if not n.startswith(self._prefix + ".")]
         if outside:
-            raise BundleError(f"{path}: tuned tensor {outside[0]} is outside the shared encoder",
-                              "serve it alone with maskctl eval / predict, or train it without --also-train")
+            raise BundleError(
+                f"{path}: tuned tensor {outside[0]} is outside the shared encoder",
+                "serve it alone with maskctl eval / predict, or train it without --also-train",
+            )
 
     def _deltas(self, coded) -> dict[str, torch.Tensor]:
         """A task's tuned deltas (float16) by encoder-relative parameter name."""
@@ -283,8 +308,13 @@ class MaskedModel:
 
     def _effective_head(self, net, head, masks, path) -> dict[str, torch.Tensor]:
         """The bundle's head tensors with its head masks multiplied in (checked against ``net``)."""
-        fit_head({k: tuple(p.shape) for k, p in net.named_parameters()}, head, path,
-                 "serve together only bundles of the same base model", complete=True)
+        fit_head(
+            {k: tuple(p.shape) for k, p in net.named_parameters()},
+            head,
+            path,
+            "serve together only bundles of the same base model",
+            complete=True,
+        )
         effective = {k: t.to(self.device, torch.float32).clone() for k, t in head.items()}
         for name, mask in masks.items():
             if not name.startswith(self._prefix + ".") and f"{name}.weight" in effective:
@@ -334,9 +364,17 @@ class MaskedModel:
         self.task(name)
         served = self._tasks[name]
         card = served.task.card
-        return {"name": name, "kind": card.kind, "labels": list(card.labels), "description": card.description,
-                "base_model": served.facts["base_model"], "metric": card.metric, "metrics": served.facts["metrics"],
-                "max_length": served.max_length, "sparsity": served.facts["sparsity"]}
+        return {
+            "name": name,
+            "kind": card.kind,
+            "labels": list(card.labels),
+            "description": card.description,
+            "base_model": served.facts["base_model"],
+            "metric": card.metric,
+            "metrics": served.facts["metrics"],
+            "max_length": served.max_length,
+            "sparsity": served.facts["sparsity"],
+        }
 
     def predict(self, name: str, inputs: Sequence[Any], batch_size: int = 32) -> list:
         """Predictions of one task (``predict_many`` underneath); a bad input raises."""
@@ -362,14 +400,20 @@ class MaskedModel:
         tasks: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         for index, request in enumerate(requests):
             if not isinstance(request, (tuple, list)) or len(request) != 2:
-                results[index] = RequestError(index, None, "a request is a (task, input) pair",
-                                              'e.g. ("bbc-news", "Shares fell")')
+                results[index] = RequestError(
+                    index, None, "a request is a (task, input) pair", 'e.g. ("bbc-news", "Shares fell")'
+                )
                 continue
             name, item = request
             served = self._tasks.get(name)
             if served is None:
-                results[index] = RequestError(index, name, f"task {name!r} is not loaded",
-                                              f"use one of: {', '.join(self._tasks) or 'none (load a bundle)'}", 404)
+                results[index] = RequestError(
+                    index,
+                    name,
+                    f"task {name!r} is not loaded",
+                    f"use one of: {', '.join(self._tasks) or 'none (load a bundle)'}",
+                    404,
+                )
                 continue
             try:
                 example = example_from_input(served.task, item)
@@ -397,9 +441,13 @@ class MaskedModel:
         try:
             return encode_inputs(served, [example], tokenizer)[0]
         except Exception as exc:  # noqa: BLE001 - the input is at fault, alone
-            return RequestError(index, served.name, f"{served.name} cannot encode this input "
-                                f"({type(exc).__name__}: {str(exc)[:160]})", served.task.kind.input_hint,
-                                stage="encoding")
+            return RequestError(
+                index,
+                served.name,
+                f"{served.name} cannot encode this input ({type(exc).__name__}: {str(exc)[:160]})",
+                served.task.kind.input_hint,
+                stage="encoding",
+            )
 
     def run(self, encoded: Sequence[Encoded | RequestError], batch_size: int = 32) -> list:
         """The results of encoded requests (``encode``), in order; a ``RequestError`` stays in its
@@ -407,7 +455,7 @@ class MaskedModel:
         results = [item if isinstance(item, RequestError) else None for item in encoded]
         valid = [(index, item) for index, item in enumerate(encoded) if isinstance(item, Encoded)]
         for start in range(0, len(valid), batch_size):
-            self._run_isolated(valid[start:start + batch_size], results)
+            self._run_isolated(valid[start : start + batch_size], results)
         return results
 
     def _run_isolated(self, chunk: list[tuple[int, Encoded]], results: list[Any]) -> None:
@@ -425,8 +473,9 @@ class MaskedModel:
                 return
             index, encoded = chunk[0]
             log.exception("request %d (task %s) failed", index, encoded.served.name)
-            results[index] = RequestError(index, encoded.served.name, "internal error on this input",
-                                          "the server log has the details", status=500)
+            results[index] = RequestError(
+                index, encoded.served.name, "internal error on this input", "the server log has the details", status=500
+            )
 
     @torch.inference_mode()
     def _run(self, chunk: list[tuple[int, Encoded]], results: list[Any]) -> None:
@@ -434,14 +483,23 @@ class MaskedModel:
         for index, encoded in chunk:
             served, current = encoded.served, self._tasks.get(encoded.served.name)
             if current is None:  # unloaded while waiting
-                results[index] = RequestError(index, served.name, f"task {served.name!r} was unloaded",
-                                              f"use one of: {', '.join(self._tasks) or 'none'}", 404)
+                results[index] = RequestError(
+                    index,
+                    served.name,
+                    f"task {served.name!r} was unloaded",
+                    f"use one of: {', '.join(self._tasks) or 'none'}",
+                    404,
+                )
                 continue
             if current is not served:  # a new version of the task took over while it waited
                 if _encoding(current) != _encoding(served):
-                    results[index] = RequestError(index, served.name, f"task {served.name!r} was reloaded with "
-                                                  "other labels or encoding settings", "send the request again",
-                                                  409)
+                    results[index] = RequestError(
+                        index,
+                        served.name,
+                        f"task {served.name!r} was reloaded with other labels or encoding settings",
+                        "send the request again",
+                        409,
+                    )
                     continue
                 encoded = dataclasses.replace(encoded, served=current)  # its features stand
             parts.setdefault(served.name, []).append((index, encoded))
@@ -462,14 +520,16 @@ class MaskedModel:
         for group in batch.groups:
             served = group.served
             self._stub.output = BaseModelOutputWithPoolingAndCrossAttentions(
-                last_hidden_state=hidden[group.start:group.stop, :group.length],
-                pooler_output=None if pooled is None else pooled[group.start:group.stop])
+                last_hidden_state=hidden[group.start : group.stop, : group.length],
+                pooler_output=None if pooled is None else pooled[group.start : group.stop],
+            )
             kwargs = {k: v.to(self.device) for k, v in group.batch.items() if k != "labels"}
             logits = functional_call(self._nets[served.net_key], served.head, (), kwargs, strict=False).logits
             scores, _ = served.task.kind.select(logits, group.batch)
             for index, encoded, score in zip(group.indices, group.encoded, scores):
-                results[index] = served.task.kind.result(served.task.labels, encoded.example, score,
-                                                         encoded.truncated, encoded.kept_words)
+                results[index] = served.task.kind.result(
+                    served.task.labels, encoded.example, score, encoded.truncated, encoded.kept_words
+                )
         self._stub.output = None
 
     # -- memory --------------------------------------------------------------------------------
@@ -483,9 +543,13 @@ class MaskedModel:
         the values the reference masks remove (held once for every task)."""
         flips = sum(layer.nbytes(name) for layer in self._served() for name in self._tasks)
         heads = sum(served.head_bytes() for served in self._tasks.values())
-        return {"tasks": len(self._tasks), "flips_bytes": flips, "heads_bytes": heads,
-                "reference_bytes": sum(layer.removed.nbytes for layer in self._layers.values()),
-                "served_layers": len(self._layers)}
+        return {
+            "tasks": len(self._tasks),
+            "flips_bytes": flips,
+            "heads_bytes": heads,
+            "reference_bytes": sum(layer.removed.nbytes for layer in self._layers.values()),
+            "served_layers": len(self._layers),
+        }
 
     def close(self) -> None:
         """Unmerge, so the served weights are the shared reference weights again."""

@@ -12,9 +12,14 @@ from maskctl.deprecation import moved_names
 from maskctl.tasks.task import Task
 
 __all__ = ["RequestError", "example_from_input"]
-__getattr__ = moved_names(__name__, {"Choice": "maskctl.tasks.kinds.multiple_choice",
-                                     "Classification": "maskctl.tasks.kinds.sequence_classification",
-                                     "Tagging": "maskctl.tasks.kinds.token_tagging"})
+__getattr__ = moved_names(
+    __name__,
+    {
+        "Choice": "maskctl.tasks.kinds.multiple_choice",
+        "Classification": "maskctl.tasks.kinds.sequence_classification",
+        "Tagging": "maskctl.tasks.kinds.token_tagging",
+    },
+)
 
 
 @dataclass
@@ -48,7 +53,6 @@ def example_from_input(task: Task, item: Any) -> dict[str, Any]:
     return example
 
 
-
 def _check_unicode(value: Any) -> None:
     """Text a tokenizer can take: JSON may carry a lone surrogate (``"\\ud800"``) that Python
     accepts as a ``str`` but no UTF-8 tokenizer encodes; found here, it fails its own request."""
@@ -56,8 +60,9 @@ def _check_unicode(value: Any) -> None:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise ValueError(f"has text that is not valid Unicode (a lone surrogate {value[exc.start]!r} at "
-                             f"character {exc.start})") from None
+            raise ValueError(
+                f"has text that is not valid Unicode (a lone surrogate {value[exc.start]!r} at character {exc.start})"
+            ) from None
     elif isinstance(value, dict):
         for v in value.values():
             _check_unicode(v)

@@ -34,8 +34,11 @@ class ServedTask:
     @staticmethod
     def facts_of(info: BundleMeta) -> dict[str, Any]:
         """What ``MaskedModel.describe`` reports of a bundle beyond its card."""
-        return {"base_model": info.base_model.spec, "sparsity": info.sparsity.get("final"),
-                "metrics": {k: v for k, v in info.dev.items() if not isinstance(v, (dict, list))}}
+        return {
+            "base_model": info.base_model.spec,
+            "sparsity": info.sparsity.get("final"),
+            "metrics": {k: v for k, v in info.dev.items() if not isinstance(v, (dict, list))},
+        }
 
     def head_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.head.values())

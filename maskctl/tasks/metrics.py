@@ -74,9 +74,11 @@ def entity_f1(scored: Scored) -> dict[str, float]:
         raise ValueError("seqeval-f1 needs the label names")
     g = [[scored.labels[i] for i in seq] for seq in scored.golds]
     p = [[scored.labels[i] for i in seq] for seq in scored.preds]
-    return {"precision": float(precision_score(g, p, zero_division=0)),
-            "recall": float(recall_score(g, p, zero_division=0)),
-            "seqeval-f1": float(f1_score(g, p, zero_division=0))}
+    return {
+        "precision": float(precision_score(g, p, zero_division=0)),
+        "recall": float(recall_score(g, p, zero_division=0)),
+        "seqeval-f1": float(f1_score(g, p, zero_division=0)),
+    }
 
 
 def compute(metric: str, golds: list, preds: list, labels: list[str] | None = None) -> dict[str, float]:
@@ -90,7 +92,9 @@ def compute(metric: str, golds: list, preds: list, labels: list[str] | None = No
     if metric != "accuracy":
         result.update(METRICS.get(metric)(scored))
     if metric not in result:
-        raise TaskError(f"the metric {metric!r} gave no value under its own name (gave {sorted(result)})",
-                        "fix the plugin that registers it: return {name: value, ...}")
+        raise TaskError(
+            f"the metric {metric!r} gave no value under its own name (gave {sorted(result)})",
+            "fix the plugin that registers it: return {name: value, ...}",
+        )
     result["score"] = result[metric]
     return result

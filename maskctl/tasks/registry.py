@@ -59,9 +59,13 @@ def _card(name: str, eps: dict[str, EntryPoint]) -> TaskCard:
     except TaskError:
         raise
     except Exception as exc:
-        raise TaskError(f"the plugin for task {name!r} failed to load ({exc})",
-                        f"check the package that provides entry point {eps[name].value}") from exc
+        raise TaskError(
+            f"the plugin for task {name!r} failed to load ({exc})",
+            f"check the package that provides entry point {eps[name].value}",
+        ) from exc
     if not isinstance(card, TaskCard):
-        raise TaskError(f"entry point {name!r} gave {type(card).__name__}, not a TaskCard",
-                        "a maskctl.tasks entry point must return maskctl.tasks.card.TaskCard")
+        raise TaskError(
+            f"entry point {name!r} gave {type(card).__name__}, not a TaskCard",
+            "a maskctl.tasks entry point must return maskctl.tasks.card.TaskCard",
+        )
     return card

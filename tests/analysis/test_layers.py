@@ -23,8 +23,9 @@ from tests.experiments.test_sweep import PNG, FakeTrainer
 
 
 def _plan(model, task, *extra):
-    return plan(None, [f"model={model}", f"task={task}", "max_steps=1", "batch_size=16", *extra], None, 0,
-                VARIED, "layers")
+    return plan(
+        None, [f"model={model}", f"task={task}", "max_steps=1", "batch_size=16", *extra], None, 0, VARIED, "layers"
+    )
 
 
 def _score(args):

@@ -28,14 +28,26 @@ def test_search_tunes_each_method_then_runs_seeds_and_variants(tmp_path, monkeyp
 
     monkeypatch.setattr(q, "train_maskctl", fake)
     monkeypatch.setattr(q, "train_lora", lambda task, model, settings, work: fake(task, model, "lora", settings, work))
-    monkeypatch.setattr(q, "PLAN", {"wnut16": {"common": {"epochs": 1},
-                                               "mask": {"lr": [1e-3, 3e-3], "variants": {"clip1": {"max_grad_norm": 1.0}},
-                                                        "more": {"clip-long": (None, {"max_grad_norm": 1.0, "epochs": 2}),
-                                                                 "plain-3e-2": (3e-2, {})}},
-                                               "finetune": {"lr": [3e-5, 1e-4, 3e-4]},
-                                               "lora": {"lr": [1e-3, 3e-3]}}})
+    monkeypatch.setattr(
+        q,
+        "PLAN",
+        {
+            "wnut16": {
+                "common": {"epochs": 1},
+                "mask": {
+                    "lr": [1e-3, 3e-3],
+                    "variants": {"clip1": {"max_grad_norm": 1.0}},
+                    "more": {"clip-long": (None, {"max_grad_norm": 1.0, "epochs": 2}), "plain-3e-2": (3e-2, {})},
+                },
+                "finetune": {"lr": [3e-5, 1e-4, 3e-4]},
+                "lora": {"lr": [1e-3, 3e-3]},
+            }
+        },
+    )
     summary = q.Search("wnut16", tmp_path, tmp_path / "work").all()
-    assert summary["mask"]["lr"] == pytest.approx(9e-3) and summary["mask"]["variant"] == "clip1"  # 3e-3 x 3, then clipping
+    assert (
+        summary["mask"]["lr"] == pytest.approx(9e-3) and summary["mask"]["variant"] == "clip1"
+    )  # 3e-3 x 3, then clipping
     assert summary["finetune"]["lr"] == 1e-4 and summary["lora"]["lr"] == 3e-3
     assert all(summary[m]["seeds"] == [0, 1, 2, 3, 4] for m in summary)
     # the further variants run on seed 0 (at the best lr, or their own), and every seed of the

@@ -20,8 +20,11 @@ def _bundle(seed: int = 0) -> Bundle:
     gen = torch.Generator().manual_seed(seed)
     masks = {name: torch.rand(shape, generator=gen) > 0.05 for name, shape in SHAPES.items()}
     head = {"classifier.weight": torch.randn(3, 17, generator=gen), "classifier.bias": torch.zeros(3)}
-    meta = {"task": {"name": "t", "labels": ["a", "b", "c"]}, "base_model": {"fingerprint": "sha256:x"},
-            "layers": [{"name": n, "final_sparsity": 0.05} for n in SHAPES]}
+    meta = {
+        "task": {"name": "t", "labels": ["a", "b", "c"]},
+        "base_model": {"fingerprint": "sha256:x"},
+        "layers": [{"name": n, "final_sparsity": 0.05} for n in SHAPES],
+    }
     return Bundle(masks=masks, head=head, meta=meta)
 
 

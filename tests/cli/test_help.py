@@ -10,9 +10,23 @@ from typer.testing import CliRunner
 
 from maskctl.cli import app
 
-COMMANDS = [["train"], ["eval"], ["predict"], ["ensemble"], ["export"], ["inspect"], ["size"], ["push"], ["serve"],
-            ["tasks"], ["analyze", "diff"], ["analyze", "connect"], ["analyze", "tsne"], ["analyze", "layers"],
-            ["analyze", "sparsity"]]
+COMMANDS = [
+    ["train"],
+    ["eval"],
+    ["predict"],
+    ["ensemble"],
+    ["export"],
+    ["inspect"],
+    ["size"],
+    ["push"],
+    ["serve"],
+    ["tasks"],
+    ["analyze", "diff"],
+    ["analyze", "connect"],
+    ["analyze", "tsne"],
+    ["analyze", "layers"],
+    ["analyze", "sparsity"],
+]
 
 
 def help_of(*command: str) -> str:
@@ -39,9 +53,21 @@ def test_choices_show_as_choices():
     assert "Your own data files" in kinds  # options grouped in panels
 
 
-@pytest.mark.parametrize("command", [["eval"], ["predict"], ["ensemble"], ["export"], ["analyze", "diff"],
-                                     ["analyze", "connect"], ["analyze", "tsne"], ["analyze", "layers"],
-                                     ["analyze", "sparsity"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["eval"],
+        ["predict"],
+        ["ensemble"],
+        ["export"],
+        ["analyze", "diff"],
+        ["analyze", "connect"],
+        ["analyze", "tsne"],
+        ["analyze", "layers"],
+        ["analyze", "sparsity"],
+    ],
+    ids=" ".join,
+)
 def test_output_is_called_output_everywhere(command):
     assert "--output" in help_of(*command) and "-o" in help_of(*command)
 
@@ -49,8 +75,9 @@ def test_output_is_called_output_everywhere(command):
 def test_old_option_names_still_work(tmp_path):
     """``analyze ... --out`` (the name before --output) still parses: the run gets as far as the
     missing bundle, not an unknown option."""
-    result = CliRunner().invoke(app, ["analyze", "diff", str(tmp_path / "a.bundle"), str(tmp_path / "b.bundle"),
-                                      "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        app, ["analyze", "diff", str(tmp_path / "a.bundle"), str(tmp_path / "b.bundle"), "--out", str(tmp_path / "out")]
+    )
     assert "No such option" not in result.output
     assert "does not exist" in str(result.exception)
 
@@ -68,8 +95,10 @@ def test_building_the_cli_imports_no_model_data_or_server_library():
     import sys
 
     heavy = "('torch', 'transformers', 'datasets', 'fastapi', 'uvicorn', 'safetensors')"
-    probe = ("import sys; from maskctl.cli import app; from maskctl.tasks.registry import task_names; "
-             f"assert 'bbc-news' in task_names(); print(sorted(m for m in {heavy} if m in sys.modules))")
+    probe = (
+        "import sys; from maskctl.cli import app; from maskctl.tasks.registry import task_names; "
+        f"assert 'bbc-news' in task_names(); print(sorted(m for m in {heavy} if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
 

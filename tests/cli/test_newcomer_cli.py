@@ -15,9 +15,25 @@ from tests.cli.inprocess import run_in_process
 from tests.cli.test_cli import assert_one_line_error
 from tests.conftest import write_task
 
-COMMANDS = [[], ["train"], ["eval"], ["predict"], ["ensemble"], ["export"], ["inspect"], ["size"], ["push"],
-            ["serve"], ["tasks"], ["analyze"], ["analyze", "diff"], ["analyze", "connect"], ["analyze", "tsne"],
-            ["analyze", "layers"], ["analyze", "sparsity"]]
+COMMANDS = [
+    [],
+    ["train"],
+    ["eval"],
+    ["predict"],
+    ["ensemble"],
+    ["export"],
+    ["inspect"],
+    ["size"],
+    ["push"],
+    ["serve"],
+    ["tasks"],
+    ["analyze"],
+    ["analyze", "diff"],
+    ["analyze", "connect"],
+    ["analyze", "tsne"],
+    ["analyze", "layers"],
+    ["analyze", "sparsity"],
+]
 BORDERS = re.compile("[╭╮╰╯│─┃━┏┓┗┛┡┩┳┻╇┼]")
 
 
@@ -52,9 +68,18 @@ def test_help_paragraphs_wrap_at_the_terminal_not_at_the_source():
 def test_train_help_is_grouped_into_panels():
     text = _help(["train"], 80)
     panels = re.findall(r"╭─ (.+?) ─", text)
-    assert panels == ["Arguments", "Options", "Data: task, model, encoding", "Output and evaluation", "Optimisation",
-                      "Mask", "Your own data files (instead of --task)", "Devices, distributed runs, checkpoints",
-                      "Recipes and sweeps", "Sweeps on Ray (--sweep-backend ray)"]
+    assert panels == [
+        "Arguments",
+        "Options",
+        "Data: task, model, encoding",
+        "Output and evaluation",
+        "Optimisation",
+        "Mask",
+        "Your own data files (instead of --task)",
+        "Devices, distributed runs, checkpoints",
+        "Recipes and sweeps",
+        "Sweeps on Ray (--sweep-backend ray)",
+    ]
     assert "masks/<task>-<model>.bundle" in text  # the --output default, whole
     kind = " ".join(_help(["train"], 250).split())
     assert "--kind KIND" in kind and "One of: sequence-classification, token-tagging, multiple-choice." in kind
@@ -70,8 +95,9 @@ def test_the_tasks_table_drops_a_column_rather_than_break_a_word():
 
 def test_an_eval_table_keeps_its_title_on_one_line(tiny_bert, keyword_task, tmp_path):
     out = "masks/a-longer-bundle-name.bundle"  # as the README's: a path relative to the current folder
-    run_in_process("train", "--model", tiny_bert, "--task", keyword_task, "--output", out, "--max-steps", "1",
-                   cwd=tmp_path)
+    run_in_process(
+        "train", "--model", tiny_bert, "--task", keyword_task, "--output", out, "--max-steps", "1", cwd=tmp_path
+    )
     done = run_in_process("eval", out, env={"COLUMNS": "80"}, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"keywords: {out}" in done.stdout  # the title, unbroken (it wrapped in three before)
@@ -83,8 +109,12 @@ def test_rerunning_an_interrupted_run_names_its_checkpoint_and_how_to_resume(tin
     ckpt.mkdir()
     (ckpt / "state.json").write_text(json.dumps({"position": {"epoch": 0, "step": 7, "in_epoch": 7}}))
     args = ["train", "--model", tiny_bert, "--task", keyword_task, "--output", out, "--max-steps", "1"]
-    assert_one_line_error(run_in_process(*args), f"{ckpt} holds the checkpoint of an interrupted run at step 7",
-                          f"maskctl train --resume {ckpt}", "--overwrite")
+    assert_one_line_error(
+        run_in_process(*args),
+        f"{ckpt} holds the checkpoint of an interrupted run at step 7",
+        f"maskctl train --resume {ckpt}",
+        "--overwrite",
+    )
     assert not out.exists() and ckpt.is_dir()
     assert run_in_process(*args, "--overwrite").returncode == 0  # starts over, as asked
     assert out.is_file() and not ckpt.exists()  # and the old checkpoint goes with the finished run
@@ -92,13 +122,17 @@ def test_rerunning_an_interrupted_run_names_its_checkpoint_and_how_to_resume(tin
 
 def test_an_ensemble_of_two_tasks_names_the_tasks(tiny_bert, keyword_task, tmp_path):
     card = write_task(tmp_path / "other")
-    card.write_text(card.read_text().replace("name: keywords", "name: topics")
-                    .replace("labels: [pos, neg, food, sport]", "labels: [pos, neg, food, sport, other]"))
+    card.write_text(
+        card.read_text()
+        .replace("name: keywords", "name: topics")
+        .replace("labels: [pos, neg, food, sport]", "labels: [pos, neg, food, sport, other]")
+    )
     first, second = tmp_path / "kw.bundle", tmp_path / "topics.bundle"
     for task, out in ((keyword_task, first), (card, second)):
         run_in_process("train", "--model", tiny_bert, "--task", task, "--output", out, "--max-steps", "1")
-    assert_one_line_error(run_in_process("ensemble", first, second),
-                          f"{second} is a bundle of task 'topics', {first} of task 'keywords'")
+    assert_one_line_error(
+        run_in_process("ensemble", first, second), f"{second} is a bundle of task 'topics', {first} of task 'keywords'"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -148,5 +182,5 @@ def test_a_file_that_is_no_bundle_is_described_not_its_readers_exception(tmp_pat
     assert "MemoryError" not in done.stderr and "Error:" not in done.stderr.replace("error:", "")
     cut = tmp_path / "cut.bundle"
     shutil.copy(text, cut)
-    cut.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":")  # a header cut short
+    cut.write_bytes(b'\x10\x00\x00\x00\x00\x00\x00\x00{"a":')  # a header cut short
     assert_one_line_error(run_in_process("eval", cut), "not a safetensors file, or it was cut short")

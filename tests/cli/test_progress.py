@@ -40,9 +40,23 @@ def lines(console: Console) -> list[str]:
 def test_a_long_training_in_a_log_prints_a_line_at_least_every_30_seconds(plain):
     clock = Clock()
     progress = LogLines(Heartbeat(clock=clock))
-    progress.on_start({"method": "mask", "task": "bbc-news", "model": "minilm", "device": "cpu", "train_examples": 1557,
-                       "dev_examples": 334, "epochs": 1, "total_steps": 44, "lr": 1e-3, "global_batch": 32,
-                       "processes": 1, "trainable": 10, "log_every": 50})
+    progress.on_start(
+        {
+            "method": "mask",
+            "task": "bbc-news",
+            "model": "minilm",
+            "device": "cpu",
+            "train_examples": 1557,
+            "dev_examples": 334,
+            "epochs": 1,
+            "total_steps": 44,
+            "lr": 1e-3,
+            "global_batch": 32,
+            "processes": 1,
+            "trainable": 10,
+            "log_every": 50,
+        }
+    )
     for step in range(1, 45):  # 44 steps of 4 s, --log-every 50: only the last step is a record
         clock.now += 4.0
         progress.on_step(step, 44, 0.5, 8.0)
@@ -61,9 +75,11 @@ def test_a_phase_in_a_log_says_how_far_it_got(plain):
     for _ in range(20):
         clock.now += 3.0
         lines_.advance(1)
-    assert lines(plain) == ["evaluating test (20 batches) ...",
-                            "evaluating test: 10/20 batches (3 s/batch, ~30 s left)",
-                            "evaluating test: 20/20 batches (3 s/batch, ~0 s left)"]
+    assert lines(plain) == [
+        "evaluating test (20 batches) ...",
+        "evaluating test: 10/20 batches (3 s/batch, ~30 s left)",
+        "evaluating test: 20/20 batches (3 s/batch, ~0 s left)",
+    ]
 
 
 def test_a_heartbeat_is_due_once_per_interval():
@@ -106,8 +122,19 @@ def test_a_sweep_in_a_log_says_the_time_left_for_the_points_to_train(plain):
     sweep = SweepProgress()
     for index, (seconds, reused) in enumerate(((0, True), (120, False), (60, False)), start=1):
         sweep.point_start(f"lr={index}", index, 4)
-        sweep.point_end(PointResult(point={"lr": index}, label=f"lr={index}", output=None, metrics={"score": 0.5},
-                                    sparsity={}, wall_seconds=seconds, reused=reused), index, 4)
+        sweep.point_end(
+            PointResult(
+                point={"lr": index},
+                label=f"lr={index}",
+                output=None,
+                metrics={"score": 0.5},
+                sparsity={},
+                wall_seconds=seconds,
+                reused=reused,
+            ),
+            index,
+            4,
+        )
     sweep.close()
     ends = [line for line in lines(plain) if "dev score" in line]
     assert ends[0].endswith("(read back from an earlier run)")  # nothing trained yet: no estimate

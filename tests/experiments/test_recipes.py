@@ -75,7 +75,12 @@ def test_wnut16_demo_recipe_uses_the_card_defaults():
 
     card = get_card("wnut16")  # the card's masking defaults are the recipe's (the best found on dev)
     masked = TrainArgs(task="wnut16").with_task_defaults(card.defaults)
-    assert (masked.lr, masked.epochs, masked.head, masked.word_piece) == (s["lr"], s["epochs"], s["head"], s["word_piece"])
+    assert (masked.lr, masked.epochs, masked.head, masked.word_piece) == (
+        s["lr"],
+        s["epochs"],
+        s["head"],
+        s["word_piece"],
+    )
     finetuned = TrainArgs(task="wnut16", method="finetune").with_task_defaults(card.defaults)
     assert (finetuned.lr, finetuned.epochs, finetuned.word_piece) == (3e-4, 12, "last")
 
@@ -124,9 +129,13 @@ def test_base_cycles_and_missing_bases_are_one_line_errors(tmp_path):
 
 
 def test_bad_recipe_sweeps_are_refused(tmp_path):
-    bad = {"sweep: [1, 2]": "must be a mapping", "sweep: {lr: [fast]}": "lr must be float",
-           "sweep: {learning_rate: [1]}": "cannot sweep", "sweep_extend: -1": "whole number",
-           "sweep: {lr: [1], seed: [1], epochs: [1]}": "a sweep takes one or two"}
+    bad = {
+        "sweep: [1, 2]": "must be a mapping",
+        "sweep: {lr: [fast]}": "lr must be float",
+        "sweep: {learning_rate: [1]}": "cannot sweep",
+        "sweep_extend: -1": "whole number",
+        "sweep: {lr: [1], seed: [1], epochs: [1]}": "a sweep takes one or two",
+    }
     for text, message in bad.items():
         (tmp_path / "r.yaml").write_text(text + "\n")
         with pytest.raises(MaskctlError, match=message):
@@ -160,8 +169,10 @@ def test_paper_recipes_run_their_sweep_on_a_tiny_model_of_their_family(tiny_mode
     from tests.tasks.official_fixtures import WRITERS
 
     WRITERS[task](tmp_path)
-    spec = resolve_run(f"paper/{family}/{task}", [f"model={tiny_models[family]}", f"data_dir={tmp_path}",
-                                                  "max_steps=1", "max_length=48"])
+    spec = resolve_run(
+        f"paper/{family}/{task}",
+        [f"model={tiny_models[family]}", f"data_dir={tmp_path}", "max_steps=1", "max_length=48"],
+    )
     result = run_sweep(spec.settings, resolve_grid(spec, None), output=tmp_path / "best.bundle", extend=0)
     assert [p.point["lr"] for p in result.points] == [1e-5, 3e-5, 5e-5, 7e-5, 9e-5]
     assert (tmp_path / "best.bundle").is_file() and result.best in result.points

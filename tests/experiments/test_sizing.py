@@ -71,13 +71,24 @@ def test_cumulative_size_grows_linearly_in_the_number_of_tasks(bert):
     assert sizing.ensemble(bert, 4) == rows[3]  # K members of one task cost what K tasks cost
 
 
-@pytest.mark.parametrize("spec, base, blocks, head", [
-    ("roberta-base", 124_645_632 - (H * H + H), (2, 3, 4, 5, 6, 7, 8, 9, 10, 11),
-     ("classifier.dense", "classifier.out_proj")),
-    ("FacebookAI/roberta-base", 124_645_632 - (H * H + H), tuple(range(2, 12)),
-     ("classifier.dense", "classifier.out_proj")),
-    ("distilbert-base-uncased", 66_362_880, (2, 3, 4, 5), ("pre_classifier", "classifier")),
-])
+@pytest.mark.parametrize(
+    "spec, base, blocks, head",
+    [
+        (
+            "roberta-base",
+            124_645_632 - (H * H + H),
+            (2, 3, 4, 5, 6, 7, 8, 9, 10, 11),
+            ("classifier.dense", "classifier.out_proj"),
+        ),
+        (
+            "FacebookAI/roberta-base",
+            124_645_632 - (H * H + H),
+            tuple(range(2, 12)),
+            ("classifier.dense", "classifier.out_proj"),
+        ),
+        ("distilbert-base-uncased", 66_362_880, (2, 3, 4, 5), ("pre_classifier", "classifier")),
+    ],
+)
 def test_roberta_and_distilbert_are_counted_offline(spec, base, blocks, head):
     count = sizing.count_model(spec)
     assert "shipped with maskctl" in count.config_from

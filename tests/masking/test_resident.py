@@ -35,7 +35,9 @@ def test_apply_switches_masks_and_head_and_restore_is_bit_exact():
     assert torch.equal(net[2].bias, head_b["2.bias"])
     assert resident.saved_bytes() > 0
     resident.apply(masks_a, key="a")  # names and heads resolve through served layers
-    assert torch.equal(net[0].weight, pristine["0.weight"] * masks_a["0"]) and torch.equal(net[2].bias, pristine["2.bias"])
+    assert torch.equal(net[0].weight, pristine["0.weight"] * masks_a["0"]) and torch.equal(
+        net[2].bias, pristine["2.bias"]
+    )
     resident.restore()
     assert resident.active is None and resident.saved_bytes() == 0
     assert all(type(m) is not ServedLinear for m in net.modules())  # the plain model again

@@ -26,8 +26,12 @@ def _setup(tiny_bert, keyword_task, **kw):
 
 
 def _norms(model) -> set[str]:
-    return {f"{name}.{p}" for name, m in model.named_modules() if isinstance(m, torch.nn.LayerNorm)
-            for p, _ in m.named_parameters(recurse=False)}
+    return {
+        f"{name}.{p}"
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.LayerNorm)
+        for p, _ in m.named_parameters(recurse=False)
+    }
 
 
 def test_masking_trains_only_the_scores(tiny_bert, keyword_task):

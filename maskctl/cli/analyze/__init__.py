@@ -14,6 +14,11 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for name, run in (("diff", diff.diff), ("connect", connect.connect), ("tsne", tsne.tsne),
-                  ("sparsity", sparsity.sparsity), ("layers", layers.layers)):
+for name, run in (
+    ("diff", diff.diff),
+    ("connect", connect.connect),
+    ("tsne", tsne.tsne),
+    ("sparsity", sparsity.sparsity),
+    ("layers", layers.layers),
+):
     command(app, name, run)

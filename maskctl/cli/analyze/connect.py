@@ -35,13 +35,24 @@ def connect(
     from maskctl.analysis.connect import LINES, mode_connectivity
 
     with work(console, "scoring W(α)", len(LINES) * points, "points") as advance:
+
         def report(line: str, alpha: float, metrics: dict[str, float]) -> None:
             console.print(f"{line} α={alpha:.2f}: {metrics['score']:.4f}", highlight=False)
             advance(1)
 
-        result = mode_connectivity(mask, finetuned, points=points, split=split, out_dir=out, model=model,
-                                   data_dir=data_dir, device=device, batch_size=batch_size, on_point=report,
-                                   on_batch=lambda n: advance(0))  # a long evaluation still gets its heartbeat
+        result = mode_connectivity(
+            mask,
+            finetuned,
+            points=points,
+            split=split,
+            out_dir=out,
+            model=model,
+            data_dir=data_dir,
+            device=device,
+            batch_size=batch_size,
+            on_point=report,
+            on_batch=lambda n: advance(0),
+        )  # a long evaluation still gets its heartbeat
     table = titled_table(f"{result.task}: {split} {result.metric} along each line")
     table.add_column("α", justify="right")
     lines = list(dict.fromkeys(row["line"] for row in result.rows))
@@ -52,4 +63,6 @@ def connect(
     console.print(table)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
-    console.print(f"wrote {len(result.files)} files to {out} in {result.seconds:.0f} s", highlight=False, soft_wrap=True)
+    console.print(
+        f"wrote {len(result.files)} files to {out} in {result.seconds:.0f} s", highlight=False, soft_wrap=True
+    )

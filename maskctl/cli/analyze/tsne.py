@@ -36,17 +36,30 @@ def tsne(
 
     progress = train_progress()
     try:
-        result = tsne_representations(mask, finetuned, split=split, max_examples=max_examples, out_dir=out,
-                                      model=model, data_dir=data_dir, device=device, batch_size=batch_size, seed=seed,
-                                      callback=progress)
+        result = tsne_representations(
+            mask,
+            finetuned,
+            split=split,
+            max_examples=max_examples,
+            out_dir=out,
+            model=model,
+            data_dir=data_dir,
+            device=device,
+            batch_size=batch_size,
+            seed=seed,
+            callback=progress,
+        )
     finally:
         progress.close()
     table = titled_table(f"{result.task}: [CLS] clustering by label on {split}")
     for column in ("model", "examples", "silhouette (cosine, [CLS])", "silhouette (t-SNE)"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for row in result.rows:
-        table.add_row(row["model"], str(row["examples"]),
-                      *("" if row[k] is None else f"{row[k]:.3f}" for k in ("silhouette_cls", "silhouette_tsne")))
+        table.add_row(
+            row["model"],
+            str(row["examples"]),
+            *("" if row[k] is None else f"{row[k]:.3f}" for k in ("silhouette_cls", "silhouette_tsne")),
+        )
     console.print(table)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)

@@ -16,8 +16,14 @@ from maskctl.serving.http.oip import HINT as OIP_HINT
 from maskctl.serving.http.tei import TEI_PATHS, TEI_TYPES
 
 
-def error_response(request: Request, code: int, message: str, fix: str | None = None,
-                   tasks: list[str] | None = None, headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    request: Request,
+    code: int,
+    message: str,
+    fix: str | None = None,
+    tasks: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     """An error in the shape of the route that was asked: TEI's, OIP's, or maskctl's own.
     ``tasks`` (an unknown or ambiguous task) are named in the message, the first 20 of them."""
     route = getattr(request.scope.get("route"), "path", "")  # unrouted paths: maskctl's own shape

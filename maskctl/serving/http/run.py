@@ -40,8 +40,11 @@ def build_state(settings: ServeSettings) -> ServerState:
     folder = settings.folder
     files = sorted(folder.glob("*.bundle")) if folder else [resolve_bundle_ref(p) for p in settings.paths]
     if not files:
-        raise MaskctlError(f"{folder} holds no *.bundle file", "train one there: maskctl train --output "
-                           f"{folder}/<task>.bundle (the server also loads bundles added later)")
+        raise MaskctlError(
+            f"{folder} holds no *.bundle file",
+            "train one there: maskctl train --output "
+            f"{folder}/<task>.bundle (the server also loads bundles added later)",
+        )
     metrics = ServerMetrics()
     compute = compute_thread()
     try:
@@ -57,26 +60,31 @@ def build_state(settings: ServeSettings) -> ServerState:
             if path in unusable:
                 continue
             try:
-                model = compute.submit(MaskedModel.from_bundles, [path], model=settings.model, device=settings.device,
-                                       reference=reference).result()
+                model = compute.submit(
+                    MaskedModel.from_bundles, [path], model=settings.model, device=settings.device, reference=reference
+                ).result()
                 first = path
                 break
             except Exception as exc:
                 if folder is None:
                     if isinstance(exc, MaskctlError):
                         raise
-                    raise BundleError(f"{path} cannot be loaded ({type(exc).__name__}: {exc})",
-                                      "check the file (maskctl inspect), or train it again") from exc
+                    raise BundleError(
+                        f"{path} cannot be loaded ({type(exc).__name__}: {exc})",
+                        "check the file (maskctl inspect), or train it again",
+                    ) from exc
                 refused.append((path, exc))
         if model is None:
             for path, exc in refused:
-                log.warning("refused bundle %s: %s", path.name, entry_problem(path) or getattr(exc, "message", repr(exc)))
+                log.warning(
+                    "refused bundle %s: %s", path.name, entry_problem(path) or getattr(exc, "message", repr(exc))
+                )
             raise MaskctlError(f"no bundle in {folder} could be loaded", "see the lines above for each file")
         bundles = BundleFolder(model, folder, compute, metrics)
         for path, exc in refused:  # logged once; the watcher retries them only when they change
             bundles.refuse(path, exc)
         bundles.adopt(first, model.tasks[0])
-        for path in files[files.index(first) + 1:]:
+        for path in files[files.index(first) + 1 :]:
             if path not in unusable and bundles.load_now(path) is None and folder is None:
                 raise MaskctlError(f"{path}: {bundles.refused[path.resolve()]}", "serve only bundles that load")
     except BaseException:
@@ -124,11 +132,15 @@ def bind_port(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise MaskctlError(f"port {port} on {host} is in use by another process",
-                               f"pick a free one with --port (e.g. --port {port + 1 if port < 65535 else 8000}), "
-                               "or stop the other server") from None
-        raise MaskctlError(f"cannot listen on {host}:{port} ({exc.strerror or exc})",
-                           "check --host (an address of this machine) and --port") from None
+            raise MaskctlError(
+                f"port {port} on {host} is in use by another process",
+                f"pick a free one with --port (e.g. --port {port + 1 if port < 65535 else 8000}), "
+                "or stop the other server",
+            ) from None
+        raise MaskctlError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc})",
+            "check --host (an address of this machine) and --port",
+        ) from None
     return sock
 
 
@@ -136,8 +148,16 @@ def uvicorn_config(state: ServerState, **overrides) -> uvicorn.Config:
     """uvicorn's settings for ``state``: the app, the bind, the drain bound and the bounded
     request head (``header_cap.py``)."""
     s = state.settings
-    options = {"host": s.host, "port": s.port, "access_log": False, "log_level": s.log_level, "lifespan": "on",
-               "timeout_graceful_shutdown": s.drain_seconds, **protocol_options(s.max_header_kb * 1024), **overrides}
+    options = {
+        "host": s.host,
+        "port": s.port,
+        "access_log": False,
+        "log_level": s.log_level,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": s.drain_seconds,
+        **protocol_options(s.max_header_kb * 1024),
+        **overrides,
+    }
     return uvicorn.Config(create_app(state), **options)
 
 

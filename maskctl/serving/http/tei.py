@@ -32,14 +32,18 @@ TEI_TYPES = {413: "Validation", 429: "Overloaded", 500: "Backend", 503: "Unhealt
 
 
 class TeiRequest(BaseModel):
-    inputs: str | list[str] | list[list[str]] = Field(..., description="A text, a [text, pair] pair, or a batch "
-                                                      "of [text] / [text, pair] lists (TEI's shape).")
+    inputs: str | list[str] | list[list[str]] = Field(
+        ..., description="A text, a [text, pair] pair, or a batch of [text] / [text, pair] lists (TEI's shape)."
+    )
     truncate: bool = Field(False, description="Accepted; inputs are always cut at the bundle's max length.")
     raw_scores: bool = Field(False, description="Must be false: served heads answer probabilities.")
     truncation_direction: str | None = None
-    parameters: dict[str, Any] | None = Field(None, description="The Hugging Face Inference API's shape "
-                                              "(top_k, function_to_apply: softmax): answered as it answers, "
-                                              "one list of labels per input.")
+    parameters: dict[str, Any] | None = Field(
+        None,
+        description="The Hugging Face Inference API's shape "
+        "(top_k, function_to_apply: softmax): answered as it answers, "
+        "one list of labels per input.",
+    )
 
 
 def add_tei_routes(app: FastAPI, state) -> None:
@@ -51,8 +55,13 @@ def add_tei_routes(app: FastAPI, state) -> None:
         if len(serving) == 1:
             return serving[0]
         which = "which task? several are served" if serving else "no classification task is served"
-        raise ApiError(400, which, f"name it in the header '{TASK_HEADER}: <task>' or the path /<task>/predict, one "
-                       "of the classification tasks", serving)
+        raise ApiError(
+            400,
+            which,
+            f"name it in the header '{TASK_HEADER}: <task>' or the path /<task>/predict, one "
+            "of the classification tasks",
+            serving,
+        )
 
     async def predict(request: Request, body: TeiRequest, task: str | None = None) -> Response:
         name = pick(request, task)
@@ -60,8 +69,7 @@ def add_tei_routes(app: FastAPI, state) -> None:
         if not a.served(name).kind.labels_sequences:
             raise ApiError(400, f"task {name!r} is not a classification task", f"use /v1/tasks/{name}/predict")
         if body.raw_scores:
-            raise ApiError(400, "raw_scores is not available", "leave raw_scores false: maskctl answers "
-                           "probabilities")
+            raise ApiError(400, "raw_scores is not available", "leave raw_scores false: maskctl answers probabilities")
         top_k = _inference_api(body.parameters)
         single = isinstance(body.inputs, str) or all(isinstance(x, str) for x in body.inputs)
         items = [body.inputs] if single else body.inputs
@@ -72,8 +80,10 @@ def add_tei_routes(app: FastAPI, state) -> None:
         with a.admit(len(items)):
             results, timing = await a.answer(requests, request.receive)
         a.first_error(results)
-        ranked = [sorted(({"label": k, "score": v} for k, v in r.probabilities.items()),
-                         key=lambda p: -p["score"])[:top_k] for r in results]
+        ranked = [
+            sorted(({"label": k, "score": v} for k, v in r.probabilities.items()), key=lambda p: -p["score"])[:top_k]
+            for r in results
+        ]
         answer = ranked if body.parameters is not None or not single else ranked[0]
         return await json_response(answer, a.heavy(requests), timing.headers())
 
@@ -104,8 +114,11 @@ def _inference_api(parameters: dict[str, Any] | None) -> int | None:
     parameters = parameters or {}
     function = parameters.get("function_to_apply")
     if function not in (None, "softmax"):
-        raise ApiError(400, f"function_to_apply {str(function)[:20]!r} is not available",
-                       "leave it out, or give softmax: maskctl answers probabilities")
+        raise ApiError(
+            400,
+            f"function_to_apply {str(function)[:20]!r} is not available",
+            "leave it out, or give softmax: maskctl answers probabilities",
+        )
     top_k = parameters.get("top_k")
     if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
         raise ApiError(400, f"top_k {str(top_k)[:20]!r} is not a positive whole number", "give e.g. top_k: 3")

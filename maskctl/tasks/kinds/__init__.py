@@ -32,15 +32,19 @@ def infer_kind(columns: list[str], rows: list[dict[str, Any]], label_column: str
     return FALLBACK_KIND
 
 
-def named_columns(kind: Kind, fields: dict[str, Any], text_columns: tuple[str, ...] = (),
-                  label_column: str | None = None) -> dict[str, Any]:
+def named_columns(
+    kind: Kind, fields: dict[str, Any], text_columns: tuple[str, ...] = (), label_column: str | None = None
+) -> dict[str, Any]:
     """``fields`` with a data file's own column names for the kind's input and label roles
     (``--text-column``, given twice for a sentence pair, and ``--label-column``): one rule for
     ``train --train-file`` and ``eval --file``."""
     if len(text_columns) > (2 if kind.input_role == "text" else 1):
-        raise TaskError(f"{kind.name} takes one --text-column" if kind.input_role != "text" else
-                        "--text-column takes one column, or two for a sentence pair",
-                        "give --text-column once (twice for a pair)")
+        raise TaskError(
+            f"{kind.name} takes one --text-column"
+            if kind.input_role != "text"
+            else "--text-column takes one column, or two for a sentence pair",
+            "give --text-column once (twice for a pair)",
+        )
     fields = dict(fields)
     if text_columns:
         fields[kind.input_role] = list(text_columns) if len(text_columns) > 1 else text_columns[0]

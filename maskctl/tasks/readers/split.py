@@ -45,8 +45,9 @@ def split_examples(examples: list[dict[str, Any]], spec: dict[str, Any], split: 
     return [examples[i] for i in sorted(chosen)]
 
 
-def carve_dev(read: Callable[[str], list[dict[str, Any]]], spec: dict[str, Any], split: str,
-              card: Any = None) -> list[dict[str, Any]]:
+def carve_dev(
+    read: Callable[[str], list[dict[str, Any]]], spec: dict[str, Any], split: str, card: Any = None
+) -> list[dict[str, Any]]:
     """Read ``split``; with ``dev_from_train: {fraction, seed}`` in ``spec`` and no dev file,
     dev is a (stratified) fraction of the train file and train is the rest (TREC, AG News)."""
     carve = spec.get("dev_from_train")
@@ -54,6 +55,10 @@ def carve_dev(read: Callable[[str], list[dict[str, Any]]], spec: dict[str, Any],
         return read(split)
     examples = read("train")
     index = list(range(len(examples)))
-    train_idx, dev_idx = _split(index, float(carve.get("fraction", 0.1)), int(carve.get("seed", 0)),
-                                _stratify(examples, carve.get("stratify", True)))
+    train_idx, dev_idx = _split(
+        index,
+        float(carve.get("fraction", 0.1)),
+        int(carve.get("seed", 0)),
+        _stratify(examples, carve.get("stratify", True)),
+    )
     return [examples[i] for i in sorted(train_idx if split == "train" else dev_idx)]

@@ -20,24 +20,45 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "MASKCTL
 
 
 def _maskctl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "maskctl", *args], check=False, capture_output=True, text=True, env=ENV,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "maskctl", *args], check=False, capture_output=True, text=True, env=ENV, timeout=120
+    )
 
 
 @pytest.mark.slow
 def test_sigterm_answers_requests_in_flight_then_exits_0(masks):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "maskctl", "serve", str(masks), "--port", str(port),
-                             "--model", SERVED_BASE["model"],
-                             "--max-wait-ms", "1500", "--log-level", "warning"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "maskctl",
+            "serve",
+            str(masks),
+            "--port",
+            str(port),
+            "--model",
+            SERVED_BASE["model"],
+            "--max-wait-ms",
+            "1500",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         first = proc.stdout.readline()
         assert f"on {url}" in first and "conll03, keywords" in first and "/docs" in first
         answers = []
-        request = threading.Thread(target=lambda: answers.append(
-            httpx.post(f"{url}/v1/tasks/keywords/predict", json={"inputs": ["alpha beta"]}, timeout=60)))
+        request = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(f"{url}/v1/tasks/keywords/predict", json={"inputs": ["alpha beta"]}, timeout=60)
+            )
+        )
         request.start()
         deadline = time.monotonic() + 30
         while "maskctl_queue_requests 1.0" not in httpx.get(f"{url}/metrics").text:  # it waits in the queue
