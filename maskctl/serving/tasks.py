@@ -3,7 +3,8 @@
 multiplied in, its encoding settings, and the few facts ``describe`` reports.
 
 Why so little: a server may hold thousands of tasks, and the parsed bundle description (layers,
-coding entries, the dev history) is ~100 kB a task; once a bundle is loaded nothing reads it.
+coding entries, the dev history) is several times a task's flips; once a bundle is loaded
+nothing reads it.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ batch computes.
 
 Every torch call of the server (loading included) runs on that one thread (``compute_thread``):
 a second thread calling torch starts a second OpenMP team, and with more OpenMP threads than
-cores libgomp cuts its spin-waits, which made every batch ~45 % slower on a 2-core machine
-(41 -> 60 ms for 8 short texts on MiniLM, measured side by side).
+cores libgomp cuts its spin-waits, which made every batch markedly slower on a 2-core machine
+(BENCHMARKS.md, "Serving over HTTP").
 """
 
 from __future__ import annotations
