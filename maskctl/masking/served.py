@@ -37,9 +37,11 @@ from maskctl.masking.layer import WrappedLinear
 from maskctl.masking.tuned import tuned_value
 
 # From this many token rows on, a group runs as its own dense product on its exact weight
-# (flips written in and undone) instead of adding its term to the shared product; chosen from
-# the measurements in BENCHMARKS.md ("Serving many tasks").
-DENSE_MIN_TOKENS = 64
+# (flips written in and undone) instead of adding its term to the shared product. Measured in
+# the whole model, not per layer: writing the flips in and out costs more there than alone (the
+# weight has left the cache between layers) and the shared product is split, so the term wins
+# up to a few hundred rows (BENCHMARKS.md, "Serving many tasks": long groups).
+DENSE_MIN_TOKENS = 512
 
 
 @dataclass(frozen=True)
