@@ -54,11 +54,13 @@ class Registry(Generic[T]):
         self._objects: dict[str, T] = {}
         self._lazy: dict[str, str] = {}  # name -> "module:attribute"
         self._plugins: set[str] = set()  # the names entry points gave
+        self._order: dict[str, None] = {}  # every name in registration order (resolving keeps it)
         self._discovered = False
         _REGISTRIES.add(self)
 
     def register(self, name: str, target: T | str | None = None) -> Any:
         """``register(name, obj)``, ``register(name, "module:attr")``, or as a decorator."""
+        self._order.setdefault(name)
         if target is None:
 
             def decorate(obj: T) -> T:
@@ -83,11 +85,12 @@ class Registry(Generic[T]):
             if point.name not in self._objects and point.name not in self._lazy:
                 self._lazy[point.name] = point.value
                 self._plugins.add(point.name)
+                self._order.setdefault(point.name)
 
     def names(self) -> tuple[str, ...]:
         """Every registered name, in registration order, plugins last (nothing is imported)."""
         self._discover()
-        return tuple(dict.fromkeys([*self._objects, *self._lazy]))
+        return tuple(name for name in self._order if name in self._objects or name in self._lazy)
 
     def __contains__(self, name: object) -> bool:
         return name in self.names()

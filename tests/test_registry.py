@@ -106,11 +106,12 @@ def test_placeholders_load_on_first_use_and_names_suggest_the_closest():
     things: Registry[object] = Registry("thing")
     things.register("path", "os.path:join")
     things.register("sep")(os.sep)
-    assert things.names() == ("sep", "path")
+    assert things.names() == ("path", "sep")  # registration order
     assert things.get("path") is os.path.join
+    assert things.names() == ("path", "sep")  # loading a placeholder keeps its place (CLI choices)
     with pytest.raises(MaskctlError, match="unknown thing 'pth'") as caught:
         things.get("pth")
-    assert caught.value.fix == "did you mean path? use one of sep, path"
+    assert caught.value.fix == "did you mean path? use one of path, sep"
     things.register("gone", "os.path:no_such_function")
     with pytest.raises(MaskctlError, match=r"the thing 'gone' \(os.path:no_such_function\) failed to load"):
         things.get("gone")

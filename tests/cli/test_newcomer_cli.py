@@ -82,7 +82,7 @@ def test_train_help_is_grouped_into_panels():
     ]
     assert "masks/<task>-<model>.bundle" in text  # the --output default, whole
     kind = " ".join(_help(["train"], 250).split())
-    assert "--kind KIND" in kind and "One of: sequence-classification, token-tagging, multiple-choice." in kind
+    assert "--kind KIND" in kind and "One of: multiple-choice, sequence-classification, token-tagging." in kind
 
 
 def test_the_tasks_table_drops_a_column_rather_than_break_a_word():
