@@ -213,7 +213,8 @@ def serving() -> str:
     """ "Serving many tasks": total memory and mixed-batch speed against PEFT LoRA, from
     ``bench/run.py --serving-minilm`` and ``--serving-bert-base``."""
     rows, runs = [], []
-    for part in ("minilm", "bert-base"):
+    parts = [p for p in ("minilm", "bert-base") if (RESULTS / f"results-serving-{p}.json").exists()]
+    for part in parts:
         results = _read(f"results-serving-{part}.json")
         s = results["sections"][f"serving-{part}"]
         runs.append(f"{part}: {results['wall_s'] / 60:.0f} min, {s['rounds']} round" + ("s" if s["rounds"] > 1 else ""))
@@ -236,7 +237,7 @@ def serving() -> str:
     minilm = _read("results-serving-minilm.json")["sections"]["serving-minilm"]
     merged = minilm["single_vs_merged"]
     intro = (
-        f"`bench/run.py --serving-minilm` and `--serving-bert-base` ([records](bench/results/), "
+        f"`bench/run.py {' and '.join(f'--serving-{p}' for p in parts)}` ([records](bench/results/), "
         f"{'; '.join(runs)}): each side a fresh process in its default settings, every task hot, "
         f"task variants flipping {100 * minilm['flip_fraction']:.1f} % of the masked weights as trained "
         "bbc-news bundles do, batches of 16 requests each of another task; PEFT LoRA r = 8 on query/value "
