@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         help="many tasks from one model vs PEFT LoRA, each in a fresh process: total memory and "
         "texts/s at 16, 200 and 1,000 MiniLM tasks and 16 and 200 BERT-base ones; the kernel",
     )
-    parser.add_argument("--serving-tasks", type=int, default=1000, help=argparse.SUPPRESS)
+    parser.add_argument("--serving-tasks", type=int, default=1000, help="--serving*: the largest task count to run")
     parser.add_argument(
         "--rounds", type=int, default=2, help="--serving*: rounds per point, the contenders' order swapped each round"
     )

@@ -134,10 +134,11 @@ def serving_section(
     if "bert-base" in parts:
         try:
             folder = bert_base_folder(work)
+            counts = [c for c in POINTS["bert-base"] if c <= tasks]  # --serving-tasks bounds both sizes
             base_paths = make_bundles(
-                work / "serving-bert-base", str(folder), max(POINTS["bert-base"]), real=bert_base_bundle(work, folder)
+                work / "serving-bert-base", str(folder), max(counts), real=bert_base_bundle(work, folder)
             )
-            result["points"]["bert-base"] = bench_points(str(folder), base_paths, POINTS["bert-base"], rounds)
+            result["points"]["bert-base"] = bench_points(str(folder), base_paths, counts, rounds)
         except Exception as exc:  # noqa: BLE001 - the MiniLM results above are kept; the reason is the result
             result["bert_base_error"] = f"{type(exc).__name__}: {exc}"[:500]
     return result
