@@ -161,7 +161,7 @@ class MaskedModel:
         task = Task.from_card(TaskCard.from_dict(info.task.card))
         cut = len(self._prefix) + 1
         masks = {n[cut:]: m.numpy() for n, m in decoded.items() if n.startswith(self._prefix + ".")}
-        fresh = self._fresh_layers(masks, coded.initial)  # new layers' reference (~0.1 s a seed)
+        fresh = self._fresh_layers(masks, coded.initial)  # new layers' reference (regenerated from its seed)
         flips = self._encode(masks, fresh)
         tokenizer = self._tokenizers.get(task.kind.name) or load_tokenizer(self._source, **task.kind.tokenizer_kwargs)
         with self._lock:

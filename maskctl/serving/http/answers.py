@@ -32,7 +32,7 @@ def json_body(payload: Any, status: int = 200, headers: dict[str, str] | None = 
 
 async def json_response(payload: Any, heavy: bool, headers: dict[str, str] | None = None) -> Response:
     """``json_body`` for the answer of a request; that of a ``heavy`` one (``Answerer.heavy``)
-    is encoded on a worker thread (10,000 predictions take ~0.3 s)."""
+    is encoded on a worker thread (thousands of predictions hold the event loop for a visible time)."""
     if not heavy:
         return json_body(payload, headers=headers)
     return await asyncio.to_thread(json_body, payload, 200, headers)
