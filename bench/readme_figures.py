@@ -231,13 +231,13 @@ def serving() -> str:
             ]
             for length in ("short", "long"):
                 m, lo = (_median([a["texts_per_s"][f"mixed/{length}"] for a in side]) for side in (mask, lora))
-                cells.append(f"{m:.0f} / {lo:.0f} = **{m / lo:.2f}**")
+                cells.append(f"{m:.3g} / {lo:.3g} = **{m / lo:.2f}**")
             single = _median([a["texts_per_s"]["mixed/short"] / a["texts_per_s"]["single/short"] for a in mask])
             rows.append([part, f"{int(count):,}", *cells, f"{single:.2f}"])
     minilm = _read("results-serving-minilm.json")["sections"]["serving-minilm"]
     merged = minilm["single_vs_merged"]
     intro = (
-        f"`bench/run.py {' and '.join(f'--serving-{p}' for p in parts)}` ([records](bench/results/), "
+        "`bench/run.py` " + " and ".join(f"`--serving-{p}`" for p in parts) + " ([records](bench/results/), "
         f"{'; '.join(runs)}): each side a fresh process in its default settings, every task hot, "
         f"task variants flipping {100 * minilm['flip_fraction']:.1f} % of the masked weights as trained "
         "bbc-news bundles do, batches of 16 requests each of another task; PEFT LoRA r = 8 on query/value "
