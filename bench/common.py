@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from maskctl.cli.progress import HEARTBEAT_S, duration
+
 # The entry point that ``run_child`` re-executes with ``--child``.
 RUN_SCRIPT = Path(__file__).resolve().parent / "run.py"
 
@@ -225,6 +227,22 @@ def pair_ratio(a: list[dict], b: list[dict], key: str = "total") -> float:
 # ----------------------------------------------------------------------------- fresh processes
 
 
+def wait_with_heartbeat(proc: subprocess.Popen, name: str, timeout: float) -> str:
+    """Wait for ``proc`` (its output piped), logging a line at least every ``HEARTBEAT_S`` seconds
+    as maskctl's own long work does (a child may run for many minutes); kill it after
+    ``timeout`` seconds (``subprocess.TimeoutExpired``). Returns its stderr."""
+    started = time.monotonic()
+    while True:
+        try:
+            return proc.communicate(timeout=max(0.0, min(HEARTBEAT_S, timeout - (time.monotonic() - started))))[1]
+        except subprocess.TimeoutExpired:
+            if time.monotonic() - started >= timeout:
+                proc.kill()
+                proc.communicate()
+                raise
+            log(f"{name}: running for {duration(time.monotonic() - started)}")
+
+
 def run_child(
     kind: str, payload: dict[str, Any], timeout: float = 1800, env: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -243,11 +261,12 @@ def run_child(
             "--child-out",
             str(out),
         ]
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, check=False
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
         )
+        stderr = wait_with_heartbeat(proc, f"child {kind}", timeout)
         if proc.returncode != 0 or not out.exists():
-            raise RuntimeError(f"child {kind} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+            raise RuntimeError(f"child {kind} failed (exit {proc.returncode}): {stderr[-2000:]}")
         return json.loads(out.read_text())
 
 
