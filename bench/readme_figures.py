@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
 import textwrap
 from collections.abc import Callable
@@ -201,40 +202,37 @@ def quality() -> str:
     return text.split("\n\nEvery masking setting run")[0].strip()
 
 
-def _median(values: list[float]) -> float | None:
-    values = sorted(v for v in values if v is not None)
-    if not values:
-        return None
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-
-
 def serving() -> str:
     """ "Serving many tasks": total memory and mixed-batch speed against PEFT LoRA, from
     ``bench/run.py --serving-minilm`` and ``--serving-bert-base``."""
     rows, runs = [], []
     parts = [p for p in ("minilm", "bert-base") if (RESULTS / f"results-serving-{p}.json").exists()]
+    sections = {}
     for part in parts:
         results = _read(f"results-serving-{part}.json")
-        s = results["sections"][f"serving-{part}"]
+        s = sections[part] = results["sections"][f"serving-{part}"]
         runs.append(f"{part}: {results['wall_s'] / 60:.0f} min, {s['rounds']} round" + ("s" if s["rounds"] > 1 else ""))
         for count, row in s["points"].get(part, {}).items():
             mask, lora = row.get("maskctl") or [], row.get("lora") or []
             if not mask or not lora:
                 continue
             loaded = min(a["loaded"] for a in lora)
-            m_rss, l_rss = (_median([a["hot"]["rss_mib"] for a in side]) for side in (mask, lora))
+            m_rss, l_rss = (statistics.median([a["hot"]["rss_mib"] for a in side]) for side in (mask, lora))
             cells = [
                 f"{m_rss:,.0f} / {l_rss:,.0f}"
                 + (f" ({loaded} adapters)" if loaded < int(count) else "")
                 + f" = **{m_rss / l_rss:.2f}**"
             ]
             for length in ("short", "long"):
-                m, lo = (_median([a["texts_per_s"][f"mixed/{length}"] for a in side]) for side in (mask, lora))
+                m, lo = (
+                    statistics.median([a["texts_per_s"][f"mixed/{length}"] for a in side]) for side in (mask, lora)
+                )
                 cells.append(f"{m:.3g} / {lo:.3g} = **{m / lo:.2f}**")
-            single = _median([a["texts_per_s"]["mixed/short"] / a["texts_per_s"]["single/short"] for a in mask])
+            single = statistics.median(
+                [a["texts_per_s"]["mixed/short"] / a["texts_per_s"]["single/short"] for a in mask]
+            )
             rows.append([part, f"{int(count):,}", *cells, f"{single:.2f}"])
-    minilm = _read("results-serving-minilm.json")["sections"]["serving-minilm"]
+    minilm = sections["minilm"]
     merged = minilm["single_vs_merged"]
     intro = (
         "`bench/run.py` " + " and ".join(f"`--serving-{p}`" for p in parts) + " ([records](bench/results/), "
