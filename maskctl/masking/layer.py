@@ -89,6 +89,13 @@ def initial_scores(shape: tuple[int, ...], init_sparsity: float, threshold: floa
     return torch.from_numpy(values)
 
 
+def replace_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
+    """Put ``module`` where ``root``'s submodule ``name`` is (how a layer is wrapped and
+    unwrapped in place, for training and for serving)."""
+    parent_name, _, attr = name.rpartition(".")
+    setattr(root.get_submodule(parent_name) if parent_name else root, attr, module)
+
+
 class WrappedLinear(nn.Module):
     """What a module wrapping a ``base_layer`` linear (PEFT's pattern) reports of its shape."""
 

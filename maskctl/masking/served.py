@@ -33,7 +33,7 @@ from torch.nn import functional
 
 from maskctl.masking import kernels
 from maskctl.masking.flips import Flips, Removed, encode
-from maskctl.masking.layer import WrappedLinear
+from maskctl.masking.layer import WrappedLinear, replace_submodule
 from maskctl.masking.tuned import tuned_value
 
 # From this many token rows on, a group runs as its own dense product on its exact weight
@@ -317,9 +317,7 @@ def wrap_for_serving(root: nn.Module, names: list[str], routing: Routing) -> dic
             served = ServedLayerNorm(module, name, routing)
         else:
             raise ValueError(f"{name} is {type(module).__name__}, expected nn.Linear or nn.LayerNorm")
-        parent_name, _, attr = name.rpartition(".")
-        parent = root.get_submodule(parent_name) if parent_name else root
-        setattr(parent, attr, served)
+        replace_submodule(root, name, served)
         layers[name] = served
     return layers
 
@@ -333,5 +331,4 @@ def unwrap_served(root: nn.Module, names: list[str]) -> None:
             continue
         if not module.idle():
             raise RuntimeError(f"{name}: unmerge and remove its tasks before unwrapping")
-        parent_name, _, attr = name.rpartition(".")
-        setattr(root.get_submodule(parent_name) if parent_name else root, attr, module.base_layer)
+        replace_submodule(root, name, module.base_layer)
