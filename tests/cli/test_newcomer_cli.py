@@ -13,27 +13,10 @@ from typer.testing import CliRunner
 from maskctl.cli import app
 from tests.cli.inprocess import run_in_process
 from tests.cli.test_cli import assert_one_line_error
+from tests.cli.test_help import COMMANDS as EVERY_COMMAND
 from tests.conftest import write_task
 
-COMMANDS = [
-    [],
-    ["train"],
-    ["eval"],
-    ["predict"],
-    ["ensemble"],
-    ["export"],
-    ["inspect"],
-    ["size"],
-    ["push"],
-    ["serve"],
-    ["tasks"],
-    ["analyze"],
-    ["analyze", "diff"],
-    ["analyze", "connect"],
-    ["analyze", "tsne"],
-    ["analyze", "layers"],
-    ["analyze", "sparsity"],
-]
+COMMANDS = [[], ["analyze"], *EVERY_COMMAND]  # the groups too
 BORDERS = re.compile("[╭╮╰╯│─┃━┏┓┗┛┡┩┳┻╇┼]")
 
 
