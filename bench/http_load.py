@@ -19,7 +19,6 @@ import asyncio
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import log, median, save_results
+from maskctl.serving.http.ports import free_port
 
 TASKS = 16
 ROUNDS = 3
@@ -40,12 +40,6 @@ SETTINGS = (
 )
 THREADS = (None, 1)  # torch's default (one per core), then one thread
 MAX_BATCH, MAX_WAIT_MS = 32, 5.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _metric(text: str, name: str) -> float:
@@ -147,7 +141,7 @@ def _one_server(model: str | None, folder: Path, threads: int | None) -> dict[st
     from bench.serving_tasks import texts
     from maskctl.serving import MaskedModel
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = (
         [

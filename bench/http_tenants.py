@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import log, median, save_results
-from bench.http_load import _free_port, _load, _metric
+from bench.http_load import _load, _metric
+from maskctl.serving.http.ports import free_port
 
 MAX_BATCH, MAX_WAIT_MS, DRAIN_S, ROUNDS = 32, 5.0, 2.0, 6
 HOSTILE: list[tuple[str, dict[str, Any]]] = [  # (route, httpx request arguments): what the isolation tests send
@@ -83,7 +84,7 @@ def tenants_section(model: str | None, work: Path) -> dict[str, Any]:
     for path in make_bundles(work / "serving", model, 4):
         if not (folder / path.name).exists():
             shutil.copy(path, folder / path.name)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
         sys.executable,

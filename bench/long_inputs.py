@@ -30,7 +30,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import log
-from bench.http_load import _free_port
+from maskctl.serving.http.ports import free_port
 
 
 def _pair(words: int, word: str = "word ") -> tuple[str, dict[str, Any]]:
@@ -104,7 +104,7 @@ def _rss_mb(pid: int) -> float:
 
 
 def _measure(folder: Path, code: Path | None, route: str, body: dict[str, Any], limit_mb: float) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     if code is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(code), env.get("PYTHONPATH", "")])

@@ -38,7 +38,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 from bench.common import log, median
-from bench.http_load import _free_port, _load, _metric
+from bench.http_load import _load, _metric
+from maskctl.serving.http.ports import free_port
 
 GRID = {"lr": [1e-2, 5e-2], "seed": [0, 1]}
 SWEEP_ROUNDS = 2
@@ -167,7 +168,7 @@ def serve_section(work: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"tasks": TASKS, "rounds": SERVE_ROUNDS, "loads": {}}
     try:
         for key, threads in PLAIN.items():
-            port = _free_port()
+            port = free_port()
             processes.append(
                 subprocess.Popen(
                     [
@@ -196,7 +197,7 @@ def serve_section(work: Path) -> dict[str, Any]:
             if "serving" not in line:
                 raise RuntimeError(f"maskctl serve did not start: {line}{processes[-1].stderr.read()[-2000:]}")
             servers[key] = (f"http://127.0.0.1:{port}", "")
-        ray_port = _free_port()
+        ray_port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": ray_port}, logging_config={"log_level": "WARNING"})
         for i, (key, (replicas, threads)) in enumerate(RAY.items()):
             settings = on_ray._for_replicas(

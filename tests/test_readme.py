@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from maskctl.serving.http.ports import free_port
 from tests.conftest import build_tiny_model
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -124,12 +124,6 @@ def test_the_readme_lists_its_commands():
     assert 5 <= len(skipped) <= 15, skipped  # the lines that cannot run offline say so, and no more
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_ready(url: str, server: subprocess.Popen, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -161,7 +155,7 @@ def test_every_readme_line_runs_as_written(tmp_path_factory):
         '{"text": "Shares fell in London"}\n{"tokens": ["I", "saw", "Taylor"]}\nChelsea won the cup final\n',
         encoding="utf-8",
     )
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(shim), str(README.parent)]),

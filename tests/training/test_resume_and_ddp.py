@@ -15,6 +15,7 @@ import time
 import torch
 
 from maskctl.bundle.format import load_bundle, read_meta
+from maskctl.serving.http.ports import free_port
 
 MASKCTL = [sys.executable, "-m", "maskctl"]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -104,14 +105,6 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tiny_bert, keyword_tas
     assert load_bundle(out).task_name == "keywords"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_two_process_ddp_learns_the_same_mask_as_one_process(tiny_bert, keyword_task, tmp_path):
     # Without dropout: each process draws its own dropout masks, which no launcher can make equal
     # to one process's; what must agree is the arithmetic (data sharding, gradient averaging).
@@ -139,7 +132,7 @@ def test_two_process_ddp_learns_the_same_mask_as_one_process(tiny_bert, keyword_
         "--nproc_per_node",
         "2",
         "--master_port",
-        str(_free_port()),
+        str(free_port()),
         "-m",
         "maskctl",
     ]

@@ -36,7 +36,6 @@ import dataclasses
 import logging
 import os
 import signal
-import socket
 import threading
 import typing
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from typing import Any
 from maskctl.bundle.hub_ref import is_hub_ref
 from maskctl.openmp import VARIABLE
 from maskctl.ray_cluster import connect, require_ray
+from maskctl.serving.http.ports import free_port
 from maskctl.serving.http.settings import ServeSettings
 
 APP_NAME = "maskctl"
@@ -196,7 +196,7 @@ def _for_replicas(settings: ServeSettings) -> ServeSettings:
     def absolute(path: str) -> str:
         return path if is_hub_ref(path) or not Path(path).exists() else str(Path(path).resolve())
 
-    port = settings.port or _free_port(settings.host)
+    port = settings.port or free_port(settings.host)
     return dataclasses.replace(
         settings,
         paths=[absolute(p) for p in settings.paths],
@@ -204,12 +204,6 @@ def _for_replicas(settings: ServeSettings) -> ServeSettings:
         model=absolute(settings.model) if settings.model else None,
         threads=settings.threads or 1,
     )
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 _CLASS: list[Any] = []

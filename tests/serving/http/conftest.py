@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import threading
 import time
 
 import httpx
 import pytest
 
+from maskctl.serving.http.ports import free_port
 from maskctl.serving.http.run import _Server, build_state, uvicorn_config
 from maskctl.serving.http.settings import ServeSettings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 # A bundle copied into a served folder no longer finds its local base model by the path relative
 # to where it was trained (bundles store no absolute paths), as on a user's machine: the server

@@ -14,7 +14,8 @@ import time
 import httpx
 import pytest
 
-from tests.serving.http.conftest import SERVED_BASE, free_port
+from maskctl.serving.http.ports import free_port
+from tests.serving.http.conftest import SERVED_BASE
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "MASKCTL_API_KEY": ""}
 

@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.serving.http.conftest import SERVED_BASE, free_port, running
+from maskctl.serving.http.ports import free_port
+from tests.serving.http.conftest import SERVED_BASE, running
 from tests.serving.http.test_bad_requests import _error
 
 
