@@ -38,6 +38,7 @@ FALLBACKS: dict[str, Any] = {
     "head": default_of(MaskConfig, "head"),
     "init_sparsity": DEFAULT_INIT_SPARSITY,
     "flip_penalty": 0.0,
+    "max_flips": None,
     "also_train": ALSO_TRAIN[0],
     "tuned_lr": DEFAULT_TUNED_LR,
     "word_piece": WORD_PIECES[0],
@@ -46,8 +47,22 @@ FALLBACKS: dict[str, Any] = {
 # means "all but the lowest two", so a card value replaces it only while it is None).
 CARD_KEYS = (*FALLBACKS, "mask_blocks")
 CARD_TYPES = {"epochs": int, "lr": float, "weight_decay": float, "warmup_ratio": float, "max_grad_norm": float,
-              "init_sparsity": float, "flip_penalty": float, "tuned_lr": float}
+              "init_sparsity": float, "flip_penalty": float, "tuned_lr": float,
+              "max_flips": lambda v: share(v, "defaults.max_flips")}
 DEFAULT_LR = FALLBACKS["lr"]
+FLIP_BUDGET_RULES = ("step-margin", "eval-margin", "step-movement", "eval-ramp")  # PILOT: the winner stays
+
+
+def share(value: Any, option: str = "--max-flips") -> float | None:
+    """``0.015``, ``"0.015"`` or ``"1.5%"`` as the fraction 0.015 (None stays None)."""
+    if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
+        return None if value is None else float(value)
+    text = str(value).strip()
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise MaskctlError(f"{option} {value!r} is not a share of the mask bits",
+                           "give a fraction such as 0.015 or a percentage such as 1.5%") from None
 
 
 TASK, OPT, MASK, EVAL, RUN = "Task and model", "Optimisation", "Masking", "Evaluation and output", "Hardware and runs"
@@ -96,6 +111,12 @@ class TrainArgs:
                                                "towards its initial side by lr x this: a flipped bit must earn its place "
                                                f"(smaller bundle, less memory served; 0 = the paper) {_fallback('flip_penalty')}.",
                                          min=0, panel=MASK)
+    max_flips: str | None = setting(None, "At most this share of the mask bits may differ from the initial mask, "
+                                          "e.g. 1.5% or 0.015: the crossings with the largest margin |score - tau| "
+                                          "stay, the rest go back onto the threshold (an exact bound on the bundle's "
+                                          "flips; default: the card's, else no bound).", min=0, max=1, panel=MASK)
+    flip_budget_rule: str = setting("step-margin", "PILOT: how --max-flips is enforced.", choices=FLIP_BUDGET_RULES,
+                                    panel=MASK)
     also_train: str | None = setting(None, "Also train, inside the masked blocks, the masked linears' biases and/or "
                                            "the LayerNorms (BitFit-style; stored as float16 deltas, a few tens of kB) "
                                            f"{_fallback('also_train')}.", choices=ALSO_TRAIN, panel=MASK)
@@ -152,6 +173,7 @@ class TrainArgs:
         """Bounds and choices from the fields, then the rules between fields, before any loading."""
         if isinstance(self.text_column, str):  # a recipe or key=value override gives one name
             self.text_column = [self.text_column]
+        self.max_flips = share(self.max_flips)
         check_fields(self)
         self._check_data_files()
         if self.mask_blocks is not None:
@@ -160,6 +182,8 @@ class TrainArgs:
             parse_blocks(self.mask_blocks, None)  # the syntax now; the model's block count when it is loaded
         if self.method != "mask" and self.flip_penalty:
             raise MaskctlError("--flip-penalty applies to masking", "drop it, or use --method mask")
+        if self.method != "mask" and self.max_flips is not None:
+            raise MaskctlError("--max-flips applies to masking", "drop it, or use --method mask")
         if self.method != "mask" and self.also_train not in (None, ALSO_TRAIN[0]):
             raise MaskctlError("--also-train applies to masking (finetuning trains every parameter)",
                                "drop it, or use --method mask")
@@ -196,6 +220,8 @@ class TrainArgs:
         operational (output path, checkpointing, logging), so a resumed run writes the same bytes
         and a sweep point trained with other logging is still the same point."""
         skip = {"output", "overwrite", "checkpoint_every", "checkpoint_dir", "resume", "log_every", "report_to"}
+        if self.max_flips is None:  # a run without a budget records exactly what it did before budgets existed
+            skip |= {"max_flips", "flip_budget_rule"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
     def with_task_defaults(self, defaults: dict[str, Any]) -> TrainArgs:

@@ -34,6 +34,7 @@ from maskctl.bundle.meta import (BaseModelInfo, BundleMeta, LayerRecord, MaskRec
                                  TrainingRecord, TunedRecord)
 from maskctl.bundle.portable import without_paths
 from maskctl.io import atomic_dir
+from maskctl.masking.flip_budget import FlipBudget
 from maskctl.masking.flip_penalty import FlipPenalty
 from maskctl.masking.model import MaskConfig, current_masks, masked_layers, merge_masks, sparsity, wrap_model
 from maskctl.masking.targets import num_blocks, parse_blocks
@@ -141,6 +142,9 @@ class TrainingMethod:
     def after_step(self, lr: float) -> None:
         """Called after each optimizer step that applied gradients, with the lr it used."""
 
+    def before_evaluate(self, model: torch.nn.Module) -> None:
+        """Called before each dev evaluation, on the state about to be scored (and maybe kept)."""
+
     def sparsity(self, model: torch.nn.Module) -> float | None:
         """What an evaluation reports beside the metrics: the mask's share of zeros, or None."""
         return None
@@ -165,6 +169,8 @@ class MaskMethod(TrainingMethod):
         self.config = MaskConfig(threshold=args.threshold, init_sparsity=args.init_sparsity,
                                  blocks=args.mask_blocks, head=args.head, seed=args.seed)
         self.pull: FlipPenalty | None = None
+        self.budget: FlipBudget | None = None
+        self.total = self.done = 0  # PILOT (eval-ramp): the penalty's ramp over the planned steps
 
     def check_output(self, output: Path) -> None:
         check_bundle_output(output)
@@ -206,13 +212,28 @@ class MaskMethod(TrainingMethod):
         checkpoint lacked (a new classifier), which the mask alone cannot rebuild."""
         return list(self.new_keys)
 
+    def scheduler(self, optimizer: torch.optim.Optimizer, total: int):
+        self.total = total
+        return None
+
     def on_device(self, model: torch.nn.Module) -> None:
         if self.args.flip_penalty:  # the pull keeps each score's initial side, on the scores' device
             self.pull = FlipPenalty.of(model, self.args.flip_penalty)
+        if self.args.max_flips is not None:
+            self.budget = FlipBudget(masked_layers(model), self.args.max_flips, self.args.flip_budget_rule)
 
     def after_step(self, lr: float) -> None:
+        self.done += 1
         if self.pull is not None:
+            if self.budget is not None and self.budget.rule == "eval-ramp":
+                self.pull.strength = self.args.flip_penalty * min(1.0, max(0.0, 2 * self.done / self.total - 1))
             self.pull.step(lr)
+        if self.budget is not None and self.budget.rule.startswith("step"):
+            self.budget.project()
+
+    def before_evaluate(self, model: torch.nn.Module) -> None:
+        if self.budget is not None:  # every evaluated state, so every kept and written one, is in budget
+            self.budget.project()
 
     def sparsity(self, model: torch.nn.Module) -> float:
         """Share of zeros over every mask, as the bundle's ``sparsity.final`` counts it."""

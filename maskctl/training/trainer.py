@@ -248,6 +248,7 @@ class Run:
 
     def evaluate(self) -> None:
         """Score dev now; the keeper copies the state when it is the best so far."""
+        self.method.before_evaluate(self.accelerator.unwrap_model(self.model))
         with phase(self.callback, "evaluating dev", self._eval_batches(), "batches") as advance:
             metrics = evaluate_model(self.model, self.task, self.dev_features, self.tokenizer,
                                      self.args.eval_batch_size, self.accelerator.device, progress=advance)
