@@ -16,7 +16,10 @@ only before each dev evaluation (so every evaluated, kept and written state is i
 ``step-movement`` ranks crossings by movement pruning's importance (the raw gradient push
 ``-dL/dS`` towards the crossed side, accumulated over every step) instead of the margin, and
 ``eval-ramp`` is ``eval-margin`` with ``--flip-penalty`` ramped from 0 at half-way to its value
-at the last step.
+at the last step. ``hold-margin`` and ``hold-shift`` leave the scores free and hold every
+crossing beyond the budget at its initial bit instead (the mask is the scores' with only the ``B``
+crossings of the largest margin, or of the largest move ``|S - S0|`` from the initial score,
+flipped), after every step.
 
 Ties at the cut are broken by position (layer order, then index), so the selection is the same
 on every run; the initial side comes from the seed (``initial_scores``), so a resumed run
@@ -49,6 +52,10 @@ class FlipBudget:
         self.budget = math.floor(fraction * self.weights + 1e-9)
         self.initial = {name: initial_side(layer) for name, layer in layers.items()}
         self.push: dict[str, torch.Tensor] = {}
+        self.start: dict[str, torch.Tensor] = {}
+        if rule == "hold-shift":  # |S - S0|: how far training moved the score, whatever its start
+            self.start = {name: initial_scores(tuple(layer.scores.shape), layer.init_sparsity, layer.threshold,
+                                               layer.seed).to(layer.scores.device) for name, layer in layers.items()}
         if rule == "step-movement":  # -dL/dS towards the crossed side, summed over every backward
             for name, layer in layers.items():
                 self.push[name] = torch.zeros_like(layer.scores, dtype=torch.float32)
@@ -57,8 +64,39 @@ class FlipBudget:
 
     def flips(self) -> int:
         """Bits that differ from the initial mask now."""
-        return sum(int(((layer.scores.detach() > layer.threshold) != self.initial[name]).sum())
-                   for name, layer in self.layers.items())
+        return sum(int((layer.binary_mask() != self.initial[name]).sum()) for name, layer in self.layers.items())
+
+    @torch.no_grad()
+    def hold(self) -> int:
+        """The ``hold-*`` rules: leave the scores free and hold every crossing beyond the budget
+        at its initial bit (``MaskedLinear.held``), so a held score keeps what it learned and
+        takes a place in the budget as soon as its key beats a kept one's; returns the held count."""
+        crossed = {name: (layer.scores > layer.threshold) != self.initial[name] for name, layer in self.layers.items()}
+        count = sum(int(c.sum()) for c in crossed.values())
+        if count <= self.budget:
+            for layer in self.layers.values():
+                layer.held = None
+            return 0
+        keep = self._keep(torch.cat([self._key(name, crossed[name]) for name in self.layers]), count)
+        start = 0
+        for name, layer in self.layers.items():
+            where = crossed[name].nonzero(as_tuple=True)
+            n = where[0].numel()
+            held = torch.zeros_like(crossed[name])
+            held[tuple(w[~keep[start:start + n].to(w.device)] for w in where)] = True
+            layer.held = held
+            start += n
+        return count - self.budget
+
+    def _keep(self, keys: torch.Tensor, count: int) -> torch.Tensor:
+        """The ``budget`` largest keys (ties: the first by position)."""
+        keep = torch.zeros(count, dtype=torch.bool)
+        if self.budget:
+            cut = torch.kthvalue(keys, count - self.budget + 1).values  # the budget-th largest key
+            keep = keys > cut
+            ties = (keys == cut).nonzero().flatten()
+            keep[ties[: self.budget - int(keep.sum())]] = True
+        return keep
 
     @torch.no_grad()
     def project(self) -> int:
@@ -68,13 +106,7 @@ class FlipBudget:
         count = sum(int(c.sum()) for c in crossed.values())
         if count <= self.budget:
             return 0
-        keys = torch.cat([self._key(name, crossed[name]) for name in self.layers])
-        keep = torch.zeros(count, dtype=torch.bool)
-        if self.budget:
-            cut = torch.kthvalue(keys, count - self.budget + 1).values  # the budget-th largest key
-            keep = keys > cut
-            ties = (keys == cut).nonzero().flatten()
-            keep[ties[: self.budget - int(keep.sum())]] = True  # the first ties, by position
+        keep = self._keep(torch.cat([self._key(name, crossed[name]) for name in self.layers]), count)
         start = 0
         for name, layer in self.layers.items():
             where = crossed[name].nonzero(as_tuple=True)
@@ -92,4 +124,6 @@ class FlipBudget:
         layer = self.layers[name]
         if self.rule == "step-movement":
             return self.push[name][crossed].cpu()
+        if self.rule == "hold-shift":
+            return (layer.scores[crossed] - self.start[name][crossed]).abs().float().cpu()
         return (layer.scores[crossed] - layer.threshold).abs().float().cpu()

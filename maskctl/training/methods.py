@@ -221,6 +221,8 @@ class MaskMethod(TrainingMethod):
             self.pull = FlipPenalty.of(model, self.args.flip_penalty)
         if self.args.max_flips is not None:
             self.budget = FlipBudget(masked_layers(model), self.args.max_flips, self.args.flip_budget_rule)
+            if self.budget.rule.startswith("hold"):
+                self.budget.hold()  # a resumed run: held again from the restored scores
 
     def after_step(self, lr: float) -> None:
         self.done += 1
@@ -230,10 +232,12 @@ class MaskMethod(TrainingMethod):
             self.pull.step(lr)
         if self.budget is not None and self.budget.rule.startswith("step"):
             self.budget.project()
+        elif self.budget is not None and self.budget.rule.startswith("hold"):
+            self.budget.hold()
 
     def before_evaluate(self, model: torch.nn.Module) -> None:
-        if self.budget is not None:  # every evaluated state, so every kept and written one, is in budget
-            self.budget.project()
+        if self.budget is not None and not self.budget.rule.startswith("hold"):  # every evaluated state, so
+            self.budget.project()  # every kept and written one, is in budget
 
     def sparsity(self, model: torch.nn.Module) -> float:
         """Share of zeros over every mask, as the bundle's ``sparsity.final`` counts it."""

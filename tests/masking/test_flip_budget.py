@@ -115,8 +115,9 @@ def _common(model, task) -> dict:
     return dict(model=str(model), task=str(task), batch_size=16, lr=1e-2, epochs=3)
 
 
+@pytest.mark.parametrize("rule", ["step-margin", "hold-margin", "hold-shift"])
 def test_the_budget_holds_after_every_step_and_at_every_evaluation(pretrained_tiny_bert, keyword_task, tmp_path,
-                                                                   monkeypatch):
+                                                                   monkeypatch, rule):
     plain = train(TrainArgs(output=str(tmp_path / "plain.bundle"), **_common(pretrained_tiny_bert, keyword_task)))
     flipped, total = _bundle_flips(plain.output)
     limit = flipped // 3
@@ -133,7 +134,7 @@ def test_the_budget_holds_after_every_step_and_at_every_evaluation(pretrained_ti
 
     monkeypatch.setattr(methods.MaskMethod, "after_step", spy_step)
     monkeypatch.setattr(methods.MaskMethod, "before_evaluate", spy_eval)
-    result = train(TrainArgs(output=str(tmp_path / "b.bundle"), max_flips=limit / total,
+    result = train(TrainArgs(output=str(tmp_path / "b.bundle"), max_flips=limit / total, flip_budget_rule=rule,
                              **_common(pretrained_tiny_bert, keyword_task)))
     assert len(seen["eval"]) == 3 and max(seen["eval"]) <= limit and max(seen["step"]) <= limit
     assert max(seen["step"]) == limit  # the budget binds
