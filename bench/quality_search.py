@@ -29,7 +29,7 @@ from bench.quality_table import METHODS, label_of, summarise, write_table  # noq
 
 EXTEND = 1
 SEEDS = (0, 1, 2, 3, 4)
-FLIP_BUDGET_RULES = ("step-margin", "eval-margin", "step-movement", "eval-ramp", "hold-margin", "hold-shift")  # PILOT
+FLIP_BUDGET_RULES = ("step-margin", "eval-margin", "step-movement", "eval-ramp", "hold-margin", "hold-shift", "hold-movement")  # PILOT
 WNUT16_DEFAULT = {"head": "train", "epochs": 20, "early_stopping": 5, "word_piece": "first"}  # the card's, lr 3e-3
 PLAN: dict[str, dict[str, Any]] = {
     # Tweets at 64 tokens: no word falls beyond it (0 of 6,643 dev and 7,082 test words). 12

@@ -50,7 +50,7 @@ CARD_TYPES = {"epochs": int, "lr": float, "weight_decay": float, "warmup_ratio":
               "init_sparsity": float, "flip_penalty": float, "tuned_lr": float,
               "max_flips": lambda v: share(v, "defaults.max_flips")}
 DEFAULT_LR = FALLBACKS["lr"]
-FLIP_BUDGET_RULES = ("step-margin", "eval-margin", "step-movement", "eval-ramp", "hold-margin", "hold-shift")  # PILOT: the winner stays
+FLIP_BUDGET_RULES = ("step-margin", "eval-margin", "step-movement", "eval-ramp", "hold-margin", "hold-shift", "hold-movement")  # PILOT: the winner stays
 
 
 def share(value: Any, option: str = "--max-flips") -> float | None:

@@ -18,8 +18,8 @@ only before each dev evaluation (so every evaluated, kept and written state is i
 ``eval-ramp`` is ``eval-margin`` with ``--flip-penalty`` ramped from 0 at half-way to its value
 at the last step. ``hold-margin`` and ``hold-shift`` leave the scores free and hold every
 crossing beyond the budget at its initial bit instead (the mask is the scores' with only the ``B``
-crossings of the largest margin, or of the largest move ``|S - S0|`` from the initial score,
-flipped), after every step.
+crossings of the largest margin, of the largest move ``|S - S0|`` from the initial score, or of
+the largest movement importance (``hold-movement``) flipped), after every step.
 
 Ties at the cut are broken by position (layer order, then index), so the selection is the same
 on every run; the initial side comes from the seed (``initial_scores``), so a resumed run
@@ -56,7 +56,7 @@ class FlipBudget:
         if rule == "hold-shift":  # |S - S0|: how far training moved the score, whatever its start
             self.start = {name: initial_scores(tuple(layer.scores.shape), layer.init_sparsity, layer.threshold,
                                                layer.seed).to(layer.scores.device) for name, layer in layers.items()}
-        if rule == "step-movement":  # -dL/dS towards the crossed side, summed over every backward
+        if rule in ("step-movement", "hold-movement"):  # -dL/dS towards the crossed side, summed over every backward
             for name, layer in layers.items():
                 self.push[name] = torch.zeros_like(layer.scores, dtype=torch.float32)
                 sign = self.initial[name].to(torch.float32) * 2 - 1  # +1: started on, crossing lowers S
@@ -122,7 +122,7 @@ class FlipBudget:
 
     def _key(self, name: str, crossed: torch.Tensor) -> torch.Tensor:
         layer = self.layers[name]
-        if self.rule == "step-movement":
+        if self.rule in ("step-movement", "hold-movement"):
             return self.push[name][crossed].cpu()
         if self.rule == "hold-shift":
             return (layer.scores[crossed] - self.start[name][crossed]).abs().float().cpu()

@@ -115,7 +115,7 @@ def _common(model, task) -> dict:
     return dict(model=str(model), task=str(task), batch_size=16, lr=1e-2, epochs=3)
 
 
-@pytest.mark.parametrize("rule", ["step-margin", "hold-margin", "hold-shift"])
+@pytest.mark.parametrize("rule", ["step-margin", "hold-margin", "hold-shift", "hold-movement"])
 def test_the_budget_holds_after_every_step_and_at_every_evaluation(pretrained_tiny_bert, keyword_task, tmp_path,
                                                                    monkeypatch, rule):
     plain = train(TrainArgs(output=str(tmp_path / "plain.bundle"), **_common(pretrained_tiny_bert, keyword_task)))
