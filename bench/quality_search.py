@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -125,18 +126,45 @@ class Search:
         return plan.get("variants", {}).get(variant) or {**plan.get("more", {}), **plan.get("budget", {})}[variant][1]
 
     def queued(self, specs: list[str], seeds: tuple[int, ...], backfill: bool = False) -> None:
-        """Run named settings for ``seeds``, in order (``--runs``): ``finetune`` / ``lora`` /
-        ``mask`` (each method's chosen setting, read back from its seed-0 runs), or
-        ``mask:<variant>`` (a variant, ``more`` or ``budget`` entry, at its own lr or the best).
-        ``backfill`` reruns finished masking runs whose record lacks the flip fraction."""
-        for spec in specs:
-            method, _, variant = spec.partition(":")
-            own = {**self.plan[method].get("more", {}), **self.plan[method].get("budget", {})}.get(variant, (None, {}))[0]
-            lr = own or self.best_lr(method)
-            for seed in seeds:
-                if backfill and method == "mask":
-                    self.backfill_flips(lr, seed, variant or None)
-                self.run(method, lr, seed, variant or None)
+        """Run named settings for ``seeds``, seed by seed (a whole front exists at one seed first):
+        ``finetune`` / ``lora`` / ``mask`` (each method's chosen setting, read back from its seed-0
+        runs), ``mask:<variant>`` (a variant, ``more`` or ``budget`` entry, at its own lr or the
+        best), or ``mask:@fewest-flips`` (``quality_front.fewest_flips``, once no run of this task
+        is claimed by another process). Several processes may share one queue: each run is
+        claimed first (``<json>.claim``); ``backfill`` reruns masking runs that lack the flip fraction."""
+        for seed in seeds:
+            for spec in specs:
+                method, _, variant = spec.partition(":")
+                if variant == "@fewest-flips":
+                    lr, variant = self.fewest_flips()
+                    if lr is None:
+                        continue
+                else:
+                    named = {**self.plan[method].get("more", {}), **self.plan[method].get("budget", {})}
+                    lr = named.get(variant, (None,))[0] or self.best_lr(method)
+                path = self.root / method / f"{label_of(lr, variant or None)}-s{seed}.json"
+                if path.is_file() and not backfill or not claim(path):
+                    continue
+                try:
+                    if backfill and method == "mask":
+                        self.backfill_flips(lr, seed, variant or None)
+                    self.run(method, lr, seed, variant or None)
+                finally:
+                    path.with_suffix(".claim").unlink(missing_ok=True)
+
+    def fewest_flips(self) -> tuple[float | None, str | None]:
+        """The budget setting the defaults take (``quality_front``), after waiting for the runs
+        other processes hold; (None, None) when none qualifies yet."""
+        from bench.quality_front import fewest_flips, front_settings
+        from bench.quality_table import _runs
+
+        while any(holder(c) not in (None, os.getpid()) for c in (self.root / "mask").glob("*.claim")):
+            time.sleep(60)
+        settings = _runs(self.root, "mask")
+        label = fewest_flips(self.task, front_settings(self.task, settings))
+        key = next((k for k in settings if label_of(*k) == label), None)
+        log(f"quality {self.task}: fewest flips within the dev margin: {label}")
+        return key if key else (None, None)
 
     def backfill_flips(self, lr: float, seed: int, variant: str | None) -> None:
         """Rerun a finished masking run that predates recording its flip fraction (the trainer is
@@ -188,6 +216,45 @@ class Search:
                 self.run("mask", top[1], seed, top[2])
         return {method: summarise([self.run(method, lr, seed, variant) for seed in SEEDS])
                 for method, (lr, variant) in chosen.items()}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def holder(mark: Path) -> int | None:
+    """The live process a ``.claim`` file names, or None (gone, unreadable, removed meanwhile)."""
+    try:
+        pid = int(mark.read_text(encoding="utf-8") or 0)
+    except (OSError, ValueError):
+        return None
+    return pid if pid and alive(pid) else None
+
+
+def claim(path: Path) -> bool:
+    """Take the run ``path`` will hold for this process: ``<json>.claim`` holds its PID, created
+    exclusively; a claim whose process is gone is taken over (a stopped queue resumes)."""
+    mark = path.with_suffix(".claim")
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            pid = holder(mark)
+            if pid is not None:
+                return pid == os.getpid()
+            mark.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(str(os.getpid()))
+        return True
+    return False
 
 
 def train_maskctl(task: str, model: str | None, method: str, settings: dict[str, Any], work: Path) -> dict[str, Any]:
