@@ -145,6 +145,13 @@ class TrainingMethod:
     def before_evaluate(self, model: torch.nn.Module) -> None:
         """Called before each dev evaluation, on the state about to be scored (and maybe kept)."""
 
+    def checkpoint_state(self) -> dict[str, torch.Tensor]:
+        """Tensors of the method's own that a checkpoint must carry (names start with ``method/``)."""
+        return {}
+
+    def restore_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Take back ``checkpoint_state``'s tensors (called before ``on_device``)."""
+
     def sparsity(self, model: torch.nn.Module) -> float | None:
         """What an evaluation reports beside the metrics: the mask's share of zeros, or None."""
         return None
@@ -216,11 +223,22 @@ class MaskMethod(TrainingMethod):
         self.total = total
         return None
 
+    def checkpoint_state(self) -> dict[str, torch.Tensor]:
+        """The flip budget's accumulated importance, when its rule keeps one."""
+        push = self.budget.push if self.budget is not None else {}
+        return {f"method/flip_push/{name}": value for name, value in push.items()}
+
+    def restore_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.restored = {k.removeprefix("method/flip_push/"): v for k, v in tensors.items()
+                         if k.startswith("method/flip_push/")}
+
     def on_device(self, model: torch.nn.Module) -> None:
         if self.args.flip_penalty:  # the pull keeps each score's initial side, on the scores' device
             self.pull = FlipPenalty.of(model, self.args.flip_penalty)
         if self.args.max_flips is not None:
             self.budget = FlipBudget(masked_layers(model), self.args.max_flips, self.args.flip_budget_rule)
+            for name, value in getattr(self, "restored", {}).items():
+                self.budget.push[name].copy_(value)
             if self.budget.rule.startswith("hold"):
                 self.budget.hold()  # a resumed run: held again from the restored scores
 

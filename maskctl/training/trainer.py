@@ -155,6 +155,7 @@ class Run:
             self.epoch_state = ckpt.restore(self.trainable, optimizer, self.scheduler)
             self.position = ckpt.position
             self.keeper.restore(ckpt.history, ckpt.meta.get("selection"), ckpt.tensors)
+            self.method.restore_state(ckpt.tensors)
             self.report.curve.restore(ckpt.meta.get("curve"))
 
     def _announce(self) -> None:
@@ -241,7 +242,8 @@ class Run:
             optimizer = self.optimizer.optimizer if hasattr(self.optimizer, "optimizer") else self.optimizer
             save_checkpoint(self.ckpt_dir, dataclasses.asdict(self.args), self.position, self.keeper.history,
                             self.trainable, optimizer, self.scheduler, self.epoch_state,
-                            self.keeper.checkpoint_tensors(), self.keeper.checkpoint_meta(), self.report.curve.state())
+                            {**self.keeper.checkpoint_tensors(), **self.method.checkpoint_state()},
+                            self.keeper.checkpoint_meta(), self.report.curve.state())
         self.accelerator.wait_for_everyone()
 
     # -- phase 3: evaluate and keep the best ----------------------------------------------------

@@ -161,17 +161,19 @@ def test_without_a_budget_the_run_and_its_record_are_unchanged(pretrained_tiny_b
     assert all(torch.equal(a.head[k], b.head[k]) for k in a.head)
 
 
-def test_a_run_killed_and_resumed_ends_with_the_mask_of_an_uninterrupted_one(tiny_bert, keyword_task, tmp_path):
+@pytest.mark.parametrize("rule", ["hold-margin", "hold-movement"])
+def test_a_run_killed_and_resumed_ends_with_the_mask_of_an_uninterrupted_one(tiny_bert, keyword_task, tmp_path, rule):
     import signal
     import subprocess
 
     from tests.training.test_resume_and_ddp import ENV, MASKCTL, _interrupt, _train_args
 
     straight, killed = tmp_path / "straight.bundle", tmp_path / "killed.bundle"
-    subprocess.run([*MASKCTL, *_train_args(tiny_bert, keyword_task, straight, "--max-flips", "0.5%")], env=ENV,
+    subprocess.run([*MASKCTL, *_train_args(tiny_bert, keyword_task, straight, "--max-flips", "0.5%", "--flip-budget-rule", rule)], env=ENV,
                    check=True, capture_output=True, timeout=600)
     ckpt = tmp_path / "killed.bundle.ckpt"
-    _interrupt(_train_args(tiny_bert, keyword_task, killed, "--max-flips", "0.5%", "--checkpoint-every", "7"), ckpt,
+    _interrupt(_train_args(tiny_bert, keyword_task, killed, "--max-flips", "0.5%", "--flip-budget-rule", rule,
+                           "--checkpoint-every", "7"), ckpt,
                signal.SIGKILL)
     resumed = subprocess.run([*MASKCTL, "train", "--resume", str(ckpt)], env=ENV, capture_output=True, text=True,
                              timeout=600)
