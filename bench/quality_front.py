@@ -11,6 +11,7 @@ settings run with at least ``MIN_SEEDS`` seeds.
 
 from __future__ import annotations
 
+import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,10 @@ MIN_SEEDS = 5
 
 
 def front_settings(task: str, settings: dict[tuple, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    """Today's default and every budget setting, by label, each with its runs."""
+    """Today's default and every ``budget-<percent>`` setting, by label, each with its runs (the
+    pilot's ``budget-<percent>-<rule>`` runs are in the every-setting table, not on the front)."""
     return {label_of(*key): runs for key, runs in settings.items()
-            if label_of(*key) == TODAY.get(task) or "budget-" in str(key[1])}
+            if label_of(*key) == TODAY.get(task) or re.fullmatch(r"budget-[0-9.]+", str(key[1]))}
 
 
 def fewest_flips(task: str, settings: dict[str, list[dict[str, Any]]]) -> str | None:

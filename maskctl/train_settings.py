@@ -50,7 +50,6 @@ CARD_TYPES = {"epochs": int, "lr": float, "weight_decay": float, "warmup_ratio":
               "init_sparsity": float, "flip_penalty": float, "tuned_lr": float,
               "max_flips": lambda v: share(v, "defaults.max_flips")}
 DEFAULT_LR = FALLBACKS["lr"]
-FLIP_BUDGET_RULES = ("step-margin", "eval-margin", "step-movement", "eval-ramp", "hold-margin", "hold-shift", "hold-movement")  # PILOT: the winner stays
 
 
 def share(value: Any, option: str = "--max-flips") -> float | None:
@@ -112,11 +111,10 @@ class TrainArgs:
                                                f"(smaller bundle, less memory served; 0 = the paper) {_fallback('flip_penalty')}.",
                                          min=0, panel=MASK)
     max_flips: str | None = setting(None, "At most this share of the mask bits may differ from the initial mask, "
-                                          "e.g. 1.5% or 0.015: the crossings with the largest margin |score - tau| "
-                                          "stay, the rest go back onto the threshold (an exact bound on the bundle's "
-                                          "flips; default: the card's, else no bound).", min=0, max=1, panel=MASK)
-    flip_budget_rule: str = setting("step-margin", "PILOT: how --max-flips is enforced.", choices=FLIP_BUDGET_RULES,
-                                    panel=MASK)
+                                          "e.g. 1.5% or 0.015: after every step only the crossings with the largest "
+                                          "accumulated gradient push flip, the rest keep their initial bit (an exact "
+                                          "bound on the bundle's flips; default: the card's, else none).",
+                                    min=0, max=1, panel=MASK)
     also_train: str | None = setting(None, "Also train, inside the masked blocks, the masked linears' biases and/or "
                                            "the LayerNorms (BitFit-style; stored as float16 deltas, a few tens of kB) "
                                            f"{_fallback('also_train')}.", choices=ALSO_TRAIN, panel=MASK)
@@ -221,7 +219,7 @@ class TrainArgs:
         and a sweep point trained with other logging is still the same point."""
         skip = {"output", "overwrite", "checkpoint_every", "checkpoint_dir", "resume", "log_every", "report_to"}
         if self.max_flips is None:  # a run without a budget records exactly what it did before budgets existed
-            skip |= {"max_flips", "flip_budget_rule"}
+            skip.add("max_flips")
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
     def with_task_defaults(self, defaults: dict[str, Any]) -> TrainArgs:

@@ -1,29 +1,30 @@
 """``--max-flips``: a hard bound on the mask bits a task may flip against its initial mask.
 
 A task's cost, on disk and resident, grows with the bits its mask flips (the bundle codes them,
-a served task holds them). ``--flip-penalty`` only discourages flips; this bounds them exactly:
-with a budget of ``B`` bits (a share of every masked weight, counted over all masked layers
-together), whenever more than ``B`` scores sit on the other side of the threshold from where the
-seed put them, the ``B`` crossings with the largest margin ``|S - tau|`` stay and every other
-crossed score is set back onto the threshold, on its initial side. That is the Euclidean
-projection of the scores onto "at most ``B`` crossings": the smallest move that meets the bound.
-A clamped score sits at the threshold, so the task's gradient can push it across again and it
-competes with the kept crossings for the budget on the next projection.
+a served task holds them). ``--flip-penalty`` only discourages flips; this bounds them exactly.
+With a budget of ``B`` bits (a share of every masked weight, counted over all masked layers
+together), after every optimizer step the mask is the scores' mask with only the ``B`` crossings
+of the largest **importance** flipped; every other score on the far side of the threshold is
+**held** at its initial bit (``MaskedLinear.held``). The scores themselves train freely, so a
+held score keeps what it learned and takes a place in the budget as soon as its importance
+beats a kept one's.
 
-PILOT: which rule wins is measured on bbc-news and wnut16 (BENCHMARKS.md); the losers are
-removed once it is known. ``step-margin`` projects after every optimizer step, ``eval-margin``
-only before each dev evaluation (so every evaluated, kept and written state is in budget),
-``step-movement`` ranks crossings by movement pruning's importance (the raw gradient push
-``-dL/dS`` towards the crossed side, accumulated over every step) instead of the margin, and
-``eval-ramp`` is ``eval-margin`` with ``--flip-penalty`` ramped from 0 at half-way to its value
-at the last step. ``hold-margin`` and ``hold-shift`` leave the scores free and hold every
-crossing beyond the budget at its initial bit instead (the mask is the scores' with only the ``B``
-crossings of the largest margin, of the largest move ``|S - S0|`` from the initial score, or of
-the largest movement importance (``hold-movement``) flipped), after every step.
+The importance is movement pruning's (Sanh et al. 2020) for a mask bit: the gradient push
+towards the flipped side, ``-dL/dS`` signed by the bit's initial value and summed over every
+step since the start. It is the first-order loss the flip has saved, step after step; the score's
+own margin ``|S - tau|`` (Adam's normalised steps minus where the seed put the score) favours
+bits that merely started near the threshold. Pilots on bbc-news and wnut16 (BENCHMARKS.md,
+"Fewer flipped bits") measured both, with the crossings beyond the budget clamped back onto the
+threshold instead of held (which erases what they learned, so the first crossings keep their
+places), and with the budget enforced only at each evaluation or after a late-rising
+``--flip-penalty``: holding by importance led on both tasks.
 
-Ties at the cut are broken by position (layer order, then index), so the selection is the same
-on every run; the initial side comes from the seed (``initial_scores``), so a resumed run
-projects onto the same set.
+Exact by construction: after every step (so at every evaluation, in every kept state and in the
+written bundle) at most ``B`` bits differ from the initial mask. Ties at the cut go to the first
+by position (layer order, then index). The importance is accumulated from the gradients the
+optimizer steps with (after accumulation and, under DDP, averaging: every process holds the same
+bits) and travels in checkpoints, and the initial bits come from the seed, so a resumed run holds
+the same bits.
 """
 
 from __future__ import annotations
@@ -32,52 +33,48 @@ import math
 
 import torch
 
-from maskctl.masking.layer import MaskedLinear, initial_scores
-
-def initial_side(layer: MaskedLinear) -> torch.Tensor:
-    """The bool mask the seed gave this layer (where every score started)."""
-    scores = initial_scores(tuple(layer.scores.shape), layer.init_sparsity, layer.threshold, layer.seed)
-    return (scores > layer.threshold).to(layer.scores.device)
+from maskctl.masking.layer import MaskedLinear, initial_mask
 
 
 class FlipBudget:
-    """At most ``budget`` crossed scores over ``layers``; ``project()`` enforces it."""
+    """At most ``budget`` flipped bits over ``layers``: ``accumulate()`` before each optimizer
+    step, ``hold()`` after it."""
 
-    def __init__(self, layers: dict[str, MaskedLinear], fraction: float, rule: str = "step-margin") -> None:
+    def __init__(self, layers: dict[str, MaskedLinear], fraction: float) -> None:
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"flip budget must be in [0, 1], got {fraction}")
         self.layers = layers
-        self.rule = rule
         self.weights = sum(layer.scores.numel() for layer in layers.values())
         self.budget = math.floor(fraction * self.weights + 1e-9)
-        self.initial = {name: initial_side(layer) for name, layer in layers.items()}
-        self.push: dict[str, torch.Tensor] = {}
-        self.start: dict[str, torch.Tensor] = {}
-        if rule == "hold-shift":  # |S - S0|: how far training moved the score, whatever its start
-            self.start = {name: initial_scores(tuple(layer.scores.shape), layer.init_sparsity, layer.threshold,
-                                               layer.seed).to(layer.scores.device) for name, layer in layers.items()}
-        if rule in ("step-movement", "hold-movement"):  # -dL/dS towards the crossed side, summed over every backward
-            for name, layer in layers.items():
-                self.push[name] = torch.zeros_like(layer.scores, dtype=torch.float32)
-                sign = self.initial[name].to(torch.float32) * 2 - 1  # +1: started on, crossing lowers S
-                layer.scores.register_hook(lambda g, p=self.push[name], s=sign: p.add_(g.detach().float() * s))
+        self.initial = {name: initial_mask(layer) for name, layer in layers.items()}
+        # +1 where the bit started on (a flip lowers its score), -1 where it started off
+        self.sign = {name: self.initial[name].to(torch.float32) * 2 - 1 for name in layers}
+        self.importance = {name: torch.zeros_like(layer.scores, dtype=torch.float32) for name, layer in layers.items()}
 
     def flips(self) -> int:
         """Bits that differ from the initial mask now."""
         return sum(int((layer.binary_mask() != self.initial[name]).sum()) for name, layer in self.layers.items())
 
     @torch.no_grad()
+    def accumulate(self) -> None:
+        """Add this step's push towards each bit's flipped side (a step whose gradients are not
+        finite, e.g. an fp16 overflow the optimizer skips, adds nothing)."""
+        grads = {name: layer.scores.grad for name, layer in self.layers.items() if layer.scores.grad is not None}
+        if not all(bool(torch.isfinite(g).all()) for g in grads.values()):
+            return
+        for name, grad in grads.items():
+            self.importance[name].addcmul_(grad.float(), self.sign[name])
+
+    @torch.no_grad()
     def hold(self) -> int:
-        """The ``hold-*`` rules: leave the scores free and hold every crossing beyond the budget
-        at its initial bit (``MaskedLinear.held``), so a held score keeps what it learned and
-        takes a place in the budget as soon as its key beats a kept one's; returns the held count."""
+        """Hold every crossing beyond the budget at its initial bit; returns how many are held."""
         crossed = {name: (layer.scores > layer.threshold) != self.initial[name] for name, layer in self.layers.items()}
         count = sum(int(c.sum()) for c in crossed.values())
         if count <= self.budget:
             for layer in self.layers.values():
                 layer.held = None
             return 0
-        keep = self._keep(torch.cat([self._key(name, crossed[name]) for name in self.layers]), count)
+        keep = self._keep(torch.cat([self.importance[name][crossed[name]].cpu() for name in self.layers]), count)
         start = 0
         for name, layer in self.layers.items():
             where = crossed[name].nonzero(as_tuple=True)
@@ -97,33 +94,3 @@ class FlipBudget:
             ties = (keys == cut).nonzero().flatten()
             keep[ties[: self.budget - int(keep.sum())]] = True
         return keep
-
-    @torch.no_grad()
-    def project(self) -> int:
-        """Clamp every crossing beyond the budget back onto the threshold (initial side);
-        returns the number of bits reverted."""
-        crossed = {name: (layer.scores > layer.threshold) != self.initial[name] for name, layer in self.layers.items()}
-        count = sum(int(c.sum()) for c in crossed.values())
-        if count <= self.budget:
-            return 0
-        keep = self._keep(torch.cat([self._key(name, crossed[name]) for name in self.layers]), count)
-        start = 0
-        for name, layer in self.layers.items():
-            where = crossed[name].nonzero(as_tuple=True)
-            n = where[0].numel()
-            revert = ~keep[start:start + n].to(layer.scores.device)
-            start += n
-            rows = tuple(w[revert] for w in where)
-            on = self.initial[name][rows]
-            tau = torch.tensor(layer.threshold, dtype=layer.scores.dtype)
-            above = torch.nextafter(tau, torch.tensor(math.inf, dtype=tau.dtype))  # the smallest score kept on
-            layer.scores[rows] = torch.where(on, above.to(layer.scores.device), tau.to(layer.scores.device))
-        return count - self.budget
-
-    def _key(self, name: str, crossed: torch.Tensor) -> torch.Tensor:
-        layer = self.layers[name]
-        if self.rule in ("step-movement", "hold-movement"):
-            return self.push[name][crossed].cpu()
-        if self.rule == "hold-shift":
-            return (layer.scores[crossed] - self.start[name][crossed]).abs().float().cpu()
-        return (layer.scores[crossed] - layer.threshold).abs().float().cpu()

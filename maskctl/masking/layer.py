@@ -90,6 +90,12 @@ def initial_scores(
     return torch.from_numpy(values)
 
 
+def initial_mask(layer: MaskedLinear) -> torch.Tensor:
+    """The bool mask the seed gave ``layer`` (where every score started), on its scores' device."""
+    scores = initial_scores(tuple(layer.scores.shape), layer.init_sparsity, layer.threshold, layer.seed)
+    return (scores > layer.threshold).to(layer.scores.device)
+
+
 class WrappedLinear(nn.Module):
     """What a module wrapping a ``base_layer`` linear (PEFT's pattern) reports of its shape."""
 

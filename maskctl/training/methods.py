@@ -142,8 +142,8 @@ class TrainingMethod:
     def after_step(self, lr: float) -> None:
         """Called after each optimizer step that applied gradients, with the lr it used."""
 
-    def before_evaluate(self, model: torch.nn.Module) -> None:
-        """Called before each dev evaluation, on the state about to be scored (and maybe kept)."""
+    def before_step(self) -> None:
+        """Called before each optimizer step that applies gradients, with the gradients it applies."""
 
     def checkpoint_state(self) -> dict[str, torch.Tensor]:
         """Tensors of the method's own that a checkpoint must carry (names start with ``method/``)."""
@@ -177,7 +177,7 @@ class MaskMethod(TrainingMethod):
                                  blocks=args.mask_blocks, head=args.head, seed=args.seed)
         self.pull: FlipPenalty | None = None
         self.budget: FlipBudget | None = None
-        self.total = self.done = 0  # PILOT (eval-ramp): the penalty's ramp over the planned steps
+        self.restored: dict[str, torch.Tensor] = {}  # a checkpoint's flip importance, until on_device
 
     def check_output(self, output: Path) -> None:
         check_bundle_output(output)
@@ -219,43 +219,33 @@ class MaskMethod(TrainingMethod):
         checkpoint lacked (a new classifier), which the mask alone cannot rebuild."""
         return list(self.new_keys)
 
-    def scheduler(self, optimizer: torch.optim.Optimizer, total: int):
-        self.total = total
-        return None
-
     def checkpoint_state(self) -> dict[str, torch.Tensor]:
-        """The flip budget's accumulated importance, when its rule keeps one."""
-        push = self.budget.push if self.budget is not None else {}
-        return {f"method/flip_push/{name}": value for name, value in push.items()}
+        """The flip budget's accumulated importance (``--max-flips``)."""
+        importance = self.budget.importance if self.budget is not None else {}
+        return {f"method/flip_importance/{name}": value for name, value in importance.items()}
 
     def restore_state(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.restored = {k.removeprefix("method/flip_push/"): v for k, v in tensors.items()
-                         if k.startswith("method/flip_push/")}
+        self.restored = {k.removeprefix("method/flip_importance/"): v for k, v in tensors.items()
+                         if k.startswith("method/flip_importance/")}
 
     def on_device(self, model: torch.nn.Module) -> None:
         if self.args.flip_penalty:  # the pull keeps each score's initial side, on the scores' device
             self.pull = FlipPenalty.of(model, self.args.flip_penalty)
         if self.args.max_flips is not None:
-            self.budget = FlipBudget(masked_layers(model), self.args.max_flips, self.args.flip_budget_rule)
-            for name, value in getattr(self, "restored", {}).items():
-                self.budget.push[name].copy_(value)
-            if self.budget.rule.startswith("hold"):
-                self.budget.hold()  # a resumed run: held again from the restored scores
+            self.budget = FlipBudget(masked_layers(model), self.args.max_flips)
+            for name, value in self.restored.items():
+                self.budget.importance[name].copy_(value)
+            self.budget.hold()  # a resumed run: the same bits held as when its checkpoint was written
+
+    def before_step(self) -> None:
+        if self.budget is not None:
+            self.budget.accumulate()
 
     def after_step(self, lr: float) -> None:
-        self.done += 1
         if self.pull is not None:
-            if self.budget is not None and self.budget.rule == "eval-ramp":
-                self.pull.strength = self.args.flip_penalty * min(1.0, max(0.0, 2 * self.done / self.total - 1))
             self.pull.step(lr)
-        if self.budget is not None and self.budget.rule.startswith("step"):
-            self.budget.project()
-        elif self.budget is not None and self.budget.rule.startswith("hold"):
+        if self.budget is not None:
             self.budget.hold()
-
-    def before_evaluate(self, model: torch.nn.Module) -> None:
-        if self.budget is not None and not self.budget.rule.startswith("hold"):  # every evaluated state, so
-            self.budget.project()  # every kept and written one, is in budget
 
     def sparsity(self, model: torch.nn.Module) -> float:
         """Share of zeros over every mask, as the bundle's ``sparsity.final`` counts it."""

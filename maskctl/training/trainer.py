@@ -216,6 +216,8 @@ class Run:
             acc.backward(loss)
             if acc.sync_gradients and self.args.max_grad_norm:
                 acc.clip_grad_norm_(list(self.trainable.values()), self.args.max_grad_norm)
+            if acc.sync_gradients:
+                self.method.before_step()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             if acc.sync_gradients:
@@ -250,7 +252,6 @@ class Run:
 
     def evaluate(self) -> None:
         """Score dev now; the keeper copies the state when it is the best so far."""
-        self.method.before_evaluate(self.accelerator.unwrap_model(self.model))
         with phase(self.callback, "evaluating dev", self._eval_batches(), "batches") as advance:
             metrics = evaluate_model(self.model, self.task, self.dev_features, self.tokenizer,
                                      self.args.eval_batch_size, self.accelerator.device, progress=advance)
