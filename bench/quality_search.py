@@ -109,8 +109,7 @@ class Search:
                   else train_maskctl(self.task, self.model, method, settings, self.work))
         record = {"task": self.task, "method": method, "variant": variant, "settings": settings,
                   "wall_s": time.perf_counter() - started, **result}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        write_record(path, record)
         log(f"quality {self.task} {method} {label_of(lr, variant)} seed {seed}: dev {record['dev']['score']:.4f} "
             f"test {record['test']['score']:.4f} (kept epoch {record['kept']['epoch']}) in {record['wall_s']:.0f} s")
         return record
@@ -172,7 +171,7 @@ class Search:
         path.rename(path.with_suffix(".json.old"))
         new = self.run("mask", lr, seed, variant)
         new["rerun_for_flips"] = {"old_dev": old["dev"]["score"], "old_test": old["test"]["score"]}
-        path.write_text(json.dumps(new, indent=1), encoding="utf-8")
+        write_record(path, new)
         path.with_suffix(".json.old").unlink()
 
     def best_lr(self, method: str, variant: str | None = None, grid: list[float] | None = None) -> float:
@@ -210,6 +209,14 @@ class Search:
                 self.run("mask", top[1], seed, top[2])
         return {method: summarise([self.run(method, lr, seed, variant) for seed in SEEDS])
                 for method, (lr, variant) in chosen.items()}
+
+
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    """Written whole or not at all: another process of the queue may be reading the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    tmp.replace(path)
 
 
 def alive(pid: int) -> bool:
