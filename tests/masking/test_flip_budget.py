@@ -122,6 +122,14 @@ def test_a_bad_budget_is_refused_with_a_fix(given, message):
         TrainArgs(max_flips=given)
 
 
+def test_a_card_or_recipe_may_set_the_budget():
+    assert TrainArgs().with_task_defaults({"max_flips": {"mask": "1.5%"}}).max_flips == pytest.approx(0.015)
+    assert TrainArgs(max_flips="3%").with_task_defaults({"max_flips": 0.01}).max_flips == 0.03  # the option wins
+    assert TrainArgs(method="finetune").with_task_defaults({"max_flips": {"mask": 0.01}}).max_flips is None
+    with pytest.raises(MaskctlError, match="defaults.max_flips 'some' is not a share"):
+        TrainArgs().with_task_defaults({"max_flips": "some"})
+
+
 def test_the_budget_is_refused_when_finetuning():
     with pytest.raises(MaskctlError, match="--max-flips applies to masking"):
         TrainArgs(method="finetune", max_flips=0.01)
