@@ -210,14 +210,17 @@ def pair_ratio(a: list[dict], b: list[dict], key: str = "total") -> float:
 
 # ----------------------------------------------------------------------------- fresh processes
 
-def run_child(kind: str, payload: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
-    """Run ``kind`` in a fresh interpreter (``run.py --child``, see its ``CHILDREN``) and return its
-    JSON answer: peak memory is only comparable between processes that start from nothing."""
+def run_child(kind: str, payload: dict[str, Any], timeout: float = 1800,
+              env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``kind`` in a fresh interpreter (``run.py --child``, see its ``CHILDREN``) with ``env``
+    added to the environment, and return its JSON answer: peak memory is only comparable between
+    processes that start from nothing."""
     with tempfile.TemporaryDirectory(prefix="maskctl-bench-") as tmp:
         out = Path(tmp) / "answer.json"
         cmd = [sys.executable, str(RUN_SCRIPT), "--child", kind, "--child-args", json.dumps(payload),
                "--child-out", str(out)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=os.environ.copy(), check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+                              check=False)
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(f"child {kind} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
         return json.loads(out.read_text())

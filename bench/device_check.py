@@ -2,8 +2,9 @@
 GPU): what can only be measured there, written to ``bench/results/device-<card>.json``.
 
 1. Mixed batches equal each task's merged model on CUDA, fp32 (probabilities within 1e-5):
-   on CUDA the term runs through the plain-PyTorch CSR path (cuSPARSE); the compiled kernel is
-   CPU-only.
+   on CUDA a task's term runs through the plain-PyTorch twin of the kernel
+   (``maskctl/masking/kernels/reference.py``: its flips decoded per call, index ops on the
+   GPU); the compiled kernel is CPU-only.
 2. A short bf16 training run (``--precision bf16``): steps/s, and that its bundle loads.
 3. Serving throughput on CUDA: mixed (16 tasks per batch) against single-task batches, short
    and long texts.
@@ -28,7 +29,7 @@ def main() -> int:
         print("device check: no CUDA device is present here (torch.cuda.is_available() is False): nothing to check")
         return 0
     sys.path.insert(0, str(HERE.parent))
-    from bench.serving import make_bundles, texts
+    from bench.serving_tasks import make_bundles, texts
     from maskctl.bundle.format import load_bundle
     from maskctl.serving import MaskedModel
     from maskctl.training.trainer import TrainArgs, train

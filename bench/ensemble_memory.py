@@ -23,7 +23,7 @@ def child_eval_memory(paths: list[str], split: str) -> dict:
     baseline = rss_mib()
     t0 = time.perf_counter()
     if len(paths) == 1:
-        from maskctl.serving.loading import evaluate_bundle
+        from maskctl.experiments.evaluate import evaluate_bundle
 
         score = evaluate_bundle(paths[0], split=split, device="cpu").metrics["score"]
     else:

@@ -104,7 +104,7 @@ def http_section(model: str | None, work: Path) -> dict[str, Any]:
     """Every setting of ``SETTINGS`` at torch's default threads, then at one thread (the other
     core left to the HTTP side and the load generator), each against the library at the same
     thread count."""
-    from bench.serving import make_bundles
+    from bench.serving_tasks import make_bundles
 
     folder = work / "http-masks"
     folder.mkdir(parents=True, exist_ok=True)
@@ -122,7 +122,7 @@ def _one_server(model: str | None, folder: Path, threads: int | None) -> dict[st
     import httpx
     import torch
 
-    from bench.serving import texts
+    from bench.serving_tasks import texts
     from maskctl.serving import MaskedModel
 
     port = _free_port()

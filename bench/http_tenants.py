@@ -62,7 +62,7 @@ def _oip(task: str):
 
 
 def tenants_section(model: str | None, work: Path) -> dict[str, Any]:
-    from bench.serving import make_bundles, texts
+    from bench.serving_tasks import make_bundles, texts
 
     folder = work / "tenant-masks"
     folder.mkdir(parents=True, exist_ok=True)

@@ -260,8 +260,9 @@ def claim(path: Path) -> bool:
 
 def train_maskctl(task: str, model: str | None, method: str, settings: dict[str, Any], work: Path) -> dict[str, Any]:
     """maskctl's trainer (best dev evaluation kept), then the test split on the kept state."""
-    from maskctl.evaluation import evaluate_model, resolve_device
-    from maskctl.serving.loading import evaluate_bundle
+    from maskctl.evaluation import evaluate_model
+    from maskctl.devices import resolve_device
+    from maskctl.experiments.evaluate import evaluate_bundle
     from maskctl.training.trainer import TrainArgs, train
 
     name = f"{method}-{'-'.join(f'{k}{v}' for k, v in sorted(settings.items()))}"

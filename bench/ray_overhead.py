@@ -80,7 +80,7 @@ def sweep_section(work: Path) -> dict[str, Any]:
 
 def _bundles(work: Path) -> Path:
     """4 bbc-news tasks on the packaged MiniLM: one short real run, then flipped variants."""
-    from bench.serving import make_bundles
+    from bench.serving_tasks import make_bundles
     from maskctl.training.trainer import TrainArgs, train
 
     real = work / "serving" / "real.bundle"
@@ -131,7 +131,7 @@ def serve_section(work: Path) -> dict[str, Any]:
     all alike; each ratio is taken per round."""
     from ray import serve
 
-    from bench.serving import texts
+    from bench.serving_tasks import texts
     from maskctl.serving.http import ray as on_ray
     from maskctl.serving.http.settings import ServeSettings
 

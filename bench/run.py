@@ -57,7 +57,7 @@ from bench.lora import bench_lora, lora_reference
 from bench.quality import bench_quality
 from bench.report import write_results
 from bench.serving import write_serving
-from bench.serving_memory import child_hot_memory
+from bench.serving_child import child_serving
 from bench.speed import (
     bench_inference,
     bench_step_time,
@@ -161,7 +161,7 @@ CHILDREN = {
     "train-memory": lambda a: child_train_memory(a["method"], a["model"], a["task"], a["batch_size"], a["length"],
                                                  a["steps"]),
     "eval-memory": lambda a: child_eval_memory(a["paths"], a["split"]),
-    "hot-memory": child_hot_memory,
+    "serving": child_serving,
 }
 
 
@@ -201,10 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backfill-flips", action="store_true",
                         help="--quality --runs: rerun finished masking runs whose record lacks the flip fraction")
     parser.add_argument("--serving", action="store_true",
-                        help="mixed-task serving: throughput at 1-200 tasks vs LoRA, hot memory up to 1,000 tasks, BERT-base rows")
+                        help="many tasks from one model vs PEFT LoRA, each in a fresh process: total memory and "
+                             "texts/s at 16, 200 and 1,000 MiniLM tasks and 16 and 200 BERT-base ones; the kernel")
     parser.add_argument("--serving-tasks", type=int, default=1000, help=argparse.SUPPRESS)
     parser.add_argument("--serving-bert-base", action="store_true",
-                        help="only the BERT-base part of --serving: 16 and 200 tasks, hot memory (~1 h)")
+                        help="only the BERT-base part of --serving: 16 and 200 tasks")
+    parser.add_argument("--kernel", action="store_true",
+                        help="the served masks' term alone against the dense product, per layer and group size (~2 min)")
     parser.add_argument("--http", action="store_true",
                         help="maskctl serve under a bounded loopback load vs MaskedModel directly (~10 min)")
     parser.add_argument("--tenants", action="store_true",
@@ -240,6 +243,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return _section_mode("serving", lambda work: serving_section(args.model, work, args.serving_tasks),
                              write_serving, args)
+    if args.kernel:
+        from bench.kernel import bench_kernel, write_kernel
+        from bench.serving_tasks import FLIP_FRACTION
+
+        return _section_mode("kernel", lambda work: bench_kernel(FLIP_FRACTION), write_kernel, args)
     if args.http:
         from bench.http_load import http_section, write_http
 

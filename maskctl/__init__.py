@@ -29,7 +29,7 @@ _LAZY = {
     "save_bundle": "maskctl.bundle.format",
     "TrainArgs": "maskctl.training.trainer",
     "train": "maskctl.training.trainer",
-    "evaluate_bundle": "maskctl.serving.loading",
+    "evaluate_bundle": "maskctl.experiments.evaluate",
     "get_task": "maskctl.tasks.task",
     "MaskctlError": "maskctl.errors",
 }

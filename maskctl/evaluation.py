@@ -16,21 +16,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from maskctl.errors import MaskctlError
-
+from maskctl.tasks import metrics
 from maskctl.tasks.kinds import Features
 from maskctl.tasks.task import Task
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise MaskctlError("--device cuda was asked for but no CUDA device is available",
-                           "use --device cpu or --device auto")
-    if device not in ("cpu", "cuda"):
-        raise MaskctlError(f"unknown device {device!r}", "use auto, cpu or cuda")
-    return torch.device(device)
 
 
 def make_loader(features: list[dict[str, Any]], collate, batch_size: int,
@@ -81,4 +69,9 @@ def evaluate_model(model: torch.nn.Module, task: Task, features: Features, token
     ``progress(1)`` after each of the ``ceil(len(features) / batch_size)`` batches."""
     loader = make_loader(features, task.kind.collate(tokenizer), batch_size)
     scores, golds = collect_scores(model, loader, task, device, progress)
-    return {**task.metric(golds, argmax(scores)), **features.stats}
+    return {**task_metrics(task, golds, argmax(scores)), **features.stats}
+
+
+def task_metrics(task: Task, golds: list, preds: list) -> dict[str, float]:
+    """The task card's metric (and accuracy, counts) of predictions against golds."""
+    return metrics.compute(task.card.metric, golds, preds, task.card.labels)

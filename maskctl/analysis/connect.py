@@ -45,7 +45,8 @@ from maskctl.bundle.format import Bundle, load_bundle
 from maskctl.errors import MaskctlError, ModelError
 from maskctl.masking.model import apply_masks
 from maskctl.models import load_config, load_task_model, load_tokenizer, resolve_model
-from maskctl.evaluation import evaluate_model, resolve_device
+from maskctl.evaluation import evaluate_model
+from maskctl.devices import resolve_device
 from maskctl.serving.loading import check_head, load_base
 
 # (line, start endpoint, end endpoint); the two pretrained endpoints differ only in their head.

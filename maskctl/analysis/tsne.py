@@ -33,7 +33,8 @@ from maskctl.errors import MaskctlError
 from maskctl.tasks.kinds import get_kind
 from maskctl.masking.model import apply_masks
 from maskctl.models import load_tokenizer
-from maskctl.evaluation import make_loader, resolve_device
+from maskctl.evaluation import make_loader
+from maskctl.devices import resolve_device
 from maskctl.serving.loading import check_head, load_base
 
 @dataclass

@@ -31,7 +31,7 @@ def eval_bundle(
     """Evaluate a mask bundle on its task, on the base model it was trained on."""
     from maskctl.errors import MaskctlError
     from maskctl.io import atomic_write_text, refuse_existing
-    from maskctl.serving.loading import evaluate_bundle
+    from maskctl.experiments.evaluate import evaluate_bundle
 
     if split and file:
         raise MaskctlError("give --split or --file, not both", "--file scores one file instead of a split")

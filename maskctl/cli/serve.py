@@ -13,7 +13,9 @@ def serve(settings: ServeSettings) -> None:
     --replicas replicas of a Ray Serve deployment (locally or on a Ray cluster)."""
     from maskctl.cli.console import console
     from maskctl.errors import MaskctlError
+    from maskctl.openmp import prefer_passive_waits
 
+    prefer_passive_waits()  # before torch loads libgomp (maskctl/openmp.py says why)
     try:
         from maskctl.serving.http.run import serve as run_server
     except ImportError as exc:

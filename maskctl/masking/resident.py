@@ -1,11 +1,11 @@
 """``ResidentModel``: one base model in memory, with bundles' masks applied and removed in place.
 
-Serving many tasks from one model means switching masks without a second copy of the weights.
-Applying a mask multiplies it into the weights (exactly what ``maskctl eval`` does, so outputs
-agree bit for bit) after saving the few values it zeroes (about 5 % of the masked weights, with
-their flat indices); removing it writes those values back, so the resident weights return to
-the pretrained ones bit for bit. A bundle's head tensors (the classifier it was trained with)
-and tuned deltas (``--also-train``: biases and LayerNorms) are swapped in and out the same way.
+Scoring several bundles of one task on one model (``maskctl ensemble``) means switching masks
+without a second copy of the weights. Each masked linear becomes a ``ServedLinear``
+(``masking.served``, the one owner of how a mask is applied at inference) holding the current
+bundle as its one task, merged: the task's weight bit for bit what ``maskctl eval`` multiplies
+in, and undone bit for bit. A bundle's head tensors (the classifier it was trained with) and
+tuned deltas (``--also-train``: biases and LayerNorms) are swapped in and out around it.
 """
 
 from __future__ import annotations
@@ -13,33 +13,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from maskctl.masking.tuned import Swapped, add_deltas, put_back_values
+from maskctl.masking.served import Routing, ServedLinear, wrap_for_serving
+from maskctl.masking.tuned import Swapped, add_deltas, parameter, put_back_values
 
-Zeroed = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (weight, flat index, values it held)
-
-
-@torch.no_grad()
-def multiply_in(weight: torch.Tensor, mask: torch.Tensor) -> Zeroed:
-    """``weight *= mask`` in place (as ``apply_masks``: merged outputs equal ``maskctl eval``'s
-    bit for bit), returning what ``put_back`` needs to undo it."""
-    mask = mask.to(weight.device)
-    index = (~mask).view(-1).nonzero().squeeze(1)
-    saved = (weight, index, weight.view(-1)[index].clone())
-    weight.mul_(mask.to(weight.dtype))
-    return saved
-
-
-@torch.no_grad()
-def put_back(zeroed: list[Zeroed]) -> None:
-    """Write back every value ``multiply_in`` zeroed: the weights as they were, bit for bit."""
-    for weight, index, values in zeroed:
-        weight.view(-1)[index] = values
+CURRENT = "current"  # the one task name of the served layers: the bundle applied now
 
 
 class ResidentModel:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self._zeroed: list[Zeroed] = []
+        self._routing = Routing()  # never routed: the layers run as their merged base layer
+        self._layers: list[ServedLinear] = []
         self._swapped: list[Swapped] = []  # (parameter, value before the bundle's head or delta)
         self.active: object | None = None
 
@@ -55,24 +39,29 @@ class ResidentModel:
         """
         self.restore()
         model = model if model is not None else self.model
-        params = dict(model.named_parameters())
         for name, tensor in (head or {}).items():
-            param = params[name]
+            param = parameter(model, name)  # through a served layer's base_layer
             self._swapped.append((param, param.detach().clone()))
             param.copy_(tensor.to(param.device, param.dtype))
         self._swapped += add_deltas(model, tuned or {})
-        self._zeroed = [multiply_in(model.get_submodule(name).weight, mask) for name, mask in masks.items()]
+        layers = wrap_for_serving(model, list(masks), self._routing)
+        for name, mask in masks.items():
+            layer = layers[name]
+            layer.add_task(CURRENT, layer.encode(mask.detach().to("cpu", torch.bool).numpy()))
+            layer.merge(CURRENT)
+            self._layers.append(layer)
         self.active = key
 
     @torch.no_grad()
     def restore(self) -> None:
         """Put back every value the current mask and head replaced (bit-exact)."""
-        put_back(self._zeroed)
+        for layer in self._layers:
+            layer.remove_task(CURRENT)  # unmerged first
         put_back_values(self._swapped)
-        self._zeroed.clear()
+        self._layers.clear()
         self._swapped.clear()
         self.active = None
 
     def saved_bytes(self) -> int:
-        """Memory held to undo the current mask: the zeroed values and their indices."""
-        return sum(i.numel() * i.element_size() + v.numel() * v.element_size() for _, i, v in self._zeroed)
+        """Memory held to undo the current mask: its flips in the served layers."""
+        return sum(layer.nbytes(CURRENT) for layer in self._layers)

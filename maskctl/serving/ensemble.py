@@ -32,7 +32,8 @@ from maskctl.errors import BundleError, MaskctlError
 from maskctl.io import atomic_path
 from maskctl.masking.resident import ResidentModel
 from maskctl.models import load_tokenizer
-from maskctl.evaluation import argmax, collect_scores, make_loader, resolve_device
+from maskctl.evaluation import argmax, collect_scores, make_loader, task_metrics
+from maskctl.devices import resolve_device
 from maskctl.serving.loading import check_head, check_tuned, load_base
 
 
@@ -119,16 +120,16 @@ def run_ensemble(paths: list[str | Path], by: str = "best", split: str = "dev", 
         for name in splits:
             member_scores, golds[name] = collect_scores(net, loaders[name], task, dev)
             scores[name].append(member_scores)
-        members.append((path, {**task.metric(golds[split], argmax(scores[split][-1])), **stats[split]}))
+        members.append((path, {**task_metrics(task, golds[split], argmax(scores[split][-1])), **stats[split]}))
     resident.restore()
 
-    rules = {rule: {**task.metric(golds[split], argmax(combine(scores[split], rule))), **stats[split]}
+    rules = {rule: {**task_metrics(task, golds[split], argmax(combine(scores[split], rule))), **stats[split]}
              for rule in RULES}
     dev_scores = {}
     chosen = by
     if by == "best":
         dev_scores = {rule: (rules[rule]["score"] if split == "dev" else
-                             task.metric(golds["dev"], argmax(combine(scores["dev"], rule)))["score"])
+                             task_metrics(task, golds["dev"], argmax(combine(scores["dev"], rule)))["score"])
                       for rule in RULES}
         chosen = max(RULES, key=lambda rule: (dev_scores[rule], -RULES.index(rule)))
     if predictions:

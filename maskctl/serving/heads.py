@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import transformers
 
 from maskctl.tasks.task import Task
 
@@ -25,14 +26,11 @@ class Precomputed(torch.nn.Module):
 def task_model(base: torch.nn.Module, task: Task, prefix: str, encoder: torch.nn.Module, device):
     """A task model of ``task``'s kind whose encoder is ``encoder``; its head values come from
     each bundle at call time (``functional_call``), so it is built empty."""
-    import transformers
-    from accelerate import init_empty_weights
-
     config = base.config.__class__.from_dict(base.config.to_dict())
     config.num_labels = len(task.labels)
     config.id2label = dict(enumerate(task.labels))
     config.label2id = {label: i for i, label in enumerate(task.labels)}
-    with init_empty_weights():
+    with torch.device("meta"):  # no memory for the weights: the encoder is replaced, the head comes per call
         net = getattr(transformers, task.kind.auto_class).from_config(config)
     setattr(net, prefix, encoder)
     net.to_empty(device=device)

@@ -1,5 +1,5 @@
-"""The one loader from a bundle to a model: ``eval``, ``ensemble``, ``export``, the analyses and
-serving all rebuild their models here.
+"""The one loader from a bundle to a model: ``eval`` (``experiments.evaluate``), ``ensemble``,
+``export``, the analyses and serving all rebuild their models here.
 
 ``load_base`` loads the base model a bundle names (or ``--model``) with its task head and checks
 that it is the model the bundle was trained on (layers, shapes, the fingerprint of the masked
@@ -17,16 +17,14 @@ from typing import Any
 import torch
 
 from maskctl.bundle.fingerprint import fingerprint, tensors_fingerprint
-from maskctl.bundle.format import Bundle, load_bundle
+from maskctl.bundle.format import Bundle
 from maskctl.bundle.meta import BundleMeta
-from maskctl.errors import BundleError, TaskError
+from maskctl.errors import BundleError
 from maskctl.masking.model import apply_masks
 from maskctl.masking.tuned import add_deltas, parameter
 from maskctl.models import ModelSource, load_task_model, load_tokenizer, model_option, resolve_model, stored_source
-from maskctl.tasks.card import TaskCard, canonical_split
-from maskctl.tasks.readers.datafiles import load_file
+from maskctl.tasks.card import TaskCard
 from maskctl.tasks.task import Task
-from maskctl.evaluation import evaluate_model, resolve_device
 
 
 @dataclass
@@ -76,11 +74,11 @@ def check_fit(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec: s
             module = net.get_submodule(layer.name)
         except AttributeError:
             module = None
-        module = getattr(module, "base_layer", module)  # a layer serving has wrapped (masking.mixed)
+        module = getattr(module, "base_layer", module)  # a layer serving has wrapped (masking.served)
         if not isinstance(module, torch.nn.Linear) or tuple(module.weight.shape) != layer.shape:
             raise BundleError(f"{where}: masked layer {layer.name} does not fit model {spec!r}", fix)
     base = meta.base_model
-    key = tuple(sorted(base.fingerprint_layers))
+    key = fingerprint_keys(meta)[0]
     found = (fingerprints or {}).get(key)
     if found is None:
         try:
@@ -96,12 +94,21 @@ def check_fit(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec: s
         check_tuned(net, meta, where, spec, fix, fingerprints)
 
 
+def fingerprint_keys(meta: BundleMeta) -> list[tuple[str, ...]]:
+    """What ``check_fit`` hashes for a bundle (and caches the hash under): its fingerprinted base
+    layers, and its tuned tensors when it has any."""
+    keys = [tuple(sorted(meta.base_model.fingerprint_layers))]
+    if meta.tuned:
+        keys.append(("tuned", *sorted(meta.tuned.tensors)))
+    return keys
+
+
 def check_tuned(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec: str, fix: str,
                 fingerprints: dict[tuple[str, ...], str] | None = None) -> None:
     """The base parameters a bundle tuned (``--also-train``) exist in ``net`` and hold the
     pristine values the deltas were taken against (their own fingerprint)."""
     names = tuple(sorted(meta.tuned.tensors))
-    key = ("tuned", *names)
+    key = fingerprint_keys(meta)[1]
     found = (fingerprints or {}).get(key)
     if found is None:
         try:
@@ -118,7 +125,9 @@ def check_tuned(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec:
 
 def check_head(net: torch.nn.Module, bundle: Bundle) -> None:
     """The bundle's head tensors exist in ``net`` with their stored shapes."""
-    fit_head({k: tuple(v.shape) for k, v in net.state_dict().items()}, bundle.head, bundle.path,
+    # plain names, whatever layers a ResidentModel has wrapped (``base_layer.`` left out)
+    fit_head({k.replace(".base_layer.", "."): tuple(v.shape) for k, v in net.state_dict().items()}, bundle.head,
+             bundle.path,
              f"pass the model it was trained on: {model_option(bundle.info.base_model.source)}")
 
 
@@ -142,37 +151,3 @@ def load_masked(bundle: Bundle, model: str | None = None,
     add_deltas(net, bundle.tuned)  # --also-train: the pristine values (checked above) plus the deltas
     tokenizer = load_tokenizer(source, **task.kind.tokenizer_kwargs)
     return LoadedBundle(model=net, tokenizer=tokenizer, task=task, source=source, bundle=bundle)
-
-
-@dataclass
-class EvalResult:
-    bundle: Path
-    task: str
-    split: str
-    metrics: dict[str, float]
-    trained_dev: dict[str, float] | None
-
-
-def evaluate_bundle(path: str | Path, split: str = "dev", model: str | None = None,
-                    data_dir: str | Path | None = None, device: str = "auto",
-                    batch_size: int | None = None, file: str | Path | None = None,
-                    text_columns: tuple[str, ...] = (), label_column: str | None = None) -> EvalResult:
-    """``maskctl eval``: score a bundle on a split of its task, or on ``file`` (any data file
-    with the task's columns, or the ones ``text_columns`` / ``label_column`` name; ``split``
-    then only names the result)."""
-    split = canonical_split(split)
-    if file is not None:
-        load_file(file)  # a missing or unreadable file fails before the model loads
-    elif text_columns or label_column:
-        raise TaskError("--text-column and --label-column name the columns of --file", "give --file too")
-    bundle = load_bundle(path)
-    dev = resolve_device(device)
-    masked = load_masked(bundle, model=model, device=dev)
-    task = masked.task.on_file(file, split, tuple(text_columns), label_column) if file is not None else masked.task
-    record = bundle.info.training
-    features = record.features(task, split, masked.tokenizer, data_dir)
-    metrics = evaluate_model(masked.model, task, features, masked.tokenizer,
-                             batch_size or record.eval_batch_size, dev)
-    return EvalResult(bundle=bundle.path, task=masked.task.name, split=split, metrics=metrics,
-                      trained_dev=bundle.info.dev or None)
-

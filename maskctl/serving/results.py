@@ -25,6 +25,9 @@ class RequestError:
     message: str
     fix: str
     status: int = 400  # the HTTP status it answers with: 400 a bad input, 404 no such task, 500 a bug
+    # "input": it does not fit its task's kind (a server refuses the whole request); "encoding":
+    # it fit, but the kind's tokenizer refused it (it fails alone, the rest is answered)
+    stage: str = "input"
 
     def __str__(self) -> str:
         return f"request {self.index}: {self.message} — {self.fix}"
@@ -32,12 +35,15 @@ class RequestError:
 
 def example_from_input(task: Task, item: Any) -> dict[str, Any]:
     """A canonical example (with a placeholder gold label) from one user input, built by the
-    task's kind (``Kind.example_from_input``); ``ValueError`` when it does not fit the kind.
+    task's kind (``Kind.example_from_input``); ``ValueError`` when it does not fit the kind
+    or its text is empty.
     An object may use the task's own column names (a row of its data files: ``{"review": ...}``)."""
     if isinstance(item, dict):
         item = task.kind.input_from_row(task.card.fields, item)
     example = task.kind.example_from_input(task.labels, item)
     _check_unicode(example)
+    if isinstance(example.get("text"), str) and not example["text"].strip():
+        raise ValueError("has an empty text")  # nothing to classify: TEI refuses it too
     return example
 
 

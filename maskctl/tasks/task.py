@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ContextManager
 
-from maskctl.tasks import metrics
 from maskctl.tasks.card import TaskCard, canonical_split
 from maskctl.tasks.kinds import Features, Kind, get_kind, named_columns
 from maskctl.tasks.readers import data_spec, read_split
@@ -85,8 +84,6 @@ class Task:
                   **keep}
         return Task.from_card(dataclasses.replace(self.card, source=source, files=None, base_dir=None))
 
-    def metric(self, golds: list, preds: list) -> dict[str, float]:
-        return metrics.compute(self.card.metric, golds, preds, self.card.labels)
 
 
 @contextlib.contextmanager

@@ -25,7 +25,8 @@ from typing import Any
 import torch
 
 from maskctl.errors import TrainingInterrupted
-from maskctl.evaluation import evaluate_model, make_loader, resolve_device
+from maskctl.evaluation import evaluate_model, make_loader
+from maskctl.devices import resolve_device
 from maskctl.io import refuse_existing
 from maskctl.models import ModelSource, hub_revision, load_task_model, load_tokenizer, resolve_model
 from maskctl.tasks.task import Task

@@ -16,8 +16,10 @@ from maskctl.masking.model import apply_masks
 from maskctl.models import load_task_model, load_tokenizer, resolve_model
 from maskctl.tasks.card import TaskCard
 from maskctl.tasks.task import Task
-from maskctl.evaluation import collect_scores, evaluate_model, make_loader, resolve_device
-from maskctl.serving.loading import evaluate_bundle, load_base, load_masked
+from maskctl.evaluation import collect_scores, evaluate_model, make_loader
+from maskctl.devices import resolve_device
+from maskctl.serving.loading import load_base, load_masked
+from maskctl.experiments.evaluate import evaluate_bundle
 from tests.analysis.conftest import run
 from tests.conftest import PNG
 

@@ -111,4 +111,4 @@ def test_run_py_loads_as_a_script_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert set(module.MODES) == {"quick", "default", "tagging", "full"}
-    assert set(module.CHILDREN) == {"train-memory", "eval-memory", "hot-memory"}
+    assert set(module.CHILDREN) == {"train-memory", "eval-memory", "serving"}

@@ -140,7 +140,7 @@ def test_cli_reads_hub_references_offline(hub_cache, tmp_path):
 def test_a_downloaded_bundle_serves_and_evaluates_on_the_base_passed_with_model(hub_cache, tiny_bert, keyword_task,
                                                                                tmp_path):
     from maskctl.errors import ModelError
-    from maskctl.serving.loading import evaluate_bundle
+    from maskctl.experiments.evaluate import evaluate_bundle
     from maskctl.serving.model import MaskedModel
     from maskctl.training.trainer import TrainArgs, train
 

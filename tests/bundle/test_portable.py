@@ -14,7 +14,7 @@ from maskctl.bundle.format import load_bundle, read_meta, save_bundle, write_sha
 from maskctl.bundle.portable import LOCAL, MAX_UP, is_absolute, local_view, portable_meta, without_paths
 from maskctl.errors import BundleError, ModelError
 from maskctl.models import resolve_model, stored_source
-from maskctl.serving.loading import evaluate_bundle
+from maskctl.experiments.evaluate import evaluate_bundle
 from maskctl.training.trainer import TrainArgs, train
 from tests.cli.inprocess import run_in_process
 

@@ -1,121 +1,86 @@
-"""Compact hot corrections (``masking.flips``) and the compiled kernel against the CSR reference."""
+"""A served task's hot form (``masking.flips``): flips against a reference mask as byte streams,
+and their one decoder."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from maskctl.masking import flips as F
-from maskctl.masking.mixed import correction_matrix
-
-numba = pytest.importorskip("numba", reason="the compiled kernel needs the fast extra (numba)")
+from maskctl.masking.flips import Removed, decode, encode, pack
 
 
-def _task(out: int, inp: int, flip: float, seed: int):
-    gen = torch.Generator().manual_seed(seed)
-    weight = torch.randn(out, inp, generator=gen)
-    reference = torch.rand(out, inp, generator=gen) > 0.05
-    mask = reference.clone()
-    flipped = torch.rand(out, inp, generator=gen) < flip
+def _layer(out: int, inp: int, removed: float, seed: int):
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((out, inp)).astype(np.float32)
+    reference = rng.random((out, inp)) >= removed
+    return weight, reference
+
+
+def _flip(reference: np.ndarray, rate: float, seed: int) -> np.ndarray:
+    mask = reference.copy()
+    flipped = np.random.default_rng(seed).random(reference.shape) < rate
     mask[flipped] = ~mask[flipped]
-    return weight, reference, mask
+    return mask
 
 
-def test_positions_round_trip_with_long_gaps_and_crowded_rows():
-    flipped = torch.zeros(40, 2000, dtype=torch.bool)
-    flipped[0, 1999] = True  # a first gap past 255: the escape
-    flipped[1, [0, 1, 900, 1999]] = True
-    flipped[2, :600] = True  # a count past 255
-    flipped[39, 7] = True
-    rows_empty_between = F.encode_flips(flipped)
-    assert rows_empty_between.count == int(flipped.sum())
-    rows, cols = F.positions(rows_empty_between)
-    assert torch.equal(torch.from_numpy(rows * 2000 + cols), flipped.flatten().nonzero().flatten())
-    assert rows_empty_between.blocks.shape[0] == 3  # one byte offset per 16 output rows
+def _rebuilt(flips, reference, removed) -> np.ndarray:
+    found = decode(flips, removed)
+    mask = reference.copy()
+    assert not mask[found.add_rows, removed.cols[found.add_index]].any()  # adds: where R removes
+    assert mask[found.remove_rows, found.remove_cols].all()  # removes: where R keeps
+    mask[found.remove_rows, found.remove_cols] = False
+    mask[found.add_rows, removed.cols[found.add_index]] = True
+    return mask
 
 
-def test_bytes_per_flip_at_the_benchmarks_flip_rate():
-    _, reference, mask = _task(1536, 384, 0.02, 0)
-    flips = F.flips_of(mask, reference)
-    # ~1 byte per flip and per row (its count), against 8 per flip for CSR values + indices
-    assert flips.nbytes <= 1.1 * flips.count + 1536 + 8 * flips.blocks.shape[0]
-    assert flips.nbytes < 0.15 * F_csr_bytes(flips.count, 1536)
+@pytest.mark.parametrize("removed_rate,flip_rate", [(0.05, 0.03), (0.0, 0.05), (0.3, 0.5), (0.05, 0.0)])
+def test_round_trip(removed_rate, flip_rate):
+    weight, reference = _layer(64, 96, removed_rate, 1)
+    removed = Removed.of(weight, reference)
+    mask = _flip(reference, flip_rate, 2)
+    flips = encode(mask, reference, removed)
+    assert flips.count == int((mask != reference).sum())
+    assert flips.removes == int((reference & ~mask).sum()) and flips.adds == int((~reference & mask).sum())
+    assert np.array_equal(_rebuilt(flips, reference, removed), mask)
+    assert np.array_equal(removed.mask(reference.shape), reference)
+    rows, cols = removed.positions()
+    assert np.array_equal(removed.values, weight[rows, cols])
 
 
-def F_csr_bytes(nnz: int, rows: int) -> int:
-    return nnz * 8 + (rows + 1) * 4
+def test_runs_of_255_and_more_in_counts_and_gaps():
+    weight, reference = _layer(6, 2000, 0.0, 3)
+    reference[4, :700] = False  # 700 removed weights in one row
+    removed = Removed.of(weight, reference)
+    mask = reference.copy()
+    mask[0, 1999] = False  # a first gap past 255
+    mask[1, [0, 1, 254, 255, 509, 1999]] = False  # gaps of exactly 254, 255 and more
+    mask[2, :600] = False  # a count past 255 (two bytes of 255 and a rest)
+    mask[4, [0, 255, 510, 699]] = True  # adds far apart in a long removed list
+    flips = encode(mask, reference, removed)
+    assert (flips.gaps == 255).any() and (flips.counts == 255).any()
+    assert np.array_equal(_rebuilt(flips, reference, removed), mask)
 
 
-@pytest.mark.parametrize("with_reference", [True, False])
-@pytest.mark.parametrize("parallel", [True, False])
-def test_the_kernel_equals_the_csr_product_for_every_group(monkeypatch, with_reference, parallel):
-    monkeypatch.setattr(F, "PARALLEL_MIN_WORK", 0 if parallel else 10**12)
-    weight, reference, _ = _task(200, 72, 0.0, 1)
-    ref_weight = weight * reference if with_reference else None
-    tasks = [_task(200, 72, rate, seed)[2] for seed, rate in ((2, 0.03), (3, 0.2), (4, 0.0), (5, 0.01))]
-    x = torch.randn(30, 72)
-    spans = [(0, 4), (4, 19), (19, 20), (20, 30)]
-    out = torch.randn(30, 200)
-    want = out.clone()
-    groups = []
-    for mask, (a, b) in zip(tasks, spans):
-        ref = reference if with_reference else None
-        matrix = correction_matrix(weight, mask, ref)
-        want[a:b] += (matrix @ x[a:b].T).T
-        groups.append((F.flips_of(mask, ref), a, b))
-    F.add_flip_terms(groups, weight, ref_weight, x, out)
-    assert torch.allclose(out, want, atol=1e-5, rtol=1e-5)
-    for mask, (flips, _, _) in zip(tasks, groups):  # the dense path's weight is exact
-        base = ref_weight if with_reference else weight
-        assert torch.equal(F.flipped_weight(flips, weight, base, ref_weight), weight * mask)
+def test_a_flip_costs_about_one_byte():
+    """At the trained bundles' flip rates: ~1 byte per flip and 2 per row, against 8 per flip
+    (float32 value + int32 column) of a CSR matrix."""
+    weight, reference = _layer(1536, 384, 0.05, 4)
+    flips = encode(_flip(reference, 0.035, 5), reference, Removed.of(weight, reference))
+    assert flips.nbytes <= 1.01 * flips.count + 2 * 1536
+    assert flips.nbytes < 0.2 * (8 * flips.count + 4 * 1537)
 
 
-def test_the_kernel_can_be_switched_off(monkeypatch):
-    weight = torch.randn(4, 4)
-    assert F.kernel_handles(weight)
-    assert not F.kernel_handles(weight.to(torch.float64))  # float32 only: else the CSR path
-    monkeypatch.setenv("MASKCTL_KERNEL", "torch")
-    assert not F.kernel_handles(weight) and not F.kernel_available()
+def test_pack_moves_a_task_into_one_mapping_unchanged():
+    weight, reference = _layer(32, 40, 0.1, 6)
+    removed = Removed.of(weight, reference)
+    layers = {f"l{i}": encode(_flip(reference, 0.1, i), reference, removed) for i in range(3)}
+    packed = pack(layers)
+    for name, flips in layers.items():
+        assert np.array_equal(packed[name].counts, flips.counts) and np.array_equal(packed[name].gaps, flips.gaps)
+        assert packed[name].buffer is packed["l0"].buffer  # one mapping for the task
+        assert np.array_equal(_rebuilt(packed[name], reference, removed), _rebuilt(flips, reference, removed))
 
 
-def test_positions_decode_without_numba(monkeypatch):
-    flipped = torch.from_numpy(np.random.default_rng(0).random((33, 700)) < 0.02)
-    flips = F.encode_flips(flipped)
-    compiled = F.positions(flips)
-    monkeypatch.setitem(F._COMPILED, "kernels", None)
-    plain = F.positions(flips)
-    assert all(np.array_equal(a, b) for a, b in zip(compiled, plain))
-
-
-@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "numpy"])
-def test_exact_weight_and_mask_come_back_from_packed_flips(monkeypatch, compiled):
-    """What serving holds (flips packed into one mapping) gives back the exact weight of the
-    dense path and the mask a single-task run merges, with and without a reference."""
-    if not compiled:
-        monkeypatch.setitem(F._COMPILED, "kernels", None)
-    weight, reference, mask = _task(70, 40, 0.05, 6)
-    weight[3, :5] = 0.0  # zero weights: either bit gives the same term
-    for ref in (reference, None):
-        base = weight * ref if ref is not None else weight
-        packed = F.pack_flips({"a": F.flips_of(mask, ref), "b": F.flips_of(~mask, ref)})
-        assert packed["a"].stream.base.obj is packed["b"].blocks.base.obj  # one mapping for the task
-        assert torch.equal(F.flipped_weight(packed["a"], weight, base, base if ref is not None else None),
-                           weight * mask)
-        seen = F.nonzero_mask(base) if ref is not None else None
-        rebuilt = F.mask_from_flips(F.flips_of(mask, seen), seen)
-        assert torch.equal(weight * rebuilt, weight * mask)
-
-
-@pytest.mark.parametrize("count", [0, 1, 2])
-def test_a_layer_with_one_flip_becomes_a_csr_matrix(count):
-    """A single flipped weight (a 1-element index) once indexed as a scalar (found by the README test)."""
-    from maskctl.masking.mixed import Correction
-
-    weight, reference, _ = _task(8, 6, 0.0, 7)
-    mask = reference.clone()
-    for k in range(count):
-        mask[k, 3] = ~mask[k, 3]
-    base = weight * reference
-    matrix = Correction(reference="seed", flips=F.flips_of(mask, reference)).as_matrix(weight, base).matrix
-    assert torch.equal(base + matrix.to_dense(), weight * mask)
+def test_a_too_wide_layer_is_refused():
+    with pytest.raises(ValueError, match="at most 65,536 inputs"):
+        Removed.of(np.zeros((1, 70_000), np.float32), np.ones((1, 70_000), bool))

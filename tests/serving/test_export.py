@@ -14,8 +14,9 @@ import transformers
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import MaskctlError
 from maskctl.serving.export import export_bundle
-from maskctl.evaluation import argmax, collect_scores, make_loader
-from maskctl.serving.loading import evaluate_bundle, load_masked
+from maskctl.evaluation import argmax, collect_scores, make_loader, task_metrics
+from maskctl.serving.loading import load_masked
+from maskctl.experiments.evaluate import evaluate_bundle
 from maskctl.training.trainer import TrainArgs, train
 
 from tests.tasks.official_fixtures import WRITERS
@@ -50,7 +51,7 @@ def test_exported_model_gives_the_same_logits_as_eval(name, tiny_bert, keyword_t
     exported_scores, golds = collect_scores(plain, loader, task, torch.device("cpu"))
     masked_scores, _ = collect_scores(masked.model, loader, task, torch.device("cpu"))
     assert all(torch.equal(a, b) for a, b in zip(exported_scores, masked_scores))
-    metrics = task.metric(golds, argmax(exported_scores))
+    metrics = task_metrics(task, golds, argmax(exported_scores))
     assert metrics["score"] == evaluate_bundle(path, data_dir=data).metrics["score"]
     assert plain.config.id2label == dict(enumerate(task.labels))
     assert json.loads((folder / "maskctl_export.json").read_text())["task"]["name"] == task.name

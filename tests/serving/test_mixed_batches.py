@@ -68,27 +68,18 @@ def check(result, name, probs, labels):
         assert int(torch.tensor(probabilities(result)).argmax()) == int(probs.argmax())
 
 
-@pytest.mark.parametrize("seed,dense_from,kernel,cache_mb", [(0, 64, "auto", 0), (1, 1, "auto", 0),
-                                                              (2, 10**9, "auto", 0), (3, 10**9, "torch", 512),
-                                                              (4, 10**9, "auto", 512)],
+@pytest.mark.parametrize("seed,dense_from,kernel", [(0, 64, "auto"), (1, 1, "auto"), (2, 10**9, "auto"),
+                                                     (3, 10**9, "torch"), (4, 1, "torch")],
                          ids=["measured-switch", "all-dense-products", "all-sparse-terms", "plain-pytorch-terms",
-                              "csr-built-from-flips"])
-def test_any_mix_equals_each_task_alone(served_paths, expected, seed, dense_from, kernel, cache_mb, monkeypatch):
-    """Every path of the forward: the compiled kernel over flipped positions (when numba is
-    installed, no cache room), CSR terms built from the flips (cache room), the CSR terms of the
-    plain-PyTorch fallback, and dense per-task products."""
-    from maskctl.masking.flips import kernel_available
-
-    monkeypatch.setattr("maskctl.masking.mixed.DENSE_MIN_TOKENS", dense_from)
+                              "plain-pytorch-dense"])
+def test_any_mix_equals_each_task_alone(served_paths, expected, seed, dense_from, kernel, monkeypatch):
+    """Every path of the forward: terms from the flips through the compiled kernel or its
+    plain-PyTorch twin, and long groups as dense products of their own (flips written in)."""
+    monkeypatch.setattr("maskctl.masking.served.DENSE_MIN_TOKENS", dense_from)
     if kernel == "torch":
         monkeypatch.setenv("MASKCTL_KERNEL", "torch")
     inputs, want = expected
-    served = MaskedModel.from_bundles(list(served_paths.values()), cache_mb=cache_mb)
-    compact = kernel_available() and cache_mb == 0
-    served.predict_many([(name, inputs[name][0]) for name in inputs])
-    corrections = [c for name in inputs for c in served._corrections(name, frozenset()).values()]
-    assert corrections and all((c.flips is not None) == compact and (c.matrix is None) == compact
-                               for c in corrections)
+    served = MaskedModel.from_bundles(list(served_paths.values()))
     check_mixed_then_single(served, inputs, want, seed, (3, 32),
                             random.Random(seed).sample(list(inputs), len(inputs)))
 
@@ -123,47 +114,38 @@ def test_bad_requests_get_their_own_error(served_paths):
     assert "text" in errors[3].message
 
 
-def test_memory_per_task_and_a_tiny_cache(served_paths, expected, monkeypatch):
-    """The plain-PyTorch path keeps masks coded and decodes CSR corrections into a bounded LRU."""
-    monkeypatch.setenv("MASKCTL_KERNEL", "torch")
-    inputs, want = expected
-    served = MaskedModel.from_bundles(list(served_paths.values()), cache_mb=0.001)  # below one task
-    for _ in range(2):
-        results = served.predict_many([(name, inputs[name][0]) for name in inputs])
-        for name, result in zip(inputs, results):
-            check(result, name, want[name][0], served.task(name).labels)
+def _pristine_weights(served) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, layer in served._layers.items():
+        with layer.pristine():
+            out[name] = layer.weight.detach().clone()
+    return out
+
+
+def test_each_task_holds_its_flips_only_and_merges_to_its_exact_mask(served_paths, expected):
+    """A loaded task holds, per served layer, the bits its mask differs from the layer's
+    reference (about a byte each, and two a row) and nothing else of its masks; merging it
+    writes exactly its bundle's mask into the weights."""
+    served = MaskedModel.from_bundles(list(served_paths.values()))
+    pristine = _pristine_weights(served)
+    cut = len(served._prefix) + 1
+    for name, path in served_paths.items():
+        bundle = load_bundle(path)
+        masks = {n[cut:]: m for n, m in bundle.masks.items() if n.startswith(served._prefix + ".")}
+        differ = sum(int((masks.get(n, torch.ones(layer.weight.shape, dtype=torch.bool)).numpy()
+                          != layer.reference_mask()).sum()) for n, layer in served._layers.items())
+        rows = sum(layer.weight.shape[0] for layer in served._layers.values())
+        held = sum(layer.nbytes(name) for layer in served._layers.values())
+        assert held <= 1.02 * differ + 2 * rows
+        assert served.task_bytes(name) == held + sum(t.numel() * 4 for t in bundle.head.values())
+        served._merge(name)
+        for inner, layer in served._layers.items():
+            want = pristine[inner] * masks[inner] if inner in masks else pristine[inner]
+            assert torch.equal(layer.weight, want), (name, inner)
+    served._unmerge()
     memory = served.memory()
-    assert memory["decodes"] >= len(inputs)  # evicted between batches, decoded again on demand
-    masked = sum(m.numel() for p in served_paths.values() for m in load_bundle(p).masks.values())
-    heads = sum(t.numel() * 4 for p in served_paths.values() for t in load_bundle(p).head.values())
-    assert memory["coded_bytes"] <= masked / 8 + heads and memory["flips_bytes"] == 0
-
-
-def test_with_the_kernel_tasks_hold_flips_instead_of_coded_masks(served_paths, expected):
-    """Every task is hot: its encoder layers are held as flipped positions only (no coded copy,
-    no cache entry, no decode on use), and merging rebuilds its exact mask from them."""
-    from maskctl.masking.flips import kernel_available
-
-    if not kernel_available():
-        pytest.skip("numba is not installed (the 'fast' extra)")
-    inputs, want = expected
-    served = MaskedModel.from_bundles(list(served_paths.values()), cache_mb=0.001)
-    for name in inputs:
-        held = served._tasks[name]
-        assert held.flips and not set(held.coded.payloads) & set(held.encoder_layers)
-        bundle = load_bundle(served_paths[name])
-        rebuilt = held.encoder_masks(served._layers)
-        for outer, inner in held.encoder_layers.items():
-            weight = served._layers[inner].weight
-            # equal wherever it matters: a zero weight is zero under either bit
-            assert torch.equal(weight * rebuilt[inner], weight * bundle.masks[outer].to(torch.float32))
-    for _ in range(2):
-        results = served.predict_many([(name, inputs[name][0]) for name in inputs])
-        for name, result in zip(inputs, results):
-            check(result, name, want[name][0], served.task(name).labels)
-    memory = served.memory()
-    assert memory["decodes"] == 0 and memory["corrections_bytes"] == 0
-    assert memory["hot_tasks"] == len(inputs) and memory["flips_bytes"] > 0
+    assert memory["tasks"] == len(served_paths) and memory["flips_bytes"] > 0
+    assert memory["reference_bytes"] < sum(w.numel() for w in pristine.values()) * 0.2 * 6  # ~5 % held twice over
 
 
 def test_load_and_unload_while_serving(served_paths, expected, tmp_path):
@@ -199,7 +181,8 @@ def test_load_and_unload_while_serving(served_paths, expected, tmp_path):
         stop.set()
         worker.join()
     assert not failures
-    assert served.tasks == ["keywords"] and served.memory()["hot_tasks"] == 1  # unloaded tasks hold nothing
+    assert served.tasks == ["keywords"] and served.memory()["tasks"] == 1
+    assert all(set(layer.flips) <= {"keywords"} for layer in served._layers.values())  # unloaded tasks hold nothing
 
 
 def test_a_bundle_of_another_base_is_refused_by_name(served_paths, tiny_models, keyword_task, tmp_path):
@@ -229,13 +212,19 @@ def _as_format_1(source, target) -> None:
     save_file(tensors, str(target), metadata={"format": "maskctl.bundle", "maskctl": json.dumps(meta)})
 
 
-def test_format_1_bundles_mix_with_format_2(served_paths, expected, tmp_path):
+def test_format_1_bundles_and_other_seeds_mix_exactly(served_paths, expected, tmp_path):
+    """The layers take the initial mask most bundles share as reference; a format-1 bundle (no
+    initial mask) and a task of another seed hold their flips against it and answer exactly."""
     inputs, want = expected
     old = tmp_path / "keywords-old.bundle"
     _as_format_1(served_paths["keywords"], old)
     assert load_bundle(old).meta["format_version"] == 1
-    served = MaskedModel.from_bundles([old, served_paths["keywords-b"], served_paths["conll03"]])
-    assert served.memory()["references"] == 2  # keywords-b's and conll03's seeds; none for format 1
-    requests = [(name, inputs[name][i]) for i in range(2) for name in ("keywords", "keywords-b", "conll03")]
-    for (name, _), result, i in zip(requests, served.predict_many(requests), [0, 0, 0, 1, 1, 1]):
+    served = MaskedModel.from_bundles([old, served_paths["keywords-b"], served_paths["conll03"], served_paths["swag"]])
+    conll = load_bundle(served_paths["conll03"]).meta["mask"]
+    assert served.reference == (conll["seed"], conll["threshold"], conll["init_sparsity"])  # conll03 and swag's
+    own = sum(layer.nbytes("conll03") for layer in served._layers.values())
+    other = sum(layer.nbytes("keywords-b") for layer in served._layers.values())
+    assert other > own  # another seed: its initial mask differs from the reference too
+    requests = [(name, inputs[name][i]) for i in range(2) for name in ("keywords", "keywords-b", "conll03", "swag")]
+    for (name, _), result, i in zip(requests, served.predict_many(requests), [0] * 4 + [1] * 4):
         check(result, name, want[name][i], served.task(name).labels)

@@ -12,7 +12,8 @@ from maskctl.errors import BundleError, MaskctlError
 from maskctl.masking.targets import num_blocks, parse_blocks
 from maskctl.masking.tuned import parameter, tuned_names
 from maskctl.serving import MaskedModel
-from maskctl.serving.loading import check_tuned, evaluate_bundle, load_base, load_masked
+from maskctl.serving.loading import check_tuned, load_base, load_masked
+from maskctl.experiments.evaluate import evaluate_bundle
 from maskctl.training.trainer import TrainArgs, train
 from tests.serving.test_mixed_batches import TEXTS, TOKENS, check_mixed_then_single, reference
 
@@ -71,18 +72,17 @@ def test_also_train_is_for_masking():
         TrainArgs(method="finetune", also_train="bias")
 
 
-@pytest.mark.parametrize("dense_from,kernel,cache_mb", [(64, "auto", 0), (1, "auto", 0), (10**9, "torch", 512)],
+@pytest.mark.parametrize("dense_from,kernel", [(64, "auto"), (1, "auto"), (10**9, "torch")],
                          ids=["measured-switch", "all-dense-products", "plain-pytorch-terms"])
-def test_mixed_batches_equal_each_tuned_task_merged(tuned_keywords, three_tasks, dense_from, kernel, cache_mb,
-                                                    monkeypatch):
-    monkeypatch.setattr("maskctl.masking.mixed.DENSE_MIN_TOKENS", dense_from)
+def test_mixed_batches_equal_each_tuned_task_merged(tuned_keywords, three_tasks, dense_from, kernel, monkeypatch):
+    monkeypatch.setattr("maskctl.masking.served.DENSE_MIN_TOKENS", dense_from)
     if kernel == "torch":
         monkeypatch.setenv("MASKCTL_KERNEL", "torch")
     paths = {"keywords-t": tuned_keywords[0], "keywords": three_tasks[0]["keywords"],
              "conll03": three_tasks[0]["conll03"]}
     inputs = {"keywords-t": TEXTS, "keywords": TEXTS, "conll03": TOKENS}
     want = {name: reference(path, inputs[name]) for name, path in paths.items()}
-    served = MaskedModel.from_bundles(list(paths.values()), cache_mb=cache_mb)
+    served = MaskedModel.from_bundles(list(paths.values()))
     # merged mode adds the deltas and takes them back when another task merges
     check_mixed_then_single(served, inputs, want, dense_from, (2, 32), ("keywords-t", "keywords", "keywords-t"))
 

@@ -10,7 +10,7 @@ from maskctl.errors import TaskError
 from maskctl.models import load_tokenizer, resolve_model
 from maskctl.tasks.registry import task_names
 from maskctl.tasks.task import get_task
-from maskctl.serving.loading import evaluate_bundle
+from maskctl.experiments.evaluate import evaluate_bundle
 from maskctl.training.trainer import TrainArgs, train
 
 from .official_fixtures import WRITERS

@@ -13,7 +13,7 @@ from maskctl.bundle.format import load_bundle
 from maskctl.errors import MaskctlError, TrainingInterrupted
 from maskctl.training import trainer as trainer_module
 from maskctl.training.callbacks import TrainCallback
-from maskctl.serving.loading import evaluate_bundle
+from maskctl.experiments.evaluate import evaluate_bundle
 from maskctl.training.selection import BestKeeper
 from maskctl.training.trainer import TrainArgs, train
 

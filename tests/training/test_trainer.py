@@ -14,7 +14,8 @@ from maskctl.masking.model import MaskConfig, wrap_model
 from maskctl.models import load_task_model, resolve_model
 from maskctl.tasks.task import get_task
 from maskctl.evaluation import make_loader
-from maskctl.serving.loading import evaluate_bundle, load_masked
+from maskctl.serving.loading import load_masked
+from maskctl.experiments.evaluate import evaluate_bundle
 from maskctl.training.trainer import TrainArgs, train
 
 

@@ -9,14 +9,17 @@ vLLM's OpenAI-compatible server runs on. Every error is ``{"error": {"code", "me
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
@@ -24,10 +27,10 @@ from starlette.exceptions import HTTPException
 from maskctl import __version__
 from maskctl.errors import DuplicateTask, MaskctlError
 from maskctl.serving.http import compat, schemas
-from maskctl.serving.http.answers import Answerer, ApiError, json_response
+from maskctl.serving.http.answers import Answerer, ApiError, json_response, named, validation_message
 from maskctl.serving.http.answers import json_body as _json
 from maskctl.serving.http.batcher import Batcher
-from maskctl.serving.http.folder import BundleFolder
+from maskctl.serving.http.folder import BundleFolder, NotInFolder
 from maskctl.serving.http.guard import Guard
 from maskctl.serving.http.metrics import ServerMetrics
 from maskctl.serving.http.settings import ServeSettings
@@ -50,10 +53,30 @@ class ServerState:
     folder: BundleFolder | None = None
     answers: Answerer | None = None
     stopping: bool = False  # set on SIGTERM: readiness fails while in-flight requests finish
+    drain_until: float | None = None  # time.monotonic() by which a SIGTERM's shutdown ends
 
-    def close(self) -> None:
-        """Put the base weights back and stop the compute thread (after the server stopped)."""
-        self.compute.submit(self.model.close).result()
+    def begin_drain(self) -> None:
+        """SIGTERM: readiness fails from now on, and shutdown ends within ``--drain-seconds``."""
+        if not self.stopping:
+            self.stopping = True
+            self.drain_until = time.monotonic() + self.settings.drain_seconds
+
+    def drain_left(self) -> float:
+        """Seconds left of the drain (all of ``--drain-seconds`` when no SIGTERM started it)."""
+        if self.drain_until is None:
+            return self.settings.drain_seconds
+        return max(0.0, self.drain_until - time.monotonic())
+
+    def close(self, timeout: float | None = None) -> None:
+        """Put the base weights back and stop the compute thread (after the server stopped). A
+        batch still computing after ``timeout`` seconds is not waited for: the process is ending."""
+        done = self.compute.submit(self.model.close)
+        try:
+            done.result(timeout)
+        except concurrent.futures.TimeoutError:
+            log.warning("a batch was still computing at exit; not waiting for it")
+            self.compute.shutdown(wait=False, cancel_futures=True)
+            return
         self.compute.shutdown(wait=True)
 
     def start(self) -> None:
@@ -70,7 +93,8 @@ class ServerState:
 
 
 def create_app(state: ServerState) -> Any:
-    """The ASGI app (FastAPI inside the key/size/metrics guard) for ``state``."""
+    """The ASGI app (FastAPI inside the key/size/metrics guard, inside CORS when
+    ``--cors-allow-origin`` is given) for ``state``."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -81,7 +105,7 @@ def create_app(state: ServerState) -> Any:
         yield
         if watcher:
             watcher.cancel()
-        await state.batcher.stop()
+        await state.batcher.stop(state.drain_left())  # what is still queued fails once the drain is over
 
     app = FastAPI(title="maskctl", version=__version__, lifespan=lifespan,
                   description="Every served task answered from one base model: one binary mask per task, "
@@ -94,7 +118,13 @@ def create_app(state: ServerState) -> Any:
     if state.settings.admin:
         _admin(app, state)
     s = state.settings
-    return Guard(app, s.api_key, s.max_body_kb * 1024, state.metrics, s.max_header_kb * 1024)
+    guarded = Guard(app, s.api_key, s.max_body_kb * 1024, state.metrics, s.max_header_kb * 1024)
+    if not s.cors_allow_origin:
+        return guarded
+    # Outside the guard: a browser's preflight carries no API key, and 401s need CORS headers too.
+    return CORSMiddleware(guarded, allow_origins=s.cors_allow_origin, allow_methods=["GET", "POST", "DELETE"],
+                          allow_headers=["Authorization", "Content-Type", "X-Maskctl-Task"],
+                          expose_headers=["x-queue-time", "x-inference-time", "x-total-time", "Retry-After"])
 
 
 def _errors(app: FastAPI) -> None:
@@ -104,18 +134,13 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0]
         content_type = request.headers.get("content-type", "")
         if request.method in ("POST", "PUT") and "json" not in content_type.lower():
             message = (f"the request body was sent as {content_type.split(';')[0] or 'no content type'}, "
                        "not as JSON")
             return compat.error_response(request, 400, message, "send the header 'Content-Type: application/json' "
                                          "(curl: -H 'Content-Type: application/json', or --json)")
-        if first.get("type") == "json_invalid":
-            message = "the request body is not valid JSON"
-        else:
-            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first.get("loc", ())[1:])
-            message = f"{where.lstrip('.') or 'body'}: {first.get('msg', 'invalid')}"
+        message = validation_message(exc.errors())
         hint = {"/v1/predict": '{"requests": [{"task": "<task>", "input": "<text>"}, ...]}',
                 "/v1/admin/bundles": '{"bundle": "<file>.bundle"}'}.get(request.url.path, '{"inputs": ["<text>", ...]}')
         return compat.error_response(request, 400, message, f"send a JSON body like {compat.hint(request, hint)}")
@@ -166,17 +191,18 @@ def _tasks(app: FastAPI, state: ServerState) -> None:
 
     @app.post("/v1/tasks/{name}/predict", response_model=schemas.TaskPredictResponse, tags=["predict"],
               responses=ERRORS)
-    async def predict_task(name: str, body: schemas.TaskPredictRequest) -> Response:
+    async def predict_task(name: str, body: schemas.TaskPredictRequest, request: Request) -> Response:
         """Predictions of one task for a list of inputs (batched with other requests)."""
         a = answers()
         a.served(name)
-        with a.admit(len(body.inputs)):
-            results, timing = await a.answer([(name, item, f"inputs[{i}]") for i, item in enumerate(body.inputs)])
+        requests = [(name, item, f"inputs[{i}]") for i, item in enumerate(body.inputs)]
+        with a.admit(len(requests)):
+            results, timing = await a.answer(requests, request.receive)
         a.first_error(results)
-        return await json_response({"task": name, "predictions": results}, len(results), timing.headers())
+        return await json_response({"task": name, "predictions": results}, a.heavy(requests), timing.headers())
 
     @app.post("/v1/predict", response_model=schemas.MixedPredictResponse, tags=["predict"], responses=ERRORS)
-    async def predict_mixed(body: schemas.MixedPredictRequest) -> Response:
+    async def predict_mixed(body: schemas.MixedPredictRequest, request: Request) -> Response:
         """Requests of any served tasks, answered together in mixed-task batches. A request with
         ``tasks`` instead of ``task`` fans its input out to each of them (one result each)."""
         a = answers()
@@ -186,12 +212,12 @@ def _tasks(app: FastAPI, state: ServerState) -> None:
         if unknown:
             raise ApiError(404, f"task{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
                            f"{'are' if len(unknown) > 1 else 'is'} not served", "use one of the served tasks", serving)
-        with a.admit(len(pairs)):
-            results, timing = await a.answer([(task, item, f"requests[{i}].input") for task, item, i in pairs])
-        out = [{"task": task, "error": {"code": res.status, "message": res.message, "fix": res.fix}}
-               if isinstance(res, RequestError) else {"task": task, "prediction": res}
-               for (task, _, _), res in zip(pairs, results)]
-        return await json_response({"results": out}, len(out), timing.headers())
+        requests = [(task, item, f"requests[{i}].input") for task, item, i in pairs]
+        with a.admit(len(requests)):
+            results, timing = await a.answer(requests, request.receive)
+        out = [{"task": task, "error": _error_detail(res, state)} if isinstance(res, RequestError)
+               else {"task": task, "prediction": res} for (task, _, _), res in zip(pairs, results)]
+        return await json_response({"results": out}, a.heavy(requests), timing.headers())
 
 
 def _admin(app: FastAPI, state: ServerState) -> None:
@@ -201,8 +227,8 @@ def _admin(app: FastAPI, state: ServerState) -> None:
         """Load a bundle file of the served folder (by file name)."""
         try:
             path = state.folder.resolve(body.bundle)
-        except FileNotFoundError:
-            raise ApiError(404, f"no file {body.bundle!r} in the served folder", "copy the bundle there first") from None
+        except NotInFolder as exc:
+            raise ApiError(404, exc.message, exc.fix) from None
         except MaskctlError as exc:
             raise ApiError(400, exc.message, exc.fix) from None
         if path in state.folder.loaded:
@@ -225,9 +251,17 @@ def _admin(app: FastAPI, state: ServerState) -> None:
         return _json({"unloaded": name})
 
 
+def _error_detail(error: RequestError, state: ServerState) -> dict[str, Any]:
+    """A failed input of a mixed request, in its place among the results."""
+    if error.status == 404:  # unloaded while it waited
+        return {"code": 404, "message": error.message, "fix": f"use one of the served tasks: "
+                f"{named(state.folder.serving())}"}
+    return {"code": error.status, "message": error.message, "fix": error.fix}
+
+
 def _info(state: ServerState, name: str) -> dict[str, Any]:
     info = state.model.describe(name)
     path = state.folder.path_of(name) if state.folder else None
     failed = state.folder.reload_failed.get(path) if path else None
-    return {**info, "bundle": path.name if path else None, "pinned": name in state.model.pinned,
+    return {**info, "bundle": path.name if path else None, "pinned": name in state.settings.pin,
             **({"reload_error": failed} if failed else {})}

@@ -2,12 +2,13 @@
 
 Each request's inputs wait in a queue; the first waits at most ``max_wait`` seconds for others.
 A batch closes at ``max_batch`` inputs or when the next input would pass ``max_tokens`` (rows x
-length, ``serving.costs``: a padded batch's compute). A request larger than one batch is
+length of each encoded input, ``Kind.cost``: a padded batch's compute). A request larger than one batch is
 *split*: each batch takes one input from each waiting request in turn, and a request not
 finished goes to the back of the line, so a 1-input request rides in the next batch beside a
-10,000-input one instead of waiting for all of it (text-embeddings-inference's fairness). ``MaskedModel.predict_many``
-runs on the compute thread, off the event loop, so health checks and new requests are answered
-while a batch computes.
+10,000-input one instead of waiting for all of it (text-embeddings-inference's fairness). Inputs
+arrive encoded (``MaskedModel.encode``, as the request came in); ``MaskedModel.run`` runs on the
+compute thread, off the event loop, so health checks and new requests are answered while a
+batch computes.
 
 Every torch call of the server (loading included) runs on that one thread (``compute_thread``):
 a second thread calling torch starts a second OpenMP team, and with more OpenMP threads than
@@ -77,13 +78,23 @@ class Batcher:
     def start(self) -> None:
         self._loop_task = asyncio.get_running_loop().create_task(self._loop())
 
-    async def stop(self) -> None:
-        """Finish what is queued, then stop the loop."""
-        if self._loop_task is not None:
-            self._stopping = True
-            self._arrived.set()
-            await self._loop_task
-            self._loop_task = None
+    async def stop(self, timeout: float | None = None) -> None:
+        """Finish what is queued within ``timeout`` seconds (all of it when None), then stop the
+        loop; requests still waiting then fail (``BatcherStopped``), so shutdown is bounded
+        whatever is queued. A batch computing on the compute thread runs to its end there."""
+        if self._loop_task is None:
+            return
+        self._stopping = True
+        self._arrived.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._loop_task), timeout)
+        except asyncio.TimeoutError:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            for entry in list(self._line):
+                self._fail(entry, BatcherStopped("the server stopped before this request was answered"))
+        self._loop_task = None
 
     @property
     def waiting(self) -> int:
@@ -91,8 +102,12 @@ class Batcher:
         return len(self._line)
 
     async def submit(self, requests: list[tuple[str, Any]], costs: list[int] | None = None) -> tuple[list[Any], Timing]:
-        """Results (or ``RequestError``) for ``requests``, in order, once their batches ran;
-        ``costs`` are the inputs' tokens (``TokenCounter``) for the token budget."""
+        """Results (or ``RequestError``) for ``requests`` (task name, ``Encoded``), in order, once
+        their batches ran; ``costs`` are the inputs' tokens for the token budget. No requests:
+        answered at once (an entry with nothing to take would never leave the line). Cancelled
+        (the client went away, or shutdown): its inputs not yet in a batch leave the line."""
+        if not requests:
+            return [], Timing()
         entry = _Entry(list(requests), list(costs) if costs is not None else [1] * len(requests),
                        asyncio.get_running_loop().create_future(), [None] * len(requests))
         self.pending.update(name for name, _ in requests)
@@ -100,7 +115,11 @@ class Batcher:
         self._arrived.set()
         if self.metrics:
             self.metrics.queue_depth.set(len(self._line))
-        results = await entry.future
+        try:
+            results = await entry.future
+        except asyncio.CancelledError:
+            self._fail(entry, None)
+            raise
         done = time.perf_counter()
         return results, Timing(((entry.started or done) - entry.queued) * 1000, entry.inference * 1000,
                                (done - entry.queued) * 1000)
@@ -125,7 +144,9 @@ class Batcher:
                     self._arrived.clear()
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._arrived.wait(), left)
-            await self._run(loop, self._take())
+            batch = self._take()  # empty when the request that waited for company was cancelled meanwhile
+            if batch:
+                await self._run(loop, batch)
 
     def _queued_inputs(self) -> int:
         return sum(len(e.requests) - e.taken for e in self._line)
@@ -163,11 +184,15 @@ class Batcher:
         for entry, _, _ in batch:
             entry.started = entry.started or started
         try:
-            results = await loop.run_in_executor(self._worker, self.model.predict_many, requests, len(requests))
+            results = await loop.run_in_executor(self._worker, self.model.run, [e for _, e in requests], len(requests))
         except Exception as exc:  # a bug: every waiting request learns of it, the loop goes on
             for entry, _, _ in batch:
                 self._fail(entry, exc)
             results = None
+        except asyncio.CancelledError:  # stopped past its deadline: the batch's requests are not answered
+            for entry, _, _ in batch:
+                self._fail(entry, BatcherStopped("the server stopped before this request was answered"))
+            raise
         finally:
             self.pending.subtract(name for name, _ in requests)
             self.pending += Counter()  # drop tasks at zero
@@ -186,11 +211,20 @@ class Batcher:
                 with contextlib.suppress(asyncio.InvalidStateError):  # the client went away
                     entry.future.set_result(entry.results)
 
-    def _fail(self, entry: _Entry, exc: Exception) -> None:
+    def _fail(self, entry: _Entry, exc: Exception | None) -> None:
+        """Take ``entry`` out of the line (its inputs not yet in a batch will not run) and fail
+        it with ``exc`` (None: it was cancelled)."""
         with contextlib.suppress(ValueError):
-            self._line.remove(entry)  # its other inputs will not run either
+            self._line.remove(entry)
         left = entry.requests[entry.taken:]
         self.pending.subtract(name for name, _ in left)
+        self.pending += Counter()  # drop tasks at zero
         entry.taken = len(entry.requests)
-        if not entry.future.done():
+        if exc is not None and not entry.future.done():
             entry.future.set_exception(exc)
+        if self.metrics:
+            self.metrics.queue_depth.set(len(self._line))
+
+
+class BatcherStopped(RuntimeError):
+    """A request still queued when the server stopped."""

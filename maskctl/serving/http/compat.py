@@ -1,14 +1,15 @@
-"""The JSON shapes other servers speak, as thin routes over the same batcher (``answers``).
+"""The JSON shapes other servers speak, as thin routes over the same batcher (``answers``), and
+the error body of each.
 
-* text-embeddings-inference ``POST /predict`` (and ``/{task}/predict``): ``{"inputs": "text" |
-  ["text", "pair"] | [["a"], ["b", "pair"]], "truncate", "raw_scores"}`` answered with the
-  labels sorted by score (a list, or a list of lists for a batch), errors as ``{"error",
-  "error_type"}``. The task comes from the path, the ``X-Maskctl-Task`` header, or is the only
-  classification task served, so a TEI client points at maskctl unchanged.
-* The Open Inference Protocol v2 (KServe, Triton): health, server and model metadata, and
-  ``POST /v2/models/{task}/infer`` with BYTES input tensors named after the kind's input fields
-  (``text`` [, ``text_pair``]; ``context`` + ``endings``), answered with one output tensor per
-  field of the kind's result; ``id`` echoed; errors as ``{"error": "..."}``.
+* text-embeddings-inference ``POST /predict`` (and ``/{task}/predict``, and TEI's ``POST /`` and
+  SageMaker's ``POST /invocations``): ``{"inputs": "text" | ["text", "pair"] | [["a"], ["b",
+  "pair"]], "truncate", "raw_scores"}`` answered with the labels sorted by score (a list, or a
+  list of lists for a batch), errors as ``{"error", "error_type"}``. The task comes from the path,
+  the ``X-Maskctl-Task`` header, or is the only classification task served, so a TEI client
+  points at maskctl unchanged. A body with ``parameters`` is the Hugging Face Inference API's
+  shape (what ``huggingface_hub.InferenceClient(model=<url>).text_classification`` posts to
+  ``/``): answered as that API answers, one list per input, cut to ``top_k``.
+* The Open Inference Protocol v2 (KServe, Triton): ``oip.py``.
 
 Inputs are always cut at the bundle's max length (TEI's ``truncate: true``); ``raw_scores``
 (logits) is refused, since served heads answer probabilities.
@@ -16,37 +17,38 @@ Inputs are always cut at the bundle's max length (TEI's ``truncate: true``); ``r
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from maskctl import __version__
-from maskctl.serving.http.answers import ApiError, json_response
-from maskctl.serving.http.answers import json_body as _json
+from maskctl.serving.http.answers import ApiError, json_response, named
 from maskctl.serving.http.guard import error_body
-from maskctl.serving.results import RequestError
+from maskctl.serving.http.oip import HINT as OIP_HINT
+from maskctl.serving.http.oip import add_oip_routes
 
 TASK_HEADER = "x-maskctl-task"
-TEI_PATHS = ("/predict", "/{task}/predict")
+TEI_PATHS = ("/predict", "/{task}/predict", "/", "/invocations")
 TEI_TYPES = {413: "Validation", 429: "Overloaded", 500: "Backend", 503: "Unhealthy"}
-OIP_TYPES = {"str": "BYTES", "float": "FP32", "int": "INT64", "bool": "BOOL"}  # result field type -> datatype
 
 
 def error_response(request: Request, code: int, message: str, fix: str | None = None,
                    tasks: list[str] | None = None, headers: dict[str, str] | None = None) -> Response:
-    """An error in the shape of the route that was asked: TEI's, OIP's, or maskctl's own."""
+    """An error in the shape of the route that was asked: TEI's, OIP's, or maskctl's own.
+    ``tasks`` (an unknown or ambiguous task) are named in the message, the first 20 of them."""
     route = getattr(request.scope.get("route"), "path", "")  # unrouted paths: maskctl's own shape
+    if tasks is not None:
+        tasks = sorted(tasks)
+        fix = f"{fix or 'the served tasks'}: {named(tasks)}"
     text = f"{message} ({fix})" if fix else message
     if route in TEI_PATHS:
         body = json.dumps({"error": text, "error_type": TEI_TYPES.get(code, "Validation")}).encode()
     elif route.startswith("/v2"):
         body = json.dumps({"error": text}).encode()
     else:
-        body = error_body(code, message, fix, tasks=tasks)
+        body = error_body(code, message, fix, tasks=tasks[:20] if tasks is not None else None)
     return Response(body, code, headers, media_type="application/json")
 
 
@@ -56,7 +58,7 @@ def hint(request: Request, default: str) -> str:
     if route in TEI_PATHS:
         return '{"inputs": "<text>" | ["<text>", "<pair>"] | [["<text>"], ...]}'
     if route.startswith("/v2"):
-        return '{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["<text>"]}]}'
+        return OIP_HINT
     return default
 
 
@@ -66,32 +68,14 @@ class TeiRequest(BaseModel):
     truncate: bool = Field(False, description="Accepted; inputs are always cut at the bundle's max length.")
     raw_scores: bool = Field(False, description="Must be false: served heads answer probabilities.")
     truncation_direction: str | None = None
-
-
-class OipTensor(BaseModel):
-    name: str
-    shape: list[int]
-    datatype: str
-    parameters: dict[str, Any] | None = None
-    data: list[Any]
-
-
-class OipOutputRequest(BaseModel):
-    name: str
-    parameters: dict[str, Any] | None = None
-
-
-class OipRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    id: str | None = None
-    parameters: dict[str, Any] | None = None
-    inputs: list[OipTensor] = Field(..., min_length=1)
-    outputs: list[OipOutputRequest] | None = None
+    parameters: dict[str, Any] | None = Field(None, description="The Hugging Face Inference API's shape "
+                                              "(top_k, function_to_apply: softmax): answered as it answers, "
+                                              "one list of labels per input.")
 
 
 def add_routes(app: FastAPI, state) -> None:
     _tei(app, state)
-    _oip(app, state)
+    add_oip_routes(app, state)
 
 
 def _tei(app: FastAPI, state) -> None:
@@ -102,8 +86,9 @@ def _tei(app: FastAPI, state) -> None:
         serving = [t for t in state.folder.serving() if state.model.task(t).kind.labels_sequences]
         if len(serving) == 1:
             return serving[0]
-        raise ApiError(400, "which task? several are served", f"send the header '{TASK_HEADER}: <task>' or POST "
-                       "to /<task>/predict", serving)
+        which = "which task? several are served" if serving else "no classification task is served"
+        raise ApiError(400, which, f"name it in the header '{TASK_HEADER}: <task>' or the path /<task>/predict, one "
+                       "of the classification tasks", serving)
 
     async def predict(request: Request, body: TeiRequest, task: str | None = None) -> Response:
         name = pick(request, task)
@@ -113,17 +98,20 @@ def _tei(app: FastAPI, state) -> None:
         if body.raw_scores:
             raise ApiError(400, "raw_scores is not available", "leave raw_scores false: maskctl answers "
                            "probabilities")
+        top_k = _inference_api(body.parameters)
         single = isinstance(body.inputs, str) or all(isinstance(x, str) for x in body.inputs)
         items = [body.inputs] if single else body.inputs
         items = [x if isinstance(x, str) else x[0] if len(x) == 1 else x for x in items]
         if any(isinstance(x, list) and len(x) != 2 for x in items):
             raise ApiError(400, "a sequence is a text or a [text, pair] pair", 'e.g. {"inputs": [["a"], ["b", "c"]]}')
+        requests = [(name, item, f"inputs[{i}]") for i, item in enumerate(items)]
         with a.admit(len(items)):
-            results, timing = await a.answer([(name, item, f"inputs[{i}]") for i, item in enumerate(items)])
+            results, timing = await a.answer(requests, request.receive)
         a.first_error(results)
         ranked = [sorted(({"label": k, "score": v} for k, v in r.probabilities.items()),
-                         key=lambda p: -p["score"]) for r in results]
-        return await json_response(ranked[0] if single else ranked, len(ranked), timing.headers())
+                         key=lambda p: -p["score"])[:top_k] for r in results]
+        answer = ranked if body.parameters is not None or not single else ranked[0]
+        return await json_response(answer, a.heavy(requests), timing.headers())
 
     @app.post("/predict", tags=["text-embeddings-inference"])
     async def tei_predict(request: Request, body: TeiRequest) -> Response:
@@ -135,108 +123,26 @@ def _tei(app: FastAPI, state) -> None:
         """TEI's ``/predict`` for the task named in the path."""
         return await predict(request, body, task)
 
+    @app.post("/", tags=["text-embeddings-inference"])
+    async def tei_root(request: Request, body: TeiRequest) -> Response:
+        """TEI's ``POST /`` (where ``huggingface_hub.InferenceClient(model=<url>)`` posts): ``/predict``."""
+        return await predict(request, body)
 
-def _oip(app: FastAPI, state) -> None:
-    def model(name: str):
-        if name not in state.folder.serving():
-            raise ApiError(404, f"model {name!r} is not served", "GET /v1/tasks lists the served tasks")
-        return state.model.task(name)
-
-    @app.get("/v2", tags=["open-inference-protocol"])
-    async def server_metadata() -> Response:
-        return _json({"name": "maskctl", "version": __version__, "extensions": []})
-
-    @app.get("/v2/health/live", tags=["open-inference-protocol"])
-    async def live() -> Response:
-        return _json({"live": True})
-
-    @app.get("/v2/health/ready", tags=["open-inference-protocol"])
-    async def ready() -> Response:
-        up = bool(state.model.tasks) and not state.stopping
-        return _json({"ready": up}, 200 if up else 503)
-
-    @app.get("/v2/models/{name}", tags=["open-inference-protocol"])
-    async def model_metadata(name: str) -> Response:
-        kind = model(name).kind
-        inputs = [{"name": f, "datatype": "BYTES", "shape": [-1] * rank}
-                  for f, rank in getattr(kind, "input_fields", {"text": 1}).items()]
-        outputs = [{"name": f, "datatype": datatype, "shape": [-1]} for f, datatype in _outputs(kind)]
-        return _json({"name": name, "versions": ["1"], "platform": "maskctl", "inputs": inputs, "outputs": outputs,
-                      "parameters": {"kind": kind.name, "labels": list(state.model.task(name).labels)}})
-
-    @app.get("/v2/models/{name}/ready", tags=["open-inference-protocol"])
-    async def model_ready(name: str) -> Response:
-        model(name)
-        return _json({"name": name, "ready": True})
-
-    @app.post("/v2/models/{name}/infer", tags=["open-inference-protocol"])
-    async def infer(name: str, body: OipRequest) -> Response:
-        """One BYTES tensor per input field (``data`` row-major); one output tensor per result field."""
-        kind = model(name).kind
-        items = _rows(body.inputs, getattr(kind, "input_fields", {"text": 1}))
-        a = state.answers
-        with a.admit(len(items)):
-            results, timing = await a.answer([(name, item, f"row {i}") for i, item in enumerate(items)])
-        failed = next((r for r in results if isinstance(r, RequestError)), None)
-        if failed is not None:
-            raise ApiError(failed.status, failed.message, failed.fix)
-        wanted = {o.name for o in body.outputs} if body.outputs else None
-        outputs = [_tensor(f, datatype, [getattr(r, f) for r in results]) for f, datatype in _outputs(kind)
-                   if wanted is None or f in wanted]
-        return await json_response({"model_name": name, "model_version": "1", "id": body.id, "outputs": outputs},
-                                   len(results), timing.headers())
+    @app.post("/invocations", tags=["text-embeddings-inference"])
+    async def tei_invocations(request: Request, body: TeiRequest) -> Response:
+        """SageMaker's ``POST /invocations``, as TEI serves it: ``/predict``."""
+        return await predict(request, body)
 
 
-def _outputs(kind) -> list[tuple[str, str]]:
-    """The output tensors of a kind: its result's fields, lists and dicts as JSON in BYTES."""
-    names = (f.type if isinstance(f.type, str) else f.type.__name__ for f in dataclasses.fields(kind.result_type))
-    return [(f.name, OIP_TYPES.get(t, "BYTES")) for f, t in zip(dataclasses.fields(kind.result_type), names)]
-
-
-def _tensor(name: str, datatype: str, values: list[Any]) -> dict[str, Any]:
-    data = values if datatype != "BYTES" or all(isinstance(v, str) for v in values) else [json.dumps(v) for v in values]
-    return {"name": name, "datatype": datatype, "shape": [len(values)], "data": data}
-
-
-def _rows(tensors: list[OipTensor], fields: dict[str, int]) -> list[Any]:
-    """One input object per row from the request's tensors (``data`` flat or nested)."""
-    first = next(iter(fields))
-    if len(tensors) == 1 and tensors[0].name not in fields:  # one tensor of any name (KServe's "input-0")
-        tensors = [tensors[0].model_copy(update={"name": first})]
-    known = {t.name: t for t in tensors}
-    unknown = sorted(set(known) - set(fields))
-    if unknown or first not in known:
-        raise ApiError(400, f"inputs named {sorted(known)}; this model takes {list(fields)}",
-                       f"send a BYTES tensor named {first!r} (GET /v2/models/<task> lists them)")
-    columns: dict[str, list[Any]] = {}
-    for name, t in known.items():
-        if t.datatype != "BYTES":
-            raise ApiError(400, f"input {name!r} is {t.datatype}", "send text inputs as datatype BYTES")
-        flat = _flatten(t.data)
-        if not t.shape or any(d < 0 for d in t.shape) or _product(t.shape) != len(flat):
-            raise ApiError(400, f"input {name!r}: shape {t.shape} does not hold its {len(flat)} values",
-                           "give shape [rows] (or [rows, n] for a list per row) matching data")
-        width = _product(t.shape[1:]) if fields[name] == 2 else 1
-        columns[name] = [flat[i * width:(i + 1) * width] if fields[name] == 2 else flat[i]
-                         for i in range(t.shape[0] if fields[name] == 2 else len(flat))]
-    counts = {len(c) for c in columns.values()}
-    if len(counts) != 1:
-        raise ApiError(400, "the input tensors have different numbers of rows", "give every input the same rows")
-    rows = counts.pop()
-    if len(columns) == 1 and list(columns) == ["text"]:
-        return columns["text"]
-    return [{name: column[i] for name, column in columns.items()} for i in range(rows)]
-
-
-def _flatten(data: list[Any]) -> list[Any]:
-    out: list[Any] = []
-    for value in data:
-        out.extend(_flatten(value) if isinstance(value, list) else [value])
-    return out
-
-
-def _product(shape: list[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
+def _inference_api(parameters: dict[str, Any] | None) -> int | None:
+    """The ``top_k`` of a Hugging Face Inference API request (None: every label); its
+    ``function_to_apply`` can only be softmax, which served heads answer."""
+    parameters = parameters or {}
+    function = parameters.get("function_to_apply")
+    if function not in (None, "softmax"):
+        raise ApiError(400, f"function_to_apply {str(function)[:20]!r} is not available",
+                       "leave it out, or give softmax: maskctl answers probabilities")
+    top_k = parameters.get("top_k")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+        raise ApiError(400, f"top_k {str(top_k)[:20]!r} is not a positive whole number", "give e.g. top_k: 3")
+    return top_k

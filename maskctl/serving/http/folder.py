@@ -15,9 +15,12 @@ endpoints) resolve only to files directly inside the folder.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import re
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.serving.model import MaskedModel
@@ -39,11 +42,12 @@ class BundleFolder:
         self.refused: dict[Path, str] = {}
         self.reload_failed: dict[Path, str] = {}  # a served file's refused new version: the old one serves
         self.draining: set[str] = set()  # tasks being removed: no new requests
+        self.folder_here = True  # the folder could be listed at the last scan
         self._lock = asyncio.Lock()  # one change at a time
 
     def adopt(self, path: Path, task: str) -> None:
         """Record a bundle loaded with the model itself (the one that named the base model)."""
-        self._loaded(path.resolve(), _stat(path), task)
+        self._loaded(_key(path), _stat(path), task)
 
     def serving(self) -> list[str]:
         """The tasks that take requests: loaded and not being removed."""
@@ -60,21 +64,26 @@ class BundleFolder:
                                "give the file name only, e.g. news.bundle")
         if not name or "\x00" in name or len(name.encode("utf-8", "surrogatepass")) > 255 or "/" in name or "\\" in name:
             raise refused  # a NUL, or longer than any file system's name: no such file can exist
+        entry = self.root / name
+        problem = entry_problem(entry)
+        if problem == DANGLING:
+            raise NotInFolder(f"{name} {problem}", ENTRY_FIX)
+        if problem is not None and problem != GONE:  # a link loop, a FIFO, a folder, ...
+            raise MaskctlError(f"{name} {problem}", ENTRY_FIX)
         try:
-            candidate = (self.root / name).resolve()
-            found = candidate.is_file()
-        except (OSError, ValueError):
+            candidate = entry.resolve()
+        except (OSError, RuntimeError, ValueError):
             raise refused from None
         if candidate.parent != self.root or candidate.suffix != ".bundle":
             raise refused
-        if not found:
-            raise FileNotFoundError(name)
+        if problem is not None:
+            raise NotInFolder(f"no file {name!r} in the served folder", "copy the bundle there first")
         return candidate
 
     async def load(self, path: Path) -> str:
         """Load one bundle on the compute thread; raises ``MaskctlError``."""
         async with self._lock:
-            return await self._load(path.resolve())
+            return await self._load(_key(path))
 
     async def unload(self, task: str) -> None:
         async with self._lock:
@@ -82,9 +91,9 @@ class BundleFolder:
 
     async def scan(self) -> None:
         """Load new or changed bundles that stayed the same since the last scan; drop removed."""
-        if self.root is None:
+        if self.root is None or not self._folder_here():
             return
-        current = {p.resolve(): _stat(p) for p in self.root.glob("*.bundle") if p.is_file()}
+        current = {_key(p): _stat(p) for p in self.root.glob("*.bundle")}
         async with self._lock:
             for path in [p for p in self.loaded if p not in current]:
                 log.info("bundle %s removed: unloading task %s", path.name, self.loaded[path])
@@ -105,6 +114,21 @@ class BundleFolder:
                 self.refused.pop(path, None)
                 self.reload_failed.pop(path, None)
 
+    def _folder_here(self) -> bool:
+        """Whether the served folder can be listed; one log line when it stops being so and one
+        when it is back. Meanwhile its tasks keep serving: a folder that vanishes at once is
+        more often an unmounted volume than bundles removed (and an unlistable folder looks
+        empty, which would unload every task)."""
+        here = os.access(self.root, os.R_OK | os.X_OK) and self.root.is_dir()
+        if here != self.folder_here:
+            if here:
+                log.info("the served folder %s is back: watching its bundles again", self.root)
+            else:
+                log.warning("the served folder %s is missing or cannot be listed: its %d tasks keep serving "
+                            "until it returns", self.root, len(self.loaded))
+            self.folder_here = here
+        return here
+
     async def watch(self, every: float) -> None:
         while True:
             await asyncio.sleep(every)
@@ -117,6 +141,8 @@ class BundleFolder:
         """Load a new file, or a served file's new version beside the running one."""
         stat, replaces = _stat(path), self.loaded.get(path)
         try:
+            if entry_problem(path) is not None:  # never opened: a FIFO would block the compute thread
+                raise OSError(path.name)
             task = await asyncio.get_running_loop().run_in_executor(self.compute, self.model.load, path, replaces)
         except Exception as exc:  # noqa: BLE001 - whatever a file does, it is refused alone
             public = self.refuse(path, exc, stat)
@@ -134,9 +160,11 @@ class BundleFolder:
 
     def load_now(self, path: Path) -> str | None:
         """At startup, before the event loop runs: load or refuse (logged), never raise."""
-        path = path.resolve()
+        path = _key(path)
         stat = _stat(path)
         try:
+            if entry_problem(path) is not None:
+                raise OSError(path.name)
             task = self.compute.submit(self.model.load, path).result()
         except Exception as exc:  # noqa: BLE001
             self.refuse(path, exc, stat)
@@ -151,13 +179,19 @@ class BundleFolder:
         self._count("loaded")
         return task
 
-    def refuse(self, path: Path, exc: Exception, stat: Stat | None = None) -> MaskctlError:
+    def refuse(self, path: Path, exc: Exception | None, stat: Stat | None = None) -> MaskctlError:
         """Record a bundle that did not load (one log line; not tried again until the file
-        changes) and return the error a client may see: no machine path in it. Anything but a
-        ``MaskctlError`` is a bundle nothing can read as one: refused the same way, traceback
-        in the log."""
-        path = path.resolve()
-        if isinstance(exc, MaskctlError):
+        changes) and return the error a client may see: no machine path in it. An entry that is
+        no readable file (``entry_problem``), or could not be read, says so in that line; anything
+        else but a ``MaskctlError`` is a bundle nothing can read as one: refused the same way,
+        its traceback in the log."""
+        path = _key(path)
+        problem = entry_problem(path)
+        if problem is not None:
+            public = BundleError(f"{path.name} {problem}", ENTRY_FIX)
+        elif isinstance(exc, OSError):  # read as the file changed or went: the file system's words, no traceback
+            public = BundleError(f"{path.name} cannot be read ({exc.strerror or type(exc).__name__})", ENTRY_FIX)
+        elif isinstance(exc, MaskctlError):
             public = type(exc)(without_paths(exc.message), exc.fix and without_paths(exc.fix))
         else:
             log.error("loading %s failed", path.name, exc_info=exc)
@@ -197,9 +231,50 @@ def without_paths(text: str) -> str:
     return _ABSOLUTE.sub(lambda m: m.group(1), text)
 
 
+class NotInFolder(MaskctlError):
+    """A bundle name that names no file of the served folder (404 on the admin route)."""
+
+
 def _stat(path: Path) -> Stat:
+    """The file's (mtime, size); a link that leads nowhere, its own (mtime, -1): it changes
+    when the link is replaced."""
+    try:
+        st = path.stat()
+    except OSError:
+        try:
+            return (path.lstat().st_mtime_ns, -1)
+        except OSError:
+            return (0, -1)
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _key(path: Path) -> Path:
+    """The path a bundle file is known by: resolved, or as it is when it leads nowhere (a loop,
+    a dangling link)."""
+    try:
+        return path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
+GONE, DANGLING = "is gone", "is a link to nothing"
+ENTRY_FIX = "replace it with a bundle file, or remove it"
+
+
+def entry_problem(path: Path) -> str | None:
+    """Why a ``*.bundle`` entry of the folder is no bundle file anyone can open, or None. Asked
+    before opening it: a symbolic link loop or a dangling link would fail with an ``OSError``
+    (``Path.resolve()`` raises ``RuntimeError`` for a loop), and a FIFO would block the reader."""
     try:
         st = path.stat()
     except FileNotFoundError:
-        return (0, -1)
-    return (st.st_mtime_ns, st.st_size)
+        return DANGLING if path.is_symlink() else GONE
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+        return f"cannot be read ({exc.strerror or type(exc).__name__})"
+    if not S_ISREG(st.st_mode):
+        return "is not a regular file" + (" (a folder)" if S_ISDIR(st.st_mode) else "")
+    if not os.access(path, os.R_OK):
+        return "cannot be read (permission denied)"
+    return None

@@ -11,7 +11,10 @@ import json
 import time
 from typing import Any
 
-OPEN_PATHS = ("/health", "/ready")  # probes answer without a key (load balancers send none)
+# Health probes answer without a key (load balancers and Kubernetes probes send none): maskctl's,
+# and the Open Inference Protocol's server probes (a KServe deployment's). Model readiness keeps
+# the key: it tells which task names are served.
+OPEN_PATHS = ("/health", "/ready", "/v2/health/live", "/v2/health/ready")
 
 
 def error_body(code: int, message: str, fix: str | None = None, **extra: Any) -> bytes:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
 import socket
 import threading
@@ -44,6 +45,7 @@ from typing import Any
 
 from maskctl.bundle.hub_ref import is_hub_ref
 from maskctl.ray_cluster import connect, require_ray
+from maskctl.openmp import VARIABLE
 from maskctl.serving.http.settings import ServeSettings
 
 APP_NAME = "maskctl"
@@ -119,8 +121,11 @@ def _application(serve: Any, settings: ServeSettings) -> Any:
     """The bound deployment: ``--replicas`` replicas, each reserving ``--threads`` CPUs (and a
     GPU on cuda), admitting ``--max-concurrent-requests`` at once, drained for ``--drain-seconds``."""
     gpus = 1 if settings.device.startswith("cuda") else 0
+    # each replica is a fresh process: OpenMP's wait policy as maskctl serve's own (maskctl/openmp.py)
+    runtime = {"env_vars": {VARIABLE: os.environ.get(VARIABLE, "PASSIVE")}}
     return _replica_class(serve).options(
-        num_replicas=settings.replicas, ray_actor_options={"num_cpus": settings.threads, "num_gpus": gpus},
+        num_replicas=settings.replicas,
+        ray_actor_options={"num_cpus": settings.threads, "num_gpus": gpus, "runtime_env": runtime},
         max_ongoing_requests=settings.max_concurrent_requests, graceful_shutdown_timeout_s=settings.drain_seconds,
         health_check_period_s=2.0).bind(settings)
 

@@ -1,7 +1,8 @@
 """``serve``: load the bundles, then run the app under uvicorn until SIGTERM or Ctrl-C.
 
 SIGTERM drains: uvicorn stops accepting connections, readiness turns 503, requests in flight
-(queued or computing) are answered, the batcher stops, and the process exits 0. Scale-out is
+(queued or computing) are answered, the batcher stops, and the process exits 0, all within
+``--drain-seconds``: what is still queued then fails, and connections left are closed. Scale-out is
 replicas of this process behind any load balancer: it keeps no state but its bundle folder.
 """
 
@@ -18,11 +19,12 @@ from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.serving.http.app import ServerState, create_app
 from maskctl.serving.http.batcher import compute_thread
-from maskctl.serving.http.folder import BundleFolder
+from maskctl.serving.http.folder import BundleFolder, entry_problem
 from maskctl.serving.http.metrics import ServerMetrics
 from maskctl.serving.http.protocol import protocol_options
 from maskctl.serving.http.settings import ServeSettings
-from maskctl.serving.model import MaskedModel
+from maskctl.bundle.format import read_meta
+from maskctl.serving.model import MaskedModel, common_reference
 
 log = logging.getLogger("maskctl.serve")
 
@@ -44,11 +46,16 @@ def build_state(settings: ServeSettings) -> ServerState:
             import torch
 
             compute.submit(torch.set_num_threads, settings.threads).result()
-        model, first, refused = None, None, []
+        # A link loop, a dangling link, a FIFO (whose reader would wait forever): refused, never opened.
+        unusable = [path for path in files if folder is not None and entry_problem(path) is not None]
+        reference = common_reference(_metas([p for p in files if p not in unusable]))  # most of the folder's mask
+        model, first, refused = None, None, [(path, None) for path in unusable]
         for path in files:  # the first bundle that loads names the base model
+            if path in unusable:
+                continue
             try:
                 model = compute.submit(MaskedModel.from_bundles, [path], model=settings.model, device=settings.device,
-                                       cache_mb=settings.cache_mb).result()
+                                       reference=reference).result()
                 first = path
                 break
             except Exception as exc:  # noqa: BLE001 - in a folder, any file that fails is refused alone
@@ -60,22 +67,28 @@ def build_state(settings: ServeSettings) -> ServerState:
                 refused.append((path, exc))
         if model is None:
             for path, exc in refused:
-                log.warning("refused bundle %s: %s", path.name, getattr(exc, "message", repr(exc)))
+                log.warning("refused bundle %s: %s", path.name, entry_problem(path) or getattr(exc, "message", repr(exc)))
             raise MaskctlError(f"no bundle in {folder} could be loaded", "see the lines above for each file")
-        model.pin(name for value in settings.pin or [] for name in value.split(",") if name)
         bundles = BundleFolder(model, folder, compute, metrics)
         for path, exc in refused:  # logged once; the watcher retries them only when they change
             bundles.refuse(path, exc)
         bundles.adopt(first, model.tasks[0])
         for path in files[files.index(first) + 1:]:
-            if bundles.load_now(path) is None and folder is None:
+            if path not in unusable and bundles.load_now(path) is None and folder is None:
                 raise MaskctlError(f"{path}: {bundles.refused[path.resolve()]}", "serve only bundles that load")
     except BaseException:
         compute.shutdown()
         raise
-    for name in sorted(model.pinned - set(model.tasks)):
-        log.warning("--pin %s: no such task is served (it is pinned if a bundle of it is added)", name)
     return ServerState(settings, model, compute, metrics, folder=bundles)
+
+
+def _metas(files):
+    """The stored descriptions of the files that can be read (a bad one is refused later, alone)."""
+    for path in files:
+        try:
+            yield read_meta(path)
+        except (MaskctlError, OSError, ValueError):
+            continue
 
 
 def serve(settings: ServeSettings, on_ready: Callable[[str, list[str]], None] | None = None) -> None:
@@ -86,7 +99,7 @@ def serve(settings: ServeSettings, on_ready: Callable[[str, list[str]], None] | 
     try:
         _Server(config, state, on_ready).run()
     finally:
-        state.close()
+        state.close(state.drain_left() + 1.0)
 
 
 def uvicorn_config(state: ServerState, **overrides) -> uvicorn.Config:
@@ -112,7 +125,7 @@ class _Server(uvicorn.Server):
             self.on_ready(f"http://{f'[{host}]' if ':' in host else host}:{port}", self.state.model.tasks)
 
     def handle_exit(self, sig, frame) -> None:
-        self.state.stopping = True  # readiness fails from now on
+        self.state.begin_drain()  # readiness fails from now on
         super().handle_exit(sig, frame)
 
     @contextlib.contextmanager

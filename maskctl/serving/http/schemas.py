@@ -87,7 +87,8 @@ class TaskInfo(BaseModel):
     max_length: int
     sparsity: float | None = None
     bundle: str | None = Field(None, description="The bundle's file name.")
-    pinned: bool = Field(False, description="Its corrections are never evicted (serve --pin).")
+    pinned: bool = Field(False, description="Named by serve --pin (deprecated since 0.2.0: every task is hot; "
+                                            "removed in 0.3.0).")
     reload_error: str | None = Field(None, description="Why the bundle's changed file was refused: the last good "
                                      "version goes on serving until the file is fixed.")
 

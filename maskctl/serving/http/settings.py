@@ -7,7 +7,9 @@ Declared with ``maskctl.schema.setting``: the CLI's options are generated from t
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +46,13 @@ class ServeSettings:
     max_concurrent_requests: int = setting(512, "Prediction requests answered at once; beyond it, 429 with "
                                                 "Retry-After (counted in maskctl_rejected_requests_total).",
                                            min=1, panel=BATCH)
-    pin: list[str] = setting([], "Tasks whose decoded corrections are never evicted from the cache (hot tasks "
-                                 "never wait for a decode; with the compiled kernel no task does).", metavar="TASK", panel=BATCH)
+    pin: list[str] = setting([], "Deprecated since 0.2.0, removed in 0.3.0: every loaded task is held hot in one "
+                                 "form, so there is nothing to pin.", metavar="TASK", panel=BATCH)
     api_key: str | None = setting(None, f"Require 'Authorization: Bearer KEY' on every endpoint but the probes "
                                         f"(or set {API_KEY_ENV}).", panel=NET)
+    cors_allow_origin: list[str] = setting([], "Let browser pages of this origin call the API (CORS), e.g. "
+                                               "https://app.example.com; repeatable, '*' for any (off by default).",
+                                           metavar="ORIGIN", panel=NET)
     insecure: bool = setting(False, "Allow binding a non-loopback address without an API key.", panel=NET)
     admin: bool = setting(False, "Enable the endpoints that load and unload bundles of the served folder.", panel=NET)
     max_body_kb: int = setting(1024, "Largest request body accepted (KiB); bigger ones get 413.", min=1, panel=NET)
@@ -58,9 +63,9 @@ class ServeSettings:
                                          "Kubernetes' default 30 s grace).", min=0.0, panel=NET)
     watch_seconds: float = setting(2.0, "How often the served folder is checked for added or removed bundles "
                                         "(0: never).", min=0.0)
-    cache_mb: float = setting(512.0, "Memory for CSR mask corrections, the fastest path (MB); with the "
-                                       "compiled kernel, tasks beyond it run from their held flips (0: all).",
-                          min=0.0, panel=BATCH)
+    cache_mb: float | None = setting(None, "Deprecated since 0.2.0, removed in 0.3.0: there is no cache of "
+                                           "decoded masks any more (every task is held as its flips).",
+                                     min=0.0, panel=BATCH)
     threads: int | None = setting(None, "Torch threads for inference (default: torch's, one per core; with --ray, "
                                         "1); fewer leave cores to the HTTP side, or to other replicas on the "
                                         "machine. With --ray also the CPUs Ray reserves for each replica.", min=1,
@@ -86,10 +91,20 @@ class ServeSettings:
                 raise MaskctlError(f"{path} does not exist", "pass a folder of *.bundle files or bundle files")
         if len(self.paths) > 1 and any(Path(p).is_dir() for p in self.paths):
             raise MaskctlError("give one folder, or bundle files, not both", "e.g. maskctl serve masks/")
+        for old, value in (("--cache-mb", self.cache_mb), ("--pin", self.pin)):
+            if value:
+                logging.getLogger("maskctl.serve").warning(
+                    "%s is deprecated since maskctl 0.2.0 and has no effect (every task is held hot as its flips); "
+                    "it is removed in 0.3.0", old)
         self.api_key = self.api_key or os.environ.get(API_KEY_ENV) or None
         if not self.api_key and not self.insecure and not is_loopback(self.host):
             raise MaskctlError(f"refusing to serve on {self.host} without an API key",
                                f"pass --api-key (or set {API_KEY_ENV}), or --insecure if the network is trusted")
+        self.cors_allow_origin = list(self.cors_allow_origin or [])  # the CLI gives None when not given
+        for origin in self.cors_allow_origin:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise MaskctlError(f"--cors-allow-origin {origin!r} is not an origin",
+                                   "give scheme and host (and port), e.g. https://app.example.com, or '*'")
         if not self.ray and (self.replicas != 1 or self.ray_address):
             raise MaskctlError(f"--{'replicas' if self.replicas != 1 else 'ray-address'} applies to --ray",
                                "add --ray to serve on Ray Serve, or drop it")

@@ -27,6 +27,37 @@ class Features:
         return self.items[index]
 
 
+# Characters of one text kept per token of max_length before the tokenizer sees it: a few times
+# what a token takes in practice (about 4-5 characters of English with a wordpiece vocabulary).
+CHARS_PER_TOKEN = 8
+
+
+def bounded(texts: list[str | None], max_length: int) -> tuple[list[str | None], set[int]]:
+    """``texts`` cut to ``CHARS_PER_TOKEN * max_length`` characters each, and which were cut.
+
+    Why before tokenising: a text's tokens cost memory and time in proportion to its length
+    before truncation applies, and a fast tokenizer's longest-first truncation of a *pair*
+    builds every combination of both sides' overflow pieces, which took one 1 MB pair to
+    gigabytes (BENCHMARKS.md, one very long input). Cut here, one input costs what its kind's
+    token budget costs."""
+    limit = CHARS_PER_TOKEN * max_length
+    cut = {i for i, text in enumerate(texts) if text is not None and len(text) > limit}
+    return [text[:limit] if i in cut else text for i, text in enumerate(texts)], cut
+
+
+def bounded_words(words: list[str], max_length: int) -> tuple[list[str], bool]:
+    """The first of ``words`` that fit ``CHARS_PER_TOKEN * max_length`` characters (a space
+    after each), and whether any was dropped: ``bounded`` for a sentence given as words (a
+    tagging input). Words are kept whole, so none is tagged as a part of itself; only a first
+    word longer than the budget is cut (it becomes one unknown piece either way)."""
+    limit, used = CHARS_PER_TOKEN * max_length, 0
+    for i, word in enumerate(words):
+        if used + len(word) + 1 > limit:
+            return (words[:i] if i else [word[:limit]]), True
+        used += len(word) + 1
+    return words, False
+
+
 def cut_rows(tokenizer, columns: list[list[Any]], encoded, max_length: int) -> set[int]:
     """Rows of ``encoded`` (tokenized with truncation) that max_length cut. Only a row of
     exactly max_length ids can have been cut, so only those are tokenized again in full."""
@@ -104,7 +135,8 @@ class Kind(Protocol):
     ``recognises`` tells a user's data file of this kind from others; ``auto_class`` names the
     transformers Auto class that builds the head;
     ``tokenizer_kwargs`` are passed when loading the tokenizer; ``encode`` turns canonical
-    examples into features (with ``labels``); ``collate`` pads a batch; ``select`` cuts a batch of
+    examples into features (with ``labels``), ``cost`` says what one encoded input costs a padded
+    batch (the server's token budget); ``collate`` pads a batch; ``select`` cuts a batch of
     logits into per-example score tensors (classes, endings, or words x tags for tagging) with
     their golds; ``result`` turns one score tensor into the prediction users see (``kept_words``:
     the words a tagging example's score rows belong to, ``Features.kept_words``). The argmax of
@@ -151,8 +183,8 @@ class Kind(Protocol):
 
     def collate(self, tokenizer): ...
 
-    def sequences(self, example: dict[str, Any]) -> int:
-        """Encoder rows one example takes (a multiple-choice example: one per ending)."""
+    def cost(self, item: dict[str, Any]) -> int:
+        """An encoded input's share of a padded batch (rows x length): the server's token budget."""
 
     def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list]: ...
 
@@ -190,6 +222,14 @@ class KindBase:
         """No claim by default: a file no kind recognises is sequence classification (a text
         and a label, ``kinds.infer_kind``)."""
         return False
+
+    def cost(self, item: dict[str, Any]) -> int:
+        """Its rows x its longest row: one sequence's length, or a multiple-choice input's
+        endings x the longest (a kind whose encoding differs says so itself)."""
+        ids = item["input_ids"]
+        if ids and isinstance(ids[0], list):
+            return len(ids) * max(len(row) for row in ids)
+        return len(ids)
 
     def result(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool = False,
                kept_words: list[int] | None = None) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from maskctl.errors import TaskError
-from maskctl.tasks.kinds.base import Features, KindBase, RowView, cut_rows
+from maskctl.tasks.kinds.base import Features, KindBase, RowView, bounded, cut_rows
 
 
 @dataclass
@@ -90,6 +90,8 @@ class MultipleChoice(KindBase):
                                 f"the card's labels name {n_choices}", "give every example the same endings")
             firsts += [example["context"]] * n_choices
             seconds += example["endings"]
+        firsts, cut_firsts = bounded(firsts, max_length)  # each (context, ending) pair's two sides
+        seconds, cut_seconds = bounded(seconds, max_length)
         encoded = tokenizer(firsts, seconds, truncation=True, max_length=max_length)
         items = []
         for i, example in enumerate(examples):
@@ -97,7 +99,7 @@ class MultipleChoice(KindBase):
             item = {key: values[rows] for key, values in encoded.items()}
             item["labels"] = label_ids[example["label"]]
             items.append(item)
-        cut = cut_rows(tokenizer, [firsts, seconds], encoded, max_length)
+        cut = cut_rows(tokenizer, [firsts, seconds], encoded, max_length) | cut_firsts | cut_seconds
         return Features(items, truncated={row // n_choices for row in cut})
 
     def collate(self, tokenizer):
@@ -110,9 +112,6 @@ class MultipleChoice(KindBase):
             return out
 
         return collate
-
-    def sequences(self, example: dict[str, Any]) -> int:
-        return len(example["endings"])
 
     def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
         """Per example: one logit per ending, and the gold ending."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from maskctl.tasks.kinds.base import Features, KindBase, RowView, cut_rows, sorted_labels
+from maskctl.tasks.kinds.base import Features, KindBase, RowView, bounded, cut_rows, sorted_labels
 
 
 @dataclass
@@ -66,8 +66,8 @@ class SequenceClassification(KindBase):
     def encode(self, card, tokenizer, examples: list[dict[str, Any]], max_length: int,
                options: dict[str, Any] | None = None) -> Features:
         label_ids = {label: i for i, label in enumerate(card.labels)}
-        texts = [ex["text"] for ex in examples]
-        pairs = [ex["text_pair"] for ex in examples]
+        texts, cut_texts = bounded([ex["text"] for ex in examples], max_length)  # each side of a pair
+        pairs, cut_pairs = bounded([ex["text_pair"] for ex in examples], max_length)
         columns = [texts, pairs] if any(p is not None for p in pairs) else [texts]
         if len(columns) == 2 and any(p is None for p in pairs):
             pairs[:] = [p or "" for p in pairs]
@@ -77,15 +77,12 @@ class SequenceClassification(KindBase):
             item = {key: values[i] for key, values in encoded.items()}
             item["labels"] = label_ids[example["label"]]
             items.append(item)
-        return Features(items, truncated=cut_rows(tokenizer, columns, encoded, max_length))
+        return Features(items, truncated=cut_rows(tokenizer, columns, encoded, max_length) | cut_texts | cut_pairs)
 
     def collate(self, tokenizer):
         from transformers import DataCollatorWithPadding
 
         return DataCollatorWithPadding(tokenizer, return_tensors="pt")
-
-    def sequences(self, example: dict[str, Any]) -> int:
-        return 1
 
     def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
         """Per example: its class logits, and its gold label id."""

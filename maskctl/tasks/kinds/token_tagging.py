@@ -2,7 +2,8 @@
 
 Zhao et al. (and their code) represent a word by its **last** wordpiece; ``word_piece: first``
 is the common alternative. Sequences are cut at ``max_length`` tokens including the special
-tokens; words whose labelled piece falls past the cut are excluded and counted in
+tokens (only the words that can fit are tokenised: ``kinds.base.bounded_words``); words whose
+labelled piece falls past the cut are excluded and counted in
 ``Features.stats["excluded_words"]`` (the paper reports them: e.g. 27 dev / 8 test words on
 CoNLL-03). Every other position gets the label -100, which the loss and metrics ignore.
 """
@@ -16,7 +17,7 @@ import torch
 
 from maskctl.choices import WORD_PIECES
 from maskctl.errors import TaskError
-from maskctl.tasks.kinds.base import Features, KindBase, RowView, sorted_labels
+from maskctl.tasks.kinds.base import Features, KindBase, RowView, bounded_words, sorted_labels
 
 IGNORE = -100
 
@@ -80,10 +81,15 @@ class TokenTagging(KindBase):
             raise TaskError("token tagging needs a fast tokenizer (for word alignment)",
                             "use a model that ships tokenizer.json")
         label_ids = {label: i for i, label in enumerate(card.labels)}
-        words = [ex["tokens"] for ex in examples]
+        words, shortened = [], set()  # only the words that can fit are tokenised (kinds.base.bounded)
+        for i, example in enumerate(examples):
+            kept, dropped = bounded_words(example["tokens"], max_length)
+            words.append(kept)
+            if dropped:
+                shortened.add(i)
         full = tokenizer(words, is_split_into_words=True, truncation=False)
         cut = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
-        items, excluded, total, truncated, kept_words = [], 0, 0, set(), []
+        items, excluded, total, truncated, kept_words = [], 0, 0, set(shortened), []
         for i, example in enumerate(examples):
             if len(full["input_ids"][i]) > max_length:
                 truncated.add(i)
@@ -108,9 +114,6 @@ class TokenTagging(KindBase):
         from transformers import DataCollatorForTokenClassification
 
         return DataCollatorForTokenClassification(tokenizer, return_tensors="pt")
-
-    def sequences(self, example: dict[str, Any]) -> int:
-        return 1
 
     def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list]:
         """Per sentence: a (kept words x labels) logit matrix and the gold ids, in word order."""

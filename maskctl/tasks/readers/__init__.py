@@ -8,7 +8,9 @@ Canonical examples (what every task kind consumes):
 
 A card's ``source`` is read by default; its ``files`` (the official on-disk format) when the
 user passes ``--data-dir`` or when there is no ``source``. Each reader is one function
-``read(card, spec, split, data_dir)``; add a format by adding one to ``READERS``.
+``read(card, spec, split, data_dir)`` registered in ``READERS`` (``maskctl.registry``): the
+built-in ones as lazy placeholders (reading data pulls in datasets and scikit-learn, which a
+serving process never needs), a plugin's through the entry-point group ``maskctl.readers``.
 """
 
 from __future__ import annotations
@@ -18,23 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from maskctl.errors import TaskError
+from maskctl.registry import Registry
 from maskctl.tasks.card import SPLITS, TaskCard, canonical_split
-from maskctl.tasks.readers import conll, datafiles, delimited, hub, packaged, trec
 
 Reader = Callable[[TaskCard, dict, str, "Path | None"], list[dict[str, Any]]]
 
-READERS: dict[str, Reader] = {
-    "csv": delimited.read,
-    "tsv": delimited.read,
-    "jsonl": delimited.read,
-    "file": datafiles.read,  # csv, tsv, json(l) or parquet by extension, through datasets (own data)
-    "json": datafiles.read,
-    "parquet": datafiles.read,
-    "conll": conll.read,
-    "trec": trec.read,
-    "packaged": packaged.read,
-    "hub": hub.read,
-}
+READERS: Registry[Reader] = Registry("reader", group="maskctl.readers", error=TaskError)
+for _name, _target in (("csv", "delimited"), ("tsv", "delimited"), ("jsonl", "delimited"),
+                       # csv, tsv, json(l) or parquet by extension, through datasets (own data)
+                       ("file", "datafiles"), ("json", "datafiles"), ("parquet", "datafiles"),
+                       ("conll", "conll"), ("trec", "trec"), ("packaged", "packaged"), ("hub", "hub")):
+    READERS.register(_name, f"maskctl.tasks.readers.{_target}:read")
 
 
 def data_spec(card: TaskCard, data_dir: str | Path | None) -> dict[str, Any]:
@@ -50,9 +46,10 @@ def read_split(card: TaskCard, split: str, data_dir: str | Path | None = None) -
     if split not in SPLITS:
         raise TaskError(f"unknown split {split!r}", f"use one of {', '.join(SPLITS)} (validation means dev)")
     spec = data_spec(card, data_dir)
-    reader = READERS.get(spec["reader"])
-    if reader is None:
-        raise TaskError(f"task {card.name!r}: unknown reader {spec['reader']!r}", f"use one of {', '.join(READERS)}")
+    try:
+        reader = READERS.get(spec["reader"])
+    except TaskError as exc:
+        raise TaskError(f"task {card.name!r}: {exc.message}", exc.fix) from None
     examples = reader(card, spec, split, Path(data_dir) if data_dir else None)
     if not examples:
         raise TaskError(f"task {card.name!r}: the {split} split is empty", "check the data files")

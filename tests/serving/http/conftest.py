@@ -26,6 +26,9 @@ def free_port() -> int:
 # to where it was trained (bundles store no absolute paths), as on a user's machine: the server
 # is told the base (``--model``). Set for every test by ``_served_base``.
 SERVED_BASE: dict[str, str] = {}
+# The uvicorn server and its thread of each running test server, by port: what a test that
+# signals the server (``handle_exit``) or waits for it to end reaches for.
+SERVERS: dict[int, tuple[_Server, threading.Thread]] = {}
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +44,7 @@ def running(**settings):
     config = uvicorn_config(state, log_level="warning")
     server = _Server(config, state, None)
     thread = threading.Thread(target=server.run, daemon=True)
+    SERVERS[state.settings.port] = (server, thread)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
@@ -51,6 +55,7 @@ def running(**settings):
     finally:
         server.should_exit = True
         thread.join(30)
+        SERVERS.pop(state.settings.port, None)
         state.close()
 
 

@@ -11,8 +11,8 @@ from maskctl.serving.http.batcher import Batcher
 
 
 class Recorder:
-    """``predict_many`` that notes each batch and answers each input with itself; the first
-    batch is held until ``release`` so others can queue behind it."""
+    """``run`` (of ``MaskedModel``) that notes each batch and answers each encoded input with
+    itself; the first batch is held until ``release`` so others can queue behind it."""
 
     def __init__(self, hold_first: bool = False) -> None:
         self.batches: list[list[tuple[str, object]]] = []
@@ -21,11 +21,11 @@ class Recorder:
         if not hold_first:
             self.release.set()
 
-    def predict_many(self, requests, batch_size):
-        self.batches.append(list(requests))
+    def run(self, encoded, batch_size):
+        self.batches.append(list(encoded))
         self.entered.set()
         self.release.wait(10)
-        return [item for _, item in requests]
+        return list(encoded)
 
 
 def _run(coroutine):
@@ -51,7 +51,7 @@ def test_a_small_request_waits_for_one_batch_of_a_large_one_not_all_of_it():
     big_results, small_results, timing = _run(main())
     assert big_results == list(range(40)) and small_results == ["x"]  # in order, split or not
     assert all(len(b) <= 8 for b in model.batches) and len(model.batches) == 6
-    assert ("b", "x") in model.batches[1]  # the second batch already: not after all 40
+    assert "x" in model.batches[1]  # the second batch already: not after all 40
     assert timing.total_ms >= timing.queue_ms and timing.inference_ms > 0
     assert set(timing.headers()) == {"x-queue-time", "x-inference-time", "x-total-time"}
 
@@ -75,10 +75,10 @@ def test_a_batch_closes_on_the_token_budget():
 
 def test_a_failing_batch_fails_its_requests_and_the_loop_goes_on():
     class Broken(Recorder):
-        def predict_many(self, requests, batch_size):
-            if any(item == "bug" for _, item in requests):
+        def run(self, encoded, batch_size):
+            if "bug" in encoded:
                 raise RuntimeError("a bug")
-            return super().predict_many(requests, batch_size)
+            return super().run(encoded, batch_size)
 
     model = Broken()
 

@@ -36,14 +36,14 @@ def test_concurrent_requests_of_many_tasks_share_batches(masks, client):
 def test_probes_answer_while_a_batch_computes(masks, client):
     with running(paths=[str(masks)], watch_seconds=0, max_wait_ms=0) as (url, state):
         gate, entered = threading.Event(), threading.Event()
-        real = state.model.predict_many
+        real = state.model.run
 
         def held(*args, **kwargs):
             entered.set()
             gate.wait(30)
             return real(*args, **kwargs)
 
-        state.model.predict_many = held
+        state.model.run = held
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(client.post, f"{url}/v1/tasks/keywords/predict", json={"inputs": ["alpha"]})
             assert entered.wait(30)

@@ -1,7 +1,7 @@
 """Overload and changes, as a client sees them: inputs per request and requests at once are
 bounded (413, 429 with Retry-After, counted), answers carry TEI's timing headers, a served
 bundle overwritten with a corrupt file keeps its last good version serving (no request fails),
-a good new version is swapped in, pinned tasks stay decoded, and SIGTERM with a stalled upload
+a good new version is swapped in, --pin and --cache-mb are deprecated, and SIGTERM with a stalled upload
 exits 0 after ``--drain-seconds``."""
 
 from __future__ import annotations
@@ -103,15 +103,17 @@ def test_a_corrupt_overwrite_keeps_the_last_good_version_serving(masks, tiny_ber
         assert 'maskctl_bundle_events_total{event="reloaded"} 1.0' in text
 
 
-def test_pinned_tasks_stay_decoded(masks, client, monkeypatch):
-    monkeypatch.setenv("MASKCTL_KERNEL", "torch")  # the CSR cache (the kernel's tasks hold their flips)
+def test_pin_and_cache_mb_are_deprecated_and_change_nothing(masks, client, caplog):
+    """Every task is held hot as its flips: --pin and --cache-mb still parse, say they are
+    deprecated (and when they go), and every task answers as before."""
     with running(paths=[str(masks)], watch_seconds=0, cache_mb=1.0, pin=["keywords"], max_wait_ms=0) as (url, state):
-        state.model._cache.limit_bytes = 1  # every correction but the batch's own would be evicted
         assert client.get(f"{url}/v1/tasks/keywords").json()["pinned"] is True
         for task, text in (("conll03", "a b"), ("keywords", "alpha"), ("conll03", "c d")):
             body = {"requests": [{"task": task, "input": text}, {"task": task, "input": text + " e"}]}
             assert client.post(f"{url}/v1/predict", json=body).status_code == 200
-        assert "keywords" in state.model._cache.names() and "conll03" not in state.model._cache.names()
+    warned = [r.getMessage() for r in caplog.records if "deprecated since maskctl 0.2.0" in r.getMessage()]
+    assert any("--pin" in w for w in warned) and any("--cache-mb" in w for w in warned)
+    assert all("removed in 0.3.0" in w for w in warned)
 
 
 def test_sigterm_with_a_stalled_upload_exits_0_after_the_drain(masks, tmp_path):

@@ -91,10 +91,18 @@ def test_open_inference_protocol(masks, three_tasks, client):
             {"name": "text", "shape": [1], "datatype": "BYTES", "data": ["John lives in Paris"]}]}).json()
         assert {o["name"] for o in tags["outputs"]} >= {"tokens", "tags", "entities"}
 
+        text = {"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}
         for path, body, status in (("/v2/models/nothing/infer", kserve, 404),
                                    ("/v2/models/keywords/infer", {"inputs": [{**kserve["inputs"][0], "shape": [3]}]}, 400),
                                    ("/v2/models/keywords/infer", {"inputs": [{**kserve["inputs"][0], "datatype": "FP32"}]}, 400),
-                                   ("/v2/models/keywords/infer", {"inputs": []}, 400)):
+                                   ("/v2/models/keywords/infer", {"inputs": []}, 400),
+                                   # the spec's 400s: an input twice, an output nobody declared, another rank
+                                   ("/v2/models/keywords/infer", {"inputs": [text, {**text, "data": ["b"]}]}, 400),
+                                   ("/v2/models/keywords/infer", {"inputs": [text], "outputs": [{"name": "nope"}]}, 400),
+                                   ("/v2/models/keywords/infer", {"inputs": [{**text, "shape": [1, 2],
+                                                                              "data": [["a", "b"]]}]}, 400),
+                                   ("/v2/models/swag/infer", {"inputs": [{**text, "name": "context"}, {
+                                       **text, "name": "endings", "shape": [4], "data": ["a", "b", "c", "d"]}]}, 400)):
             got = client.post(f"{url}{path}", json=body)
             assert got.status_code == status and set(got.json()) == {"error"}, (path, got.text)
         assert client.get(f"{url}/v2/models/nothing/ready").status_code == 404
