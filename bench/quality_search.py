@@ -66,13 +66,8 @@ PLAN: dict[str, dict[str, Any]] = {
                                                                        "flip_penalty": 0.3})},
                         # issue 36: --max-flips on the default setting (the long schedule, first word piece).
                         # The pilot's rules (budget-2-<rule>, seed 0; BENCHMARKS.md) are no longer code.
-                        "budget": {**{f"budget-{pct:g}": (3e-3, {**WNUT16_DEFAULT, "max_flips": pct / 100})
-                                      for pct in (0.5, 1.0, 2.0, 3.0)},
-                                   # PILOT, second round (the first round's movement runs trained on a
-                                   # hook's running sum, not the gradient: BENCHMARKS.md)
-                                   **{f"budget-2-hold-{rule}": (3e-3, {**WNUT16_DEFAULT, "max_flips": 0.02,
-                                                                       "flip_budget_rule": rule})
-                                      for rule in ("both", "prune")}}},
+                        "budget": {f"budget-{pct:g}": (3e-3, {**WNUT16_DEFAULT, "max_flips": pct / 100})
+                                   for pct in (0.5, 1.0, 2.0, 3.0)}},
                "finetune": {"lr": [1e-4, 3e-4]},
                "lora": {"lr": [1e-3, 3e-3]}},
     # Articles at 64 tokens, 3 epochs (a first pass at 128 tokens took 16 min a run on one
@@ -81,9 +76,7 @@ PLAN: dict[str, dict[str, Any]] = {
                  "mask": {"lr": [1e-3, 3e-3],
                           "variants": {"clip1": {"max_grad_norm": 1.0}, "head-train": {"head": "train"}},
                           # issue 36: --max-flips on the default setting (lr 1e-3, the paper's settings)
-                          "budget": {**{f"budget-{pct:g}": (1e-3, {"max_flips": pct / 100}) for pct in (0.25, 0.5, 1.0, 1.5)},
-                                     **{f"budget-1.5-hold-{rule}": (1e-3, {"max_flips": 0.015, "flip_budget_rule": rule})
-                                        for rule in ("both", "prune")}}},
+                          "budget": {f"budget-{pct:g}": (1e-3, {"max_flips": pct / 100}) for pct in (0.25, 0.5, 1.0, 1.5)}},
                  "finetune": {"lr": [5e-5, 1e-4]},
                  "lora": {"lr": [3e-3, 1e-2]}},
 }

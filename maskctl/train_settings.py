@@ -115,8 +115,6 @@ class TrainArgs:
                                           "accumulated gradient push flip, the rest keep their initial bit (an exact "
                                           "bound on the bundle's flips; default: the card's, else none).",
                                     min=0, max=1, panel=MASK)
-    flip_budget_rule: str = setting("both", "PILOT: --max-flips spends its budget on flips both ways, or only on bits "
-                                            "that started on (prune).", choices=("both", "prune"), panel=MASK)
     also_train: str | None = setting(None, "Also train, inside the masked blocks, the masked linears' biases and/or "
                                            "the LayerNorms (BitFit-style; stored as float16 deltas, a few tens of kB) "
                                            f"{_fallback('also_train')}.", choices=ALSO_TRAIN, panel=MASK)
@@ -221,7 +219,7 @@ class TrainArgs:
         and a sweep point trained with other logging is still the same point."""
         skip = {"output", "overwrite", "checkpoint_every", "checkpoint_dir", "resume", "log_every", "report_to"}
         if self.max_flips is None:  # a run without a budget records exactly what it did before budgets existed
-            skip |= {"max_flips", "flip_budget_rule"}
+            skip.add("max_flips")
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
     def with_task_defaults(self, defaults: dict[str, Any]) -> TrainArgs:

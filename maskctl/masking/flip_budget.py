@@ -40,11 +40,10 @@ class FlipBudget:
     """At most ``budget`` flipped bits over ``layers``: ``accumulate()`` before each optimizer
     step, ``hold()`` after it."""
 
-    def __init__(self, layers: dict[str, MaskedLinear], fraction: float, rule: str = "both") -> None:
+    def __init__(self, layers: dict[str, MaskedLinear], fraction: float) -> None:
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"flip budget must be in [0, 1], got {fraction}")
         self.layers = layers
-        self.prune_only = rule == "prune"  # PILOT: only bits that started on may flip (to off)
         self.weights = sum(layer.scores.numel() for layer in layers.values())
         self.budget = math.floor(fraction * self.weights + 1e-9)
         self.initial = {name: initial_mask(layer) for name, layer in layers.items()}
@@ -69,24 +68,22 @@ class FlipBudget:
     @torch.no_grad()
     def hold(self) -> int:
         """Hold every crossing beyond the budget at its initial bit; returns how many are held."""
-        every = {name: (layer.scores > layer.threshold) != self.initial[name] for name, layer in self.layers.items()}
-        crossed = {name: c & self.initial[name] for name, c in every.items()} if self.prune_only else every
+        crossed = {name: (layer.scores > layer.threshold) != self.initial[name] for name, layer in self.layers.items()}
         count = sum(int(c.sum()) for c in crossed.values())
-        if count <= self.budget and not self.prune_only:
+        if count <= self.budget:
             for layer in self.layers.values():
                 layer.held = None
             return 0
-        keep = self._keep(torch.cat([self.importance[name][crossed[name]].cpu() for name in self.layers]), count) \
-            if count > self.budget else torch.ones(count, dtype=torch.bool)
+        keep = self._keep(torch.cat([self.importance[name][crossed[name]].cpu() for name in self.layers]), count)
         start = 0
         for name, layer in self.layers.items():
             where = crossed[name].nonzero(as_tuple=True)
             n = where[0].numel()
-            held = every[name] & ~crossed[name]  # prune-only: every crossing of a bit that started off
+            held = torch.zeros_like(crossed[name])
             held[tuple(w[~keep[start:start + n].to(w.device)] for w in where)] = True
             layer.held = held
             start += n
-        return max(count - self.budget, 0)
+        return count - self.budget
 
     def _keep(self, keys: torch.Tensor, count: int) -> torch.Tensor:
         """The ``budget`` largest keys (ties: the first by position)."""

@@ -232,7 +232,7 @@ class MaskMethod(TrainingMethod):
         if self.args.flip_penalty:  # the pull keeps each score's initial side, on the scores' device
             self.pull = FlipPenalty.of(model, self.args.flip_penalty)
         if self.args.max_flips is not None:
-            self.budget = FlipBudget(masked_layers(model), self.args.max_flips, self.args.flip_budget_rule)
+            self.budget = FlipBudget(masked_layers(model), self.args.max_flips)
             for name, value in self.restored.items():
                 self.budget.importance[name].copy_(value)
             self.budget.hold()  # a resumed run: the same bits held as when its checkpoint was written
