@@ -27,8 +27,11 @@ MIN_SEEDS = 5
 def front_settings(task: str, settings: dict[tuple, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
     """Today's default and every ``budget-<percent>`` setting, by label, each with its runs (the
     pilot's ``budget-<percent>-<rule>`` runs are in the every-setting table, not on the front)."""
-    return {label_of(*key): runs for key, runs in settings.items()
-            if label_of(*key) == TODAY.get(task) or re.fullmatch(r"budget-[0-9.]+", str(key[1]))}
+    return {
+        label_of(*key): runs
+        for key, runs in settings.items()
+        if label_of(*key) == TODAY.get(task) or re.fullmatch(r"budget-[0-9.]+", str(key[1]))
+    }
 
 
 def fewest_flips(task: str, settings: dict[str, list[dict[str, Any]]]) -> str | None:
@@ -48,8 +51,9 @@ def fewest_flips(task: str, settings: dict[str, list[dict[str, Any]]]) -> str | 
     return min(fits)[1] if fits else None
 
 
-def front_rows(task: str, settings: dict[str, list[dict[str, Any]]], lora: dict[str, Any] | None,
-               chosen: str | None) -> list[str]:
+def front_rows(
+    task: str, settings: dict[str, list[dict[str, Any]]], lora: dict[str, Any] | None, chosen: str | None
+) -> list[str]:
     """One row per setting, fewest flips first; the chosen one in bold."""
     today = settings.get(TODAY.get(task, ""))
     rows = []
@@ -62,14 +66,19 @@ def front_rows(task: str, settings: dict[str, list[dict[str, Any]]], lora: dict[
         shown = f"{statistics.fmean(flips):.2%} (max {max(flips):.2%})" if flips else ""
         name = f"**{label}**" if label == chosen else label
         ratio = f"{s['bytes'] / lora['bytes']:.2f}" if lora else ""
-        rows.append(f"| {task} | {name} | {f'{bound:.2%}' if bound is not None and bound < 1 else 'none'} | "
-                    f"{len(runs)} | {s['dev']['mean']:.4f} ± {s['dev']['sd']:.4f} | {vs} | "
-                    f"{s['test']['mean']:.4f} ± {s['test']['sd']:.4f} | {shown} | {s['bytes']:,.0f} | {ratio} |")
+        rows.append(
+            f"| {task} | {name} | {f'{bound:.2%}' if bound is not None and bound < 1 else 'none'} | "
+            f"{len(runs)} | {s['dev']['mean']:.4f} ± {s['dev']['sd']:.4f} | {vs} | "
+            f"{s['test']['mean']:.4f} ± {s['test']['sd']:.4f} | {shown} | {s['bytes']:,.0f} | {ratio} |"
+        )
     return rows
 
 
-FRONT_HEADER = ["| task | setting | max flips | seeds | dev | dev − today's default (paired, 95 %, seeds) | test "
-                "| flipped bits (mean, max) | bytes per task | × LoRA's bytes |", "|---|---|---|---|---|---|---|---|---|---|"]
+FRONT_HEADER = [
+    "| task | setting | max flips | seeds | dev | dev − today's default (paired, 95 %, seeds) | test "
+    "| flipped bits (mean, max) | bytes per task | × LoRA's bytes |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+]
 
 
 def _flips(runs: list[dict[str, Any]]) -> float:
@@ -85,8 +94,9 @@ def front_figure(task: str, settings: dict[str, list[dict[str, Any]]], chosen: s
     fig = new_figure(10, 7)
     axes = fig.subplots(2, 2)
     budgets = sorted((label for label in settings if label != TODAY.get(task)), key=lambda lb: _flips(settings[lb]))
-    for row, (xkey, xlabel) in enumerate((("flip_fraction", "flipped bits (share of masked weights)"),
-                                          ("bytes", "bytes per task"))):
+    for row, (xkey, xlabel) in enumerate(
+        (("flip_fraction", "flipped bits (share of masked weights)"), ("bytes", "bytes per task"))
+    ):
         for col, split in enumerate(("dev", "test")):
             ax = axes[row][col]
             line = []
@@ -99,11 +109,23 @@ def front_figure(task: str, settings: dict[str, list[dict[str, Any]]], chosen: s
                 sd = statistics.stdev(ys) if len(ys) > 1 else 0.0
                 today = label == TODAY.get(task)
                 ax.scatter(xs, ys, s=8, alpha=0.3, color="tab:orange" if today else "tab:blue")
-                ax.errorbar([x], [y], yerr=[sd], fmt="*" if today else "o", ms=10 if today else 5, capsize=2,
-                            color="tab:orange" if today else "tab:blue",
-                            mfc="none" if len(runs) < MIN_SEEDS else None)
-                ax.annotate(f"{label.split('-', 1)[-1]} ({len(runs)})" + (" chosen" if label == chosen else ""),
-                            (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+                ax.errorbar(
+                    [x],
+                    [y],
+                    yerr=[sd],
+                    fmt="*" if today else "o",
+                    ms=10 if today else 5,
+                    capsize=2,
+                    color="tab:orange" if today else "tab:blue",
+                    mfc="none" if len(runs) < MIN_SEEDS else None,
+                )
+                ax.annotate(
+                    f"{label.split('-', 1)[-1]} ({len(runs)})" + (" chosen" if label == chosen else ""),
+                    (x, y),
+                    fontsize=6,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
                 if label in budgets and len(runs) >= MIN_SEEDS:
                     line.append((x, y))
             line.sort()
@@ -113,6 +135,9 @@ def front_figure(task: str, settings: dict[str, list[dict[str, Any]]], chosen: s
             ax.set_xlabel(xlabel, fontsize=8)
             ax.set_ylabel(f"{split} score", fontsize=8)
             ax.tick_params(labelsize=7)
-    fig.suptitle(f"{task}: --max-flips against score (star: the default before budgets; dots: runs; markers: mean ± sd "
-                 f"over seeds, hollow under {MIN_SEEDS} seeds; line: budgets with {MIN_SEEDS}+ seeds)", fontsize=8)
+    fig.suptitle(
+        f"{task}: --max-flips against score (star: the default before budgets; dots: runs; markers: mean ± sd "
+        f"over seeds, hollow under {MIN_SEEDS} seeds; line: budgets with {MIN_SEEDS}+ seeds)",
+        fontsize=8,
+    )
     return save_figure(fig, path)

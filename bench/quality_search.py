@@ -34,58 +34,90 @@ WNUT16_DEFAULT = {"head": "train", "epochs": 20, "early_stopping": 5, "word_piec
 PLAN: dict[str, dict[str, Any]] = {
     # Tweets at 64 tokens: no word falls beyond it (0 of 6,643 dev and 7,082 test words). 12
     # epochs with patience 3: the Trainer's finetuning peaks at epoch 11 of 15 here.
-    "wnut16": {"common": {"max_length": 64, "epochs": 12, "batch_size": 32, "early_stopping": 3},
-               "mask": {"lr": [3e-3, 1e-2],
-                        "variants": {"clip1": {"max_grad_norm": 1.0}, "head-train": {"head": "train"},
-                                     "all-blocks": {"mask_blocks": "all"}, "sparsity-3": {"init_sparsity": 0.03}},
-                        # Issue 21's untried axes, all with the trained head that won above; an
-                        # entry's own lr (None: the best lr) and settings override the plain ones.
-                        # --flip-penalty (fewer flipped bits: a smaller bundle) first: the bytes goal.
-                        # (0.3 cost 5.6 dev F1 at 2.1 % flips: 0.1 next, 0.6 last.)
-                        "more": {"head-train-flip-0.3": (None, {"head": "train", "flip_penalty": 0.3}),
-                                 "head-train-flip-0.1": (None, {"head": "train", "flip_penalty": 0.1}),
-                                 "head-train-flip-0.03": (None, {"head": "train", "flip_penalty": 0.03}),
-                                 "head-train-first-piece": (None, {"head": "train", "word_piece": "first"}),
-                                 "head-train-long": (3e-3, {"head": "train", "epochs": 20, "early_stopping": 5}),
-                                 # (long won seed 0 on dev with 6.5 % flips, 268 kB: fewer flips at a lower
-                                 # lr, so lower still, and long with the penalty that cost no dev F1 above)
-                                 "head-train-longer": (1e-3, {"head": "train", "epochs": 30, "early_stopping": 5}),
-                                 "head-train-long-flip-0.1": (3e-3, {"head": "train", "epochs": 20, "early_stopping": 5,
-                                                                     "flip_penalty": 0.1}),
-                                 "head-train-long-first-piece": (3e-3, {"head": "train", "epochs": 20, "early_stopping": 5,
-                                                                        "word_piece": "first"}),
-                                 "head-train-long-flip-0.3": (3e-3, {"head": "train", "epochs": 20, "early_stopping": 5,
-                                                                     "flip_penalty": 0.3}),
-                                 "head-train-all-blocks": (None, {"head": "train", "mask_blocks": "all"}),
-                                 "head-train-sparsity-10": (None, {"head": "train", "init_sparsity": 0.10}),
-                                 "head-train-flip-0.6": (None, {"head": "train", "flip_penalty": 0.6}),
-                                 # item 4: biases + LayerNorms of the masked blocks trained beside
-                                 # the mask (float16 deltas, ~40 kB), alone and with fewer flips
-                                 "head-train-bitfit": (None, {"head": "train", "also_train": "bias+layernorm"}),
-                                 "head-train-bitfit-flip-0.3": (None, {"head": "train", "also_train": "bias+layernorm",
-                                                                       "flip_penalty": 0.3})},
-                        # issue 36: --max-flips on the default setting (the long schedule, first word piece).
-                        # The pilot's rules (budget-2-<rule>, seed 0; BENCHMARKS.md) are no longer code.
-                        "budget": {f"budget-{pct:g}": (3e-3, {**WNUT16_DEFAULT, "max_flips": pct / 100})
-                                   for pct in (0.5, 1.0, 2.0, 3.0)}},
-               "finetune": {"lr": [1e-4, 3e-4]},
-               "lora": {"lr": [1e-3, 3e-3]}},
+    "wnut16": {
+        "common": {"max_length": 64, "epochs": 12, "batch_size": 32, "early_stopping": 3},
+        "mask": {
+            "lr": [3e-3, 1e-2],
+            "variants": {
+                "clip1": {"max_grad_norm": 1.0},
+                "head-train": {"head": "train"},
+                "all-blocks": {"mask_blocks": "all"},
+                "sparsity-3": {"init_sparsity": 0.03},
+            },
+            # Issue 21's untried axes, all with the trained head that won above; an
+            # entry's own lr (None: the best lr) and settings override the plain ones.
+            # --flip-penalty (fewer flipped bits: a smaller bundle) first: the bytes goal.
+            # (0.3 cost 5.6 dev F1 at 2.1 % flips: 0.1 next, 0.6 last.)
+            "more": {
+                "head-train-flip-0.3": (None, {"head": "train", "flip_penalty": 0.3}),
+                "head-train-flip-0.1": (None, {"head": "train", "flip_penalty": 0.1}),
+                "head-train-flip-0.03": (None, {"head": "train", "flip_penalty": 0.03}),
+                "head-train-first-piece": (None, {"head": "train", "word_piece": "first"}),
+                "head-train-long": (3e-3, {"head": "train", "epochs": 20, "early_stopping": 5}),
+                # (long won seed 0 on dev with 6.5 % flips, 268 kB: fewer flips at a lower
+                # lr, so lower still, and long with the penalty that cost no dev F1 above)
+                "head-train-longer": (1e-3, {"head": "train", "epochs": 30, "early_stopping": 5}),
+                "head-train-long-flip-0.1": (
+                    3e-3,
+                    {"head": "train", "epochs": 20, "early_stopping": 5, "flip_penalty": 0.1},
+                ),
+                "head-train-long-first-piece": (
+                    3e-3,
+                    {"head": "train", "epochs": 20, "early_stopping": 5, "word_piece": "first"},
+                ),
+                "head-train-long-flip-0.3": (
+                    3e-3,
+                    {"head": "train", "epochs": 20, "early_stopping": 5, "flip_penalty": 0.3},
+                ),
+                "head-train-all-blocks": (None, {"head": "train", "mask_blocks": "all"}),
+                "head-train-sparsity-10": (None, {"head": "train", "init_sparsity": 0.10}),
+                "head-train-flip-0.6": (None, {"head": "train", "flip_penalty": 0.6}),
+                # item 4: biases + LayerNorms of the masked blocks trained beside
+                # the mask (float16 deltas, ~40 kB), alone and with fewer flips
+                "head-train-bitfit": (None, {"head": "train", "also_train": "bias+layernorm"}),
+                "head-train-bitfit-flip-0.3": (
+                    None,
+                    {"head": "train", "also_train": "bias+layernorm", "flip_penalty": 0.3},
+                ),
+            },
+            # issue 36: --max-flips on the default setting (the long schedule, first word piece).
+            # The pilot's rules (budget-2-<rule>, seed 0; BENCHMARKS.md) are no longer code.
+            "budget": {
+                f"budget-{pct:g}": (3e-3, {**WNUT16_DEFAULT, "max_flips": pct / 100}) for pct in (0.5, 1.0, 2.0, 3.0)
+            },
+        },
+        "finetune": {"lr": [1e-4, 3e-4]},
+        "lora": {"lr": [1e-3, 3e-3]},
+    },
     # Articles at 64 tokens, 3 epochs (a first pass at 128 tokens took 16 min a run on one
     # loaded core; its two masking runs are kept in bench/results/quality-bbc-news-128/).
-    "bbc-news": {"common": {"max_length": 64, "epochs": 3, "batch_size": 32},
-                 "mask": {"lr": [1e-3, 3e-3],
-                          "variants": {"clip1": {"max_grad_norm": 1.0}, "head-train": {"head": "train"}},
-                          # issue 36: --max-flips on the default setting (lr 1e-3, the paper's settings)
-                          "budget": {f"budget-{pct:g}": (1e-3, {"max_flips": pct / 100}) for pct in (0.25, 0.5, 1.0, 1.5)}},
-                 "finetune": {"lr": [5e-5, 1e-4]},
-                 "lora": {"lr": [3e-3, 1e-2]}},
+    "bbc-news": {
+        "common": {"max_length": 64, "epochs": 3, "batch_size": 32},
+        "mask": {
+            "lr": [1e-3, 3e-3],
+            "variants": {"clip1": {"max_grad_norm": 1.0}, "head-train": {"head": "train"}},
+            # issue 36: --max-flips on the default setting (lr 1e-3, the paper's settings)
+            "budget": {f"budget-{pct:g}": (1e-3, {"max_flips": pct / 100}) for pct in (0.25, 0.5, 1.0, 1.5)},
+        },
+        "finetune": {"lr": [5e-5, 1e-4]},
+        "lora": {"lr": [3e-3, 1e-2]},
+    },
 }
 # Every searched setting is given explicitly, so that a task card's defaults (which the search's
 # result may change) never leak into a run: masking's plain setting is the paper's.
-BASE = {"mask": {"max_grad_norm": 0.0, "head": "mask", "init_sparsity": 0.05, "mask_blocks": "2-5", "flip_penalty": 0.0,
-                 "max_flips": 1.0,  # no bound (a card's --max-flips default must not leak in)
-                 "also_train": "none", "tuned_lr": 1e-3},
-        "finetune": {"max_grad_norm": 1.0, "weight_decay": 0.0, "warmup_ratio": 0.0}}
+BASE = {
+    "mask": {
+        "max_grad_norm": 0.0,
+        "head": "mask",
+        "init_sparsity": 0.05,
+        "mask_blocks": "2-5",
+        "flip_penalty": 0.0,
+        "max_flips": 1.0,  # no bound (a card's --max-flips default must not leak in)
+        "also_train": "none",
+        "tuned_lr": 1e-3,
+    },
+    "finetune": {"max_grad_norm": 1.0, "weight_decay": 0.0, "warmup_ratio": 0.0},
+}
 
 
 class Search:
@@ -101,17 +133,33 @@ class Search:
         path = self.root / method / f"{label_of(lr, variant)}-s{seed}.json"
         if path.is_file():
             return json.loads(path.read_text(encoding="utf-8"))
-        settings = {**self.plan["common"], **BASE.get(method, {}), "lr": lr, "seed": seed,
-                    **(self.variant_settings(method, variant) if variant else {})}
+        settings = {
+            **self.plan["common"],
+            **BASE.get(method, {}),
+            "lr": lr,
+            "seed": seed,
+            **(self.variant_settings(method, variant) if variant else {}),
+        }
         log(f"quality {self.task} {method} {label_of(lr, variant)} seed {seed} ...")
         started = time.perf_counter()
-        result = (train_lora(self.task, self.model, settings, self.work) if method == "lora"
-                  else train_maskctl(self.task, self.model, method, settings, self.work))
-        record = {"task": self.task, "method": method, "variant": variant, "settings": settings,
-                  "wall_s": time.perf_counter() - started, **result}
+        result = (
+            train_lora(self.task, self.model, settings, self.work)
+            if method == "lora"
+            else train_maskctl(self.task, self.model, method, settings, self.work)
+        )
+        record = {
+            "task": self.task,
+            "method": method,
+            "variant": variant,
+            "settings": settings,
+            "wall_s": time.perf_counter() - started,
+            **result,
+        }
         write_record(path, record)
-        log(f"quality {self.task} {method} {label_of(lr, variant)} seed {seed}: dev {record['dev']['score']:.4f} "
-            f"test {record['test']['score']:.4f} (kept epoch {record['kept']['epoch']}) in {record['wall_s']:.0f} s")
+        log(
+            f"quality {self.task} {method} {label_of(lr, variant)} seed {seed}: dev {record['dev']['score']:.4f} "
+            f"test {record['test']['score']:.4f} (kept epoch {record['kept']['epoch']}) in {record['wall_s']:.0f} s"
+        )
         return record
 
     def variant_settings(self, method: str, variant: str) -> dict[str, Any]:
@@ -201,14 +249,18 @@ class Search:
         for method, (lr, variant) in chosen.items():
             for seed in SEEDS:
                 self.run(method, lr, seed, variant)
-        more = [(self.run("mask", own or chosen["mask"][0], 0, variant)["dev"]["score"], own or chosen["mask"][0], variant)
-                for variant, (own, _) in self.plan["mask"].get("more", {}).items()]
+        more = [
+            (self.run("mask", own or chosen["mask"][0], 0, variant)["dev"]["score"], own or chosen["mask"][0], variant)
+            for variant, (own, _) in self.plan["mask"].get("more", {}).items()
+        ]
         top = max(more, default=None, key=lambda b: b[0])
         if top and top[0] > best[0]:
             for seed in SEEDS:
                 self.run("mask", top[1], seed, top[2])
-        return {method: summarise([self.run(method, lr, seed, variant) for seed in SEEDS])
-                for method, (lr, variant) in chosen.items()}
+        return {
+            method: summarise([self.run(method, lr, seed, variant) for seed in SEEDS])
+            for method, (lr, variant) in chosen.items()
+        }
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
@@ -267,8 +319,9 @@ def train_maskctl(task: str, model: str | None, method: str, settings: dict[str,
 
     name = f"{method}-{'-'.join(f'{k}{v}' for k, v in sorted(settings.items()))}"
     output = work / (name + (".bundle" if method == "mask" else ""))
-    result = train(TrainArgs(model=model, task=task, method=method, output=str(output), overwrite=True,
-                             device="cpu", **settings))
+    result = train(
+        TrainArgs(model=model, task=task, method=method, output=str(output), overwrite=True, device="cpu", **settings)
+    )
     if method == "mask":
         test = evaluate_bundle(output, split="test").metrics
     else:
@@ -291,8 +344,16 @@ def train_maskctl(task: str, model: str | None, method: str, settings: dict[str,
         weights = sum(layer.weights for layer in layers)
         flips = sum(layer.flip_rate * layer.weights for layer in layers) / weights if weights else None
     shutil.rmtree(output, ignore_errors=True) if output.is_dir() else output.unlink(missing_ok=True)
-    return {"dev": result.metrics, "test": test, "kept": result.kept, "history": result.history,
-            "bytes": size, "files": files, "sparsity": result.sparsity, "flip_fraction": flips}
+    return {
+        "dev": result.metrics,
+        "test": test,
+        "kept": result.kept,
+        "history": result.history,
+        "bytes": size,
+        "files": files,
+        "sparsity": result.sparsity,
+        "flip_fraction": flips,
+    }
 
 
 def train_lora(task: str, model: str | None, settings: dict[str, Any], work: Path) -> dict[str, Any]:
@@ -314,7 +375,9 @@ def train_lora(task: str, model: str | None, settings: dict[str, Any], work: Pat
     tokenizer = load_tokenizer(source, **t.kind.tokenizer_kwargs)
     length = settings["max_length"]
     train_f, dev_f, test_f = (t.features(s, tokenizer, length) for s in ("train", "dev", "test"))
-    loader = make_loader(train_f, t.kind.collate(tokenizer), settings["batch_size"], shuffle=True, seed=settings["seed"])
+    loader = make_loader(
+        train_f, t.kind.collate(tokenizer), settings["batch_size"], shuffle=True, seed=settings["seed"]
+    )
     params, optimizer, schedule = lora_training(net, settings["lr"], len(loader) * settings["epochs"])
     history, best, best_state = [], -math.inf, None
     cpu = torch.device("cpu")
@@ -330,8 +393,12 @@ def train_lora(task: str, model: str | None, settings: dict[str, Any], work: Pat
         dev = evaluate_model(net, t, dev_f, tokenizer, 64, cpu)
         history.append({"epoch": epoch, "step": epoch * len(loader), "dev": dev})
         if dev["score"] > best:
-            best, best_state = dev["score"], copy.deepcopy({k: v for k, v in net.state_dict().items() if "lora" in k
-                                                             or "classifier" in k or "score" in k})
+            best, best_state = (
+                dev["score"],
+                copy.deepcopy(
+                    {k: v for k, v in net.state_dict().items() if "lora" in k or "classifier" in k or "score" in k}
+                ),
+            )
             kept = {"rule": "best", "epoch": epoch, "step": epoch * len(loader)}
         if settings.get("early_stopping") and epoch - kept["epoch"] >= settings["early_stopping"]:
             break  # the same patience as maskctl's --early-stopping
@@ -345,8 +412,15 @@ def train_lora(task: str, model: str | None, settings: dict[str, Any], work: Pat
     return {"dev": dev, "test": test, "kept": kept, "history": history, "bytes": size, "files": files}
 
 
-def main(tasks: list[str], out: Path, work: Path, model: str | None = None, runs: list[str] | None = None,
-         seeds: tuple[int, ...] = SEEDS, backfill: bool = False) -> int:
+def main(
+    tasks: list[str],
+    out: Path,
+    work: Path,
+    model: str | None = None,
+    runs: list[str] | None = None,
+    seeds: tuple[int, ...] = SEEDS,
+    backfill: bool = False,
+) -> int:
     """The whole search per task, or only the ``runs`` named (``Search.queued``) for ``seeds``."""
     import torch
 

@@ -32,12 +32,19 @@ def _stats(values: list[float]) -> dict[str, float]:
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and sd over the seeds of one setting, with what each seed scored and cost."""
     flips = [r["flip_fraction"] for r in runs if r.get("flip_fraction") is not None]
-    return {"lr": runs[0]["settings"]["lr"], "variant": runs[0]["variant"], "seeds": [r["settings"]["seed"] for r in runs],
-            "dev": _stats([r["dev"]["score"] for r in runs]), "test": _stats([r["test"]["score"] for r in runs]),
-            "test_scores": [r["test"]["score"] for r in runs], "kept_epochs": [r["kept"]["epoch"] for r in runs],
-            "bytes": statistics.fmean(r["bytes"] for r in runs), "bytes_per_seed": [r["bytes"] for r in runs],
-            "flip_fraction": statistics.fmean(flips) if flips else None,
-            "wall_s": statistics.fmean(r["wall_s"] for r in runs)}
+    return {
+        "lr": runs[0]["settings"]["lr"],
+        "variant": runs[0]["variant"],
+        "seeds": [r["settings"]["seed"] for r in runs],
+        "dev": _stats([r["dev"]["score"] for r in runs]),
+        "test": _stats([r["test"]["score"] for r in runs]),
+        "test_scores": [r["test"]["score"] for r in runs],
+        "kept_epochs": [r["kept"]["epoch"] for r in runs],
+        "bytes": statistics.fmean(r["bytes"] for r in runs),
+        "bytes_per_seed": [r["bytes"] for r in runs],
+        "flip_fraction": statistics.fmean(flips) if flips else None,
+        "wall_s": statistics.fmean(r["wall_s"] for r in runs),
+    }
 
 
 def paired(a: list[dict[str, Any]], b: list[dict[str, Any]], split: str = "test") -> dict[str, Any] | None:
@@ -66,38 +73,57 @@ def _chosen(settings: dict[tuple, list]) -> list[dict[str, Any]] | None:
     if not settings:
         return None
     most = max(len(rs) for rs in settings.values())
-    return max((rs for rs in settings.values() if len(rs) == most),
-               key=lambda rs: statistics.fmean(r["dev"]["score"] for r in rs))
+    return max(
+        (rs for rs in settings.values() if len(rs) == most),
+        key=lambda rs: statistics.fmean(r["dev"]["score"] for r in rs),
+    )
 
 
 def write_table(out: Path) -> Path:
     """``results-quality.md`` (and .json, one Pareto PNG per task and, with budget runs, one front
     PNG per task) from every finished run."""
-    from bench.quality_front import FRONT_HEADER, MIN_SEEDS, TODAY, WITHIN, fewest_flips, front_figure, front_rows, \
-        front_settings  # (quality_front builds on this module's summaries)
+    from bench.quality_front import (
+        FRONT_HEADER,
+        MIN_SEEDS,
+        TODAY,
+        WITHIN,
+        fewest_flips,
+        front_figure,
+        front_rows,
+        front_settings,
+    )  # (quality_front builds on this module's summaries)
 
     rows, pair_rows, data, seed0, every, fronts = [], [], {}, [], [], []
     for task in sorted(p.name for p in (out / "quality").iterdir() if p.is_dir()) if (out / "quality").is_dir() else []:
         root = out / "quality" / task
         settings = {m: _runs(root, m) for m in METHODS}
         chosen = {m: _chosen(s) for m, s in settings.items()}
-        data[task] = {m: {"best": summarise(rs) if rs else None,
-                          "settings": {label_of(*k): summarise(v) for k, v in settings[m].items()}} for m, rs in chosen.items()}
+        data[task] = {
+            m: {
+                "best": summarise(rs) if rs else None,
+                "settings": {label_of(*k): summarise(v) for k, v in settings[m].items()},
+            }
+            for m, rs in chosen.items()
+        }
         for m, rs in chosen.items():
             if not rs:
                 continue
             s = data[task][m]["best"]
             flips = f"{s['flip_fraction']:.2%}" if s["flip_fraction"] is not None else ""
-            rows.append(f"| {task} | {m} | {label_of(s['lr'], s['variant'])} | {s['dev']['mean']:.4f} ± {s['dev']['sd']:.4f} "
-                        f"| **{s['test']['mean']:.4f} ± {s['test']['sd']:.4f}** | {', '.join(f'{x:.3f}' for x in s['test_scores'])} "
-                        f"| {', '.join(str(e) for e in s['kept_epochs'])} | {s['bytes']:,.0f} | {flips} | {s['wall_s']:.0f} |")
+            rows.append(
+                f"| {task} | {m} | {label_of(s['lr'], s['variant'])} | {s['dev']['mean']:.4f} ± {s['dev']['sd']:.4f} "
+                f"| **{s['test']['mean']:.4f} ± {s['test']['sd']:.4f}** | {', '.join(f'{x:.3f}' for x in s['test_scores'])} "
+                f"| {', '.join(str(e) for e in s['kept_epochs'])} | {s['bytes']:,.0f} | {flips} | {s['wall_s']:.0f} |"
+            )
         for a, b in PAIRS:
             if chosen[a] and chosen[b] and (p := paired(chosen[a], chosen[b])):
                 dev = paired(chosen[a], chosen[b], "dev")  # the split both chose their setting and epoch on
                 data[task][f"{a}-{b}"] = {**p, "dev": dev}
-                pair_rows.append(f"| {task} | {a} − {b} | {p['seeds']} | **{p['mean']:+.4f}** | {p['sd']:.4f} | "
-                                 f"[{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}] | {', '.join(f'{d:+.3f}' for d in p['diffs'])} "
-                                 f"| {dev['mean']:+.4f} [{dev['ci95'][0]:+.4f}, {dev['ci95'][1]:+.4f}] |")
+                pair_rows.append(
+                    f"| {task} | {a} − {b} | {p['seeds']} | **{p['mean']:+.4f}** | {p['sd']:.4f} | "
+                    f"[{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}] | {', '.join(f'{d:+.3f}' for d in p['diffs'])} "
+                    f"| {dev['mean']:+.4f} [{dev['ci95'][0]:+.4f}, {dev['ci95'][1]:+.4f}] |"
+                )
         every += setting_rows(task, data[task]["mask"]["settings"], data[task]["lora"]["best"])
         budgets = front_settings(task, settings["mask"])
         if len(budgets) > 1:
@@ -108,23 +134,44 @@ def write_table(out: Path) -> Path:
         for m in METHODS:
             runs = [rs[0] for rs in settings[m].values() if rs[0]["settings"]["seed"] == 0]
             if runs:
-                seed0.append(f"- {task} {m}: " + ", ".join(
-                    f"{label_of(r['settings']['lr'], r['variant'])} {r['dev']['score']:.4f} / {r['test']['score']:.4f} "
-                    f"(ep {r['kept']['epoch']})" for r in sorted(runs, key=lambda r: (str(r["variant"]), r["settings"]["lr"]))))
+                seed0.append(
+                    f"- {task} {m}: "
+                    + ", ".join(
+                        f"{label_of(r['settings']['lr'], r['variant'])} {r['dev']['score']:.4f} / {r['test']['score']:.4f} "
+                        f"(ep {r['kept']['epoch']})"
+                        for r in sorted(runs, key=lambda r: (str(r["variant"]), r["settings"]["lr"]))
+                    )
+                )
         if any(settings.values()):
             pareto_figure(task, settings, out / f"quality-pareto-{task}.png")
-    lines = ["| task | method | setting (best on dev) | dev | test | test per seed | kept epoch | bytes per task "
-             "| flipped bits | s per run |", "|---|---|---|---|---|---|---|---|---|---|", *rows, "",
-             "Paired test differences (same seeds), mean, sd and 95 % t interval; the same on dev:", "",
-             "| task | difference | seeds | mean | sd | 95 % interval | per seed | dev: mean [95 %] |",
-             "|---|---|---|---|---|---|---|---|",
-             *pair_rows, "", "Every masking setting run, mean over its seeds (the front is in the figure):", "",
-             "| task | setting | seeds | dev | test | flipped bits | bytes per task | × LoRA's bytes |",
-             "|---|---|---|---|---|---|---|---|", *every, "",
-             f"The flip budget's front (`--max-flips`; in bold: the fewest mean flips whose dev score is within "
-             f"{WITHIN * 100:g} point of today's default, paired over shared seeds, {MIN_SEEDS}+ seeds):", "",
-             *FRONT_HEADER, *fronts, "",
-             "Seed 0, every setting tried (dev score / test score, kept epoch):", "", *seed0]
+    lines = [
+        "| task | method | setting (best on dev) | dev | test | test per seed | kept epoch | bytes per task "
+        "| flipped bits | s per run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "Paired test differences (same seeds), mean, sd and 95 % t interval; the same on dev:",
+        "",
+        "| task | difference | seeds | mean | sd | 95 % interval | per seed | dev: mean [95 %] |",
+        "|---|---|---|---|---|---|---|---|",
+        *pair_rows,
+        "",
+        "Every masking setting run, mean over its seeds (the front is in the figure):",
+        "",
+        "| task | setting | seeds | dev | test | flipped bits | bytes per task | × LoRA's bytes |",
+        "|---|---|---|---|---|---|---|---|",
+        *every,
+        "",
+        f"The flip budget's front (`--max-flips`; in bold: the fewest mean flips whose dev score is within "
+        f"{WITHIN * 100:g} point of today's default, paired over shared seeds, {MIN_SEEDS}+ seeds):",
+        "",
+        *FRONT_HEADER,
+        *fronts,
+        "",
+        "Seed 0, every setting tried (dev score / test score, kept epoch):",
+        "",
+        *seed0,
+    ]
     (out / "results-quality.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
     path = out / "results-quality.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -139,8 +186,10 @@ def setting_rows(task: str, summaries: dict[str, dict[str, Any]], lora: dict[str
     for label, s in sorted(summaries.items(), key=lambda kv: kv[1]["bytes"]):
         flips = f"{s['flip_fraction']:.1%}" if s["flip_fraction"] is not None else ""
         ratio = f"{s['bytes'] / lora['bytes']:.2f}" if lora else ""
-        rows.append(f"| {task} | {label} | {len(s['seeds'])} | {s['dev']['mean']:.4f} | {s['test']['mean']:.4f} | "
-                    f"{flips} | {s['bytes']:,.0f} | {ratio} |")
+        rows.append(
+            f"| {task} | {label} | {len(s['seeds'])} | {s['dev']['mean']:.4f} | {s['test']['mean']:.4f} | "
+            f"{flips} | {s['bytes']:,.0f} | {ratio} |"
+        )
     return rows
 
 
@@ -160,13 +209,25 @@ def pareto_figure(task: str, settings: dict[str, dict[tuple, list]], path: Path)
         colour = COLOURS[method]
         runs = [r for rs in by_setting.values() for r in rs]
         ax.scatter([r["bytes"] for r in runs], [r["test"]["score"] for r in runs], s=10, alpha=0.35, color=colour)
-        means = {key: (statistics.fmean(r["bytes"] for r in rs), statistics.fmean(r["test"]["score"] for r in rs),
-                       f"{label_of(*key)} ({len(rs)})") for key, rs in by_setting.items()}
+        means = {
+            key: (
+                statistics.fmean(r["bytes"] for r in rs),
+                statistics.fmean(r["test"]["score"] for r in rs),
+                f"{label_of(*key)} ({len(rs)})",
+            )
+            for key, rs in by_setting.items()
+        }
         seeded = [means[k] for k, rs in by_setting.items() if len(rs) >= 3]
         single = [means[k] for k, rs in by_setting.items() if len(rs) < 3]
         ax.scatter([m[0] for m in seeded], [m[1] for m in seeded], s=40, color=colour, label=f"{method} (3+ seeds)")
-        ax.scatter([m[0] for m in single], [m[1] for m in single], s=40, facecolors="none", edgecolors=colour,
-                   label=f"{method} (1-2 seeds)")
+        ax.scatter(
+            [m[0] for m in single],
+            [m[1] for m in single],
+            s=40,
+            facecolors="none",
+            edgecolors=colour,
+            label=f"{method} (1-2 seeds)",
+        )
         edge = front(seeded)  # one seed's test score is too noisy to set a front (sd ~0.02-0.03)
         ax.plot([p[0] for p in edge], [p[1] for p in edge], color=colour, lw=1)
         for x, y, label in edge + [m for m in single if m[1] > max(p[1] for p in edge) - 0.03]:
@@ -174,15 +235,25 @@ def pareto_figure(task: str, settings: dict[str, dict[tuple, list]], path: Path)
     lora = [statistics.fmean(r["bytes"] for r in rs) for rs in settings.get("lora", {}).values()]
     if lora:
         ax.axvline(0.5 * min(lora), color=COLOURS["lora"], ls="--", lw=0.8)
-        ax.annotate("0.5 × LoRA's bytes", (0.5 * min(lora), ax.get_ylim()[1]), fontsize=6, rotation=90, va="top",
-                    ha="right", color=COLOURS["lora"])
+        ax.annotate(
+            "0.5 × LoRA's bytes",
+            (0.5 * min(lora), ax.get_ylim()[1]),
+            fontsize=6,
+            rotation=90,
+            va="top",
+            ha="right",
+            color=COLOURS["lora"],
+        )
     scores = [r["test"]["score"] for rs in settings.values() for v in rs.values() for r in v]
     ax.set_ylim(bottom=min(x for x in scores if x > 0.8 * max(scores)) - 0.02)  # diverged runs fall below
     ax.set_xscale("log")
     ax.set_xlabel("bytes per task (bundle, adapter or model folder)")
     ax.set_ylabel("test score")
-    ax.set_title(f"{task}: test score against bytes per task (dots: runs; markers: a setting's mean over "
-                 "its seeds, count in brackets; lines: each method's front over settings with 3+ seeds)", fontsize=8,
-                 wrap=True)
+    ax.set_title(
+        f"{task}: test score against bytes per task (dots: runs; markers: a setting's mean over "
+        "its seeds, count in brackets; lines: each method's front over settings with 3+ seeds)",
+        fontsize=8,
+        wrap=True,
+    )
     ax.legend(loc="lower right", fontsize=7)
     return save_figure(fig, path)

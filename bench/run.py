@@ -69,29 +69,59 @@ from bench.speed import (
 # 64 tokens so that one full epoch fits; wnut16 one short epoch, which is a pipeline check only:
 # entity F1 stays 0 until several epochs); "full" uses the task cards' own epochs at 128 tokens.
 MODES: dict[str, dict[str, Any]] = {
-    "quick": {"warmup": 1, "steps": 5, "infer_steps": 10, "mem_steps": 2, "apply_repeats": 5,
-              "bert_base": False, "quality": None, "lora": None},
-    "default": {"warmup": 2, "steps": 7, "infer_steps": 10, "mem_steps": 3, "apply_repeats": 7, "bert_base": True,
-                "quality": {"bbc-news": {"epochs": 1, "max_train_samples": None, "max_length": 64},
-                            "wnut16": {"epochs": 1, "max_train_samples": 512, "max_length": 128}},
-                "seeds": (0, 1, 2),
-                "lora": {"task": "bbc-news", "epochs": 1, "max_train_samples": None, "max_length": 64}},
+    "quick": {
+        "warmup": 1,
+        "steps": 5,
+        "infer_steps": 10,
+        "mem_steps": 2,
+        "apply_repeats": 5,
+        "bert_base": False,
+        "quality": None,
+        "lora": None,
+    },
+    "default": {
+        "warmup": 2,
+        "steps": 7,
+        "infer_steps": 10,
+        "mem_steps": 3,
+        "apply_repeats": 7,
+        "bert_base": True,
+        "quality": {
+            "bbc-news": {"epochs": 1, "max_train_samples": None, "max_length": 64},
+            "wnut16": {"epochs": 1, "max_train_samples": 512, "max_length": 128},
+        },
+        "seeds": (0, 1, 2),
+        "lora": {"task": "bbc-news", "epochs": 1, "max_train_samples": None, "max_length": 64},
+    },
     # wnut16 needs several epochs before entity F1 leaves 0 (shared/paper probe): 5 epochs over all
     # 1,675 training tweets, masking, finetuning and LoRA, 3 seeds. Runs ~20 minutes on its own.
-    "tagging": {"only": {"quality", "lora"}, "bert_base": False,
-                "quality": {"wnut16": {"epochs": 5, "max_train_samples": None, "max_length": 64}},
-                "seeds": (0, 1, 2),
-                "lora": {"task": "wnut16", "epochs": 5, "max_train_samples": None, "max_length": 64}},
-    "full": {"warmup": 2, "steps": 10, "infer_steps": 12, "mem_steps": 3, "apply_repeats": 9, "bert_base": True,
-             "quality": {"bbc-news": {"epochs": None, "max_train_samples": None, "max_length": 128},
-                         "wnut16": {"epochs": None, "max_train_samples": None, "max_length": 128}},
-             "seeds": (0, 1, 2),
-             "lora": {"task": "bbc-news", "epochs": None, "max_train_samples": None, "max_length": 128}},
+    "tagging": {
+        "only": {"quality", "lora"},
+        "bert_base": False,
+        "quality": {"wnut16": {"epochs": 5, "max_train_samples": None, "max_length": 64}},
+        "seeds": (0, 1, 2),
+        "lora": {"task": "wnut16", "epochs": 5, "max_train_samples": None, "max_length": 64},
+    },
+    "full": {
+        "warmup": 2,
+        "steps": 10,
+        "infer_steps": 12,
+        "mem_steps": 3,
+        "apply_repeats": 9,
+        "bert_base": True,
+        "quality": {
+            "bbc-news": {"epochs": None, "max_train_samples": None, "max_length": 128},
+            "wnut16": {"epochs": None, "max_train_samples": None, "max_length": 128},
+        },
+        "seeds": (0, 1, 2),
+        "lora": {"task": "bbc-news", "epochs": None, "max_train_samples": None, "max_length": 128},
+    },
 }
 
 
-def run_all(mode: str, out: Path, model: str | None = None, work: Path | None = None,
-            only: set[str] | None = None) -> dict[str, Any]:
+def run_all(
+    mode: str, out: Path, model: str | None = None, work: Path | None = None, only: set[str] | None = None
+) -> dict[str, Any]:
     """Run the sections of ``mode`` (or those in ``only``) in order, writing the results after each.
 
     Quality runs before apply, ensemble memory, bits and LoRA because they reuse its trained
@@ -103,8 +133,14 @@ def run_all(mode: str, out: Path, model: str | None = None, work: Path | None = 
     own_work = work is None
     work = Path(work or tempfile.mkdtemp(prefix="maskctl-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"mode": mode, "settings": {k: v for k, v in cfg.items()}, "machine": machine_info(),
-                               "load_start": loadavg(), "sections": {}, "section_wall_s": {}}
+    results: dict[str, Any] = {
+        "mode": mode,
+        "settings": {k: v for k, v in cfg.items()},
+        "machine": machine_info(),
+        "load_start": loadavg(),
+        "sections": {},
+        "section_wall_s": {},
+    }
     log(f"mode {mode}; work files in {work}")
 
     def section(name: str, fn: Callable[[], Any]) -> Any:
@@ -134,15 +170,29 @@ def run_all(mode: str, out: Path, model: str | None = None, work: Path | None = 
     trained: dict[str, list[Path]] = {}
     if quality and "error" not in quality and "skipped" not in quality:
         trained = {task: [Path(run["output"]) for run in q["runs"]["mask"]] for task, q in quality.items()}
-    section("apply", lambda: bench_apply_models(model, "bbc-news", work, cfg["apply_repeats"], cfg["bert_base"],
-                                                (trained.get("bbc-news") or [None])[0]))
+    section(
+        "apply",
+        lambda: bench_apply_models(
+            model, "bbc-news", work, cfg["apply_repeats"], cfg["bert_base"], (trained.get("bbc-news") or [None])[0]
+        ),
+    )
     section("ensemble_memory", lambda: ensemble_section(trained, model, work))
     section("bits", lambda: bits_section(trained, results["sections"].get("apply") or {}))
     if cfg.get("lora"):
         lc = cfg["lora"]
-        section("lora", lambda: bench_lora(model, lc["task"], 0, lc["epochs"], lc["max_train_samples"],
-                                           max_length=lc.get("max_length", 128), work=work,
-                                           reference=lora_reference(quality, lc)))
+        section(
+            "lora",
+            lambda: bench_lora(
+                model,
+                lc["task"],
+                0,
+                lc["epochs"],
+                lc["max_train_samples"],
+                max_length=lc.get("max_length", 128),
+                work=work,
+                reference=lora_reference(quality, lc),
+            ),
+        )
     else:
         results["sections"]["lora"] = {"skipped": "--quick mode"}
     results["load_end"] = loadavg()
@@ -158,8 +208,9 @@ def run_all(mode: str, out: Path, model: str | None = None, work: Path | None = 
 
 # `run.py --child NAME` runs one of these in a fresh interpreter (common.run_child) for the memory figures.
 CHILDREN = {
-    "train-memory": lambda a: child_train_memory(a["method"], a["model"], a["task"], a["batch_size"], a["length"],
-                                                 a["steps"]),
+    "train-memory": lambda a: child_train_memory(
+        a["method"], a["model"], a["task"], a["batch_size"], a["length"], a["steps"]
+    ),
     "eval-memory": lambda a: child_eval_memory(a["paths"], a["split"]),
     "serving": child_serving,
 }
@@ -188,31 +239,57 @@ def _seeds(text: str) -> tuple[int, ...]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run (< 3 min): fewer steps, no quality or LoRA")
-    parser.add_argument("--quality-full", action="store_true",
-                        help="quality and LoRA with the task defaults (bbc-news 3 epochs, wnut16 15 epochs)")
-    parser.add_argument("--tagging", action="store_true",
-                        help="figures 7-8 on wnut16 with 5 epochs over all tweets, 3 seeds (~20 min)")
-    parser.add_argument("--quality", action="store_true",
-                        help="masking vs finetuning vs LoRA with tuned settings, 3 seeds, test split (hours; resumable)")
+    parser.add_argument(
+        "--quality-full",
+        action="store_true",
+        help="quality and LoRA with the task defaults (bbc-news 3 epochs, wnut16 15 epochs)",
+    )
+    parser.add_argument(
+        "--tagging", action="store_true", help="figures 7-8 on wnut16 with 5 epochs over all tweets, 3 seeds (~20 min)"
+    )
+    parser.add_argument(
+        "--quality",
+        action="store_true",
+        help="masking vs finetuning vs LoRA with tuned settings, 3 seeds, test split (hours; resumable)",
+    )
     parser.add_argument("--tasks", default="wnut16,bbc-news", help="--quality: comma-separated tasks")
-    parser.add_argument("--runs", default=None,
-                        help="--quality: only these settings, in order: finetune, mask, mask:<variant> (comma-separated)")
+    parser.add_argument(
+        "--runs",
+        default=None,
+        help="--quality: only these settings, in order: finetune, mask, mask:<variant> (comma-separated)",
+    )
     parser.add_argument("--seeds", default=None, help="--quality --runs: seeds, e.g. 0-4 or 5,6 (default 0-4)")
-    parser.add_argument("--backfill-flips", action="store_true",
-                        help="--quality --runs: rerun finished masking runs whose record lacks the flip fraction")
-    parser.add_argument("--serving", action="store_true",
-                        help="many tasks from one model vs PEFT LoRA, each in a fresh process: total memory and "
-                             "texts/s at 16, 200 and 1,000 MiniLM tasks and 16 and 200 BERT-base ones; the kernel")
+    parser.add_argument(
+        "--backfill-flips",
+        action="store_true",
+        help="--quality --runs: rerun finished masking runs whose record lacks the flip fraction",
+    )
+    parser.add_argument(
+        "--serving",
+        action="store_true",
+        help="many tasks from one model vs PEFT LoRA, each in a fresh process: total memory and "
+        "texts/s at 16, 200 and 1,000 MiniLM tasks and 16 and 200 BERT-base ones; the kernel",
+    )
     parser.add_argument("--serving-tasks", type=int, default=1000, help=argparse.SUPPRESS)
-    parser.add_argument("--serving-bert-base", action="store_true",
-                        help="only the BERT-base part of --serving: 16 and 200 tasks")
-    parser.add_argument("--kernel", action="store_true",
-                        help="the served masks' term alone against the dense product, per layer and group size (~2 min)")
-    parser.add_argument("--http", action="store_true",
-                        help="maskctl serve under a bounded loopback load vs MaskedModel directly (~10 min)")
-    parser.add_argument("--tenants", action="store_true",
-                        help="maskctl serve against a hostile client, a 10,000-input stream, a corrupt overwrite, "
-                             "TEI/OIP routes and SIGTERM with a stalled upload (~5 min)")
+    parser.add_argument(
+        "--serving-bert-base", action="store_true", help="only the BERT-base part of --serving: 16 and 200 tasks"
+    )
+    parser.add_argument(
+        "--kernel",
+        action="store_true",
+        help="the served masks' term alone against the dense product, per layer and group size (~2 min)",
+    )
+    parser.add_argument(
+        "--http",
+        action="store_true",
+        help="maskctl serve under a bounded loopback load vs MaskedModel directly (~10 min)",
+    )
+    parser.add_argument(
+        "--tenants",
+        action="store_true",
+        help="maskctl serve against a hostile client, a 10,000-input stream, a corrupt overwrite, "
+        "TEI/OIP routes and SIGTERM with a stalled upload (~5 min)",
+    )
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for results-<mode>.json/.md")
     parser.add_argument("--model", default=None, help="base model (default: the packaged MiniLM)")
     parser.add_argument("--work", default=None, help="keep bundles and finetuned models here (default: a temp dir)")
@@ -230,19 +307,30 @@ def main(argv: list[str] | None = None) -> int:
 
         work = Path(args.work or tempfile.mkdtemp(prefix="maskctl-quality-"))
         seeds = _seeds(args.seeds) if args.seeds else None
-        return quality_main(args.tasks.split(","), Path(args.out), work, args.model,
-                            args.runs.split(",") if args.runs else None, **({"seeds": seeds} if seeds else {}),
-                            backfill=args.backfill_flips)
+        return quality_main(
+            args.tasks.split(","),
+            Path(args.out),
+            work,
+            args.model,
+            args.runs.split(",") if args.runs else None,
+            **({"seeds": seeds} if seeds else {}),
+            backfill=args.backfill_flips,
+        )
     if args.serving_bert_base:
         from bench.serving import serving_section
 
-        return _section_mode("serving-bert-base", lambda work: serving_section(args.model, work, parts=("bert-base",)),
-                             write_serving, args)
+        return _section_mode(
+            "serving-bert-base",
+            lambda work: serving_section(args.model, work, parts=("bert-base",)),
+            write_serving,
+            args,
+        )
     if args.serving:
         from bench.serving import serving_section
 
-        return _section_mode("serving", lambda work: serving_section(args.model, work, args.serving_tasks),
-                             write_serving, args)
+        return _section_mode(
+            "serving", lambda work: serving_section(args.model, work, args.serving_tasks), write_serving, args
+        )
     if args.kernel:
         from bench.kernel import bench_kernel, write_kernel
         from bench.serving_tasks import FLIP_FRACTION

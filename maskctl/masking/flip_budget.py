@@ -80,7 +80,7 @@ class FlipBudget:
             where = crossed[name].nonzero(as_tuple=True)
             n = where[0].numel()
             held = torch.zeros_like(crossed[name])
-            held[tuple(w[~keep[start:start + n].to(w.device)] for w in where)] = True
+            held[tuple(w[~keep[start : start + n].to(w.device)] for w in where)] = True
             layer.held = held
             start += n
         return count - self.budget

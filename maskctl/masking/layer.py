@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from maskctl.masking.config import DEFAULT_INIT_SPARSITY, DEFAULT_THRESHOLD
+
 SCORE_LOW = -0.02
 
 
@@ -76,9 +77,7 @@ def score_upper_bound(init_sparsity: float, threshold: float) -> float:
     return (-SCORE_LOW + threshold) / init_sparsity + SCORE_LOW
 
 
-def initial_scores(
-    shape: tuple[int, ...], init_sparsity: float, threshold: float, seed: int
-) -> torch.Tensor:
+def initial_scores(shape: tuple[int, ...], init_sparsity: float, threshold: float, seed: int) -> torch.Tensor:
     """Draw scores from U(-0.02, s) with numpy's PCG64, a portable, documented generator.
 
     The same ``seed`` gives bit-identical scores on every platform and device, so a bundle can
@@ -153,8 +152,9 @@ class MaskedLinear(WrappedLinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (torch.is_grad_enabled() and self.scores.requires_grad) or self.base_layer.weight.requires_grad:
             return F.linear(x, self.masked_weight(), self.base_layer.bias)
-        return MaskedLinearFunction.apply(x, self.base_layer.weight, self.scores, self.base_layer.bias,
-                                          self.threshold, self.held)
+        return MaskedLinearFunction.apply(
+            x, self.base_layer.weight, self.scores, self.base_layer.bias, self.threshold, self.held
+        )
 
     def merged_linear(self) -> nn.Linear:
         """Return ``base_layer`` with the mask multiplied into its weight (in place)."""

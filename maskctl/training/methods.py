@@ -30,8 +30,16 @@ import torch
 from maskctl import __version__
 from maskctl.bundle.fingerprint import fingerprint, tensors_fingerprint
 from maskctl.bundle.format import FORMAT_VERSION, Bundle, check_bundle_output, save_bundle
-from maskctl.bundle.meta import (BaseModelInfo, BundleMeta, LayerRecord, MaskRecord, MetricsRecord, TaskRecord,
-                                 TrainingRecord, TunedRecord)
+from maskctl.bundle.meta import (
+    BaseModelInfo,
+    BundleMeta,
+    LayerRecord,
+    MaskRecord,
+    MetricsRecord,
+    TaskRecord,
+    TrainingRecord,
+    TunedRecord,
+)
 from maskctl.bundle.portable import without_paths
 from maskctl.io import atomic_dir
 from maskctl.masking.flip_budget import FlipBudget
@@ -45,8 +53,10 @@ from maskctl.train_settings import TrainArgs
 from maskctl.training.selection import BestKeeper
 from maskctl.training.tracking import LossCurve
 
-INITIAL_SCORES = ("numpy PCG64 seeded with sha256(f'{seed}:{layer}')[:8] little-endian; "
-                  "scores ~ U(-0.02, (0.02+threshold)/init_sparsity - 0.02) as float32")
+INITIAL_SCORES = (
+    "numpy PCG64 seeded with sha256(f'{seed}:{layer}')[:8] little-endian; "
+    "scores ~ U(-0.02, (0.02+threshold)/init_sparsity - 0.02) as float32"
+)
 
 
 @dataclass
@@ -78,17 +88,24 @@ class Outcome:
     score: Callable[[torch.nn.Module], dict[str, float]]
 
 
-def decay_groups(model: torch.nn.Module, trainable: dict[str, torch.nn.Parameter],
-                 weight_decay: float | None) -> list[dict[str, Any]]:
+def decay_groups(
+    model: torch.nn.Module, trainable: dict[str, torch.nn.Parameter], weight_decay: float | None
+) -> list[dict[str, Any]]:
     """One group without weight decay, or, as the ``Trainer`` does, decay on every tensor but
     biases and LayerNorm weights (decay pulls a norm's gain towards 0, which no recipe wants)."""
     if not weight_decay:
         return [{"params": list(trainable.values())}]
-    norms = {f"{name}.{p}" if name else p for name, module in model.named_modules()
-             if isinstance(module, torch.nn.LayerNorm) for p, _ in module.named_parameters(recurse=False)}
+    norms = {
+        f"{name}.{p}" if name else p
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.LayerNorm)
+        for p, _ in module.named_parameters(recurse=False)
+    }
     spared = {n for n in trainable if n.endswith("bias") or n in norms}
-    return [{"params": [p for n, p in trainable.items() if n not in spared], "weight_decay": weight_decay},
-            {"params": [p for n, p in trainable.items() if n in spared], "weight_decay": 0.0}]
+    return [
+        {"params": [p for n, p in trainable.items() if n not in spared], "weight_decay": weight_decay},
+        {"params": [p for n, p in trainable.items() if n in spared], "weight_decay": 0.0},
+    ]
 
 
 class TrainingMethod:
@@ -119,8 +136,7 @@ class TrainingMethod:
         """The tensors the optimizer updates, by name (also what a checkpoint stores)."""
         raise NotImplementedError
 
-    def param_groups(self, model: torch.nn.Module,
-                     trainable: dict[str, torch.nn.Parameter]) -> list[dict[str, Any]]:
+    def param_groups(self, model: torch.nn.Module, trainable: dict[str, torch.nn.Parameter]) -> list[dict[str, Any]]:
         """How the optimizer treats the trainable tensors: the ``Trainer``'s grouping."""
         return decay_groups(model, trainable, self.args.weight_decay)
 
@@ -173,8 +189,13 @@ class MaskMethod(TrainingMethod):
 
     def __init__(self, args: TrainArgs) -> None:
         super().__init__(args)
-        self.config = MaskConfig(threshold=args.threshold, init_sparsity=args.init_sparsity,
-                                 blocks=args.mask_blocks, head=args.head, seed=args.seed)
+        self.config = MaskConfig(
+            threshold=args.threshold,
+            init_sparsity=args.init_sparsity,
+            blocks=args.mask_blocks,
+            head=args.head,
+            seed=args.seed,
+        )
         self.pull: FlipPenalty | None = None
         self.budget: FlipBudget | None = None
         self.restored: dict[str, torch.Tensor] = {}  # a checkpoint's flip importance, until on_device
@@ -201,8 +222,7 @@ class MaskMethod(TrainingMethod):
         the ``--also-train`` tensors."""
         return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
-    def param_groups(self, model: torch.nn.Module,
-                     trainable: dict[str, torch.nn.Parameter]) -> list[dict[str, Any]]:
+    def param_groups(self, model: torch.nn.Module, trainable: dict[str, torch.nn.Parameter]) -> list[dict[str, Any]]:
         """One group of scores, no decay (the paper's); ``--weight-decay`` gives the ``Trainer``'s
         two groups. The ``--also-train`` tensors form a group of their own (``--tuned-lr``, no
         decay): a score moves the mask only across the threshold, a bias moves every output."""
@@ -210,8 +230,13 @@ class MaskMethod(TrainingMethod):
         rest = {n: p for n, p in trainable.items() if id(p) not in tuned}
         groups = decay_groups(model, rest, self.args.weight_decay)
         if tuned:
-            groups.append({"params": [p for p in trainable.values() if id(p) in tuned], "lr": self.args.tuned_lr,
-                           "weight_decay": 0.0})
+            groups.append(
+                {
+                    "params": [p for p in trainable.values() if id(p) in tuned],
+                    "lr": self.args.tuned_lr,
+                    "weight_decay": 0.0,
+                }
+            )
         return groups
 
     def stored_keys(self) -> list[str]:
@@ -225,8 +250,11 @@ class MaskMethod(TrainingMethod):
         return {f"method/flip_importance/{name}": value for name, value in importance.items()}
 
     def restore_state(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.restored = {k.removeprefix("method/flip_importance/"): v for k, v in tensors.items()
-                         if k.startswith("method/flip_importance/")}
+        self.restored = {
+            k.removeprefix("method/flip_importance/"): v
+            for k, v in tensors.items()
+            if k.startswith("method/flip_importance/")
+        }
 
     def on_device(self, model: torch.nn.Module) -> None:
         if self.args.flip_penalty:  # the pull keeps each score's initial side, on the scores' device
@@ -254,9 +282,11 @@ class MaskMethod(TrainingMethod):
 
     def snapshot(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
         """The binary masks and stored tensors: a few MB, whatever the model's size."""
-        return {**{f"mask/{n}": m.clone() for n, m in current_masks(model).items()},
-                **{f"head/{k}": v for k, v in self._stored_tensors(model).items()},
-                **{f"tuned/{k}": v for k, v in deltas_of(model, self.pristine).items()}}
+        return {
+            **{f"mask/{n}": m.clone() for n, m in current_masks(model).items()},
+            **{f"head/{k}": v for k, v in self._stored_tensors(model).items()},
+            **{f"tuned/{k}": v for k, v in deltas_of(model, self.pristine).items()},
+        }
 
     def _stored_tensors(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
         """Current values of ``stored_keys``, read through any ``MaskedLinear`` wrapper."""
@@ -289,34 +319,64 @@ class MaskMethod(TrainingMethod):
         overall = self._overall_sparsity(masks)
         meta = self._meta(model, outcome, masks, head, overall, metrics)
         path = save_bundle(Bundle(masks=masks, head=head, meta=meta, tuned=deltas), outcome.output)
-        return TrainResult(output=path, method=self.name, metrics=metrics, wall_seconds=0.0,
-                           history=outcome.keeper.history, sparsity=overall, kept=outcome.keeper.record_of_kept())
+        return TrainResult(
+            output=path,
+            method=self.name,
+            metrics=metrics,
+            wall_seconds=0.0,
+            history=outcome.keeper.history,
+            sparsity=overall,
+            kept=outcome.keeper.record_of_kept(),
+        )
 
     def _overall_sparsity(self, masks: dict[str, torch.Tensor]) -> dict[str, float]:
         total = sum(m.numel() for m in masks.values())
-        return {"init": sum(self.init_sparsity[n] * masks[n].numel() for n in masks) / total,
-                "final": sum(sparsity(masks[n]) * masks[n].numel() for n in masks) / total}
+        return {
+            "init": sum(self.init_sparsity[n] * masks[n].numel() for n in masks) / total,
+            "final": sum(sparsity(masks[n]) * masks[n].numel() for n in masks) / total,
+        }
 
-    def _meta(self, model: torch.nn.Module, outcome: Outcome, masks: dict[str, torch.Tensor],
-              head: dict[str, torch.Tensor], overall: dict[str, float], metrics: dict[str, float]) -> dict[str, Any]:
+    def _meta(
+        self,
+        model: torch.nn.Module,
+        outcome: Outcome,
+        masks: dict[str, torch.Tensor],
+        head: dict[str, torch.Tensor],
+        overall: dict[str, float],
+        metrics: dict[str, float],
+    ) -> dict[str, Any]:
         """The bundle's self-description: enough to rebuild, check and reproduce the run."""
         keeper = outcome.keeper
         return BundleMeta(
             format_version=FORMAT_VERSION,
-            base_model=BaseModelInfo(source=outcome.source.to_dict(), model_type=model.config.model_type,
-                                     fingerprint=self.fingerprint, fingerprint_layers=self.fp_layers,
-                                     num_blocks=num_blocks(model)),
+            base_model=BaseModelInfo(
+                source=outcome.source.to_dict(),
+                model_type=model.config.model_type,
+                fingerprint=self.fingerprint,
+                fingerprint_layers=self.fp_layers,
+                num_blocks=num_blocks(model),
+            ),
             task=TaskRecord(outcome.task.card.to_dict()),
             mask=MaskRecord(**self.config.to_dict(), block_ids=self.block_ids, generator=INITIAL_SCORES),
-            layers=[LayerRecord(name=n, shape=tuple(m.shape), init_sparsity=self.init_sparsity[n],
-                                final_sparsity=sparsity(m)) for n, m in masks.items()],
+            layers=[
+                LayerRecord(
+                    name=n, shape=tuple(m.shape), init_sparsity=self.init_sparsity[n], final_sparsity=sparsity(m)
+                )
+                for n, m in masks.items()
+            ],
             head_tensors=sorted(head),
             sparsity=overall,
             training=TrainingRecord.from_dict({**self.args.record(), "maskctl_version": __version__}),
-            metrics=MetricsRecord(dev=metrics, history=keeper.history, kept=keeper.record_of_kept(),
-                                  curve=outcome.curve.to_dict()),
-            tuned=TunedRecord(also_train=self.args.also_train, tensors=list(self.pristine),
-                              fingerprint=tensors_fingerprint(self.pristine.items())) if self.pristine else None,
+            metrics=MetricsRecord(
+                dev=metrics, history=keeper.history, kept=keeper.record_of_kept(), curve=outcome.curve.to_dict()
+            ),
+            tuned=TunedRecord(
+                also_train=self.args.also_train,
+                tensors=list(self.pristine),
+                fingerprint=tensors_fingerprint(self.pristine.items()),
+            )
+            if self.pristine
+            else None,
         ).to_dict()
 
 
@@ -347,14 +407,27 @@ class FinetuneMethod(TrainingMethod):
         metrics = outcome.score(model)
         with atomic_dir(outcome.output) as tmp:
             save_model_folder(model, outcome.tokenizer, tmp)
-            record = {"task": outcome.task.card.to_dict(), "training": self.args.record(),
-                      "metrics": {"dev": metrics, "history": keeper.history, "kept": keeper.record_of_kept(),
-                                  "curve": outcome.curve.to_dict()},
-                      "maskctl_version": __version__}
+            record = {
+                "task": outcome.task.card.to_dict(),
+                "training": self.args.record(),
+                "metrics": {
+                    "dev": metrics,
+                    "history": keeper.history,
+                    "kept": keeper.record_of_kept(),
+                    "curve": outcome.curve.to_dict(),
+                },
+                "maskctl_version": __version__,
+            }
             record, _ = without_paths(record)  # no machine paths, as in bundles: the folder is shared too
             (tmp / "maskctl_training.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-        return TrainResult(output=outcome.output, method=self.name, metrics=metrics, wall_seconds=0.0,
-                           history=keeper.history, kept=keeper.record_of_kept())
+        return TrainResult(
+            output=outcome.output,
+            method=self.name,
+            metrics=metrics,
+            wall_seconds=0.0,
+            history=keeper.history,
+            kept=keeper.record_of_kept(),
+        )
 
 
 METHOD_CLASSES: dict[str, type[TrainingMethod]] = {cls.name: cls for cls in (MaskMethod, FinetuneMethod)}

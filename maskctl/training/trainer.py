@@ -93,8 +93,9 @@ class Run:
         self.output = Path(args.output) if args.output else default_output(args, self.task, self.source)
         self.method.check_output(self.output)
         refuse_existing(self.output, args.overwrite)
-        self.ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else self.output.with_name(
-            self.output.name + ".ckpt")
+        self.ckpt_dir = (
+            Path(args.checkpoint_dir) if args.checkpoint_dir else self.output.with_name(self.output.name + ".ckpt")
+        )
 
     # -- phase 1: setup -------------------------------------------------------------------------
 
@@ -113,19 +114,24 @@ class Run:
             model, new_keys = load_task_model(self.source, task.kind.auto_class, task.labels)
         if self.source.kind == "hub":
             self.source = dataclasses.replace(self.source, version=hub_revision(model) or self.source.version)
-        self.accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=args.precision,
-                                       gradient_accumulation_steps=args.grad_accum,
-                                       **accelerator_kwargs(args.report_to, self.output))
+        self.accelerator = Accelerator(
+            cpu=device.type == "cpu",
+            mixed_precision=args.precision,
+            gradient_accumulation_steps=args.grad_accum,
+            **accelerator_kwargs(args.report_to, self.output),
+        )
         method.attach(model, new_keys)
         self.trainable = method.trainable(model)
         optimizer = method.optimizer(model, self.trainable)
-        loader = make_loader(self.train_features, task.kind.collate(self.tokenizer), args.batch_size,
-                             shuffle=True, seed=args.seed)
+        loader = make_loader(
+            self.train_features, task.kind.collate(self.tokenizer), args.batch_size, shuffle=True, seed=args.seed
+        )
         self._plan(loader)
         self.scheduler = method.scheduler(optimizer, self.total)
         self.report = Reporter(self.accelerator, self.callback, args.log_every, self.total, self.steps_per_epoch)
-        self.keeper = BestKeeper(args.keep, args.early_stopping,
-                                 lambda: method.snapshot(self.accelerator.unwrap_model(self.model)))
+        self.keeper = BestKeeper(
+            args.keep, args.early_stopping, lambda: method.snapshot(self.accelerator.unwrap_model(self.model))
+        )
         self._restore(optimizer)
         self.model, self.optimizer, self.loader = self.accelerator.prepare(model, optimizer, loader)
         method.on_device(self.accelerator.unwrap_model(self.model))
@@ -134,8 +140,15 @@ class Run:
     def _features(self, split: str, limit: int | None = None):
         """Read and tokenise one split, as two phases the callback shows."""
         args = self.args
-        return self.task.features(split, self.tokenizer, args.max_length, args.data_dir, limit, args.kind_options,
-                                  stage=functools.partial(phase, self.callback))
+        return self.task.features(
+            split,
+            self.tokenizer,
+            args.max_length,
+            args.data_dir,
+            limit,
+            args.kind_options,
+            stage=functools.partial(phase, self.callback),
+        )
 
     def _plan(self, loader) -> None:
         """Steps per epoch and in total, per process (``--max-steps`` may cut the last epoch)."""
@@ -161,12 +174,23 @@ class Run:
 
     def _announce(self) -> None:
         args, acc = self.args, self.accelerator
-        self.callback.on_start(dict(
-            task=self.task.name, model=self.source.spec, method=args.method, device=str(acc.device),
-            train_examples=len(self.train_features), dev_examples=len(self.dev_features), epochs=self.epochs,
-            total_steps=self.total, lr=args.lr, global_batch=args.batch_size * acc.num_processes * args.grad_accum,
-            processes=acc.num_processes, resumed_at=self.position.step if self.checkpoint else None,
-            trainable=sum(p.numel() for p in self.trainable.values())))
+        self.callback.on_start(
+            dict(
+                task=self.task.name,
+                model=self.source.spec,
+                method=args.method,
+                device=str(acc.device),
+                train_examples=len(self.train_features),
+                dev_examples=len(self.dev_features),
+                epochs=self.epochs,
+                total_steps=self.total,
+                lr=args.lr,
+                global_batch=args.batch_size * acc.num_processes * args.grad_accum,
+                processes=acc.num_processes,
+                resumed_at=self.position.step if self.checkpoint else None,
+                trainable=sum(p.numel() for p in self.trainable.values()),
+            )
+        )
         start_trackers(acc, args.report_to, args.record(), self.output)
 
     # -- phase 2: the epoch loop ----------------------------------------------------------------
@@ -243,10 +267,19 @@ class Run:
     def save_checkpoint(self) -> None:
         if self.accelerator.is_main_process:
             optimizer = self.optimizer.optimizer if hasattr(self.optimizer, "optimizer") else self.optimizer
-            save_checkpoint(self.ckpt_dir, dataclasses.asdict(self.args), self.position, self.keeper.history,
-                            self.trainable, optimizer, self.scheduler, self.epoch_state,
-                            {**self.keeper.checkpoint_tensors(), **self.method.checkpoint_state()},
-                            self.keeper.checkpoint_meta(), self.report.curve.state())
+            save_checkpoint(
+                self.ckpt_dir,
+                dataclasses.asdict(self.args),
+                self.position,
+                self.keeper.history,
+                self.trainable,
+                optimizer,
+                self.scheduler,
+                self.epoch_state,
+                {**self.keeper.checkpoint_tensors(), **self.method.checkpoint_state()},
+                self.keeper.checkpoint_meta(),
+                self.report.curve.state(),
+            )
         self.accelerator.wait_for_everyone()
 
     # -- phase 3: evaluate and keep the best ----------------------------------------------------
@@ -254,8 +287,15 @@ class Run:
     def evaluate(self) -> None:
         """Score dev now; the keeper copies the state when it is the best so far."""
         with phase(self.callback, "evaluating dev", self._eval_batches(), "batches") as advance:
-            metrics = evaluate_model(self.model, self.task, self.dev_features, self.tokenizer,
-                                     self.args.eval_batch_size, self.accelerator.device, progress=advance)
+            metrics = evaluate_model(
+                self.model,
+                self.task,
+                self.dev_features,
+                self.tokenizer,
+                self.args.eval_batch_size,
+                self.accelerator.device,
+                progress=advance,
+            )
         step = self.position.step
         epoch = round(step / self.steps_per_epoch, 2)
         best = self.keeper.record(step, int(epoch) if float(epoch).is_integer() else epoch, metrics)
@@ -268,8 +308,15 @@ class Run:
     def _final_metrics(self, model: torch.nn.Module) -> dict[str, Any]:
         """Dev metrics of the state the output holds (what ``maskctl eval`` will reproduce)."""
         with phase(self.callback, "evaluating dev (kept state)", self._eval_batches(), "batches") as advance:
-            return evaluate_model(model, self.task, self.dev_features, self.tokenizer, self.args.eval_batch_size,
-                                  self.accelerator.device, progress=advance)
+            return evaluate_model(
+                model,
+                self.task,
+                self.dev_features,
+                self.tokenizer,
+                self.args.eval_batch_size,
+                self.accelerator.device,
+                progress=advance,
+            )
 
     # -- phase 4: finish ------------------------------------------------------------------------
 
@@ -278,8 +325,15 @@ class Run:
         acc = self.accelerator
         result = None
         if acc.is_main_process:
-            outcome = Outcome(task=self.task, source=self.source, tokenizer=self.tokenizer, output=self.output,
-                              keeper=self.keeper, curve=self.report.curve, score=self._final_metrics)
+            outcome = Outcome(
+                task=self.task,
+                source=self.source,
+                tokenizer=self.tokenizer,
+                output=self.output,
+                keeper=self.keeper,
+                curve=self.report.curve,
+                score=self._final_metrics,
+            )
             result = self.method.finish(acc.unwrap_model(self.model), outcome)
             if self.args.checkpoint_every or self.checkpoint is not None:
                 shutil.rmtree(self.ckpt_dir, ignore_errors=True)  # the run finished: its checkpoint is spent

@@ -29,14 +29,26 @@ def test_search_tunes_each_method_then_runs_seeds_and_variants(tmp_path, monkeyp
 
     monkeypatch.setattr(q, "train_maskctl", fake)
     monkeypatch.setattr(q, "train_lora", lambda task, model, settings, work: fake(task, model, "lora", settings, work))
-    monkeypatch.setattr(q, "PLAN", {"wnut16": {"common": {"epochs": 1},
-                                               "mask": {"lr": [1e-3, 3e-3], "variants": {"clip1": {"max_grad_norm": 1.0}},
-                                                        "more": {"clip-long": (None, {"max_grad_norm": 1.0, "epochs": 2}),
-                                                                 "plain-3e-2": (3e-2, {})}},
-                                               "finetune": {"lr": [3e-5, 1e-4, 3e-4]},
-                                               "lora": {"lr": [1e-3, 3e-3]}}})
+    monkeypatch.setattr(
+        q,
+        "PLAN",
+        {
+            "wnut16": {
+                "common": {"epochs": 1},
+                "mask": {
+                    "lr": [1e-3, 3e-3],
+                    "variants": {"clip1": {"max_grad_norm": 1.0}},
+                    "more": {"clip-long": (None, {"max_grad_norm": 1.0, "epochs": 2}), "plain-3e-2": (3e-2, {})},
+                },
+                "finetune": {"lr": [3e-5, 1e-4, 3e-4]},
+                "lora": {"lr": [1e-3, 3e-3]},
+            }
+        },
+    )
     summary = q.Search("wnut16", tmp_path, tmp_path / "work").all()
-    assert summary["mask"]["lr"] == pytest.approx(9e-3) and summary["mask"]["variant"] == "clip1"  # 3e-3 x 3, then clipping
+    assert (
+        summary["mask"]["lr"] == pytest.approx(9e-3) and summary["mask"]["variant"] == "clip1"
+    )  # 3e-3 x 3, then clipping
     assert summary["finetune"]["lr"] == 1e-4 and summary["lora"]["lr"] == 3e-3
     assert all(summary[m]["seeds"] == [0, 1, 2, 3, 4] for m in summary)
     # the further variants run on seed 0 (at the best lr, or their own), and every seed of the
@@ -64,14 +76,31 @@ def test_a_queue_runs_named_settings_seed_by_seed_and_shares_work_through_claims
         calls.append((method, settings["lr"], bound, settings["seed"]))
         dev = 0.60 - {0.01: 0.02, 0.02: 0.003, 1.0: 0.0}[bound] - (0.1 if settings["lr"] != 3e-3 else 0.0)
         flips = min(bound, 0.06)
-        return {"dev": {"score": dev + settings["seed"] / 1e4}, "test": {"score": dev}, "kept": {"epoch": 1},
-                "history": [], "bytes": int(1e6 * flips), "files": 1, "flip_fraction": flips}
+        return {
+            "dev": {"score": dev + settings["seed"] / 1e4},
+            "test": {"score": dev},
+            "kept": {"epoch": 1},
+            "history": [],
+            "bytes": int(1e6 * flips),
+            "files": 1,
+            "flip_fraction": flips,
+        }
 
     monkeypatch.setattr(q, "train_maskctl", fake)
-    monkeypatch.setattr(q, "PLAN", {"wnut16": {"common": {"epochs": 1},
-                                               "mask": {"lr": [1e-3, 3e-3, 1e-2], "budget": {"budget-1": (3e-3, {"max_flips": 0.01}),
-                                                                                 "budget-2": (3e-3, {"max_flips": 0.02})}},
-                                               "finetune": {"lr": [1e-4]}}})
+    monkeypatch.setattr(
+        q,
+        "PLAN",
+        {
+            "wnut16": {
+                "common": {"epochs": 1},
+                "mask": {
+                    "lr": [1e-3, 3e-3, 1e-2],
+                    "budget": {"budget-1": (3e-3, {"max_flips": 0.01}), "budget-2": (3e-3, {"max_flips": 0.02})},
+                },
+                "finetune": {"lr": [1e-4]},
+            }
+        },
+    )
     import bench.quality_front as front
 
     monkeypatch.setattr(front, "TODAY", {"wnut16": "lr0.003"})
@@ -83,8 +112,15 @@ def test_a_queue_runs_named_settings_seed_by_seed_and_shares_work_through_claims
     dead.wait()
     (root / "lr0.003-budget-1-s1.claim").write_text(str(dead.pid))  # a stopped queue's claim: taken over
     search.queued(["mask", "mask:budget-1", "mask:budget-2"], (0, 1))
-    assert calls == [("mask", 1e-3, 1.0, 0), ("mask", 3e-3, 1.0, 0), ("mask", 1e-2, 1.0, 0),  # the lr grid, seed 0
-                     ("mask", 3e-3, 0.01, 0), ("mask", 3e-3, 0.02, 0), ("mask", 3e-3, 1.0, 1), ("mask", 3e-3, 0.01, 1)]
+    assert calls == [
+        ("mask", 1e-3, 1.0, 0),
+        ("mask", 3e-3, 1.0, 0),
+        ("mask", 1e-2, 1.0, 0),  # the lr grid, seed 0
+        ("mask", 3e-3, 0.01, 0),
+        ("mask", 3e-3, 0.02, 0),
+        ("mask", 3e-3, 1.0, 1),
+        ("mask", 3e-3, 0.01, 1),
+    ]
     assert not (root / "lr0.003-budget-1-s1.claim").exists()
     (root / "lr0.003-budget-2-s1.claim").unlink()
     for seed in range(2, 5):

@@ -115,8 +115,9 @@ def test_the_budget_is_a_share_or_a_percentage(given, fraction):
     assert share(None) is None
 
 
-@pytest.mark.parametrize("given, message", [("lots", "is not a share"), ("150%", "out of range"),
-                                            (-0.1, "out of range")])
+@pytest.mark.parametrize(
+    "given, message", [("lots", "is not a share"), ("150%", "out of range"), (-0.1, "out of range")]
+)
 def test_a_bad_budget_is_refused_with_a_fix(given, message):
     with pytest.raises(MaskctlError, match=message):
         TrainArgs(max_flips=given)
@@ -141,8 +142,10 @@ def _bundle_flips(path) -> tuple[int, int]:
     mask = bundle.meta["mask"]
     flipped = total = 0
     for name, bits in bundle.masks.items():
-        start = initial_scores(tuple(bits.shape), mask["init_sparsity"], mask["threshold"],
-                               layer_seed(mask["seed"], name)) > mask["threshold"]
+        start = (
+            initial_scores(tuple(bits.shape), mask["init_sparsity"], mask["threshold"], layer_seed(mask["seed"], name))
+            > mask["threshold"]
+        )
         flipped += int((bits != start).sum())
         total += bits.numel()
     return flipped, total
@@ -164,16 +167,20 @@ def test_the_budget_holds_after_every_step(pretrained_tiny_bert, keyword_task, t
         seen.append(self.budget.flips())
 
     monkeypatch.setattr(methods.MaskMethod, "after_step", spy)
-    result = train(TrainArgs(output=str(tmp_path / "b.bundle"), max_flips=limit / total,
-                             **_common(pretrained_tiny_bert, keyword_task)))
+    result = train(
+        TrainArgs(
+            output=str(tmp_path / "b.bundle"), max_flips=limit / total, **_common(pretrained_tiny_bert, keyword_task)
+        )
+    )
     assert len(seen) == 3 * 15 and max(seen) == limit  # every step of 3 epochs in budget, and it binds
     assert _bundle_flips(result.output)[0] <= limit
     assert read_meta(result.output)["training"]["max_flips"] == limit / total
 
 
 def test_a_budget_of_zero_writes_the_initial_mask(pretrained_tiny_bert, keyword_task, tmp_path):
-    result = train(TrainArgs(output=str(tmp_path / "z.bundle"), max_flips="0%",
-                             **_common(pretrained_tiny_bert, keyword_task)))
+    result = train(
+        TrainArgs(output=str(tmp_path / "z.bundle"), max_flips="0%", **_common(pretrained_tiny_bert, keyword_task))
+    )
     assert _bundle_flips(result.output)[0] == 0
 
 
@@ -181,8 +188,9 @@ def test_without_a_budget_the_run_and_its_record_are_unchanged(pretrained_tiny_b
     """No budget records nothing new (so the bundle's bytes are those of a run before budgets
     existed); a budget that never binds (100 %) learns the very same masks."""
     plain = train(TrainArgs(output=str(tmp_path / "p.bundle"), **_common(pretrained_tiny_bert, keyword_task)))
-    loose = train(TrainArgs(output=str(tmp_path / "l.bundle"), max_flips="100%",
-                            **_common(pretrained_tiny_bert, keyword_task)))
+    loose = train(
+        TrainArgs(output=str(tmp_path / "l.bundle"), max_flips="100%", **_common(pretrained_tiny_bert, keyword_task))
+    )
     training = read_meta(plain.output)["training"]
     assert "max_flips" not in training
     a, b = load_bundle(plain.output), load_bundle(loose.output)
@@ -197,13 +205,22 @@ def test_a_run_killed_and_resumed_ends_with_the_mask_of_an_uninterrupted_one(tin
     from tests.training.test_resume_and_ddp import ENV, MASKCTL, _interrupt, _train_args
 
     straight, killed = tmp_path / "straight.bundle", tmp_path / "killed.bundle"
-    subprocess.run([*MASKCTL, *_train_args(tiny_bert, keyword_task, straight, "--max-flips", "0.5%")], env=ENV,
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [*MASKCTL, *_train_args(tiny_bert, keyword_task, straight, "--max-flips", "0.5%")],
+        env=ENV,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     ckpt = tmp_path / "killed.bundle.ckpt"
-    _interrupt(_train_args(tiny_bert, keyword_task, killed, "--max-flips", "0.5%", "--checkpoint-every", "7"), ckpt,
-               signal.SIGKILL)
-    resumed = subprocess.run([*MASKCTL, "train", "--resume", str(ckpt)], env=ENV, capture_output=True, text=True,
-                             timeout=600)
+    _interrupt(
+        _train_args(tiny_bert, keyword_task, killed, "--max-flips", "0.5%", "--checkpoint-every", "7"),
+        ckpt,
+        signal.SIGKILL,
+    )
+    resumed = subprocess.run(
+        [*MASKCTL, "train", "--resume", str(ckpt)], env=ENV, capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert killed.read_bytes() == straight.read_bytes()
     flipped, total = _bundle_flips(straight)
