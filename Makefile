@@ -12,7 +12,7 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 # a file at a time, the README test first (it is the longest); TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo lint test bench clean
 
 # The serving kernel (C) is compiled by the install: a changed source or hook reinstalls.
 $(VENV)/.installed: pyproject.toml hatch_build.py maskctl/masking/kernels/flip_terms.c
@@ -28,8 +28,16 @@ demo: setup
 	$(OFFLINE) $(VENV)/bin/maskctl train --output masks/bbc-news-minilm.bundle --overwrite
 	$(OFFLINE) $(VENV)/bin/maskctl eval masks/bbc-news-minilm.bundle --split test
 
-test: setup
+# Lint and format check (ruff) and the type check of the public API (mypy), as configured in
+# pyproject.toml; `make test` runs it first, so CI enforces it.
+LINT_PATHS := maskctl tests bench examples hatch_build.py
+lint: setup
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(PY) -m mypy
+
+test: setup lint
 	$(OFFLINE) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 clean:
-	rm -rf $(VENV) masks finetuned .pytest_cache
+	rm -rf $(VENV) masks finetuned .pytest_cache .mypy_cache .ruff_cache

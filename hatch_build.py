@@ -30,7 +30,7 @@ def compile_kernel(source: Path, target: Path) -> str | None:
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     command = [*compiler, *FLAGS, *shlex.split(os.environ.get("MASKCTL_CFLAGS", "")), "-o", str(partial), str(source)]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"{command[0]}: {exc}"
     if done.returncode != 0:
@@ -49,8 +49,9 @@ class CustomBuildHook(BuildHookInterface):
             target = Path(tempfile.mkdtemp(prefix="maskctl-kernel-")) / LIBRARY.name
         problem = compile_kernel(source, target)
         if problem:
-            self.app.display_warning(f"maskctl: the serving kernel was not compiled ({problem}); "
-                                     "mixed-task batches will use plain PyTorch")
+            self.app.display_warning(
+                f"maskctl: the serving kernel was not compiled ({problem}); mixed-task batches will use plain PyTorch"
+            )
             return
         if version != "editable":
             build_data["force_include"][str(target)] = str(LIBRARY)

@@ -17,13 +17,20 @@ import torch
 from bench.common import load_model, median
 
 
-def simulated_bundle(net, new_keys: list[str], path: Path, seed: int = 0, flip_sd: float = 0.006,
-                     meta: dict | None = None, timings: dict | None = None) -> Path:
+def simulated_bundle(
+    net,
+    new_keys: list[str],
+    path: Path,
+    seed: int = 0,
+    flip_sd: float = 0.006,
+    meta: dict | None = None,
+    timings: dict | None = None,
+) -> Path:
     """A bundle for ``net`` as training would leave it: initial masks, then scores nudged by
     N(0, flip_sd) so that the weights near the threshold flip (0.8 % for 0.006)."""
     from maskctl.bundle.format import Bundle, save_bundle
+    from maskctl.masking.config import MaskConfig
     from maskctl.masking.model import (
-        MaskConfig,
         current_masks,
         masked_layers,
         wrap_model,
@@ -66,7 +73,7 @@ def bench_apply(net, path: Path, repeats: int = 7, threads: tuple[int, ...] | No
     rows: dict[int, list[dict[str, float]]] = {n: [] for n in threads}
     try:
         for i in range(repeats + 1):
-            for n in (threads if i % 2 == 0 else threads[::-1]):
+            for n in threads if i % 2 == 0 else threads[::-1]:
                 torch.set_num_threads(n)
                 t0 = time.perf_counter()
                 with safe_open(str(path), framework="pt") as handle:  # raw read, no decoding: for the split
@@ -86,14 +93,14 @@ def bench_apply(net, path: Path, repeats: int = 7, threads: tuple[int, ...] | No
         torch.set_num_threads(default)
     result: dict[str, Any] = {f"{k}_ms": 1000 * median([r[k] for r in rows[default]]) for k in rows[default][0]}
     result["threads"] = default
-    result["by_threads"] = {n: {f"{k}_ms": 1000 * median([r[k] for r in rows[n]]) for k in rows[n][0]}
-                            for n in threads}
+    result["by_threads"] = {n: {f"{k}_ms": 1000 * median([r[k] for r in rows[n]]) for k in rows[n][0]} for n in threads}
     result.update(restore_ms=1000 * restore, repeats=repeats, bytes=path.stat().st_size)
     return result
 
 
-def bench_apply_models(model: str | None, task: str, work: Path, repeats: int, bert_base: bool,
-                       trained_bundle: Path | None = None) -> dict[str, Any]:
+def bench_apply_models(
+    model: str | None, task: str, work: Path, repeats: int, bert_base: bool, trained_bundle: Path | None = None
+) -> dict[str, Any]:
     from maskctl.bundle.format import read_meta
 
     out: dict[str, Any] = {}
@@ -114,10 +121,14 @@ def bench_apply_models(model: str | None, task: str, work: Path, repeats: int, b
         config = transformers.BertConfig(num_labels=2)  # bert-base sizes: 12 x 768, 3072 FFN
         big = transformers.BertForSequenceClassification(config).eval()
         timings = {}
-        big_path = simulated_bundle(big, ["classifier.weight", "classifier.bias"], work / "apply-bert-base.bundle",
-                                    timings=timings)
+        big_path = simulated_bundle(
+            big, ["classifier.weight", "classifier.bias"], work / "apply-bert-base.bundle", timings=timings
+        )
         out["bert_base_save_s"] = timings["save_bundle_s"]
-        out["bert_base"] = {**bench_apply(big, big_path, max(3, repeats // 2)), "bundle": "simulated",
-                            "path": str(big_path)}
+        out["bert_base"] = {
+            **bench_apply(big, big_path, max(3, repeats // 2)),
+            "bundle": "simulated",
+            "path": str(big_path),
+        }
         del big
     return out

@@ -21,12 +21,13 @@ LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["query
 LORA_MAX_GRAD_NORM = 1.0
 
 
-def maskctl_trainee(method: str, net: torch.nn.Module, new_keys: list[str], seed: int = 0,
-                    **settings: Any) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+def maskctl_trainee(
+    method: str, net: torch.nn.Module, new_keys: list[str], seed: int = 0, **settings: Any
+) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     """``net`` prepared and its optimizer built exactly as ``maskctl train --method method``
     would (the task card's fallbacks for anything ``settings`` leaves open)."""
     from maskctl.train_settings import TrainArgs
-    from maskctl.training.methods import method_for
+    from maskctl.training.trainer import method_for
 
     args = TrainArgs(method=method, seed=seed, **settings).with_task_defaults({})
     trainee = method_for(args)

@@ -52,19 +52,32 @@ def bundle_bits(path: Path) -> dict[str, Any]:
     if {"seed", "threshold", "init_sparsity"} <= set(settings):
         flips = 0
         for name, mask in bundle.masks.items():
-            scores = initial_scores(tuple(mask.shape), settings["init_sparsity"], settings["threshold"],
-                                    layer_seed(settings["seed"], name))
+            scores = initial_scores(
+                tuple(mask.shape), settings["init_sparsity"], settings["threshold"], layer_seed(settings["seed"], name)
+            )
             flips += int((mask ^ (scores > settings["threshold"])).sum())
     size = path.stat().st_size
     return {
-        "file_bytes": size, "masked_weights": weights, "mask_payload_bytes": payload, "head_bytes": head_bytes,
+        "file_bytes": size,
+        "masked_weights": weights,
+        "mask_payload_bytes": payload,
+        "head_bytes": head_bytes,
         "format_version": meta.get("format_version"),
-        "bits_per_weight_file": 8 * size / weights, "bits_per_weight_payload": 8 * payload / weights,
-        "zero_fraction": p, "entropy_bits": binary_entropy(p), "entropy_per_layer_bits": layer_h / weights,
+        "bits_per_weight_file": 8 * size / weights,
+        "bits_per_weight_payload": 8 * payload / weights,
+        "zero_fraction": p,
+        "entropy_bits": binary_entropy(p),
+        "entropy_per_layer_bits": layer_h / weights,
         "flip_rate": None if flips is None else flips / weights,
         "flip_entropy_bits": None if flips is None else binary_entropy(flips / weights),
-        "codings": sorted({str(layer.get("coding", {}).get("scheme", "packbits")) + "/"
-                           + str(layer.get("coding", {}).get("codec", "none")) for layer in meta["layers"]}),
+        "codings": sorted(
+            {
+                str(layer.get("coding", {}).get("scheme", "packbits"))
+                + "/"
+                + str(layer.get("coding", {}).get("codec", "none"))
+                for layer in meta["layers"]
+            }
+        ),
     }
 
 

@@ -23,11 +23,14 @@ from typing import Any
 
 import torch
 
+from maskctl.cli.progress import HEARTBEAT_S, duration
+
 # The entry point that ``run_child`` re-executes with ``--child``.
 RUN_SCRIPT = Path(__file__).resolve().parent / "run.py"
 
 
 # ----------------------------------------------------------------------------- helpers
+
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -93,9 +96,13 @@ def dir_bytes(path: Path) -> tuple[int, int]:
 
 
 def machine_info() -> dict[str, Any]:
-    info: dict[str, Any] = {"nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-                            "python": platform.python_version(), "platform": platform.platform(),
-                            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    info: dict[str, Any] = {
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -103,7 +110,7 @@ def machine_info() -> dict[str, Any]:
                 break
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
-                info["ram_gib"] = round(int(line.split()[1]) / 1024 ** 2, 1)
+                info["ram_gib"] = round(int(line.split()[1]) / 1024**2, 1)
     except OSError:
         pass
     for name in ("transformers", "numpy", "peft", "accelerate"):
@@ -119,6 +126,7 @@ def machine_info() -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- models and data
+
 
 def load_task(task: str):
     """maskctl's task object for a task name or a card path."""
@@ -170,6 +178,7 @@ def build_trainee(method: str, model: str | None, task: str, seed: int = 0):
 
 # ----------------------------------------------------------------------------- side-by-side timing
 
+
 def train_step(net, optimizer, batch) -> dict[str, float]:
     """One optimisation step; wall seconds of forward, backward, optimizer, and CPU seconds."""
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -180,8 +189,13 @@ def train_step(net, optimizer, batch) -> dict[str, float]:
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     t3 = time.perf_counter()
-    return {"total": t3 - t0, "forward": t1 - t0, "backward": t2 - t1, "optimizer": t3 - t2,
-            "cpu": time.process_time() - cpu0}
+    return {
+        "total": t3 - t0,
+        "forward": t1 - t0,
+        "backward": t2 - t1,
+        "optimizer": t3 - t2,
+        "cpu": time.process_time() - cpu0,
+    }
 
 
 def alternate(contenders: dict[str, Callable[[], dict[str, float]]], warmup: int, steps: int) -> dict[str, list[dict]]:
@@ -200,7 +214,9 @@ def alternate(contenders: dict[str, Callable[[], dict[str, float]]], warmup: int
 def summarise(samples: list[dict[str, float]]) -> dict[str, float]:
     keys = samples[0].keys() if samples else []
     return {f"median_{k}_s": median([s[k] for s in samples]) for k in keys} | {
-        "min_total_s": min(s["total"] for s in samples) if samples else float("nan"), "n": len(samples)}
+        "min_total_s": min(s["total"] for s in samples) if samples else float("nan"),
+        "n": len(samples),
+    }
 
 
 def pair_ratio(a: list[dict], b: list[dict], key: str = "total") -> float:
@@ -210,19 +226,47 @@ def pair_ratio(a: list[dict], b: list[dict], key: str = "total") -> float:
 
 # ----------------------------------------------------------------------------- fresh processes
 
-def run_child(kind: str, payload: dict[str, Any], timeout: float = 1800,
-              env: dict[str, str] | None = None) -> dict[str, Any]:
+
+def wait_with_heartbeat(proc: subprocess.Popen, name: str, timeout: float) -> str:
+    """Wait for ``proc`` (its output piped), logging a line at least every ``HEARTBEAT_S`` seconds
+    as maskctl's own long work does (a child may run for many minutes); kill it after
+    ``timeout`` seconds (``subprocess.TimeoutExpired``). Returns its stderr."""
+    started = time.monotonic()
+    while True:
+        try:
+            return proc.communicate(timeout=max(0.0, min(HEARTBEAT_S, timeout - (time.monotonic() - started))))[1]
+        except subprocess.TimeoutExpired:
+            if time.monotonic() - started >= timeout:
+                proc.kill()
+                proc.communicate()
+                raise
+            log(f"{name}: running for {duration(time.monotonic() - started)}")
+
+
+def run_child(
+    kind: str, payload: dict[str, Any], timeout: float = 1800, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``kind`` in a fresh interpreter (``run.py --child``, see its ``CHILDREN``) with ``env``
     added to the environment, and return its JSON answer: peak memory is only comparable between
     processes that start from nothing."""
     with tempfile.TemporaryDirectory(prefix="maskctl-bench-") as tmp:
         out = Path(tmp) / "answer.json"
-        cmd = [sys.executable, str(RUN_SCRIPT), "--child", kind, "--child-args", json.dumps(payload),
-               "--child-out", str(out)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
-                              check=False)
+        cmd = [
+            sys.executable,
+            str(RUN_SCRIPT),
+            "--child",
+            kind,
+            "--child-args",
+            json.dumps(payload),
+            "--child-out",
+            str(out),
+        ]
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+        )
+        stderr = wait_with_heartbeat(proc, f"child {kind}", timeout)
         if proc.returncode != 0 or not out.exists():
-            raise RuntimeError(f"child {kind} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+            raise RuntimeError(f"child {kind} failed (exit {proc.returncode}): {stderr[-2000:]}")
         return json.loads(out.read_text())
 
 
@@ -233,5 +277,7 @@ def save_results(results: dict[str, Any], out: Path, mode: str) -> str:
 
     out.mkdir(parents=True, exist_ok=True)
     (out / f"results-{mode}.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
-    return (f"Machine: {results['machine'].get('cpu', '?')}, load {results.get('load_start')} -> "
-            f"{results.get('load_end')}, {results.get('wall_s', 0):.0f} s.")
+    return (
+        f"Machine: {results['machine'].get('cpu', '?')}, load {results.get('load_start')} -> "
+        f"{results.get('load_end')}, {results.get('wall_s', 0):.0f} s."
+    )

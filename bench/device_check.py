@@ -32,7 +32,8 @@ def main() -> int:
     from bench.serving_tasks import make_bundles, texts
     from maskctl.bundle.format import load_bundle
     from maskctl.serving import MaskedModel
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     card = torch.cuda.get_device_name(0)
     work = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results" / "device-work"
@@ -40,10 +41,23 @@ def main() -> int:
     out: dict = {"card": card, "torch": torch.__version__, "cuda": torch.version.cuda}
 
     tick = time.perf_counter()
-    trained = train(TrainArgs(task="bbc-news", output=str(work / "bf16.bundle"), max_steps=40, batch_size=32,
-                              precision="bf16", device="cuda", overwrite=True))
-    out["bf16_training"] = {"steps": 40, "wall_s": time.perf_counter() - tick, "dev": trained.metrics,
-                            "loads": bool(load_bundle(work / "bf16.bundle").masks)}
+    trained = train(
+        TrainArgs(
+            task="bbc-news",
+            output=str(work / "bf16.bundle"),
+            max_steps=40,
+            batch_size=32,
+            precision="bf16",
+            device="cuda",
+            overwrite=True,
+        )
+    )
+    out["bf16_training"] = {
+        "steps": 40,
+        "wall_s": time.perf_counter() - tick,
+        "dev": trained.metrics,
+        "loads": bool(load_bundle(work / "bf16.bundle").masks),
+    }
 
     paths = make_bundles(work / "serving", None, 16)
     served = MaskedModel.from_bundles(paths, device="cuda")
@@ -52,15 +66,25 @@ def main() -> int:
     for name in served.tasks[:4]:
         mixed = served.predict_many([(n, t) for t in sample for n in (name, served.tasks[-1])])[::2]
         alone = served.predict(name, sample)  # merged mode on the resident base
-        worst = max(worst, *(abs(a - b) for m, s in zip(mixed, alone)
-                             for a, b in zip(m.probabilities.values(), s.probabilities.values())))
+        worst = max(
+            worst,
+            *(
+                abs(a - b)
+                for m, s in zip(mixed, alone)
+                for a, b in zip(m.probabilities.values(), s.probabilities.values())
+            ),
+        )
     out["mixed_equals_merged_fp32"] = {"max_abs_prob_diff": worst, "ok": worst < 1e-5}
 
     rates = {}
     for length, pool in (("short", texts(False)), ("long", texts(True))):
         batch = [pool[i % len(pool)] for i in range(16)]
-        runs = {"mixed": lambda: served.predict_many([(served.tasks[i], t) for i, t in enumerate(batch)], batch_size=16),
-                "single": lambda: served.predict(served.tasks[0], batch, batch_size=16)}
+        runs = {
+            "mixed": lambda b=batch: served.predict_many(
+                [(served.tasks[i], t) for i, t in enumerate(b)], batch_size=16
+            ),
+            "single": lambda b=batch: served.predict(served.tasks[0], b, batch_size=16),
+        }
         for name, fn in runs.items():
             fn(), fn()
             torch.cuda.synchronize()

@@ -27,22 +27,32 @@ def child_eval_memory(paths: list[str], split: str) -> dict:
 
         score = evaluate_bundle(paths[0], split=split, device="cpu").metrics["score"]
     else:
-        from maskctl.serving.ensemble import run_ensemble
+        from maskctl.experiments.ensemble import run_ensemble
 
         result = run_ensemble(paths, by="best", split=split, device="cpu")
         score = result.rules[result.chosen]["score"]
-    return {"members": len(paths), "peak_rss_mib": peak_rss_mib(), "baseline_rss_mib": baseline,
-            "ru_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-            "seconds": time.perf_counter() - t0, "score": score}
+    return {
+        "members": len(paths),
+        "peak_rss_mib": peak_rss_mib(),
+        "baseline_rss_mib": baseline,
+        "ru_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "seconds": time.perf_counter() - t0,
+        "score": score,
+    }
 
 
 def bench_ensemble_memory(paths: list[Path], split: str = "dev") -> dict[str, Any]:
     one = run_child("eval-memory", {"paths": [str(paths[0])], "split": split})
     many = run_child("eval-memory", {"paths": [str(p) for p in paths], "split": split})
-    return {"eval": one, "ensemble": many, "members": len(paths), "split": split,
-            "ratio": many["peak_rss_mib"] / one["peak_rss_mib"],
-            "ratio_above_imports": (many["peak_rss_mib"] - many["baseline_rss_mib"])
-            / (one["peak_rss_mib"] - one["baseline_rss_mib"])}
+    return {
+        "eval": one,
+        "ensemble": many,
+        "members": len(paths),
+        "split": split,
+        "ratio": many["peak_rss_mib"] / one["peak_rss_mib"],
+        "ratio_above_imports": (many["peak_rss_mib"] - many["baseline_rss_mib"])
+        / (one["peak_rss_mib"] - one["baseline_rss_mib"]),
+    }
 
 
 def ensemble_section(trained: dict[str, list[Path]], model: str | None, work: Path) -> dict[str, Any]:
@@ -71,14 +81,18 @@ def variant_bundles(path: Path, count: int, work: Path, flip_rate: float = 0.005
     out = []
     for k in range(count):
         generator = torch.Generator().manual_seed(100 + k)
-        masks = {name: mask ^ (torch.rand(mask.shape, generator=generator) < flip_rate)
-                 for name, mask in bundle.masks.items()}
-        out.append(save_bundle(Bundle(masks=masks, head=bundle.head, meta=dict(bundle.meta)),
-                               work / f"variant-{k}.bundle"))
+        masks = {
+            name: mask ^ (torch.rand(mask.shape, generator=generator) < flip_rate)
+            for name, mask in bundle.masks.items()
+        }
+        out.append(
+            save_bundle(Bundle(masks=masks, head=bundle.head, meta=dict(bundle.meta)), work / f"variant-{k}.bundle")
+        )
     return out
 
 
 # ----------------------------------------------------------------------------- tiny task
+
 
 def write_tiny_task(root: Path, n_train: int = 64, n_dev: int = 32) -> Path:
     """A small 2-class CSV task card (keyword decides the label) for quick runs and BERT-base."""
@@ -88,8 +102,23 @@ def write_tiny_task(root: Path, n_train: int = 64, n_dev: int = 32) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
     words = {"pos": ["good", "great", "fine"], "neg": ["bad", "awful", "poor"]}
-    filler = ["the", "a", "film", "plot", "actor", "story", "was", "is", "very", "really", "and", "it", "this",
-              "that", "show"]
+    filler = [
+        "the",
+        "a",
+        "film",
+        "plot",
+        "actor",
+        "story",
+        "was",
+        "is",
+        "very",
+        "really",
+        "and",
+        "it",
+        "this",
+        "that",
+        "show",
+    ]
     for split, n in (("train", n_train), ("dev", n_dev), ("test", n_dev)):
         with (root / f"{split}.csv").open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
@@ -100,14 +129,28 @@ def write_tiny_task(root: Path, n_train: int = 64, n_dev: int = 32) -> Path:
                 text.insert(rng.randint(0, len(text)), rng.choice(words[label]))
                 writer.writerow([" ".join(text), label])
     card = root / "tiny.yaml"
-    card.write_text("name: bench-tiny\nkind: sequence-classification\nlabels: [pos, neg]\nmetric: accuracy\n"
-                    "fields: {text: sentence}\nsource: {reader: csv, files: {train: train.csv, dev: dev.csv, "
-                    "test: test.csv}}\ndefaults: {epochs: 1}\n", encoding="utf-8")
+    card.write_text(
+        "name: bench-tiny\nkind: sequence-classification\nlabels: [pos, neg]\nmetric: accuracy\n"
+        "fields: {text: sentence}\nsource: {reader: csv, files: {train: train.csv, dev: dev.csv, "
+        "test: test.csv}}\ndefaults: {epochs: 1}\n",
+        encoding="utf-8",
+    )
     return card
 
 
 def tiny_trained_bundle(model: str | None, card: Path, path: Path, seed: int = 0) -> Path:
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
-    return train(TrainArgs(model=model, task=str(card), output=str(path), max_steps=1, batch_size=16, seed=seed,
-                           overwrite=True, device="cpu")).output
+    return train(
+        TrainArgs(
+            model=model,
+            task=str(card),
+            output=str(path),
+            max_steps=1,
+            batch_size=16,
+            seed=seed,
+            overwrite=True,
+            device="cpu",
+        )
+    ).output

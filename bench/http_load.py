@@ -31,9 +31,13 @@ from bench.common import log, median, save_results
 
 TASKS = 16
 ROUNDS = 3
-SETTINGS = ({"clients": 8, "length": "short", "requests": 512}, {"clients": 32, "length": "short", "requests": 512},
-            {"clients": 64, "length": "short", "requests": 768}, {"clients": 8, "length": "short", "requests": 768, "per_request": 8},
-            {"clients": 64, "length": "long", "requests": 256})
+SETTINGS = (
+    {"clients": 8, "length": "short", "requests": 512},
+    {"clients": 32, "length": "short", "requests": 512},
+    {"clients": 64, "length": "short", "requests": 768},
+    {"clients": 8, "length": "short", "requests": 768, "per_request": 8},
+    {"clients": 64, "length": "long", "requests": 256},
+)
 THREADS = (None, 1)  # torch's default (one per core), then one thread
 MAX_BATCH, MAX_WAIT_MS = 32, 5.0
 
@@ -55,8 +59,9 @@ def mixed_body(items: list[tuple[str, str]]) -> tuple[str, bytes]:
     return "/v1/predict", json.dumps({"requests": [{"task": task, "input": text} for task, text in items]}).encode()
 
 
-async def _load(url: str, requests: list[tuple[str, str]], clients: int, per_request: int = 1,
-                encode=mixed_body) -> dict[str, Any]:
+async def _load(
+    url: str, requests: list[tuple[str, str]], clients: int, per_request: int = 1, encode=mixed_body
+) -> dict[str, Any]:
     """Closed-loop clients on keep-alive HTTP/1.1 connections. A minimal client (asyncio
     streams, requests written as bytes, responses read by Content-Length), as load tools like
     wrk are: the generator shares the machine's cores with the server, so it must cost little.
@@ -76,11 +81,18 @@ async def _load(url: str, requests: list[tuple[str, str]], clients: int, per_req
                 items = [queue.pop() for _ in range(min(per_request, len(queue)))]
                 path, body = encode(items)
                 tick = time.perf_counter()
-                writer.write(b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: %d\r\n\r\n%s" % (path.encode(), host.encode(), len(body), body))
+                writer.write(
+                    b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (path.encode(), host.encode(), len(body), body)
+                )
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length")))
+                length = int(
+                    next(
+                        line.split(b":")[1]
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    )
+                )
                 answer = await reader.readexactly(length)
                 latencies.append(time.perf_counter() - tick)
                 done += len(items)
@@ -95,9 +107,14 @@ async def _load(url: str, requests: list[tuple[str, str]], clients: int, per_req
     await asyncio.gather(*(client() for _ in range(clients)))
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     latencies.sort()
-    return {"inputs_per_s": len(requests) / wall, "client_cpu_share": cpu / wall, "failures": len(failures) + (len(requests) - done) // per_request,
-            "first_failures": failures[:3], "p50_ms": 1000 * latencies[len(latencies) // 2],
-            "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))]}
+    return {
+        "inputs_per_s": len(requests) / wall,
+        "client_cpu_share": cpu / wall,
+        "failures": len(failures) + (len(requests) - done) // per_request,
+        "first_failures": failures[:3],
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+    }
 
 
 def http_section(model: str | None, work: Path) -> dict[str, Any]:
@@ -111,8 +128,13 @@ def http_section(model: str | None, work: Path) -> dict[str, Any]:
     for path in make_bundles(work / "serving", model, TASKS):
         if not (folder / path.name).exists():
             shutil.copy(path, folder / path.name)
-    out: dict[str, Any] = {"tasks": TASKS, "max_batch": MAX_BATCH, "max_wait_ms": MAX_WAIT_MS, "rounds": ROUNDS,
-                           "threads": {}}
+    out: dict[str, Any] = {
+        "tasks": TASKS,
+        "max_batch": MAX_BATCH,
+        "max_wait_ms": MAX_WAIT_MS,
+        "rounds": ROUNDS,
+        "threads": {},
+    }
     for threads in THREADS:
         out["threads"][str(threads or "default")] = _one_server(model, folder, threads)
     return out
@@ -127,9 +149,29 @@ def _one_server(model: str | None, folder: Path, threads: int | None) -> dict[st
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "maskctl", "serve", str(folder), "--port", str(port), "--device", "cpu",
-               "--max-batch", str(MAX_BATCH), "--max-wait-ms", str(MAX_WAIT_MS), "--log-level", "warning",
-               "--watch-seconds", "0"] + (["--model", model] if model else []) + (["--threads", str(threads)] if threads else [])
+    command = (
+        [
+            sys.executable,
+            "-m",
+            "maskctl",
+            "serve",
+            str(folder),
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+            "--max-batch",
+            str(MAX_BATCH),
+            "--max-wait-ms",
+            str(MAX_WAIT_MS),
+            "--log-level",
+            "warning",
+            "--watch-seconds",
+            "0",
+        ]
+        + (["--model", model] if model else [])
+        + (["--threads", str(threads)] if threads else [])
+    )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     default_threads = torch.get_num_threads()
@@ -155,19 +197,30 @@ def _one_server(model: str | None, folder: Path, threads: int | None) -> dict[st
                 served = asyncio.run(_load(url, requests, setting["clients"], per))
                 after = httpx.get(f"{url}/metrics").text
                 batches = _metric(after, "maskctl_batch_inputs_count") - _metric(before, "maskctl_batch_inputs_count")
-                compute = (_metric(after, "maskctl_batch_duration_seconds_sum")
-                           - _metric(before, "maskctl_batch_duration_seconds_sum"))
+                compute = _metric(after, "maskctl_batch_duration_seconds_sum") - _metric(
+                    before, "maskctl_batch_duration_seconds_sum"
+                )
                 size = max(1, round(len(requests) / batches))
                 tick = time.perf_counter()
                 for start in range(0, len(requests), size):
-                    library.predict_many(requests[start:start + size], batch_size=size)
+                    library.predict_many(requests[start : start + size], batch_size=size)
                 lib_rate = len(requests) / (time.perf_counter() - tick)
-                rows.append({**served, "mean_batch": len(requests) / batches, "batch_compute_ms": 1000 * compute / batches,
-                             "library_inputs_per_s": lib_rate, "ratio": served["inputs_per_s"] / lib_rate})
+                rows.append(
+                    {
+                        **served,
+                        "mean_batch": len(requests) / batches,
+                        "batch_compute_ms": 1000 * compute / batches,
+                        "library_inputs_per_s": lib_rate,
+                        "ratio": served["inputs_per_s"] / lib_rate,
+                    }
+                )
             key = f"{setting['clients']} clients x {per}/{setting['length']}"
             p99_bound = 3 * (MAX_WAIT_MS + median([r["batch_compute_ms"] for r in rows]))
             out["settings"][key] = s = {
-                "requests": setting["requests"] // per, "inputs": setting["requests"], "per_request": per, "rounds": rows,
+                "requests": setting["requests"] // per,
+                "inputs": setting["requests"],
+                "per_request": per,
+                "rounds": rows,
                 "ratio": median([r["ratio"] for r in rows]),
                 "ratio_range": [min(r["ratio"] for r in rows), max(r["ratio"] for r in rows)],
                 "server_inputs_per_s": median([r["inputs_per_s"] for r in rows]),
@@ -175,11 +228,16 @@ def _one_server(model: str | None, folder: Path, threads: int | None) -> dict[st
                 "mean_batch": statistics.fmean(r["mean_batch"] for r in rows),
                 "batch_compute_ms": median([r["batch_compute_ms"] for r in rows]),
                 "client_cpu_share": median([r["client_cpu_share"] for r in rows]),
-                "p50_ms": median([r["p50_ms"] for r in rows]), "p99_ms": median([r["p99_ms"] for r in rows]),
-                "p99_bound_ms": p99_bound, "failures": sum(r["failures"] for r in rows)}
-            log(f"http ({out['torch_threads']} threads): {key}: server {s['server_inputs_per_s']:.1f}/s vs library "
+                "p50_ms": median([r["p50_ms"] for r in rows]),
+                "p99_ms": median([r["p99_ms"] for r in rows]),
+                "p99_bound_ms": p99_bound,
+                "failures": sum(r["failures"] for r in rows),
+            }
+            log(
+                f"http ({out['torch_threads']} threads): {key}: server {s['server_inputs_per_s']:.1f}/s vs library "
                 f"{s['library_inputs_per_s']:.1f}/s = {s['ratio']:.2f} (batch {s['mean_batch']:.1f}), p50 "
-                f"{s['p50_ms']:.0f} ms p99 {s['p99_ms']:.0f} ms (bound {p99_bound:.0f}), failures {s['failures']}")
+                f"{s['p50_ms']:.0f} ms p99 {s['p99_ms']:.0f} ms (bound {p99_bound:.0f}), failures {s['failures']}"
+            )
     finally:
         server.terminate()
         out["server_exit_code"] = server.wait(60)
@@ -191,20 +249,29 @@ def _one_server(model: str | None, folder: Path, threads: int | None) -> dict[st
 def write_http(results: dict[str, Any], out: Path) -> Path:
     """``results-http.json`` and the table of ``results-http.md``."""
     s = results["sections"]["http"]
-    lines = [f"{save_results(results, out, 'http')} {s['tasks']} tasks, --max-batch "
-             f"{s['max_batch']}, --max-wait-ms {s['max_wait_ms']:g}, {s['rounds']} rounds "
-             f"(medians; the ratio's range in brackets).", "",
-             "| torch threads | clients | inputs per request | texts | inputs | server inputs/s | library inputs/s (same batch size) "
-             "| server / library | mean batch | p50 ms | p99 ms | p99 bound ms | failed | load generator CPU |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            f"{save_results(results, out, 'http')} {s['tasks']} tasks, --max-batch "
+            f"{s['max_batch']}, --max-wait-ms {s['max_wait_ms']:g}, {s['rounds']} rounds "
+            f"(medians; the ratio's range in brackets)."
+        ),
+        "",
+        (
+            "| torch threads | clients | inputs per request | texts | inputs | server inputs/s | library inputs/s (same batch size) "
+            "| server / library | mean batch | p50 ms | p99 ms | p99 bound ms | failed | load generator CPU |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for run in s["threads"].values():
         for key, row in run["settings"].items():
             clients, length = key.split("/")
-            lines.append(f"| {run['torch_threads']} | {clients.split()[0]} | {row['per_request']} | {length} | {row['inputs']} | "
-                         f"{row['server_inputs_per_s']:.1f} | {row['library_inputs_per_s']:.1f} | **{row['ratio']:.2f}** "
-                         f"({row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f}) | {row['mean_batch']:.1f} | "
-                         f"{row['p50_ms']:.0f} | {row['p99_ms']:.0f} | {row['p99_bound_ms']:.0f} | {row['failures']} | "
-                         f"{100 * row['client_cpu_share']:.0f} % of a core |")
+            lines.append(
+                f"| {run['torch_threads']} | {clients.split()[0]} | {row['per_request']} | {length} | {row['inputs']} | "
+                f"{row['server_inputs_per_s']:.1f} | {row['library_inputs_per_s']:.1f} | **{row['ratio']:.2f}** "
+                f"({row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f}) | {row['mean_batch']:.1f} | "
+                f"{row['p50_ms']:.0f} | {row['p99_ms']:.0f} | {row['p99_bound_ms']:.0f} | {row['failures']} | "
+                f"{100 * row['client_cpu_share']:.0f} % of a core |"
+            )
     codes = {k: v["server_exit_code"] for k, v in s["threads"].items()}
     lines += ["", f"Exit code of each server after SIGTERM: {codes}."]
     path = out / "results-http.md"

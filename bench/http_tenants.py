@@ -33,18 +33,28 @@ from bench.http_load import _free_port, _load, _metric
 MAX_BATCH, MAX_WAIT_MS, DRAIN_S, ROUNDS = 32, 5.0, 2.0, 6
 HOSTILE: list[tuple[str, dict[str, Any]]] = [  # (route, httpx request arguments): what the isolation tests send
     ("/v1/tasks/{task}/predict", {"json": {"inputs": [{"text": "a", "text_pair": 5}]}}),
-    ("/v1/tasks/{task}/predict", {"content": b'{"inputs": ["\\ud800 lone"]}', "headers": {"content-type": "application/json"}}),
+    (
+        "/v1/tasks/{task}/predict",
+        {"content": b'{"inputs": ["\\ud800 lone"]}', "headers": {"content-type": "application/json"}},
+    ),
     ("/v1/tasks/{task}/predict", {"content": b'{"inputs": [', "headers": {"content-type": "application/json"}}),
     ("/v1/tasks/{task}/predict", {"content": b'{"inputs": ["a"]}'}),  # no JSON content type
     ("/v1/tasks/{task}/predict", {"json": {"inputs": ["a"]}, "headers": {"x-big": "x" * 100_000}}),
     ("/v1/tasks/{task}/predict", {"json": {"inputs": ["a " * 10] * 2000}}),  # heavy but legitimate
-    ("/v1/tasks/{task}/predict", {"content": b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}",
-                                  "headers": {"content-type": "application/json"}}),
+    (
+        "/v1/tasks/{task}/predict",
+        {"content": b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", "headers": {"content-type": "application/json"}},
+    ),
     ("/v1/tasks/nothing/predict", {"json": {"inputs": ["a"]}}),
     ("/v1/admin/bundles", {"json": {"bundle": "a\u0000.bundle"}}),
     ("/v1/admin/bundles", {"json": {"bundle": "x" * 300 + ".bundle"}}),
-    ("/v1/predict", {"content": b'{"requests": [{"task": "{task}", "input": ["a", "\\udfff"]}]}',
-                     "headers": {"content-type": "application/json"}}),
+    (
+        "/v1/predict",
+        {
+            "content": b'{"requests": [{"task": "{task}", "input": ["a", "\\udfff"]}]}',
+            "headers": {"content-type": "application/json"},
+        },
+    ),
 ]
 
 
@@ -57,8 +67,12 @@ def _tei(task: str):
 
 
 def _oip(task: str):
-    return lambda items: (f"/v2/models/{task}/infer", json.dumps({"inputs": [
-        {"name": "text", "shape": [len(items)], "datatype": "BYTES", "data": [t for _, t in items]}]}).encode())
+    return lambda items: (
+        f"/v2/models/{task}/infer",
+        json.dumps(
+            {"inputs": [{"name": "text", "shape": [len(items)], "datatype": "BYTES", "data": [t for _, t in items]}]}
+        ).encode(),
+    )
 
 
 def tenants_section(model: str | None, work: Path) -> dict[str, Any]:
@@ -71,10 +85,32 @@ def tenants_section(model: str | None, work: Path) -> dict[str, Any]:
             shutil.copy(path, folder / path.name)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "maskctl", "serve", str(folder), "--port", str(port), "--device", "cpu",
-               "--max-batch", str(MAX_BATCH), "--max-wait-ms", str(MAX_WAIT_MS), "--log-level", "warning",
-               "--watch-seconds", "0.2", "--max-client-batch-size", "10000", "--max-body-kb", "4096",
-               "--drain-seconds", str(DRAIN_S), "--admin"] + (["--model", model] if model else [])
+    command = [
+        sys.executable,
+        "-m",
+        "maskctl",
+        "serve",
+        str(folder),
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+        "--max-batch",
+        str(MAX_BATCH),
+        "--max-wait-ms",
+        str(MAX_WAIT_MS),
+        "--log-level",
+        "warning",
+        "--watch-seconds",
+        "0.2",
+        "--max-client-batch-size",
+        "10000",
+        "--max-body-kb",
+        "4096",
+        "--drain-seconds",
+        str(DRAIN_S),
+        "--admin",
+    ] + (["--model", model] if model else [])
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     out: dict[str, Any] = {"max_batch": MAX_BATCH, "max_wait_ms": MAX_WAIT_MS}
@@ -133,14 +169,19 @@ async def _isolation(url: str, names: list[str], pool: list[str]) -> dict[str, A
             done.set()
 
     served, _ = await asyncio.gather(good(), hostile())
-    return {"good_requests": len(requests), "good_failed": served["failures"], "good_p99_ms": served["p99_ms"],
-            "hostile_requests": sum(statuses.values()), "hostile_statuses": statuses}
+    return {
+        "good_requests": len(requests),
+        "good_failed": served["failures"],
+        "good_p99_ms": served["p99_ms"],
+        "hostile_requests": sum(statuses.values()),
+        "hostile_statuses": statuses,
+    }
 
 
 async def _fairness(url: str, task: str, pool: list[str]) -> dict[str, Any]:
     import httpx
 
-    before = httpx.get(f"{url}/metrics").text
+    before = (await asyncio.to_thread(httpx.get, f"{url}/metrics")).text
     big = [(task, pool[i % len(pool)]) for i in range(10_000)]
     stop = asyncio.Event()
     latencies: list[float] = []
@@ -167,21 +208,30 @@ async def _fairness(url: str, task: str, pool: list[str]) -> dict[str, Any]:
                 await asyncio.sleep(0.02)
 
     await asyncio.gather(streamer(), small())
-    after = httpx.get(f"{url}/metrics").text
+    after = (await asyncio.to_thread(httpx.get, f"{url}/metrics")).text
     batches = _metric(after, "maskctl_batch_inputs_count") - _metric(before, "maskctl_batch_inputs_count")
-    compute_ms = 1000 * (_metric(after, "maskctl_batch_duration_seconds_sum")
-                         - _metric(before, "maskctl_batch_duration_seconds_sum")) / batches
+    compute_ms = (
+        1000
+        * (_metric(after, "maskctl_batch_duration_seconds_sum") - _metric(before, "maskctl_batch_duration_seconds_sum"))
+        / batches
+    )
     latencies.sort()
-    return {"big_request_inputs": len(big), "big_request_s": median(big_seconds), "small_requests": len(latencies),
-            "small_p50_ms": latencies[len(latencies) // 2], "small_p99_ms": latencies[int(0.99 * (len(latencies) - 1))],
-            "batch_compute_ms": compute_ms, "p99_bound_ms": 3 * (MAX_WAIT_MS + compute_ms)}
+    return {
+        "big_request_inputs": len(big),
+        "big_request_s": median(big_seconds),
+        "small_requests": len(latencies),
+        "small_p50_ms": latencies[len(latencies) // 2],
+        "small_p99_ms": latencies[int(0.99 * (len(latencies) - 1))],
+        "batch_compute_ms": compute_ms,
+        "p99_bound_ms": 3 * (MAX_WAIT_MS + compute_ms),
+    }
 
 
 async def _overwrite(url: str, task: str, folder: Path, pool: list[str]) -> dict[str, Any]:
     import httpx
 
-    path = next(p for p in sorted(folder.glob("*.bundle"))
-                if httpx.get(f"{url}/v1/tasks/{task}").json().get("bundle") == p.name)
+    served = (await asyncio.to_thread(httpx.get, f"{url}/v1/tasks/{task}")).json().get("bundle")
+    path = next(p for p in sorted(folder.glob("*.bundle")) if p.name == served)
     good = path.read_bytes()
     requests = [(task, pool[i % len(pool)]) for i in range(600)]
 
@@ -222,7 +272,7 @@ def _protocols(url: str, task: str, pool: list[str]) -> dict[str, Any]:
     failures = 0
     order = list(routes)
     for round_ in range(ROUNDS):  # each route goes first, second and third equally often
-        for name in order[round_ % 3:] + order[:round_ % 3]:
+        for name in order[round_ % 3 :] + order[: round_ % 3]:
             encode = routes[name]
             got = asyncio.run(_load(url, requests, 8, 1, encode=encode))
             rates[name].append(got["inputs_per_s"])
@@ -237,8 +287,10 @@ def _protocols(url: str, task: str, pool: list[str]) -> dict[str, Any]:
 
 def _sigterm(server: subprocess.Popen, port: int) -> dict[str, Any]:
     stalled = socket.create_connection(("127.0.0.1", port))
-    stalled.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: 100000\r\n\r\n{\"requests\": [")
+    stalled.sendall(
+        b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100000\r\n\r\n{"requests": ['
+    )
     time.sleep(0.5)
     tick = time.perf_counter()
     server.send_signal(signal.SIGTERM)
@@ -251,25 +303,41 @@ def _sigterm(server: subprocess.Popen, port: int) -> dict[str, Any]:
 def write_tenants(results: dict[str, Any], out: Path) -> Path:
     s = results["sections"]["tenants"]
     i, f, o, p, t = s["isolation"], s["fairness"], s["overwrite"], s["protocols"], s["sigterm"]
-    lines = [f"{save_results(results, out, 'tenants')} Packaged MiniLM, 4 bbc-news task bundles, --max-batch "
-             f"{s['max_batch']}, --max-wait-ms {s['max_wait_ms']:g}.", "",
-             "| goal | measured | met |", "|---|---|---|",
-             f"| 0 failed requests of 8 good clients while 1 hostile client sends every bad input | "
-             f"{i['good_failed']} of {i['good_requests']} failed (p99 {i['good_p99_ms']:.0f} ms); hostile: "
-             f"{i['hostile_requests']} requests, statuses {i['hostile_statuses']} | {'yes' if i['good_failed'] == 0 else 'no'} |",
-             f"| p99 of a 1-input request beside 10,000-input requests <= 3 x (wait + batch) | p50 "
-             f"{f['small_p50_ms']:.0f} ms, p99 {f['small_p99_ms']:.0f} ms vs bound {f['p99_bound_ms']:.0f} ms "
-             f"({f['small_requests']} requests; batch {f['batch_compute_ms']:.0f} ms; one 10,000-input request "
-             f"{f['big_request_s']:.1f} s) | {'yes' if f['small_p99_ms'] <= f['p99_bound_ms'] else 'no'} |",
-             f"| 0 failed requests while the task's bundle is overwritten in place by a corrupt file, then restored | "
-             f"{o['failed']} of {o['requests']} failed; {', '.join(o['events'])} | {'yes' if o['failed'] == 0 else 'no'} |",
-             f"| TEI and OIP throughput >= 0.95 x /v1 | TEI {p['tei_vs_v1']:.2f} ({p['tei_vs_v1_range'][0]:.2f}-"
-             f"{p['tei_vs_v1_range'][1]:.2f}), OIP {p['oip_vs_v1']:.2f} ({p['oip_vs_v1_range'][0]:.2f}-"
-             f"{p['oip_vs_v1_range'][1]:.2f}); /v1 {p['v1_inputs_per_s']:.1f} inputs/s | "
-             f"{'yes' if min(p['tei_vs_v1'], p['oip_vs_v1']) >= 0.95 else 'no'} |",
-             f"| SIGTERM with a stalled upload: exit 0 within --drain-seconds + 1 s | exit {t['exit_code']} after "
-             f"{t['exit_s']:.1f} s (drain {t['drain_seconds']:g} s) | "
-             f"{'yes' if t['exit_code'] == 0 and t['exit_s'] <= t['goal_s'] else 'no'} |"]
+    lines = [
+        (
+            f"{save_results(results, out, 'tenants')} Packaged MiniLM, 4 bbc-news task bundles, --max-batch "
+            f"{s['max_batch']}, --max-wait-ms {s['max_wait_ms']:g}."
+        ),
+        "",
+        "| goal | measured | met |",
+        "|---|---|---|",
+        (
+            f"| 0 failed requests of 8 good clients while 1 hostile client sends every bad input | "
+            f"{i['good_failed']} of {i['good_requests']} failed (p99 {i['good_p99_ms']:.0f} ms); hostile: "
+            f"{i['hostile_requests']} requests, statuses {i['hostile_statuses']} | {'yes' if i['good_failed'] == 0 else 'no'} |"
+        ),
+        (
+            f"| p99 of a 1-input request beside 10,000-input requests <= 3 x (wait + batch) | p50 "
+            f"{f['small_p50_ms']:.0f} ms, p99 {f['small_p99_ms']:.0f} ms vs bound {f['p99_bound_ms']:.0f} ms "
+            f"({f['small_requests']} requests; batch {f['batch_compute_ms']:.0f} ms; one 10,000-input request "
+            f"{f['big_request_s']:.1f} s) | {'yes' if f['small_p99_ms'] <= f['p99_bound_ms'] else 'no'} |"
+        ),
+        (
+            f"| 0 failed requests while the task's bundle is overwritten in place by a corrupt file, then restored | "
+            f"{o['failed']} of {o['requests']} failed; {', '.join(o['events'])} | {'yes' if o['failed'] == 0 else 'no'} |"
+        ),
+        (
+            f"| TEI and OIP throughput >= 0.95 x /v1 | TEI {p['tei_vs_v1']:.2f} ({p['tei_vs_v1_range'][0]:.2f}-"
+            f"{p['tei_vs_v1_range'][1]:.2f}), OIP {p['oip_vs_v1']:.2f} ({p['oip_vs_v1_range'][0]:.2f}-"
+            f"{p['oip_vs_v1_range'][1]:.2f}); /v1 {p['v1_inputs_per_s']:.1f} inputs/s | "
+            f"{'yes' if min(p['tei_vs_v1'], p['oip_vs_v1']) >= 0.95 else 'no'} |"
+        ),
+        (
+            f"| SIGTERM with a stalled upload: exit 0 within --drain-seconds + 1 s | exit {t['exit_code']} after "
+            f"{t['exit_s']:.1f} s (drain {t['drain_seconds']:g} s) | "
+            f"{'yes' if t['exit_code'] == 0 and t['exit_s'] <= t['goal_s'] else 'no'} |"
+        ),
+    ]
     path = out / "results-tenants.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

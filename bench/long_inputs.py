@@ -29,9 +29,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import log  # noqa: E402
-from bench.http_load import _free_port  # noqa: E402
-
+from bench.common import log
+from bench.http_load import _free_port
 
 
 def _pair(words: int, word: str = "word ") -> tuple[str, dict[str, Any]]:
@@ -59,22 +58,40 @@ CASES = {  # --sizes key: (row name, (route, body))
 
 def _bundles(work: Path) -> Path:
     """A served folder with the two bundles (trained once per work folder)."""
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     folder = work / "served"
     folder.mkdir(parents=True, exist_ok=True)
     news, choice = work / "news.csv", work / "choice.jsonl"
-    news.write_text("text,label\n" + "".join(f"{'shares fell' if i % 2 else 'the cup final'} {i},"
-                                            f"{'business' if i % 2 else 'sport'}\n" for i in range(32)))
-    choice.write_text("".join(json.dumps({"context": f"she opened the door {i}", "endings": ["and walked in.",
-                                          "and flew.", "and sang.", "and slept."], "label": i % 4}) + "\n"
-                              for i in range(32)))
+    news.write_text(
+        "text,label\n"
+        + "".join(
+            f"{'shares fell' if i % 2 else 'the cup final'} {i},{'business' if i % 2 else 'sport'}\n" for i in range(32)
+        )
+    )
+    choice.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "context": f"she opened the door {i}",
+                    "endings": ["and walked in.", "and flew.", "and sang.", "and slept."],
+                    "label": i % 4,
+                }
+            )
+            + "\n"
+            for i in range(32)
+        )
+    )
     for name, data in (("news", news), ("choice", choice)):
         out = folder / f"{name}.bundle"
         if not out.exists():
             log(f"long inputs: training the {name} bundle (one step) ...")
-            train(TrainArgs(train_file=str(data), task_name=name, output=str(out), max_steps=1, device="cpu",
-                            overwrite=True))
+            train(
+                TrainArgs(
+                    train_file=str(data), task_name=name, output=str(out), max_steps=1, device="cpu", overwrite=True
+                )
+            )
     return folder
 
 
@@ -91,10 +108,30 @@ def _measure(folder: Path, code: Path | None, route: str, body: dict[str, Any], 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     if code is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(code), env.get("PYTHONPATH", "")])
-    server = subprocess.Popen([sys.executable, "-m", "maskctl", "serve", str(folder), "--port", str(port),
-                               "--device", "cpu", "--max-body-kb", "4096", "--watch-seconds", "0",
-                               "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True, cwd=folder)  # not this checkout's folder: python -m puts the cwd first
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "maskctl",
+            "serve",
+            str(folder),
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+            "--max-body-kb",
+            "4096",
+            "--watch-seconds",
+            "0",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=folder,
+    )  # not this checkout's folder: python -m puts the cwd first
     url = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(timeout=600) as client:
@@ -149,10 +186,17 @@ def _measure(folder: Path, code: Path | None, route: str, body: dict[str, Any], 
             watcher.join()
             prober.join(60)
             after = None if killed[0] else _rss_mb(server.pid)
-            return {"base_mb": round(base, 1), "peak_growth_mb": round(peak[0] - base, 1),
-                    "growth_after_mb": None if after is None else round(after - base, 1), "status": status,
-                    "truncated": truncated, "seconds": round(seconds, 2), "killed_past_mb": limit_mb if killed[0] else None,
-                    "health_max_ms": round(max(probes, default=0) * 1000, 1), "health_probes": len(probes)}
+            return {
+                "base_mb": round(base, 1),
+                "peak_growth_mb": round(peak[0] - base, 1),
+                "growth_after_mb": None if after is None else round(after - base, 1),
+                "status": status,
+                "truncated": truncated,
+                "seconds": round(seconds, 2),
+                "killed_past_mb": limit_mb if killed[0] else None,
+                "health_max_ms": round(max(probes, default=0) * 1000, 1),
+                "health_probes": len(probes),
+            }
     finally:
         if server.poll() is None:
             server.terminate()
@@ -161,6 +205,7 @@ def _measure(folder: Path, code: Path | None, route: str, body: dict[str, Any], 
 
 def _short(body: dict[str, Any]) -> dict[str, Any]:
     """The same request with every text a few words long (what warms the server up)."""
+
     def walk(value):
         if isinstance(value, str):
             return "word " * 5

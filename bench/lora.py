@@ -27,10 +27,20 @@ from bench.common import (
 )
 
 
-def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, epochs: int | None = 1,
-               max_train_samples: int | None = None, max_length: int = 128, batch_size: int = 32,
-               lora_lr: float = 1e-3, r: int = 8, work: Path | None = None, reference: dict | None = None,
-               pair_steps: int = 7) -> dict[str, Any]:
+def bench_lora(
+    model: str | None = None,
+    task: str = "bbc-news",
+    seed: int = 0,
+    epochs: int | None = 1,
+    max_train_samples: int | None = None,
+    max_length: int = 128,
+    batch_size: int = 32,
+    lora_lr: float = 1e-3,
+    r: int = 8,
+    work: Path | None = None,
+    reference: dict | None = None,
+    pair_steps: int = 7,
+) -> dict[str, Any]:
     """PEFT LoRA (r on query/value, classifier trained) on the same task, data, epochs and seed as
     masking: dev score, epoch time and bytes on disk per task.
 
@@ -49,10 +59,10 @@ def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, 
         return {"error": f"peft is not importable: {type(exc).__name__}: {exc}"}
 
     from maskctl.bundle.format import Bundle, save_bundle
+    from maskctl.evaluation import evaluate_model, make_loader
     from maskctl.masking.config import MaskConfig
     from maskctl.masking.model import current_masks, masked_layers, merge_masks
     from maskctl.models import load_tokenizer
-    from maskctl.evaluation import evaluate_model, make_loader
 
     work = Path(work or tempfile.mkdtemp(prefix="maskctl-bench-lora-"))
     t = load_task(task)
@@ -78,13 +88,14 @@ def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, 
     for _ in range(epochs):
         for i, batch in enumerate(loader):
             steps = [("lora", lora, lora_opt, schedule)] + ([("mask", masked, mask_opt, None)] if co_train else [])
-            for name, net, optimizer, sched in (steps if i % 2 == 0 else steps[::-1]):
+            for name, net, optimizer, sched in steps if i % 2 == 0 else steps[::-1]:
                 torch.manual_seed(seed * 100_003 + i)  # the same dropout stream for both
                 times[name].append(train_step(net, optimizer, batch)["total"])
                 if sched is not None:
                     sched.step()
-    floor = weight_gradient_floor(model, task, seed, masked_names, masked, lora, next(iter(loader)),
-                                  pair_steps)  # before masks are merged below
+    floor = weight_gradient_floor(
+        model, task, seed, masked_names, masked, lora, next(iter(loader)), pair_steps
+    )  # before masks are merged below
     lora_score = evaluate_model(lora, t, dev_features, tokenizer, 64, torch.device("cpu"))["score"]
     lora.save_pretrained(str(work / f"lora-{slug(task)}"))
     lora_bytes, lora_files = dir_bytes(work / f"lora-{slug(task)}")
@@ -100,8 +111,10 @@ def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, 
             head[key] = getattr(module, param).detach().clone()
         merge_masks(masked)
         mask_score = evaluate_model(masked, t, dev_features, tokenizer, 64, torch.device("cpu"))["score"]
-        bundle_path = save_bundle(Bundle(masks=masks, head=head, meta={"mask": MaskConfig(seed=seed).to_dict()}),
-                                  work / f"lora-compare-{slug(task)}-mask.bundle")
+        bundle_path = save_bundle(
+            Bundle(masks=masks, head=head, meta={"mask": MaskConfig(seed=seed).to_dict()}),
+            work / f"lora-compare-{slug(task)}-mask.bundle",
+        )
         mask_info = {"score": mask_score, "bytes": bundle_path.stat().st_size, "files": 1, "source": "trained here"}
         finetune_info = None
     else:
@@ -110,22 +123,46 @@ def bench_lora(model: str | None = None, task: str = "bbc-news", seed: int = 0, 
         # a LoRA step is ~1.5x faster, and it reported mask/LoRA 1.46.)
         pairs = None
         run = reference["mask"]
-        mask_info = {"score": run["score"], "bytes": run["bytes"], "files": run["files"],
-                     "source": f"figure 7 (maskctl train), seed {seed}"}
-        finetune_info = {k: reference["finetune"][k] for k in ("score", "bytes", "files")} \
-            if reference.get("finetune") else None
+        mask_info = {
+            "score": run["score"],
+            "bytes": run["bytes"],
+            "files": run["files"],
+            "source": f"figure 7 (maskctl train), seed {seed}",
+        }
+        finetune_info = (
+            {k: reference["finetune"][k] for k in ("score", "bytes", "files")} if reference.get("finetune") else None
+        )
     step_ratio = median([m / lo for m, lo in zip(pairs["mask"], pairs["lora"])]) if pairs else floor["mask_over_lora"]
     lora_epoch = sum(times["lora"]) / epochs
     return {
-        "task": task, "seed": seed, "epochs": epochs, "max_train_samples": max_train_samples, "max_length": max_length,
-        "steps_per_epoch": len(loader), "peft": peft.__version__,
-        "lora": {"score": lora_score, "epoch_s": lora_epoch, "median_step_s": median(times["lora"]),
-                 "bytes": lora_bytes, "files": lora_files, "trainable_params": sum(p.numel() for p in lora_params),
-                 "lr": lora_lr, "r": r, "alpha": 2 * r, "target_modules": ["query", "value"]},
-        "mask": {**mask_info, "trainable_params": mask_trainable, "lr": mask_lr,
-                 "epoch_s_est": lora_epoch * step_ratio},
+        "task": task,
+        "seed": seed,
+        "epochs": epochs,
+        "max_train_samples": max_train_samples,
+        "max_length": max_length,
+        "steps_per_epoch": len(loader),
+        "peft": peft.__version__,
+        "lora": {
+            "score": lora_score,
+            "epoch_s": lora_epoch,
+            "median_step_s": median(times["lora"]),
+            "bytes": lora_bytes,
+            "files": lora_files,
+            "trainable_params": sum(p.numel() for p in lora_params),
+            "lr": lora_lr,
+            "r": r,
+            "alpha": 2 * r,
+            "target_modules": ["query", "value"],
+        },
+        "mask": {
+            **mask_info,
+            "trainable_params": mask_trainable,
+            "lr": mask_lr,
+            "epoch_s_est": lora_epoch * step_ratio,
+        },
         "finetune": finetune_info,
-        "step_time_ratio_mask_over_lora": step_ratio, "paired_steps": len(pairs["mask"]) if pairs else floor["steps"],
+        "step_time_ratio_mask_over_lora": step_ratio,
+        "paired_steps": len(pairs["mask"]) if pairs else floor["steps"],
         "floor": floor,
     }
 
@@ -136,8 +173,11 @@ def lora_reference(quality: dict[str, Any] | None, settings: dict[str, Any]) -> 
     then trains a masked model beside it)."""
     reference = None
     q = quality.get(settings["task"]) if quality and "error" not in quality and "skipped" not in quality else None
-    if (q and q["settings"].get("max_length") == settings.get("max_length", 128)
-            and q["settings"].get("max_train_samples") == settings["max_train_samples"]):
+    if (
+        q
+        and q["settings"].get("max_length") == settings.get("max_length", 128)
+        and q["settings"].get("max_train_samples") == settings["max_train_samples"]
+    ):
         seed0 = {m: next((r for r in q["runs"][m] if r["seed"] == 0), None) for m in ("mask", "finetune")}
         reference = seed0 if seed0["mask"] else None
     return reference
@@ -164,13 +204,22 @@ def weight_gradient_floor(model, task, seed, names, masked, lora, batch, steps) 
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=1e-5)
     net.train()
-    samples = alternate({"mask": lambda: train_step(masked, mask_opt, batch),
-                         "lora": lambda: train_step(lora, lora_opt, batch),
-                         "floor": lambda: train_step(net, optimizer, batch)}, 1, steps)
+    samples = alternate(
+        {
+            "mask": lambda: train_step(masked, mask_opt, batch),
+            "lora": lambda: train_step(lora, lora_opt, batch),
+            "floor": lambda: train_step(net, optimizer, batch),
+        },
+        1,
+        steps,
+    )
     med = {name: median([x["total"] for x in rows]) for name, rows in samples.items()}
-    return {"median_step_s": med, "trainable_params": sum(p.numel() for p in params),
-            "mask_over_floor": pair_ratio(samples["mask"], samples["floor"]),
-            "floor_over_lora": pair_ratio(samples["floor"], samples["lora"]),
-            "mask_over_lora": pair_ratio(samples["mask"], samples["lora"]),
-            "backward_mask_over_floor": pair_ratio(samples["mask"], samples["floor"], "backward"),
-            "steps": steps}
+    return {
+        "median_step_s": med,
+        "trainable_params": sum(p.numel() for p in params),
+        "mask_over_floor": pair_ratio(samples["mask"], samples["floor"]),
+        "floor_over_lora": pair_ratio(samples["floor"], samples["lora"]),
+        "mask_over_lora": pair_ratio(samples["mask"], samples["lora"]),
+        "backward_mask_over_floor": pair_ratio(samples["mask"], samples["floor"], "backward"),
+        "steps": steps,
+    }

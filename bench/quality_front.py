@@ -75,8 +75,10 @@ def front_rows(
 
 
 FRONT_HEADER = [
-    "| task | setting | max flips | seeds | dev | dev − today's default (paired, 95 %, seeds) | test "
-    "| flipped bits (mean, max) | bytes per task | × LoRA's bytes |",
+    (
+        "| task | setting | max flips | seeds | dev | dev − today's default (paired, 95 %, seeds) | test "
+        "| flipped bits (mean, max) | bytes per task | × LoRA's bytes |"
+    ),
     "|---|---|---|---|---|---|---|---|---|---|",
 ]
 

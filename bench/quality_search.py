@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import dir_bytes, log
-from bench.quality_table import METHODS, label_of, summarise, write_table  # noqa: F401 - write_table: main
+from bench.quality_table import METHODS, label_of, summarise, write_table
 
 EXTEND = 1
 SEEDS = (0, 1, 2, 3, 4)
@@ -312,10 +312,11 @@ def claim(path: Path) -> bool:
 
 def train_maskctl(task: str, model: str | None, method: str, settings: dict[str, Any], work: Path) -> dict[str, Any]:
     """maskctl's trainer (best dev evaluation kept), then the test split on the kept state."""
-    from maskctl.evaluation import evaluate_model
     from maskctl.devices import resolve_device
+    from maskctl.evaluation import evaluate_model
     from maskctl.experiments.evaluate import evaluate_bundle
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     name = f"{method}-{'-'.join(f'{k}{v}' for k, v in sorted(settings.items()))}"
     output = work / (name + (".bundle" if method == "mask" else ""))
@@ -366,8 +367,8 @@ def train_lora(task: str, model: str | None, settings: dict[str, Any], work: Pat
 
     from bench.baselines import LORA_MAX_GRAD_NORM, lora_model, lora_training
     from bench.common import load_model, load_task
-    from maskctl.models import load_tokenizer
     from maskctl.evaluation import evaluate_model, make_loader
+    from maskctl.models import load_tokenizer
 
     t = load_task(task)
     base, _, source, _ = load_model(model, task, settings["seed"])

@@ -145,8 +145,10 @@ def write_table(out: Path) -> Path:
         if any(settings.values()):
             pareto_figure(task, settings, out / f"quality-pareto-{task}.png")
     lines = [
-        "| task | method | setting (best on dev) | dev | test | test per seed | kept epoch | bytes per task "
-        "| flipped bits | s per run |",
+        (
+            "| task | method | setting (best on dev) | dev | test | test per seed | kept epoch | bytes per task "
+            "| flipped bits | s per run |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
@@ -162,8 +164,10 @@ def write_table(out: Path) -> Path:
         "|---|---|---|---|---|---|---|---|",
         *every,
         "",
-        f"The flip budget's front (`--max-flips`; in bold: the fewest mean flips whose dev score is within "
-        f"{WITHIN * 100:g} point of today's default, paired over shared seeds, {MIN_SEEDS}+ seeds):",
+        (
+            f"The flip budget's front (`--max-flips`; in bold: the fewest mean flips whose dev score is within "
+            f"{WITHIN * 100:g} point of today's default, paired over shared seeds, {MIN_SEEDS}+ seeds):"
+        ),
         "",
         *FRONT_HEADER,
         *fronts,

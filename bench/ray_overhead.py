@@ -37,28 +37,33 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
-from bench.common import log, median  # noqa: E402
-from bench.http_load import _free_port, _load, _metric  # noqa: E402
+from bench.common import log, median
+from bench.http_load import _free_port, _load, _metric
 
 GRID = {"lr": [1e-2, 5e-2], "seed": [0, 1]}
 SWEEP_ROUNDS = 2
 SERVE_ROUNDS = 3
 TASKS = 4
-LOADS = ({"clients": 8, "requests": 192, "per_request": 1}, {"clients": 32, "requests": 256, "per_request": 1},
-         {"clients": 8, "requests": 256, "per_request": 8})
+LOADS = (
+    {"clients": 8, "requests": 192, "per_request": 1},
+    {"clients": 32, "requests": 256, "per_request": 1},
+    {"clients": 8, "requests": 256, "per_request": 8},
+)
 OUT = Path(__file__).resolve().parent / "results" / "ray-overhead.json"
 
 
 def sweep_section(work: Path) -> dict[str, Any]:
-    from tests.conftest import build_tiny_model, write_task
-
     from maskctl.experiments.sweep import SweepSettings, run_sweep
+    from tests.conftest import build_tiny_model, write_task
 
     model = build_tiny_model("bert", work / "tiny-bert")
     card = write_task(work / "task")
     settings = {"model": str(model), "task": str(card), "max_steps": 8, "batch_size": 16}
-    backends = {"local": None, "ray 1 trial x 2 CPUs": SweepSettings(sweep_backend="ray", cpus_per_trial=2),
-                "ray 2 trials x 1 CPU": SweepSettings(sweep_backend="ray", cpus_per_trial=1)}
+    backends = {
+        "local": None,
+        "ray 1 trial x 2 CPUs": SweepSettings(sweep_backend="ray", cpus_per_trial=2),
+        "ray 2 trials x 1 CPU": SweepSettings(sweep_backend="ray", cpus_per_trial=1),
+    }
     walls: dict[str, list[float]] = {name: [] for name in backends}
     points = len(GRID["lr"]) * len(GRID["seed"])
     for round_ in range(SWEEP_ROUNDS):
@@ -72,22 +77,34 @@ def sweep_section(work: Path) -> dict[str, Any]:
     local = median(walls["local"])
     sequential = median(walls["ray 1 trial x 2 CPUs"])
     concurrent = median(walls["ray 2 trials x 1 CPU"])
-    return {"points": points, "settings": settings, "walls_s": walls, "local_s": local, "ray_sequential_s": sequential,
-            "ray_concurrent_s": concurrent, "local_s_per_point": local / points,
-            "overhead_s_per_trial": (sequential - local) / points,
-            "ray_sequential_over_local": sequential / local, "ray_concurrent_over_local": concurrent / local}
+    return {
+        "points": points,
+        "settings": settings,
+        "walls_s": walls,
+        "local_s": local,
+        "ray_sequential_s": sequential,
+        "ray_concurrent_s": concurrent,
+        "local_s_per_point": local / points,
+        "overhead_s_per_trial": (sequential - local) / points,
+        "ray_sequential_over_local": sequential / local,
+        "ray_concurrent_over_local": concurrent / local,
+    }
 
 
 def _bundles(work: Path) -> Path:
     """4 bbc-news tasks on the packaged MiniLM: one short real run, then flipped variants."""
     from bench.serving_tasks import make_bundles
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     real = work / "serving" / "real.bundle"
     if not real.exists():
         log("serving: a short real bbc-news bundle (8 steps) ...")
-        train(TrainArgs(task="bbc-news", output=str(real), max_steps=8, max_train_samples=128, device="cpu",
-                        overwrite=True))
+        train(
+            TrainArgs(
+                task="bbc-news", output=str(real), max_steps=8, max_train_samples=128, device="cpu", overwrite=True
+            )
+        )
     folder = work / "ray-masks"
     folder.mkdir(exist_ok=True)
     for path in make_bundles(work / "serving", None, TASKS, real=real):
@@ -95,8 +112,9 @@ def _bundles(work: Path) -> Path:
     return folder
 
 
-def _rate(url: str, prefix: str, requests: list[tuple[str, str]], load: dict[str, Any],
-          batches: bool = True) -> dict[str, Any]:
+def _rate(
+    url: str, prefix: str, requests: list[tuple[str, str]], load: dict[str, Any], batches: bool = True
+) -> dict[str, Any]:
     """The load's rate on ``url + prefix``, and the mean batch the server formed (its Prometheus
     counters; with several replicas ``/metrics`` is one replica's, so that figure is left out)."""
     import httpx
@@ -111,17 +129,23 @@ def _rate(url: str, prefix: str, requests: list[tuple[str, str]], load: dict[str
     rate = asyncio.run(_load(url, requests, load["clients"], load["per_request"], encode=encode))
     if batches:
         count = _metric(httpx.get(f"{url}{prefix}/metrics").text, "maskctl_batch_inputs_count") - _metric(
-            before, "maskctl_batch_inputs_count")
+            before, "maskctl_batch_inputs_count"
+        )
         rate["mean_batch"] = len(requests) / count if count else None
     return rate
 
 
 PLAIN = {"maskctl serve, 1 thread": 1, "maskctl serve, 2 threads": 2}
-RAY = {"Ray Serve, 1 replica x 1 thread": (1, 1), "Ray Serve, 1 replica x 2 threads": (1, 2),
-       "Ray Serve, 2 replicas x 1 thread": (2, 1)}
-PAIRS = (("Ray Serve, 1 replica x 1 thread", "maskctl serve, 1 thread"),  # Ray's cost at equal compute
-         ("Ray Serve, 1 replica x 2 threads", "maskctl serve, 2 threads"),
-         ("Ray Serve, 2 replicas x 1 thread", "Ray Serve, 1 replica x 2 threads"))
+RAY = {
+    "Ray Serve, 1 replica x 1 thread": (1, 1),
+    "Ray Serve, 1 replica x 2 threads": (1, 2),
+    "Ray Serve, 2 replicas x 1 thread": (2, 1),
+}
+PAIRS = (
+    ("Ray Serve, 1 replica x 1 thread", "maskctl serve, 1 thread"),  # Ray's cost at equal compute
+    ("Ray Serve, 1 replica x 2 threads", "maskctl serve, 2 threads"),
+    ("Ray Serve, 2 replicas x 1 thread", "Ray Serve, 1 replica x 2 threads"),
+)
 
 
 def serve_section(work: Path) -> dict[str, Any]:
@@ -144,10 +168,30 @@ def serve_section(work: Path) -> dict[str, Any]:
     try:
         for key, threads in PLAIN.items():
             port = _free_port()
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "maskctl", "serve", str(folder), "--port", str(port), "--threads", str(threads),
-                 "--device", "cpu", "--log-level", "warning", "--watch-seconds", "0"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "maskctl",
+                        "serve",
+                        str(folder),
+                        "--port",
+                        str(port),
+                        "--threads",
+                        str(threads),
+                        "--device",
+                        "cpu",
+                        "--log-level",
+                        "warning",
+                        "--watch-seconds",
+                        "0",
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
             line = processes[-1].stdout.readline()
             if "serving" not in line:
                 raise RuntimeError(f"maskctl serve did not start: {line}{processes[-1].stderr.read()[-2000:]}")
@@ -155,12 +199,24 @@ def serve_section(work: Path) -> dict[str, Any]:
         ray_port = _free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": ray_port}, logging_config={"log_level": "WARNING"})
         for i, (key, (replicas, threads)) in enumerate(RAY.items()):
-            settings = on_ray._for_replicas(ServeSettings(paths=[str(folder)], ray=True, replicas=replicas,
-                                                          threads=threads, device="cpu", watch_seconds=0,
-                                                          log_level="warning"))
+            settings = on_ray._for_replicas(
+                ServeSettings(
+                    paths=[str(folder)],
+                    ray=True,
+                    replicas=replicas,
+                    threads=threads,
+                    device="cpu",
+                    watch_seconds=0,
+                    log_level="warning",
+                )
+            )
             tick = time.perf_counter()
-            serve.run(on_ray._application(serve, settings), name=f"app{i}", route_prefix=f"/app{i}",
-                      logging_config={"log_level": "WARNING", "enable_access_log": False})
+            serve.run(
+                on_ray._application(serve, settings),
+                name=f"app{i}",
+                route_prefix=f"/app{i}",
+                logging_config={"log_level": "WARNING", "enable_access_log": False},
+            )
             out.setdefault("deploy_s", {})[key] = time.perf_counter() - tick
             servers[key] = (f"http://127.0.0.1:{ray_port}", f"/app{i}")
         keys = list(servers)
@@ -171,24 +227,35 @@ def serve_section(work: Path) -> dict[str, Any]:
                 _rate(url, prefix, requests[:32], load, batches=False)
             rounds = []
             for i in range(SERVE_ROUNDS):
-                order = keys[i % len(keys):] + keys[:i % len(keys)]
-                rounds.append({key: _rate(*servers[key], requests, load, batches="2 replicas" not in key)
-                               for key in order})
+                order = keys[i % len(keys) :] + keys[: i % len(keys)]
+                rounds.append(
+                    {key: _rate(*servers[key], requests, load, batches="2 replicas" not in key) for key in order}
+                )
             row: dict[str, Any] = {"rounds": rounds, "inputs": load["requests"], "servers": {}, "pairs": {}}
             for key in keys:
-                row["servers"][key] = {"inputs_per_s": median([r[key]["inputs_per_s"] for r in rounds]),
-                                       "p50_ms": median([r[key]["p50_ms"] for r in rounds]),
-                                       "mean_batch": median([r[key].get("mean_batch") or 0 for r in rounds]),
-                                       "failures": sum(r[key]["failures"] for r in rounds)}
+                row["servers"][key] = {
+                    "inputs_per_s": median([r[key]["inputs_per_s"] for r in rounds]),
+                    "p50_ms": median([r[key]["p50_ms"] for r in rounds]),
+                    "mean_batch": median([r[key].get("mean_batch") or 0 for r in rounds]),
+                    "failures": sum(r[key]["failures"] for r in rounds),
+                }
             for a, b in PAIRS:
                 ratios = [r[a]["inputs_per_s"] / r[b]["inputs_per_s"] for r in rounds]
                 row["pairs"][f"{a} / {b}"] = {"ratio": median(ratios), "range": [min(ratios), max(ratios)]}
             name = f"{load['clients']} clients x {load['per_request']} input{'s' * (load['per_request'] > 1)}"
             out["loads"][name] = row
-            log(f"serve {name}: " + "; ".join(f"{k}: {v['inputs_per_s']:.1f}/s batch {v['mean_batch']:.1f}"
-                                               for k, v in row["servers"].items()))
-            log(f"serve {name}: " + "; ".join(f"{k} = {v['ratio']:.2f} ({v['range'][0]:.2f}-{v['range'][1]:.2f})"
-                                               for k, v in row["pairs"].items()))
+            log(
+                f"serve {name}: "
+                + "; ".join(
+                    f"{k}: {v['inputs_per_s']:.1f}/s batch {v['mean_batch']:.1f}" for k, v in row["servers"].items()
+                )
+            )
+            log(
+                f"serve {name}: "
+                + "; ".join(
+                    f"{k} = {v['ratio']:.2f} ({v['range'][0]:.2f}-{v['range'][1]:.2f})" for k, v in row["pairs"].items()
+                )
+            )
     finally:
         for process in processes:
             process.terminate()
@@ -213,22 +280,32 @@ def main() -> None:
     started = time.perf_counter()
     load_before = os.getloadavg()
     tick = time.perf_counter()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             logging_level="warning")
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", logging_level="warning"
+    )
     results: dict[str, Any] = {"ray_init_s": time.perf_counter() - tick, "ray_version": ray.__version__}
     try:
         if options.only != "serve":
             results["sweep"] = sweep_section(work)
         if options.only != "sweep":  # logical CPUs for the three deployments at once, measured one at a time
             ray.shutdown()
-            ray.init(address="local", num_cpus=5, include_dashboard=False, _node_ip_address="127.0.0.1",
-                     logging_level="warning")
+            ray.init(
+                address="local",
+                num_cpus=5,
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                logging_level="warning",
+            )
             results["serve"] = serve_section(work)
     finally:
         ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
-    results.update(wall_s=time.perf_counter() - started, load=[load_before, os.getloadavg()], machine=machine_info(),
-                   ray_serve_env={k: v for k, v in os.environ.items() if k.startswith("RAY_SERVE_")})
+    results.update(
+        wall_s=time.perf_counter() - started,
+        load=[load_before, os.getloadavg()],
+        machine=machine_info(),
+        ray_serve_env={k: v for k, v in os.environ.items() if k.startswith("RAY_SERVE_")},
+    )
     options.out.parent.mkdir(parents=True, exist_ok=True)
     options.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     log(f"wrote {options.out} in {results['wall_s']:.0f} s")

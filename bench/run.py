@@ -53,6 +53,7 @@ from bench.apply import bench_apply_models
 from bench.bits import bits_section
 from bench.common import loadavg, log, machine_info
 from bench.ensemble_memory import child_eval_memory, ensemble_section
+from bench.kernel import bench_kernel
 from bench.lora import bench_lora, lora_reference
 from bench.quality import bench_quality
 from bench.report import write_results
@@ -213,6 +214,7 @@ CHILDREN = {
     ),
     "eval-memory": lambda a: child_eval_memory(a["paths"], a["split"]),
     "serving": child_serving,
+    "kernel": lambda a: bench_kernel(a["flip_fraction"]),
 }
 
 
@@ -270,7 +272,15 @@ def main(argv: list[str] | None = None) -> int:
         help="many tasks from one model vs PEFT LoRA, each in a fresh process: total memory and "
         "texts/s at 16, 200 and 1,000 MiniLM tasks and 16 and 200 BERT-base ones; the kernel",
     )
-    parser.add_argument("--serving-tasks", type=int, default=1000, help=argparse.SUPPRESS)
+    parser.add_argument("--serving-tasks", type=int, default=1000, help="--serving*: the largest task count to run")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="--serving*: rounds per point, the contenders' order swapped each round"
+    )
+    parser.add_argument(
+        "--serving-minilm",
+        action="store_true",
+        help="only the MiniLM part of --serving: 16, 200 and 1,000 tasks, the kernel",
+    )
     parser.add_argument(
         "--serving-bert-base", action="store_true", help="only the BERT-base part of --serving: 16 and 200 tasks"
     )
@@ -316,20 +326,26 @@ def main(argv: list[str] | None = None) -> int:
             **({"seeds": seeds} if seeds else {}),
             backfill=args.backfill_flips,
         )
-    if args.serving_bert_base:
-        from bench.serving import serving_section
+    for flag, part in (("serving_minilm", "minilm"), ("serving_bert_base", "bert-base")):
+        if getattr(args, flag):
+            from bench.serving import serving_section
 
-        return _section_mode(
-            "serving-bert-base",
-            lambda work: serving_section(args.model, work, parts=("bert-base",)),
-            write_serving,
-            args,
-        )
+            return _section_mode(
+                f"serving-{part}",
+                lambda work, part=part: serving_section(
+                    args.model, work, args.serving_tasks, parts=(part,), rounds=args.rounds
+                ),
+                write_serving,
+                args,
+            )
     if args.serving:
         from bench.serving import serving_section
 
         return _section_mode(
-            "serving", lambda work: serving_section(args.model, work, args.serving_tasks), write_serving, args
+            "serving",
+            lambda work: serving_section(args.model, work, args.serving_tasks, rounds=args.rounds),
+            write_serving,
+            args,
         )
     if args.kernel:
         from bench.kernel import bench_kernel, write_kernel

@@ -28,9 +28,8 @@ LORA_LOAD_SECONDS = 900  # PEFT's add_adapter slows with every adapter: at 1,000
 
 
 def child_serving(args: dict[str, Any]) -> dict[str, Any]:
-    from maskctl.serving.memory import release_freed_memory
-
     from bench.serving_tasks import texts
+    from maskctl.serving.memory import release_freed_memory
 
     corpus = {"short": texts(False), "long": texts(True)}
     contender = (_lora if args["method"] == "lora" else _maskctl)(args)
@@ -59,16 +58,25 @@ def child_serving(args: dict[str, Any]) -> dict[str, Any]:
                         times.append(time.perf_counter() - begin)
             rates[f"{mode}/{length}"] = BATCH / median(times)
     release_freed_memory()
-    return {"method": args["method"], "count": args["count"], "loaded": loaded, "load_s": load_s,
-            "base": base, "hot": hot, "after": {"rss_mib": rss_mib(), "anon_mib": anon_mib()}, "texts_per_s": rates,
-            "threads": torch.get_num_threads(), **extra}
+    return {
+        "method": args["method"],
+        "count": args["count"],
+        "loaded": loaded,
+        "load_s": load_s,
+        "base": base,
+        "hot": hot,
+        "after": {"rss_mib": rss_mib(), "anon_mib": anon_mib()},
+        "texts_per_s": rates,
+        "threads": torch.get_num_threads(),
+        **extra,
+    }
 
 
 def _maskctl(args: dict[str, Any]):
     """A generator: yields (mixed, single) with one task loaded, then (tasks, facts) with all."""
     from maskctl.serving import MaskedModel
 
-    paths = [Path(p) for p in args["paths"][:args["count"]]]
+    paths = [Path(p) for p in args["paths"][: args["count"]]]
     served = MaskedModel.from_bundles(paths[:1], model=args.get("model"))
     names = served.tasks
 
@@ -84,16 +92,21 @@ def _maskctl(args: dict[str, Any]):
     names[:] = served.tasks
     flips = sum(layer.flips[names[-1]].count for layer in served._layers.values() if names[-1] in layer.flips)
     masked = sum(layer.weight.numel() for layer in served._layers.values())
-    yield len(names), {"memory": served.memory(), "flip_fraction": flips / masked,
-                       "bundle_bytes": paths[-1].stat().st_size,
-                       "load_ms_median": 1000 * median(served.load_seconds[1:]) if len(paths) > 1 else None}
+    yield (
+        len(names),
+        {
+            "memory": served.memory(),
+            "flip_fraction": flips / masked,
+            "bundle_bytes": paths[-1].stat().st_size,
+            "load_ms_median": 1000 * median(served.load_seconds[1:]) if len(paths) > 1 else None,
+        },
+    )
 
 
 def _lora(args: dict[str, Any]):
     """As ``_maskctl``, for the LoRA peer."""
-    from maskctl.models import load_tokenizer
-
     from bench.serving_tasks import add_adapters, lora_server
+    from maskctl.models import load_tokenizer
 
     net, source = lora_server(args.get("model"))
     tokenizer = load_tokenizer(source)

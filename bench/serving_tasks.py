@@ -42,25 +42,37 @@ def variant_masks(bundle, fraction: float, seed: int) -> dict[str, torch.Tensor]
         reference = initial.mask(initial.scores(name, mask.numel())).reshape(tuple(mask.shape))
         keep = reference.mean()
         draw = rng.random(reference.shape)
-        flipped = np.where(reference, draw < fraction * (1 - ADDED_SHARE) / keep,
-                           draw < fraction * ADDED_SHARE / (1 - keep))
+        flipped = np.where(
+            reference, draw < fraction * (1 - ADDED_SHARE) / keep, draw < fraction * ADDED_SHARE / (1 - keep)
+        )
         out[name] = torch.from_numpy(reference ^ flipped)
     return out
 
 
-def make_bundles(work: Path, model: str | None, count: int, real: Path | None = None,
-                 fraction: float = FLIP_FRACTION) -> list[Path]:
+def make_bundles(
+    work: Path, model: str | None, count: int, real: Path | None = None, fraction: float = FLIP_FRACTION
+) -> list[Path]:
     """One real bbc-news bundle (or ``real``), then ``count`` task bundles made from it."""
     from maskctl.bundle.format import Bundle, load_bundle, save_bundle
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     work.mkdir(parents=True, exist_ok=True)
     if real is None:
         real = work / "real.bundle"
         if not real.exists():
             log("serving: training the real bbc-news bundle (1 epoch over 256 articles) ...")
-            train(TrainArgs(model=model, task="bbc-news", output=str(real), epochs=1, max_train_samples=256,
-                            overwrite=True, device="cpu"))
+            train(
+                TrainArgs(
+                    model=model,
+                    task="bbc-news",
+                    output=str(real),
+                    epochs=1,
+                    max_train_samples=256,
+                    overwrite=True,
+                    device="cpu",
+                )
+            )
     bundle = load_bundle(real)
     variants = work / f"flips-{fraction:g}"  # a folder of another rate is not reused
     variants.mkdir(exist_ok=True)
@@ -84,7 +96,7 @@ def _renamed_copy(source: Path, target: Path, name: str) -> None:
 
     with safe_open(str(source), framework="pt") as handle:
         metadata = dict(handle.metadata())
-        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 - safe_open is not iterable
     meta = json.loads(metadata["maskctl"])  # the bundle's self-description (maskctl.bundle.format)
     meta["task"]["name"] = name
     metadata["maskctl"] = json.dumps(meta)
@@ -142,18 +154,21 @@ def bert_base_folder(work: Path) -> Path:
 
     folder = work / "bert-base-random"
     if not (folder / "config.json").exists():
-        config = AutoConfig.from_pretrained(Path(__file__).resolve().parents[1] / "maskctl" / "sizing_configs"
-                                            / "bert-base-uncased.json")
+        config = AutoConfig.from_pretrained(
+            Path(__file__).resolve().parents[1] / "maskctl" / "sizing_configs" / "bert-base-uncased.json"
+        )
         torch.manual_seed(0)
-        save_model_folder(AutoModelForSequenceClassification.from_config(config), load_tokenizer(resolve_model(None)),
-                          folder)
+        save_model_folder(
+            AutoModelForSequenceClassification.from_config(config), load_tokenizer(resolve_model(None)), folder
+        )
     return folder
 
 
 def bert_base_bundle(work: Path, folder: Path) -> Path:
     """A bbc-news bundle of the random BERT-base: one step on 16 articles (8 more as dev)."""
     from maskctl.tasks.task import get_task
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     real = work / "bert-base-real.bundle"
     if not real.exists():
@@ -161,7 +176,17 @@ def bert_base_bundle(work: Path, folder: Path) -> Path:
         for name, part in (("train", rows[:16]), ("dev", rows[16:])):
             (work / f"bert-base-{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf-8")
         log("serving: one training step of a random BERT-base on 16 bbc-news articles ...")
-        train(TrainArgs(model=str(folder), train_file=str(work / "bert-base-train.jsonl"),
-                        validation_file=str(work / "bert-base-dev.jsonl"), task_name="news-base",
-                        output=str(real), max_steps=1, batch_size=16, overwrite=True, device="cpu"))
+        train(
+            TrainArgs(
+                model=str(folder),
+                train_file=str(work / "bert-base-train.jsonl"),
+                validation_file=str(work / "bert-base-dev.jsonl"),
+                task_name="news-base",
+                output=str(real),
+                max_steps=1,
+                batch_size=16,
+                overwrite=True,
+                device="cpu",
+            )
+        )
     return real

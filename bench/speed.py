@@ -31,20 +31,33 @@ from bench.common import (
 
 # ----------------------------------------------------------------------------- 1. step time
 
-def bench_step_time(model: str | None = None, task: str = "bbc-news", batch_size: int = 32, length: int = 128,
-                    warmup: int = 2, steps: int = 7) -> dict[str, Any]:
+
+def bench_step_time(
+    model: str | None = None,
+    task: str = "bbc-news",
+    batch_size: int = 32,
+    length: int = 128,
+    warmup: int = 2,
+    steps: int = 7,
+) -> dict[str, Any]:
     batch = fixed_batch(model, task, batch_size, length)
     masked, mask_opt = build_trainee("mask", model, task)
     tuned, tune_opt = build_trainee("finetune", model, task)
-    samples = alternate({"mask": lambda: train_step(masked, mask_opt, batch),
-                         "finetune": lambda: train_step(tuned, tune_opt, batch)}, warmup, steps)
+    samples = alternate(
+        {"mask": lambda: train_step(masked, mask_opt, batch), "finetune": lambda: train_step(tuned, tune_opt, batch)},
+        warmup,
+        steps,
+    )
     m, f = summarise(samples["mask"]), summarise(samples["finetune"])
     saved = saved_for_backward(masked, batch)
     trainable_mask = sum(p.numel() for p in masked.parameters() if p.requires_grad)
     trainable_ft = sum(p.numel() for p in tuned.parameters() if p.requires_grad)
     return {
-        "batch": [batch_size, length], "warmup": warmup, "steps": steps,
-        "mask": m, "finetune": f,
+        "batch": [batch_size, length],
+        "warmup": warmup,
+        "steps": steps,
+        "mask": m,
+        "finetune": f,
         "ratio": m["median_total_s"] / f["median_total_s"],
         "ratio_paired": pair_ratio(samples["mask"], samples["finetune"]),
         "ratio_cpu": m["median_cpu_s"] / f["median_cpu_s"],
@@ -69,16 +82,20 @@ def saved_for_backward(net, batch) -> dict[str, float]:
     def pack(tensor: torch.Tensor) -> torch.Tensor:
         storage = tensor.untyped_storage()
         if storage.data_ptr() not in params:
-            seen[storage.data_ptr()] = (storage.nbytes(), tensor.dtype == torch.float32 and tensor.numel() in sizes
-                                        and tensor.dim() == 2)
+            seen[storage.data_ptr()] = (
+                storage.nbytes(),
+                tensor.dtype == torch.float32 and tensor.numel() in sizes and tensor.dim() == 2,
+            )
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         loss = net(**batch).loss
     del loss
-    return {"total": sum(b for b, _ in seen.values()) / 2 ** 20,
-            "masked_weight_products": sum(b for b, w in seen.values() if w) / 2 ** 20,
-            "products": sum(1 for _, w in seen.values() if w)}
+    return {
+        "total": sum(b for b, _ in seen.values()) / 2**20,
+        "masked_weight_products": sum(b for b, w in seen.values() if w) / 2**20,
+        "products": sum(1 for _, w in seen.values() if w),
+    }
 
 
 def _masked_weight_count(net) -> int:
@@ -89,6 +106,7 @@ def _masked_weight_count(net) -> int:
 
 # ----------------------------------------------------------------------------- 2. training memory
 
+
 def child_train_memory(method: str, model: str | None, task: str, batch_size: int, length: int, steps: int) -> dict:
     """In a fresh process: peak RSS of building the trainee and running ``steps`` steps."""
     baseline = rss_mib()  # interpreter + torch + transformers imported
@@ -97,26 +115,45 @@ def child_train_memory(method: str, model: str | None, task: str, batch_size: in
     loaded = rss_mib()
     for _ in range(steps):
         train_step(net, optimizer, batch)
-    return {"method": method, "peak_rss_mib": peak_rss_mib(), "baseline_rss_mib": baseline,
-            "ru_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-            "after_load_rss_mib": loaded, "end_rss_mib": rss_mib(), "steps": steps}
+    return {
+        "method": method,
+        "peak_rss_mib": peak_rss_mib(),
+        "baseline_rss_mib": baseline,
+        "ru_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "after_load_rss_mib": loaded,
+        "end_rss_mib": rss_mib(),
+        "steps": steps,
+    }
 
 
-def bench_train_memory(model: str | None = None, task: str = "bbc-news", batch_size: int = 32, length: int = 128,
-                       steps: int = 3) -> dict[str, Any]:
+def bench_train_memory(
+    model: str | None = None, task: str = "bbc-news", batch_size: int = 32, length: int = 128, steps: int = 3
+) -> dict[str, Any]:
     payload = {"model": model, "task": task, "batch_size": batch_size, "length": length, "steps": steps}
     mask = run_child("train-memory", {**payload, "method": "mask"})
     tune = run_child("train-memory", {**payload, "method": "finetune"})
-    return {"mask": mask, "finetune": tune, "ratio": mask["peak_rss_mib"] / tune["peak_rss_mib"],
-            "ratio_above_imports": (mask["peak_rss_mib"] - mask["baseline_rss_mib"])
-            / (tune["peak_rss_mib"] - tune["baseline_rss_mib"])}
+    return {
+        "mask": mask,
+        "finetune": tune,
+        "ratio": mask["peak_rss_mib"] / tune["peak_rss_mib"],
+        "ratio_above_imports": (mask["peak_rss_mib"] - mask["baseline_rss_mib"])
+        / (tune["peak_rss_mib"] - tune["baseline_rss_mib"]),
+    }
 
 
 # ----------------------------------------------------------------------------- 3. inference
 
-def bench_inference(model: str | None = None, task: str = "bbc-news", batch_size: int = 32, length: int = 128,
-                    warmup: int = 2, steps: int = 10) -> dict[str, Any]:
-    from maskctl.masking.model import MaskConfig, merge_masks, wrap_model
+
+def bench_inference(
+    model: str | None = None,
+    task: str = "bbc-news",
+    batch_size: int = 32,
+    length: int = 128,
+    warmup: int = 2,
+    steps: int = 10,
+) -> dict[str, Any]:
+    from maskctl.masking.config import MaskConfig
+    from maskctl.masking.model import merge_masks, wrap_model
 
     batch = {k: v for k, v in fixed_batch(model, task, batch_size, length).items() if k != "labels"}
     base, *_ = load_model(model, task)
@@ -131,12 +168,18 @@ def bench_inference(model: str | None = None, task: str = "bbc-news", batch_size
             with torch.inference_mode():
                 net(**batch)
             return {"total": time.perf_counter() - t0, "cpu": time.process_time() - cpu0}
+
         return run
 
     samples = alternate({"merged": forward(merged), "base": forward(base)}, warmup, steps)
     tm, tb = median([s["total"] for s in samples["merged"]]), median([s["total"] for s in samples["base"]])
-    return {"batch": [batch_size, length], "steps": steps,
-            "merged_examples_per_s": batch_size / tm, "base_examples_per_s": batch_size / tb,
-            "ratio": tb / tm, "ratio_paired": 1.0 / pair_ratio(samples["merged"], samples["base"]),
-            "ratio_cpu": median([s["cpu"] for s in samples["base"]]) / median([s["cpu"] for s in samples["merged"]]),
-            "samples": samples}
+    return {
+        "batch": [batch_size, length],
+        "steps": steps,
+        "merged_examples_per_s": batch_size / tm,
+        "base_examples_per_s": batch_size / tb,
+        "ratio": tb / tm,
+        "ratio_paired": 1.0 / pair_ratio(samples["merged"], samples["base"]),
+        "ratio_cpu": median([s["cpu"] for s in samples["base"]]) / median([s["cpu"] for s in samples["merged"]]),
+        "samples": samples,
+    }

@@ -20,10 +20,14 @@ def main(paths: list[str]) -> int:
     print("serving:", ", ".join(mm.tasks))
     if len(paths) > 1:
         print("loaded while serving:", mm.load(paths[-1]))
-    examples = {"sequence-classification": "Shares fell in London as oil prices rose",
-                "token-tagging": "I saw Taylor Swift at the stadium in London",
-                "multiple-choice": {"context": "She opened the umbrella", "endings": ["because it rained", "to eat",
-                                                                                      "and slept", "then flew"]}}
+    examples = {
+        "sequence-classification": "Shares fell in London as oil prices rose",
+        "token-tagging": "I saw Taylor Swift at the stadium in London",
+        "multiple-choice": {
+            "context": "She opened the umbrella",
+            "endings": ["because it rained", "to eat", "and slept", "then flew"],
+        },
+    }
     requests = [(name, examples[mm.task(name).card.kind]) for name in mm.tasks] * 2
     requests.append(("no-such-task", "hello"))
     for (task, _), result in zip(requests, mm.predict_many(requests)):

@@ -13,28 +13,46 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from maskctl.version import __version__
 
 _LAZY = {
     "MaskedModel": "maskctl.serving",
     "MaskedLinear": "maskctl.masking.layer",
-    "MaskConfig": "maskctl.masking.model",
+    "MaskConfig": "maskctl.masking.config",
     "wrap_model": "maskctl.masking.model",
     "apply_masks": "maskctl.masking.model",
     "ResidentModel": "maskctl.masking.resident",
-    "run_ensemble": "maskctl.serving.ensemble",
-    "export_bundle": "maskctl.serving.export",
+    "run_ensemble": "maskctl.experiments.ensemble",
+    "export_bundle": "maskctl.experiments.export",
     "Bundle": "maskctl.bundle.format",
     "load_bundle": "maskctl.bundle.format",
     "save_bundle": "maskctl.bundle.format",
-    "TrainArgs": "maskctl.training.trainer",
+    "TrainArgs": "maskctl.train_settings",
     "train": "maskctl.training.trainer",
     "evaluate_bundle": "maskctl.experiments.evaluate",
     "get_task": "maskctl.tasks.task",
     "MaskctlError": "maskctl.errors",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "Bundle",
+    "MaskConfig",
+    "MaskctlError",
+    "MaskedLinear",
+    "MaskedModel",
+    "ResidentModel",
+    "TrainArgs",
+    "__version__",
+    "apply_masks",
+    "evaluate_bundle",
+    "export_bundle",
+    "get_task",
+    "load_bundle",
+    "run_ensemble",
+    "save_bundle",
+    "train",
+    "wrap_model",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -63,8 +63,7 @@ class MissingPackage(MaskctlError):
 
     def __init__(self, feature: str, package: str):
         self.package = package
-        super().__init__(f"{feature} needs the {package} package, which is not installed",
-                         f"pip install {package}")
+        super().__init__(f"{feature} needs the {package} package, which is not installed", f"pip install {package}")
 
 
 class MissingExtra(MaskctlError):
@@ -73,8 +72,9 @@ class MissingExtra(MaskctlError):
 
     def __init__(self, feature: str, package: str, extra: str):
         self.package, self.extra = package, extra
-        super().__init__(f"{feature} needs {package}, which is not installed",
-                         f'install the extra: pip install "maskctl[{extra}]"')
+        super().__init__(
+            f"{feature} needs {package}, which is not installed", f'install the extra: pip install "maskctl[{extra}]"'
+        )
 
 
 class TrainingInterrupted(MaskctlError):
@@ -82,5 +82,7 @@ class TrainingInterrupted(MaskctlError):
 
     def __init__(self, step: int, total: int, checkpoint: object):
         self.step, self.total, self.checkpoint = step, total, checkpoint
-        super().__init__(f"interrupted at step {step} of {total}; checkpoint saved in {checkpoint}",
-                         f"continue with: maskctl train --resume {checkpoint}")
+        super().__init__(
+            f"interrupted at step {step} of {total}; checkpoint saved in {checkpoint}",
+            f"continue with: maskctl train --resume {checkpoint}",
+        )

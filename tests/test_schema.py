@@ -10,11 +10,11 @@ import typer
 
 from maskctl.cli import app
 from maskctl.errors import MaskctlError
-from maskctl.masking.model import MaskConfig
 from maskctl.experiments.recipes import resolve_run
+from maskctl.masking.config import MaskConfig
 from maskctl.schema import check_fields, setting
 from maskctl.serving.http.settings import ServeSettings
-from maskctl.training.settings import FALLBACKS, TrainArgs
+from maskctl.train_settings import FALLBACKS, TrainArgs
 
 
 @dataclasses.dataclass
@@ -24,13 +24,16 @@ class _Knobs:
     mode: str = setting("a", "which", choices=("a", "b"))
 
 
-@pytest.mark.parametrize("values, message, fix", [
-    ({"ratio": 1.0}, "--ratio 1.0 is out of range", "in (0, 1)"),
-    ({"ratio": 0}, "--ratio 0 is out of range", "in (0, 1)"),
-    ({"count": 0}, "--count 0 is out of range", "in [1, 9]"),
-    ({"count": 10}, "--count 10 is out of range", "in [1, 9]"),
-    ({"mode": "c"}, "unknown --mode 'c'", "use one of a, b"),
-])
+@pytest.mark.parametrize(
+    "values, message, fix",
+    [
+        ({"ratio": 1.0}, "--ratio 1.0 is out of range", "in (0, 1)"),
+        ({"ratio": 0}, "--ratio 0 is out of range", "in (0, 1)"),
+        ({"count": 0}, "--count 0 is out of range", "in [1, 9]"),
+        ({"count": 10}, "--count 10 is out of range", "in [1, 9]"),
+        ({"mode": "c"}, "unknown --mode 'c'", "use one of a, b"),
+    ],
+)
 def test_bounds_and_choices_come_from_the_field(values, message, fix):
     with pytest.raises(MaskctlError) as err:
         check_fields(_Knobs(**values))
@@ -39,10 +42,15 @@ def test_bounds_and_choices_come_from_the_field(values, message, fix):
 
 
 def test_train_settings_are_checked_before_anything_loads():
-    for bad, fragment in [({"head": "frozen"}, "--head"), ({"mask_blocks": "2-x"}, "--mask-blocks"),
-                          ({"init_sparsity": 1.5}, "--init-sparsity"), ({"warmup_ratio": 1.0}, "--warmup-ratio"),
-                          ({"batch_size": 0}, "--batch-size"), ({"method": "prune"}, "--method"),
-                          ({"lr": 0.0}, "--lr")]:
+    for bad, fragment in [
+        ({"head": "frozen"}, "--head"),
+        ({"mask_blocks": "2-x"}, "--mask-blocks"),
+        ({"init_sparsity": 1.5}, "--init-sparsity"),
+        ({"warmup_ratio": 1.0}, "--warmup-ratio"),
+        ({"batch_size": 0}, "--batch-size"),
+        ({"method": "prune"}, "--method"),
+        ({"lr": 0.0}, "--lr"),
+    ]:
         with pytest.raises(MaskctlError, match=fragment):
             TrainArgs(**bad)
     with pytest.raises(MaskctlError, match="--init-sparsity"):  # the mask's own bound, declared once

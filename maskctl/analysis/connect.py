@@ -39,15 +39,15 @@ from typing import Any
 
 import torch
 
-from maskctl import __version__
-from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.bundle.format import Bundle, load_bundle
+from maskctl.devices import resolve_device
 from maskctl.errors import MaskctlError, ModelError
+from maskctl.evaluation import evaluate_model
+from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.masking.model import apply_masks
 from maskctl.models import load_config, load_task_model, load_tokenizer, resolve_model
-from maskctl.evaluation import evaluate_model
-from maskctl.devices import resolve_device
 from maskctl.serving.loading import check_head, load_base
+from maskctl.version import __version__
 
 # (line, start endpoint, end endpoint); the two pretrained endpoints differ only in their head.
 LINES = (
@@ -93,16 +93,22 @@ def check_finetuned(bundle: Bundle, folder: Path, config: Any, record: dict[str,
     if record is not None:
         task = record.get("task", {})
         if task.get("name") != bundle.task_name or task.get("kind") != bundle.info.task.kind:
-            raise ConnectError(f"{where} was trained on task {task.get('name')!r}, the bundle on {bundle.task_name!r}",
-                               "pass a mask and a finetuned model of the same task")
+            raise ConnectError(
+                f"{where} was trained on task {task.get('name')!r}, the bundle on {bundle.task_name!r}",
+                "pass a mask and a finetuned model of the same task",
+            )
     labels = [config.id2label.get(i, config.id2label.get(str(i))) for i in range(config.num_labels)]
     if labels != bundle.labels:
-        raise ConnectError(f"{where} has labels {labels}, the bundle {bundle.labels}",
-                           "pass a mask and a finetuned model of the same task and label order")
+        raise ConnectError(
+            f"{where} has labels {labels}, the bundle {bundle.labels}",
+            "pass a mask and a finetuned model of the same task and label order",
+        )
     model_type = bundle.info.base_model.model_type
     if model_type and config.model_type != model_type:
-        raise ConnectError(f"{where} is a {config.model_type} model, the bundle's base a {model_type}",
-                           "finetune the base model the bundle names")
+        raise ConnectError(
+            f"{where} is a {config.model_type} model, the bundle's base a {model_type}",
+            "finetune the base model the bundle names",
+        )
     notes = []
     if record is not None:
         ours, theirs = bundle.info.training.raw, record.get("training", {})
@@ -119,30 +125,38 @@ def open_finetuned(bundle: Bundle, folder: Path) -> tuple[Any, list[str]]:
     try:
         source = resolve_model(str(folder))
     except ModelError as exc:
-        raise ConnectError(f"finetuned model {folder} does not exist or has no config.json",
-                           "pass the folder written by maskctl train --method finetune") from exc
+        raise ConnectError(
+            f"finetuned model {folder} does not exist or has no config.json",
+            "pass the folder written by maskctl train --method finetune",
+        ) from exc
     return source, check_finetuned(bundle, folder, load_config(source), read_record(folder))
 
 
-def finetuned_state(source: Any, task: Any, keys: list[str], shapes: dict[str, tuple[int, ...]],
-                    device: torch.device, folder: Path) -> dict[str, torch.Tensor]:
+def finetuned_state(
+    source: Any, task: Any, keys: list[str], shapes: dict[str, tuple[int, ...]], device: torch.device, folder: Path
+) -> dict[str, torch.Tensor]:
     """The finetuned folder's tensors ``keys`` (float32 on ``device``), refusing missing or odd ones."""
     net, new_keys = load_task_model(source, task.kind.auto_class, task.labels)
     if new_keys:
-        raise ConnectError(f"finetuned model {folder} lacks {', '.join(new_keys[:3])}",
-                           f"pass a folder written by maskctl train --method finetune for this task ({task.name})")
+        raise ConnectError(
+            f"finetuned model {folder} lacks {', '.join(new_keys[:3])}",
+            f"pass a folder written by maskctl train --method finetune for this task ({task.name})",
+        )
     state = net.state_dict()
     for key in keys:
         if key not in state or tuple(state[key].shape) != shapes[key]:
             found = tuple(state[key].shape) if key in state else "missing"
-            raise ConnectError(f"finetuned model {folder}: {key} is {found}, the bundle's model has {shapes[key]}",
-                               "finetune the base model the bundle names")
+            raise ConnectError(
+                f"finetuned model {folder}: {key} is {found}, the bundle's model has {shapes[key]}",
+                "finetune the base model the bundle names",
+            )
     return {key: state[key].detach().to(device, torch.float32) for key in keys}
 
 
 @torch.no_grad()
-def _set(target: dict[str, torch.Tensor], start: dict[str, torch.Tensor], end: dict[str, torch.Tensor],
-         alpha: float) -> None:
+def _set(
+    target: dict[str, torch.Tensor], start: dict[str, torch.Tensor], end: dict[str, torch.Tensor], alpha: float
+) -> None:
     """``target = start + alpha (end - start)`` in place; the endpoints copied exactly."""
     for key, tensor in target.items():
         if alpha == 0.0:
@@ -153,11 +167,21 @@ def _set(target: dict[str, torch.Tensor], start: dict[str, torch.Tensor], end: d
             torch.lerp(start[key], end[key], alpha, out=tensor)
 
 
-def mode_connectivity(mask: str | Path, finetuned: str | Path, points: int = 11, split: str = "dev",
-                      out_dir: str | Path | None = None, model: str | None = None,
-                      data_dir: str | Path | None = None, device: str = "auto", batch_size: int | None = None,
-                      on_point: Callable[[str, float, dict[str, float]], None] | None = None) -> ConnectResult:
-    """Score the three lines at ``points`` evenly spaced alphas; write table and figure to ``out_dir``."""
+def mode_connectivity(
+    mask: str | Path,
+    finetuned: str | Path,
+    points: int = 11,
+    split: str = "dev",
+    out_dir: str | Path | None = None,
+    model: str | None = None,
+    data_dir: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    on_point: Callable[[str, float, dict[str, float]], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> ConnectResult:
+    """Score the three lines at ``points`` evenly spaced alphas; write table and figure to ``out_dir``.
+    ``on_point`` hears each point's metrics, ``on_batch(1)`` each evaluation batch (progress)."""
     started = time.perf_counter()
     if points < 2:
         raise MaskctlError(f"--points {points} is too few", "pass at least 2 (both endpoints)")
@@ -174,13 +198,17 @@ def mode_connectivity(mask: str | Path, finetuned: str | Path, points: int = 11,
     pretrained = {k: v.clone() for k, v in target.items() if k not in head_keys}
     net.load_state_dict(bundle.head, strict=False)
     apply_masks(net, bundle.masks)
-    masked = {k: pretrained[k] if k in pretrained and torch.equal(v, pretrained[k]) else v.clone()
-              for k, v in target.items()}
+    masked = {
+        k: pretrained[k] if k in pretrained and torch.equal(v, pretrained[k]) else v.clone() for k, v in target.items()
+    }
     shapes = {k: tuple(v.shape) for k, v in target.items()}
     tuned = finetuned_state(ft_source, task, list(target), shapes, dev, folder)
-    weights = {"finetuned": tuned, "masked": masked,
-               "pretrained+finetuned head": {k: pretrained.get(k, tuned[k]) for k in target},
-               "pretrained+masked head": {k: pretrained.get(k, masked[k]) for k in target}}
+    weights = {
+        "finetuned": tuned,
+        "masked": masked,
+        "pretrained+finetuned head": {k: pretrained.get(k, tuned[k]) for k in target},
+        "pretrained+masked head": {k: pretrained.get(k, masked[k]) for k in target},
+    }
 
     tokenizer = load_tokenizer(source, **task.kind.tokenizer_kwargs)
     record = bundle.info.training
@@ -196,21 +224,38 @@ def mode_connectivity(mask: str | Path, finetuned: str | Path, points: int = 11,
                 metrics = done[endpoint]
             else:
                 _set(target, weights[start], weights[end], alpha)
-                metrics = evaluate_model(net, task, features, tokenizer, batch, dev)
+                metrics = evaluate_model(net, task, features, tokenizer, batch, dev, progress=on_batch)
                 if endpoint:
                     done[endpoint] = metrics
             rows.append({"line": line, "alpha": alpha, "endpoint": endpoint, **metrics})
             if on_point is not None:
                 on_point(line, alpha, metrics)
-    result = ConnectResult(task=task.name, split=split, metric=task.card.metric, rows=rows, notes=notes,
-                           seconds=time.perf_counter() - started)
+    result = ConnectResult(
+        task=task.name,
+        split=split,
+        metric=task.card.metric,
+        rows=rows,
+        notes=notes,
+        seconds=time.perf_counter() - started,
+    )
     if out_dir is not None:
-        meta = {"formula": "W(alpha) = W_start + alpha (W_end - W_start) (Zhao et al. 2020, §6.3, Fig. 6)",
-                "mask": str(bundle.path), "finetuned": str(folder), "base_model": source.spec, "task": task.name,
-                "split": split, "examples": len(features), "points": points, "batch_size": batch,
-                "pretrained_head": "the pretrained model has no head: each pretrained line takes the head "
-                                   f"tensors ({', '.join(sorted(head_keys))}) from its endpoint",
-                "notes": notes, "device": str(dev), "maskctl": __version__, "seconds": round(result.seconds, 2)}
+        meta = {
+            "formula": "W(alpha) = W_start + alpha (W_end - W_start) (Zhao et al. 2020, §6.3, Fig. 6)",
+            "mask": str(bundle.path),
+            "finetuned": str(folder),
+            "base_model": source.spec,
+            "task": task.name,
+            "split": split,
+            "examples": len(features),
+            "points": points,
+            "batch_size": batch,
+            "pretrained_head": "the pretrained model has no head: each pretrained line takes the head "
+            f"tensors ({', '.join(sorted(head_keys))}) from its endpoint",
+            "notes": notes,
+            "device": str(dev),
+            "maskctl": __version__,
+            "seconds": round(result.seconds, 2),
+        }
         result.files = write_connect(result, out_dir, meta)
     return result
 
@@ -219,7 +264,9 @@ def write_connect(result: ConnectResult, out_dir: str | Path, meta: dict[str, An
     """``connect.{csv,md,json}`` and ``connect.png`` under ``out_dir``."""
     out_dir = Path(out_dir)
     title = f"Mode connectivity on {result.task} ({result.split} {result.metric})"
-    files = {f"connect.{kind}": path for kind, path in write_table(result.rows, out_dir, "connect", meta, title).items()}
+    files = {
+        f"connect.{kind}": path for kind, path in write_table(result.rows, out_dir, "connect", meta, title).items()
+    }
     files["connect.png"] = save_figure(connect_figure(result), out_dir / "connect.png")
     return files
 
@@ -228,21 +275,34 @@ def connect_figure(result: ConnectResult) -> Any:
     """Three curves of the task score over alpha in [0, 1], endpoints labelled."""
     fig = new_figure(6.4, 5.0)
     ax = fig.subplots()
-    styles = {"finetuned-masked": ("finetuned (α=0) → masked (α=1)", "o", "-"),
-              "pretrained-finetuned": ("pretrained (α=0) → finetuned (α=1)", "s", "--"),
-              "pretrained-masked": ("pretrained (α=0) → masked (α=1)", "^", ":")}
+    styles = {
+        "finetuned-masked": ("finetuned (α=0) → masked (α=1)", "o", "-"),
+        "pretrained-finetuned": ("pretrained (α=0) → finetuned (α=1)", "s", "--"),
+        "pretrained-masked": ("pretrained (α=0) → masked (α=1)", "^", ":"),
+    }
     for line, _, _ in LINES:
         rows = [r for r in result.rows if r["line"] == line]
         label, marker, style = styles[line]
-        curve = ax.plot([r["alpha"] for r in rows], [r["score"] for r in rows], marker=marker, linestyle=style,
-                        label=label)
+        curve = ax.plot(
+            [r["alpha"] for r in rows], [r["score"] for r in rows], marker=marker, linestyle=style, label=label
+        )
         for row in (rows[0], rows[-1]):
             name = row["endpoint"].split("+")[0]
-            ax.annotate(name, (row["alpha"], row["score"]), textcoords="offset points", fontsize="small",
-                        xytext=(4 if row["alpha"] == 0 else -4, 6), ha="left" if row["alpha"] == 0 else "right",
-                        color=curve[0].get_color())
-    ax.set(xlabel="α", ylabel=f"{result.split} {result.metric}", xlim=(-0.03, 1.03),
-           title=f"Mode connectivity: {result.task} (Zhao et al. 2020, Fig. 6)")
+            ax.annotate(
+                name,
+                (row["alpha"], row["score"]),
+                textcoords="offset points",
+                fontsize="small",
+                xytext=(4 if row["alpha"] == 0 else -4, 6),
+                ha="left" if row["alpha"] == 0 else "right",
+                color=curve[0].get_color(),
+            )
+    ax.set(
+        xlabel="α",
+        ylabel=f"{result.split} {result.metric}",
+        xlim=(-0.03, 1.03),
+        title=f"Mode connectivity: {result.task} (Zhao et al. 2020, Fig. 6)",
+    )
     ax.grid(alpha=0.3)
     fig.legend(fontsize="small", loc="outside lower center")
     return fig

@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from maskctl import __version__
-from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.bundle.format import MaskReader
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.mask_coding import InitialMasks
 from maskctl.errors import BundleError, MaskctlError
+from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.masking.targets import FAMILIES
+from maskctl.version import __version__
 
 FORMULA = "s = ||M1 - M2||_1 / (||M1 - M1,init||_1 + ||M2 - M2,init||_1)"
 ROLE_ORDER = {"pooler": 1, "classifier": 2, "other": 3}
@@ -48,12 +48,13 @@ ROLE_ORDER = {"pooler": 1, "classifier": 2, "other": 3}
 
 def layer_group(name: str) -> tuple[str, tuple[int, int]]:
     """The row a masked layer is aggregated into: ``block N``, ``pooler``, ``classifier``."""
-    for family in FAMILIES:
+    families = FAMILIES.values()
+    for family in families:
         match = re.search(rf"(?:^|\.){re.escape(family.blocks)}\.(\d+)\.", name)
         if match:
             return f"block {int(match.group(1))}", (0, int(match.group(1)))
     for role, attr in (("classifier", "outputs"), ("pooler", "poolers")):
-        if any(name == candidate for family in FAMILIES for candidate in getattr(family, attr)):
+        if any(name == candidate for family in families for candidate in getattr(family, attr)):
             return role, (ROLE_ORDER[role], 0)
     return "other", (ROLE_ORDER["other"], 0)
 
@@ -62,8 +63,10 @@ def initial_generator(reader: MaskReader) -> InitialMasks:
     """The bundle's initial-mask generator: the one its decoding uses, else its mask settings."""
     initial = reader.initial or InitialMasks.from_settings(reader.info.mask.to_dict() if reader.info.mask else None)
     if initial is None:
-        raise BundleError(f"{reader.path} records no usable mask seed, threshold and initial sparsity",
-                          "its initial mask cannot be regenerated; train it again with this maskctl")
+        raise BundleError(
+            f"{reader.path} records no usable mask seed, threshold and initial sparsity",
+            "its initial mask cannot be regenerated; train it again with this maskctl",
+        )
     return initial
 
 
@@ -91,9 +94,15 @@ class Counts:
         return self.diff / denominator
 
     def row(self) -> dict[str, Any]:
-        return {"matrices": self.matrices, "weights": self.weights, "diff_bits": self.diff,
-                "changed_bits_a": self.changed_a, "changed_bits_b": self.changed_b, "s": self.score,
-                "init_differs": self.init_diff / self.weights if self.weights else 0.0}
+        return {
+            "matrices": self.matrices,
+            "weights": self.weights,
+            "diff_bits": self.diff,
+            "changed_bits_a": self.changed_a,
+            "changed_bits_b": self.changed_b,
+            "s": self.score,
+            "init_differs": self.init_diff / self.weights if self.weights else 0.0,
+        }
 
 
 @dataclass
@@ -122,15 +131,21 @@ def check_same_base(readers: list[MaskReader]) -> list[str]:
         if ours.fingerprint_layers == theirs.fingerprint_layers:
             checks = (("base model (or masked blocks)", lambda i: i.base_model.fingerprint),)
         else:
-            checks = (("base model", lambda i: i.base_model.identity),
-                      ("model type", lambda i: i.base_model.model_type),
-                      ("set of masked blocks", lambda i: i.mask.block_ids))
-            notes.append(f"{reader.path.name} masks other head layers than {first.path.name}: their base model is "
-                         "matched by its source and version, not by its weight fingerprint")
+            checks = (
+                ("base model", lambda i: i.base_model.identity),
+                ("model type", lambda i: i.base_model.model_type),
+                ("set of masked blocks", lambda i: i.mask.block_ids),
+            )
+            notes.append(
+                f"{reader.path.name} masks other head layers than {first.path.name}: their base model is "
+                "matched by its source and version, not by its weight fingerprint"
+            )
         for what, get in checks:
             if get(reader.info) != get(first.info):
-                raise BundleError(f"{reader.path} has another {what} than {first.path}",
-                                  "compare masks trained on the same base model with the same --mask-blocks")
+                raise BundleError(
+                    f"{reader.path} has another {what} than {first.path}",
+                    "compare masks trained on the same base model with the same --mask-blocks",
+                )
     return notes
 
 
@@ -166,34 +181,49 @@ def mask_difference(paths: list[str | Path], out_dir: str | Path | None = None) 
             initial = _initial_bits(generators, name, masks)
             for i, (mask, init) in enumerate(zip(masks, initial)):
                 if mask is not None:
-                    change_rows.append({"bundle": names[i], "group": group, "layer": name, "weights": mask.size,
-                                        "changed_bits": int(np.count_nonzero(mask ^ init)),
-                                        "changed": float(np.count_nonzero(mask ^ init)) / mask.size,
-                                        "init_sparsity": 1.0 - np.count_nonzero(init) / mask.size,
-                                        "sparsity": 1.0 - np.count_nonzero(mask) / mask.size})
+                    change_rows.append(
+                        {
+                            "bundle": names[i],
+                            "group": group,
+                            "layer": name,
+                            "weights": mask.size,
+                            "changed_bits": int(np.count_nonzero(mask ^ init)),
+                            "changed": float(np.count_nonzero(mask ^ init)) / mask.size,
+                            "init_sparsity": 1.0 - np.count_nonzero(init) / mask.size,
+                            "sparsity": 1.0 - np.count_nonzero(mask) / mask.size,
+                        }
+                    )
             for a, b in pairs:
                 if masks[a] is None or masks[b] is None or shapes[a][name] != shapes[b][name]:
                     continue
-                counts = Counts(weights=masks[a].size, matrices=1,
-                                diff=int(np.count_nonzero(masks[a] ^ masks[b])),
-                                changed_a=int(np.count_nonzero(masks[a] ^ initial[a])),
-                                changed_b=int(np.count_nonzero(masks[b] ^ initial[b])),
-                                init_diff=int(np.count_nonzero(initial[a] ^ initial[b])))
+                counts = Counts(
+                    weights=masks[a].size,
+                    matrices=1,
+                    diff=int(np.count_nonzero(masks[a] ^ masks[b])),
+                    changed_a=int(np.count_nonzero(masks[a] ^ initial[a])),
+                    changed_b=int(np.count_nonzero(masks[b] ^ initial[b])),
+                    init_diff=int(np.count_nonzero(initial[a] ^ initial[b])),
+                )
                 layer_rows.append({**_pair(names, a, b), "group": group, "layer": name, **counts.row()})
                 blocks[(a, b)].setdefault(group, Counts()).add(counts)
             del masks, initial
     finally:
         for reader in readers:
             reader.close()
-    block_rows = [{**_pair(names, a, b), "group": group, **counts.row()}
-                  for (a, b), groups in blocks.items()
-                  for group, counts in sorted(groups.items(), key=lambda item: keys[item[0]])]
-    for (a, b) in pairs:
+    block_rows = [
+        {**_pair(names, a, b), "group": group, **counts.row()}
+        for (a, b), groups in blocks.items()
+        for group, counts in sorted(groups.items(), key=lambda item: keys[item[0]])
+    ]
+    for a, b in pairs:
         if any(row["init_differs"] for row in layer_rows if (row["a"], row["b"]) == (names[a], names[b])):
-            notes.append(f"{names[a]} and {names[b]} start from different initial masks (seed or settings "
-                         "differ): their initial differences count in s, which can then exceed 1")
-    result = DiffResult(bundles=paths, names=names, blocks=block_rows, layers=layer_rows, changes=change_rows,
-                        notes=notes)
+            notes.append(
+                f"{names[a]} and {names[b]} start from different initial masks (seed or settings "
+                "differ): their initial differences count in s, which can then exceed 1"
+            )
+    result = DiffResult(
+        bundles=paths, names=names, blocks=block_rows, layers=layer_rows, changes=change_rows, notes=notes
+    )
     if out_dir is not None:
         meta = _meta(readers, names, notes, time.perf_counter() - started)
         result.files = write_diff(result, out_dir, meta)
@@ -212,8 +242,10 @@ def _layer_order(readers: list[MaskReader], names: list[str]) -> tuple[list[str]
             notes.append(f"{name} is masked only in {', '.join(holders)}: not compared")
         elif any(shape != present[0] for shape in present):
             described = ", ".join(f"{names[i]} {tuple(s)}" for i, s in enumerate(present))
-            notes.append(f"{name} has different shapes ({described}; e.g. other label counts): "
-                         "compared only between bundles of the same shape")
+            notes.append(
+                f"{name} has different shapes ({described}; e.g. other label counts): "
+                "compared only between bundles of the same shape"
+            )
     return order, shapes, notes
 
 
@@ -243,12 +275,21 @@ def _pair(names: list[str], a: int, b: int) -> dict[str, str]:
 def _meta(readers: list[MaskReader], names: list[str], notes: list[str], seconds: float) -> dict[str, Any]:
     return {
         "formula": FORMULA + " (Zhao et al. 2020, §6.2); a block sums numerators and denominators",
-        "bundles": [{"name": n, "path": str(r.path), "task": r.info.task_name, "seed": r.info.mask.seed,
-                     "init_sparsity": r.info.mask.init_sparsity}
-                    for n, r in zip(names, readers)],
+        "bundles": [
+            {
+                "name": n,
+                "path": str(r.path),
+                "task": r.info.task_name,
+                "seed": r.info.mask.seed,
+                "init_sparsity": r.info.mask.init_sparsity,
+            }
+            for n, r in zip(names, readers)
+        ],
         "base_model": readers[0].info.base_model.spec,
         "fingerprint": readers[0].info.base_model.fingerprint,
-        "notes": notes, "maskctl": __version__, "seconds": round(seconds, 2),
+        "notes": notes,
+        "maskctl": __version__,
+        "seconds": round(seconds, 2),
     }
 
 
@@ -256,9 +297,11 @@ def write_diff(result: DiffResult, out_dir: str | Path, meta: dict[str, Any]) ->
     """``mask_diff`` (per block), ``mask_diff_layers``, ``mask_changes`` tables and ``mask_diff.png``."""
     out_dir = Path(out_dir)
     files: dict[str, Path] = {}
-    for name, rows, title in (("mask_diff", result.blocks, "Mask difference s per block"),
-                              ("mask_diff_layers", result.layers, "Mask difference s per masked matrix"),
-                              ("mask_changes", result.changes, "Bits changed from the initial mask, per bundle")):
+    for name, rows, title in (
+        ("mask_diff", result.blocks, "Mask difference s per block"),
+        ("mask_diff_layers", result.layers, "Mask difference s per masked matrix"),
+        ("mask_changes", result.changes, "Bits changed from the initial mask, per bundle"),
+    ):
         files.update({f"{name}.{kind}": path for kind, path in write_table(rows, out_dir, name, meta, title).items()})
     files["mask_diff.png"] = save_figure(diff_figure(result), out_dir / "mask_diff.png")
     return files
@@ -275,11 +318,21 @@ def diff_figure(result: DiffResult) -> Any:
         values = {row["group"]: row["s"] for row in rows}
         ys = [values.get(g) for g in groups]
         other_init = any(row["init_differs"] for row in rows)  # dashed: s counts initial differences too
-        left.plot(range(len(groups)), [np.nan if y is None else y for y in ys], marker="o",
-                  linestyle="--" if other_init else "-", label=pair + (" (other initial mask)" if other_init else ""))
-    left.set(xticks=range(len(groups)), xticklabels=ticks, xlabel="block", ylabel="mask difference s",
-             title="s per block (higher = more task specific)")
-    left.set_ylim(bottom=0)
+        left.plot(
+            range(len(groups)),
+            [np.nan if y is None else y for y in ys],
+            marker="o",
+            linestyle="--" if other_init else "-",
+            label=pair + (" (other initial mask)" if other_init else ""),
+        )
+    left.set(
+        xticks=range(len(groups)),
+        xticklabels=ticks,
+        xlabel="block",
+        ylabel="mask difference s",
+        title="s per block (higher = more task specific)",
+    )
+    _from_zero(left, [row["s"] for row in result.blocks], at_least=1.0)  # s <= 1 when both start alike
     left.grid(alpha=0.3)
     left.legend(fontsize="small")
     for bundle in result.names:
@@ -291,10 +344,24 @@ def diff_figure(result: DiffResult) -> Any:
                 total[1] += row["weights"]
         ys = [totals[g][0] / totals[g][1] if g in totals and totals[g][1] else np.nan for g in groups]
         right.plot(range(len(groups)), ys, marker="s", label=bundle)
-    right.set(xticks=range(len(groups)), xticklabels=ticks, xlabel="block",
-              ylabel="fraction of bits changed", title="change from the initial mask")
-    right.set_ylim(bottom=0)
+    right.set(
+        xticks=range(len(groups)),
+        xticklabels=ticks,
+        xlabel="block",
+        ylabel="fraction of bits changed",
+        title="change from the initial mask",
+    )
+    _from_zero(right, [y for line in right.get_lines() for y in line.get_ydata()])
     right.grid(alpha=0.3)
     right.legend(fontsize="small")
     fig.suptitle("Mask difference between tasks (Zhao et al. 2020, §6.2)")
     return fig
+
+
+def _from_zero(ax: Any, values: list[float | None], at_least: float = 0.0) -> None:
+    """The y axis from 0 to above the highest value. Why not ``set_ylim(bottom=0)`` alone: it
+    keeps matplotlib's top, a 5 % margin of the data's own span, so lines as flat as s per block
+    (0.73 to 0.70) sat on the top edge with their markers cut in half."""
+    finite = [float(v) for v in values if v is not None and np.isfinite(v)]
+    top = max([at_least, *finite]) or 1.0  # all zero: any scale
+    ax.set_ylim(0, top * 1.08)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.analysis.runs import (
     AnalysisResult,
     Plan,
@@ -26,6 +25,7 @@ from maskctl.analysis.runs import (
     run_columns,
 )
 from maskctl.errors import MaskctlError
+from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.experiments.sweep import SweepCallback
 from maskctl.experiments.sweep_points import point_label
 
@@ -69,8 +69,14 @@ def block_range(direction: str, k: int, n_blocks: int) -> str:
     return f"{lo}" if lo == hi else f"{lo}-{hi}"
 
 
-def run_layers(the_plan: Plan, ks: list[int] | None, seeds: list[int], out_dir: str | Path,
-               callback: SweepCallback | None = None, n_blocks: int | None = None) -> AnalysisResult:
+def run_layers(
+    the_plan: Plan,
+    ks: list[int] | None,
+    seeds: list[int],
+    out_dir: str | Path,
+    callback: SweepCallback | None = None,
+    n_blocks: int | None = None,
+) -> AnalysisResult:
     """Train one mask per direction, K and seed; write the tables and the figure to ``out_dir``."""
     out_dir = Path(out_dir)
     n_blocks = n_blocks or count_blocks(the_plan.settings.get("model"))
@@ -82,22 +88,48 @@ def run_layers(the_plan: Plan, ks: list[int] | None, seeds: list[int], out_dir: 
     runs = [changes(d, k, s) for k in ks for d in DIRECTIONS for s in seeds]
     runs = list({point_label(run): run for run in runs}.values())  # K = L is one run for both directions
     results = run_all(the_plan, runs, out_dir, callback)
-    rows = [{"direction": CURVES[d], "k": k, "blocks": block_range(d, k, n_blocks),
-             "seed": s, **run_columns(results[point_label(changes(d, k, s))], the_plan.grid)}
-            for d in DIRECTIONS for k in ks for s in seeds]
+    rows = [
+        {
+            "direction": CURVES[d],
+            "k": k,
+            "blocks": block_range(d, k, n_blocks),
+            "seed": s,
+            **run_columns(results[point_label(changes(d, k, s))], the_plan.grid),
+        }
+        for d in DIRECTIONS
+        for k in ks
+        for s in seeds
+    ]
     summary = []
     for direction in CURVES.values():
         for k in ks:
             mine = [row for row in rows if row["direction"] == direction and row["k"] == k]
             mean, sd = mean_sd([row["dev_score"] for row in mine])
-            summary.append({"direction": direction, "k": k, "blocks": mine[0]["blocks"], "seeds": len(mine),
-                            "dev_mean": mean, "dev_sd": sd})
+            summary.append(
+                {
+                    "direction": direction,
+                    "k": k,
+                    "blocks": mine[0]["blocks"],
+                    "seeds": len(mine),
+                    "dev_mean": mean,
+                    "dev_sd": sd,
+                }
+            )
     metric = metric_name(the_plan.settings)
-    info = meta(the_plan, out_dir, metric, n_blocks=n_blocks, ks=ks, seeds=list(seeds),
-                head=the_plan.settings.get("head", "mask"))
+    info = meta(
+        the_plan,
+        out_dir,
+        metric,
+        n_blocks=n_blocks,
+        ks=ks,
+        seeds=list(seeds),
+        head=the_plan.settings.get("head", "mask"),
+    )
     title = f"Dev {metric} when masking only the bottom or top K blocks ({describe(the_plan.settings)})"
-    tables = {"runs": write_table(rows, out_dir, f"{NAME}-runs", meta=info, title=f"{title}: every run"),
-              "summary": write_table(summary, out_dir, NAME, meta=info, title=f"{title}: mean and sd over seeds")}
+    tables = {
+        "runs": write_table(rows, out_dir, f"{NAME}-runs", meta=info, title=f"{title}: every run"),
+        "summary": write_table(summary, out_dir, NAME, meta=info, title=f"{title}: mean and sd over seeds"),
+    }
     figure = _figure(summary, metric, the_plan, n_blocks, out_dir / f"{NAME}.png")
     return AnalysisResult(rows=rows, summary=summary, tables=tables, figure=figure, out_dir=out_dir)
 
@@ -108,9 +140,15 @@ def _figure(summary: list[dict], metric: str, the_plan: Plan, n_blocks: int, pat
     seeds = max(row["seeds"] for row in summary)
     for direction, color, marker in (("bottom-up", "C0", "o"), ("top-down", "C3", "s")):
         mine = [row for row in summary if row["direction"] == direction]
-        ax.errorbar([row["k"] for row in mine], [row["dev_mean"] for row in mine],
-                    yerr=[row["dev_sd"] for row in mine] if seeds > 1 else None, marker=marker, color=color,
-                    capsize=3, label=direction)
+        ax.errorbar(
+            [row["k"] for row in mine],
+            [row["dev_mean"] for row in mine],
+            yerr=[row["dev_sd"] for row in mine] if seeds > 1 else None,
+            marker=marker,
+            color=color,
+            capsize=3,
+            label=direction,
+        )
     ks = sorted({row["k"] for row in summary})
     ax.set_xticks(ks)
     ax.set_xlabel(f"K: masked transformer blocks (of {n_blocks})")

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from maskctl.errors import MaskctlError
-from maskctl.experiments.sweep import DEFAULT_EXTEND, SweepCallback, resolve_grid, run_sweep
+from maskctl.experiments.recipes import resolve_grid
+from maskctl.experiments.sweep import DEFAULT_EXTEND, SweepCallback, run_sweep
 from maskctl.experiments.sweep_points import PointResult, folder_name, point_label, train_point
 from maskctl.training.callbacks import TrainCallback
 
@@ -44,8 +45,14 @@ class AnalysisResult:
     out_dir: Path
 
 
-def plan(recipe: str | None, overrides: list[str] | None, sweep: list[str] | None,
-         sweep_extend: int | None, varied: tuple[str, ...], analysis: str) -> Plan:
+def plan(
+    recipe: str | None,
+    overrides: list[str] | None,
+    sweep: list[str] | None,
+    sweep_extend: int | None,
+    varied: tuple[str, ...],
+    analysis: str,
+) -> Plan:
     """Resolve the settings like ``maskctl train``; the keys the analysis varies may not be fixed."""
     from maskctl.experiments.recipes import resolve_run
 
@@ -54,17 +61,22 @@ def plan(recipe: str | None, overrides: list[str] | None, sweep: list[str] | Non
         spec.sweep.pop(key, None)
     clash = sorted(spec.fixed & set(varied))
     if clash:
-        raise MaskctlError(f"{clash[0]} is what `maskctl analyze {analysis}` varies; it cannot be set by an override",
-                           f"drop {clash[0]}=...; use the analysis' own options (see --help)")
+        raise MaskctlError(
+            f"{clash[0]} is what `maskctl analyze {analysis}` varies; it cannot be set by an override",
+            f"drop {clash[0]}=...; use the analysis' own options (see --help)",
+        )
     grid = resolve_grid(spec, sweep)
     clash = sorted(set(grid) & set(varied))
     if clash:
-        raise MaskctlError(f"--sweep {clash[0]}: `maskctl analyze {analysis}` already varies {clash[0]}",
-                           "sweep another key, e.g. lr")
+        raise MaskctlError(
+            f"--sweep {clash[0]}: `maskctl analyze {analysis}` already varies {clash[0]}", "sweep another key, e.g. lr"
+        )
     settings = {k: v for k, v in spec.settings.items() if k not in ("output", "resume", "checkpoint_dir")}
     if settings.get("method", "mask") != "mask":
-        raise MaskctlError(f"`maskctl analyze {analysis}` studies masks, not --method {settings['method']}",
-                           "drop method=... or use a masking recipe")
+        raise MaskctlError(
+            f"`maskctl analyze {analysis}` studies masks, not --method {settings['method']}",
+            "drop method=... or use a masking recipe",
+        )
     extend = sweep_extend if sweep_extend is not None else spec.sweep_extend
     return Plan(settings=settings, grid=grid, extend=DEFAULT_EXTEND if extend is None else extend)
 
@@ -75,8 +87,10 @@ def parse_numbers(text: str, what: str, kind: type = float) -> list[Any]:
     try:
         values = [kind(item) for item in items if item]
     except ValueError:
-        raise MaskctlError(f"{what} {text!r} is not a comma-separated list of {kind.__name__}s",
-                           f"write e.g. {'1,3,5' if kind is int else '1,5,50'}") from None
+        raise MaskctlError(
+            f"{what} {text!r} is not a comma-separated list of {kind.__name__}s",
+            f"write e.g. {'1,3,5' if kind is int else '1,5,50'}",
+        ) from None
     if not values:
         raise MaskctlError(f"{what} is empty", "give at least one value")
     return list(dict.fromkeys(values))
@@ -98,8 +112,9 @@ class _Nested(SweepCallback):
         self.outer.note(f"{self.label}: {text}")
 
 
-def run_all(the_plan: Plan, runs: list[dict[str, Any]], out_dir: Path,
-            callback: SweepCallback | None = None) -> dict[str, PointResult]:
+def run_all(
+    the_plan: Plan, runs: list[dict[str, Any]], out_dir: Path, callback: SweepCallback | None = None
+) -> dict[str, PointResult]:
     """Train (or read back) every run: ``runs`` are the ``TrainArgs`` changes of each, by label."""
     callback = callback or SweepCallback()
     results: dict[str, PointResult] = {}
@@ -108,14 +123,25 @@ def run_all(the_plan: Plan, runs: list[dict[str, Any]], out_dir: Path,
         folder = Path(out_dir) / RUNS / folder_name(label)
         settings = {**the_plan.settings, **changes}
         if the_plan.grid:
-            swept = run_sweep(settings, the_plan.grid, output=folder / "mask.bundle", extend=the_plan.extend,
-                              overwrite=True, folder=folder / "sweep",
-                              callback=_Nested(callback, label, index, len(runs)))
+            swept = run_sweep(
+                settings,
+                the_plan.grid,
+                output=folder / "mask.bundle",
+                extend=the_plan.extend,
+                overwrite=True,
+                folder=folder / "sweep",
+                callback=_Nested(callback, label, index, len(runs)),
+            )
             best = swept.best
-            result = PointResult(point={**changes, **best.point}, label=label, output=swept.output,
-                                 metrics=best.metrics, sparsity=best.sparsity,
-                                 wall_seconds=sum(p.wall_seconds for p in swept.points),
-                                 reused=all(p.reused for p in swept.points))
+            result = PointResult(
+                point={**changes, **best.point},
+                label=label,
+                output=swept.output,
+                metrics=best.metrics,
+                sparsity=best.sparsity,
+                wall_seconds=sum(p.wall_seconds for p in swept.points),
+                reused=all(p.reused for p in swept.points),
+            )
         else:
             train_callback = callback.point_start(label, index, len(runs))
             result = train_point(the_plan.settings, changes, folder / "mask.bundle", train_callback, replace_other=True)
@@ -147,17 +173,23 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
 
 def meta(the_plan: Plan, out_dir: Path, metric: str, **extra: Any) -> dict[str, Any]:
     """What every analysis table records about how it was made."""
-    from maskctl import __version__
+    from maskctl.version import __version__
 
-    return {"metric": metric, "runs_folder": str(Path(out_dir) / RUNS), "settings": the_plan.settings,
-            "sweep": the_plan.grid or None, "sweep_extend": the_plan.extend if the_plan.grid else None,
-            **extra, "maskctl_version": __version__}
+    return {
+        "metric": metric,
+        "runs_folder": str(Path(out_dir) / RUNS),
+        "settings": the_plan.settings,
+        "sweep": the_plan.grid or None,
+        "sweep_extend": the_plan.extend if the_plan.grid else None,
+        **extra,
+        "maskctl_version": __version__,
+    }
 
 
 def metric_name(settings: Mapping[str, Any]) -> str:
     """The metric of the settings' task (the trainer's default task when none is set)."""
     from maskctl.experiments.sweep import metric_name as card_metric
-    from maskctl.training.trainer import TrainArgs
+    from maskctl.train_settings import TrainArgs
 
     return card_metric(TrainArgs(**{k: v for k, v in settings.items() if k in TrainArgs.__dataclass_fields__}))
 

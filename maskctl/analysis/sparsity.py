@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.analysis.runs import (
     AnalysisResult,
     Plan,
@@ -27,6 +26,7 @@ from maskctl.analysis.runs import (
     run_columns,
 )
 from maskctl.errors import MaskctlError
+from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.experiments.sweep import SweepCallback
 from maskctl.experiments.sweep_points import point_label
 
@@ -39,8 +39,10 @@ def parse_percents(text: str) -> list[float]:
     values = parse_numbers(text, "--values")
     bad = [v for v in values if not 0 < v < 100]
     if bad:
-        raise MaskctlError(f"--values {bad[0]:g} is not an initial sparsity in percent",
-                           "give percentages strictly between 0 and 100, e.g. 1,5,50")
+        raise MaskctlError(
+            f"--values {bad[0]:g} is not an initial sparsity in percent",
+            "give percentages strictly between 0 and 100, e.g. 1,5,50",
+        )
     return [int(v) if float(v).is_integer() else v for v in values]
 
 
@@ -48,26 +50,39 @@ def _run(percent: float, seed: int) -> dict[str, float | int]:
     return {"init_sparsity": round(percent / 100, 8), "seed": seed}
 
 
-def run_sparsity(the_plan: Plan, percents: list[float], seeds: list[int], out_dir: str | Path,
-                 callback: SweepCallback | None = None) -> AnalysisResult:
+def run_sparsity(
+    the_plan: Plan, percents: list[float], seeds: list[int], out_dir: str | Path, callback: SweepCallback | None = None
+) -> AnalysisResult:
     """Train one mask per initial sparsity and seed; write the tables and the figure to ``out_dir``."""
     out_dir = Path(out_dir)
     runs = [_run(p, s) for p in percents for s in seeds]
     results = run_all(the_plan, runs, out_dir, callback)
-    rows = [{"init_sparsity_pct": p, "seed": s, **run_columns(results[point_label(_run(p, s))], the_plan.grid)}
-            for p in percents for s in seeds]
+    rows = [
+        {"init_sparsity_pct": p, "seed": s, **run_columns(results[point_label(_run(p, s))], the_plan.grid)}
+        for p in percents
+        for s in seeds
+    ]
     summary = []
     for p in percents:
         mine = [row for row in rows if row["init_sparsity_pct"] == p]
         mean, sd = mean_sd([row["dev_score"] for row in mine])
         final = mean_sd([row["final_sparsity_pct"] for row in mine])[0]
-        summary.append({"init_sparsity_pct": p, "seeds": len(mine), "dev_mean": mean, "dev_sd": sd,
-                        "final_sparsity_pct_mean": final})
+        summary.append(
+            {
+                "init_sparsity_pct": p,
+                "seeds": len(mine),
+                "dev_mean": mean,
+                "dev_sd": sd,
+                "final_sparsity_pct_mean": final,
+            }
+        )
     metric = metric_name(the_plan.settings)
     info = meta(the_plan, out_dir, metric, values_pct=list(percents), seeds=list(seeds))
     title = f"Dev {metric} vs initial mask sparsity ({describe(the_plan.settings)})"
-    tables = {"runs": write_table(rows, out_dir, f"{NAME}-runs", meta=info, title=f"{title}: every run"),
-              "summary": write_table(summary, out_dir, NAME, meta=info, title=f"{title}: mean and sd over seeds")}
+    tables = {
+        "runs": write_table(rows, out_dir, f"{NAME}-runs", meta=info, title=f"{title}: every run"),
+        "summary": write_table(summary, out_dir, NAME, meta=info, title=f"{title}: mean and sd over seeds"),
+    }
     figure = _figure(rows, summary, metric, the_plan, out_dir / f"{NAME}.png")
     return AnalysisResult(rows=rows, summary=summary, tables=tables, figure=figure, out_dir=out_dir)
 
@@ -81,12 +96,24 @@ def _figure(rows: list[dict], summary: list[dict], metric: str, the_plan: Plan, 
     seeds = max(row["seeds"] for row in points)
     fig = new_figure()
     ax = fig.add_subplot()
-    ax.scatter([row["init_sparsity_pct"] / 100 for row in rows], [row["dev_score"] for row in rows], s=12,
-               color="0.6", zorder=2, label="one run")
+    ax.scatter(
+        [row["init_sparsity_pct"] / 100 for row in rows],
+        [row["dev_score"] for row in rows],
+        s=12,
+        color="0.6",
+        zorder=2,
+        label="one run",
+    )
     ax.plot(xs, means, marker="o", color="C0", zorder=3, label=f"mean over {seeds} seed{'s' * (seeds > 1)}")
     if any(sd > 0 for sd in sds):
-        ax.fill_between(xs, [m - s for m, s in zip(means, sds)], [m + s for m, s in zip(means, sds)],
-                        color="C0", alpha=0.2, label="±1 sd")
+        ax.fill_between(
+            xs,
+            [m - s for m, s in zip(means, sds)],
+            [m + s for m, s in zip(means, sds)],
+            color="C0",
+            alpha=0.2,
+            label="±1 sd",
+        )
     ax.set_xscale("logit")
     ax.set_xticks(xs, labels=[f"{100 * x:g}" for x in xs])
     ax.minorticks_off()

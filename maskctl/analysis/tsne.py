@@ -18,6 +18,7 @@ is what its classifier reads.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,17 +26,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from maskctl import __version__
 from maskctl.analysis.connect import finetuned_state, open_finetuned
-from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.bundle.format import load_bundle
+from maskctl.devices import resolve_device
 from maskctl.errors import MaskctlError
-from maskctl.tasks.kinds import get_kind
+from maskctl.evaluation import make_loader
+from maskctl.experiments.report import new_figure, save_figure, write_table
 from maskctl.masking.model import apply_masks
 from maskctl.models import load_tokenizer
-from maskctl.evaluation import make_loader
-from maskctl.devices import resolve_device
 from maskctl.serving.loading import check_head, load_base
+from maskctl.tasks.kinds import get_kind
+from maskctl.training.callbacks import TrainCallback, phase
+from maskctl.version import __version__
+
 
 @dataclass
 class TsneResult:
@@ -50,14 +53,19 @@ class TsneResult:
 
 
 @torch.inference_mode()
-def cls_vectors(model: torch.nn.Module, loader: Any, device: torch.device) -> np.ndarray:
-    """The last layer's [CLS] (first token) vector of every example, as float32 rows."""
+def cls_vectors(
+    model: torch.nn.Module, loader: Any, device: torch.device, progress: Callable[[int], None] | None = None
+) -> np.ndarray:
+    """The last layer's [CLS] (first token) vector of every example, as float32 rows;
+    ``progress(1)`` after each batch."""
     model.eval()
     encoder = model.base_model
     out = []
     for batch in loader:
         inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
         out.append(encoder(**inputs).last_hidden_state[:, 0].float().cpu().numpy())
+        if progress is not None:
+            progress(1)
     return np.concatenate(out)
 
 
@@ -66,8 +74,9 @@ def project(vectors: np.ndarray, seed: int) -> np.ndarray:
     from sklearn.manifold import TSNE
 
     perplexity = min(30.0, max(1.0, (len(vectors) - 1) / 3))
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
-                random_state=seed).fit_transform(vectors)
+    return TSNE(
+        n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed
+    ).fit_transform(vectors)
 
 
 def silhouettes(vectors: np.ndarray, points: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
@@ -75,21 +84,36 @@ def silhouettes(vectors: np.ndarray, points: np.ndarray, labels: np.ndarray) -> 
 
     if len(set(labels.tolist())) < 2 or len(labels) <= len(set(labels.tolist())):
         return {"silhouette_cls": None, "silhouette_tsne": None}
-    return {"silhouette_cls": float(silhouette_score(vectors, labels, metric="cosine")),
-            "silhouette_tsne": float(silhouette_score(points, labels))}
+    return {
+        "silhouette_cls": float(silhouette_score(vectors, labels, metric="cosine")),
+        "silhouette_tsne": float(silhouette_score(points, labels)),
+    }
 
 
-def tsne_representations(mask: str | Path, finetuned: str | Path | None = None, split: str = "dev",
-                         max_examples: int | None = 1000, out_dir: str | Path | None = None,
-                         model: str | None = None, data_dir: str | Path | None = None, device: str = "auto",
-                         batch_size: int | None = None, seed: int = 0) -> TsneResult:
-    """Project the [CLS] vectors of ``split`` under each model; write table, points and figure."""
+def tsne_representations(
+    mask: str | Path,
+    finetuned: str | Path | None = None,
+    split: str = "dev",
+    max_examples: int | None = 1000,
+    out_dir: str | Path | None = None,
+    model: str | None = None,
+    data_dir: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    seed: int = 0,
+    callback: TrainCallback | None = None,
+) -> TsneResult:
+    """Project the [CLS] vectors of ``split`` under each model; write table, points and figure.
+    ``callback`` sees a phase per model's pass over the data (its batches) and the projection."""
     started = time.perf_counter()
+    callback = callback or TrainCallback()
     bundle = load_bundle(mask)
     kind = bundle.info.task.kind
     if not get_kind(kind).labels_sequences:
-        raise MaskctlError(f"{bundle.path} is a {kind} task: the [CLS] t-SNE needs sequence classification",
-                           "pass a bundle of a sentence (pair) classification task")
+        raise MaskctlError(
+            f"{bundle.path} is a {kind} task: the [CLS] t-SNE needs sequence classification",
+            "pass a bundle of a sentence (pair) classification task",
+        )
     if max_examples is not None and max_examples < 2:
         raise MaskctlError(f"--max-examples {max_examples} is too few", "pass at least 2 (default 1000)")
     dev = resolve_device(device)
@@ -108,34 +132,49 @@ def tsne_representations(mask: str | Path, finetuned: str | Path | None = None, 
     loader = make_loader(features, task.kind.collate(tokenizer), batch_size or record.eval_batch_size)
     labels = np.array([item["labels"] for item in features.items])
 
-    vectors = {"pretrained": cls_vectors(net, loader, dev)}
+    def scored(net: torch.nn.Module, name: str) -> np.ndarray:
+        with phase(callback, f"[CLS] vectors, {name}", len(loader), "batches") as advance:
+            return cls_vectors(net, loader, dev, advance)
+
+    vectors = {"pretrained": scored(net, "pretrained")}
     net.load_state_dict(bundle.head, strict=False)
     apply_masks(net, bundle.masks)
-    vectors["masked"] = cls_vectors(net, loader, dev)
+    vectors["masked"] = scored(net, "masked")
     if ft_source is not None:
         state = {k: v for k, v in net.state_dict().items() if v.is_floating_point()}
         shapes = {k: tuple(v.shape) for k, v in state.items()}
         net.load_state_dict(finetuned_state(ft_source, task, list(state), shapes, dev, Path(finetuned)), strict=False)
-        vectors["finetuned"] = cls_vectors(net, loader, dev)
+        vectors["finetuned"] = scored(net, "finetuned")
     del net
 
     rows, points = [], []
     for name, matrix in vectors.items():
-        xy = project(matrix, seed)
-        rows.append({"model": name, "examples": len(matrix), "dim": matrix.shape[1],
-                     **silhouettes(matrix, xy, labels)})
-        points += [{"model": name, "index": i, "label": task.labels[int(label)], "x": float(x), "y": float(y)}
-                   for i, ((x, y), label) in enumerate(zip(xy, labels))]
-    result = TsneResult(task=task.name, split=split, labels=task.labels, rows=rows, points=points,
-                        vectors=vectors, notes=notes)
+        with phase(callback, f"t-SNE, {name}"):
+            xy = project(matrix, seed)
+        rows.append({"model": name, "examples": len(matrix), "dim": matrix.shape[1], **silhouettes(matrix, xy, labels)})
+        points += [
+            {"model": name, "index": i, "label": task.labels[int(label)], "x": float(x), "y": float(y)}
+            for i, ((x, y), label) in enumerate(zip(xy, labels))
+        ]
+    result = TsneResult(
+        task=task.name, split=split, labels=task.labels, rows=rows, points=points, vectors=vectors, notes=notes
+    )
     if out_dir is not None:
-        meta = {"figure": "Zhao et al. 2020, Fig. 4: t-SNE of the last layer's [CLS] vectors",
-                "mask": str(bundle.path), "finetuned": str(finetuned) if finetuned else None,
-                "base_model": source.spec, "task": task.name, "split": split, "examples": len(labels),
-                "tsne": "sklearn TSNE, 2 components, PCA init, perplexity min(30, (n-1)/3), "
-                        f"random_state {seed}; silhouette_cls: cosine on the raw vectors",
-                "notes": notes, "device": str(dev), "maskctl": __version__,
-                "seconds": round(time.perf_counter() - started, 2)}
+        meta = {
+            "figure": "Zhao et al. 2020, Fig. 4: t-SNE of the last layer's [CLS] vectors",
+            "mask": str(bundle.path),
+            "finetuned": str(finetuned) if finetuned else None,
+            "base_model": source.spec,
+            "task": task.name,
+            "split": split,
+            "examples": len(labels),
+            "tsne": "sklearn TSNE, 2 components, PCA init, perplexity min(30, (n-1)/3), "
+            f"random_state {seed}; silhouette_cls: cosine on the raw vectors",
+            "notes": notes,
+            "device": str(dev),
+            "maskctl": __version__,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
         result.files = write_tsne(result, out_dir, meta)
     return result
 
@@ -144,8 +183,10 @@ def write_tsne(result: TsneResult, out_dir: str | Path, meta: dict[str, Any]) ->
     """``tsne.*`` (one row per model), ``tsne_points.*`` and ``tsne.png`` under ``out_dir``."""
     out_dir = Path(out_dir)
     files = {}
-    for name, rows, title in (("tsne", result.rows, f"[CLS] t-SNE on {result.task} ({result.split})"),
-                              ("tsne_points", result.points, "t-SNE coordinates per example")):
+    for name, rows, title in (
+        ("tsne", result.rows, f"[CLS] t-SNE on {result.task} ({result.split})"),
+        ("tsne_points", result.points, "t-SNE coordinates per example"),
+    ):
         files.update({f"{name}.{kind}": path for kind, path in write_table(rows, out_dir, name, meta, title).items()})
     files["tsne.png"] = save_figure(tsne_figure(result), out_dir / "tsne.png")
     return files

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import cast
 
 import torch
 from torch import nn
@@ -17,9 +18,10 @@ def fingerprint(model: nn.Module, names: Iterable[str]) -> str:
     Names may point at a plain ``nn.Linear`` or a ``MaskedLinear`` (its ``base_layer`` is
     hashed), so the same fingerprint comes out before wrapping, during training and at eval.
     """
+
     def weight(name: str) -> torch.Tensor:
         module = model.get_submodule(name)
-        return getattr(module, "base_layer", module).weight
+        return cast(torch.Tensor, getattr(module, "base_layer", module).weight)
 
     return _digest((name, weight(name)) for name in sorted(names))
 

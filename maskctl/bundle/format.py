@@ -2,7 +2,7 @@
 
 Layout of one bundle (all in a single safetensors file, no pickle anywhere):
 
-* ``mask/<module name>``  uint8. Format 2: the mask entropy-coded (its zeros, or only the bits
+* ``mask/<module name>``  uint8. Formats 2 and 3: the mask entropy-coded (its zeros, or only the bits
   that flipped from the regenerable initial mask, compressed with zstd), described by the
   layer's ``coding`` entry so decoding never guesses (``mask_coding.py``). Format 1: packbits,
   1 bit per weight
@@ -20,8 +20,10 @@ Layout of one bundle (all in a single safetensors file, no pickle anywhere):
 Every reader takes an ``hf://user/name[/file.bundle][@revision]`` reference too
 (``hub_ref.resolve_bundle_ref``, in ``_check_path``).
 
-Format 1 files are still read bit-exactly; writing gives format 2, or format 3 when the bundle
-has tuned tensors (an older maskctl refuses it instead of silently serving the base values). Writes are atomic
+The current format is 3 (``FORMAT_VERSION``): it is written when the bundle has tuned tensors (an
+older maskctl refuses it instead of silently serving the base values), format 2 otherwise, so an
+older maskctl still reads every bundle it can serve; format 1 files are still read bit-exactly
+(``tests/fixtures/bundles/`` holds one of each format). Writes are atomic
 (temporary file, then rename) and verified: the temporary file is read back through the
 loader and every mask compared before the rename, so a crash or a codec fault never leaves a
 bad bundle in place.
@@ -41,9 +43,7 @@ from safetensors import safe_open
 from safetensors.torch import load as safetensors_load
 from safetensors.torch import save_file
 
-from maskctl import __version__
 from maskctl.bundle.hub_ref import resolve_bundle_ref
-from maskctl.bundle.meta import Described
 from maskctl.bundle.mask_coding import (
     InitialMasks,
     MaskCodingError,
@@ -52,10 +52,12 @@ from maskctl.bundle.mask_coding import (
     initial_masks_from_meta,
     unpack_mask,
 )
+from maskctl.bundle.meta import Described
 from maskctl.bundle.portable import portable_meta, without_paths
 from maskctl.choices import BUNDLE_SUFFIX
 from maskctl.errors import BundleError, MaskctlError
 from maskctl.io import atomic_path
+from maskctl.version import __version__
 
 FORMAT_NAME = "maskctl.bundle"
 PLAIN_FORMAT = 2  # what a bundle without tuned tensors is written as
@@ -88,9 +90,6 @@ class Bundle(Described):
     def fingerprint(self) -> str:
         return self.info.base_model.fingerprint
 
-    def masked_weight_count(self) -> int:
-        return sum(int(m.numel()) for m in self.masks.values())
-
 
 def check_bundle_output(output: Path) -> None:
     """A mask run's ``--output`` must name a bundle file (checked before anything is loaded)."""
@@ -99,7 +98,7 @@ def check_bundle_output(output: Path) -> None:
 
 
 def save_bundle(bundle: Bundle, path: str | Path, *, xor_initial: bool = True) -> Path:
-    """Write ``bundle`` atomically to ``path`` (format 2); return the path.
+    """Write ``bundle`` atomically to ``path`` (format 3 with tuned tensors, else 2); return the path.
 
     Masks are coded against their regenerated initial mask when the bundle's ``mask`` settings
     allow it and that is smaller (``xor_initial=False`` forbids it: the file then decodes
@@ -109,7 +108,7 @@ def save_bundle(bundle: Bundle, path: str | Path, *, xor_initial: bool = True) -
     path = Path(path)
     initial = InitialMasks.from_settings(bundle.meta.get("mask")) if xor_initial else None
     tensors: dict[str, torch.Tensor] = {}
-    layers = []
+    layers: list[dict[str, Any]] = []
     for name, mask in bundle.masks.items():
         payload, coding = encode_mask(name, mask, initial)
         tensors[MASK_PREFIX + name] = torch.from_numpy(np.frombuffer(payload, dtype=np.uint8).copy())
@@ -119,9 +118,11 @@ def save_bundle(bundle: Bundle, path: str | Path, *, xor_initial: bool = True) -
     for name, tensor in bundle.tuned.items():
         tensors[TUNED_PREFIX + name] = tensor.detach().cpu().contiguous()
     meta = portable_meta(bundle.meta, path, origin=bundle.path)  # no absolute machine paths in the file
-    meta.update(format=FORMAT_NAME, format_version=TUNED_FORMAT if bundle.tuned else PLAIN_FORMAT, maskctl_version=__version__)
+    meta.update(
+        format=FORMAT_NAME, format_version=TUNED_FORMAT if bundle.tuned else PLAIN_FORMAT, maskctl_version=__version__
+    )
     meta.pop("mask_coding", None)
-    if any(layer["coding"]["scheme"] == "xor-initial" for layer in layers):
+    if initial is not None and any(layer["coding"]["scheme"] == "xor-initial" for layer in layers):
         meta["mask_coding"] = initial.to_meta()
     known = {layer["name"]: layer for layer in meta.get("layers", [])}
     meta["layers"] = [{**known.get(layer["name"], {}), **layer} for layer in layers]
@@ -178,8 +179,11 @@ class MaskReader(Described):
     layer through the same ``_decode`` path (CRC-checked) as ``load_bundle``.
     """
 
+    path: Path
+
     def __init__(self, path: str | Path):
         self.path = _check_path(path)
+        self._handle: Any = None  # a safetensors safe_open until close()
         try:
             self._handle = safe_open(str(self.path), framework="pt")
             metadata = self._handle.metadata() or {}
@@ -200,8 +204,10 @@ class MaskReader(Described):
         try:
             tensor = self._handle.get_tensor(MASK_PREFIX + name)
         except Exception as exc:
-            raise BundleError(f"{self.path}: mask {name} is missing or unreadable ({type(exc).__name__})",
-                              "the bundle is damaged or truncated; train it again") from exc
+            raise BundleError(
+                f"{self.path}: mask {name} is missing or unreadable ({type(exc).__name__})",
+                "the bundle is damaged or truncated; train it again",
+            ) from exc
         return _decode(self.path, name, tensor, self.layers[name], self.meta, self.initial)
 
 
@@ -252,31 +258,36 @@ def read_coded(path: str | Path) -> tuple[CodedMasks, dict[str, torch.Tensor]]:
         initial = _initial_masks(path, meta)
         for key, tensor in tensors.items():
             if key.startswith(MASK_PREFIX):
-                name = key[len(MASK_PREFIX):]
+                name = key[len(MASK_PREFIX) :]
                 if name not in layers:
-                    raise BundleError(f"{path}: mask {name} has no shape in the metadata",
-                                      "the bundle is damaged; train it again")
+                    raise BundleError(
+                        f"{path}: mask {name} has no shape in the metadata", "the bundle is damaged; train it again"
+                    )
                 payloads[name] = tensor
             elif key.startswith(HEAD_PREFIX):
-                head[key[len(HEAD_PREFIX):]] = tensor
+                head[key[len(HEAD_PREFIX) :]] = tensor
             elif key.startswith(TUNED_PREFIX):
-                tuned[key[len(TUNED_PREFIX):]] = tensor
+                tuned[key[len(TUNED_PREFIX) :]] = tensor
     except BundleError:
         raise
     except Exception as exc:
         raise _not_a_bundle(path, exc) from exc
     missing = layers - set(payloads)
     if missing:
-        raise BundleError(f"{path}: masks missing for {sorted(missing)[:3]}",
-                          "the bundle is damaged or truncated; train it again")
+        raise BundleError(
+            f"{path}: masks missing for {sorted(missing)[:3]}", "the bundle is damaged or truncated; train it again"
+        )
     listed = (meta.get("tuned") or {}).get("tensors") or []
     if set(listed) != set(tuned) or any(t.dtype != torch.float16 for t in tuned.values()):
-        raise BundleError(f"{path}: its tuned tensors do not match the metadata's list",
-                          "the bundle is damaged or truncated; train it again")
+        raise BundleError(
+            f"{path}: its tuned tensors do not match the metadata's list",
+            "the bundle is damaged or truncated; train it again",
+        )
     # the metadata's layer order is the model's order; the file's tensor order is not promised
     ordered = {layer["name"]: payloads[layer["name"]] for layer in meta["layers"]}
-    return CodedMasks(path=path, meta=meta, payloads=ordered, initial=initial,
-                      tuned={name: tuned[name] for name in listed}), head
+    return CodedMasks(
+        path=path, meta=meta, payloads=ordered, initial=initial, tuned={name: tuned[name] for name in listed}
+    ), head
 
 
 def _read_owned(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
@@ -287,7 +298,7 @@ def _read_owned(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     on the next touch of a page past the new end, and a file read while it is being written can
     do the same. One ``read_bytes`` (a bundle is a few MB at most) has neither problem."""
     data = path.read_bytes()
-    return _header_metadata(data[:8], data[8:8 + int.from_bytes(data[:8], "little")]), safetensors_load(data)
+    return _header_metadata(data[:8], data[8 : 8 + int.from_bytes(data[:8], "little")]), safetensors_load(data)
 
 
 def _header_metadata(start: bytes, header: bytes) -> dict[str, str]:
@@ -301,7 +312,9 @@ def _header_metadata(start: bytes, header: bytes) -> dict[str, str]:
     return metadata
 
 
-def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor]]:
+def _read(
+    path: Path,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor]]:
     coded, head = read_coded(path)
     return coded.decode_all(), head, coded.meta, coded.tuned
 
@@ -312,30 +325,41 @@ def _initial_masks(path: Path, meta: dict[str, Any]) -> InitialMasks | None:
     try:
         return initial_masks_from_meta(meta)
     except MaskCodingError as exc:
-        raise BundleError(f"{path}: {exc}",
-                          "upgrade maskctl (pip install -U maskctl), or train the bundle again") from exc
+        raise BundleError(
+            f"{path}: {exc}", "upgrade maskctl (pip install -U maskctl), or train the bundle again"
+        ) from exc
 
 
-def _decode(path: Path, name: str, tensor: torch.Tensor, layer: dict[str, Any], meta: dict[str, Any],
-            initial: InitialMasks | None) -> torch.Tensor:
-    """One mask from its stored tensor: packbits in format 1, the recorded coding in format 2."""
+def _decode(
+    path: Path,
+    name: str,
+    tensor: torch.Tensor,
+    layer: dict[str, Any],
+    meta: dict[str, Any],
+    initial: InitialMasks | None,
+) -> torch.Tensor:
+    """One mask from its stored tensor: packbits in format 1, the recorded coding in formats 2 and 3."""
     if meta["format_version"] < 2:
         return unpack_mask(tensor, layer["shape"])
     coding = layer.get("coding")
     if not isinstance(coding, Mapping):
         raise BundleError(f"{path}: mask {name} has no coding in the metadata", "the bundle is damaged; train it again")
     if tensor.dtype != torch.uint8 or tensor.dim() != 1:
-        raise BundleError(f"{path}: mask {name} is stored as {tensor.dtype} {tuple(tensor.shape)}, not coded bytes",
-                          "the bundle is damaged; train it again")
+        raise BundleError(
+            f"{path}: mask {name} is stored as {tensor.dtype} {tuple(tensor.shape)}, not coded bytes",
+            "the bundle is damaged; train it again",
+        )
     try:
         return decode_mask(name, tensor.numpy().tobytes(), layer["shape"], coding, initial)
     except MaskCodingError as exc:
         fix = "the file is damaged; copy it again or train it again"
         if coding.get("scheme") == "xor-initial":
             saved = meta.get("mask_coding", {}).get("numpy", "?")
-            fix = (f"the file is damaged, or this platform regenerates another initial mask (saved with numpy "
-                   f"{saved}, this is {np.__version__}): load it where it was saved and re-save it with "
-                   f"save_bundle(bundle, path, xor_initial=False)")
+            fix = (
+                f"the file is damaged, or this platform regenerates another initial mask (saved with numpy "
+                f"{saved}, this is {np.__version__}): load it where it was saved and re-save it with "
+                f"save_bundle(bundle, path, xor_initial=False)"
+            )
         raise BundleError(f"{path}: mask {name} cannot be decoded: {exc}", fix) from exc
 
 
@@ -343,13 +367,17 @@ def _verify_written(tmp: Path, bundle: Bundle, path: Path) -> None:
     """Cheap insurance: decode the file just written and compare every mask and tuned delta
     bit for bit."""
     written, _, _, tuned = _read(tmp)
-    expected = {**{f"mask {n}": m.detach().cpu().bool() for n, m in bundle.masks.items()},
-                **{f"tuned tensor {n}": t.detach().cpu() for n, t in bundle.tuned.items()}}
+    expected = {
+        **{f"mask {n}": m.detach().cpu().bool() for n, m in bundle.masks.items()},
+        **{f"tuned tensor {n}": t.detach().cpu() for n, t in bundle.tuned.items()},
+    }
     found = {**{f"mask {n}": m for n, m in written.items()}, **{f"tuned tensor {n}": t for n, t in tuned.items()}}
     for name, value in expected.items():
         if name not in found or not torch.equal(found[name], value):
-            raise BundleError(f"{name} did not read back bit-exactly after writing {path}",
-                              "this is a maskctl bug; please report it (nothing was replaced)")
+            raise BundleError(
+                f"{name} did not read back bit-exactly after writing {path}",
+                "this is a maskctl bug; please report it (nothing was replaced)",
+            )
 
 
 def _check_path(path: str | Path) -> Path:
@@ -358,34 +386,64 @@ def _check_path(path: str | Path) -> Path:
         raise BundleError(f"bundle {path} does not exist", "check the path (train one with `maskctl train`)")
     if path.is_dir():
         finetuned = (path / "maskctl_training.json").is_file() or (path / "maskctl_export.json").is_file()
-        raise BundleError(f"{path} is {'a finetuned or exported model folder' if finetuned else 'a directory'}, "
-                          "not a bundle", "pass a *.bundle file; a model folder is a plain Hugging Face model: "
-                          "load it with transformers' from_pretrained")
+        raise BundleError(
+            f"{path} is {'a finetuned or exported model folder' if finetuned else 'a directory'}, not a bundle",
+            "pass a *.bundle file; a model folder is a plain Hugging Face model: "
+            "load it with transformers' from_pretrained",
+        )
     return path
 
 
 def _parse_meta(path: Path, metadata: dict[str, str]) -> dict[str, Any]:
-    not_ours = BundleError(f"{path} is a safetensors file but not a maskctl bundle",
-                           "pass a file written by `maskctl train`")
+    not_ours = BundleError(
+        f"{path} is a safetensors file but not a maskctl bundle", "pass a file written by `maskctl train`"
+    )
     if "maskctl" not in metadata:
         raise not_ours
     try:
         meta = json.loads(metadata["maskctl"])
     except json.JSONDecodeError as exc:
-        raise BundleError(f"{path}: the bundle metadata is not valid JSON ({exc.msg})",
-                          "the bundle is damaged; train it again") from exc
+        raise BundleError(
+            f"{path}: the bundle metadata is not valid JSON ({exc.msg})", "the bundle is damaged; train it again"
+        ) from exc
     if FORMAT_NAME not in (metadata.get("format"), meta.get("format")):  # early files: a separate key
         raise not_ours
     version = meta.get("format_version")
     if isinstance(version, int) and version < 1:
-        raise BundleError(f"{path} has invalid bundle format version {version}",
-                          "the bundle is damaged; train it again")
+        raise BundleError(
+            f"{path} has invalid bundle format version {version}", "the bundle is damaged; train it again"
+        )
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise BundleError(f"{path} has bundle format version {version}, this maskctl reads up to {FORMAT_VERSION}",
-                          "upgrade maskctl (pip install -U maskctl)")
+        raise BundleError(
+            f"{path} has bundle format version {version}, this maskctl reads up to {FORMAT_VERSION}",
+            "upgrade maskctl (pip install -U maskctl)",
+        )
     return meta
 
 
 def _not_a_bundle(path: Path, exc: Exception) -> BundleError:
-    return BundleError(f"{path} is not a readable bundle ({type(exc).__name__}: {str(exc)[:120]})",
-                       "the file is truncated or not a bundle; pass a file written by `maskctl train`")
+    """The error for a file the safetensors reader refused, saying what is wrong in a user's
+    words. Why not the reader's own message: it speaks of its internals, or of nothing (a text
+    file's first 8 bytes, read as a header length, ask for exabytes: "MemoryError: ")."""
+    return BundleError(
+        f"{path} is not a readable bundle: {_what_is_wrong(path)}",
+        "pass a file written by `maskctl train` (a copy cut short: copy it again)",
+    )
+
+
+def _what_is_wrong(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            start = handle.read(8)
+            length = int.from_bytes(start, "little")
+            header = handle.read(min(length, 1 << 20)) if len(start) == 8 and length <= size - 8 else b""
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    if size < 8:
+        return f"{size} bytes, too short for a safetensors file"
+    if length > size - 8:
+        return "it is not a safetensors file, or it was cut short inside its header"
+    if not header.lstrip().startswith(b"{"):
+        return "it is not a safetensors file (its header is not JSON)"
+    return "its header or tensors are damaged, or it was cut short"

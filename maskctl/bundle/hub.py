@@ -32,9 +32,16 @@ class Pushed:
     files: tuple[str, ...]
 
 
-def push_bundle(path: str | Path, repo_id: str, *, revision: str | None = None, private: bool = False,
-                commit_message: str | None = None, token: str | None = None,
-                endpoint: str | None = None) -> Pushed:
+def push_bundle(
+    path: str | Path,
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    private: bool = False,
+    commit_message: str | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> Pushed:
     """Upload ``path`` and its model card to the model repo ``repo_id`` (created if missing) on
     branch ``revision`` (created from main if missing; default main), in one commit.
     ``token`` and ``endpoint`` default to huggingface_hub's own (``HF_TOKEN`` or the saved
@@ -50,8 +57,13 @@ def push_bundle(path: str | Path, repo_id: str, *, revision: str | None = None, 
     message = commit_message or f"Upload {local.name} ({bundle.task_name}) with maskctl"
     with tempfile.TemporaryDirectory(prefix="maskctl-push-") as tmp:
         shared = write_shareable(local, Path(tmp) / local.name)  # without this machine's path hints
-        card = bundle_card(bundle.meta, repo_id=repo.repo_id, filename=local.name,
-                           file_bytes=shared.stat().st_size, revision=repo.revision)
+        card = bundle_card(
+            bundle.meta,
+            repo_id=repo.repo_id,
+            filename=local.name,
+            file_bytes=shared.stat().st_size,
+            revision=repo.revision,
+        )
         return _commit(api, repo, private, message, shared, card, endpoint)
 
 
@@ -63,13 +75,20 @@ def _commit(api, repo: HubRef, private: bool, message: str, local: Path, card: s
         if repo.revision and repo.revision != constants.DEFAULT_REVISION:
             api.create_branch(repo.repo_id, branch=repo.revision, exist_ok=True, repo_type="model")
         info = api.create_commit(
-            repo.repo_id, repo_type="model", revision=repo.revision, commit_message=message,
-            operations=[CommitOperationAdd(path_in_repo=local.name, path_or_fileobj=str(local)),
-                        CommitOperationAdd(path_in_repo=CARD, path_or_fileobj=card.encode("utf-8"))])
+            repo.repo_id,
+            repo_type="model",
+            revision=repo.revision,
+            commit_message=message,
+            operations=[
+                CommitOperationAdd(path_in_repo=local.name, path_or_fileobj=str(local)),
+                CommitOperationAdd(path_in_repo=CARD, path_or_fileobj=card.encode("utf-8")),
+            ],
+        )
     except Exception as exc:
         raise _push_error(repo, exc, endpoint) from exc
-    return Pushed(ref=HubRef(repo.repo_id, None, repo.revision), commit_url=str(info.commit_url),
-                  files=(local.name, CARD))
+    return Pushed(
+        ref=HubRef(repo.repo_id, None, repo.revision), commit_url=str(info.commit_url), files=(local.name, CARD)
+    )
 
 
 def _repo(repo_id: str, revision: str | None) -> HubRef:
@@ -93,14 +112,19 @@ def _push_error(repo: HubRef, exc: Exception, endpoint: str | None) -> HubError:
     if isinstance(exc, errors.HfHubHTTPError):
         status = getattr(getattr(exc, "response", None), "status_code", None)
         if status in (401, 403):
-            return HubError(f"the Hub refused to write to {repo.repo_id} (HTTP {status})",
-                            "log in with a write token (hf auth login), or pass --token / set HF_TOKEN")
+            return HubError(
+                f"the Hub refused to write to {repo.repo_id} (HTTP {status})",
+                "log in with a write token (hf auth login), or pass --token / set HF_TOKEN",
+            )
         detail = (getattr(exc, "server_message", None) or str(exc)).splitlines()[0][:160]
-        return HubError(f"pushing to {repo.repo_id} failed: HTTP {status}: {detail}",
-                        "check --repo-id and --revision, and try again")
+        return HubError(
+            f"pushing to {repo.repo_id} failed: HTTP {status}: {detail}",
+            "check --repo-id and --revision, and try again",
+        )
     if isinstance(exc, ValueError) and "README.md" in str(exc):
-        return HubError(f"the Hub refused the model card: {str(exc).splitlines()[-1]}", "this is a maskctl bug; "
-                        "please report it")
+        return HubError(
+            f"the Hub refused the model card: {str(exc).splitlines()[-1]}", "this is a maskctl bug; please report it"
+        )
     if isinstance(exc, network_errors()):
         return HubError(f"cannot reach the Hub at {where}", "check the network (or HF_ENDPOINT) and try again")
     raise exc

@@ -41,8 +41,12 @@ class HubRef:
     revision: str | None = None
 
     def __str__(self) -> str:
-        return PREFIX + self.repo_id + (f"/{self.filename}" if self.filename else "") + \
-            (f"@{self.revision}" if self.revision else "")
+        return (
+            PREFIX
+            + self.repo_id
+            + (f"/{self.filename}" if self.filename else "")
+            + (f"@{self.revision}" if self.revision else "")
+        )
 
     def with_file(self, filename: str) -> HubRef:
         return HubRef(self.repo_id, filename, self.revision)
@@ -59,22 +63,30 @@ def parse_hub_ref(ref: str | Path) -> HubRef:
     for anything else."""
     text = str(ref)
     if isinstance(ref, Path) and text.startswith("hf:/") and not text.startswith(PREFIX):
-        text = PREFIX + text[len("hf:/"):]  # undo pathlib's folded slash
+        text = PREFIX + text[len("hf:/") :]  # undo pathlib's folded slash
     bad = HubError(f"{text!r} is not a Hub bundle reference", f"write {SYNTAX}, {EXAMPLE}")
     if not text.startswith(PREFIX):
         raise bad
-    body, at, revision = text[len(PREFIX):].partition("@")
+    body, at, revision = text[len(PREFIX) :].partition("@")
     if at and (not revision or revision != revision.strip() or "@" in revision):
         raise bad
     parts = body.rstrip("/").split("/")
-    if len(parts) < 2 or not all(_NAME.match(p) for p in parts[:2]) or any(
-            not p or p in (".", "..") for p in parts[2:]):
+    if (
+        len(parts) < 2
+        or not all(_NAME.match(p) for p in parts[:2])
+        or any(not p or p in (".", "..") for p in parts[2:])
+    ):
         raise bad
     return HubRef(repo_id="/".join(parts[:2]), filename="/".join(parts[2:]) or None, revision=revision or None)
 
 
-def resolve_bundle_ref(ref: str | Path, *, endpoint: str | None = None, token: str | bool | None = None,
-                       cache_dir: str | Path | None = None) -> Path:
+def resolve_bundle_ref(
+    ref: str | Path,
+    *,
+    endpoint: str | None = None,
+    token: str | bool | None = None,
+    cache_dir: str | Path | None = None,
+) -> Path:
     """A local path for ``ref``: a plain path as it is, an ``hf://`` reference as the file in
     the Hugging Face cache (downloaded if needed and allowed). ``endpoint``, ``token`` and
     ``cache_dir`` default to huggingface_hub's own (``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HUB_CACHE``)."""
@@ -86,8 +98,11 @@ def resolve_bundle_ref(ref: str | Path, *, endpoint: str | None = None, token: s
     from huggingface_hub import hf_hub_download
 
     try:
-        return Path(hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, endpoint=endpoint,
-                                    token=token, cache_dir=cache_dir))
+        return Path(
+            hf_hub_download(
+                hub.repo_id, hub.filename, revision=hub.revision, endpoint=endpoint, token=token, cache_dir=cache_dir
+            )
+        )
     except Exception as exc:
         raise _hub_error(hub, exc, endpoint) from exc
 
@@ -95,18 +110,19 @@ def resolve_bundle_ref(ref: str | Path, *, endpoint: str | None = None, token: s
 def _only_bundle(hub: HubRef, files: list[str]) -> str:
     bundles = sorted(f for f in files if f.endswith(".bundle"))
     if not bundles:
-        raise HubError(f"{hub}: the repo holds no bundle (no *.bundle file)",
-                       f"name the file: {hub.with_file('FILE.bundle')}, or push one: maskctl push BUNDLE "
-                       f"--repo-id {hub.repo_id}")
+        raise HubError(
+            f"{hub}: the repo holds no bundle (no *.bundle file)",
+            f"name the file: {hub.with_file('FILE.bundle')}, or push one: maskctl push BUNDLE --repo-id {hub.repo_id}",
+        )
     if len(bundles) > 1:
         shown = ", ".join(bundles[:5]) + (f" and {len(bundles) - 5} more" if len(bundles) > 5 else "")
-        raise HubError(f"{hub} holds {len(bundles)} bundles ({shown})",
-                       f"pick one: {hub.with_file(bundles[0])} (syntax {SYNTAX})")
+        raise HubError(
+            f"{hub} holds {len(bundles)} bundles ({shown})", f"pick one: {hub.with_file(bundles[0])} (syntax {SYNTAX})"
+        )
     return bundles[0]
 
 
-def _repo_files(hub: HubRef, endpoint: str | None, token: str | bool | None,
-                cache_dir: str | Path | None) -> list[str]:
+def _repo_files(hub: HubRef, endpoint: str | None, token: str | bool | None, cache_dir: str | Path | None) -> list[str]:
     """The repo's files at the revision: from the Hub, or from the cache when offline or the
     Hub cannot be reached (the same fallback ``hf_hub_download`` makes)."""
     from huggingface_hub import HfApi
@@ -165,11 +181,14 @@ def _not_cached(hub: HubRef, endpoint: str | None) -> HubError:
     from huggingface_hub import constants
 
     if offline():
-        return HubError(f"{hub} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1",
-                        "run the command once online (without HF_HUB_OFFLINE=1) to download it, or pass a local "
-                        "*.bundle")
-    return HubError(f"{hub}: cannot reach the Hub ({endpoint or constants.ENDPOINT}) and it is not in the local "
-                    "Hugging Face cache", "check the network (or HF_ENDPOINT), or pass a local *.bundle")
+        return HubError(
+            f"{hub} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1",
+            "run the command once online (without HF_HUB_OFFLINE=1) to download it, or pass a local *.bundle",
+        )
+    return HubError(
+        f"{hub}: cannot reach the Hub ({endpoint or constants.ENDPOINT}) and it is not in the local Hugging Face cache",
+        "check the network (or HF_ENDPOINT), or pass a local *.bundle",
+    )
 
 
 def _hub_error(hub: HubRef, exc: Exception, endpoint: str | None) -> HubError:
@@ -179,14 +198,20 @@ def _hub_error(hub: HubRef, exc: Exception, endpoint: str | None) -> HubError:
     if isinstance(exc, errors.LocalEntryNotFoundError):
         return _not_cached(hub, endpoint)
     if isinstance(exc, errors.RepositoryNotFoundError):  # also gated repos
-        return HubError(f"{hub}: the Hub has no repo {hub.repo_id}, or it is private or gated",
-                        "check the name; for a private repo log in (hf auth login) or set HF_TOKEN")
+        return HubError(
+            f"{hub}: the Hub has no repo {hub.repo_id}, or it is private or gated",
+            "check the name; for a private repo log in (hf auth login) or set HF_TOKEN",
+        )
     if isinstance(exc, errors.RevisionNotFoundError):
-        return HubError(f"{hub}: the repo has no revision {hub.revision!r}",
-                        "check the branch, tag or commit after @ (none means main)")
+        return HubError(
+            f"{hub}: the repo has no revision {hub.revision!r}",
+            "check the branch, tag or commit after @ (none means main)",
+        )
     if isinstance(exc, errors.EntryNotFoundError):
-        return HubError(f"{hub}: the repo has no file {hub.filename!r}",
-                        f"check the name, or leave it out to use the repo's only bundle: hf://{hub.repo_id}")
+        return HubError(
+            f"{hub}: the repo has no file {hub.filename!r}",
+            f"check the name, or leave it out to use the repo's only bundle: hf://{hub.repo_id}",
+        )
     if isinstance(exc, errors.HfHubHTTPError):
         status = getattr(getattr(exc, "response", None), "status_code", "?")
         return HubError(f"{hub}: the Hub answered HTTP {status}", "try again later, or check HF_ENDPOINT and HF_TOKEN")

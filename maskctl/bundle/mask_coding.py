@@ -92,8 +92,14 @@ class InitialMasks:
         return cls(seed, float(tau), float(p))
 
     def to_meta(self) -> dict[str, Any]:
-        return {"generator": GENERATOR, "description": GENERATOR_TEXT, "seed": self.seed,
-                "threshold": self.threshold, "init_sparsity": self.init_sparsity, "numpy": np.__version__}
+        return {
+            "generator": GENERATOR,
+            "description": GENERATOR_TEXT,
+            "seed": self.seed,
+            "threshold": self.threshold,
+            "init_sparsity": self.init_sparsity,
+            "numpy": np.__version__,
+        }
 
     def scores(self, name: str, count: int) -> np.ndarray:
         """The ``count`` initial scores of layer ``name`` as float32, row-major."""
@@ -127,8 +133,9 @@ def initial_masks_from_meta(meta: Mapping[str, Any]) -> InitialMasks | None:
     return initial
 
 
-def encode_mask(name: str, mask: torch.Tensor | np.ndarray, initial: InitialMasks | None,
-                codecs: Iterable[str] = WRITE_CODECS) -> tuple[bytes, dict[str, Any]]:
+def encode_mask(
+    name: str, mask: torch.Tensor | np.ndarray, initial: InitialMasks | None, codecs: Iterable[str] = WRITE_CODECS
+) -> tuple[bytes, dict[str, Any]]:
     """Code one mask; return (payload, coding metadata). The smallest verified candidate wins."""
     bits = _flat_bits(mask)
     count = bits.size
@@ -143,8 +150,9 @@ def encode_mask(name: str, mask: torch.Tensor | np.ndarray, initial: InitialMask
             bands = {"window": [float(scores[flips].min()), float(scores[flips].max())], "levels": BAND_LEVELS}
             positions = _band_positions(scores, initial.threshold, bands)
             residuals.append(({"scheme": "xor-initial", "order": "score-bands", **bands}, flips[positions]))
-    candidates = [(np.packbits(~bits).tobytes(), {"scheme": "plain", "order": "index", "layout": "packbits",
-                                                  "codec": "none"})]
+    candidates = [
+        (np.packbits(~bits).tobytes(), {"scheme": "plain", "order": "index", "layout": "packbits", "codec": "none"})
+    ]
     for description, residual in residuals:
         for layout in LAYOUTS:
             raw = _LAYOUT_ENCODE[layout](residual)
@@ -162,13 +170,16 @@ def encode_mask(name: str, mask: torch.Tensor | np.ndarray, initial: InitialMask
     raise RuntimeError(f"no coding of mask {name} decodes back exactly, not even plain packbits")
 
 
-def decode_mask(name: str, payload: bytes, shape: Iterable[int], coding: Mapping[str, Any],
-                initial: InitialMasks | None) -> torch.Tensor:
+def decode_mask(
+    name: str, payload: bytes, shape: Iterable[int], coding: Mapping[str, Any], initial: InitialMasks | None
+) -> torch.Tensor:
     """Inverse of ``encode_mask``: a bool tensor of ``shape``; ``MaskCodingError`` if invalid."""
     shape = tuple(int(s) for s in shape)
     count = math.prod(shape)
-    scheme, order, layout, codec = (_field(coding, key, allowed) for key, allowed in
-                                    (("scheme", SCHEMES), ("order", ORDERS), ("layout", LAYOUTS), ("codec", CODECS)))
+    scheme, order, layout, codec = (
+        _field(coding, key, allowed)
+        for key, allowed in (("scheme", SCHEMES), ("order", ORDERS), ("layout", LAYOUTS), ("codec", CODECS))
+    )
     if scheme == "plain":
         if order != "index":
             raise MaskCodingError(f"order {order!r} needs scheme xor-initial")
@@ -186,6 +197,7 @@ def decode_mask(name: str, payload: bytes, shape: Iterable[int], coding: Mapping
 
 
 # Format 1: every mask stored as plain packbits, 1 bit per weight (still read bit-exactly).
+
 
 def pack_mask(mask: torch.Tensor) -> torch.Tensor:
     """Pack a bool mask to uint8, 1 bit per weight (row-major, most significant bit first)."""
@@ -239,6 +251,7 @@ def _field(coding: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str
 # threshold + (highest - threshold) / 2**k, k < levels. Only float32 comparisons and exact
 # float64 steps (ldexp, one rounding per edge) are involved: every platform gets the same order.
 
+
 def _band_positions(scores: np.ndarray, threshold: float, bands: Mapping[str, Any]) -> np.ndarray:
     """Indices of the weights inside the window, grouped by band (stable: row-major within)."""
     low, high = (np.float32(edge) for edge in bands["window"])
@@ -256,15 +269,21 @@ def _band_positions(scores: np.ndarray, threshold: float, bands: Mapping[str, An
 
 def _bands(coding: Mapping[str, Any]) -> dict[str, Any]:
     window, levels = coding.get("window"), coding.get("levels")
-    valid = (isinstance(window, list) and len(window) == 2 and isinstance(levels, int)
-             and not isinstance(levels, bool) and 1 <= levels <= MAX_LEVELS
-             and all(isinstance(e, (int, float)) and not isinstance(e, bool) and math.isfinite(e) for e in window))
+    valid = (
+        isinstance(window, list)
+        and len(window) == 2
+        and isinstance(levels, int)
+        and not isinstance(levels, bool)
+        and 1 <= levels <= MAX_LEVELS
+        and all(isinstance(e, (int, float)) and not isinstance(e, bool) and math.isfinite(e) for e in window)
+    )
     if not valid or not window[0] <= window[1] or any(float(np.float32(e)) != e for e in window):
         raise MaskCodingError("score-bands order without a valid float32 window and level count")
     return {"window": window, "levels": levels}
 
 
 # Layouts: residual bits <-> bytes.
+
 
 def _pack(bits: np.ndarray) -> bytes:
     return np.packbits(bits).tobytes()
@@ -305,6 +324,7 @@ _LAYOUT_DECODE = {"packbits": _unpack, "gaps": _ungaps}
 
 
 # Codecs: bytes <-> bytes, decompression bounded by what the layout can need (no bombs).
+
 
 def _compress(codec: str, raw: bytes) -> bytes:
     if codec == "none":

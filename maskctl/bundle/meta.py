@@ -31,8 +31,10 @@ class BaseModelInfo:
     @property
     def spec(self) -> str:
         if "spec" not in self.source:  # hand-made metadata: labels and masks read, the base is unknown
-            raise BundleError("the bundle metadata names no base model (base_model.source.spec)",
-                              "pass --model, or train the bundle again")
+            raise BundleError(
+                "the bundle metadata names no base model (base_model.source.spec)",
+                "pass --model, or train the bundle again",
+            )
         return self.source["spec"]
 
     @property
@@ -59,8 +61,13 @@ class BaseModelInfo:
         return kind, name, self.source.get("version")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": dict(self.source), "model_type": self.model_type, "fingerprint": self.fingerprint,
-                "fingerprint_layers": list(self.fingerprint_layers), "num_blocks": self.num_blocks}
+        return {
+            "source": dict(self.source),
+            "model_type": self.model_type,
+            "fingerprint": self.fingerprint,
+            "fingerprint_layers": list(self.fingerprint_layers),
+            "num_blocks": self.num_blocks,
+        }
 
 
 @dataclass(frozen=True)
@@ -102,8 +109,13 @@ class LayerRecord:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> LayerRecord:
-        return cls(name=raw["name"], shape=tuple(int(d) for d in raw["shape"]), init_sparsity=raw.get("init_sparsity"),
-                   final_sparsity=raw.get("final_sparsity"), coding=raw.get("coding"))
+        return cls(
+            name=raw["name"],
+            shape=tuple(int(d) for d in raw["shape"]),
+            init_sparsity=raw.get("init_sparsity"),
+            final_sparsity=raw.get("final_sparsity"),
+            coding=raw.get("coding"),
+        )
 
     @property
     def weights(self) -> int:
@@ -180,8 +192,13 @@ class MetricsRecord:
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> MetricsRecord:
         raw = dict(raw or {})
-        return cls(dev=dict(raw.get("dev") or {}), history=list(raw.get("history") or []), kept=raw.get("kept"),
-                   curve=raw.get("curve"), raw=raw)
+        return cls(
+            dev=dict(raw.get("dev") or {}),
+            history=list(raw.get("history") or []),
+            kept=raw.get("kept"),
+            curve=raw.get("curve"),
+            raw=raw,
+        )
 
     def scores(self, split: str) -> dict[str, Any] | None:
         return self.raw.get(split)
@@ -204,9 +221,13 @@ class TrainingRecord:
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> TrainingRecord:
         raw = dict(raw or {})
-        return cls(max_length=int(raw.get("max_length") or MAX_LENGTH), word_piece=raw.get("word_piece") or WORD_PIECES[0],
-                   eval_batch_size=int(raw.get("eval_batch_size") or EVAL_BATCH_SIZE), data_dir=raw.get("data_dir"),
-                   raw=raw)
+        return cls(
+            max_length=int(raw.get("max_length") or MAX_LENGTH),
+            word_piece=raw.get("word_piece") or WORD_PIECES[0],
+            eval_batch_size=int(raw.get("eval_batch_size") or EVAL_BATCH_SIZE),
+            data_dir=raw.get("data_dir"),
+            raw=raw,
+        )
 
     @property
     def kind_options(self) -> dict[str, Any]:
@@ -215,10 +236,20 @@ class TrainingRecord:
     def to_dict(self) -> dict[str, Any]:
         return dict(self.raw)
 
-    def features(self, task, split: str, tokenizer, data_dir: str | Path | None = None, limit: int | None = None):
-        """``split`` encoded exactly as the run encoded its data (max length, word piece)."""
-        return task.features(split, tokenizer, self.max_length, data_dir=data_dir or self.data_dir, limit=limit,
-                             options=self.kind_options)
+    def features(
+        self, task, split: str, tokenizer, data_dir: str | Path | None = None, limit: int | None = None, stage=None
+    ):
+        """``split`` encoded exactly as the run encoded its data (max length, word piece);
+        ``stage`` as ``Task.features`` takes it (progress of reading and tokenising)."""
+        return task.features(
+            split,
+            tokenizer,
+            self.max_length,
+            data_dir=data_dir or self.data_dir,
+            limit=limit,
+            options=self.kind_options,
+            stage=stage,
+        )
 
 
 @dataclass(frozen=True)
@@ -239,9 +270,13 @@ class TrainingCurve:
         curve = metrics.get("curve")
         if not curve:
             return None
-        return cls(steps=[int(s) for s in curve["step"]], loss=[float(v) for v in curve["loss"]],
-                   every=int(curve.get("every", 1)), evaluations=list(metrics.get("history") or []),
-                   kept_step=(metrics.get("kept") or {}).get("step"))
+        return cls(
+            steps=[int(s) for s in curve["step"]],
+            loss=[float(v) for v in curve["loss"]],
+            every=int(curve.get("every", 1)),
+            evaluations=list(metrics.get("history") or []),
+            kept_step=(metrics.get("kept") or {}).get("step"),
+        )
 
 
 @dataclass(frozen=True)
@@ -269,27 +304,45 @@ class BundleMeta:
         raw = local_view(raw, where)
         try:
             base = raw["base_model"]
-            return cls(format_version=int(raw.get("format_version", 1)),
-                       base_model=BaseModelInfo(source=dict(base.get("source") or {}), fingerprint=base["fingerprint"],
-                                                fingerprint_layers=list(base.get("fingerprint_layers", [])),
-                                                model_type=base.get("model_type"), num_blocks=base.get("num_blocks")),
-                       task=TaskRecord(dict(raw["task"])),
-                       layers=[LayerRecord.from_dict(layer) for layer in raw.get("layers", [])],
-                       mask=MaskRecord.from_dict(raw.get("mask")), training=TrainingRecord.from_dict(raw.get("training")),
-                       metrics=MetricsRecord.from_dict(raw.get("metrics")),
-                       head_tensors=list(raw.get("head_tensors") or []), sparsity=dict(raw.get("sparsity") or {}),
-                       maskctl_version=raw.get("maskctl_version"), tuned=TunedRecord.from_dict(raw.get("tuned")))
+            return cls(
+                format_version=int(raw.get("format_version", 1)),
+                base_model=BaseModelInfo(
+                    source=dict(base.get("source") or {}),
+                    fingerprint=base["fingerprint"],
+                    fingerprint_layers=list(base.get("fingerprint_layers", [])),
+                    model_type=base.get("model_type"),
+                    num_blocks=base.get("num_blocks"),
+                ),
+                task=TaskRecord(dict(raw["task"])),
+                layers=[LayerRecord.from_dict(layer) for layer in raw.get("layers", [])],
+                mask=MaskRecord.from_dict(raw.get("mask")),
+                training=TrainingRecord.from_dict(raw.get("training")),
+                metrics=MetricsRecord.from_dict(raw.get("metrics")),
+                head_tensors=list(raw.get("head_tensors") or []),
+                sparsity=dict(raw.get("sparsity") or {}),
+                maskctl_version=raw.get("maskctl_version"),
+                tuned=TunedRecord.from_dict(raw.get("tuned")),
+            )
         except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(f"{where}: the bundle metadata lacks {exc}", "the bundle is damaged; train it again") from None
+            raise BundleError(
+                f"{where}: the bundle metadata lacks {exc}", "the bundle is damaged; train it again"
+            ) from None
 
     def to_dict(self) -> dict[str, Any]:
         """The stored JSON (``save_bundle`` adds the format, the version and the layers' coding)."""
-        return {"format_version": self.format_version, "base_model": self.base_model.to_dict(),
-                "task": self.task.to_dict(), "mask": self.mask.to_dict(), "layers": [lay.to_dict() for lay in self.layers],
-                "head_tensors": list(self.head_tensors), "sparsity": dict(self.sparsity),
-                "training": self.training.to_dict(), "metrics": self.metrics.to_dict(),
-                **({"maskctl_version": self.maskctl_version} if self.maskctl_version else {}),
-                **({"tuned": self.tuned.to_dict()} if self.tuned else {})}
+        return {
+            "format_version": self.format_version,
+            "base_model": self.base_model.to_dict(),
+            "task": self.task.to_dict(),
+            "mask": self.mask.to_dict(),
+            "layers": [lay.to_dict() for lay in self.layers],
+            "head_tensors": list(self.head_tensors),
+            "sparsity": dict(self.sparsity),
+            "training": self.training.to_dict(),
+            "metrics": self.metrics.to_dict(),
+            **({"maskctl_version": self.maskctl_version} if self.maskctl_version else {}),
+            **({"tuned": self.tuned.to_dict()} if self.tuned else {}),
+        }
 
     @property
     def task_name(self) -> str:

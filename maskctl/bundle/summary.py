@@ -81,12 +81,19 @@ class BundleSummary:
         rows = []
         for layer, stats in zip(self.info.layers, self.stats.layers):
             coding = layer.coding or {}
-            rows.append(LayerSummary(
-                name=layer.name, shape=layer.shape, init_sparsity=layer.init_sparsity,
-                final_sparsity=layer.final_sparsity,
-                coding=tuple(str(coding[key]) for key in ("scheme", "order") if key in coding),
-                scheme=stats.scheme, bits_per_weight=stats.bits_per_weight, entropy=stats.entropy,
-                flip_entropy=stats.flip_entropy if stats.scheme == XOR_INITIAL else None))
+            rows.append(
+                LayerSummary(
+                    name=layer.name,
+                    shape=layer.shape,
+                    init_sparsity=layer.init_sparsity,
+                    final_sparsity=layer.final_sparsity,
+                    coding=tuple(str(coding[key]) for key in ("scheme", "order") if key in coding),
+                    scheme=stats.scheme,
+                    bits_per_weight=stats.bits_per_weight,
+                    entropy=stats.entropy,
+                    flip_entropy=stats.flip_entropy if stats.scheme == XOR_INITIAL else None,
+                )
+            )
         return rows
 
 

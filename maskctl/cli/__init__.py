@@ -11,7 +11,6 @@ import sys
 
 import typer
 
-from maskctl import __version__
 from maskctl.cli import analyze as analyze_cmd
 from maskctl.cli import ensemble as ensemble_cmd
 from maskctl.cli import eval as eval_cmd
@@ -24,9 +23,12 @@ from maskctl.cli import size as size_cmd
 from maskctl.cli import tasks as tasks_cmd
 from maskctl.cli import train as train_cmd
 from maskctl.cli.console import print_error
+from maskctl.cli.help import Group, command
+from maskctl.version import __version__
 
 app = typer.Typer(
     name="maskctl",
+    cls=Group,
     help="Learn binary masks over a frozen pretrained transformer: one base model, one tiny mask per task.",
     no_args_is_help=True,
     add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
@@ -50,16 +52,19 @@ def _root(
     _state["debug"] = _state["debug"] or debug
 
 
-app.command("train")(train_cmd.train)
-app.command("eval")(eval_cmd.eval_bundle)
-app.command("tasks")(tasks_cmd.list_tasks)
-app.command("inspect")(inspect_cmd.inspect_bundle)
-app.command("size")(size_cmd.size)
-app.command("ensemble")(ensemble_cmd.ensemble)
-app.command("export")(export_cmd.export)
-app.command("predict")(predict_cmd.predict)
-app.command("push")(push_cmd.push)
-app.command("serve")(serve_cmd.serve)
+for name, run in (
+    ("train", train_cmd.train),
+    ("eval", eval_cmd.eval_bundle),
+    ("tasks", tasks_cmd.list_tasks),
+    ("inspect", inspect_cmd.inspect_bundle),
+    ("size", size_cmd.size),
+    ("ensemble", ensemble_cmd.ensemble),
+    ("export", export_cmd.export),
+    ("predict", predict_cmd.predict),
+    ("push", push_cmd.push),
+    ("serve", serve_cmd.serve),
+):
+    command(app, name, run)
 app.add_typer(analyze_cmd.app, name="analyze")
 
 

@@ -28,7 +28,12 @@ class Split(str, enum.Enum):
 
 
 def split_option(default: str | None = "dev", help: str = "The split to score.") -> Any:  # noqa: A002
-    return typer.Option(Split(default) if default else None, "--split", help=help.rstrip(".") + " (validation means dev).")
+    return typer.Option(
+        Split(default) if default else None,
+        "--split",
+        help=help.rstrip(".") + " (validation means dev).",
+        metavar="<dev|test|train>",
+    )
 
 
 def device_option() -> Any:
@@ -36,8 +41,12 @@ def device_option() -> Any:
 
 
 def model_option(what: str = "the bundle names") -> Any:
-    return typer.Option(None, "--model", help=f"Base model: hub id or local folder (default: the one {what}).",
-                        rich_help_panel=MODEL_PANEL)
+    return typer.Option(
+        None,
+        "--model",
+        help=f"Base model: hub id or local folder (default: the one {what}).",
+        rich_help_panel=MODEL_PANEL,
+    )
 
 
 def output_option(help: str, required: bool = False, aliases: tuple[str, ...] = ()) -> Any:  # noqa: A002
@@ -47,8 +56,12 @@ def output_option(help: str, required: bool = False, aliases: tuple[str, ...] = 
 
 
 def data_dir_option() -> Any:
-    return typer.Option(None, "--data-dir", help="Folder with the task's data files (default: where the bundle "
-                        "recorded them).", rich_help_panel=MODEL_PANEL)
+    return typer.Option(
+        None,
+        "--data-dir",
+        help="Folder with the task's data files (default: where the bundle recorded them).",
+        rich_help_panel=MODEL_PANEL,
+    )
 
 
 def overwrite_option(what: str = "an existing --output") -> Any:
@@ -62,6 +75,7 @@ def json_option(help: str = "Print machine-readable JSON.") -> Any:  # noqa: A00
 
 # -- recipes and sweeps: maskctl train and the analyses that train (analyze sparsity / layers) ----------------
 
+
 def overrides_argument(example: str = "lr=3e-3") -> Any:
     return typer.Argument(None, help=f"key=value overrides of the recipe, e.g. {example}.")
 
@@ -72,15 +86,22 @@ def recipe_option(what: str = "giving the training settings", panel: str | None 
 
 def sweep_option(what: str, panel: str | None = None) -> Any:
     """``--sweep key=v1,v2``: ``what`` says where a command's runs and their best go."""
-    return typer.Option(None, help=f"Train a grid, key=v1,v2,... (repeatable, at most two keys; replaces the "
-                        f"recipe's sweep); {what}.", rich_help_panel=panel)
+    return typer.Option(
+        None,
+        help=f"Train a grid, key=v1,v2,... (repeatable, at most two keys; replaces the recipe's sweep); {what}.",
+        rich_help_panel=panel,
+    )
 
 
 def sweep_extend_option(panel: str | None = None) -> Any:
-    return typer.Option(None, min=0, help="Points a one-key lr sweep may add beyond the edge holding the best (x3 "
-                        "or /3 each; default: the recipe's, else 3; 0: never).", rich_help_panel=panel)
+    return typer.Option(
+        None,
+        min=0,
+        help="Points a one-key lr sweep may add beyond the edge holding the best (x3 "
+        "or /3 each; default: the recipe's, else 3; 0: never).",
+        rich_help_panel=panel,
+    )
 
 
 def split_value(split: Split | str | None) -> str | None:
     return split.value if isinstance(split, enum.Enum) else split
-

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich import box
 from rich.table import Table
 
 from maskctl.cli.common import BUNDLE_HELP, json_option, overwrite_option
-from maskctl.cli.console import console
+from maskctl.cli.console import console, titled_table
 
 
 def inspect_bundle(
     bundle: str = typer.Argument(..., help=BUNDLE_HELP, show_default=False),
     as_json: bool = json_option("Print the raw metadata as JSON."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the training loss and the dev score "
-                                        "against the step into this PNG.", metavar="PNG"),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        help="Also draw the training loss and the dev score against the step into this PNG.",
+        metavar="PNG",
+    ),
     overwrite: bool = overwrite_option("an existing --plot file"),
 ) -> None:
     """Describe a bundle: base model, task, masked layers, sparsity, metrics, size against entropy,
@@ -29,8 +32,14 @@ def inspect_bundle(
     if plot is not None:
         from maskctl.experiments.report import plot_training_curve
 
-        plot_training_curve(summary.info.curve, plot, source=bundle, title=summary.title,
-                            metric=summary.info.task.metric, overwrite=overwrite)
+        plot_training_curve(
+            summary.info.curve,
+            plot,
+            source=bundle,
+            title=summary.title,
+            metric=summary.info.task.metric,
+            overwrite=overwrite,
+        )
     if as_json:
         console.print_json(json.dumps(summary.meta))
         return
@@ -45,56 +54,90 @@ def _print_summary(bundle: str, summary) -> None:
     info = summary.info
     base, task, mask = info.base_model, info.task, info.mask
     console.print(f"[bold]{bundle}[/] (format {info.format_version}, maskctl {info.maskctl_version})")
-    console.print(f"base model: {base.spec} ({base.model_type}, {base.kind}"
-                  f" {base.location}) fingerprint {base.fingerprint[:23]}…", highlight=False)
+    console.print(
+        f"base model: {base.spec} ({base.model_type}, {base.kind}"
+        f" {base.location}) fingerprint {base.fingerprint[:23]}…",
+        highlight=False,
+    )
     if base.found_through:
         console.print(f"  found through {base.found_through}", highlight=False)
-    console.print(f"task: {task.name} ({task.kind}, {task.metric}), labels: {', '.join(task.labels)}",
-                  highlight=False)
-    console.print(f"mask: tau {mask.threshold}, initial sparsity {mask.init_sparsity}, blocks "
-                  f"{mask.block_ids}, head {mask.head}, seed {mask.seed}", highlight=False)
+    console.print(f"task: {task.name} ({task.kind}, {task.metric}), labels: {', '.join(task.labels)}", highlight=False)
+    console.print(
+        f"mask: tau {mask.threshold}, initial sparsity {mask.init_sparsity}, blocks "
+        f"{mask.block_ids}, head {mask.head}, seed {mask.seed}",
+        highlight=False,
+    )
     if info.tuned:
-        console.print(f"also trained: {info.tuned.also_train} of the masked blocks, {len(info.tuned.tensors)} tensors "
-                      "stored as float16 deltas", highlight=False)
-    console.print(f"sparsity: {info.sparsity['init']:.4%} at init -> {info.sparsity['final']:.4%} trained",
-                  highlight=False)
-    console.print(f"size: {summary.file_bytes:,} bytes for {info.masked_weights:,} masked weights = "
-                  f"{summary.file_bits_per_weight:.3f} bits per masked weight (whole file)", highlight=False)
+        console.print(
+            f"also trained: {info.tuned.also_train} of the masked blocks, {len(info.tuned.tensors)} tensors "
+            "stored as float16 deltas",
+            highlight=False,
+        )
+    console.print(
+        f"sparsity: {info.sparsity['init']:.4%} at init -> {info.sparsity['final']:.4%} trained", highlight=False
+    )
+    console.print(
+        f"size: {summary.file_bytes:,} bytes for {info.masked_weights:,} masked weights = "
+        f"{summary.file_bits_per_weight:.3f} bits per masked weight (whole file)",
+        highlight=False,
+    )
     stats = summary.stats  # parsed only now: a damaged coding entry fails after the lines above
-    console.print(f"masks: {stats.payload_bytes:,} bytes = {stats.bits_per_weight:.3f} bits per masked weight "
-                  f"(mask payload); entropy bound H(p) = {_bits(stats.entropy)} "
-                  f"(p = {_pct(stats.zero_fraction)} zeros)", highlight=False)
+    console.print(
+        f"masks: {stats.payload_bytes:,} bytes = {stats.bits_per_weight:.3f} bits per masked weight "
+        f"(mask payload); entropy bound H(p) = {_bits(stats.entropy)} "
+        f"(p = {_pct(stats.zero_fraction)} zeros)",
+        highlight=False,
+    )
     if summary.xor_layers:
-        console.print(f"coding: {summary.xor_layers} of {len(stats.layers)} layers store only the bits flipped "
-                      f"from the regenerated initial mask (xor-initial): flip rate {_pct(stats.flip_rate)}, "
-                      f"H(flip rate) = {_bits(stats.flip_entropy)}", highlight=False)
+        console.print(
+            f"coding: {summary.xor_layers} of {len(stats.layers)} layers store only the bits flipped "
+            f"from the regenerated initial mask (xor-initial): flip rate {_pct(stats.flip_rate)}, "
+            f"H(flip rate) = {_bits(stats.flip_entropy)}",
+            highlight=False,
+        )
         if summary.score_bands:
-            console.print("(score-band order also knows each weight's initial score, so it can go below "
-                          "H(flip rate))", highlight=False)
+            console.print(
+                "(score-band order also knows each weight's initial score, so it can go below H(flip rate))",
+                highlight=False,
+            )
     if info.dev:
         console.print(f"dev {task.metric}: {info.dev['score']:.4f} on {int(info.dev['n'])} examples", highlight=False)
     curve = info.curve
     if curve is not None:
-        console.print(f"training: {len(curve.loss)} loss points to step {curve.steps[-1] if curve.steps else 0}"
-                      + (f" (each the mean of {curve.every} steps)" if curve.every > 1 else "")
-                      + f", {len(curve.evaluations)} dev evaluations, kept step {curve.kept_step}", highlight=False)
+        console.print(
+            f"training: {len(curve.loss)} loss points to step {curve.steps[-1] if curve.steps else 0}"
+            + (f" (each the mean of {curve.every} steps)" if curve.every > 1 else "")
+            + f", {len(curve.evaluations)} dev evaluations, kept step {curve.kept_step}",
+            highlight=False,
+        )
 
 
 def _layers_table(summary) -> Table:
     """One row per masked layer, short names and words so that it fits 80 columns."""
     xor = summary.xor_layers
     prefix, names = short_layer_names([layer.name for layer in summary.layers])
-    table = Table(title="masked layers" + (f" (names under {prefix}.)" if prefix else "")
-                  + ": p = fraction of zeros, bits per masked weight, coding scheme/order",
-                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table = titled_table(
+        "masked layers"
+        + (f" (names under {prefix}.)" if prefix else "")
+        + ": p = fraction of zeros, bits per masked weight, coding scheme/order",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     columns = ["layer", "shape", "init p", "final p", "coding", "bits", "H(p)"]
     for column in columns + (["H(flip)"] if xor else []):
         table.add_column(column, no_wrap=True, justify="left" if column in ("layer", "coding") else "right")
     for layer, name in zip(summary.layers, names):
         how = "/".join(CODING_WORDS.get(word, word) for word in layer.coding)
-        cells = [name, "x".join(map(str, layer.shape)), _sparsity(layer.init_sparsity),
-                 _sparsity(layer.final_sparsity), how or layer.scheme, f"{layer.bits_per_weight:.3f}",
-                 _bits(layer.entropy, unit="")]
+        cells = [
+            name,
+            "x".join(map(str, layer.shape)),
+            _sparsity(layer.init_sparsity),
+            _sparsity(layer.final_sparsity),
+            how or layer.scheme,
+            f"{layer.bits_per_weight:.3f}",
+            _bits(layer.entropy, unit=""),
+        ]
         if xor:
             cells.append(_bits(layer.flip_entropy, unit="") if layer.scheme == "xor-initial" else "")
         table.add_row(*cells)

@@ -18,13 +18,19 @@ import inspect
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
+# A longer ``<a|b|c>`` would be folded mid-word in an 80-column --help (it is one word to the
+# terminal): such an option shows its name (``--also-train ALSO_TRAIN``) and lists its choices in
+# its help.
+LONGEST_CHOICES = 20
 
-def options_from(cls: type, arguments: tuple[str, ...] = (), extra: tuple[inspect.Parameter, ...] = (),
-                 build: bool = True) -> Callable[[Callable], Callable]:
+
+def options_from(
+    cls: type, arguments: tuple[str, ...] = (), extra: tuple[inspect.Parameter, ...] = (), build: bool = True
+) -> Callable[[Callable], Callable]:
     def wrap(run: Callable) -> Callable:
         params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)]
         annotations: dict[str, Any] = {"ctx": typer.Context}
@@ -73,23 +79,37 @@ def _parameter(f: dataclasses.Field, hint: Any, argument: bool) -> inspect.Param
     default = f.default if f.default is not dataclasses.MISSING else None
     if "choices" in meta:  # typer shows an Enum's values as the choices
         choice = enum.Enum(f.name, {c: c for c in meta["choices"]}, type=str)
-        hint, default = (Optional[choice], None) if default is None else (choice, choice(default))  # noqa: UP007
+        hint, default = (choice | None, None) if default is None else (choice, choice(default))
+        if len("|".join(meta["choices"])) + 2 > LONGEST_CHOICES and "metavar" not in meta:
+            meta["metavar"] = f.name.upper()  # argparse's convention
+            meta["help"] = f"{meta['help']} One of: {', '.join(meta['choices'])}."
     if argument:
-        info = typer.Argument(... if default is None else default, help=meta.get("help"), show_default=False,
-                              metavar=meta.get("metavar"))
+        info = typer.Argument(
+            ... if default is None else default, help=meta.get("help"), show_default=False, metavar=meta.get("metavar")
+        )
     elif hint is bool:
-        info = typer.Option(default, f"--{f.name.replace('_', '-')}", help=meta.get("help"),
-                            rich_help_panel=meta.get("panel"), show_default=False)
+        info = typer.Option(
+            default,
+            f"--{f.name.replace('_', '-')}",
+            help=meta.get("help"),
+            rich_help_panel=meta.get("panel"),
+            show_default=False,
+        )
     else:
-        info = typer.Option(default, f"--{f.name.replace('_', '-')}", help=meta.get("help"),
-                            rich_help_panel=meta.get("panel"), metavar=meta.get("metavar"))
+        info = typer.Option(
+            default,
+            f"--{f.name.replace('_', '-')}",
+            help=meta.get("help"),
+            rich_help_panel=meta.get("panel"),
+            metavar=meta.get("metavar"),
+        )
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=hint)
 
 
 def _optional(hint: Any) -> Any:
-    """``X | None`` as ``Optional[X]``, the spelling typer reads everywhere."""
+    """``Optional[X]`` and ``X | None`` alike as ``X | None``: one spelling for typer."""
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if len(args) == 1:
-            return Optional[args[0]]  # noqa: UP007
+            return args[0] | None
     return hint

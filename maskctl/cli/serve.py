@@ -19,12 +19,18 @@ def serve(settings: ServeSettings) -> None:
     try:
         from maskctl.serving.http.run import serve as run_server
     except ImportError as exc:
-        raise MaskctlError(f"maskctl serve needs {exc.name or 'its server packages'}",
-                           'install the extra: pip install "maskctl[serve]"') from None
+        raise MaskctlError(
+            f"maskctl serve needs {exc.name or 'its server packages'}",
+            'install the extra: pip install "maskctl[serve]"',
+        ) from None
 
     def ready(url: str, tasks: list[str]) -> None:
-        console.print(f"maskctl serving {len(tasks)} task{'s' * (len(tasks) != 1)} on [bold]{url}[/] "
-                      f"(API docs: {url}/docs): {', '.join(tasks)}", highlight=False, soft_wrap=True)
+        console.print(
+            f"maskctl serving {len(tasks)} task{'s' * (len(tasks) != 1)} on [bold]{url}[/] "
+            f"(API docs: {url}/docs): {', '.join(tasks)}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
     if settings.ray:
         from maskctl.serving.http.ray import serve as run_on_ray

@@ -4,29 +4,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
 
 from maskctl.cli.common import json_option, overwrite_option
-from maskctl.cli.console import console
+from maskctl.cli.console import console, titled_table
 
 
 def size(
-    paths: Optional[list[Path]] = typer.Argument(
-        None, help="More bundles, so that `--bundles masks/*.bundle` works after shell expansion.",
-        show_default=False),
+    paths: list[Path] | None = typer.Argument(
+        None, help="More bundles, so that `--bundles masks/*.bundle` works after shell expansion.", show_default=False
+    ),
     tasks: int = typer.Option(11, help="Number of tasks (rows 1..N). With --bundles: one row per bundle."),
-    model: Optional[str] = typer.Option(
-        None, help="Hub id, local folder or minilm (default: bert-base-uncased, or the base the bundles name)."),
-    ensemble: Optional[int] = typer.Option(None, help="Also size a K-member ensemble of one task."),
-    bundles: Optional[list[Path]] = typer.Option(
-        None, "--bundles", help="Count these real *.bundle files instead of the formula."),
+    model: str | None = typer.Option(
+        None, help="Hub id, local folder or minilm (default: bert-base-uncased, or the base the bundles name)."
+    ),
+    ensemble: int | None = typer.Option(None, help="Also size a K-member ensemble of one task."),
+    bundles: list[Path] | None = typer.Option(
+        None, "--bundles", help="Count these real *.bundle files instead of the formula."
+    ),
     num_labels: int = typer.Option(2, help="Labels of each task's classifier (the head stored per task)."),
-    mask_blocks: Optional[str] = typer.Option(
-        None, help="Blocks counted as masked: 2-11, all, top:K, bottom:K (default: all but the lowest two)."),
-    plot: Optional[Path] = typer.Option(None, help="Write the cumulative-memory plot (PNG) here."),
+    mask_blocks: str | None = typer.Option(
+        None, help="Blocks counted as masked: 2-11, all, top:K, bottom:K (default: all but the lowest two)."
+    ),
+    plot: Path | None = typer.Option(None, help="Write the cumulative-memory plot (PNG) here."),
     overwrite: bool = overwrite_option("an existing --plot file"),
     as_json: bool = json_option("Print machine-readable JSON instead of tables."),
 ) -> None:
@@ -38,8 +40,9 @@ def size(
     """
     from maskctl.experiments.sizing import size_tasks
 
-    report = size_tasks([*(bundles or []), *(paths or [])], tasks, model, num_labels, mask_blocks, ensemble,
-                        plot, overwrite)
+    report = size_tasks(
+        [*(bundles or []), *(paths or [])], tasks, model, num_labels, mask_blocks, ensemble, plot, overwrite
+    )
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
         return
@@ -49,8 +52,11 @@ def size(
 def _print_report(report) -> None:
     """The model line, the tables (cumulative rows, ensemble, bundles) and the convention."""
     count, rows, members, sized = report.count, report.rows, report.ensemble, report.bundles
-    console.print(f"[bold]{count.model}[/] ({count.model_type}, {count.n_blocks} blocks, {count.num_labels} labels; "
-                  f"{count.config_from})", highlight=False)
+    console.print(
+        f"[bold]{count.model}[/] ({count.model_type}, {count.n_blocks} blocks, {count.num_labels} labels; "
+        f"{count.config_from})",
+        highlight=False,
+    )
     what = "real bundle files" if sized else "formula"
     console.print(_rows_table(f"cumulative size for 1..{len(rows)} tasks ({what} for masking)", "tasks", rows))
     if members is not None:
@@ -59,8 +65,11 @@ def _print_report(report) -> None:
         console.print(_bundles_table(sized))
     console.print(f"counted: {count.describe()}", highlight=False)
     if sized:
-        console.print("masking with --bundles: the shared base from the formula + whole bundle files "
-                      "(masks as stored, head, metadata, header); finetuning from the formula.", highlight=False)
+        console.print(
+            "masking with --bundles: the shared base from the formula + whole bundle files "
+            "(masks as stored, head, metadata, header); finetuning from the formula.",
+            highlight=False,
+        )
     if report.plot is not None:
         console.print(f"wrote {report.plot}", highlight=False)
 
@@ -68,15 +77,27 @@ def _print_report(report) -> None:
 def _rows_table(title: str, unit: str, rows) -> Table:
     from maskctl.experiments.sizing import MB
 
-    table = Table(title=title)
+    table = titled_table(title)
     table.add_column(unit, justify="right")
-    for column in ("finetune params (M)", "finetune MB", "masking fp32 params (M)", "masking 1-bit params (M)",
-                   "masking MB", "finetune / masking"):
+    for column in (
+        "finetune params (M)",
+        "finetune MB",
+        "masking fp32 params (M)",
+        "masking 1-bit params (M)",
+        "masking MB",
+        "finetune / masking",
+    ):
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(str(row.copies), _num(row.finetune_params / 1e6), _num(row.finetune_bytes / MB),
-                      _num(row.masking_float_params / 1e6), _num(row.masking_mask_bits / 1e6),
-                      _num(row.masking_bytes / MB), f"{row.ratio:.2f}x")
+        table.add_row(
+            str(row.copies),
+            _num(row.finetune_params / 1e6),
+            _num(row.finetune_bytes / MB),
+            _num(row.masking_float_params / 1e6),
+            _num(row.masking_mask_bits / 1e6),
+            _num(row.masking_bytes / MB),
+            f"{row.ratio:.2f}x",
+        )
     return table
 
 
@@ -86,10 +107,11 @@ def _num(value: float) -> str:
 
 
 def _bundles_table(bundles) -> Table:
-    table = Table(title="bundles on disk")
+    table = titled_table("bundles on disk")
     for column in ("bundle", "task", "labels", "bytes", "masked weights", "bits per masked weight"):
         table.add_column(column, justify="left" if column in ("bundle", "task") else "right")
     for b in bundles:
-        table.add_row(b.path, b.task, str(b.num_labels), f"{b.file_bytes:,}", f"{b.masked_weights:,}",
-                      f"{b.bits_per_weight:.3f}")
+        table.add_row(
+            b.path, b.task, str(b.num_labels), f"{b.file_bytes:,}", f"{b.masked_weights:,}", f"{b.bits_per_weight:.3f}"
+        )
     return table

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -12,26 +12,42 @@ from maskctl.cli.common import overrides_argument, recipe_option, sweep_extend_o
 from maskctl.cli.console import console, metrics_table
 from maskctl.cli.options import given_on_command_line, options_from, parameters_of
 from maskctl.experiments.sweep import SweepSettings
-from maskctl.training.settings import TrainArgs
-
+from maskctl.train_settings import TrainArgs
 
 RECIPES = "Recipes and sweeps"
 EXTRA = (
-    inspect.Parameter("overrides", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[list[str]],
-                      default=overrides_argument()),
-    inspect.Parameter("recipe", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
-                      default=recipe_option("giving any of these options", RECIPES)),
-    inspect.Parameter("sweep", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[list[str]],
-                      default=sweep_option("the best dev score is kept; runs go to <output>.sweep/", RECIPES)),
-    inspect.Parameter("sweep_extend", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[int],
-                      default=sweep_extend_option(RECIPES)),
+    inspect.Parameter(
+        "overrides", inspect.Parameter.KEYWORD_ONLY, annotation=list[str] | None, default=overrides_argument()
+    ),
+    inspect.Parameter(
+        "recipe",
+        inspect.Parameter.KEYWORD_ONLY,
+        annotation=str | None,
+        default=recipe_option("giving any of these options", RECIPES),
+    ),
+    inspect.Parameter(
+        "sweep",
+        inspect.Parameter.KEYWORD_ONLY,
+        annotation=list[str] | None,
+        default=sweep_option("the best dev score is kept; runs go to <output>.sweep/", RECIPES),
+    ),
+    inspect.Parameter(
+        "sweep_extend", inspect.Parameter.KEYWORD_ONLY, annotation=int | None, default=sweep_extend_option(RECIPES)
+    ),
     *parameters_of(SweepSettings),
 )
 
 
 @options_from(TrainArgs, extra=EXTRA, build=False)
-def train(ctx: typer.Context, values: dict, overrides: Optional[list[str]], recipe: Optional[str],
-          sweep: Optional[list[str]], sweep_extend: Optional[int], **backend: Any) -> None:
+def train(
+    ctx: typer.Context,
+    values: dict,
+    overrides: list[str] | None,
+    recipe: str | None,
+    sweep: list[str] | None,
+    sweep_extend: int | None,
+    **backend: Any,
+) -> None:
     """Learn a binary mask over a frozen model for one task (or finetune it) and save it.
 
     With no options this trains the embedded default: the packaged MiniLM on bbc-news.
@@ -41,8 +57,7 @@ def train(ctx: typer.Context, values: dict, overrides: Optional[list[str]], reci
     Every option can also come from a recipe or a key=value override.
     """
     from maskctl.cli.console import train_progress
-    from maskctl.experiments.recipes import resolve_run
-    from maskctl.experiments.sweep import resolve_grid
+    from maskctl.experiments.recipes import resolve_grid, resolve_run
     from maskctl.training.trainer import train as run_training
 
     spec = resolve_run(recipe, overrides or [], values, {name for name in values if given_on_command_line(ctx, name)})
@@ -68,17 +83,24 @@ def train(ctx: typer.Context, values: dict, overrides: Optional[list[str]], reci
     console.print(f"wrote {result.output} in {result.wall_seconds:.0f} s{extra}", highlight=False)
 
 
-def _sweep(spec, grid: dict, sweep_extend: Optional[int], backend: SweepSettings) -> None:
+def _sweep(spec, grid: dict, sweep_extend: int | None, backend: SweepSettings) -> None:
     from maskctl.cli.sweep_progress import SweepProgress, sweep_table
     from maskctl.experiments.sweep import run_sweep
 
     progress = SweepProgress()
     try:
-        result = run_sweep(spec.settings, grid, extend=sweep_extend if sweep_extend is not None else spec.sweep_extend,
-                           callback=progress, backend=backend)
+        result = run_sweep(
+            spec.settings,
+            grid,
+            extend=sweep_extend if sweep_extend is not None else spec.sweep_extend,
+            callback=progress,
+            backend=backend,
+        )
     finally:
         progress.close()
     console.print(sweep_table(result))
-    console.print(f"best {result.best.label} (dev score {result.best.score:.4f}) copied to {result.output}; "
-                  f"table {result.table['md']}" + (f", figure {result.figure}" if result.figure else ""),
-                  highlight=False)
+    console.print(
+        f"best {result.best.label} (dev score {result.best.score:.4f}) copied to {result.output}; "
+        f"table {result.table['md']}" + (f", figure {result.figure}" if result.figure else ""),
+        highlight=False,
+    )

@@ -58,20 +58,27 @@ class TrialOutcome:
 class TuneReport(TrainCallback):
     """Reports each dev evaluation of a trial to Tune (the scheduler decides on ``score``)."""
 
-    def on_evaluate(self, step: int, epoch: float, metrics: dict[str, float], best: bool,
-                    sparsity: float | None = None) -> None:
+    def on_evaluate(
+        self, step: int, epoch: float, metrics: dict[str, float], best: bool, sparsity: float | None = None
+    ) -> None:
         from ray import tune
 
-        values: dict[str, Any] = {f"dev_{k}": v if isinstance(v, int) else float(v)
-                                  for k, v in metrics.items() if isinstance(v, (int, float))}
+        values: dict[str, Any] = {
+            f"dev_{k}": v if isinstance(v, int) else float(v) for k, v in metrics.items() if isinstance(v, (int, float))
+        }
         values.update(score=float(metrics.get("score", math.nan)), step=step, epoch=float(epoch))
         if sparsity is not None:
             values["mask_sparsity"] = float(sparsity)
         tune.report(values)
 
 
-def _trial(config: dict[str, Any], train: Callable[[dict[str, Any], TrainCallback], Any],
-           runs: dict[str, dict[str, Any]], threads: int, cwd: str) -> None:
+def _trial(
+    config: dict[str, Any],
+    train: Callable[[dict[str, Any], TrainCallback], Any],
+    runs: dict[str, dict[str, Any]],
+    threads: int,
+    cwd: str,
+) -> None:
     """One trial: ``train(run, TuneReport())`` for the run it is named after, with the trial's
     torch threads, from the driver's working directory (relative paths in the settings mean
     what they meant there)."""
@@ -83,9 +90,19 @@ def _trial(config: dict[str, Any], train: Callable[[dict[str, Any], TrainCallbac
     train(runs[config["name"]], TuneReport())
 
 
-def run_trials(train: Callable[[dict[str, Any], TrainCallback], Any], runs: list[dict[str, Any]], names: list[str], *,
-               address: str | None, cpus: int, gpus: float, scheduler: str, storage: Path, name: str,
-               on_end: Callable[[TrialOutcome], None]) -> list[TrialOutcome]:
+def run_trials(
+    train: Callable[[dict[str, Any], TrainCallback], Any],
+    runs: list[dict[str, Any]],
+    names: list[str],
+    *,
+    address: str | None,
+    cpus: int,
+    gpus: float,
+    scheduler: str,
+    storage: Path,
+    name: str,
+    on_end: Callable[[TrialOutcome], None],
+) -> list[TrialOutcome]:
     """Run ``train(run, callback)`` for each of ``runs`` as a Tune trial named by ``names``;
     ``on_end`` hears of each trial as it ends (on this process); returns the outcomes in order."""
     require_ray()
@@ -107,24 +124,43 @@ def run_trials(train: Callable[[dict[str, Any], TrainCallback], Any], runs: list
 
     trainable = tune.with_resources(
         tune.with_parameters(_trial, train=train, runs=by_name, threads=cpus, cwd=os.getcwd()),
-        {"cpu": cpus, "gpu": gpus})
+        {"cpu": cpus, "gpu": gpus},
+    )
     asha = None
     if scheduler == "asha":  # evaluations are the time axis; max_t far beyond any run's count
-        asha = ASHAScheduler(time_attr="training_iteration", max_t=1_000_000, grace_period=1,
-                             reduction_factor=REDUCTION)
+        asha = ASHAScheduler(
+            time_attr="training_iteration", max_t=1_000_000, grace_period=1, reduction_factor=REDUCTION
+        )
     tuner = tune.Tuner(
-        trainable, param_space={"name": tune.grid_search(list(by_name))},
-        tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=asha, reuse_actors=True,
-                                    trial_name_creator=trial_name, trial_dirname_creator=trial_name),
-        run_config=tune.RunConfig(name=name, storage_path=str(Path(storage).resolve()), verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=0), callbacks=[Ended()]))
+        trainable,
+        param_space={"name": tune.grid_search(list(by_name))},
+        tune_config=tune.TuneConfig(
+            metric="score",
+            mode="max",
+            scheduler=asha,
+            reuse_actors=True,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(Path(storage).resolve()),
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0),
+            callbacks=[Ended()],
+        ),
+    )
     with _quiet_tune():
         grid = tuner.fit()
     outcomes = {}
     for result in grid:
         n = result.config["name"]
-        outcomes[n] = TrialOutcome(by_name[n], error=_one_line(result.error) if result.error else None,
-                                   last=dict(result.metrics or {}), path=str(result.path))
+        outcomes[n] = TrialOutcome(
+            by_name[n],
+            error=_one_line(result.error) if result.error else None,
+            last=dict(result.metrics or {}),
+            path=str(result.path),
+        )
     return [outcomes[n] for n in names if n in outcomes]
 
 

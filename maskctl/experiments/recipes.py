@@ -36,7 +36,7 @@ RECIPE_KEYS = ("base", "sweep", "sweep_extend")  # handled here and in maskctl.e
 
 
 def recipe_fields() -> set[str]:
-    from maskctl.training.trainer import TrainArgs
+    from maskctl.train_settings import TrainArgs
 
     return {f.name for f in dataclasses.fields(TrainArgs)}
 
@@ -64,7 +64,7 @@ class RunSpec:
 
 def _coerce(data: dict[str, Any], where: str) -> dict[str, Any]:
     """Convert values to the option's type: YAML 1.1 reads ``1e-3`` (no dot) as a string."""
-    from maskctl.training.trainer import TrainArgs
+    from maskctl.train_settings import TrainArgs
 
     hints = typing.get_type_hints(TrainArgs)
     out = {}
@@ -79,13 +79,19 @@ def _coerce(data: dict[str, Any], where: str) -> dict[str, Any]:
                 if str(value).lower() not in ("true", "false", "yes", "no", "1", "0"):
                     raise ValueError(value)
                 value = str(value).lower() in ("true", "yes", "1")
-            elif (target is int and isinstance(value, float) and not value.is_integer()
-                  or target in (int, float) and isinstance(value, bool)):
+            elif (
+                target is int
+                and isinstance(value, float)
+                and not value.is_integer()
+                or target in (int, float)
+                and isinstance(value, bool)
+            ):
                 raise ValueError(value)
             out[key] = target(value)
         except (TypeError, ValueError):
-            raise MaskctlError(f"{where}: {key} must be {target.__name__}, got {value!r}",
-                               "fix the value in the recipe or override") from None
+            raise MaskctlError(
+                f"{where}: {key} must be {target.__name__}, got {value!r}", "fix the value in the recipe or override"
+            ) from None
     return out
 
 
@@ -110,8 +116,9 @@ def find_recipe(name_or_path: str) -> Path:
     listed = [n for n in names if not n.startswith("paper/")]
     if paper:
         listed.append(f"paper/<bert|roberta|distilbert>/<task> ({len(paper)} recipes)")
-    raise MaskctlError(f"recipe {name_or_path} does not exist",
-                       f"pass a YAML file or one of the shipped recipes: {', '.join(listed)}")
+    raise MaskctlError(
+        f"recipe {name_or_path} does not exist", f"pass a YAML file or one of the shipped recipes: {', '.join(listed)}"
+    )
 
 
 def read_recipe(name_or_path: str) -> Recipe:
@@ -124,10 +131,13 @@ def read_recipe(name_or_path: str) -> Recipe:
     if not isinstance(sweep, dict):
         raise MaskctlError(f"{where}: sweep must be a mapping like {{lr: [1e-5, 3e-5]}}", "fix the recipe")
     if extend is not None and (isinstance(extend, bool) or not isinstance(extend, int) or extend < 0):
-        raise MaskctlError(f"{where}: sweep_extend must be a whole number >= 0, got {extend!r}",
-                           "e.g. sweep_extend: 3, or 0 to never extend the grid")
-    return Recipe(settings=_coerce(data, where), sweep=check_grid(sweep, f"{where}: sweep"),
-                  sweep_extend=extend, path=path)
+        raise MaskctlError(
+            f"{where}: sweep_extend must be a whole number >= 0, got {extend!r}",
+            "e.g. sweep_extend: 3, or 0 to never extend the grid",
+        )
+    return Recipe(
+        settings=_coerce(data, where), sweep=check_grid(sweep, f"{where}: sweep"), sweep_extend=extend, path=path
+    )
 
 
 def _read_chain(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
@@ -184,8 +194,12 @@ def apply_overrides(recipe: dict[str, Any], overrides: list[str]) -> dict[str, A
     return _coerce(merged, "overrides")
 
 
-def resolve_run(recipe: str | None, overrides: list[str] | None = None, options: dict[str, Any] | None = None,
-                explicit: set[str] | frozenset[str] = frozenset()) -> RunSpec:
+def resolve_run(
+    recipe: str | None,
+    overrides: list[str] | None = None,
+    options: dict[str, Any] | None = None,
+    explicit: set[str] | frozenset[str] = frozenset(),
+) -> RunSpec:
     """Combine a recipe, ``key=value`` overrides and command-line ``options`` into one ``RunSpec``.
 
     ``options`` are every option's value (defaults included) and ``explicit`` the names the user
@@ -208,8 +222,12 @@ def resolve_run(recipe: str | None, overrides: list[str] | None = None, options:
 def _check_keys(data: dict[str, Any], where: str, extra: tuple[str, ...] = ()) -> None:
     unknown = sorted(set(data) - recipe_fields() - set(extra))
     if unknown:
-        raise MaskctlError(f"{where}: unknown recipe keys {unknown}", did_you_mean(
-            unknown[0], recipe_fields(), f"use `maskctl train` option names: {', '.join(sorted(recipe_fields()))}"))
+        raise MaskctlError(
+            f"{where}: unknown recipe keys {unknown}",
+            did_you_mean(
+                unknown[0], recipe_fields(), f"use `maskctl train` option names: {', '.join(sorted(recipe_fields()))}"
+            ),
+        )
 
 
 # -- grids: --sweep and a recipe's sweep: (maskctl.experiments.sweep runs them) --------------------------------
@@ -220,8 +238,10 @@ UNSWEEPABLE = ("output", "overwrite", "resume", "checkpoint_dir", "checkpoint_ev
 def check_grid(grid: Mapping[str, Any], where: str = "--sweep") -> dict[str, list[Any]]:
     """Validate a grid (keys are ``TrainArgs`` fields, at most two) and coerce its values."""
     if len(grid) > MAX_KEYS:
-        raise MaskctlError(f"{where}: {len(grid)} keys ({', '.join(map(str, grid))}); a sweep takes one or two",
-                           "sweep at most two keys at a time, e.g. lr and seed")
+        raise MaskctlError(
+            f"{where}: {len(grid)} keys ({', '.join(map(str, grid))}); a sweep takes one or two",
+            "sweep at most two keys at a time, e.g. lr and seed",
+        )
     out: dict[str, list[Any]] = {}
     for key, values in grid.items():
         key = str(key)
@@ -258,6 +278,8 @@ def resolve_grid(spec: Any, cli_specs: list[str] | None) -> dict[str, list[Any]]
     grid = parse_sweep(cli_specs)
     clash = sorted(set(grid) & set(spec.fixed))
     if clash:
-        raise MaskctlError(f"{clash[0]} is both swept (--sweep) and fixed by an option or override",
-                           f"drop --sweep {clash[0]}=... or the fixed {clash[0]}")
+        raise MaskctlError(
+            f"{clash[0]} is both swept (--sweep) and fixed by an option or override",
+            f"drop --sweep {clash[0]}=... or the fixed {clash[0]}",
+        )
     return grid

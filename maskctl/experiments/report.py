@@ -36,8 +36,13 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None
     return "\n".join(lines) + "\n"
 
 
-def write_table(rows: Sequence[dict[str, Any]], out_dir: str | Path, name: str,
-                meta: dict[str, Any] | None = None, title: str | None = None) -> dict[str, Path]:
+def write_table(
+    rows: Sequence[dict[str, Any]],
+    out_dir: str | Path,
+    name: str,
+    meta: dict[str, Any] | None = None,
+    title: str | None = None,
+) -> dict[str, Path]:
     """Write ``<name>.csv``, ``<name>.md`` and ``<name>.json`` under ``out_dir``.
 
     ``meta`` (settings, versions, timings) goes into the JSON beside the rows and, as a short
@@ -75,16 +80,19 @@ def new_figure(width: float = 6.0, height: float = 4.0) -> Any:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def plot_training_curve(curve: Any, path: str | Path, *, source: str | Path, title: str = "",
-                        metric: str = "score", overwrite: bool = False) -> Path:
+def plot_training_curve(
+    curve: Any, path: str | Path, *, source: str | Path, title: str = "", metric: str = "score", overwrite: bool = False
+) -> Path:
     """Draw a run's ``bundle.meta.TrainingCurve``: the training loss against the optimizer step
     above, the dev score at each evaluation below on the same step axis, the evaluation the
     output kept marked on both. ``curve`` None (``source`` written before loss curves were
     stored) and an existing ``path`` without ``overwrite`` are refused before drawing."""
     path = Path(path)
     if curve is None:
-        raise MaskctlError(f"{source} predates loss curves (written before maskctl stored them)",
-                           "train it again with this version to get a curve")
+        raise MaskctlError(
+            f"{source} predates loss curves (written before maskctl stored them)",
+            "train it again with this version to get a curve",
+        )
     if path.exists() and not overwrite:
         raise MaskctlError(f"{path} already exists", "choose another file or pass --overwrite to replace it")
     fig = new_figure(7.0, 5.5)
@@ -99,8 +107,15 @@ def plot_training_curve(curve: Any, path: str | Path, *, source: str | Path, tit
         for ax in (loss_ax, dev_ax):
             ax.axvline(curve.kept_step, color="C2", linestyle="--", linewidth=1)
         kept = [s for step, s in zip(steps, scores) if step == curve.kept_step]
-        dev_ax.scatter([curve.kept_step] * len(kept), kept, marker="*", s=160, color="C2", zorder=3,
-                       label=f"kept (step {curve.kept_step})")
+        dev_ax.scatter(
+            [curve.kept_step] * len(kept),
+            kept,
+            marker="*",
+            s=160,
+            color="C2",
+            zorder=3,
+            label=f"kept (step {curve.kept_step})",
+        )
     dev_ax.set_xlabel("optimizer step")
     dev_ax.set_ylabel(f"dev {metric}")
     dev_ax.legend(loc="best")

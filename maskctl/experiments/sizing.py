@@ -106,8 +106,12 @@ class ModelCount:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["masked_layers"] = [{"name": name, "weights": n} for name, n in self.masked_layers]
-        data.update(masked_weights=self.masked_weights, mask_bytes=self.mask_bytes,
-                    per_task_mask_bytes=self.per_task_mask_bytes, convention=self.describe())
+        data.update(
+            masked_weights=self.masked_weights,
+            mask_bytes=self.mask_bytes,
+            per_task_mask_bytes=self.per_task_mask_bytes,
+            convention=self.describe(),
+        )
         return data
 
 
@@ -127,8 +131,12 @@ class SizeRow:
         return self.finetune_bytes / self.masking_bytes if self.masking_bytes else float("inf")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "finetune_mb": self.finetune_bytes / MB,
-                "masking_mb": self.masking_bytes / MB, "ratio": self.ratio}
+        return {
+            **asdict(self),
+            "finetune_mb": self.finetune_bytes / MB,
+            "masking_mb": self.masking_bytes / MB,
+            "ratio": self.ratio,
+        }
 
 
 @dataclass(frozen=True)
@@ -151,8 +159,9 @@ class BundleSize:
         return {**asdict(self), "bits_per_masked_weight": self.bits_per_weight}
 
 
-def count_model(spec: str | None = None, num_labels: int = DEFAULT_NUM_LABELS,
-                mask_blocks: str | None = None) -> ModelCount:
+def count_model(
+    spec: str | None = None, num_labels: int = DEFAULT_NUM_LABELS, mask_blocks: str | None = None
+) -> ModelCount:
     """Count ``spec`` (shipped config, local folder, packaged MiniLM or hub id) on the meta device."""
     if num_labels < 1:
         raise MaskctlError(f"--num-labels must be at least 1, got {num_labels}", "pass e.g. --num-labels 2")
@@ -179,14 +188,24 @@ def _count(spec: str, num_labels: int, mask_blocks: str | None) -> ModelCount:
     head_names = []
     for name, param in task_model.named_parameters():  # tied parameters are listed once
         total += param.numel()
-        inner = name[len(prefix) + 1:] if prefix and name.startswith(prefix + ".") else None
+        inner = name[len(prefix) + 1 :] if prefix and name.startswith(prefix + ".") else None
         if inner not in base_names:
             head += param.numel()
             head_names.append(name)
-    return ModelCount(model=spec, config_from=config_from, model_type=config.model_type, num_labels=num_labels,
-                      n_blocks=n_blocks, block_ids=tuple(block_ids), total_params=total, base_params=total - head,
-                      head_params=head, head_names=tuple(head_names), masked_layers=layers,
-                      head_layers=tuple(n for n in (targets.pooler, targets.output) if n))
+    return ModelCount(
+        model=spec,
+        config_from=config_from,
+        model_type=config.model_type,
+        num_labels=num_labels,
+        n_blocks=n_blocks,
+        block_ids=tuple(block_ids),
+        total_params=total,
+        base_params=total - head,
+        head_params=head,
+        head_names=tuple(head_names),
+        masked_layers=layers,
+        head_layers=tuple(n for n in (targets.pooler, targets.output) if n),
+    )
 
 
 def load_config(spec: str, num_labels: int = DEFAULT_NUM_LABELS):
@@ -218,9 +237,11 @@ def _meta_models(config, spec: str):
         with quiet_transformers(), torch.device("meta"):
             return AutoModelForSequenceClassification.from_config(config), AutoModel.from_config(config)
     except (ValueError, KeyError, ImportError) as exc:
-        raise ModelError(f"cannot build {spec!r} ({config.model_type}) for sequence classification "
-                         f"({type(exc).__name__}: {str(exc)[:100]})",
-                         "use a BERT-, RoBERTa- or DistilBERT-like encoder") from exc
+        raise ModelError(
+            f"cannot build {spec!r} ({config.model_type}) for sequence classification "
+            f"({type(exc).__name__}: {str(exc)[:100]})",
+            "use a BERT-, RoBERTa- or DistilBERT-like encoder",
+        ) from exc
 
 
 def growth(count: ModelCount, n_tasks: int) -> list[SizeRow]:
@@ -238,10 +259,14 @@ def ensemble(count: ModelCount, members: int) -> SizeRow:
 
 
 def row(count: ModelCount, copies: int) -> SizeRow:
-    return SizeRow(copies=copies, finetune_params=copies * count.total_params,
-                   finetune_bytes=count.finetune_bytes(copies),
-                   masking_float_params=count.base_params + copies * count.head_params,
-                   masking_mask_bits=copies * count.masked_weights, masking_bytes=count.masking_bytes(copies))
+    return SizeRow(
+        copies=copies,
+        finetune_params=copies * count.total_params,
+        finetune_bytes=count.finetune_bytes(copies),
+        masking_float_params=count.base_params + copies * count.head_params,
+        masking_mask_bits=copies * count.masked_weights,
+        masking_bytes=count.masking_bytes(copies),
+    )
 
 
 def read_bundles(paths: list[str | Path]) -> list[BundleSize]:
@@ -253,12 +278,23 @@ def read_bundles(paths: list[str | Path]) -> list[BundleSize]:
     sizes = []
     for path in map(resolve_bundle_ref, paths):  # hf:// references: files in the Hugging Face cache
         info = BundleMeta.from_dict(read_meta(path), path)
-        sizes.append(BundleSize(path=str(path), task=info.task_name, num_labels=len(info.labels),
-                                file_bytes=Path(path).stat().st_size, masked_weights=info.masked_weights,
-                                fingerprint=info.base_model.fingerprint, base=info.base_model.source))
+        sizes.append(
+            BundleSize(
+                path=str(path),
+                task=info.task_name,
+                num_labels=len(info.labels),
+                file_bytes=Path(path).stat().st_size,
+                masked_weights=info.masked_weights,
+                fingerprint=info.base_model.fingerprint,
+                base=info.base_model.source,
+            )
+        )
     if len({b.fingerprint for b in sizes}) > 1:
-        raise BundleError("these bundles were trained on different base models (their fingerprints differ), so "
-                          "they cannot share one base", "size the bundles of one base model together")
+        raise BundleError(
+            "these bundles were trained on different base models (their fingerprints differ), so "
+            "they cannot share one base",
+            "size the bundles of one base model together",
+        )
     return sizes
 
 
@@ -270,8 +306,9 @@ def bundle_base(bundle: BundleSize) -> str:
     return source["spec"] if source.get("kind") == "package" else source["location"]
 
 
-def bundle_growth(bundles: list[BundleSize], spec: str | None = None,
-                  mask_blocks: str | None = None) -> tuple[ModelCount, list[SizeRow]]:
+def bundle_growth(
+    bundles: list[BundleSize], spec: str | None = None, mask_blocks: str | None = None
+) -> tuple[ModelCount, list[SizeRow]]:
     """Cumulative cost of the bundles' tasks: real files for masking, the formula for finetuning.
 
     The finetuned side counts each task with its own number of labels; the base is ``spec`` or,
@@ -289,9 +326,16 @@ def bundle_growth(bundles: list[BundleSize], spec: str | None = None,
         files += bundle.file_bytes
         heads += count.head_params
         bits += bundle.masked_weights
-        rows.append(SizeRow(copies=n, finetune_params=ft_params, finetune_bytes=ft_bytes,
-                            masking_float_params=count.base_params + heads, masking_mask_bits=bits,
-                            masking_bytes=base_bytes + files))
+        rows.append(
+            SizeRow(
+                copies=n,
+                finetune_params=ft_params,
+                finetune_bytes=ft_bytes,
+                masking_float_params=count.base_params + heads,
+                masking_mask_bits=bits,
+                masking_bytes=base_bytes + files,
+            )
+        )
     return counts[0], rows
 
 
@@ -310,8 +354,12 @@ def plot_growth(rows: list[SizeRow], out: str | Path, title: str = "", unit: str
     params, memory = fig.subplots(1, 2)
     params.plot(x, [r.finetune_params / 1e6 for r in rows], "o-", label="finetuning")
     params.plot(x, [r.masking_float_params / 1e6 for r in rows], "s-", label="masking: fp32 parameters")
-    params.plot(x, [(r.masking_float_params + r.masking_mask_bits) / 1e6 for r in rows], "s--",
-                label="masking: fp32 + 1-bit mask entries")
+    params.plot(
+        x,
+        [(r.masking_float_params + r.masking_mask_bits) / 1e6 for r in rows],
+        "s--",
+        label="masking: fp32 + 1-bit mask entries",
+    )
     params.set(xlabel=f"number of {unit}", ylabel="cumulative parameters (M)", title="(a) parameters")
     memory.plot(x, [r.finetune_bytes / MB for r in rows], "o-", label="finetuning")
     memory.plot(x, [r.masking_bytes / MB for r in rows], "s-", label="masking")
@@ -346,16 +394,27 @@ class SizeReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` payload."""
-        return {"model": self.count.to_dict(), "mb_bytes": MB, "source": self.source,
-                "tasks": [r.to_dict() for r in self.rows],
-                "ensemble": self.ensemble.to_dict() if self.ensemble else None,
-                "bundles": [b.to_dict() for b in self.bundles] if self.bundles else None,
-                "plot": str(self.plot) if self.plot else None}
+        return {
+            "model": self.count.to_dict(),
+            "mb_bytes": MB,
+            "source": self.source,
+            "tasks": [r.to_dict() for r in self.rows],
+            "ensemble": self.ensemble.to_dict() if self.ensemble else None,
+            "bundles": [b.to_dict() for b in self.bundles] if self.bundles else None,
+            "plot": str(self.plot) if self.plot else None,
+        }
 
 
-def size_tasks(bundles: list[str | Path] | None = None, tasks: int = 11, spec: str | None = None,
-               num_labels: int = DEFAULT_NUM_LABELS, mask_blocks: str | None = None, members: int | None = None,
-               plot: Path | None = None, overwrite: bool = False) -> SizeReport:
+def size_tasks(
+    bundles: list[str | Path] | None = None,
+    tasks: int = 11,
+    spec: str | None = None,
+    num_labels: int = DEFAULT_NUM_LABELS,
+    mask_blocks: str | None = None,
+    members: int | None = None,
+    plot: Path | None = None,
+    overwrite: bool = False,
+) -> SizeReport:
     """Finetuning vs masking for 1..``tasks`` tasks by the formula, or for real ``bundles`` (one
     row per file, masking counted as the whole files; ``num_labels`` then comes from each
     bundle's task), plus a ``members``-model ensemble of one task (the first bundle's, with

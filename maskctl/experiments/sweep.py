@@ -37,15 +37,25 @@ import functools
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from maskctl.choices import RAY_ADDRESS_HELP
 from maskctl.errors import MaskctlError
-from maskctl.experiments.recipes import MAX_KEYS, UNSWEEPABLE, check_grid, parse_sweep, resolve_grid  # noqa: F401 - re-exported
-from maskctl.experiments.sweep_points import (PointResult, edge_extension, folder_name, format_value, grid_points,
-                                              pick_best, point_label, record_point, stored_point, train_point)
+from maskctl.experiments.recipes import check_grid
+from maskctl.experiments.sweep_points import (
+    PointResult,
+    edge_extension,
+    folder_name,
+    format_value,
+    grid_points,
+    pick_best,
+    point_label,
+    record_point,
+    stored_point,
+    train_point,
+)
 from maskctl.experiments.sweep_report import write_sweep_figure, write_sweep_table
 from maskctl.io import atomic_dir, atomic_path, refuse_existing
 from maskctl.schema import check_fields, flag, setting
@@ -62,29 +72,50 @@ class SweepSettings:
     """Where a sweep's points train (``maskctl train --sweep-backend``). The local backend
     needs none of the other fields; they shape the Ray Tune trials."""
 
-    sweep_backend: str = setting("local", "Where a sweep's points train: local (one after another in this process) "
-                                          "or ray (each a Ray Tune trial; needs maskctl's ray extra).", choices=BACKENDS,
-                                 panel=RAY_PANEL)
+    sweep_backend: str = setting(
+        "local",
+        "Where a sweep's points train: local (one after another in this process) "
+        "or ray (each a Ray Tune trial; needs maskctl's ray extra).",
+        choices=BACKENDS,
+        panel=RAY_PANEL,
+    )
     ray_address: str | None = setting(None, RAY_ADDRESS_HELP, panel=RAY_PANEL)
-    cpus_per_trial: int = setting(1, "CPUs Ray reserves for each trial, and the trial's torch threads.", min=1,
-                                  panel=RAY_PANEL)
-    gpus_per_trial: float = setting(0.0, "GPUs Ray reserves for each trial (a fraction shares one GPU); a trial "
-                                         "given one trains on it.", min=0.0, panel=RAY_PANEL)
-    scheduler: str = setting("none", "none: every point trains to its end; asha: Ray Tune's ASHA stops a point whose "
-                                     "dev score trails the others' at the same evaluation (evaluate often: "
-                                     "--eval-every).", choices=SCHEDULERS, panel=RAY_PANEL)
+    cpus_per_trial: int = setting(
+        1, "CPUs Ray reserves for each trial, and the trial's torch threads.", min=1, panel=RAY_PANEL
+    )
+    gpus_per_trial: float = setting(
+        0.0,
+        "GPUs Ray reserves for each trial (a fraction shares one GPU); a trial given one trains on it.",
+        min=0.0,
+        panel=RAY_PANEL,
+    )
+    scheduler: str = setting(
+        "none",
+        "none: every point trains to its end; asha: Ray Tune's ASHA stops a point whose "
+        "dev score trails the others' at the same evaluation (evaluate often: "
+        "--eval-every).",
+        choices=SCHEDULERS,
+        panel=RAY_PANEL,
+    )
 
     def check(self, swept: bool = True) -> SweepSettings:
         """Bounds and choices; the Ray options only with ``--sweep-backend ray`` and a sweep."""
         check_fields(self)
         defaults = SweepSettings.__dataclass_fields__
-        given = [name for name in ("ray_address", "cpus_per_trial", "gpus_per_trial", "scheduler")
-                 if getattr(self, name) != defaults[name].default]
+        given = [
+            name
+            for name in ("ray_address", "cpus_per_trial", "gpus_per_trial", "scheduler")
+            if getattr(self, name) != defaults[name].default
+        ]
         if self.sweep_backend == "local" and given:
-            raise MaskctlError(f"{flag(given[0])} applies to --sweep-backend ray", "add --sweep-backend ray, or drop it")
+            raise MaskctlError(
+                f"{flag(given[0])} applies to --sweep-backend ray", "add --sweep-backend ray, or drop it"
+            )
         if self.sweep_backend != "local" and not swept:
-            raise MaskctlError(f"--sweep-backend {self.sweep_backend} runs a sweep, and there is none",
-                               "give --sweep key=v1,v2 (or a recipe with a sweep:), or drop --sweep-backend")
+            raise MaskctlError(
+                f"--sweep-backend {self.sweep_backend} runs a sweep, and there is none",
+                "give --sweep key=v1,v2 (or a recipe with a sweep:), or drop --sweep-backend",
+            )
         return self
 
 
@@ -118,32 +149,39 @@ def sweep_folder(output: Path) -> Path:
     return output.with_name(output.name.removesuffix(".bundle") + ".sweep")
 
 
-def run_sweep(settings: Mapping[str, Any], grid: Mapping[str, Any], output: str | Path | None = None,
-              extend: int | None = DEFAULT_EXTEND, overwrite: bool | None = None,
-              callback: SweepCallback | None = None, folder: str | Path | None = None,
-              backend: SweepSettings | None = None) -> SweepResult:
+def run_sweep(
+    settings: Mapping[str, Any],
+    grid: Mapping[str, Any],
+    output: str | Path | None = None,
+    extend: int | None = DEFAULT_EXTEND,
+    overwrite: bool | None = None,
+    callback: SweepCallback | None = None,
+    folder: str | Path | None = None,
+    backend: SweepSettings | None = None,
+) -> SweepResult:
     """Train every point of ``grid`` over ``settings``, extend at an edge, copy the best to ``output``.
 
     ``backend`` says where the points train (default: here, one after another). On Ray the
     grid's points run as concurrent trials, then each added edge point as one more; a point
     that fails leaves the others to finish, and the sweep then stops with an error naming it
     (its finished points are in the table and read back by a rerun)."""
-    from maskctl.training.trainer import TrainArgs
+    from maskctl.train_settings import TrainArgs
 
     backend = (backend or SweepSettings()).check()
-    if backend.sweep_backend == "ray":
-        from maskctl.experiments import ray_sweep
-
-        ray_sweep.require_ray()  # before anything else: one line naming the extra
+    points_runner = RayPoints(backend) if backend.sweep_backend == "ray" else LocalPoints()
     grid = check_grid(grid)
     if not grid:
         raise MaskctlError("the sweep has no keys", "give --sweep key=v1,v2 or a recipe with a sweep: mapping")
     if settings.get("resume"):
-        raise MaskctlError("--resume continues one run, not a sweep",
-                           "rerun the same sweep command instead: finished points are read back")
+        raise MaskctlError(
+            "--resume continues one run, not a sweep",
+            "rerun the same sweep command instead: finished points are read back",
+        )
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every process would train and record every point
-        raise MaskctlError("a sweep runs in one process, not under accelerate launch / torchrun",
-                           "run the sweep without a launcher, or launch single runs with a fixed lr")
+        raise MaskctlError(
+            "a sweep runs in one process, not under accelerate launch / torchrun",
+            "run the sweep without a launcher, or launch single runs with a fixed lr",
+        )
     base = TrainArgs(**settings)
     overwrite = base.overwrite if overwrite is None else overwrite
     extend = DEFAULT_EXTEND if extend is None else extend
@@ -155,67 +193,121 @@ def run_sweep(settings: Mapping[str, Any], grid: Mapping[str, Any], output: str 
     folder = Path(folder) if folder else sweep_folder(output)
     if not _copied_from(folder, output):  # a rerun of this sweep may replace its own copy of the best
         refuse_existing(output, overwrite)
-    callback = callback or SweepCallback()
-    metric = metric_name(base)
-    planned = grid_points(grid)
-    points: list[PointResult] = []
-
-    def place(point: Mapping[str, Any]) -> Path:
-        return folder / folder_name(point_label(point)) / output.name
-
-    def run(point: dict[str, Any], added: bool) -> None:
-        label = point_label(point)
-        total = max(len(planned), len(points) + 1)
-        train_callback = callback.point_start(label, len(points) + 1, total)
-        done = train_point(settings, point, place(point), train_callback, replace_other=overwrite)
-        done.added = added
-        points.append(done)
-        callback.point_end(done, len(points), total)
-        write_sweep_table(points, grid, folder, metric, settings, extend)
-
-    def run_on_ray(batch: list[dict[str, Any]], added: bool, name: str) -> None:
-        from maskctl.experiments import ray_sweep
-
-        done, failed = _points_on_ray(settings, batch, [place(p) for p in batch], backend, folder, name, callback,
-                                      replace_other=overwrite, first_index=len(points),
-                                      total=max(len(planned), len(points) + len(batch)))
-        for result in done:
-            result.added = added
-            points.append(result)
-        if points:
-            write_sweep_table(points, grid, folder, metric, settings, extend)
-        if failed:
-            first = next(iter(failed))
-            raise MaskctlError(f"{len(failed)} of {len(batch)} sweep points failed ({', '.join(failed)}); "
-                               f"{first}: {failed[first]}",
-                               f"fix the cause and rerun the same command (finished points are read back); "
-                               f"tracebacks in {folder / ray_sweep.TUNE_FOLDER}")
-
-    if backend.sweep_backend == "ray":
-        run_on_ray(planned, added=False, name="grid")
-    else:
-        for point in planned:
-            run(point, added=False)
+    sweep = _Sweep(
+        settings=settings,
+        grid=grid,
+        output=output,
+        folder=folder,
+        extend=extend,
+        overwrite=overwrite,
+        callback=callback or SweepCallback(),
+        metric=metric_name(base),
+        planned=grid_points(grid),
+    )
+    points = sweep.points
+    points_runner.run(sweep, list(sweep.planned), added=False, name="grid")
     for _ in range(extend):
         new = edge_extension(grid, points)
         if new is None:
             break
         key = next(iter(grid))
-        callback.note(f"best {key} {format_value(pick_best(points).point[key])} is at the edge of the grid: "
-                      f"adding {key}={format_value(new)}")
-        planned.append({key: new})
-        if backend.sweep_backend == "ray":
-            run_on_ray([{key: new}], added=True, name=f"edge-{len(planned)}")
-        else:
-            run({key: new}, added=True)
+        sweep.callback.note(
+            f"best {key} {format_value(pick_best(points).point[key])} is at the edge of the grid: "
+            f"adding {key}={format_value(new)}"
+        )
+        sweep.planned.append({key: new})
+        points_runner.run(sweep, [{key: new}], added=True, name=f"edge-{len(sweep.planned)}")
     best = pick_best(points)
     if best.stopped_at is not None:
         raise MaskctlError("every point of the sweep was stopped early by the scheduler", "rerun with --scheduler none")
     _copy_output(best.output, output)
-    table = write_sweep_table(points, grid, folder, metric, settings, extend)
-    figure = write_sweep_figure(points, grid, best, folder, metric, base)
-    return SweepResult(grid=grid, points=points, best=best, output=output, folder=folder, table=table, figure=figure,
-                       backend=backend.sweep_backend)
+    table = write_sweep_table(points, grid, folder, sweep.metric, settings, extend)
+    figure = write_sweep_figure(points, grid, best, folder, sweep.metric, base)
+    return SweepResult(
+        grid=grid,
+        points=points,
+        best=best,
+        output=output,
+        folder=folder,
+        table=table,
+        figure=figure,
+        backend=backend.sweep_backend,
+    )
+
+
+@dataclass
+class _Sweep:
+    """What a sweep's backend needs of the sweep: where each point goes, and what is done so far."""
+
+    settings: Mapping[str, Any]
+    grid: dict[str, list[Any]]
+    output: Path
+    folder: Path
+    extend: int
+    overwrite: bool
+    callback: SweepCallback
+    metric: str
+    planned: list[dict[str, Any]]
+    points: list[PointResult] = field(default_factory=list)
+
+    def place(self, point: Mapping[str, Any]) -> Path:
+        return self.folder / folder_name(point_label(point)) / self.output.name
+
+    def write_table(self) -> None:
+        write_sweep_table(self.points, self.grid, self.folder, self.metric, self.settings, self.extend)
+
+
+class LocalPoints:
+    """The ``local`` backend: each point trained here, one after another, the table rewritten after each."""
+
+    def run(self, sweep: _Sweep, batch: list[dict[str, Any]], added: bool, name: str) -> None:
+        for point in batch:
+            total = max(len(sweep.planned), len(sweep.points) + 1)
+            train_callback = sweep.callback.point_start(point_label(point), len(sweep.points) + 1, total)
+            done = train_point(sweep.settings, point, sweep.place(point), train_callback, replace_other=sweep.overwrite)
+            done.added = added
+            sweep.points.append(done)
+            sweep.callback.point_end(done, len(sweep.points), total)
+            sweep.write_table()
+
+
+class RayPoints:
+    """The ``ray`` backend: a batch of points as concurrent Ray Tune trials (``ray_sweep``); a
+    failed trial leaves the others to finish, then stops the sweep with an error naming it."""
+
+    def __init__(self, backend: SweepSettings) -> None:
+        from maskctl.experiments import ray_sweep
+
+        ray_sweep.require_ray()  # before anything else: one line naming the extra
+        self.backend = backend
+
+    def run(self, sweep: _Sweep, batch: list[dict[str, Any]], added: bool, name: str) -> None:
+        from maskctl.experiments import ray_sweep
+
+        done, failed = _points_on_ray(
+            sweep.settings,
+            batch,
+            [sweep.place(p) for p in batch],
+            self.backend,
+            sweep.folder,
+            name,
+            sweep.callback,
+            replace_other=sweep.overwrite,
+            first_index=len(sweep.points),
+            total=max(len(sweep.planned), len(sweep.points) + len(batch)),
+        )
+        for result in done:
+            result.added = added
+            sweep.points.append(result)
+        if sweep.points:
+            sweep.write_table()
+        if failed:
+            first = next(iter(failed))
+            raise MaskctlError(
+                f"{len(failed)} of {len(batch)} sweep points failed ({', '.join(failed)}); {first}: {failed[first]}",
+                f"fix the cause and rerun the same command (finished points are read back); "
+                f"tracebacks in {sweep.folder / ray_sweep.TUNE_FOLDER}",
+            )
 
 
 def _trained_in_trial(settings: Mapping[str, Any], run: dict[str, Any], callback: TrainCallback) -> None:
@@ -223,9 +315,18 @@ def _trained_in_trial(settings: Mapping[str, Any], run: dict[str, Any], callback
     train_point(settings, run["point"], Path(run["output"]), callback=callback, replace_other=True)
 
 
-def _points_on_ray(settings: Mapping[str, Any], batch: list[dict[str, Any]], outputs: list[Path],
-                   backend: SweepSettings, folder: Path, name: str, callback: SweepCallback, replace_other: bool,
-                   first_index: int, total: int) -> tuple[list[PointResult], dict[str, str]]:
+def _points_on_ray(
+    settings: Mapping[str, Any],
+    batch: list[dict[str, Any]],
+    outputs: list[Path],
+    backend: SweepSettings,
+    folder: Path,
+    name: str,
+    callback: SweepCallback,
+    replace_other: bool,
+    first_index: int,
+    total: int,
+) -> tuple[list[PointResult], dict[str, str]]:
     """Train ``batch`` as Ray Tune trials (``ray_sweep``); points already finished are read back
     without a trial. Returns the points in the batch's order (trained, read back, or stopped
     early by the scheduler) and ``{label: one-line error}`` for the trials that failed."""
@@ -255,18 +356,28 @@ def _points_on_ray(settings: Mapping[str, Any], batch: list[dict[str, Any]], out
 
     if todo:
         storage = folder / ray_sweep.TUNE_FOLDER
-        callback.note(f"{len(todo)} point{'s' * (len(todo) != 1)} as Ray Tune trials, {backend.cpus_per_trial} CPU"
-                      f"{'s' * (backend.cpus_per_trial != 1)}{f' and {backend.gpus_per_trial:g} GPU' if backend.gpus_per_trial else ''}"
-                      f" each (Tune's records: {storage})")
-        for outcome in ray_sweep.run_trials(functools.partial(_trained_in_trial, dict(settings)), todo,
-                                            [folder_name(point_label(run["point"])) for run in todo],
-                                            address=backend.ray_address, cpus=backend.cpus_per_trial,
-                                            gpus=backend.gpus_per_trial, scheduler=backend.scheduler,
-                                            storage=storage, name=name, on_end=ended):
+        callback.note(
+            f"{len(todo)} point{'s' * (len(todo) != 1)} as Ray Tune trials, {backend.cpus_per_trial} CPU"
+            f"{'s' * (backend.cpus_per_trial != 1)}{f' and {backend.gpus_per_trial:g} GPU' if backend.gpus_per_trial else ''}"
+            f" each (Tune's records: {storage})"
+        )
+        for outcome in ray_sweep.run_trials(
+            functools.partial(_trained_in_trial, dict(settings)),
+            todo,
+            [folder_name(point_label(run["point"])) for run in todo],
+            address=backend.ray_address,
+            cpus=backend.cpus_per_trial,
+            gpus=backend.gpus_per_trial,
+            scheduler=backend.scheduler,
+            storage=storage,
+            name=name,
+            on_end=ended,
+        ):
             ended(outcome)  # any the driver-side hook did not hear of
     labels = [point_label(p) for p in batch]
-    return [found[label] for label in labels if label in found], {label: failed[label] for label in labels
-                                                                   if label in failed}
+    return [found[label] for label in labels if label in found], {
+        label: failed[label] for label in labels if label in failed
+    }
 
 
 def _trial_result(settings: Mapping[str, Any], run: dict[str, Any], last: Mapping[str, Any]) -> PointResult:
@@ -279,10 +390,15 @@ def _trial_result(settings: Mapping[str, Any], run: dict[str, Any], last: Mappin
         done.reused = False
         return done
     metrics = {k.removeprefix("dev_"): v for k, v in last.items() if k.startswith("dev_")}
-    stopped = PointResult(point=dict(run["point"]), label=point_label(run["point"]), output=place, metrics=metrics,
-                          sparsity={"final": last["mask_sparsity"]} if "mask_sparsity" in last else {},
-                          wall_seconds=float(last.get("time_total_s", 0.0)),
-                          stopped_at=int(last.get("training_iteration", 0)))
+    stopped = PointResult(
+        point=dict(run["point"]),
+        label=point_label(run["point"]),
+        output=place,
+        metrics=metrics,
+        sparsity={"final": last["mask_sparsity"]} if "mask_sparsity" in last else {},
+        wall_seconds=float(last.get("time_total_s", 0.0)),
+        stopped_at=int(last.get("training_iteration", 0)),
+    )
     place.parent.mkdir(parents=True, exist_ok=True)
     record_point(settings, stopped)
     return stopped
@@ -312,7 +428,8 @@ def _copied_from(folder: Path, output: Path) -> bool:
         if output.is_dir() and point.is_dir():
             files = sorted(p.relative_to(output) for p in output.rglob("*") if p.is_file())
             if files == sorted(p.relative_to(point) for p in point.rglob("*") if p.is_file()) and all(
-                    filecmp.cmp(output / f, point / f, shallow=False) for f in files):
+                filecmp.cmp(output / f, point / f, shallow=False) for f in files
+            ):
                 return True
     return False
 
@@ -327,5 +444,3 @@ def _copy_output(source: Path, target: Path) -> None:
     else:
         with atomic_path(target) as tmp:
             shutil.copyfile(source, tmp)
-
-

@@ -76,14 +76,20 @@ def _train(args: Any, callback: TrainCallback | None) -> Any:
 
 def point_args(settings: Mapping[str, Any], point: Mapping[str, Any], output: Path) -> Any:
     """The ``TrainArgs`` of one point: ``settings`` changed by ``point``, written to ``output``."""
-    from maskctl.training.trainer import TrainArgs
+    from maskctl.train_settings import TrainArgs
 
-    return TrainArgs(**{**settings, **point, "output": str(output), "overwrite": True,
-                        "resume": None, "checkpoint_dir": None})
+    return TrainArgs(
+        **{**settings, **point, "output": str(output), "overwrite": True, "resume": None, "checkpoint_dir": None}
+    )
 
 
-def stored_point(settings: Mapping[str, Any], point: Mapping[str, Any], output: Path, replace_other: bool = False,
-                 accept_stopped: bool = False) -> PointResult | None:
+def stored_point(
+    settings: Mapping[str, Any],
+    point: Mapping[str, Any],
+    output: Path,
+    replace_other: bool = False,
+    accept_stopped: bool = False,
+) -> PointResult | None:
     """The point read back from its ``result.json`` when that records the same training settings
     and its output is there (or it was stopped early and ``accept_stopped``); else None, with a
     stale ``result.json`` removed. Other settings there are an error unless ``replace_other``."""
@@ -95,13 +101,22 @@ def stored_point(settings: Mapping[str, Any], point: Mapping[str, Any], output: 
     stored = json.loads(result_file.read_text(encoding="utf-8"))
     stopped = stored.get("stopped_at")
     if stored.get("training") == record and (output.exists() if stopped is None else accept_stopped):
-        return PointResult(point=dict(point), label=point_label(point), output=output, metrics=stored["metrics"],
-                           sparsity=stored.get("sparsity", {}), wall_seconds=stored.get("wall_seconds", 0.0),
-                           reused=True, stopped_at=stopped)
+        return PointResult(
+            point=dict(point),
+            label=point_label(point),
+            output=output,
+            metrics=stored["metrics"],
+            sparsity=stored.get("sparsity", {}),
+            wall_seconds=stored.get("wall_seconds", 0.0),
+            reused=True,
+            stopped_at=stopped,
+        )
     if stored.get("training") != record and not replace_other:
         other = sorted(k for k in record if stored.get("training", {}).get(k) != record[k])
-        raise MaskctlError(f"{output.parent} holds a run with other settings ({', '.join(other)})",
-                           "pass --overwrite to retrain it, or choose another output folder")
+        raise MaskctlError(
+            f"{output.parent} holds a run with other settings ({', '.join(other)})",
+            "pass --overwrite to retrain it, or choose another output folder",
+        )
     result_file.unlink()
     return None
 
@@ -109,15 +124,26 @@ def stored_point(settings: Mapping[str, Any], point: Mapping[str, Any], output: 
 def record_point(settings: Mapping[str, Any], done: PointResult) -> None:
     """Write a point's ``result.json`` (what ``stored_point`` reads back)."""
     record = json.loads(json.dumps(point_args(settings, done.point, done.output).record()))
-    payload = {"point": done.point, "training": record, "metrics": done.metrics, "sparsity": done.sparsity,
-               "wall_seconds": done.wall_seconds, "output": str(done.output) if done.stopped_at is None else None}
+    payload = {
+        "point": done.point,
+        "training": record,
+        "metrics": done.metrics,
+        "sparsity": done.sparsity,
+        "wall_seconds": done.wall_seconds,
+        "output": str(done.output) if done.stopped_at is None else None,
+    }
     if done.stopped_at is not None:
         payload["stopped_at"] = done.stopped_at
     atomic_write_text(done.output.parent / RESULT_FILE, json.dumps(payload, indent=2, default=str) + "\n")
 
 
-def train_point(settings: Mapping[str, Any], point: Mapping[str, Any], output: Path,
-                callback: TrainCallback | None = None, replace_other: bool = False) -> PointResult:
+def train_point(
+    settings: Mapping[str, Any],
+    point: Mapping[str, Any],
+    output: Path,
+    callback: TrainCallback | None = None,
+    replace_other: bool = False,
+) -> PointResult:
     """Train ``settings`` changed by ``point`` into ``output`` and record it in ``result.json``.
 
     A matching ``result.json`` (same training settings, output present) is read back instead.
@@ -132,12 +158,20 @@ def train_point(settings: Mapping[str, Any], point: Mapping[str, Any], output: P
         result = _train(args, callback)
     except TrainingInterrupted as exc:  # the trainer's checkpoint hint names one run, not this sweep
         shutil.rmtree(exc.checkpoint, ignore_errors=True)
-        raise MaskctlError(f"interrupted while training {label}",
-                           "rerun the same command: finished points are read back, not retrained") from None
+        raise MaskctlError(
+            f"interrupted while training {label}",
+            "rerun the same command: finished points are read back, not retrained",
+        ) from None
     finally:
         gc.collect()  # one run's model at a time
-    done = PointResult(point=dict(point), label=label, output=output, metrics=dict(result.metrics),
-                       sparsity=dict(result.sparsity), wall_seconds=float(result.wall_seconds))
+    done = PointResult(
+        point=dict(point),
+        label=label,
+        output=output,
+        metrics=dict(result.metrics),
+        sparsity=dict(result.sparsity),
+        wall_seconds=float(result.wall_seconds),
+    )
     record_point(settings, done)
     return done
 

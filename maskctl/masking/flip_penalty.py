@@ -54,5 +54,5 @@ class FlipPenalty:
                 direction *= np.float32(amount)
                 np.subtract(values, direction, out=values)
             else:
-                direction = (scores > layer.threshold).to(scores.dtype) - initial.to(scores.dtype)
-                scores.sub_(direction, alpha=amount)
+                change = (scores > layer.threshold).to(scores.dtype) - initial.to(scores.dtype)
+                scores.sub_(change, alpha=amount)

@@ -88,10 +88,11 @@ class Flips:
     (thousands of tasks, dozens of layers: each field here costs that many times over), and a
     forward reads the streams' addresses for every group."""
 
-    __slots__ = ("buffer", "start", "middle", "end", "removes", "adds", "counts_at", "gaps_at")
+    __slots__ = ("adds", "buffer", "counts_at", "end", "gaps_at", "middle", "removes", "start")
 
-    def __init__(self, buffer: np.ndarray, start: int, middle: int, end: int, removes: int, adds: int,
-                 base: int | None = None) -> None:
+    def __init__(
+        self, buffer: np.ndarray, start: int, middle: int, end: int, removes: int, adds: int, base: int | None = None
+    ) -> None:
         self.buffer = buffer  # uint8: counts are buffer[start:middle], gaps buffer[middle:end]
         self.start, self.middle, self.end = start, middle, end
         self.removes, self.adds = removes, adds
@@ -104,11 +105,11 @@ class Flips:
 
     @property
     def counts(self) -> np.ndarray:
-        return self.buffer[self.start:self.middle]
+        return self.buffer[self.start : self.middle]
 
     @property
     def gaps(self) -> np.ndarray:
-        return self.buffer[self.middle:self.end]
+        return self.buffer[self.middle : self.end]
 
     @property
     def count(self) -> int:
@@ -200,8 +201,9 @@ def pack(layers: dict[str, Flips]) -> dict[str, Flips]:
     space = np.frombuffer(mmap.mmap(-1, size), dtype=np.uint8)
     base, at, out = space.ctypes.data, 0, {}
     for name, flips in layers.items():
-        space[at:at + flips.nbytes] = flips.buffer[flips.start:flips.end]
-        out[name] = Flips(space, at, at + flips.middle - flips.start, at + flips.nbytes, flips.removes, flips.adds,
-                          base)
+        space[at : at + flips.nbytes] = flips.buffer[flips.start : flips.end]
+        out[name] = Flips(
+            space, at, at + flips.middle - flips.start, at + flips.nbytes, flips.removes, flips.adds, base
+        )
         at += flips.nbytes
     return out

@@ -23,11 +23,11 @@ class BinarizeSTE(torch.autograd.Function):
     """1[scores > threshold] forward; identity gradient backward (straight-through)."""
 
     @staticmethod
-    def forward(ctx, scores: torch.Tensor, threshold: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, scores: torch.Tensor, threshold: float) -> torch.Tensor:
         return (scores > threshold).to(scores.dtype)
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad_output: torch.Tensor):
         return grad_output, None
 
 
@@ -44,7 +44,7 @@ class MaskedLinearFunction(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx, x, weight, scores, bias, threshold, held=None):  # type: ignore[override]
+    def forward(ctx, x, weight, scores, bias, threshold, held=None):
         mask = scores > threshold if held is None else (scores > threshold) ^ held
         out = F.linear(x, weight * mask, bias)
         ctx.save_for_backward(x, weight, mask)
@@ -52,7 +52,7 @@ class MaskedLinearFunction(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
-    def backward(ctx, grad_out):  # type: ignore[override]
+    def backward(ctx, grad_out):
         x, weight, mask = ctx.saved_tensors
         grad_x = grad_scores = grad_bias = None
         if ctx.needs_input_grad[0]:
@@ -93,6 +93,13 @@ def initial_mask(layer: MaskedLinear) -> torch.Tensor:
     """The bool mask the seed gave ``layer`` (where every score started), on its scores' device."""
     scores = initial_scores(tuple(layer.scores.shape), layer.init_sparsity, layer.threshold, layer.seed)
     return (scores > layer.threshold).to(layer.scores.device)
+
+
+def replace_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
+    """Put ``module`` where ``root``'s submodule ``name`` is (how a layer is wrapped and
+    unwrapped in place, for training and for serving)."""
+    parent_name, _, attr = name.rpartition(".")
+    setattr(root.get_submodule(parent_name) if parent_name else root, attr, module)
 
 
 class WrappedLinear(nn.Module):

@@ -10,12 +10,13 @@ a bundle onto a freshly loaded base model. Merged and wrapped forwards compute t
 from __future__ import annotations
 
 import hashlib
+from typing import cast
 
 import torch
 from torch import nn
 
-from maskctl.masking.config import HEAD_MODES, MaskConfig  # noqa: F401 - also imported from here
-from maskctl.masking.layer import MaskedLinear
+from maskctl.masking.config import MaskConfig
+from maskctl.masking.layer import MaskedLinear, replace_submodule
 from maskctl.masking.targets import find_targets, num_blocks, parse_blocks
 
 
@@ -43,11 +44,10 @@ def wrap_model(model: nn.Module, config: MaskConfig) -> list[str]:
             for param in model.get_submodule(targets.output).parameters():
                 param.requires_grad_(True)
     for name in names:
-        parent, attr = _split(model, name)
-        base = getattr(parent, attr)
-        setattr(
-            parent,
-            attr,
+        base = cast(nn.Linear, model.get_submodule(name))  # MaskedLinear refuses anything else
+        replace_submodule(
+            model,
+            name,
             MaskedLinear(
                 base,
                 threshold=config.threshold,
@@ -56,11 +56,6 @@ def wrap_model(model: nn.Module, config: MaskConfig) -> list[str]:
             ),
         )
     return names
-
-
-def output_layer_name(model: nn.Module) -> str | None:
-    """The name of the task output layer (classifier), whatever its wrapping state."""
-    return find_targets(model, []).output
 
 
 def masked_layers(model: nn.Module) -> dict[str, MaskedLinear]:
@@ -76,8 +71,7 @@ def merge_masks(model: nn.Module, masks: dict[str, torch.Tensor] | None = None) 
     """Replace every ``MaskedLinear`` by its base linear with the mask multiplied in: the layer's
     current mask, or ``masks[name]`` when given (the state a run kept, e.g. its best epoch)."""
     for name, layer in masked_layers(model).items():
-        parent, attr = _split(model, name)
-        setattr(parent, attr, layer.merged_linear() if masks is None else layer.base_layer)
+        replace_submodule(model, name, layer.merged_linear() if masks is None else layer.base_layer)
     return model if masks is None else apply_masks(model, masks)
 
 
@@ -98,8 +92,3 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
 def sparsity(mask: torch.Tensor) -> float:
     """Fraction of zeros in a binary mask."""
     return 1.0 - float(mask.float().mean())
-
-
-def _split(model: nn.Module, name: str) -> tuple[nn.Module, str]:
-    parent_name, _, attr = name.rpartition(".")
-    return (model.get_submodule(parent_name) if parent_name else model), attr

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from maskctl.masking.served import Routing, ServedLinear, wrap_for_serving
+from maskctl.masking.served import Routing, ServedLinear, unwrap_served, wrap_for_serving
 from maskctl.masking.tuned import Swapped, add_deltas, parameter, put_back_values
 
 CURRENT = "current"  # the one task name of the served layers: the bundle applied now
@@ -26,11 +26,17 @@ class ResidentModel:
         self._layers: list[ServedLinear] = []
         self._swapped: list[Swapped] = []  # (parameter, value before the bundle's head or delta)
         self.active: object | None = None
+        self._wrapped: tuple[nn.Module, list[str]] | None = None  # (model, names) wrapped now
 
     @torch.no_grad()
-    def apply(self, masks: dict[str, torch.Tensor], head: dict[str, torch.Tensor] | None = None,
-              key: object | None = None, model: nn.Module | None = None,
-              tuned: dict[str, torch.Tensor] | None = None) -> None:
+    def apply(
+        self,
+        masks: dict[str, torch.Tensor],
+        head: dict[str, torch.Tensor] | None = None,
+        key: object | None = None,
+        model: nn.Module | None = None,
+        tuned: dict[str, torch.Tensor] | None = None,
+    ) -> None:
         """Make ``masks`` (and ``head``, and the ``tuned`` deltas) current, first undoing whatever
         was applied before.
 
@@ -45,8 +51,11 @@ class ResidentModel:
             param.copy_(tensor.to(param.device, param.dtype))
         self._swapped += add_deltas(model, tuned or {})
         layers = wrap_for_serving(model, list(masks), self._routing)
+        self._wrapped = (model, list(masks))
         for name, mask in masks.items():
             layer = layers[name]
+            if not isinstance(layer, ServedLinear):
+                raise ValueError(f"{name} is {type(layer).__name__}: a mask applies to a linear layer")
             layer.add_task(CURRENT, layer.encode(mask.detach().to("cpu", torch.bool).numpy()))
             layer.merge(CURRENT)
             self._layers.append(layer)
@@ -54,9 +63,13 @@ class ResidentModel:
 
     @torch.no_grad()
     def restore(self) -> None:
-        """Put back every value the current mask and head replaced (bit-exact)."""
+        """Put back every value the current mask and head replaced (bit-exact) and the plain
+        layers in the served layers' places."""
         for layer in self._layers:
             layer.remove_task(CURRENT)  # unmerged first
+        if self._wrapped is not None:
+            unwrap_served(*self._wrapped)
+            self._wrapped = None
         put_back_values(self._swapped)
         self._layers.clear()
         self._swapped.clear()

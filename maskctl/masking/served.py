@@ -33,13 +33,15 @@ from torch.nn import functional
 
 from maskctl.masking import kernels
 from maskctl.masking.flips import Flips, Removed, encode
-from maskctl.masking.layer import WrappedLinear
+from maskctl.masking.layer import WrappedLinear, replace_submodule
 from maskctl.masking.tuned import tuned_value
 
 # From this many token rows on, a group runs as its own dense product on its exact weight
-# (flips written in and undone) instead of adding its term to the shared product; chosen from
-# the measurements in BENCHMARKS.md ("Serving many tasks").
-DENSE_MIN_TOKENS = 64
+# (flips written in and undone) instead of adding its term to the shared product. Measured in
+# the whole model, not per layer: writing the flips in and out costs more there than alone (the
+# weight has left the cache between layers) and the shared product is split, so the term wins
+# up to a few hundred rows (BENCHMARKS.md, "Serving many tasks": long groups).
+DENSE_MIN_TOKENS = 512
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,8 @@ class ServedLinear(WrappedLinear):
         self.reference = key
 
     def reference_mask(self) -> np.ndarray:
-        return self.removed.mask(tuple(self.base_layer.weight.shape))
+        rows, cols = self.base_layer.weight.shape
+        return self.removed.mask((rows, cols))
 
     @contextlib.contextmanager
     def pristine(self) -> Iterator[None]:
@@ -159,6 +162,10 @@ class ServedLinear(WrappedLinear):
         """What the task holds here: its flips and bias delta."""
         flips, delta = self.flips.get(name), self.bias_deltas.get(name)
         return (flips.nbytes if flips else 0) + (delta.numel() * delta.element_size() if delta is not None else 0)
+
+    def idle(self) -> bool:
+        """No task, nothing merged and no reference: the layer is its base layer."""
+        return not self.flips and not self.bias_deltas and self._merged is None and self.reference is None
 
     # -- merged mode -------------------------------------------------------------------------
     @torch.no_grad()
@@ -218,12 +225,13 @@ class ServedLinear(WrappedLinear):
         for group in groups:
             delta = self.bias_deltas.get(group.task)
             if delta is not None:
-                out[group.start * per_row:group.stop * per_row].add_(delta.to(out.dtype))
+                out[group.start * per_row : group.stop * per_row].add_(delta.to(out.dtype))
         return out.view(*x.shape[:-1], weight.shape[0])
 
 
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor,
-            start: int, stop: int) -> None:
+def _linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor, start: int, stop: int
+) -> None:
     if stop <= start:
         return
     if bias is None:
@@ -241,7 +249,7 @@ class ServedLayerNorm(nn.Module):
         self.name = name
         self.routing = routing
         self.deltas: dict[str, tuple[torch.Tensor | None, torch.Tensor | None]] = {}
-        self._merged: tuple[str, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+        self._merged: tuple[str, list[tuple[nn.Parameter, torch.Tensor]]] | None = None
 
     def add_task(self, name: str, weight_delta: torch.Tensor | None, bias_delta: torch.Tensor | None) -> None:
         self.remove_task(name)
@@ -255,6 +263,10 @@ class ServedLayerNorm(nn.Module):
 
     def nbytes(self, name: str) -> int:
         return sum(t.numel() * t.element_size() for t in self.deltas.get(name, ()) if t is not None)
+
+    def idle(self) -> bool:
+        """No task and nothing merged: the layer is its base layer."""
+        return not self.deltas and self._merged is None
 
     @torch.no_grad()
     def merge(self, name: str) -> None:
@@ -289,20 +301,34 @@ class ServedLayerNorm(nn.Module):
         return out
 
 
-def wrap_for_serving(root: nn.Module, names: list[str], routing: Routing) -> dict[str, nn.Module]:
+def wrap_for_serving(root: nn.Module, names: list[str], routing: Routing) -> dict[str, ServedLinear | ServedLayerNorm]:
     """Replace each named ``nn.Linear`` under ``root`` by a ``ServedLinear`` and each named
     ``nn.LayerNorm`` by a ``ServedLayerNorm`` (once); return them by name."""
-    layers = {}
+    layers: dict[str, ServedLinear | ServedLayerNorm] = {}
+    for name in names:
+        module = root.get_submodule(name)
+        if isinstance(module, (ServedLinear, ServedLayerNorm)):
+            layers[name] = module
+            continue
+        served: ServedLinear | ServedLayerNorm
+        if isinstance(module, nn.Linear):
+            served = ServedLinear(module, name, routing)
+        elif isinstance(module, nn.LayerNorm):
+            served = ServedLayerNorm(module, name, routing)
+        else:
+            raise ValueError(f"{name} is {type(module).__name__}, expected nn.Linear or nn.LayerNorm")
+        replace_submodule(root, name, served)
+        layers[name] = served
+    return layers
+
+
+def unwrap_served(root: nn.Module, names: list[str]) -> None:
+    """Put each named served layer's ``base_layer`` back in its place (PEFT's ``unload``), once
+    it holds no task, no merged weight and no reference: the model is the plain model again."""
     for name in names:
         module = root.get_submodule(name)
         if not isinstance(module, (ServedLinear, ServedLayerNorm)):
-            wrapper = (ServedLinear if isinstance(module, nn.Linear) else
-                       ServedLayerNorm if isinstance(module, nn.LayerNorm) else None)
-            if wrapper is None:
-                raise ValueError(f"{name} is {type(module).__name__}, expected nn.Linear or nn.LayerNorm")
-            parent_name, _, attr = name.rpartition(".")
-            parent = root.get_submodule(parent_name) if parent_name else root
-            module = wrapper(module, name, routing)
-            setattr(parent, attr, module)
-        layers[name] = module
-    return layers
+            continue
+        if not module.idle():
+            raise RuntimeError(f"{name}: unmerge and remove its tasks before unwrapping")
+        replace_submodule(root, name, module.base_layer)

@@ -5,8 +5,9 @@ output projections and the feed-forward in/out projections; plus the pooler and 
 classifier. Embeddings, biases and LayerNorm are never masked.
 
 A family names where its blocks live and the six linears inside a block, and which head
-modules play the pooler and output-layer roles. Adding an architecture means adding one
-``Family`` entry below and nothing else. Models whose ``model_type`` is not listed are
+modules play the pooler and output-layer roles. Adding an architecture means registering one
+``Family`` in ``FAMILIES`` (below, or from another package through the entry-point group
+``maskctl.families``, whose entry names a ``Family``) and nothing else. Models whose ``model_type`` is not listed are
 matched by structure (any BERT-like encoder, e.g. MiniLM, ELECTRA), else refused clearly.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from maskctl.errors import ModelError, SettingError
+from maskctl.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -33,18 +35,22 @@ class Family:
 
 
 BERT_BLOCK_LINEARS = (
-    "attention.self.query", "attention.self.key", "attention.self.value",
-    "attention.output.dense", "intermediate.dense", "output.dense",
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
 )
 
-FAMILIES: tuple[Family, ...] = (
+FAMILIES: Registry[Family] = Registry("model family", group="maskctl.families", error=ModelError)
+for _family in (
     Family(
         name="bert",
         model_types=("bert", "electra", "ernie", "megatron-bert"),
         blocks="encoder.layer",
         block_linears=BERT_BLOCK_LINEARS,
-        poolers=("bert.pooler.dense", "electra.pooler.dense", "ernie.pooler.dense",
-                 "classifier.dense"),
+        poolers=("bert.pooler.dense", "electra.pooler.dense", "ernie.pooler.dense", "classifier.dense"),
         outputs=("classifier", "classifier.out_proj"),
     ),
     Family(
@@ -60,29 +66,37 @@ FAMILIES: tuple[Family, ...] = (
         model_types=("distilbert",),
         blocks="transformer.layer",
         block_linears=(
-            "attention.q_lin", "attention.k_lin", "attention.v_lin",
-            "attention.out_lin", "ffn.lin1", "ffn.lin2",
+            "attention.q_lin",
+            "attention.k_lin",
+            "attention.v_lin",
+            "attention.out_lin",
+            "ffn.lin1",
+            "ffn.lin2",
         ),
         poolers=("pre_classifier",),
         outputs=("classifier",),
     ),
-)
+):
+    FAMILIES.register(_family.name, _family)
 
 
 def family_for(model: nn.Module) -> Family:
     """The family of a transformers model: by ``config.model_type``, then by structure."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
-    for family in FAMILIES:
+    families = FAMILIES.values()
+    for family in families:
         if model_type in family.model_types:
             return family
     base = _base_model(model)
-    for family in FAMILIES:
+    for family in families:
         blocks = _get(base, family.blocks)
-        if isinstance(blocks, nn.ModuleList) and len(blocks) and all(
-            isinstance(_get(blocks[0], name), nn.Linear) for name in family.block_linears
+        if (
+            isinstance(blocks, nn.ModuleList)
+            and len(blocks)
+            and all(isinstance(_get(blocks[0], name), nn.Linear) for name in family.block_linears)
         ):
             return family
-    known = ", ".join(t for f in FAMILIES for t in f.model_types)
+    known = ", ".join(t for f in families for t in f.model_types)
     raise ModelError(
         f"model type {model_type!r} is not a supported encoder architecture",
         f"use a BERT-, RoBERTa- or DistilBERT-like encoder (known types: {known})",
@@ -110,8 +124,9 @@ def parse_blocks(spec: str | None, n_blocks: int | None) -> list[int]:
     if match:
         k = int(match.group(2))
         if not 0 <= k <= limit:
-            raise SettingError(f"--mask-blocks {spec}: K must be between 0 and {n_blocks}",
-                               f"this model has {n_blocks} blocks")
+            raise SettingError(
+                f"--mask-blocks {spec}: K must be between 0 and {n_blocks}", f"this model has {n_blocks} blocks"
+            )
         if n_blocks is None:
             return []
         return list(range(n_blocks - k, n_blocks)) if match.group(1) == "top" else list(range(k))
@@ -119,13 +134,16 @@ def parse_blocks(spec: str | None, n_blocks: int | None) -> list[int]:
     for part in spec.split(","):
         bounds = re.fullmatch(r"(\d+)(?:-(\d+))?", part.strip())
         if not bounds:
-            raise SettingError(f"--mask-blocks {spec!r} is not a block list",
-                               "use 2-11, all, none, top:K, bottom:K or a list like 2,3,5")
+            raise SettingError(
+                f"--mask-blocks {spec!r} is not a block list",
+                "use 2-11, all, none, top:K, bottom:K or a list like 2,3,5",
+            )
         lo = int(bounds.group(1))
         hi = int(bounds.group(2) or lo)
         if lo > hi or hi >= limit:
-            raise SettingError(f"--mask-blocks {spec!r}: this model has blocks 0-{limit - 1}",
-                               f"pick blocks between 0 and {limit - 1}")
+            raise SettingError(
+                f"--mask-blocks {spec!r}: this model has blocks 0-{limit - 1}", f"pick blocks between 0 and {limit - 1}"
+            )
         blocks.update(range(lo, hi + 1))
     return sorted(blocks) if n_blocks is not None else []
 
@@ -153,8 +171,10 @@ def block_paths(model: nn.Module, block_ids: list[int]) -> list[str]:
     base_path = f"{prefix}.{family.blocks}" if prefix and base is not model else family.blocks
     for i in block_ids:
         if not 0 <= i < len(blocks):
-            raise SettingError(f"block {i} does not exist: this model has blocks 0-{len(blocks) - 1}",
-                               f"pick blocks between 0 and {len(blocks) - 1}")
+            raise SettingError(
+                f"block {i} does not exist: this model has blocks 0-{len(blocks) - 1}",
+                f"pick blocks between 0 and {len(blocks) - 1}",
+            )
     return [f"{base_path}.{i}" for i in block_ids]
 
 

@@ -74,8 +74,10 @@ def pristine_values(model: nn.Module, names: list[str]) -> dict[str, torch.Tenso
 
 def deltas_of(model: nn.Module, pristine: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The stored form: each trained parameter minus its pristine value, in float16."""
-    return {name: (parameter(model, name).detach().float().cpu() - value).to(DELTA_DTYPE)
-            for name, value in pristine.items()}
+    return {
+        name: (parameter(model, name).detach().float().cpu() - value).to(DELTA_DTYPE)
+        for name, value in pristine.items()
+    }
 
 
 def tuned_value(base: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
@@ -100,7 +102,3 @@ def put_back_values(swapped: list[Swapped]) -> None:
     """The parameters as they were before ``add_deltas`` (copies: bit for bit)."""
     for param, value in swapped:
         param.copy_(value)
-
-
-def delta_bytes(deltas: Mapping[str, torch.Tensor]) -> int:
-    return sum(t.numel() * t.element_size() for t in deltas.values())

@@ -38,9 +38,13 @@ class LoadedBundle:
     bundle: Bundle
 
 
-def load_base(meta: BundleMeta, model: str | None = None, device: torch.device | None = None,
-              auto_class: str | None = None,
-              where: str | Path | None = None) -> tuple[torch.nn.Module, ModelSource, Task]:
+def load_base(
+    meta: BundleMeta,
+    model: str | None = None,
+    device: torch.device | None = None,
+    auto_class: str | None = None,
+    where: str | Path | None = None,
+) -> tuple[torch.nn.Module, ModelSource, Task]:
     """Load the base model a bundle names (or ``model``) with its task head (or the head of
     ``auto_class``), and check that it is the model the bundle was trained on: layers, shapes
     and the fingerprint of the weights. ``meta`` is ``Bundle.info``."""
@@ -51,13 +55,26 @@ def load_base(meta: BundleMeta, model: str | None = None, device: torch.device |
     net, _ = load_task_model(source, auto_class or task.kind.auto_class, task.labels)
     # Under another head only the encoder's layers are the base's to check (serving's heads are per task).
     own = auto_class is None or auto_class == task.kind.auto_class
-    check_fit(net, meta, where, source.spec, f"pass the model it was trained on: {model_option(base.source)}",
-              encoder_only=not own)
+    check_fit(
+        net,
+        meta,
+        where,
+        source.spec,
+        f"pass the model it was trained on: {model_option(base.source)}",
+        encoder_only=not own,
+    )
     return net.to(device or torch.device("cpu")).eval(), source, task
 
 
-def check_fit(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec: str, fix: str,
-              encoder_only: bool = False, fingerprints: dict[tuple[str, ...], str] | None = None) -> None:
+def check_fit(
+    net: torch.nn.Module,
+    meta: BundleMeta,
+    where: str | Path,
+    spec: str,
+    fix: str,
+    encoder_only: bool = False,
+    fingerprints: dict[tuple[str, ...], str] | None = None,
+) -> None:
     """The one check that a bundle fits a loaded model, before anything touches the model: every
     masked layer exists there as an ``nn.Linear`` of the stored shape (only the encoder's layers
     when ``encoder_only``: the heads are per task), the bundle's layers belong to the model's
@@ -67,8 +84,11 @@ def check_fit(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec: s
     prefix = net.base_model_prefix + "."
     layers = [lay for lay in meta.layers if not encoder_only or lay.name.startswith(prefix)]
     if meta.layers and not layers:
-        raise BundleError(f"{where}: its masked layers ({meta.layers[0].name}, ...) are not layers of model "
-                          f"{spec!r} ({type(net).__name__})", fix)
+        raise BundleError(
+            f"{where}: its masked layers ({meta.layers[0].name}, ...) are not layers of model "
+            f"{spec!r} ({type(net).__name__})",
+            fix,
+        )
     for layer in layers:
         try:
             module = net.get_submodule(layer.name)
@@ -88,8 +108,11 @@ def check_fit(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec: s
         if fingerprints is not None:
             fingerprints[key] = found
     if found != base.fingerprint:
-        raise BundleError(f"{where} was trained on a different base model than {spec!r} "
-                          f"(fingerprint {found[7:19]} != {base.fingerprint[7:19]})", fix)
+        raise BundleError(
+            f"{where} was trained on a different base model than {spec!r} "
+            f"(fingerprint {found[7:19]} != {base.fingerprint[7:19]})",
+            fix,
+        )
     if meta.tuned:
         check_tuned(net, meta, where, spec, fix, fingerprints)
 
@@ -103,8 +126,14 @@ def fingerprint_keys(meta: BundleMeta) -> list[tuple[str, ...]]:
     return keys
 
 
-def check_tuned(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec: str, fix: str,
-                fingerprints: dict[tuple[str, ...], str] | None = None) -> None:
+def check_tuned(
+    net: torch.nn.Module,
+    meta: BundleMeta,
+    where: str | Path,
+    spec: str,
+    fix: str,
+    fingerprints: dict[tuple[str, ...], str] | None = None,
+) -> None:
     """The base parameters a bundle tuned (``--also-train``) exist in ``net`` and hold the
     pristine values the deltas were taken against (their own fingerprint)."""
     names = tuple(sorted(meta.tuned.tensors))
@@ -114,25 +143,37 @@ def check_tuned(net: torch.nn.Module, meta: BundleMeta, where: str | Path, spec:
         try:
             found = tensors_fingerprint((name, parameter(net, name)) for name in names)
         except AttributeError:
-            raise BundleError(f"{where}: its tuned tensors ({names[0]}, ...) are not parameters of model {spec!r}",
-                              fix) from None
+            raise BundleError(
+                f"{where}: its tuned tensors ({names[0]}, ...) are not parameters of model {spec!r}", fix
+            ) from None
         if fingerprints is not None:
             fingerprints[key] = found
     if found != meta.tuned.fingerprint:
-        raise BundleError(f"{where} tuned biases/LayerNorms of a different base model than {spec!r} "
-                          f"(fingerprint {found[7:19]} != {meta.tuned.fingerprint[7:19]})", fix)
+        raise BundleError(
+            f"{where} tuned biases/LayerNorms of a different base model than {spec!r} "
+            f"(fingerprint {found[7:19]} != {meta.tuned.fingerprint[7:19]})",
+            fix,
+        )
 
 
 def check_head(net: torch.nn.Module, bundle: Bundle) -> None:
     """The bundle's head tensors exist in ``net`` with their stored shapes."""
     # plain names, whatever layers a ResidentModel has wrapped (``base_layer.`` left out)
-    fit_head({k.replace(".base_layer.", "."): tuple(v.shape) for k, v in net.state_dict().items()}, bundle.head,
-             bundle.path,
-             f"pass the model it was trained on: {model_option(bundle.info.base_model.source)}")
+    fit_head(
+        {k.replace(".base_layer.", "."): tuple(v.shape) for k, v in net.state_dict().items()},
+        bundle.head,
+        bundle.path,
+        f"pass the model it was trained on: {model_option(bundle.info.base_model.source)}",
+    )
 
 
-def fit_head(shapes: dict[str, tuple[int, ...]], head: dict[str, torch.Tensor], where: str | Path | None, fix: str,
-             complete: bool = False) -> None:
+def fit_head(
+    shapes: dict[str, tuple[int, ...]],
+    head: dict[str, torch.Tensor],
+    where: str | Path | None,
+    fix: str,
+    complete: bool = False,
+) -> None:
     """The one head check: every head tensor is a tensor of the model with its shape, and with
     ``complete`` every tensor of the model is in the head (a served task's head network)."""
     wrong = [k for k, t in head.items() if k not in shapes or shapes[k] != tuple(t.shape)]
@@ -141,8 +182,7 @@ def fit_head(shapes: dict[str, tuple[int, ...]], head: dict[str, torch.Tensor], 
         raise BundleError(f"{where}: head tensor {(wrong or missing)[0]} does not fit this model", fix)
 
 
-def load_masked(bundle: Bundle, model: str | None = None,
-                device: torch.device | None = None) -> LoadedBundle:
+def load_masked(bundle: Bundle, model: str | None = None, device: torch.device | None = None) -> LoadedBundle:
     """Load the bundle's base model (or ``model``), check its fingerprint, merge the masks."""
     net, source, task = load_base(bundle.info, model, device, where=bundle.path)
     check_head(net, bundle)

@@ -15,8 +15,8 @@ def release_freed_memory() -> None:
 
     Why: loading a task allocates and frees tens of MB of temporaries (decoded masks, indices).
     glibc keeps such freed blocks in its heap after its mmap threshold has grown, so without a
-    trim the RSS of a process that loads 300 MiniLM tasks grows ~500 MB beyond what it holds
-    (measured: +1,087 MB against 600 MB held; with the trim +608 MB).
+    trim the RSS of a process that loads hundreds of tasks grows far beyond what it holds
+    (BENCHMARKS.md, "Serving many tasks").
     """
     trim = _malloc_trim()
     if trim is not None:

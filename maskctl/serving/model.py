@@ -13,7 +13,7 @@ they hold, loading and unloading tasks, and running batches:
     requests [(task, input), ...]
       -> encode: results.example_from_input + the kind's encoding, once (a server does it as a
          request arrives)                            -> a RequestError in place for a bad one
-      -> run: batching.build_batch collates per task and stacks rows (smallest groups first)
+      -> run: collate.build_batch collates per task and stacks rows (smallest groups first)
       -> one encoder pass with the batch's row groups routed to the served layers; a run of
          single-task batches merges that task into the weights instead (a dense forward)
       -> per group: the task's head (functional_call with its head tensors) on its rows;
@@ -34,7 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -45,12 +45,12 @@ from maskctl.bundle.format import read_coded, read_meta
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.bundle.mask_coding import InitialMasks, initial_masks_from_meta
 from maskctl.bundle.meta import BundleMeta
-from maskctl.errors import BundleError, DuplicateTask, MaskctlError, ModelError
 from maskctl.devices import resolve_device
+from maskctl.errors import BundleError, DuplicateTask, MaskctlError, ModelError
 from maskctl.masking.flips import Flips, Removed, encode, pack
 from maskctl.masking.served import Group, Routing, ServedLayerNorm, ServedLinear, wrap_for_serving
 from maskctl.models import load_tokenizer
-from maskctl.serving.batching import Encoded, build_batch, encode_inputs
+from maskctl.serving.collate import Encoded, build_batch, encode_inputs
 from maskctl.serving.heads import Precomputed, task_model
 from maskctl.serving.loading import check_fit, fingerprint_keys, fit_head, load_base
 from maskctl.serving.memory import release_freed_memory
@@ -87,8 +87,8 @@ class MaskedModel:
 
     def __init__(self, base: torch.nn.Module, source, device: torch.device, reference: Key | None = None) -> None:
         self._base = base  # keeps the real encoder: names, shapes and fingerprints are checked on it
-        self._prefix = base.base_model_prefix
-        self.encoder = getattr(base, self._prefix)
+        self._prefix = cast(str, base.base_model_prefix)  # a transformers PreTrainedModel's
+        self.encoder: torch.nn.Module = getattr(base, self._prefix)
         self._source = source
         self.device = device
         self.reference = reference  # the initial mask new served layers take as their reference
@@ -108,8 +108,13 @@ class MaskedModel:
 
     # -- loading -------------------------------------------------------------------------------
     @classmethod
-    def from_bundles(cls, paths: Iterable[str | Path], model: str | None = None, device: str = "auto",
-                     reference: Key | None | str = "common") -> MaskedModel:
+    def from_bundles(
+        cls,
+        paths: Iterable[str | Path],
+        model: str | None = None,
+        device: str = "auto",
+        reference: Key | None | str = "common",
+    ) -> MaskedModel:
         """Load the base model once (from the first bundle, or ``model``) and every bundle. The
         served layers take as reference the initial mask most bundles share (``"common"``), or
         ``reference`` (a key; None: the pristine weights)."""
@@ -124,8 +129,10 @@ class MaskedModel:
         for name, same in files.items():
             if len(same) > 1:
                 count = {2: "two", 3: "three"}.get(len(same), str(len(same)))
-                raise DuplicateTask(f"{count} bundles for task {name!r}: {', '.join(p.name for p in same)}",
-                                    "pass one bundle per task (maskctl ensemble votes several of one task)")
+                raise DuplicateTask(
+                    f"{count} bundles for task {name!r}: {', '.join(p.name for p in same)}",
+                    "pass one bundle per task (maskctl ensemble votes several of one task)",
+                )
         meta, path = metas[0]
         dev = resolve_device(device)
         # The multiple-choice model keeps the encoder's pooler (token classification drops it),
@@ -134,9 +141,8 @@ class MaskedModel:
             base, source, _ = load_base(meta, model, dev, auto_class="AutoModelForMultipleChoice", where=path)
         except ModelError:  # an architecture without a multiple-choice head
             base, source, _ = load_base(meta, model, dev, where=path)
-        if reference == "common":
-            reference = common_reference(raws)
-        served = cls(base, source, dev, reference)
+        key = common_reference(raws) if isinstance(reference, str) else reference  # "common"
+        served = cls(base, source, dev, key)
         for p in paths:
             served.load(p)
         return served
@@ -155,15 +161,16 @@ class MaskedModel:
         task = Task.from_card(TaskCard.from_dict(info.task.card))
         cut = len(self._prefix) + 1
         masks = {n[cut:]: m.numpy() for n, m in decoded.items() if n.startswith(self._prefix + ".")}
-        fresh = self._fresh_layers(masks, coded.initial)  # new layers' reference (~0.1 s a seed)
+        fresh = self._fresh_layers(masks, coded.initial)  # new layers' reference (regenerated from its seed)
         flips = self._encode(masks, fresh)
         tokenizer = self._tokenizers.get(task.kind.name) or load_tokenizer(self._source, **task.kind.tokenizer_kwargs)
         with self._lock:
             if task.name in self._tasks and task.name != replaces:
                 served_from = Path(self._tasks[task.name].path).name
-                raise DuplicateTask(f"{path}: task {task.name!r} is already served from {served_from}",
-                                    "unload it first, or keep one bundle per task in a served folder "
-                                    "(maskctl ensemble votes several)")
+                raise DuplicateTask(
+                    f"{path}: task {task.name!r} is already served from {served_from}",
+                    "unload it first, or keep one bundle per task in a served folder (maskctl ensemble votes several)",
+                )
             self._unmerge()
             if all(key in self._fingerprints for key in fingerprint_keys(info)):
                 self._check_base(info, path)
@@ -185,24 +192,31 @@ class MaskedModel:
                 norm.add_task(task.name, deltas.get(f"{name}.weight"), deltas.get(f"{name}.bias"))
             record = info.training
             self._tasks[task.name] = ServedTask(
-                name=task.name, task=task, path=str(path), head=effective,
-                net_key=(task.kind.auto_class, len(task.labels)), options=record.kind_options,
-                max_length=min(record.max_length, self._position_limit(tokenizer)), facts=ServedTask.facts_of(info))
+                name=task.name,
+                task=task,
+                path=str(path),
+                head=effective,
+                net_key=(task.kind.auto_class, len(task.labels)),
+                options=record.kind_options,
+                max_length=min(record.max_length, self._position_limit(tokenizer)),
+                facts=ServedTask.facts_of(info),
+            )
             self._tokenizers.setdefault(task.kind.name, tokenizer)
         del decoded, masks, head, flips
         release_freed_memory()
         self.load_seconds.append(time.perf_counter() - tick)
         return task.name
 
-    def _fresh_layers(self, masks: dict[str, np.ndarray], initial: InitialMasks | None
-                      ) -> dict[str, tuple[np.ndarray | None, Removed]]:
+    def _fresh_layers(
+        self, masks: dict[str, np.ndarray], initial: InitialMasks | None
+    ) -> dict[str, tuple[np.ndarray | None, Removed]]:
         """Each layer this task masks that no served layer holds yet, with the reference it will
         take: the shared initial mask when the task was trained from it (the first task's own
         when none is set), else none (the layer keeps ``W``); and the weights that removes."""
         if self.reference is None and not self._tasks and initial is not None:
             self.reference = _key(initial)
         generator = InitialMasks(*self.reference) if self.reference and _key(initial) == self.reference else None
-        fresh = {}
+        fresh: dict[str, tuple[np.ndarray | None, Removed]] = {}
         for name, mask in masks.items():
             if name in self._layers:
                 continue
@@ -210,12 +224,13 @@ class MaskedModel:
                 fresh[name] = (None, Removed.none(mask.shape[0]))
                 continue
             reference = generator.mask(generator.scores(f"{self._prefix}.{name}", mask.size)).reshape(mask.shape)
-            weight = self.encoder.get_submodule(name).weight  # not served yet: nobody writes it
+            weight = cast(torch.nn.Linear, self.encoder.get_submodule(name)).weight  # not served yet: nobody writes it
             fresh[name] = (reference, Removed.of(weight.detach().to("cpu", torch.float32).numpy(), reference))
         return fresh
 
-    def _encode(self, masks: dict[str, np.ndarray], fresh: dict[str, tuple[np.ndarray | None, Removed]]
-                ) -> dict[str, Flips | None]:
+    def _encode(
+        self, masks: dict[str, np.ndarray], fresh: dict[str, tuple[np.ndarray | None, Removed]]
+    ) -> dict[str, Flips | None]:
         """The task's flips on every layer that will serve (None where it has none)."""
         out = {name: layer.encode(masks.get(name)) for name, layer in self._layers.items()}
         for name, (reference, removed) in fresh.items():
@@ -249,7 +264,8 @@ class MaskedModel:
     def _drop(self, name: str) -> None:
         if self._merged == name:
             self._unmerge()
-        for layer in (*self._layers.values(), *self._norms.values()):
+        layers: list[ServedLinear | ServedLayerNorm] = [*self._layers.values(), *self._norms.values()]
+        for layer in layers:
             layer.remove_task(name)
         del self._tasks[name]
 
@@ -263,12 +279,21 @@ class MaskedModel:
     def _check_base(self, info: BundleMeta, path) -> None:
         """The encoder layers (and tuned parameters) of the bundle against the served base
         (``loading.check_fit``); tuned parameters serve only inside the shared encoder."""
-        check_fit(self._base, info, path, self._source.spec, "serve together only bundles of the same base model",
-                  encoder_only=True, fingerprints=self._fingerprints)
+        check_fit(
+            self._base,
+            info,
+            path,
+            self._source.spec,
+            "serve together only bundles of the same base model",
+            encoder_only=True,
+            fingerprints=self._fingerprints,
+        )
         outside = [n for n in (info.tuned.tensors if info.tuned else []) if not n.startswith(self._prefix + ".")]
         if outside:
-            raise BundleError(f"{path}: tuned tensor {outside[0]} is outside the shared encoder",
-                              "serve it alone with maskctl eval / predict, or train it without --also-train")
+            raise BundleError(
+                f"{path}: tuned tensor {outside[0]} is outside the shared encoder",
+                "serve it alone with maskctl eval / predict, or train it without --also-train",
+            )
 
     def _deltas(self, coded) -> dict[str, torch.Tensor]:
         """A task's tuned deltas (float16) by encoder-relative parameter name."""
@@ -283,8 +308,13 @@ class MaskedModel:
 
     def _effective_head(self, net, head, masks, path) -> dict[str, torch.Tensor]:
         """The bundle's head tensors with its head masks multiplied in (checked against ``net``)."""
-        fit_head({k: tuple(p.shape) for k, p in net.named_parameters()}, head, path,
-                 "serve together only bundles of the same base model", complete=True)
+        fit_head(
+            {k: tuple(p.shape) for k, p in net.named_parameters()},
+            head,
+            path,
+            "serve together only bundles of the same base model",
+            complete=True,
+        )
         effective = {k: t.to(self.device, torch.float32).clone() for k, t in head.items()}
         for name, mask in masks.items():
             if not name.startswith(self._prefix + ".") and f"{name}.weight" in effective:
@@ -334,9 +364,17 @@ class MaskedModel:
         self.task(name)
         served = self._tasks[name]
         card = served.task.card
-        return {"name": name, "kind": card.kind, "labels": list(card.labels), "description": card.description,
-                "base_model": served.facts["base_model"], "metric": card.metric, "metrics": served.facts["metrics"],
-                "max_length": served.max_length, "sparsity": served.facts["sparsity"]}
+        return {
+            "name": name,
+            "kind": card.kind,
+            "labels": list(card.labels),
+            "description": card.description,
+            "base_model": served.facts["base_model"],
+            "metric": card.metric,
+            "metrics": served.facts["metrics"],
+            "max_length": served.max_length,
+            "sparsity": served.facts["sparsity"],
+        }
 
     def predict(self, name: str, inputs: Sequence[Any], batch_size: int = 32) -> list:
         """Predictions of one task (``predict_many`` underneath); a bad input raises."""
@@ -362,14 +400,20 @@ class MaskedModel:
         tasks: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         for index, request in enumerate(requests):
             if not isinstance(request, (tuple, list)) or len(request) != 2:
-                results[index] = RequestError(index, None, "a request is a (task, input) pair",
-                                              'e.g. ("bbc-news", "Shares fell")')
+                results[index] = RequestError(
+                    index, None, "a request is a (task, input) pair", 'e.g. ("bbc-news", "Shares fell")'
+                )
                 continue
             name, item = request
             served = self._tasks.get(name)
             if served is None:
-                results[index] = RequestError(index, name, f"task {name!r} is not loaded",
-                                              f"use one of: {', '.join(self._tasks) or 'none (load a bundle)'}", 404)
+                results[index] = RequestError(
+                    index,
+                    name,
+                    f"task {name!r} is not loaded",
+                    f"use one of: {', '.join(self._tasks) or 'none (load a bundle)'}",
+                    404,
+                )
                 continue
             try:
                 example = example_from_input(served.task, item)
@@ -381,8 +425,9 @@ class MaskedModel:
             for name, items in tasks.items():
                 served = self._tasks[name]
                 tokenizer = self._tokenizers[served.task.kind.name]
+                encoded: list[Encoded | RequestError]
                 try:
-                    encoded = encode_inputs(served, [example for _, example in items], tokenizer)
+                    encoded = list(encode_inputs(served, [example for _, example in items], tokenizer))
                 except Exception:  # noqa: BLE001 - an input the tokenizer refuses: each alone, to find it
                     encoded = [self._encode_alone(served, index, example, tokenizer) for index, example in items]
                 for (index, _), one in zip(items, encoded):
@@ -396,9 +441,13 @@ class MaskedModel:
         try:
             return encode_inputs(served, [example], tokenizer)[0]
         except Exception as exc:  # noqa: BLE001 - the input is at fault, alone
-            return RequestError(index, served.name, f"{served.name} cannot encode this input "
-                                f"({type(exc).__name__}: {str(exc)[:160]})", served.task.kind.input_hint,
-                                stage="encoding")
+            return RequestError(
+                index,
+                served.name,
+                f"{served.name} cannot encode this input ({type(exc).__name__}: {str(exc)[:160]})",
+                served.task.kind.input_hint,
+                stage="encoding",
+            )
 
     def run(self, encoded: Sequence[Encoded | RequestError], batch_size: int = 32) -> list:
         """The results of encoded requests (``encode``), in order; a ``RequestError`` stays in its
@@ -406,7 +455,7 @@ class MaskedModel:
         results = [item if isinstance(item, RequestError) else None for item in encoded]
         valid = [(index, item) for index, item in enumerate(encoded) if isinstance(item, Encoded)]
         for start in range(0, len(valid), batch_size):
-            self._run_isolated(valid[start:start + batch_size], results)
+            self._run_isolated(valid[start : start + batch_size], results)
         return results
 
     def _run_isolated(self, chunk: list[tuple[int, Encoded]], results: list[Any]) -> None:
@@ -416,7 +465,7 @@ class MaskedModel:
             with self._lock:
                 self._run(chunk, results)
             return
-        except Exception:  # noqa: BLE001 - isolated below, never the whole batch's failure
+        except Exception:
             if len(chunk) > 1:
                 half = len(chunk) // 2
                 self._run_isolated(chunk[:half], results)
@@ -424,8 +473,9 @@ class MaskedModel:
                 return
             index, encoded = chunk[0]
             log.exception("request %d (task %s) failed", index, encoded.served.name)
-            results[index] = RequestError(index, encoded.served.name, "internal error on this input",
-                                          "the server log has the details", status=500)
+            results[index] = RequestError(
+                index, encoded.served.name, "internal error on this input", "the server log has the details", status=500
+            )
 
     @torch.inference_mode()
     def _run(self, chunk: list[tuple[int, Encoded]], results: list[Any]) -> None:
@@ -433,14 +483,23 @@ class MaskedModel:
         for index, encoded in chunk:
             served, current = encoded.served, self._tasks.get(encoded.served.name)
             if current is None:  # unloaded while waiting
-                results[index] = RequestError(index, served.name, f"task {served.name!r} was unloaded",
-                                              f"use one of: {', '.join(self._tasks) or 'none'}", 404)
+                results[index] = RequestError(
+                    index,
+                    served.name,
+                    f"task {served.name!r} was unloaded",
+                    f"use one of: {', '.join(self._tasks) or 'none'}",
+                    404,
+                )
                 continue
             if current is not served:  # a new version of the task took over while it waited
                 if _encoding(current) != _encoding(served):
-                    results[index] = RequestError(index, served.name, f"task {served.name!r} was reloaded with "
-                                                  "other labels or encoding settings", "send the request again",
-                                                  409)
+                    results[index] = RequestError(
+                        index,
+                        served.name,
+                        f"task {served.name!r} was reloaded with other labels or encoding settings",
+                        "send the request again",
+                        409,
+                    )
                     continue
                 encoded = dataclasses.replace(encoded, served=current)  # its features stand
             parts.setdefault(served.name, []).append((index, encoded))
@@ -461,14 +520,16 @@ class MaskedModel:
         for group in batch.groups:
             served = group.served
             self._stub.output = BaseModelOutputWithPoolingAndCrossAttentions(
-                last_hidden_state=hidden[group.start:group.stop, :group.length],
-                pooler_output=None if pooled is None else pooled[group.start:group.stop])
+                last_hidden_state=hidden[group.start : group.stop, : group.length],
+                pooler_output=None if pooled is None else pooled[group.start : group.stop],
+            )
             kwargs = {k: v.to(self.device) for k, v in group.batch.items() if k != "labels"}
             logits = functional_call(self._nets[served.net_key], served.head, (), kwargs, strict=False).logits
             scores, _ = served.task.kind.select(logits, group.batch)
             for index, encoded, score in zip(group.indices, group.encoded, scores):
-                results[index] = served.task.kind.result(served.task.labels, encoded.example, score,
-                                                         encoded.truncated, encoded.kept_words)
+                results[index] = served.task.kind.result(
+                    served.task.labels, encoded.example, score, encoded.truncated, encoded.kept_words
+                )
         self._stub.output = None
 
     # -- memory --------------------------------------------------------------------------------
@@ -482,9 +543,13 @@ class MaskedModel:
         the values the reference masks remove (held once for every task)."""
         flips = sum(layer.nbytes(name) for layer in self._served() for name in self._tasks)
         heads = sum(served.head_bytes() for served in self._tasks.values())
-        return {"tasks": len(self._tasks), "flips_bytes": flips, "heads_bytes": heads,
-                "reference_bytes": sum(layer.removed.nbytes for layer in self._layers.values()),
-                "served_layers": len(self._layers)}
+        return {
+            "tasks": len(self._tasks),
+            "flips_bytes": flips,
+            "heads_bytes": heads,
+            "reference_bytes": sum(layer.removed.nbytes for layer in self._layers.values()),
+            "served_layers": len(self._layers),
+        }
 
     def close(self) -> None:
         """Unmerge, so the served weights are the shared reference weights again."""

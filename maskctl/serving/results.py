@@ -1,6 +1,6 @@
-"""What serving returns: each kind's prediction (declared in the kind's module, re-exported
-here) or a ``RequestError`` in the place of a request that does not fit (the other requests of
-the batch are still answered), and how a user's input becomes a canonical example.
+"""What serving returns besides each kind's prediction (declared in the kind's module): a
+``RequestError`` in the place of a request that does not fit (the other requests of the batch
+are still answered), and how a user's input becomes a canonical example.
 """
 
 from __future__ import annotations
@@ -8,12 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from maskctl.tasks.kinds.multiple_choice import Choice
-from maskctl.tasks.kinds.sequence_classification import Classification
-from maskctl.tasks.kinds.token_tagging import Tagging
+from maskctl.deprecation import moved_names
 from maskctl.tasks.task import Task
 
-__all__ = ["Choice", "Classification", "RequestError", "Tagging", "example_from_input"]
+__all__ = ["RequestError", "example_from_input"]
+__getattr__ = moved_names(
+    __name__,
+    {
+        "Choice": "maskctl.tasks.kinds.multiple_choice",
+        "Classification": "maskctl.tasks.kinds.sequence_classification",
+        "Tagging": "maskctl.tasks.kinds.token_tagging",
+    },
+)
 
 
 @dataclass
@@ -47,7 +53,6 @@ def example_from_input(task: Task, item: Any) -> dict[str, Any]:
     return example
 
 
-
 def _check_unicode(value: Any) -> None:
     """Text a tokenizer can take: JSON may carry a lone surrogate (``"\\ud800"``) that Python
     accepts as a ``str`` but no UTF-8 tokenizer encodes; found here, it fails its own request."""
@@ -55,8 +60,9 @@ def _check_unicode(value: Any) -> None:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise ValueError(f"has text that is not valid Unicode (a lone surrogate {value[exc.start]!r} at "
-                             f"character {exc.start})") from None
+            raise ValueError(
+                f"has text that is not valid Unicode (a lone surrogate {value[exc.start]!r} at character {exc.start})"
+            ) from None
     elif isinstance(value, dict):
         for v in value.values():
             _check_unicode(v)

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from maskctl.errors import MaskctlError
 from maskctl.io import atomic_path
-from maskctl.serving.inputs import PredictionInputs
+from maskctl.serving.inputs import PredictionInputs, no_input
 from maskctl.serving.model import MaskedModel
 from maskctl.serving.results import RequestError
 
@@ -45,9 +45,14 @@ def parse_line(text: str) -> Any:
         raise ValueError(f"not valid JSON ({exc.msg})") from exc
 
 
-def predict_lines(model: MaskedModel, lines: Iterable[str], tasks: list[str] | None = None,
-                  batch_size: int = 32, strict: bool = False, stats: StreamStats | None = None,
-                  ) -> Iterator[dict[str, Any]]:
+def predict_lines(
+    model: MaskedModel,
+    lines: Iterable[str],
+    tasks: list[str] | None = None,
+    batch_size: int = 32,
+    strict: bool = False,
+    stats: StreamStats | None = None,
+) -> Iterator[dict[str, Any]]:
     """One output row per usable input line: ``{"line", "input", "predictions": {task: ...}}``."""
     stats = stats if stats is not None else StreamStats()
 
@@ -64,9 +69,14 @@ def predict_lines(model: MaskedModel, lines: Iterable[str], tasks: list[str] | N
     return predict_rows(model, parsed(), tasks, batch_size, strict, stats)
 
 
-def predict_rows(model: MaskedModel, rows: Iterable[tuple[int, Any]], tasks: list[str] | None = None,
-                 batch_size: int = 32, strict: bool = False, stats: StreamStats | None = None,
-                 ) -> Iterator[dict[str, Any]]:
+def predict_rows(
+    model: MaskedModel,
+    rows: Iterable[tuple[int, Any]],
+    tasks: list[str] | None = None,
+    batch_size: int = 32,
+    strict: bool = False,
+    stats: StreamStats | None = None,
+) -> Iterator[dict[str, Any]]:
     """The same for rows already read (``(line, input)``, e.g. the rows of a CSV or parquet file,
     whose columns may carry the task card's own names)."""
     tasks = tasks or model.tasks
@@ -100,8 +110,13 @@ def _predict_chunk(model, chunk, tasks, batch_size, strict, stats) -> Iterator[d
             results.setdefault(position, {})[name] = dataclasses.asdict(result)
     for position, (number, item) in enumerate(chunk):
         if position not in results:
-            _problem(stats, strict, number, "; ".join(reasons.get(position, ["no task can use it"])),
-                     'give the fields a loaded task needs: "text", "tokens" or "context" + "endings"')
+            _problem(
+                stats,
+                strict,
+                number,
+                "; ".join(reasons.get(position, ["no task can use it"])),
+                'give the fields a loaded task needs: "text", "tokens" or "context" + "endings"',
+            )
             continue
         yield {"line": number, "input": item, "predictions": results[position]}
 
@@ -113,9 +128,14 @@ def _problem(stats: StreamStats, strict: bool, number: int, what: str, fix: str)
     stats.problems.append(f"line {number}: {what} — {fix}")
 
 
-def predict_inputs(model: MaskedModel, inputs: PredictionInputs, tasks: list[str] | None = None,
-                   batch_size: int = 32, strict: bool = False, stats: StreamStats | None = None,
-                   ) -> Iterator[dict[str, Any]]:
+def predict_inputs(
+    model: MaskedModel,
+    inputs: PredictionInputs,
+    tasks: list[str] | None = None,
+    batch_size: int = 32,
+    strict: bool = False,
+    stats: StreamStats | None = None,
+) -> Iterator[dict[str, Any]]:
     """``predict_rows`` over a table file's rows, ``predict_lines`` over any other input (a
     file opened here is closed when the rows run out or the caller stops)."""
     if inputs.table is not None:
@@ -125,9 +145,16 @@ def predict_inputs(model: MaskedModel, inputs: PredictionInputs, tasks: list[str
         yield from predict_lines(model, lines, tasks, batch_size, strict, stats)
 
 
-def write_predictions(model: MaskedModel, inputs: PredictionInputs, tasks: list[str] | None = None,
-                      output: Path | None = None, stream: TextIO | None = None, batch_size: int = 32,
-                      strict: bool = False, progress: Callable[[int], None] | None = None) -> StreamStats:
+def write_predictions(
+    model: MaskedModel,
+    inputs: PredictionInputs,
+    tasks: list[str] | None = None,
+    output: Path | None = None,
+    stream: TextIO | None = None,
+    batch_size: int = 32,
+    strict: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> StreamStats:
     """One JSON line per usable input, into ``output`` (atomically: renamed into place only
     when the run succeeds) or ``stream``; ``progress(lines read)`` after each. Returns what was
     read and skipped. A run that skips every input fails before anything is renamed into place."""
@@ -139,7 +166,7 @@ def write_predictions(model: MaskedModel, inputs: PredictionInputs, tasks: list[
             out.write(json.dumps(row) + "\n")
             if progress is not None:
                 progress(stats.lines)
-        refuse_all_skipped(stats, inputs.columns)
+        refuse_all_skipped(stats, inputs.columns, inputs.source)
 
     if output is not None:
         with atomic_path(output) as tmp, tmp.open("w", encoding="utf-8") as out:
@@ -151,12 +178,18 @@ def write_predictions(model: MaskedModel, inputs: PredictionInputs, tasks: list[
     return stats
 
 
-def refuse_all_skipped(stats: StreamStats, columns: list[str] | None = None) -> None:
+def refuse_all_skipped(stats: StreamStats, columns: list[str] | None = None, source: str | None = None) -> None:
     """Every input skipped is a mistake (a wrong column, a wrong task), not a result: a
-    ``MaskctlError`` naming the first problem (and a table file's ``columns``)."""
+    ``MaskctlError`` naming the first problem (and a table file's ``columns``); so is input with
+    no line at all (stdin, whose emptiness shows only once it is read)."""
+    if not stats.lines and source is not None:
+        raise no_input(source)
     if stats.lines and stats.skipped == stats.lines:
         shown = f"; the file's columns: {', '.join(columns)}" if columns is not None else ""
         first = stats.problems[0] if stats.problems else "no task could use them"
-        raise MaskctlError(f"all {stats.lines} input lines were skipped ({first}){shown}",
-                           "name the text column with --text-column" if columns is not None else
-                           'give each line the fields a loaded task needs: "text", "tokens" or "context" + "endings"')
+        raise MaskctlError(
+            f"all {stats.lines} input lines were skipped ({first}){shown}",
+            "name the text column with --text-column"
+            if columns is not None
+            else 'give each line the fields a loaded task needs: "text", "tokens" or "context" + "endings"',
+        )

@@ -3,7 +3,8 @@
 multiplied in, its encoding settings, and the few facts ``describe`` reports.
 
 Why so little: a server may hold thousands of tasks, and the parsed bundle description (layers,
-coding entries, the dev history) is ~100 kB a task; once a bundle is loaded nothing reads it.
+coding entries, the dev history) is several times a task's flips; once a bundle is loaded
+nothing reads it.
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ class ServedTask:
     @staticmethod
     def facts_of(info: BundleMeta) -> dict[str, Any]:
         """What ``MaskedModel.describe`` reports of a bundle beyond its card."""
-        return {"base_model": info.base_model.spec, "sparsity": info.sparsity.get("final"),
-                "metrics": {k: v for k, v in info.dev.items() if not isinstance(v, (dict, list))}}
+        return {
+            "base_model": info.base_model.spec,
+            "sparsity": info.sparsity.get("final"),
+            "metrics": {k: v for k, v in info.dev.items() if not isinstance(v, (dict, list))},
+        }
 
     def head_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.head.values())

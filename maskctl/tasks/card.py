@@ -10,8 +10,9 @@ import yaml
 
 from maskctl.errors import TaskError
 from maskctl.schema import did_you_mean
+from maskctl.tasks.kinds import KINDS
+from maskctl.tasks.metrics import METRICS
 
-METRICS = ("accuracy", "mcc", "macro-f1", "seqeval-f1")
 SPLITS = ("train", "dev", "test")
 SPLIT_ALIASES = {"validation": "dev", "valid": "dev", "val": "dev"}  # the Hugging Face name for dev
 
@@ -19,8 +20,11 @@ SPLIT_ALIASES = {"validation": "dev", "valid": "dev", "val": "dev"}  # the Huggi
 def canonical_split(name: str) -> str:
     """``validation`` (the Hub's name) and its short forms mean ``dev``."""
     return SPLIT_ALIASES.get(name, name)
+
+
 # The kinds, and the roles each reads from the data with their default columns, live on the
-# kinds (``maskctl.tasks.kinds.KIND_CLASSES``, ``Kind.default_fields``).
+# kinds (``maskctl.tasks.kinds.KINDS``, ``Kind.default_fields``); the metrics in ``METRICS``.
+
 
 @dataclass
 class TaskCard:
@@ -47,25 +51,27 @@ class TaskCard:
 
     def __post_init__(self) -> None:
         where = f"task card {self.name!r}"
-        from maskctl.tasks.kinds import KIND_CLASSES  # torch: cards are not read for `maskctl tasks --names`
-
-        if self.kind not in KIND_CLASSES:
-            raise TaskError(f"{where}: unknown kind {self.kind!r}", f"use one of {', '.join(KIND_CLASSES)}")
+        if self.kind not in KINDS:
+            raise TaskError(f"{where}: unknown kind {self.kind!r}", f"use one of {', '.join(KINDS)}")
         if self.metric not in METRICS:
             raise TaskError(f"{where}: unknown metric {self.metric!r}", f"use one of {', '.join(METRICS)}")
         if not self.labels or len(set(map(str, self.labels))) != len(self.labels):
-            raise TaskError(f"{where}: labels must be a non-empty list of distinct names",
-                            "list every label once under `labels:`")
-        defaults = KIND_CLASSES[self.kind].default_fields
+            raise TaskError(
+                f"{where}: labels must be a non-empty list of distinct names", "list every label once under `labels:`"
+            )
+        defaults = KINDS.get(self.kind).default_fields
         unknown = sorted(set(self.fields) - set(defaults))
         if unknown:
-            raise TaskError(f"{where}: fields {unknown} mean nothing for kind {self.kind}",
-                            f"use the roles {', '.join(defaults)}")
+            raise TaskError(
+                f"{where}: fields {unknown} mean nothing for kind {self.kind}", f"use the roles {', '.join(defaults)}"
+            )
         self.fields = {**defaults, **self.fields}
         text = self.fields.get("text")
         if isinstance(text, list) and not 1 <= len(text) <= 2:
-            raise TaskError(f"{where}: fields.text must name one column or a sentence pair",
-                            "e.g. fields: {text: [sentence1, sentence2]}")
+            raise TaskError(
+                f"{where}: fields.text must name one column or a sentence pair",
+                "e.g. fields: {text: [sentence1, sentence2]}",
+            )
         if not self.source and not self.files:
             raise TaskError(f"{where}: no data source", "add `source: {reader: ...}` or `files: {reader: ...}`")
         for name, spec in (("source", self.source), ("files", self.files)):
@@ -100,12 +106,15 @@ class TaskCard:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
-            raise TaskError(f"task card {data.get('name')!r}: unknown keys {unknown}",
-                            did_you_mean(unknown[0], known, f"allowed keys: {', '.join(sorted(known))}"))
+            raise TaskError(
+                f"task card {data.get('name')!r}: unknown keys {unknown}",
+                did_you_mean(unknown[0], known, f"allowed keys: {', '.join(sorted(known))}"),
+            )
         missing = [k for k in ("name", "kind", "labels") if k not in data]
         if missing:
-            raise TaskError(f"task card {data.get('name')!r}: missing {missing}",
-                            "every card needs name, kind and labels")
+            raise TaskError(
+                f"task card {data.get('name')!r}: missing {missing}", "every card needs name, kind and labels"
+            )
         return cls(**data)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from maskctl.errors import TaskError
 from maskctl.tasks.card import TaskCard
-from maskctl.tasks.kinds import KIND_CLASSES, get_kind, infer_kind, named_columns
+from maskctl.tasks.kinds import KINDS, get_kind, infer_kind, named_columns
 from maskctl.tasks.kinds.base import RowView
 from maskctl.tasks.readers.datafiles import DataFile, load_file
 
@@ -52,32 +52,48 @@ def card_from_files(files: DataFiles) -> TaskCard:
         if path:
             datasets[split] = load_file(path)
     for data in datasets.values():
-        _check_columns(data, fields, kind)
+        check_columns(data, fields, kind)
     # Files beside the train file by name (the card reads them from its base_dir, which
     # bundles never store); a file in another folder by its path, for this run only.
     base_dir = Path(files.train).resolve().parent
-    source: dict[str, Any] = {"reader": "file", "origin": ORIGIN, "files": {
-        split: data.path.name if data.path.resolve().parent == base_dir else str(data.path)
-        for split, data in datasets.items()}}
+    source: dict[str, Any] = {
+        "reader": "file",
+        "origin": ORIGIN,
+        "files": {
+            split: data.path.name if data.path.resolve().parent == base_dir else str(data.path)
+            for split, data in datasets.items()
+        },
+    }
     if "dev" not in datasets:
         source["dev_from_train"] = {"fraction": files.validation_split or 0.1, "seed": files.seed}
     name = files.name or _task_name(Path(files.train))
     first = RowView(SimpleNamespace(fields=fields), source, train.rows[0], train.where(0))  # no labels yet
     labels = kind.infer_labels(_label_values(train, fields[kind.label_role]), first)
-    return TaskCard(name=name, kind=kind_name, labels=labels, metric=kind.default_metric, source=source,
-                    fields=fields, base_dir=str(base_dir),
-                    description=f"built from {', '.join(d.path.name for d in datasets.values())} by maskctl train")
+    return TaskCard(
+        name=name,
+        kind=kind_name,
+        labels=labels,
+        metric=kind.default_metric,
+        source=source,
+        fields=fields,
+        base_dir=str(base_dir),
+        description=f"built from {', '.join(d.path.name for d in datasets.values())} by maskctl train",
+    )
 
 
-def _check_columns(data: DataFile, fields: dict[str, Any], kind) -> None:
+def check_columns(data: DataFile, fields: dict[str, Any], kind) -> None:
+    """Every column ``fields`` names is one of the file's; else one error naming the file's
+    columns and the option that names a column (``--text-column``, ``--label-column``)."""
     for role, names in fields.items():
         for name in names if isinstance(names, list) else [names]:
             if name in data.columns:
                 continue
             flag = FLAGS["input"] if role == kind.input_role else FLAGS["label"] if role == kind.label_role else None
             fix = f"pass {flag} NAME" if flag else f"name the column {name!r} (the {role} of {kind.name})"
-            raise TaskError(f"{data.path}: no column {name!r} for the {role} (columns: {', '.join(data.columns)})",
-                            fix + (" or --kind " + "|".join(KIND_CLASSES) if role == kind.label_role else ""))
+            raise TaskError(
+                f"{data.path}: no column {name!r} for the {role} (columns: {', '.join(data.columns)})",
+                fix + (" or --kind " + "|".join(KINDS) if role == kind.label_role else ""),
+            )
 
 
 def _label_values(train: DataFile, column: str) -> list[str]:
@@ -89,17 +105,22 @@ def _label_values(train: DataFile, column: str) -> list[str]:
         items = value if isinstance(value, list) else [value]
         for item in items:
             if item is None or (isinstance(item, str) and not item.strip()):
-                raise TaskError(f"{train.where(i)}: empty label in column {column!r}",
-                                "give every row a label, or drop the row")
+                raise TaskError(
+                    f"{train.where(i)}: empty label in column {column!r}", "give every row a label, or drop the row"
+                )
             if isinstance(item, (dict, list)):
-                raise TaskError(f"{train.where(i)}: label {item!r} in column {column!r} is not a name or number",
-                                "give a label name per row (per word for tagging)")
+                raise TaskError(
+                    f"{train.where(i)}: label {item!r} in column {column!r} is not a name or number",
+                    "give a label name per row (per word for tagging)",
+                )
         values.extend(items)
     types = {type(v) for v in values}
     if len(types) > 1 and not types <= {int, float}:  # JSON's 1 and "pos" in one column
         shown = ", ".join(sorted(t.__name__ for t in types))
-        raise TaskError(f"{train.path}: the label column {column!r} mixes types ({shown})",
-                        "write every label the same way, e.g. all as strings")
+        raise TaskError(
+            f"{train.path}: the label column {column!r} mixes types ({shown})",
+            "write every label the same way, e.g. all as strings",
+        )
     return [str(v).strip() for v in values]  # as RowView.label names them
 
 

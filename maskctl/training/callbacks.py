@@ -23,7 +23,8 @@ class TrainCallback:
         """The phase ``name`` is over (also when it failed)."""
 
     def on_start(self, info: dict[str, Any]) -> None:
-        """Called once before the first step with the run's facts (task, model, steps...)."""
+        """Called once before the first step with the run's facts (task, model, steps,
+        ``log_every``: the steps that get an ``on_log`` record...)."""
 
     def on_step(self, step: int, total: int, loss: float, examples_per_s: float) -> None:
         """Called after each optimizer step; ``loss`` is its mean over micro-batches (and
@@ -33,15 +34,17 @@ class TrainCallback:
         """Every ``--log-every`` steps (and at the last): ``step``, ``total``, ``epoch``, ``loss``
         (mean since the previous record), ``lr``, ``examples_per_s``; trackers get the same."""
 
-    def on_evaluate(self, step: int, epoch: float, metrics: dict[str, float], best: bool,
-                    sparsity: float | None = None) -> None:
+    def on_evaluate(
+        self, step: int, epoch: float, metrics: dict[str, float], best: bool, sparsity: float | None = None
+    ) -> None:
         """Called after each dev evaluation (``--eval-every`` steps, else each epoch); ``best``
         says whether it is the best so far, ``sparsity`` is the mask's share of zeros (masking)."""
 
 
 @contextlib.contextmanager
-def phase(callback: TrainCallback, name: str, total: int | None = None,
-          unit: str = "examples") -> Iterator[Callable[[int], None]]:
+def phase(
+    callback: TrainCallback, name: str, total: int | None = None, unit: str = "examples"
+) -> Iterator[Callable[[int], None]]:
     """``on_phase`` ... ``on_phase_end`` around a block, which gets ``on_advance`` to call."""
     callback.on_phase(name, total, unit)
     try:

@@ -23,11 +23,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from maskctl import __version__
 from maskctl.bundle.fingerprint import fingerprint, tensors_fingerprint
 from maskctl.bundle.format import FORMAT_VERSION, Bundle, check_bundle_output, save_bundle
 from maskctl.bundle.meta import (
@@ -42,16 +41,20 @@ from maskctl.bundle.meta import (
 )
 from maskctl.bundle.portable import without_paths
 from maskctl.io import atomic_dir
+from maskctl.masking.config import MaskConfig
 from maskctl.masking.flip_budget import FlipBudget
 from maskctl.masking.flip_penalty import FlipPenalty
-from maskctl.masking.model import MaskConfig, current_masks, masked_layers, merge_masks, sparsity, wrap_model
+from maskctl.masking.model import current_masks, masked_layers, merge_masks, sparsity, wrap_model
 from maskctl.masking.targets import num_blocks, parse_blocks
 from maskctl.masking.tuned import deltas_of, parameter, pristine_values, tuned_names, tuned_value
 from maskctl.models import ModelSource, save_model_folder
 from maskctl.tasks.task import Task
-from maskctl.train_settings import TrainArgs
 from maskctl.training.selection import BestKeeper
 from maskctl.training.tracking import LossCurve
+from maskctl.version import __version__
+
+if TYPE_CHECKING:  # annotations only: train_settings names these classes in METHODS (no cycle)
+    from maskctl.train_settings import TrainArgs
 
 INITIAL_SCORES = (
     "numpy PCG64 seeded with sha256(f'{seed}:{layer}')[:8] little-endian; "
@@ -150,7 +153,7 @@ class TrainingMethod:
 
     def scheduler(self, optimizer: torch.optim.Optimizer, total: int):
         """The learning-rate schedule stepped after each optimizer step, or None (constant)."""
-        return None
+        return
 
     def on_device(self, model: torch.nn.Module) -> None:
         """Called once the model sits on its training device (after ``accelerator.prepare``)."""
@@ -428,11 +431,3 @@ class FinetuneMethod(TrainingMethod):
             history=keeper.history,
             kept=keeper.record_of_kept(),
         )
-
-
-METHOD_CLASSES: dict[str, type[TrainingMethod]] = {cls.name: cls for cls in (MaskMethod, FinetuneMethod)}
-
-
-def method_for(args: TrainArgs) -> TrainingMethod:
-    """The method object for ``args.method`` (settled args: card defaults already filled in)."""
-    return METHOD_CLASSES[args.method](args)

@@ -45,8 +45,11 @@ class BestKeeper:
     @property
     def should_stop(self) -> bool:
         """Early stopping: ``patience`` evaluations in a row without a new best."""
-        return (self.patience is not None and self.best_index is not None
-                and len(self.history) - 1 - self.best_index >= self.patience)
+        return (
+            self.patience is not None
+            and self.best_index is not None
+            and len(self.history) - 1 - self.best_index >= self.patience
+        )
 
     @property
     def kept_index(self) -> int | None:
@@ -64,8 +67,14 @@ class BestKeeper:
         """What bundles store about the selection (the whole history sits beside it)."""
         index = self.kept_index
         entry = self.history[index] if index is not None else {}
-        return {"rule": self.keep, "index": index, "step": entry.get("step"), "epoch": entry.get("epoch"),
-                "evaluations": len(self.history), "stopped_early": self.should_stop}
+        return {
+            "rule": self.keep,
+            "index": index,
+            "step": entry.get("step"),
+            "epoch": entry.get("epoch"),
+            "evaluations": len(self.history),
+            "stopped_early": self.should_stop,
+        }
 
     # -- checkpoints ---------------------------------------------------------------------------
     def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
@@ -74,10 +83,11 @@ class BestKeeper:
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"best_index": self.best_index, "has_state": self.state is not None}
 
-    def restore(self, history: list[dict[str, Any]], meta: dict[str, Any] | None,
-                tensors: dict[str, torch.Tensor]) -> None:
+    def restore(
+        self, history: list[dict[str, Any]], meta: dict[str, Any] | None, tensors: dict[str, torch.Tensor]
+    ) -> None:
         self.history = list(history)
         meta = meta or {}
         self.best_index = meta.get("best_index")
         if meta.get("has_state"):
-            self.state = {k[len(PREFIX):]: v for k, v in tensors.items() if k.startswith(PREFIX)}
+            self.state = {k[len(PREFIX) :]: v for k, v in tensors.items() if k.startswith(PREFIX)}

@@ -100,8 +100,7 @@ class LossCurve:
 class Reporter:
     """The loop's facts, once each: the curve, the callback's hooks and the trackers' records."""
 
-    def __init__(self, accelerator, callback: TrainCallback, log_every: int, total: int,
-                 steps_per_epoch: int) -> None:
+    def __init__(self, accelerator, callback: TrainCallback, log_every: int, total: int, steps_per_epoch: int) -> None:
         self.accelerator, self.callback = accelerator, callback
         self.log_every, self.total, self.steps_per_epoch = log_every, total, max(steps_per_epoch, 1)
         self.curve = LossCurve(total)
@@ -117,15 +116,27 @@ class Reporter:
         self._since = [since[0] + loss, since[1] + 1, since[2] + examples, since[3] + seconds]
         if step % self.log_every == 0 or step == self.total:
             total_loss, steps, seen, spent = self._since
-            record = {"step": step, "total": self.total, "epoch": round(step / self.steps_per_epoch, 2),
-                      "loss": total_loss / steps, "lr": lr, "examples_per_s": seen / max(spent, 1e-9)}
+            record = {
+                "step": step,
+                "total": self.total,
+                "epoch": round(step / self.steps_per_epoch, 2),
+                "loss": total_loss / steps,
+                "lr": lr,
+                "examples_per_s": seen / max(spent, 1e-9),
+            }
             self._since = [0.0, 0, 0, 0.0]
             self.callback.on_log(record)
-            self.accelerator.log({"train/loss": record["loss"], "train/lr": lr, "train/epoch": record["epoch"],
-                                  "train/examples_per_s": record["examples_per_s"]}, step=step)
+            self.accelerator.log(
+                {
+                    "train/loss": record["loss"],
+                    "train/lr": lr,
+                    "train/epoch": record["epoch"],
+                    "train/examples_per_s": record["examples_per_s"],
+                },
+                step=step,
+            )
 
-    def evaluate(self, step: int, epoch: float, metrics: dict[str, float], best: bool,
-                 sparsity: float | None) -> None:
+    def evaluate(self, step: int, epoch: float, metrics: dict[str, float], best: bool, sparsity: float | None) -> None:
         self.callback.on_evaluate(step, epoch, metrics, best, sparsity=sparsity)
         values = {f"dev/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         if sparsity is not None:

@@ -20,28 +20,39 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from maskctl.deprecation import moved_names
+from maskctl.devices import resolve_device
 from maskctl.errors import TrainingInterrupted
 from maskctl.evaluation import evaluate_model, make_loader
-from maskctl.devices import resolve_device
 from maskctl.io import refuse_existing
 from maskctl.models import ModelSource, hub_revision, load_task_model, load_tokenizer, resolve_model
 from maskctl.tasks.task import Task
+from maskctl.train_settings import METHODS
 from maskctl.training.callbacks import TrainCallback, phase
-from maskctl.training.checkpoint import Checkpoint, Position, load_checkpoint, save_checkpoint
-from maskctl.training.methods import METHOD_CLASSES, Outcome, TrainResult, method_for
+from maskctl.training.checkpoint import Checkpoint, Position, load_checkpoint, refuse_unresumed, save_checkpoint
+from maskctl.training.methods import Outcome, TrainingMethod, TrainResult
 from maskctl.training.selection import BestKeeper
-from maskctl.training.settings import DEFAULT_LR, METHODS, TrainArgs
 from maskctl.training.tracking import Reporter, accelerator_kwargs, check_tracker, start_trackers
 
-__all__ = ["DEFAULT_LR", "METHODS", "TrainArgs", "TrainResult", "train"]
+if TYPE_CHECKING:  # annotations only: TrainArgs' one home is maskctl.train_settings
+    from maskctl.train_settings import TrainArgs
+
+__all__ = ["TrainResult", "method_for", "train"]
+__getattr__ = moved_names(__name__, dict.fromkeys(("DEFAULT_LR", "TrainArgs"), "maskctl.train_settings"))
+
+
+def method_for(args: TrainArgs) -> TrainingMethod:
+    """The method object for ``args.method`` (settled args: card defaults already filled in);
+    the classes are registered in ``maskctl.train_settings.METHODS``."""
+    return METHODS.get(args.method)(args)
 
 
 def default_output(args: TrainArgs, task: Task, source: ModelSource) -> Path:
-    return METHOD_CLASSES[args.method].default_output(task.name, Path(source.spec.rstrip("/")).name)
+    return METHODS.get(args.method).default_output(task.name, Path(source.spec.rstrip("/")).name)
 
 
 def train(args: TrainArgs, callback: TrainCallback | None = None) -> TrainResult:
@@ -84,7 +95,7 @@ class Run:
         self.checkpoint: Checkpoint | None = None
         if args.resume:
             self.checkpoint = load_checkpoint(args.resume)
-            args = TrainArgs(**{**self.checkpoint.args, "resume": args.resume, "overwrite": args.overwrite})
+            args = type(args)(**{**self.checkpoint.args, "resume": args.resume, "overwrite": args.overwrite})
         check_tracker(args.report_to)  # before any data or model is read
         self.task = args.load_task()
         self.args = args = args.with_task_defaults(self.task.card.defaults)
@@ -96,6 +107,7 @@ class Run:
         self.ckpt_dir = (
             Path(args.checkpoint_dir) if args.checkpoint_dir else self.output.with_name(self.output.name + ".ckpt")
         )
+        self.replaces_checkpoint = not args.resume and refuse_unresumed(self.ckpt_dir, args.overwrite)
 
     # -- phase 1: setup -------------------------------------------------------------------------
 
@@ -188,6 +200,7 @@ class Run:
                 global_batch=args.batch_size * acc.num_processes * args.grad_accum,
                 processes=acc.num_processes,
                 resumed_at=self.position.step if self.checkpoint else None,
+                log_every=args.log_every,
                 trainable=sum(p.numel() for p in self.trainable.values()),
             )
         )
@@ -255,6 +268,7 @@ class Run:
             self.scheduler.step()
         self.position.step += 1
         step, args = self.position.step, self.args
+        assert tally.loss is not None  # a step follows at least one micro-batch
         loss = tally.loss / tally.micro
         if self.accelerator.num_processes > 1:  # the curve is the loss of the global batch
             loss = self.accelerator.reduce(loss, "mean")
@@ -335,7 +349,7 @@ class Run:
                 score=self._final_metrics,
             )
             result = self.method.finish(acc.unwrap_model(self.model), outcome)
-            if self.args.checkpoint_every or self.checkpoint is not None:
+            if self.args.checkpoint_every or self.checkpoint is not None or self.replaces_checkpoint:
                 shutil.rmtree(self.ckpt_dir, ignore_errors=True)  # the run finished: its checkpoint is spent
         acc.wait_for_everyone()
         if acc.num_processes > 1 or acc.trackers:

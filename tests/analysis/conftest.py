@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 from tests.conftest import make_sentences
 
 
@@ -21,16 +22,26 @@ def write_binary_task(root: Path) -> Path:
             writer.writerow(["sentence", "label"])
             writer.writerows(rows)
     card = root / "sentiment.yaml"
-    card.write_text("name: sentiment\nkind: sequence-classification\nlabels: [pos, neg]\nmetric: accuracy\n"
-                    "fields: {text: sentence}\n"
-                    "source: {reader: csv, files: {train: train.csv, dev: dev.csv, test: test.csv}}\n"
-                    "defaults: {epochs: 1}\n", encoding="utf-8")
+    card.write_text(
+        "name: sentiment\nkind: sequence-classification\nlabels: [pos, neg]\nmetric: accuracy\n"
+        "fields: {text: sentence}\n"
+        "source: {reader: csv, files: {train: train.csv, dev: dev.csv, test: test.csv}}\n"
+        "defaults: {epochs: 1}\n",
+        encoding="utf-8",
+    )
     return card
 
 
 def run(model, task, out, **kw):
-    args = {"model": str(model), "task": str(task), "output": str(out), "batch_size": 16, "lr": 1e-2,
-            "epochs": 1, "seed": 0}
+    args = {
+        "model": str(model),
+        "task": str(task),
+        "output": str(out),
+        "batch_size": 16,
+        "lr": 1e-2,
+        "epochs": 1,
+        "seed": 0,
+    }
     return train(TrainArgs(**{**args, **kw}))
 
 

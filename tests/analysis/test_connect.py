@@ -11,15 +11,15 @@ import torch
 from maskctl.analysis import connect as connect_module
 from maskctl.analysis.connect import ConnectError, _set, mode_connectivity
 from maskctl.bundle.format import load_bundle
+from maskctl.devices import resolve_device
 from maskctl.errors import MaskctlError
+from maskctl.evaluation import collect_scores, evaluate_model, make_loader
+from maskctl.experiments.evaluate import evaluate_bundle
 from maskctl.masking.model import apply_masks
 from maskctl.models import load_task_model, load_tokenizer, resolve_model
+from maskctl.serving.loading import load_base, load_masked
 from maskctl.tasks.card import TaskCard
 from maskctl.tasks.task import Task
-from maskctl.evaluation import collect_scores, evaluate_model, make_loader
-from maskctl.devices import resolve_device
-from maskctl.serving.loading import load_base, load_masked
-from maskctl.experiments.evaluate import evaluate_bundle
 from tests.analysis.conftest import run
 from tests.conftest import PNG
 
@@ -33,10 +33,10 @@ def connected(trained, tmp_path_factory):
     seen = {"count": 0, "recorded": 0, "last": None}
     logits = {}
 
-    def recording(model, task, features, tokenizer, batch_size, device):
+    def recording(model, task, features, tokenizer, batch_size, device, progress=None):
         seen["count"] += 1
         seen["last"] = _logits(model, task, features, tokenizer)
-        return evaluate_model(model, task, features, tokenizer, batch_size, device)
+        return evaluate_model(model, task, features, tokenizer, batch_size, device, progress)
 
     def on_point(line, alpha, metrics):
         if seen["count"] != seen["recorded"]:  # a new evaluation (endpoints are scored once)
@@ -45,8 +45,9 @@ def connected(trained, tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(connect_module, "evaluate_model", recording)
-        result = mode_connectivity(trained["a"], trained["finetuned"], points=5, out_dir=out, device="cpu",
-                                   on_point=on_point)
+        result = mode_connectivity(
+            trained["a"], trained["finetuned"], points=5, out_dir=out, device="cpu", on_point=on_point
+        )
     return result, out, logits
 
 
@@ -77,7 +78,9 @@ def test_the_masked_end_is_exactly_what_eval_scores(connected, trained):
     assert _row(result, "pretrained-masked", 1.0) == expected
     masked = load_masked(load_bundle(trained["a"]))
     features = _features(masked.bundle, masked.task, masked.tokenizer)
-    assert torch.equal(logits[("finetuned-masked", 1.0)], _logits(masked.model, masked.task, features, masked.tokenizer))
+    assert torch.equal(
+        logits[("finetuned-masked", 1.0)], _logits(masked.model, masked.task, features, masked.tokenizer)
+    )
 
 
 def test_the_finetuned_end_is_exactly_the_finetuned_folder(connected, trained):
@@ -113,9 +116,16 @@ def test_the_pretrained_ends_carry_each_endpoints_head(connected, trained):
     assert torch.equal(logits[("pretrained-masked", 0.0)], masked_head_logits)
     assert torch.equal(logits[("pretrained-finetuned", 0.0)], _logits(net, task, features, tokenizer))
     # Four different models at the four endpoints, so every equality above can fail.
-    ends = [logits[key] for key in (("finetuned-masked", 0.0), ("finetuned-masked", 1.0),
-                                    ("pretrained-masked", 0.0), ("pretrained-finetuned", 0.0))]
-    assert all(not torch.equal(x, y) for i, x in enumerate(ends) for y in ends[i + 1:])
+    ends = [
+        logits[key]
+        for key in (
+            ("finetuned-masked", 0.0),
+            ("finetuned-masked", 1.0),
+            ("pretrained-masked", 0.0),
+            ("pretrained-finetuned", 0.0),
+        )
+    ]
+    assert all(not torch.equal(x, y) for i, x in enumerate(ends) for y in ends[i + 1 :])
 
 
 def test_a_midpoint_interpolates_every_tensor_embeddings_included(connected, trained):
@@ -126,8 +136,9 @@ def test_a_midpoint_interpolates_every_tensor_embeddings_included(connected, tra
     apply_masks(net, bundle.masks)
     masked = {k: v.clone() for k, v in net.state_dict().items() if v.is_floating_point()}
     tuned = _finetuned(trained, task).state_dict()
-    assert not torch.equal(masked["bert.embeddings.word_embeddings.weight"],
-                           tuned["bert.embeddings.word_embeddings.weight"])  # finetuning moved them
+    assert not torch.equal(
+        masked["bert.embeddings.word_embeddings.weight"], tuned["bert.embeddings.word_embeddings.weight"]
+    )  # finetuning moved them
     net.load_state_dict({k: torch.lerp(tuned[k], masked[k], 0.75) for k in masked}, strict=False)
     tokenizer = load_tokenizer(source)
     features = _features(bundle, task, tokenizer)
@@ -139,10 +150,14 @@ def test_a_midpoint_interpolates_every_tensor_embeddings_included(connected, tra
 
 def test_rows_table_and_figure(connected):
     result, out, _ = connected
-    assert [(r["line"], r["alpha"]) for r in result.rows[:5]] == [("finetuned-masked", a) for a in
-                                                                   (0.0, 0.25, 0.5, 0.75, 1.0)]
+    assert [(r["line"], r["alpha"]) for r in result.rows[:5]] == [
+        ("finetuned-masked", a) for a in (0.0, 0.25, 0.5, 0.75, 1.0)
+    ]
     assert len(result.rows) == 15 and {r["line"] for r in result.rows} == {
-        "finetuned-masked", "pretrained-finetuned", "pretrained-masked"}
+        "finetuned-masked",
+        "pretrained-finetuned",
+        "pretrained-masked",
+    }
     assert [r["endpoint"] for r in result.rows[10:]] == ["pretrained+masked head", "", "", "", "masked"]
     saved = json.loads((out / "connect.json").read_text())
     assert saved["rows"] == result.rows and "head" in saved["meta"]["pretrained_head"]

@@ -66,8 +66,9 @@ def test_hand_built_flips_give_the_exact_score(trained, tmp_path):
     two = flipped({first: range(5, 25)})
     paths = []
     for label, masks in (("one", one), ("two", two)):
-        paths.append(save_bundle(Bundle(masks=masks, head=base.head, meta=copy.deepcopy(meta)),
-                                 tmp_path / f"{label}.bundle"))
+        paths.append(
+            save_bundle(Bundle(masks=masks, head=base.head, meta=copy.deepcopy(meta)), tmp_path / f"{label}.bundle")
+        )
     result = mask_difference(paths, tmp_path / "out")
     rows = {row["layer"]: row for row in result.layers}
     # first: |{0..9} xor {5..24}| = 5 + 15 = 20 differing bits; 10 + 20 changed in all.
@@ -151,7 +152,12 @@ def test_layer_groups_cover_the_three_families():
     assert layer_group("classifier.dense")[0] == "pooler"
     assert layer_group("classifier.out_proj")[0] == "classifier"
     assert layer_group("pre_classifier")[0] == "pooler"
-    names = ["classifier", "bert.encoder.layer.10.output.dense", "bert.pooler.dense", "bert.encoder.layer.9.output.dense"]
+    names = [
+        "classifier",
+        "bert.encoder.layer.10.output.dense",
+        "bert.pooler.dense",
+        "bert.encoder.layer.9.output.dense",
+    ]
     assert sorted(names, key=lambda n: layer_group(n)[1]) == [names[3], names[1], names[2], names[0]]
 
 
@@ -175,3 +181,23 @@ def test_a_bundle_without_a_pooler_is_matched_by_its_source(trained, tmp_path):
     moved = save_bundle(Bundle(masks=masks, head=base.head, meta=meta), tmp_path / "moved.bundle")
     with pytest.raises(BundleError, match="moved.bundle has another base model"):
         mask_difference([trained["a"], moved])
+
+
+def test_the_figure_leaves_room_above_its_highest_point():
+    """A flat line of s (0.73 to 0.70, the README's pair) is drawn below the top edge, markers whole
+    (issue 37, row m): both axes run from 0 to above their highest value."""
+    from maskctl.analysis.diff import DiffResult, diff_figure
+
+    blocks = [
+        {"pair": "a vs b", "group": f"block {i}", "s": s, "init_differs": False}
+        for i, s in enumerate((0.729, 0.719, 0.707, 0.699), start=2)
+    ]
+    changes = [
+        {"bundle": name, "group": f"block {i}", "changed_bits": bits, "weights": 1000}
+        for name, bits in (("a", 22), ("b", 54))
+        for i in range(2, 6)
+    ]
+    fig = diff_figure(DiffResult(bundles=[], names=["a", "b"], blocks=blocks, layers=[], changes=changes))
+    left, right = fig.axes[:2]
+    assert left.get_ylim()[0] == 0 and left.get_ylim()[1] > 0.729 * 1.05
+    assert right.get_ylim()[0] == 0 and right.get_ylim()[1] > 0.054 * 1.05

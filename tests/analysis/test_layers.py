@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from maskctl.experiments import sweep_points
 from maskctl.analysis.layers import (
     VARIED,
     block_range,
@@ -19,12 +18,14 @@ from maskctl.analysis.layers import (
 from maskctl.analysis.runs import plan
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import MaskctlError
+from maskctl.experiments import sweep_points
 from tests.experiments.test_sweep import PNG, FakeTrainer
 
 
 def _plan(model, task, *extra):
-    return plan(None, [f"model={model}", f"task={task}", "max_steps=1", "batch_size=16", *extra], None, 0,
-                VARIED, "layers")
+    return plan(
+        None, [f"model={model}", f"task={task}", "max_steps=1", "batch_size=16", *extra], None, 0, VARIED, "layers"
+    )
 
 
 def _score(args):

@@ -7,16 +7,17 @@ import json
 
 import pytest
 
-from maskctl.experiments import sweep_points
 from maskctl.analysis.runs import plan
 from maskctl.analysis.sparsity import VARIED, parse_percents, run_sparsity
 from maskctl.errors import MaskctlError
+from maskctl.experiments import sweep_points
 from tests.experiments.test_sweep import PNG, FakeTrainer
 
 
 def _plan(model, task, *extra, grid=None):
-    return plan(None, [f"model={model}", f"task={task}", "max_steps=1", "batch_size=16", *extra], grid, 0,
-                VARIED, "sparsity")
+    return plan(
+        None, [f"model={model}", f"task={task}", "max_steps=1", "batch_size=16", *extra], grid, 0, VARIED, "sparsity"
+    )
 
 
 def test_rows_summary_and_resumption(monkeypatch, tiny_bert, keyword_task, tmp_path):
@@ -56,8 +57,12 @@ def test_real_runs_start_at_the_requested_sparsity(tiny_bert, keyword_task, tmp_
 
 def test_bad_values_and_varied_keys_are_refused(tiny_bert, keyword_task):
     assert parse_percents("1, 5,50,5") == [1, 5, 50]
-    for text, message in (("0,5", "not an initial sparsity"), ("5,100", "not an initial sparsity"),
-                          ("five", "comma-separated"), ("", "empty")):
+    for text, message in (
+        ("0,5", "not an initial sparsity"),
+        ("5,100", "not an initial sparsity"),
+        ("five", "comma-separated"),
+        ("", "empty"),
+    ):
         with pytest.raises(MaskctlError, match=message):
             parse_percents(text)
     with pytest.raises(MaskctlError, match="init_sparsity is what `maskctl analyze sparsity` varies"):

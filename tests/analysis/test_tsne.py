@@ -10,10 +10,10 @@ import pytest
 
 from maskctl.analysis.tsne import cls_vectors, tsne_representations
 from maskctl.bundle.format import Bundle, load_bundle, save_bundle
-from maskctl.errors import MaskctlError
-from maskctl.models import load_task_model, resolve_model
-from maskctl.evaluation import make_loader
 from maskctl.devices import resolve_device
+from maskctl.errors import MaskctlError
+from maskctl.evaluation import make_loader
+from maskctl.models import load_task_model, resolve_model
 from maskctl.serving.loading import load_base, load_masked
 from tests.conftest import PNG
 

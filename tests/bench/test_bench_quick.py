@@ -79,24 +79,48 @@ def test_apply_restores_and_bits_match_the_masks(common, apply, bits, report, ti
     assert 0.0 < measured["flip_rate"] < 0.05  # the simulated training flips ~1 % near the threshold
     assert measured["bits_per_weight_file"] > measured["bits_per_weight_payload"] > 0
 
-    results = {"mode": "test", "machine": common.machine_info(), "load_start": None, "load_end": None,
-               "wall_s": 1.0, "section_wall_s": {"apply": 1.0},
-               "sections": {"apply": {"minilm": {**applied, "bundle": "simulated"}}, "bits": {"tiny": measured}}}
+    results = {
+        "mode": "test",
+        "machine": common.machine_info(),
+        "load_start": None,
+        "load_end": None,
+        "wall_s": 1.0,
+        "section_wall_s": {"apply": 1.0},
+        "sections": {"apply": {"minilm": {**applied, "bundle": "simulated"}}, "bits": {"tiny": measured}},
+    }
     table = report.markdown(results)
     assert "| 4a |" in table and "| 6 |" in table and "not run" in table
 
 
 def test_training_memory_child(common, tiny_bert, keyword_task):
     # through `bench/run.py --child`, as the benchmark runs it
-    answer = common.run_child("train-memory", {"method": "mask", "model": str(tiny_bert), "task": str(keyword_task),
-                                               "batch_size": 4, "length": 16, "steps": 1})
+    answer = common.run_child(
+        "train-memory",
+        {
+            "method": "mask",
+            "model": str(tiny_bert),
+            "task": str(keyword_task),
+            "batch_size": 4,
+            "length": 16,
+            "steps": 1,
+        },
+    )
     assert answer["peak_rss_mib"] >= answer["baseline_rss_mib"] > 0
 
 
 def test_lora_comparison_times_the_weight_gradient_floor(lora, report, tiny_bert, keyword_task, tmp_path):
     pytest.importorskip("peft")
-    out = lora.bench_lora(str(tiny_bert), str(keyword_task), seed=0, epochs=1, max_train_samples=16,
-                          max_length=16, batch_size=8, work=tmp_path, pair_steps=2)
+    out = lora.bench_lora(
+        str(tiny_bert),
+        str(keyword_task),
+        seed=0,
+        epochs=1,
+        max_train_samples=16,
+        max_length=16,
+        batch_size=8,
+        work=tmp_path,
+        pair_steps=2,
+    )
     assert 0.0 <= out["lora"]["score"] <= 1.0 and 0.0 <= out["mask"]["score"] <= 1.0
     floor = out["floor"]
     # the floor finetunes exactly the masked matrices: as many values as masking's scores
@@ -111,4 +135,4 @@ def test_run_py_loads_as_a_script_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert set(module.MODES) == {"quick", "default", "tagging", "full"}
-    assert set(module.CHILDREN) == {"train-memory", "eval-memory", "serving"}
+    assert set(module.CHILDREN) == {"train-memory", "eval-memory", "serving", "kernel"}

@@ -18,7 +18,7 @@ def test_paired_differences_use_only_shared_seeds_with_a_t_interval():
     p = t.paired(a, b)
     assert p["seeds"] == 3 and p["diffs"] == pytest.approx([-0.05, -0.03, -0.03])
     assert p["mean"] == pytest.approx(-0.11 / 3)
-    half = 4.302653 * p["sd"] / 3 ** 0.5  # t(0.975, 2 degrees of freedom)
+    half = 4.302653 * p["sd"] / 3**0.5  # t(0.975, 2 degrees of freedom)
     assert p["ci95"] == pytest.approx([p["mean"] - half, p["mean"] + half], rel=1e-5)
     assert t.paired(a[:1], b) is None  # one shared seed: no spread to speak of
 
@@ -41,11 +41,23 @@ def test_every_setting_row_has_its_seed_means_and_bytes_against_lora():
     t = _bench("quality_table")
 
     def run(seed, dev, test, size, flips):
-        return {"settings": {"seed": seed, "lr": 0.01}, "variant": None, "dev": {"score": dev}, "test": {"score": test},
-                "kept": {"epoch": 1}, "bytes": size, "flip_fraction": flips, "wall_s": 1.0}
+        return {
+            "settings": {"seed": seed, "lr": 0.01},
+            "variant": None,
+            "dev": {"score": dev},
+            "test": {"score": test},
+            "kept": {"epoch": 1},
+            "bytes": size,
+            "flip_fraction": flips,
+            "wall_s": 1.0,
+        }
 
-    summaries = {"lr0.01": t.summarise([run(0, 0.5, 0.4, 300, 0.1), run(1, 0.7, 0.6, 500, 0.3)]),
-                 "lr0.003-long": t.summarise([run(0, 0.6, 0.5, 200, 0.05)])}
+    summaries = {
+        "lr0.01": t.summarise([run(0, 0.5, 0.4, 300, 0.1), run(1, 0.7, 0.6, 500, 0.3)]),
+        "lr0.003-long": t.summarise([run(0, 0.6, 0.5, 200, 0.05)]),
+    }
     rows = t.setting_rows("ner", summaries, t.summarise([run(0, 0, 0, 800, None)]))
-    assert rows == ["| ner | lr0.003-long | 1 | 0.6000 | 0.5000 | 5.0% | 200 | 0.25 |",
-                    "| ner | lr0.01 | 2 | 0.6000 | 0.5000 | 20.0% | 400 | 0.50 |"]
+    assert rows == [
+        "| ner | lr0.003-long | 1 | 0.6000 | 0.5000 | 5.0% | 200 | 0.25 |",
+        "| ner | lr0.01 | 2 | 0.6000 | 0.5000 | 20.0% | 400 | 0.50 |",
+    ]

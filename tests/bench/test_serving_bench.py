@@ -11,7 +11,8 @@ from bench.serving_tasks import ADDED_SHARE, variant_masks
 from maskctl.bundle.format import load_bundle
 from maskctl.bundle.mask_coding import InitialMasks
 from maskctl.masking import kernels
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 
 
 def test_variants_flip_the_trained_fraction_against_their_initial_mask(tiny_bert, keyword_task, tmp_path):

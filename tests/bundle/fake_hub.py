@@ -16,7 +16,11 @@ import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 def _sha(data: bytes) -> str:
@@ -53,7 +57,7 @@ class FakeHub:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> FakeHub:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -69,8 +73,9 @@ class FakeHub:
             self.repos[repo] = {"private": False, "branches": {}, "commits": {}}
             return self._commit(repo, "main", dict(files or {}))
 
-    def add_dataset(self, repo: str, files: dict[str, bytes] | None = None,
-                    branches: dict[str, dict[str, bytes]] | None = None) -> dict[str, str]:
+    def add_dataset(
+        self, repo: str, files: dict[str, bytes] | None = None, branches: dict[str, dict[str, bytes]] | None = None
+    ) -> dict[str, str]:
         """A dataset repo whose main branch holds ``files`` and each of ``branches`` (e.g.
         ``{"refs/convert/parquet": {...}}``) its own files; returns each branch's commit. A repo
         without ``files`` has an empty main branch."""
@@ -92,8 +97,9 @@ class FakeHub:
 
     def _commit(self, repo: str, branch: str, files: dict[str, bytes]) -> str:
         entry = self.repos[repo]
-        sha = hashlib.sha1(json.dumps({p: _sha(d) for p, d in sorted(files.items())}).encode()
-                           + str(len(entry["commits"])).encode()).hexdigest()
+        sha = hashlib.sha1(
+            json.dumps({p: _sha(d) for p, d in sorted(files.items())}).encode() + str(len(entry["commits"])).encode()
+        ).hexdigest()
         entry["commits"][sha] = files
         entry["branches"][branch] = sha
         return sha
@@ -152,8 +158,15 @@ class FakeHub:
             return 404, {"X-Error-Code": "RevisionNotFound"}, {"error": f"Invalid rev id: {revision}"}
         if method == "POST" and action == "preupload":
             files = json.loads(body)["files"]
-            return 200, {}, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                                        "oid": None} for f in files]}
+            return (
+                200,
+                {},
+                {
+                    "files": [
+                        {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None} for f in files
+                    ]
+                },
+            )
         if method == "POST" and action == "commit":
             lines = [json.loads(line) for line in body.splitlines() if line.strip()]
             header = next(item["value"] for item in lines if item["key"] == "header")
@@ -165,8 +178,14 @@ class FakeHub:
             self.commits.append({"header": header, "paths": [i["value"]["path"] for i in lines if i["key"] == "file"]})
             return 200, {}, {"commitUrl": f"{self.url}/{repo}/commit/{sha}", "commitOid": sha, "success": True}
         if method == "GET" and action == "tree":
-            return 200, {}, [{"type": "file", "path": p, "size": len(d), "oid": _sha(d)}
-                             for p, d in sorted(self.files(repo, revision).items())]
+            return (
+                200,
+                {},
+                [
+                    {"type": "file", "path": p, "size": len(d), "oid": _sha(d)}
+                    for p, d in sorted(self.files(repo, revision).items())
+                ],
+            )
         return 404, {}, {"error": f"no route {method} {action}"}
 
     def _dataset_api(self, method: str, repo: str, rest: list[str], query: dict[str, list[str]] | None, body: bytes):
@@ -181,9 +200,19 @@ class FakeHub:
             return 404, {"X-Error-Code": "RevisionNotFound"}, {"error": f"Invalid rev id: {revision}"}
         files = self.repos[repo]["commits"][commit]
         if method == "GET" and action == "revision":
-            return 200, {}, {"id": repo.removeprefix("datasets/"), "sha": commit, "private": False,
-                             "disabled": False, "gated": False, "tags": [],
-                             "siblings": [{"rfilename": p, "size": len(d)} for p, d in sorted(files.items())]}
+            return (
+                200,
+                {},
+                {
+                    "id": repo.removeprefix("datasets/"),
+                    "sha": commit,
+                    "private": False,
+                    "disabled": False,
+                    "gated": False,
+                    "tags": [],
+                    "siblings": [{"rfilename": p, "size": len(d)} for p, d in sorted(files.items())],
+                },
+            )
         if method == "GET" and action == "tree":
             prefix = "/".join(rest[2:]).strip("/")
             recursive = (query or {}).get("recursive", ["false"])[0].lower() == "true"
@@ -200,7 +229,7 @@ class FakeHub:
         below = {p: d for p, d in files.items() if not prefix or p.startswith(prefix + "/")}
         entries: dict[str, dict] = {}
         for path, data in sorted(below.items()):
-            rel = path[len(prefix) + 1:] if prefix else path
+            rel = path[len(prefix) + 1 :] if prefix else path
             parts = rel.split("/")
             for depth in range(1, len(parts)):
                 folder = "/".join(([prefix] if prefix else []) + parts[:depth])

@@ -32,8 +32,9 @@ def _random_mask(shape, zeros: float, seed: int = 0) -> torch.Tensor:
 
 def _initial_mask(name: str, shape, settings=SETTINGS) -> torch.Tensor:
     """The training code's own initial mask (MaskedLinear.binary_mask at step 0)."""
-    scores = initial_scores(tuple(shape), settings["init_sparsity"], settings["threshold"],
-                            layer_seed(settings["seed"], name))
+    scores = initial_scores(
+        tuple(shape), settings["init_sparsity"], settings["threshold"], layer_seed(settings["seed"], name)
+    )
     return scores > settings["threshold"]
 
 
@@ -47,16 +48,20 @@ def _trained_like(name: str, shape, flip_rate: float, seed: int = 0, settings=SE
 
 def _trained_near_threshold(name: str, shape, seed: int = 0) -> torch.Tensor:
     """Flips where training makes them: among weights whose initial score is near the threshold."""
-    scores = initial_scores(tuple(shape), SETTINGS["init_sparsity"], SETTINGS["threshold"],
-                            layer_seed(SETTINGS["seed"], name))
+    scores = initial_scores(
+        tuple(shape), SETTINGS["init_sparsity"], SETTINGS["threshold"], layer_seed(SETTINGS["seed"], name)
+    )
     near = (scores - SETTINGS["threshold"]).abs() < 0.004
     gen = torch.Generator().manual_seed(seed)
     return (scores > SETTINGS["threshold"]) ^ (near & (torch.rand(shape, generator=gen) < 0.5))
 
 
 def _bundle(masks: dict[str, torch.Tensor], mask_settings=SETTINGS) -> Bundle:
-    meta = {"task": {"name": "t", "labels": ["a", "b"]}, "base_model": {"fingerprint": "sha256:x"},
-            "layers": [{"name": n, "final_sparsity": 1.0 - float(m.float().mean())} for n, m in masks.items()]}
+    meta = {
+        "task": {"name": "t", "labels": ["a", "b"]},
+        "base_model": {"fingerprint": "sha256:x"},
+        "layers": [{"name": n, "final_sparsity": 1.0 - float(m.float().mean())} for n, m in masks.items()],
+    }
     if mask_settings is not None:
         meta["mask"] = dict(mask_settings)
     return Bundle(masks=masks, head={"classifier.bias": torch.zeros(2)}, meta=meta)
@@ -77,7 +82,7 @@ def _codings(path) -> dict[str, dict]:
 def _rewrite(path, change) -> None:
     """Re-save ``path`` with its tensors and metadata passed through ``change`` (simulated damage)."""
     with safe_open(str(path), framework="pt") as handle:
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - safe_open is not iterable
         metadata = handle.metadata()
     meta = json.loads(metadata["maskctl"])
     change(tensors, meta)
@@ -115,8 +120,13 @@ def test_every_layout_and_codec_decodes_bit_exactly(layout, codec):
     for name, mask in ODD_MASKS.items():
         bits = mask.reshape(-1).numpy()
         payload = mask_coding._compress(codec, mask_coding._LAYOUT_ENCODE[layout](~bits))
-        coding = {"scheme": "plain", "order": "index", "layout": layout, "codec": codec,
-                  "crc32": mask_coding._crc(bits)}
+        coding = {
+            "scheme": "plain",
+            "order": "index",
+            "layout": layout,
+            "codec": codec,
+            "crc32": mask_coding._crc(bits),
+        }
         assert torch.equal(decode_mask(name, payload, mask.shape, coding, None), mask), (name, layout, codec)
 
 
@@ -130,9 +140,14 @@ def test_save_never_exceeds_one_bit_per_masked_weight_plus_small_headers(tmp_pat
 
 # --- xor against the regenerated initial mask --------------------------------------------------
 
+
 def test_frozen_generator_equals_the_training_generator():
-    for seed, tau, p, shape in [(0, 0.01, 0.05, (48, 32)), (7, 0.3, 0.5, (1000,)), (123, 0.0, 0.2, (3, 3, 3)),
-                                (2**40 + 5, 0.05, 0.01, (257, 3))]:
+    for seed, tau, p, shape in [
+        (0, 0.01, 0.05, (48, 32)),
+        (7, 0.3, 0.5, (1000,)),
+        (123, 0.0, 0.2, (3, 3, 3)),
+        (2**40 + 5, 0.05, 0.01, (257, 3)),
+    ]:
         initial = InitialMasks(seed, tau, p)
         for name in ("enc.0.q", "classifier"):
             expected = initial_scores(shape, p, tau, layer_seed(seed, name))
@@ -152,7 +167,10 @@ def test_xor_initial_round_trip_is_bit_exact_and_far_smaller(tmp_path):
     meta = read_meta(path)
     assert meta["mask_coding"]["generator"] == mask_coding.GENERATOR
     assert {k: meta["mask_coding"][k] for k in ("seed", "threshold", "init_sparsity")} == {
-        "seed": 3, "threshold": 0.01, "init_sparsity": 0.05}
+        "seed": 3,
+        "threshold": 0.01,
+        "init_sparsity": 0.05,
+    }
     codings = _codings(path)
     assert codings["enc.0.ffn"]["scheme"] == "xor-initial"
     assert codings["untouched"]["scheme"] == "xor-initial" and codings["untouched"]["flips"] == 0
@@ -173,8 +191,16 @@ def test_score_band_order_round_trips_flips_near_the_threshold():
     assert 8 * len(payload) / mask.size < binary_entropy(flips.mean())  # the scores are side information
 
 
-@pytest.mark.parametrize("settings", [None, {"seed": 1}, {**SETTINGS, "seed": None},
-                                      {**SETTINGS, "init_sparsity": 0.0}, {**SETTINGS, "threshold": "0.01"}])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        None,
+        {"seed": 1},
+        {**SETTINGS, "seed": None},
+        {**SETTINGS, "init_sparsity": 0.0},
+        {**SETTINGS, "threshold": "0.01"},
+    ],
+)
 def test_plain_coding_when_the_initial_mask_cannot_be_regenerated(tmp_path, settings):
     masks = {"enc.0.q": _trained_like("enc.0.q", (64, 64), 0.01)}
     path = save_bundle(_bundle(masks, settings), tmp_path / "a.bundle")
@@ -226,13 +252,20 @@ def test_a_write_that_does_not_read_back_is_never_renamed_into_place(tmp_path, m
 
 # --- format 1 stays readable ---------------------------------------------------------------------
 
+
 def _write_v1(path, masks: dict[str, torch.Tensor]) -> None:
     """The format 1 layout, written by hand: packbits tensors, no coding entries."""
     tensors = {f"mask/{n}": torch.from_numpy(np.packbits(m.numpy().reshape(-1))) for n, m in masks.items()}
     tensors["head/classifier.bias"] = torch.zeros(2)
-    meta = {"format": "maskctl.bundle", "format_version": 1, "maskctl_version": "0.1.0",
-            "task": {"name": "t", "labels": ["a", "b"]}, "base_model": {"fingerprint": "sha256:x"},
-            "mask": dict(SETTINGS), "layers": [{"name": n, "shape": list(m.shape)} for n, m in masks.items()]}
+    meta = {
+        "format": "maskctl.bundle",
+        "format_version": 1,
+        "maskctl_version": "0.1.0",
+        "task": {"name": "t", "labels": ["a", "b"]},
+        "base_model": {"fingerprint": "sha256:x"},
+        "mask": dict(SETTINGS),
+        "layers": [{"name": n, "shape": list(m.shape)} for n, m in masks.items()],
+    }
     save_file(tensors, str(path), metadata={"format": "maskctl.bundle", "maskctl": json.dumps(meta)})
 
 
@@ -244,8 +277,9 @@ def test_format_1_files_still_load_bit_exactly_and_resave_as_format_2(tmp_path):
     _assert_same_masks(old, masks)
     assert old.meta["format_version"] == 1
     stats = mask_stats(old)
-    assert stats.bits_per_weight == pytest.approx(8 * sum((m.numel() + 7) // 8 for m in masks.values())
-                                                  / sum(m.numel() for m in masks.values()))
+    assert stats.bits_per_weight == pytest.approx(
+        8 * sum((m.numel() + 7) // 8 for m in masks.values()) / sum(m.numel() for m in masks.values())
+    )
     assert all(layer.scheme == "packbits" for layer in stats.layers)
     new = save_bundle(old, tmp_path / "new.bundle")
     _assert_same_masks(load_bundle(new), masks)
@@ -254,6 +288,7 @@ def test_format_1_files_still_load_bit_exactly_and_resave_as_format_2(tmp_path):
 
 
 # --- damage is refused, never a crash, never a wrong mask ------------------------------------------
+
 
 def _saved(tmp_path):
     masks = {"enc.0.q": _trained_near_threshold("enc.0.q", (96, 64)), "plain": _random_mask((80, 50), 0.05, 4)}
@@ -307,9 +342,16 @@ def test_every_single_byte_change_is_refused_or_harmless(tmp_path):
         _assert_same_masks(loaded, masks)  # a change that still loads must be outside the masks
 
 
-@pytest.mark.parametrize("field, value, fragment", [
-    ("codec", "brotli", "unknown mask codec"), ("scheme", "magic", "unknown mask scheme"),
-    ("crc32", "00000000", "CRC-32"), ("window", [1.0, 0.0], "window"), ("levels", 0, "window")])
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("codec", "brotli", "unknown mask codec"),
+        ("scheme", "magic", "unknown mask scheme"),
+        ("crc32", "00000000", "CRC-32"),
+        ("window", [1.0, 0.0], "window"),
+        ("levels", 0, "window"),
+    ],
+)
 def test_damaged_coding_metadata_is_refused(tmp_path, field, value, fragment):
     path, _ = _saved(tmp_path)
     assert _codings(path)["enc.0.q"]["order"] == "score-bands"
@@ -344,6 +386,7 @@ def test_decoding_limits_output_to_what_the_mask_can_need():
 
 
 # --- size against the entropy bound -------------------------------------------------------------
+
 
 def test_plain_compression_is_within_ten_percent_of_the_entropy_bound(tmp_path):
     masks = {"big": _random_mask((1024, 1152), 0.05, 11)}  # 1.18M weights, 5% zeros
@@ -381,10 +424,14 @@ def test_inspect_shows_bits_per_masked_weight_next_to_the_entropy(tmp_path):
     masks = {"enc.0.q": _trained_like("enc.0.q", (96, 64), 0.02)}
     bundle = _bundle(masks)
     bundle.meta.update(
-        base_model={"fingerprint": "sha256:" + "0" * 64, "model_type": "bert",
-                    "source": {"spec": "tiny", "kind": "folder", "location": "/x"}},
+        base_model={
+            "fingerprint": "sha256:" + "0" * 64,
+            "model_type": "bert",
+            "source": {"spec": "tiny", "kind": "folder", "location": "/x"},
+        },
         task={"name": "t", "kind": "sequence-classification", "metric": "accuracy", "labels": ["a", "b"]},
-        sparsity={"init": 0.05, "final": 0.05})
+        sparsity={"init": 0.05, "final": 0.05},
+    )
     path = save_bundle(bundle, tmp_path / "a.bundle")
     shown = run_in_process("inspect", path)  # `maskctl inspect`, in process (tests/cli/inprocess.py)
     assert shown.returncode == 0, shown.stderr

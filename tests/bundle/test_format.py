@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import save_file
 
 from maskctl.bundle import format as bundle_format
-from maskctl.bundle.mask_coding import pack_mask, unpack_mask
 from maskctl.bundle.format import Bundle, load_bundle, read_meta, save_bundle
+from maskctl.bundle.mask_coding import pack_mask, unpack_mask
 from maskctl.errors import BundleError
 
 SHAPES = {"enc.0.q": (37, 19), "enc.0.ffn": (64, 33), "pooler": (17, 17), "classifier": (3, 17)}
@@ -20,8 +20,11 @@ def _bundle(seed: int = 0) -> Bundle:
     gen = torch.Generator().manual_seed(seed)
     masks = {name: torch.rand(shape, generator=gen) > 0.05 for name, shape in SHAPES.items()}
     head = {"classifier.weight": torch.randn(3, 17, generator=gen), "classifier.bias": torch.zeros(3)}
-    meta = {"task": {"name": "t", "labels": ["a", "b", "c"]}, "base_model": {"fingerprint": "sha256:x"},
-            "layers": [{"name": n, "final_sparsity": 0.05} for n in SHAPES]}
+    meta = {
+        "task": {"name": "t", "labels": ["a", "b", "c"]},
+        "base_model": {"fingerprint": "sha256:x"},
+        "layers": [{"name": n, "final_sparsity": 0.05} for n in SHAPES],
+    }
     return Bundle(masks=masks, head=head, meta=meta)
 
 

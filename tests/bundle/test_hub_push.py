@@ -47,11 +47,15 @@ def test_push_commits_the_bundle_and_its_card_in_one_commit_then_reads_it_back(o
     shared = tmp_path / "shared.bundle"
     shared.write_bytes(files["keywords-format2.bundle"])
     assert "/tmp/" not in read_meta(shared).__repr__() and "/tmp/" in read_meta(FIXTURE).__repr__()
-    assert {k: v.tolist() for k, v in load_bundle(shared).masks.items()} == \
-        {k: v.tolist() for k, v in load_bundle(FIXTURE).masks.items()}  # the same bundle, without machine paths
-    assert online.commits == [{"header": {"summary": "Upload keywords-format2.bundle (keywords) with maskctl",
-                                          "description": ""},
-                               "paths": ["keywords-format2.bundle", "README.md"]}]
+    assert {k: v.tolist() for k, v in load_bundle(shared).masks.items()} == {
+        k: v.tolist() for k, v in load_bundle(FIXTURE).masks.items()
+    }  # the same bundle, without machine paths
+    assert online.commits == [
+        {
+            "header": {"summary": "Upload keywords-format2.bundle (keywords) with maskctl", "description": ""},
+            "paths": ["keywords-format2.bundle", "README.md"],
+        }
+    ]
     card = files["README.md"].decode()
     front = front_matter(card)
     assert front["library_name"] == "maskctl" and front["pipeline_tag"] == "text-classification"
@@ -69,14 +73,15 @@ def test_push_commits_the_bundle_and_its_card_in_one_commit_then_reads_it_back(o
 
 
 def test_push_to_a_branch_and_pushing_again(online):
-    push_bundle(FIXTURE, "alice/kw-mask", endpoint=online.url, token=TOKEN, revision="v1", private=True,
-                commit_message="first")
+    push_bundle(
+        FIXTURE, "alice/kw-mask", endpoint=online.url, token=TOKEN, revision="v1", private=True, commit_message="first"
+    )
     assert online.repos["alice/kw-mask"]["private"]
     assert "keywords-format2.bundle" in online.files("alice/kw-mask", "v1")
     assert "keywords-format2.bundle" not in online.files("alice/kw-mask", "main")
     assert "maskctl predict hf://alice/kw-mask@v1 --text" in online.files("alice/kw-mask", "v1")["README.md"].decode()
     push_bundle(FIXTURE, "alice/kw-mask", endpoint=online.url, token=TOKEN, revision="v1")  # repo and branch exist
-    assert [c["header"]["summary"] for c in online.commits][0] == "first" and len(online.commits) == 2
+    assert online.commits[0]["header"]["summary"] == "first" and len(online.commits) == 2
     pushed = online.files("alice/kw-mask", "v1")["keywords-format2.bundle"]
     assert resolve_bundle_ref("hf://alice/kw-mask@v1", endpoint=online.url).read_bytes() == pushed
     with pytest.raises(HubError, match="no revision 'v2'"):
@@ -95,9 +100,8 @@ def test_a_repo_without_a_bundle_and_a_missing_file(online):
 
 
 def test_refused_offline_and_bad_pushes_are_one_typed_error(online, tmp_path, monkeypatch):
-    with FakeHub(refuse_writes=401) as refusing:
-        with pytest.raises(HubError) as refused:
-            push_bundle(FIXTURE, "alice/kw-mask", endpoint=refusing.url, token=TOKEN)
+    with FakeHub(refuse_writes=401) as refusing, pytest.raises(HubError) as refused:
+        push_bundle(FIXTURE, "alice/kw-mask", endpoint=refusing.url, token=TOKEN)
     assert "HTTP 401" in refused.value.message and "hf auth login" in refused.value.fix
     with pytest.raises(HubError, match="not a Hub repo id"):
         push_bundle(FIXTURE, "alice", endpoint=online.url, token=TOKEN)
@@ -114,13 +118,28 @@ def test_refused_offline_and_bad_pushes_are_one_typed_error(online, tmp_path, mo
 
 
 def test_cli_push_then_read_online_with_progress_then_offline(online, tmp_path):
-    env = {**os.environ, "HF_ENDPOINT": online.url, "HF_HUB_OFFLINE": "0", "HF_TOKEN": TOKEN,
-           "HF_HUB_CACHE": str(tmp_path / "cli-cache"), "HF_DATASETS_OFFLINE": "1", "COLUMNS": "200",
-           "HF_HUB_DISABLE_TELEMETRY": "1", "TQDM_POSITION": "-1"}  # TQDM_POSITION: bars on a pipe too
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": online.url,
+        "HF_HUB_OFFLINE": "0",
+        "HF_TOKEN": TOKEN,
+        "HF_HUB_CACHE": str(tmp_path / "cli-cache"),
+        "HF_DATASETS_OFFLINE": "1",
+        "COLUMNS": "200",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "TQDM_POSITION": "-1",
+    }  # TQDM_POSITION: bars on a pipe too
 
     def maskctl(*args, **extra):
-        return subprocess.run([sys.executable, "-m", "maskctl", *map(str, args)], capture_output=True, text=True,
-                              env={**env, **extra}, cwd=tmp_path, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "maskctl", *map(str, args)],
+            check=False,
+            capture_output=True,
+            text=True,
+            env={**env, **extra},
+            cwd=tmp_path,
+            timeout=300,
+        )
 
     pushed = maskctl("push", FIXTURE, "--repo-id", "alice/cli", "--commit-message", "from the CLI")
     assert pushed.returncode == 0, pushed.stderr
@@ -139,8 +158,21 @@ def test_cli_push_then_read_online_with_progress_then_offline(online, tmp_path):
     assert len(online.commits) == 1
 
 
-@pytest.mark.parametrize("command", [["push"], ["eval"], ["inspect"], ["export"], ["predict"], ["ensemble"],
-                                     ["serve"], ["analyze", "diff"], ["analyze", "connect"], ["analyze", "tsne"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["push"],
+        ["eval"],
+        ["inspect"],
+        ["export"],
+        ["predict"],
+        ["ensemble"],
+        ["serve"],
+        ["analyze", "diff"],
+        ["analyze", "connect"],
+        ["analyze", "tsne"],
+    ],
+)
 def test_every_command_that_reads_bundles_says_so_in_its_help(command):
     from typer.testing import CliRunner
 

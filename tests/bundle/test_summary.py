@@ -57,4 +57,4 @@ def test_a_damaged_coding_entry_fails_only_what_reads_it(tmp_path):
     summary = BundleSummary(path=tmp_path / "damaged.bundle", meta=meta, file_bytes=1)
     assert summary.info.task_name == "keywords"  # the typed record and the raw JSON still read
     with pytest.raises(BundleError, match="malformed coding entry"):
-        summary.layers
+        _ = summary.layers

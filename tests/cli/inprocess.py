@@ -37,9 +37,13 @@ from typer.testing import CliRunner
 ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "200"}
 # The filters of a fresh interpreter with no -W and no PYTHONWARNINGS (the warnings module's
 # defaults, newest first): what a user's `maskctl` shows on stderr.
-DEFAULT_FILTERS = (("default", DeprecationWarning, "__main__"), ("ignore", DeprecationWarning, None),
-                   ("ignore", PendingDeprecationWarning, None), ("ignore", ImportWarning, None),
-                   ("ignore", ResourceWarning, None))
+DEFAULT_FILTERS = (
+    ("default", DeprecationWarning, "__main__"),
+    ("ignore", DeprecationWarning, None),
+    ("ignore", PendingDeprecationWarning, None),
+    ("ignore", ImportWarning, None),
+    ("ignore", ResourceWarning, None),
+)
 
 
 @contextlib.contextmanager
@@ -88,7 +92,9 @@ def _exit_code(code: object) -> int:
     return 1
 
 
-def run_in_process(*args: object, cwd: str | Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_in_process(
+    *args: object, cwd: str | Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """``maskctl ARGS`` in this process; the same answer as ``subprocess.run([... "maskctl", ...])``."""
     from maskctl.cli import main
 
@@ -103,7 +109,7 @@ def run_in_process(*args: object, cwd: str | Path | None = None, env: dict[str, 
                 main(argv)
             except SystemExit as exit_:
                 code = _exit_code(exit_.code)
-            except Exception:  # not caught by main: the interpreter prints it and exits 1
+            except Exception:  # noqa: BLE001 - not caught by main: the interpreter prints it and exits 1
                 sys.stderr.write(traceback.format_exc())
                 code = 1
             finally:

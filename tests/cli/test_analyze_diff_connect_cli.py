@@ -7,7 +7,8 @@ import json
 import pytest
 
 from maskctl.cli import main
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 from tests.conftest import PNG
 
 
@@ -57,15 +58,30 @@ def test_diff_errors_are_one_line(runs, tmp_path, capsys):
     code = invoke("analyze", "diff", runs / "a.bundle", runs / "distil.bundle", "--out", tmp_path)
     one_line_error(capsys, code, str(runs / "distil.bundle"), "base model")
     one_line_error(capsys, invoke("analyze", "diff", runs / "a.bundle", "--out", tmp_path), "at least two")
-    one_line_error(capsys, invoke("analyze", "diff", runs / "a.bundle", tmp_path / "nope.bundle", "--out", tmp_path),
-                   "does not exist")
+    one_line_error(
+        capsys,
+        invoke("analyze", "diff", runs / "a.bundle", tmp_path / "nope.bundle", "--out", tmp_path),
+        "does not exist",
+    )
     assert not list(tmp_path.iterdir())  # nothing written on a refusal
 
 
 def test_connect_writes_tables_and_figure(runs, tmp_path, capsys):
     out = tmp_path / "connect"
-    code = invoke("analyze", "connect", "--mask", runs / "a.bundle", "--finetuned", runs / "ft", "--points", 3,
-                  "--device", "cpu", "--out", out)
+    code = invoke(
+        "analyze",
+        "connect",
+        "--mask",
+        runs / "a.bundle",
+        "--finetuned",
+        runs / "ft",
+        "--points",
+        3,
+        "--device",
+        "cpu",
+        "--out",
+        out,
+    )
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "pretrained-masked α=0.50:" in printed and f"files to {out}" in printed
@@ -75,25 +91,53 @@ def test_connect_writes_tables_and_figure(runs, tmp_path, capsys):
 
 
 def test_connect_errors_are_one_line(runs, tmp_path, capsys):
-    code = invoke("analyze", "connect", "--mask", runs / "a.bundle", "--finetuned", tmp_path / "none", "--out", tmp_path)
+    code = invoke(
+        "analyze", "connect", "--mask", runs / "a.bundle", "--finetuned", tmp_path / "none", "--out", tmp_path
+    )
     one_line_error(capsys, code, "does not exist")
-    code = invoke("analyze", "connect", "--mask", runs / "distil.bundle", "--finetuned", runs / "ft", "--device", "cpu",
-                  "--out", tmp_path)
+    code = invoke(
+        "analyze",
+        "connect",
+        "--mask",
+        runs / "distil.bundle",
+        "--finetuned",
+        runs / "ft",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path,
+    )
     one_line_error(capsys, code, "bert model", "distilbert")
-    code = invoke("analyze", "connect", "--mask", runs / "a.bundle", "--finetuned", runs / "ft", "--points", 1,
-                  "--out", tmp_path)
+    code = invoke(
+        "analyze", "connect", "--mask", runs / "a.bundle", "--finetuned", runs / "ft", "--points", 1, "--out", tmp_path
+    )
     one_line_error(capsys, code, "--points 1")
 
 
 def test_tsne_writes_tables_and_figure_and_refuses_one_line(runs, tmp_path, capsys):
     out = tmp_path / "tsne"
-    code = invoke("analyze", "tsne", "--mask", runs / "a.bundle", "--finetuned", runs / "ft", "--max-examples", 20,
-                  "--device", "cpu", "--out", out)
+    code = invoke(
+        "analyze",
+        "tsne",
+        "--mask",
+        runs / "a.bundle",
+        "--finetuned",
+        runs / "ft",
+        "--max-examples",
+        20,
+        "--device",
+        "cpu",
+        "--out",
+        out,
+    )
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "finetuned" in printed and f"files to {out}" in printed
     assert [row["model"] for row in json.loads((out / "tsne.json").read_text())["rows"]] == [
-        "pretrained", "masked", "finetuned"]
+        "pretrained",
+        "masked",
+        "finetuned",
+    ]
     assert (out / "tsne.png").read_bytes()[:8] == PNG
     code = invoke("analyze", "tsne", "--mask", runs / "distil.bundle", "--finetuned", runs / "ft", "--out", tmp_path)
     one_line_error(capsys, code, "bert model")

@@ -33,7 +33,9 @@ def run(*args, cwd=None, check=True) -> subprocess.CompletedProcess:
 def run_real(*args, cwd=None, check=True) -> subprocess.CompletedProcess:
     """``python -m maskctl ARGS`` in a new process."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "200"}
-    proc = subprocess.run([*MASKCTL, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+    proc = subprocess.run(
+        [*MASKCTL, *map(str, args)], check=False, capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
     return _checked(proc, check)
 
 
@@ -49,8 +51,21 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
 
 def test_train_eval_inspect_end_to_end(tiny_bert, keyword_task, tmp_path):
     out = tmp_path / "kw.bundle"
-    train = run("train", "--model", tiny_bert, "--task", keyword_task, "--output", out,
-                "--max-steps", "3", "--batch-size", "16", "--lr", "1e-2")
+    train = run(
+        "train",
+        "--model",
+        tiny_bert,
+        "--task",
+        keyword_task,
+        "--output",
+        out,
+        "--max-steps",
+        "3",
+        "--batch-size",
+        "16",
+        "--lr",
+        "1e-2",
+    )
     assert "wrote" in train.stdout and out.is_file()
     recorded = json.loads(run("inspect", out, "--json").stdout)["metrics"]["dev"]
     metrics_file = tmp_path / "m.json"
@@ -63,7 +78,12 @@ def test_train_eval_inspect_end_to_end(tiny_bert, keyword_task, tmp_path):
     run("eval", out, "--output", metrics_file, "--overwrite")
     assert json.loads(metrics_file.read_text())["metrics"] == recorded
     inspect = run("inspect", out).stdout
-    assert "keywords" in inspect and "bits per masked weight" in inspect and "3.attn.query" in inspect and "names under bert." in inspect
+    assert (
+        "keywords" in inspect
+        and "bits per masked weight" in inspect
+        and "3.attn.query" in inspect
+        and "names under bert." in inspect
+    )
 
 
 def test_recipe_with_overrides_and_explicit_options(tiny_bert, keyword_task, tmp_path):
@@ -83,11 +103,35 @@ def test_errors_are_one_line_with_a_fix_and_exit_2(tiny_bert, keyword_task, tmp_
     junk.write_bytes(b"\x00" * 64)
     assert_one_line_error(run("eval", junk, check=False), "not a readable bundle")
     assert_one_line_error(run("train", "--task", "no-such-task", check=False), "unknown task")
-    assert_one_line_error(run("train", "--model", "bert-base-uncased", "--task", keyword_task,
-                              "--output", tmp_path / "x.bundle", check=False), "offline")
+    assert_one_line_error(
+        run(
+            "train",
+            "--model",
+            "bert-base-uncased",
+            "--task",
+            keyword_task,
+            "--output",
+            tmp_path / "x.bundle",
+            check=False,
+        ),
+        "offline",
+    )
     assert_one_line_error(run("train", "--model", tmp_path / "nowhere", check=False), "does not exist")
-    assert_one_line_error(run("train", "--model", tiny_bert, "--task", keyword_task, "--mask-blocks", "9-12",
-                              "--output", tmp_path / "y.bundle", check=False), "mask-blocks")
+    assert_one_line_error(
+        run(
+            "train",
+            "--model",
+            tiny_bert,
+            "--task",
+            keyword_task,
+            "--mask-blocks",
+            "9-12",
+            "--output",
+            tmp_path / "y.bundle",
+            check=False,
+        ),
+        "mask-blocks",
+    )
     assert_one_line_error(run("train", "--recipe", tmp_path / "none.yaml", check=False), "recipe")
     assert not (tmp_path / "x.bundle").exists() and not (tmp_path / "y.bundle").exists()
 
@@ -100,7 +144,9 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_existing_output_is_kept(tiny_bert, keyword_task, tmp_path):
     out = tmp_path / "keep.bundle"
     out.write_text("mine")
-    proc = run_real("train", "--model", tiny_bert, "--task", keyword_task, "--output", out, "--max-steps", "1", check=False)
+    proc = run_real(
+        "train", "--model", tiny_bert, "--task", keyword_task, "--output", out, "--max-steps", "1", check=False
+    )
     assert_one_line_error(proc, "already exists", "--overwrite")
     assert out.read_text() == "mine"
 
@@ -118,7 +164,9 @@ def test_version_and_help():
 
 @pytest.mark.skipif(not (Path(sys.executable).parent / "maskctl").exists(), reason="console script not installed")
 def test_console_script_is_installed():
-    proc = subprocess.run([str(Path(sys.executable).parent / "maskctl"), "--version"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "maskctl"), "--version"], check=False, capture_output=True, text=True
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("maskctl")
 
 
@@ -126,8 +174,7 @@ def test_ensemble_and_export_commands(tiny_bert, keyword_task, tmp_path):
     bundles = []
     for seed in (0, 1):
         out = tmp_path / f"m{seed}.bundle"
-        run("train", "--model", tiny_bert, "--task", keyword_task, "--output", out, "--max-steps", "2",
-            "--seed", seed)
+        run("train", "--model", tiny_bert, "--task", keyword_task, "--output", out, "--max-steps", "2", "--seed", seed)
         bundles.append(out)
     proc = run("ensemble", *bundles, "--by", "best", "--split", "test", "--predictions", tmp_path / "p.jsonl")
     assert "vote by label" in proc.stdout and "(chosen)" in proc.stdout

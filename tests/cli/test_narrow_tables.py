@@ -26,18 +26,33 @@ def test_inspect_fits_80_columns():
 
 
 def test_layer_names_keep_block_and_matrix():
-    prefix, names = short_layer_names(["roberta.encoder.layer.11.attention.self.query",
-                                       "roberta.encoder.layer.11.output.dense", "roberta.pooler.dense",
-                                       "classifier.out_proj"])
+    prefix, names = short_layer_names(
+        [
+            "roberta.encoder.layer.11.attention.self.query",
+            "roberta.encoder.layer.11.output.dense",
+            "roberta.pooler.dense",
+            "classifier.out_proj",
+        ]
+    )
     assert prefix == "roberta"
     assert names == ["11.attn.query", "11.output", "pooler", "classifier.out_proj"]
 
 
 def test_a_tagging_metrics_table_fits_80_columns():
-    metrics = {"score": 0.51, "seqeval_f1": 0.51, "seqeval_precision": 0.5, "seqeval_recall": 0.52,
-               "token_accuracy": 0.93, "words": 7082, "excluded_words": 0, "n": 360}
+    metrics = {
+        "score": 0.51,
+        "seqeval_f1": 0.51,
+        "seqeval_precision": 0.5,
+        "seqeval_recall": 0.52,
+        "token_accuracy": 0.93,
+        "words": 7082,
+        "excluded_words": 0,
+        "n": 360,
+    }
     console = Console(width=80, record=True)
-    console.print(metrics_table("wnut16: a-very-long-bundle-name-for-the-title.bundle", {"dev": metrics, "test": metrics}))
+    console.print(
+        metrics_table("wnut16: a-very-long-bundle-name-for-the-title.bundle", {"dev": metrics, "test": metrics})
+    )
     text = console.export_text()
     assert "seqeval precision" in text and "token accuracy" in text and "…" not in text
     assert "7,082" in text and "7082.0000" not in text and "360" in text

@@ -21,8 +21,24 @@ def test_train_eval_predict_own_csv_files(tiny_bert, tmp_path):
     write(tmp_path / "reviews-train.csv", make_sentences(120, 1))
     write(tmp_path / "reviews-test.csv", make_sentences(20, 3))
     out = tmp_path / "reviews.bundle"
-    run("train", "--model", tiny_bert, "--train-file", "reviews-train.csv", "--test-file", "reviews-test.csv",
-        "--text-column", "review", "--label-column", "stars", "--max-steps", "2", "--output", out, cwd=tmp_path)
+    run(
+        "train",
+        "--model",
+        tiny_bert,
+        "--train-file",
+        "reviews-train.csv",
+        "--test-file",
+        "reviews-test.csv",
+        "--text-column",
+        "review",
+        "--label-column",
+        "stars",
+        "--max-steps",
+        "2",
+        "--output",
+        out,
+        cwd=tmp_path,
+    )
     meta = json.loads(run("inspect", out, "--json").stdout)
     assert meta["task"]["name"] == "reviews" and meta["task"]["labels"] == ["food", "neg", "pos", "sport"]
     assert meta["task"]["source"]["files"] == {"train": "reviews-train.csv", "test": "reviews-test.csv"}
@@ -36,7 +52,10 @@ def test_train_eval_predict_own_csv_files(tiny_bert, tmp_path):
     dev = run("eval", out, "--split", "validation", *base, cwd=tmp_path).stdout  # the Hub's name for dev
     assert "matches the dev score recorded at training time" in dev
 
-    rows = [json.loads(line) for line in run("predict", out, "--input", tmp_path / "reviews-test.csv", *base).stdout.splitlines()]
+    rows = [
+        json.loads(line)
+        for line in run("predict", out, "--input", tmp_path / "reviews-test.csv", *base).stdout.splitlines()
+    ]
     assert len(rows) == 20 and rows[0]["line"] == 2  # the header is not predicted
     assert rows[0]["predictions"]["reviews"]["label"] in meta["task"]["labels"]
     lines = tmp_path / "in.jsonl"
@@ -52,10 +71,14 @@ def test_train_eval_predict_own_csv_files(tiny_bert, tmp_path):
     assert not written.exists()  # no empty output left behind
     named = run("predict", out, "--input", tmp_path / "other.csv", "--text-column", "body", *base).stdout
     assert [json.loads(line)["input"]["text"] for line in named.splitlines()] == [r[0] for r in make_sentences(20, 3)]
-    assert_one_line_error(run("predict", out, "--input", tmp_path / "other.csv", "--text-column", "review", *base,
-                              check=False), "no column 'review'", "body, rating")
-    scored = run("eval", out, "--file", tmp_path / "other.csv", "--text-column", "body", "--label-column", "rating",
-                 *base).stdout
+    assert_one_line_error(
+        run("predict", out, "--input", tmp_path / "other.csv", "--text-column", "review", *base, check=False),
+        "no column 'review'",
+        "body, rating",
+    )
+    scored = run(
+        "eval", out, "--file", tmp_path / "other.csv", "--text-column", "body", "--label-column", "rating", *base
+    ).stdout
     assert scored.split("│")[2].strip() == test.split("│")[2].strip()  # the same rows, other names
 
 
@@ -65,11 +88,28 @@ def test_own_data_errors_are_one_line_and_keep_existing_output(tiny_bert, tmp_pa
     out = tmp_path / "kept.bundle"
     out.write_bytes(b"old")
     base = ("train", "--model", tiny_bert, "--output", out, "--overwrite")
-    assert_one_line_error(run(*base, "--train-file", tmp_path / "train.csv", check=False),
-                          "no column 'text'", "review, stars", "--text-column")
-    assert_one_line_error(run(*base, "--train-file", tmp_path / "train.csv", "--text-column", "review",
-                              "--validation-file", tmp_path / "dev.csv", "--label-column", "stars", check=False),
-                          "dev.csv:2: label 'great'", "train file")
+    assert_one_line_error(
+        run(*base, "--train-file", tmp_path / "train.csv", check=False),
+        "no column 'text'",
+        "review, stars",
+        "--text-column",
+    )
+    assert_one_line_error(
+        run(
+            *base,
+            "--train-file",
+            tmp_path / "train.csv",
+            "--text-column",
+            "review",
+            "--validation-file",
+            tmp_path / "dev.csv",
+            "--label-column",
+            "stars",
+            check=False,
+        ),
+        "dev.csv:2: label 'great'",
+        "train file",
+    )
     assert_one_line_error(run(*base, "--text-column", "review", check=False), "needs --train-file")
     assert_one_line_error(run(*base, "--train-file", tmp_path / "none.csv", check=False), "does not exist")
     assert out.read_bytes() == b"old"

@@ -35,7 +35,8 @@ def test_size_refuses_an_unknown_hub_id_offline_in_one_line():
 
 @pytest.fixture(scope="module")
 def bundles(tiny_bert, keyword_task, tmp_path_factory):
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     root = tmp_path_factory.mktemp("size-cli")
     paths = [root / f"m{i}.bundle" for i in range(2)]
@@ -54,7 +55,8 @@ def test_size_counts_real_bundles_and_plots(bundles, tmp_path):
     base = 4 * data["model"]["base_params"]
     assert [r["masking_bytes"] for r in data["tasks"]] == [base + sizes[0], base + sum(sizes)]
     assert [b["bits_per_masked_weight"] for b in data["bundles"]] == [
-        pytest.approx(8 * b["file_bytes"] / b["masked_weights"]) for b in data["bundles"]]
+        pytest.approx(8 * b["file_bytes"] / b["masked_weights"]) for b in data["bundles"]
+    ]
     assert plot.read_bytes()[:4] == b"\x89PNG"
     table = run("size", "--bundles", *bundles).stdout
     assert "bits per masked weight" in table and "bundles on disk" in table

@@ -27,8 +27,23 @@ def assert_one_line_error(result, *fragments):
 
 def test_sweep_keeps_the_best_and_never_clobbers_output(capsys, tiny_bert, keyword_task, tmp_path):
     out = tmp_path / "kw.bundle"
-    base = ["train", "--model", tiny_bert, "--task", keyword_task, "--output", out, "--max-steps", "1",
-            "--batch-size", "16", "--sweep", "lr=1e-2,3e-2", "--sweep-extend", "0"]
+    base = [
+        "train",
+        "--model",
+        tiny_bert,
+        "--task",
+        keyword_task,
+        "--output",
+        out,
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "16",
+        "--sweep",
+        "lr=1e-2,3e-2",
+        "--sweep-extend",
+        "0",
+    ]
     code, stdout, _ = cli(capsys, *base)
     assert code == 0 and out.is_file()
     table = json.loads((tmp_path / "kw.sweep" / "sweep.json").read_text())
@@ -47,8 +62,10 @@ def test_sweep_keeps_the_best_and_never_clobbers_output(capsys, tiny_bert, keywo
 
 def test_recipe_sweep_runs_and_a_fixed_key_leaves_it(capsys, tiny_bert, keyword_task, tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(f"model: {tiny_bert}\ntask: {keyword_task}\nmax_steps: 1\nbatch_size: 16\n"
-                      "sweep: {lr: [0.01, 0.02]}\nsweep_extend: 0\n")
+    recipe.write_text(
+        f"model: {tiny_bert}\ntask: {keyword_task}\nmax_steps: 1\nbatch_size: 16\n"
+        "sweep: {lr: [0.01, 0.02]}\nsweep_extend: 0\n"
+    )
     code, _, _ = cli(capsys, "train", "--recipe", recipe, "--output", tmp_path / "a.bundle")
     assert code == 0 and len(json.loads((tmp_path / "a.sweep" / "sweep.json").read_text())["rows"]) == 2
     code, stdout, _ = cli(capsys, "train", "--recipe", recipe, "--output", tmp_path / "b.bundle", "lr=0.05")
@@ -59,16 +76,20 @@ def test_recipe_sweep_runs_and_a_fixed_key_leaves_it(capsys, tiny_bert, keyword_
     assert code == 0 and [row["point"] for row in rows] == ["seed=0", "seed=1"]  # --sweep replaces the recipe's
 
 
-@pytest.mark.parametrize("spec, fragment", [
-    (["--sweep", "lr"], "is not key=v1,v2"),
-    (["--sweep", "lr=abc,1e-3"], "lr must be float"),
-    (["--sweep", "rate=1,2"], "cannot sweep 'rate'"),
-    (["--sweep", "lr=1e-3", "--sweep", "seed=1", "--sweep", "epochs=1"], "one or two"),
-    (["--sweep", "lr=1e-3,2e-3", "lr=1e-3"], "both swept"),
-    (["--sweep", "lr=1e-3,2e-3", "--resume", "somewhere"], "not a sweep"),
-])
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        (["--sweep", "lr"], "is not key=v1,v2"),
+        (["--sweep", "lr=abc,1e-3"], "lr must be float"),
+        (["--sweep", "rate=1,2"], "cannot sweep 'rate'"),
+        (["--sweep", "lr=1e-3", "--sweep", "seed=1", "--sweep", "epochs=1"], "one or two"),
+        (["--sweep", "lr=1e-3,2e-3", "lr=1e-3"], "both swept"),
+        (["--sweep", "lr=1e-3,2e-3", "--resume", "somewhere"], "not a sweep"),
+    ],
+)
 def test_bad_sweeps_are_one_line_errors(capsys, tiny_bert, keyword_task, tmp_path, spec, fragment):
     out = tmp_path / "x.bundle"
-    assert_one_line_error(cli(capsys, "train", "--model", tiny_bert, "--task", keyword_task, "--output", out, *spec),
-                          fragment)
+    assert_one_line_error(
+        cli(capsys, "train", "--model", tiny_bert, "--task", keyword_task, "--output", out, *spec), fragment
+    )
     assert not out.exists() and not (tmp_path / "x.sweep").exists()

@@ -22,9 +22,28 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bundles"
 @pytest.fixture(scope="module")
 def logged(tiny_bert, keyword_task, tmp_path_factory):
     out = tmp_path_factory.mktemp("logged") / "kw.bundle"
-    result = CliRunner().invoke(app, ["train", "--model", str(tiny_bert), "--task", str(keyword_task),
-                                      "--output", str(out), "--max-steps", "6", "--eval-every", "3",
-                                      "--log-every", "2", "--batch-size", "16", "--lr", "1e-2"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--model",
+            str(tiny_bert),
+            "--task",
+            str(keyword_task),
+            "--output",
+            str(out),
+            "--max-steps",
+            "6",
+            "--eval-every",
+            "3",
+            "--log-every",
+            "2",
+            "--batch-size",
+            "16",
+            "--lr",
+            "1e-2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return result.output, out
 
@@ -32,8 +51,14 @@ def logged(tiny_bert, keyword_task, tmp_path_factory):
 def test_train_prints_log_lines_when_not_on_a_terminal(logged):
     output, out = logged
     lines = output.splitlines()
-    for phase in ("reading train ...", "tokenising train (240 examples) ...", "reading dev ...",
-                  "tokenising dev (60 examples) ...", "loading model ...", "evaluating dev (1 batch) ..."):
+    for phase in (
+        "reading train ...",
+        "tokenising train (240 examples) ...",
+        "reading dev ...",
+        "tokenising dev (60 examples) ...",
+        "loading model ...",
+        "evaluating dev (1 batch) ...",
+    ):
         assert phase in lines, output
     steps = [line for line in lines if line.startswith("step ")]
     assert [line.split()[1] for line in steps] == ["2/6", "4/6", "6/6"], output
@@ -75,5 +100,8 @@ def test_report_to_a_tracker_that_is_not_installed_is_one_error(capsys, tmp_path
     from maskctl.training import tracking
 
     monkeypatch.setattr(tracking, "installed", lambda module: False)
-    assert_one_line_error(cli(capsys, "train", "--model", tmp_path / "no-model", "--report-to", "tensorboard"),
-                          "--report-to tensorboard needs the tensorboard package", "pip install tensorboard")
+    assert_one_line_error(
+        cli(capsys, "train", "--model", tmp_path / "no-model", "--report-to", "tensorboard"),
+        "--report-to tensorboard needs the tensorboard package",
+        "pip install tensorboard",
+    )

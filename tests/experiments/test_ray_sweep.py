@@ -47,8 +47,22 @@ def test_ray_options_need_the_ray_backend_and_a_sweep():
 
 def test_missing_ray_is_one_line_naming_the_extra(monkeypatch, capsys, tiny_bert, keyword_task, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
-    code, text = _cli(capsys, "train", "--model", str(tiny_bert), "--task", str(keyword_task), "--max-steps", "1",
-                      "--sweep", "lr=1e-2,5e-2", "--sweep-backend", "ray", "--output", str(tmp_path / "kw.bundle"))
+    code, text = _cli(
+        capsys,
+        "train",
+        "--model",
+        str(tiny_bert),
+        "--task",
+        str(keyword_task),
+        "--max-steps",
+        "1",
+        "--sweep",
+        "lr=1e-2,5e-2",
+        "--sweep-backend",
+        "ray",
+        "--output",
+        str(tmp_path / "kw.bundle"),
+    )
     lines = [line for line in text.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1, text
     assert "--sweep-backend ray needs ray[tune], which is not installed" in lines[0]
@@ -66,9 +80,28 @@ def test_a_sweep_on_ray_equals_the_local_sweep(local_ray, capsys, tiny_bert, key
     finally:
         torch.set_num_threads(threads)
     out = tmp_path / "ray" / "kw.bundle"
-    code, text = _cli(capsys, "train", "--model", str(tiny_bert), "--task", str(keyword_task), "--max-steps", "3",
-                      "--batch-size", "16", "--sweep", "lr=1e-2,5e-2", "--sweep", "seed=0,1", "--sweep-backend", "ray",
-                      "--cpus-per-trial", "1", "--output", str(out))
+    code, text = _cli(
+        capsys,
+        "train",
+        "--model",
+        str(tiny_bert),
+        "--task",
+        str(keyword_task),
+        "--max-steps",
+        "3",
+        "--batch-size",
+        "16",
+        "--sweep",
+        "lr=1e-2,5e-2",
+        "--sweep",
+        "seed=0,1",
+        "--sweep-backend",
+        "ray",
+        "--cpus-per-trial",
+        "1",
+        "--output",
+        str(out),
+    )
     assert code == 0, text
     assert "4 points as Ray Tune trials" in text and "best lr=" in text
     folder = out.with_name("kw.sweep")
@@ -76,8 +109,10 @@ def test_a_sweep_on_ray_equals_the_local_sweep(local_ray, capsys, tiny_bert, key
         on_ray = folder / point.output.parent.name
         assert filecmp.cmp(point.output, on_ray / "kw.bundle", shallow=False), point.label  # byte-identical
         stored = json.loads((on_ray / "result.json").read_text())
-        assert stored["metrics"] == point.metrics and stored["training"] == json.loads(
-            (point.output.parent / "result.json").read_text())["training"]
+        assert (
+            stored["metrics"] == point.metrics
+            and stored["training"] == json.loads((point.output.parent / "result.json").read_text())["training"]
+        )
     assert _rows({"json": folder / "sweep.json"}) == _rows(local.table)
     assert filecmp.cmp(out, local.output, shallow=False)  # the same best, copied
     assert (folder / "tune").is_dir()  # Tune's own records beside the points
@@ -96,8 +131,10 @@ def test_a_failing_trial_is_named_and_the_others_finish(local_ray, tiny_bert, ke
         run_sweep(settings, {"mask_blocks": ["top:2", "top:9"]}, output=out, extend=0, backend=ray)
     message = str(info.value)
     assert "\n" not in message
-    assert message.startswith("1 of 2 sweep points failed (mask_blocks=top:9); mask_blocks=top:9: --mask-blocks "
-                              "top:9: K must be between 0 and 4")
+    assert message.startswith(
+        "1 of 2 sweep points failed (mask_blocks=top:9); mask_blocks=top:9: --mask-blocks "
+        "top:9: K must be between 0 and 4"
+    )
     folder = tmp_path / "kw.sweep"
     assert (folder / "mask_blocks=top_2" / "kw.bundle").is_file()  # the other point finished
     assert [r["point"] for r in _rows({"json": folder / "sweep.json"})] == ["mask_blocks=top:2"]
@@ -108,12 +145,18 @@ def test_a_failing_trial_is_named_and_the_others_finish(local_ray, tiny_bert, ke
 
 
 @pytest.mark.slow
-def test_asha_stops_trailing_points_and_a_rerun_reads_them_back(local_ray, pretrained_tiny_bert, keyword_task,
-                                                                 tmp_path):
+def test_asha_stops_trailing_points_and_a_rerun_reads_them_back(
+    local_ray, pretrained_tiny_bert, keyword_task, tmp_path
+):
     # The two learning rates that learn start first; the two that barely move the mask reach
     # their first evaluation after them and trail: ASHA stops them there.
-    settings = {"model": str(pretrained_tiny_bert), "task": str(keyword_task), "max_steps": 12, "eval_every": 2,
-                "batch_size": 16}
+    settings = {
+        "model": str(pretrained_tiny_bert),
+        "task": str(keyword_task),
+        "max_steps": 12,
+        "eval_every": 2,
+        "batch_size": 16,
+    }
     grid = {"lr": [3e-2, 1e-1, 1e-5, 3e-5]}
     asha = SweepSettings(sweep_backend="ray", scheduler="asha")
     result = run_sweep(settings, grid, output=tmp_path / "kw.bundle", extend=0, backend=asha)

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from maskctl.errors import MaskctlError
-from maskctl.masking.targets import parse_blocks
 from maskctl.experiments.recipes import (
     apply_overrides,
     find_recipe,
@@ -18,8 +17,9 @@ from maskctl.experiments.recipes import (
     resolve_run,
     shipped_recipes,
 )
+from maskctl.masking.targets import parse_blocks
 from maskctl.resources import builtin_dir
-from maskctl.training.trainer import TrainArgs
+from maskctl.train_settings import TrainArgs
 
 ROOT = builtin_dir("recipes")
 FILES = sorted(ROOT.rglob("*.yaml"))
@@ -75,7 +75,12 @@ def test_wnut16_demo_recipe_uses_the_card_defaults():
 
     card = get_card("wnut16")  # the card's masking defaults are the recipe's (the best found on dev)
     masked = TrainArgs(task="wnut16").with_task_defaults(card.defaults)
-    assert (masked.lr, masked.epochs, masked.head, masked.word_piece) == (s["lr"], s["epochs"], s["head"], s["word_piece"])
+    assert (masked.lr, masked.epochs, masked.head, masked.word_piece) == (
+        s["lr"],
+        s["epochs"],
+        s["head"],
+        s["word_piece"],
+    )
     finetuned = TrainArgs(task="wnut16", method="finetune").with_task_defaults(card.defaults)
     assert (finetuned.lr, finetuned.epochs, finetuned.word_piece) == (3e-4, 12, "last")
 
@@ -124,9 +129,13 @@ def test_base_cycles_and_missing_bases_are_one_line_errors(tmp_path):
 
 
 def test_bad_recipe_sweeps_are_refused(tmp_path):
-    bad = {"sweep: [1, 2]": "must be a mapping", "sweep: {lr: [fast]}": "lr must be float",
-           "sweep: {learning_rate: [1]}": "cannot sweep", "sweep_extend: -1": "whole number",
-           "sweep: {lr: [1], seed: [1], epochs: [1]}": "a sweep takes one or two"}
+    bad = {
+        "sweep: [1, 2]": "must be a mapping",
+        "sweep: {lr: [fast]}": "lr must be float",
+        "sweep: {learning_rate: [1]}": "cannot sweep",
+        "sweep_extend: -1": "whole number",
+        "sweep: {lr: [1], seed: [1], epochs: [1]}": "a sweep takes one or two",
+    }
     for text, message in bad.items():
         (tmp_path / "r.yaml").write_text(text + "\n")
         with pytest.raises(MaskctlError, match=message):
@@ -155,12 +164,15 @@ def test_paper_recipes_run_their_sweep_on_a_tiny_model_of_their_family(tiny_mode
     """The paper recipe as shipped (its lr grid included) trains end to end once the model and
     the data are local: the tiny offline model of the same family and official-format files."""
     from maskctl.bundle.format import load_bundle
-    from maskctl.experiments.sweep import resolve_grid, run_sweep
+    from maskctl.experiments.recipes import resolve_grid
+    from maskctl.experiments.sweep import run_sweep
     from tests.tasks.official_fixtures import WRITERS
 
     WRITERS[task](tmp_path)
-    spec = resolve_run(f"paper/{family}/{task}", [f"model={tiny_models[family]}", f"data_dir={tmp_path}",
-                                                  "max_steps=1", "max_length=48"])
+    spec = resolve_run(
+        f"paper/{family}/{task}",
+        [f"model={tiny_models[family]}", f"data_dir={tmp_path}", "max_steps=1", "max_length=48"],
+    )
     result = run_sweep(spec.settings, resolve_grid(spec, None), output=tmp_path / "best.bundle", extend=0)
     assert [p.point["lr"] for p in result.points] == [1e-5, 3e-5, 5e-5, 7e-5, 9e-5]
     assert (tmp_path / "best.bundle").is_file() and result.best in result.points

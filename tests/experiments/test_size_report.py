@@ -31,8 +31,10 @@ def test_bundles_replace_the_formula_for_masking():
     report = sizing.size_tasks([BUNDLE, BUNDLE], spec="bert-base-uncased")
     assert report.source == "bundles" and len(report.rows) == 2 and report.ensemble is None
     base = sizing.BYTES_PER_FLOAT * report.count.base_params
-    assert [row.masking_bytes for row in report.rows] == [base + BUNDLE.stat().st_size,
-                                                          base + 2 * BUNDLE.stat().st_size]
+    assert [row.masking_bytes for row in report.rows] == [
+        base + BUNDLE.stat().st_size,
+        base + 2 * BUNDLE.stat().st_size,
+    ]
     assert report.to_dict()["bundles"][0]["file_bytes"] == BUNDLE.stat().st_size
 
 

@@ -6,10 +6,12 @@ the package, on the meta device; bundles are trained for one step on the tiny BE
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
-from maskctl.experiments import sizing
 from maskctl.errors import BundleError, MaskctlError, ModelError
+from maskctl.experiments import sizing
 
 # BERT-base in numbers: 12 blocks of hidden 768 and FFN 3072.
 H, FFN = 768, 3072
@@ -63,19 +65,30 @@ def test_cumulative_size_grows_linearly_in_the_number_of_tasks(bert):
         assert r.finetune_params == n * bert.total_params
         assert r.masking_bytes == 4 * bert.base_params + n * bert.per_task_mask_bytes
         assert r.masking_mask_bits == n * bert.masked_weights
-    steps = {b.masking_bytes - a.masking_bytes for a, b in zip(rows, rows[1:])}
+    steps = {b.masking_bytes - a.masking_bytes for a, b in itertools.pairwise(rows)}
     assert steps == {bert.per_task_mask_bytes}
     assert rows[0].ratio < 1 < rows[-1].ratio  # a small overhead for one task, far cheaper for many
     assert sizing.ensemble(bert, 4) == rows[3]  # K members of one task cost what K tasks cost
 
 
-@pytest.mark.parametrize("spec, base, blocks, head", [
-    ("roberta-base", 124_645_632 - (H * H + H), (2, 3, 4, 5, 6, 7, 8, 9, 10, 11),
-     ("classifier.dense", "classifier.out_proj")),
-    ("FacebookAI/roberta-base", 124_645_632 - (H * H + H), tuple(range(2, 12)),
-     ("classifier.dense", "classifier.out_proj")),
-    ("distilbert-base-uncased", 66_362_880, (2, 3, 4, 5), ("pre_classifier", "classifier")),
-])
+@pytest.mark.parametrize(
+    "spec, base, blocks, head",
+    [
+        (
+            "roberta-base",
+            124_645_632 - (H * H + H),
+            (2, 3, 4, 5, 6, 7, 8, 9, 10, 11),
+            ("classifier.dense", "classifier.out_proj"),
+        ),
+        (
+            "FacebookAI/roberta-base",
+            124_645_632 - (H * H + H),
+            tuple(range(2, 12)),
+            ("classifier.dense", "classifier.out_proj"),
+        ),
+        ("distilbert-base-uncased", 66_362_880, (2, 3, 4, 5), ("pre_classifier", "classifier")),
+    ],
+)
 def test_roberta_and_distilbert_are_counted_offline(spec, base, blocks, head):
     count = sizing.count_model(spec)
     assert "shipped with maskctl" in count.config_from
@@ -131,7 +144,8 @@ def test_bad_options_are_user_errors(bert):
 
 @pytest.fixture(scope="module")
 def bundle(tiny_bert, keyword_task, tmp_path_factory):
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     out = tmp_path_factory.mktemp("size") / "one.bundle"
     train(TrainArgs(model=str(tiny_bert), task=str(keyword_task), output=str(out), max_steps=1))

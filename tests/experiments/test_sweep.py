@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from maskctl.experiments import sweep_points
 from maskctl.errors import MaskctlError
-from maskctl.experiments.sweep import edge_extension, parse_sweep, point_label, run_sweep
+from maskctl.experiments import sweep_points
+from maskctl.experiments.recipes import parse_sweep
+from maskctl.experiments.sweep import run_sweep
+from maskctl.experiments.sweep_points import edge_extension, point_label
 from maskctl.training.trainer import TrainResult
 from tests.conftest import PNG
 
@@ -32,9 +34,13 @@ class FakeTrainer:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(f"lr={args.lr} seed={args.seed}")
         value = self.score(args)
-        return TrainResult(output=Path(args.output), method="mask", wall_seconds=0.5,
-                           metrics={"accuracy": value, "n": 10, "score": value},
-                           sparsity={"init": args.init_sparsity or 0.05, "final": (args.init_sparsity or 0.05) + 0.01})
+        return TrainResult(
+            output=Path(args.output),
+            method="mask",
+            wall_seconds=0.5,
+            metrics={"accuracy": value, "n": 10, "score": value},
+            sparsity={"init": args.init_sparsity or 0.05, "final": (args.init_sparsity or 0.05) + 0.01},
+        )
 
 
 def peak_at(best_lr):
@@ -63,17 +69,20 @@ def test_sweep_specs_parse_into_grids():
     assert point_label({"lr": 3e-05, "seed": 1}) == "lr=3e-05,seed=1"
 
 
-@pytest.mark.parametrize("specs, message", [
-    (["lr"], "is not key=v1,v2"),
-    (["lr="], "is not key=v1,v2"),
-    (["lr=1e-3,,2e-3"], "is not key=v1,v2"),
-    (["learning_rate=1e-3"], "cannot sweep 'learning_rate'"),
-    (["output=a.bundle,b.bundle"], "cannot sweep 'output'"),
-    (["lr=fast"], "lr must be float"),
-    (["epochs=1.5"], "epochs must be int"),
-    (["lr=1e-3", "seed=1", "epochs=1"], "a sweep takes one or two"),
-    (["lr=1e-3", "lr=2e-3"], "given twice"),
-])
+@pytest.mark.parametrize(
+    "specs, message",
+    [
+        (["lr"], "is not key=v1,v2"),
+        (["lr="], "is not key=v1,v2"),
+        (["lr=1e-3,,2e-3"], "is not key=v1,v2"),
+        (["learning_rate=1e-3"], "cannot sweep 'learning_rate'"),
+        (["output=a.bundle,b.bundle"], "cannot sweep 'output'"),
+        (["lr=fast"], "lr must be float"),
+        (["epochs=1.5"], "epochs must be int"),
+        (["lr=1e-3", "seed=1", "epochs=1"], "a sweep takes one or two"),
+        (["lr=1e-3", "lr=2e-3"], "given twice"),
+    ],
+)
 def test_bad_sweep_specs_are_one_line_errors(specs, message):
     with pytest.raises(MaskctlError, match=message) as info:
         parse_sweep(specs)
@@ -120,8 +129,11 @@ def test_interior_best_flat_grids_and_other_keys_never_extend(monkeypatch, setti
 
 def test_edge_extension_rule_directly():
     def points(pairs):
-        return [sweep_points.PointResult(point={"lr": lr}, label="", output=Path("x"), metrics={"score": s})
-                for lr, s in pairs]
+        return [
+            sweep_points.PointResult(point={"lr": lr}, label="", output=Path("x"), metrics={"score": s})
+            for lr, s in pairs
+        ]
+
     assert edge_extension({"lr": []}, points([(1e-5, 0.1), (9e-5, 0.2)])) == pytest.approx(2.7e-4)
     assert edge_extension({"lr": []}, points([(1e-5, 0.3), (9e-5, 0.2)])) == 3.33333e-6
     assert edge_extension({"lr": []}, points([(1e-5, 0.2), (9e-5, 0.2)])) is None  # tie
@@ -171,10 +183,20 @@ def test_rerunning_reads_finished_points_back(monkeypatch, settings, tmp_path):
         run_sweep(settings, {"lr": [1e-4, 1e-3]}, output=out, extend=0)
     assert out.read_text() == "edited by hand"
     with pytest.raises(MaskctlError, match=r"holds a run with other settings \(max_steps\)"):
-        run_sweep({**settings, "max_steps": 2}, {"lr": [1e-4]}, output=tmp_path / "m2.bundle",
-                  folder=out.parent / "m.sweep", extend=0)
-    replaced = run_sweep({**settings, "max_steps": 2, "overwrite": True}, {"lr": [1e-4]},
-                         output=tmp_path / "m2.bundle", folder=out.parent / "m.sweep", extend=0)
+        run_sweep(
+            {**settings, "max_steps": 2},
+            {"lr": [1e-4]},
+            output=tmp_path / "m2.bundle",
+            folder=out.parent / "m.sweep",
+            extend=0,
+        )
+    replaced = run_sweep(
+        {**settings, "max_steps": 2, "overwrite": True},
+        {"lr": [1e-4]},
+        output=tmp_path / "m2.bundle",
+        folder=out.parent / "m.sweep",
+        extend=0,
+    )
     assert not replaced.points[0].reused and trainer.calls[-1].max_steps == 2
 
 

@@ -11,7 +11,8 @@ from maskctl.bundle.stats import mask_stats
 from maskctl.errors import MaskctlError
 from maskctl.masking.flip_penalty import FlipPenalty
 from maskctl.masking.layer import MaskedLinear
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 
 
 def _crossed_layer(dtype=torch.float32) -> tuple[MaskedLinear, torch.Tensor, torch.Tensor]:

@@ -97,7 +97,7 @@ def test_a_build_of_another_version_is_not_used(monkeypatch, caplog):
 @compiled
 def test_any_thread_count_gives_the_same_terms():
     """The groups dealt out to 1, 2, 3 threads, then fewer again (idle workers stay idle)."""
-    weight, ref, removed, resident, masks = _setup(64, 48, 7, seed=5)
+    _weight, ref, removed, resident, masks = _setup(64, 48, 7, seed=5)
     x = torch.randn(7 * 9, 48)
     groups = [(encode(m, ref, removed), 9 * g, 9 * (g + 1)) for g, m in enumerate(masks)]
     want = torch.zeros(x.shape[0], 64)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from maskctl.masking.resident import ResidentModel
+from maskctl.masking.served import ServedLinear
 
 
 def _net(seed: int = 0) -> nn.Module:
@@ -33,12 +34,15 @@ def test_apply_switches_masks_and_head_and_restore_is_bit_exact():
     assert torch.equal(net[2].weight, pristine["2.weight"] * masks_b["2"])
     assert torch.equal(net[2].bias, head_b["2.bias"])
     assert resident.saved_bytes() > 0
-    resident.apply(masks_a, key="a")  # the layers stay served: names and heads resolve through them
-    assert torch.equal(net[0].weight, pristine["0.weight"] * masks_a["0"]) and torch.equal(net[2].bias, pristine["2.bias"])
+    resident.apply(masks_a, key="a")  # names and heads resolve through served layers
+    assert torch.equal(net[0].weight, pristine["0.weight"] * masks_a["0"]) and torch.equal(
+        net[2].bias, pristine["2.bias"]
+    )
     resident.restore()
     assert resident.active is None and resident.saved_bytes() == 0
+    assert all(type(m) is not ServedLinear for m in net.modules())  # the plain model again
+    assert list(net.state_dict()) == list(pristine)
     for key, value in net.state_dict().items():
-        key = key.replace(".base_layer.", ".")
         assert torch.equal(value.view(torch.int32), pristine[key].view(torch.int32)), key  # bit for bit
 
 

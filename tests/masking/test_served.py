@@ -68,8 +68,8 @@ def test_mixed_rows_equal_each_task_alone(path, dense_from, tokens, monkeypatch)
     with torch.inference_mode(), routing.route(groups):
         y = layer(x)
     for group in groups:
-        want = _alone(x[group.start:group.stop], pristine, layer.bias, masks[group.task])
-        torch.testing.assert_close(y[group.start:group.stop], want, rtol=1e-5, atol=1e-5)
+        want = _alone(x[group.start : group.stop], pristine, layer.bias, masks[group.task])
+        torch.testing.assert_close(y[group.start : group.stop], want, rtol=1e-5, atol=1e-5)
     assert torch.equal(layer.weight.view(torch.int32), resident.view(torch.int32))  # long groups were undone
 
 
@@ -126,8 +126,12 @@ def test_tuned_bias_and_layernorm_on_their_rows_and_merged(path, monkeypatch):
     with torch.inference_mode(), routing.route(groups):
         y = norm(layer(x))
     tuned_bias = layer.bias + delta.float()
-    want_t0 = nn.functional.layer_norm(_alone(x[1:], pristine, tuned_bias, masks["t0"]), (40,),
-                                       norm.base_layer.weight + weight_delta.float(), norm.base_layer.bias)
+    want_t0 = nn.functional.layer_norm(
+        _alone(x[1:], pristine, tuned_bias, masks["t0"]),
+        (40,),
+        norm.base_layer.weight + weight_delta.float(),
+        norm.base_layer.bias,
+    )
     torch.testing.assert_close(y[1:], want_t0, rtol=1e-5, atol=1e-5)
     want_t1 = norm.base_layer(_alone(x[:1], pristine, layer.bias, masks["t1"]))
     torch.testing.assert_close(y[:1], want_t1, rtol=1e-5, atol=1e-5)

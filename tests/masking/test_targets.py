@@ -7,19 +7,24 @@ import transformers
 from torch import nn
 
 from maskctl.errors import ModelError
+from maskctl.masking.config import MaskConfig
 from maskctl.masking.layer import MaskedLinear
-from maskctl.masking.model import MaskConfig, masked_layers, wrap_model
+from maskctl.masking.model import masked_layers, wrap_model
 from maskctl.masking.targets import family_for, parse_blocks
 from maskctl.models import load_task_model, resolve_model
 
-BERT_BLOCK = ["attention.self.query", "attention.self.key", "attention.self.value",
-              "attention.output.dense", "intermediate.dense", "output.dense"]
-DISTIL_BLOCK = ["attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin",
-                "ffn.lin1", "ffn.lin2"]
+BERT_BLOCK = [
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
+]
+DISTIL_BLOCK = ["attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin", "ffn.lin1", "ffn.lin2"]
 # Tiny models have 4 blocks; the paper's default masks all but the lowest two: blocks 2 and 3.
 EXPECTED = {
-    "bert": [f"bert.encoder.layer.{i}.{n}" for i in (2, 3) for n in BERT_BLOCK]
-    + ["bert.pooler.dense", "classifier"],
+    "bert": [f"bert.encoder.layer.{i}.{n}" for i in (2, 3) for n in BERT_BLOCK] + ["bert.pooler.dense", "classifier"],
     "roberta": [f"roberta.encoder.layer.{i}.{n}" for i in (2, 3) for n in BERT_BLOCK]
     + ["classifier.dense", "classifier.out_proj"],
     "distilbert": [f"distilbert.transformer.layer.{i}.{n}" for i in (2, 3) for n in DISTIL_BLOCK]
@@ -28,8 +33,9 @@ EXPECTED = {
 
 
 def _model(tiny_models, arch):
-    model, new_keys = load_task_model(resolve_model(str(tiny_models[arch])),
-                                      "AutoModelForSequenceClassification", ["a", "b", "c"])
+    model, new_keys = load_task_model(
+        resolve_model(str(tiny_models[arch])), "AutoModelForSequenceClassification", ["a", "b", "c"]
+    )
     return model, new_keys
 
 
@@ -66,10 +72,19 @@ def test_token_classification_heads_have_no_pooler(tiny_models):
     assert "classifier" in names and not any("pooler" in n for n in names)
 
 
-@pytest.mark.parametrize(("spec", "expected"), [
-    (None, [2, 3, 4, 5]), ("all", [0, 1, 2, 3, 4, 5]), ("top:2", [4, 5]), ("bottom:2", [0, 1]),
-    ("2-4", [2, 3, 4]), ("0,3,5", [0, 3, 5]), ("none", []), ("1-2,4", [1, 2, 4]),
-])
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (None, [2, 3, 4, 5]),
+        ("all", [0, 1, 2, 3, 4, 5]),
+        ("top:2", [4, 5]),
+        ("bottom:2", [0, 1]),
+        ("2-4", [2, 3, 4]),
+        ("0,3,5", [0, 3, 5]),
+        ("none", []),
+        ("1-2,4", [1, 2, 4]),
+    ],
+)
 def test_parse_blocks(spec, expected):
     assert parse_blocks(spec, 6) == expected
 

@@ -25,16 +25,21 @@ class Echo:
 class TextModel:
     """Answers every input that has a text; a RequestError for the others."""
 
-    tasks = ["echo"]
+    tasks = ("echo",)
 
     def task(self, name):
         if name != "echo":
             raise MaskctlError(f"no task {name!r}", "load it")
 
     def predict_many(self, requests, batch_size=32):
-        return [Echo(item["text"]) if isinstance(item, dict) and "text" in item else
-                Echo(item) if isinstance(item, str) else
-                RequestError(i, name, 'needs "text"', "give a text") for i, (name, item) in enumerate(requests)]
+        return [
+            Echo(item["text"])
+            if isinstance(item, dict) and "text" in item
+            else Echo(item)
+            if isinstance(item, str)
+            else RequestError(i, name, 'needs "text"', "give a text")
+            for i, (name, item) in enumerate(requests)
+        ]
 
 
 def test_exactly_one_source_and_one_pair_per_text():
@@ -76,8 +81,10 @@ def test_a_table_file_is_read_whole_and_a_lines_file_streamed(tmp_path):
 def test_texts_become_json_lines_with_their_pairs():
     inputs = PredictionInputs.read(None, ["a", "b"], ["x", "y"])
     with inputs.lines() as lines:
-        assert [json.loads(line) for line in lines] == [{"text": "a", "text_pair": "x"},
-                                                        {"text": "b", "text_pair": "y"}]
+        assert [json.loads(line) for line in lines] == [
+            {"text": "a", "text_pair": "x"},
+            {"text": "b", "text_pair": "y"},
+        ]
     with PredictionInputs.read(None, ["a"]).lines() as lines:
         assert [json.loads(line) for line in lines] == [{"text": "a"}]
 

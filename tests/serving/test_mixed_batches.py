@@ -13,14 +13,16 @@ import torch
 
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import BundleError
+from maskctl.evaluation import collect_scores, make_loader
 from maskctl.serving import Choice, Classification, MaskedModel, RequestError, Tagging
 from maskctl.serving.loading import load_masked
-from maskctl.evaluation import collect_scores, make_loader
 
 TEXTS = ["the film was good", "a team and a match today", "bad soup and poor bread", "really nice pizza"]
 TOKENS = [["EU", "rejects", "German", "call"], ["Peter", "Blackburn"], ["the", "goal", "was", "great"]]
-CHOICES = [{"context": "The man", "endings": ["a", "b", "c", "d"]},
-           {"context": "A team plays", "endings": ["goal", "soup", "film", "day"]}]
+CHOICES = [
+    {"context": "The man", "endings": ["a", "b", "c", "d"]},
+    {"context": "A team plays", "endings": ["goal", "soup", "film", "day"]},
+]
 
 
 def reference(path, inputs):
@@ -31,10 +33,12 @@ def reference(path, inputs):
     task = masked.task
     args = masked.bundle.meta["training"]
     examples = [example_from_input(task, item) for item in inputs]
-    features = task.kind.encode(task.card, masked.tokenizer, examples, args["max_length"],
-                                {"word_piece": args["word_piece"]})
-    scores, _ = collect_scores(masked.model, make_loader(features, task.kind.collate(masked.tokenizer), 64),
-                               task, torch.device("cpu"))
+    features = task.kind.encode(
+        task.card, masked.tokenizer, examples, args["max_length"], {"word_piece": args["word_piece"]}
+    )
+    scores, _ = collect_scores(
+        masked.model, make_loader(features, task.kind.collate(masked.tokenizer), 64), task, torch.device("cpu")
+    )
     return [s.softmax(-1) for s in scores]
 
 
@@ -68,10 +72,11 @@ def check(result, name, probs, labels):
         assert int(torch.tensor(probabilities(result)).argmax()) == int(probs.argmax())
 
 
-@pytest.mark.parametrize("seed,dense_from,kernel", [(0, 64, "auto"), (1, 1, "auto"), (2, 10**9, "auto"),
-                                                     (3, 10**9, "torch"), (4, 1, "torch")],
-                         ids=["measured-switch", "all-dense-products", "all-sparse-terms", "plain-pytorch-terms",
-                              "plain-pytorch-dense"])
+@pytest.mark.parametrize(
+    "seed,dense_from,kernel",
+    [(0, 64, "auto"), (1, 1, "auto"), (2, 10**9, "auto"), (3, 10**9, "torch"), (4, 1, "torch")],
+    ids=["measured-switch", "all-dense-products", "all-sparse-terms", "plain-pytorch-terms", "plain-pytorch-dense"],
+)
 def test_any_mix_equals_each_task_alone(served_paths, expected, seed, dense_from, kernel, monkeypatch):
     """Every path of the forward: terms from the flips through the compiled kernel or its
     plain-PyTorch twin, and long groups as dense products of their own (flips written in)."""
@@ -80,8 +85,7 @@ def test_any_mix_equals_each_task_alone(served_paths, expected, seed, dense_from
         monkeypatch.setenv("MASKCTL_KERNEL", "torch")
     inputs, want = expected
     served = MaskedModel.from_bundles(list(served_paths.values()))
-    check_mixed_then_single(served, inputs, want, seed, (3, 32),
-                            random.Random(seed).sample(list(inputs), len(inputs)))
+    check_mixed_then_single(served, inputs, want, seed, (3, 32), random.Random(seed).sample(list(inputs), len(inputs)))
 
 
 def check_mixed_then_single(served, inputs, want, seed, batch_sizes, single_order) -> None:
@@ -104,8 +108,16 @@ def check_mixed_then_single(served, inputs, want, seed, batch_sizes, single_orde
 
 def test_bad_requests_get_their_own_error(served_paths):
     served = MaskedModel.from_bundles([served_paths["keywords"], served_paths["swag"]])
-    results = served.predict_many([("keywords", "good film"), ("nope", "x"), ("swag", "not a dict"),
-                                   ("keywords", 42), "no pair", ("swag", CHOICES[0])])
+    results = served.predict_many(
+        [
+            ("keywords", "good film"),
+            ("nope", "x"),
+            ("swag", "not a dict"),
+            ("keywords", 42),
+            "no pair",
+            ("swag", CHOICES[0]),
+        ]
+    )
     assert isinstance(results[0], Classification) and isinstance(results[5], Choice)
     errors = {r.index: r for r in results if isinstance(r, RequestError)}
     assert sorted(errors) == [1, 2, 3, 4]
@@ -132,8 +144,12 @@ def test_each_task_holds_its_flips_only_and_merges_to_its_exact_mask(served_path
     for name, path in served_paths.items():
         bundle = load_bundle(path)
         masks = {n[cut:]: m for n, m in bundle.masks.items() if n.startswith(served._prefix + ".")}
-        differ = sum(int((masks.get(n, torch.ones(layer.weight.shape, dtype=torch.bool)).numpy()
-                          != layer.reference_mask()).sum()) for n, layer in served._layers.items())
+        differ = sum(
+            int(
+                (masks.get(n, torch.ones(layer.weight.shape, dtype=torch.bool)).numpy() != layer.reference_mask()).sum()
+            )
+            for n, layer in served._layers.items()
+        )
         rows = sum(layer.weight.shape[0] for layer in served._layers.values())
         held = sum(layer.nbytes(name) for layer in served._layers.values())
         assert held <= 1.02 * differ + 2 * rows
@@ -149,7 +165,7 @@ def test_each_task_holds_its_flips_only_and_merges_to_its_exact_mask(served_path
 
 
 def test_load_and_unload_while_serving(served_paths, expected, tmp_path):
-    inputs, want = expected
+    _inputs, want = expected
     served = MaskedModel.from_bundles([served_paths["keywords"]])
     failures, stop = [], threading.Event()
 
@@ -186,7 +202,8 @@ def test_load_and_unload_while_serving(served_paths, expected, tmp_path):
 
 
 def test_a_bundle_of_another_base_is_refused_by_name(served_paths, tiny_models, keyword_task, tmp_path):
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     other = tmp_path / "distil.bundle"
     train(TrainArgs(model=str(tiny_models["roberta"]), task=str(keyword_task), output=str(other), max_steps=1))

@@ -12,20 +12,24 @@ import torch
 
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import BundleError, MaskctlError
-from maskctl.serving import Choice, Classification, MaskedModel, Tagging
 from maskctl.evaluation import argmax, collect_scores, make_loader
+from maskctl.serving import Choice, Classification, MaskedModel, Tagging
 from maskctl.serving.loading import load_masked
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 from tests.cli.inprocess import run_in_process
-
 
 
 def _eval_predictions(path, data_dir):
     masked = load_masked(load_bundle(path))
     examples = masked.task.examples("dev", data_dir)
     features = masked.task.features("dev", masked.tokenizer, 128, data_dir)
-    scores, _ = collect_scores(masked.model, make_loader(features, masked.task.kind.collate(masked.tokenizer), 8),
-                               masked.task, torch.device("cpu"))
+    scores, _ = collect_scores(
+        masked.model,
+        make_loader(features, masked.task.kind.collate(masked.tokenizer), 8),
+        masked.task,
+        torch.device("cpu"),
+    )
     return examples, argmax(scores), masked.task.labels
 
 
@@ -87,8 +91,14 @@ def test_resident_memory_does_not_grow_with_bundles_beyond_masks_and_heads(three
 def test_bad_bundle_sets_are_refused(three_tasks, tiny_models, keyword_task, tmp_path):
     paths, _ = three_tasks
     other = tmp_path / "d.bundle"
-    train(TrainArgs(model=str(tiny_models["distilbert"]), task=str(keyword_task).replace("keywords.yaml", "keywords.yaml"),
-                    output=str(other), max_steps=1))
+    train(
+        TrainArgs(
+            model=str(tiny_models["distilbert"]),
+            task=str(keyword_task).replace("keywords.yaml", "keywords.yaml"),
+            output=str(other),
+            max_steps=1,
+        )
+    )
     with pytest.raises(BundleError):
         MaskedModel.from_bundles([paths["keywords"], other])
     with pytest.raises(BundleError, match="two bundles for task"):
@@ -127,9 +137,14 @@ def test_a_finetuned_folder_as_model_is_checked_not_a_crash(three_tasks, tiny_be
 
 def test_predict_cli_streams_jsonl_and_reports_bad_lines(three_tasks, tmp_path):
     paths, _ = three_tasks
-    lines = ['{"text": "the film was good"}', "plain text about a match", "{broken json",
-             '{"tokens": ["EU", "rejects"]}', '{"context": "The man", "endings": ["a", "b", "c", "d"]}',
-             '{"colour": "red"}']
+    lines = [
+        '{"text": "the film was good"}',
+        "plain text about a match",
+        "{broken json",
+        '{"tokens": ["EU", "rejects"]}',
+        '{"context": "The man", "endings": ["a", "b", "c", "d"]}',
+        '{"colour": "red"}',
+    ]
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out.jsonl"
@@ -156,8 +171,14 @@ def test_the_serving_example_runs(three_tasks):
     paths, _ = three_tasks
     script = Path(__file__).resolve().parents[2] / "examples" / "serve_many_tasks.py"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, str(script), *map(str, paths.values())], capture_output=True, text=True,
-                          env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script), *map(str, paths.values())],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "loaded while serving: swag" in proc.stdout
     assert "no-such-task: error: request 6" in proc.stdout and "after unload: keywords, conll03" in proc.stdout
@@ -167,9 +188,23 @@ def test_the_serving_example_runs(three_tasks):
 def test_a_serving_process_imports_nothing_training_or_data_reading_needs():
     """``maskctl serve`` and ``MaskedModel`` stay lean: no scikit-learn, scipy, pandas, pyarrow,
     datasets, numba or accelerate (a fresh interpreter, as a server starts)."""
-    code = ("import sys; import maskctl.serving.http.app; from maskctl.serving import MaskedModel; "
-            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
-    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    code = (
+        "import sys; import maskctl.serving.http.app; from maskctl.serving import MaskedModel; "
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    loaded = set(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    )
     assert "torch" in loaded and "maskctl" in loaded
-    assert not loaded & {"sklearn", "scipy", "pandas", "pyarrow", "datasets", "numba", "llvmlite", "accelerate",
-                         "seqeval", "matplotlib"}
+    assert not loaded & {
+        "sklearn",
+        "scipy",
+        "pandas",
+        "pyarrow",
+        "datasets",
+        "numba",
+        "llvmlite",
+        "accelerate",
+        "seqeval",
+        "matplotlib",
+    }

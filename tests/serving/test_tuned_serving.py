@@ -9,12 +9,13 @@ import torch
 
 from maskctl.bundle.format import TUNED_FORMAT, load_bundle, read_meta
 from maskctl.errors import BundleError, MaskctlError
+from maskctl.experiments.evaluate import evaluate_bundle
 from maskctl.masking.targets import num_blocks, parse_blocks
 from maskctl.masking.tuned import parameter, tuned_names
 from maskctl.serving import MaskedModel
 from maskctl.serving.loading import check_tuned, load_base, load_masked
-from maskctl.experiments.evaluate import evaluate_bundle
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 from tests.serving.test_mixed_batches import TEXTS, TOKENS, check_mixed_then_single, reference
 
 
@@ -24,9 +25,21 @@ def tuned_keywords(tmp_path_factory, tiny_bert, keyword_task):
     card = keyword_task.parent / "keywords-t.yaml"
     card.write_text(keyword_task.read_text().replace("name: keywords", "name: keywords-t"), encoding="utf-8")
     out = tmp_path_factory.mktemp("tuned") / "keywords-t.bundle"
-    result = train(TrainArgs(model=str(tiny_bert), task=str(card), output=str(out), max_steps=4, batch_size=8,
-                             lr=2e-2, init_sparsity=0.15, seed=5, mask_blocks="1-2", also_train="bias+layernorm",
-                             tuned_lr=5e-2))
+    result = train(
+        TrainArgs(
+            model=str(tiny_bert),
+            task=str(card),
+            output=str(out),
+            max_steps=4,
+            batch_size=8,
+            lr=2e-2,
+            init_sparsity=0.15,
+            seed=5,
+            mask_blocks="1-2",
+            also_train="bias+layernorm",
+            tuned_lr=5e-2,
+        )
+    )
     return out, result
 
 
@@ -72,14 +85,20 @@ def test_also_train_is_for_masking():
         TrainArgs(method="finetune", also_train="bias")
 
 
-@pytest.mark.parametrize("dense_from,kernel", [(64, "auto"), (1, "auto"), (10**9, "torch")],
-                         ids=["measured-switch", "all-dense-products", "plain-pytorch-terms"])
+@pytest.mark.parametrize(
+    "dense_from,kernel",
+    [(64, "auto"), (1, "auto"), (10**9, "torch")],
+    ids=["measured-switch", "all-dense-products", "plain-pytorch-terms"],
+)
 def test_mixed_batches_equal_each_tuned_task_merged(tuned_keywords, three_tasks, dense_from, kernel, monkeypatch):
     monkeypatch.setattr("maskctl.masking.served.DENSE_MIN_TOKENS", dense_from)
     if kernel == "torch":
         monkeypatch.setenv("MASKCTL_KERNEL", "torch")
-    paths = {"keywords-t": tuned_keywords[0], "keywords": three_tasks[0]["keywords"],
-             "conll03": three_tasks[0]["conll03"]}
+    paths = {
+        "keywords-t": tuned_keywords[0],
+        "keywords": three_tasks[0]["keywords"],
+        "conll03": three_tasks[0]["conll03"],
+    }
     inputs = {"keywords-t": TEXTS, "keywords": TEXTS, "conll03": TOKENS}
     want = {name: reference(path, inputs[name]) for name, path in paths.items()}
     served = MaskedModel.from_bundles(list(paths.values()))
@@ -91,7 +110,7 @@ def test_export_carries_the_tuned_values(tuned_keywords, tmp_path):
     """``maskctl export`` writes a plain model whose biases and LayerNorms are the tuned ones."""
     import transformers
 
-    from maskctl.serving.export import export_bundle
+    from maskctl.experiments.export import export_bundle
 
     path, _ = tuned_keywords
     folder = export_bundle(path, tmp_path / "hf")

@@ -9,10 +9,17 @@ CoNLL-2003's -DOCSTART- lines and 4 columns, PTB ``word tag`` columns, SWAG's CS
 from __future__ import annotations
 
 import csv
+import itertools
 from pathlib import Path
 
-SENTENCES = ["the film was good", "a bad plot and a poor actor", "really nice story today",
-             "this song is awful", "the team won the match", "what a great day"]
+SENTENCES = [
+    "the film was good",
+    "a bad plot and a poor actor",
+    "really nice story today",
+    "this song is awful",
+    "the team won the match",
+    "what a great day",
+]
 
 
 def _lines(path: Path, lines: list[str], encoding: str = "utf-8") -> None:
@@ -21,12 +28,12 @@ def _lines(path: Path, lines: list[str], encoding: str = "utf-8") -> None:
 
 def sst2(root: Path) -> None:
     for split in ("train", "dev"):
-        _lines(root / f"{split}.tsv", ["sentence\tlabel"] + [f"{s} \" quoted\t{i % 2}" for i, s in enumerate(SENTENCES)])
+        _lines(root / f"{split}.tsv", ["sentence\tlabel"] + [f'{s} " quoted\t{i % 2}' for i, s in enumerate(SENTENCES)])
 
 
 def mrpc(root: Path) -> None:
     for split in ("train", "dev"):
-        rows = [f"{i % 2}\t{100 + i}\t{200 + i}\t{a}\t{b}" for i, (a, b) in enumerate(zip(SENTENCES, SENTENCES[1:]))]
+        rows = [f"{i % 2}\t{100 + i}\t{200 + i}\t{a}\t{b}" for i, (a, b) in enumerate(itertools.pairwise(SENTENCES))]
         _lines(root / f"{split}.tsv", ["Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"] + rows)
 
 
@@ -77,26 +84,65 @@ def pos(root: Path) -> None:
         _lines(root / name, block + [""] + ["It PRP", "is VBZ", "nice JJ", ". ."] + [""])
 
 
-CONLL03_SENTENCE = ["EU NNP I-NP I-ORG", "rejects VBZ I-VP O", "German JJ I-NP I-MISC", "call NN I-NP O",
-                    "to TO I-VP O", "boycott VB I-VP O", "British JJ I-NP I-MISC", "lamb NN I-NP O", ". . O O"]
+CONLL03_SENTENCE = [
+    "EU NNP I-NP I-ORG",
+    "rejects VBZ I-VP O",
+    "German JJ I-NP I-MISC",
+    "call NN I-NP O",
+    "to TO I-VP O",
+    "boycott VB I-VP O",
+    "British JJ I-NP I-MISC",
+    "lamb NN I-NP O",
+    ". . O O",
+]
 
 
 def conll03(root: Path) -> None:
     for name in ("eng.train", "eng.testa", "eng.testb"):
-        _lines(root / name, ["-DOCSTART- -X- -X- O", ""] + CONLL03_SENTENCE + ["", "Peter NNP I-NP I-PER",
-               "Blackburn NNP I-NP I-PER", ""])
+        _lines(
+            root / name,
+            ["-DOCSTART- -X- -X- O", ""]
+            + CONLL03_SENTENCE
+            + ["", "Peter NNP I-NP I-PER", "Blackburn NNP I-NP I-PER", ""],
+        )
 
 
 def swag(root: Path) -> None:
-    header = ["", "video-id", "fold-ind", "startphrase", "sent1", "sent2", "gold-source",
-              "ending0", "ending1", "ending2", "ending3", "label"]
+    header = [
+        "",
+        "video-id",
+        "fold-ind",
+        "startphrase",
+        "sent1",
+        "sent2",
+        "gold-source",
+        "ending0",
+        "ending1",
+        "ending2",
+        "ending3",
+        "label",
+    ]
     for name in ("train.csv", "val.csv"):
         with (root / name).open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
             for i in range(8):
-                writer.writerow([i, "anetv_x", i, "start", "The man walks to the team.", "He",
-                                 "gold", "sings a song.", "plays the match.", "eats soup.", "reads a book.", i % 4])
+                writer.writerow(
+                    [
+                        i,
+                        "anetv_x",
+                        i,
+                        "start",
+                        "The man walks to the team.",
+                        "He",
+                        "gold",
+                        "sings a song.",
+                        "plays the match.",
+                        "eats soup.",
+                        "reads a book.",
+                        i % 4,
+                    ]
+                )
 
 
 WRITERS = {f.__name__: f for f in (sst2, mrpc, cola, rte, qnli, trec, ag, sem, pos, conll03, swag)}

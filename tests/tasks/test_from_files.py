@@ -15,7 +15,7 @@ from maskctl.tasks.kinds import infer_kind
 from maskctl.tasks.kinds.multiple_choice import MultipleChoice
 from maskctl.tasks.kinds.sequence_classification import SequenceClassification
 from maskctl.tasks.task import Task
-from maskctl.training.settings import TrainArgs
+from maskctl.train_settings import TrainArgs
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]], delimiter: str = ",", bom: bool = False) -> Path:
@@ -45,8 +45,16 @@ def test_csv_with_a_byte_order_mark_and_own_column_names(tmp_path):
     dev, rest = task.examples("dev"), task.examples("train")
     assert len(dev) == 4 and len(rest) == 36  # 10 % carved from train by default
     assert rest[0]["text"].endswith("NA 007")  # cells stay strings: no NaN, no 7
-    assert Task.from_card(card_from_files(DataFiles(train=str(train), text_columns=("review",), label_column="stars",
-                                                    validation_split=0.25))).examples("dev").__len__() == 10
+    assert (
+        Task.from_card(
+            card_from_files(
+                DataFiles(train=str(train), text_columns=("review",), label_column="stars", validation_split=0.25)
+            )
+        )
+        .examples("dev")
+        .__len__()
+        == 10
+    )
 
 
 def test_tsv_sentence_pair_and_numeric_labels_sorted_as_numbers(tmp_path):
@@ -59,8 +67,10 @@ def test_tsv_sentence_pair_and_numeric_labels_sorted_as_numbers(tmp_path):
 
 
 def test_jsonl_tagging_is_inferred_from_a_column_of_lists(tmp_path):
-    rows = [{"tokens": ["Paris", "is", "big"], "tags": ["B-loc", "O", "O"]},
-            {"tokens": ["Ann", "runs"], "tags": ["B-per", "O"]}] * 10
+    rows = [
+        {"tokens": ["Paris", "is", "big"], "tags": ["B-loc", "O", "O"]},
+        {"tokens": ["Ann", "runs"], "tags": ["B-per", "O"]},
+    ] * 10
     card = card_from_files(DataFiles(train=str(write_jsonl(tmp_path / "ner.jsonl", rows))))
     assert card.kind == "token-tagging" and card.metric == "seqeval-f1"
     assert card.labels == ["B-loc", "B-per", "O"]
@@ -103,27 +113,43 @@ def test_each_kind_joins_its_own_columns():
     assert item["text"] == "x" and "text_pair" not in item  # three text columns: not a pair
 
 
-@pytest.mark.parametrize("columns,rows,label_column,kind", [
-    (["text", "label"], [{"text": "a", "label": "pos"}], None, "sequence-classification"),
-    (["tokens", "tags"], [{"tokens": ["a"], "tags": ["O"]}], None, "token-tagging"),
-    (["tokens", "label", "tags"], [{"tokens": ["a"], "label": "x", "tags": ["O"]}], None, "sequence-classification"),
-    (["words", "ner"], [{"words": ["a"], "ner": ["O"]}], "ner", "token-tagging"),
-    (["context", "endings", "label"], [{"context": "c", "endings": ["a", "b"], "label": 0}], None, "multiple-choice"),
-    (["endings", "label"], [{"endings": ["a"], "label": ["O"]}], None, "token-tagging"),  # tagging asked first
-])
+@pytest.mark.parametrize(
+    "columns,rows,label_column,kind",
+    [
+        (["text", "label"], [{"text": "a", "label": "pos"}], None, "sequence-classification"),
+        (["tokens", "tags"], [{"tokens": ["a"], "tags": ["O"]}], None, "token-tagging"),
+        (
+            ["tokens", "label", "tags"],
+            [{"tokens": ["a"], "label": "x", "tags": ["O"]}],
+            None,
+            "sequence-classification",
+        ),
+        (["words", "ner"], [{"words": ["a"], "ner": ["O"]}], "ner", "token-tagging"),
+        (
+            ["context", "endings", "label"],
+            [{"context": "c", "endings": ["a", "b"], "label": 0}],
+            None,
+            "multiple-choice",
+        ),
+        (["endings", "label"], [{"endings": ["a"], "label": ["O"]}], None, "token-tagging"),  # lists of labels: tagging
+    ],
+)
 def test_the_kinds_recognise_their_files(columns, rows, label_column, kind):
     assert infer_kind(columns, rows, label_column) == kind
 
 
-@pytest.mark.parametrize("name,content,fragments", [
-    ("empty.csv", "", ["empty.csv: the file is empty"]),
-    ("header.csv", "text,label\n", ["header.csv: the file has no rows"]),
-    ("mixed.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": "pos"}\n', ["mixes types"]),
-    ("broken.jsonl", '{"text": "a", "label": "x"}\n{"text": "b"\n', ["not a readable json file"]),
-    ("bad.parquet", "not parquet at all", ["not a readable parquet file"]),
-    ("data.xlsx", "x", ["cannot tell the format", ".parquet"]),
-    ("blank.csv", "text,label\nhello,\n", ["blank.csv:2: empty label"]),
-])
+@pytest.mark.parametrize(
+    "name,content,fragments",
+    [
+        ("empty.csv", "", ["empty.csv: the file is empty"]),
+        ("header.csv", "text,label\n", ["header.csv: the file has no rows"]),
+        ("mixed.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": "pos"}\n', ["mixes types"]),
+        ("broken.jsonl", '{"text": "a", "label": "x"}\n{"text": "b"\n', ["not a readable json file"]),
+        ("bad.parquet", "not parquet at all", ["not a readable parquet file"]),
+        ("data.xlsx", "x", ["cannot tell the format", ".parquet"]),
+        ("blank.csv", "text,label\nhello,\n", ["blank.csv:2: empty label"]),
+    ],
+)
 def test_bad_files_give_one_clear_error(tmp_path, name, content, fragments):
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bundle"))
-from fake_hub import FakeHub  # noqa: E402
+from fake_hub import FakeHub
 
 TAGS = ["O", "B-PER", "I-PER"]
 SCRIPT = b"import datasets\n\nclass Conll(datasets.GeneratorBasedBuilder):\n    pass\n"
@@ -40,32 +40,54 @@ except MaskctlError as exc:
 def _parquet(rows: int) -> bytes:
     import datasets
 
-    features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
-                                  "ner_tags": datasets.Sequence(datasets.ClassLabel(names=TAGS))})
+    features = datasets.Features(
+        {
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=TAGS)),
+        }
+    )
     buffer = io.BytesIO()
-    datasets.Dataset.from_dict({"tokens": [["Ada", f"w{i}"] for i in range(rows)], "ner_tags": [[1, 0]] * rows},
-                               features=features).to_parquet(buffer)
+    datasets.Dataset.from_dict(
+        {"tokens": [["Ada", f"w{i}"] for i in range(rows)], "ner_tags": [[1, 0]] * rows}, features=features
+    ).to_parquet(buffer)
     return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
 def hub():
     with FakeHub() as server:
-        conversion = {"regular/train/0000.parquet": _parquet(5), "regular/validation/0000.parquet": _parquet(2),
-                      "full/train/0000.parquet": _parquet(7), "full/validation/0000.parquet": _parquet(3)}
-        server.add_dataset("org/conll", {"conll.py": SCRIPT, "README.md": b"# conll\n"},
-                           branches={"refs/convert/parquet": conversion})
+        conversion = {
+            "regular/train/0000.parquet": _parquet(5),
+            "regular/validation/0000.parquet": _parquet(2),
+            "full/train/0000.parquet": _parquet(7),
+            "full/validation/0000.parquet": _parquet(3),
+        }
+        server.add_dataset(
+            "org/conll", {"conll.py": SCRIPT, "README.md": b"# conll\n"}, branches={"refs/convert/parquet": conversion}
+        )
         server.add_dataset("org/script-only", {"script-only.py": SCRIPT})
         yield server
 
 
 def _read(hub: FakeHub, home: Path, offline: bool = False, **source) -> str:
     flag = "1" if offline else "0"
-    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HOME": str(home), "HF_HUB_OFFLINE": flag,
-           "HF_DATASETS_OFFLINE": flag, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": hub.url,
+        "HF_HOME": str(home),
+        "HF_HUB_OFFLINE": flag,
+        "HF_DATASETS_OFFLINE": flag,
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    }
     env.pop("HF_DATASETS_CACHE", None)
-    done = subprocess.run([sys.executable, "-c", READ, json.dumps(source)], env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", READ, json.dumps(source)],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout + done.stderr
 
@@ -96,11 +118,14 @@ def test_a_card_naming_the_conversion_reads_it_without_trying_the_script(hub, tm
     assert not any("/resolve/main/" in p for _, p in hub.dataset_requests("org/conll")[before:])
 
 
-@pytest.mark.parametrize("source, error, words", [
-    ({"path": "org/script-only"}, "DatasetScriptOnly", ["only a loading script", "--data-dir (eng.train)"]),
-    ({"path": "org/absent"}, "DatasetNotFound", ["not found", "check the dataset id"]),
-    ({"path": "org/conll"}, "DatasetNotFound", ["configurations ['full', 'regular']", "source.name"]),
-])
+@pytest.mark.parametrize(
+    "source, error, words",
+    [
+        ({"path": "org/script-only"}, "DatasetScriptOnly", ["only a loading script", "--data-dir (eng.train)"]),
+        ({"path": "org/absent"}, "DatasetNotFound", ["not found", "check the dataset id"]),
+        ({"path": "org/conll"}, "DatasetNotFound", ["configurations ['full', 'regular']", "source.name"]),
+    ],
+)
 def test_each_failure_online_says_what_happened_and_its_fix(hub, tmp_path, source, error, words):
     line = next(line for line in _read(hub, tmp_path, **source).splitlines() if line.startswith(("ROWS", "ERROR")))
     assert line.startswith(f"ERROR {error}: ") and all(w in line for w in words), line
@@ -108,8 +133,11 @@ def test_each_failure_online_says_what_happened_and_its_fix(hub, tmp_path, sourc
 
 
 def test_offline_and_not_cached_says_so_not_that_it_is_missing(hub, tmp_path):
-    line = next(line for line in _read(hub, tmp_path, offline=True, path="org/conll", name="regular").splitlines()
-                if line.startswith(("ROWS", "ERROR")))
+    line = next(
+        line
+        for line in _read(hub, tmp_path, offline=True, path="org/conll", name="regular").splitlines()
+        if line.startswith(("ROWS", "ERROR"))
+    )
     assert line.startswith("ERROR DatasetOffline: ") and "offline and not in the datasets cache" in line, line
     assert "--data-dir (eng.train)" in line
 

@@ -60,8 +60,10 @@ def test_each_kind_says_which_examples_max_length_cut(bert_tokenizer):
     pairs = [{"text": "the film", "text_pair": "was good", "label": "a"}]  # 6 ids
     assert SequenceClassification().encode(card, bert_tokenizer, pairs, 5).truncated == {0}
     choice = TaskCard(name="m", kind="multiple-choice", labels=["0", "1"], source={"reader": "jsonl"})
-    examples = [{"context": "a day", "endings": ["nice", "sad"], "label": "0"},
-                {"context": "the film", "endings": ["was good", "bad"], "label": "0"}]
+    examples = [
+        {"context": "a day", "endings": ["nice", "sad"], "label": "0"},
+        {"context": "the film", "endings": ["was good", "bad"], "label": "0"},
+    ]
     assert MultipleChoice().encode(choice, bert_tokenizer, examples, 6).truncated == {1}  # 6 ids vs 7
 
 
@@ -84,8 +86,10 @@ def test_tagging_scores_skip_unlabelled_positions():
 
 def test_multiple_choice_encodes_each_pair_and_collates_to_3d(bert_tokenizer):
     card = TaskCard(name="c", kind="multiple-choice", labels=["0", "1"], source={"reader": "jsonl"})
-    examples = [{"context": "the film", "endings": ["was good", "was bad and awful"], "label": "1"},
-                {"context": "a day", "endings": ["nice", "sad"], "label": "0"}]
+    examples = [
+        {"context": "the film", "endings": ["was good", "was bad and awful"], "label": "1"},
+        {"context": "a day", "endings": ["nice", "sad"], "label": "0"},
+    ]
     kind = MultipleChoice()
     feats = kind.encode(card, bert_tokenizer, examples, 128)
     batch = kind.collate(bert_tokenizer)([feats[0], feats[1]])
@@ -97,7 +101,7 @@ def test_multiple_choice_encodes_each_pair_and_collates_to_3d(bert_tokenizer):
 def test_metrics_with_known_answers():
     # Matthews correlation: TP=2, TN=1, FP=1, FN=0 -> (2*1 - 1*0) / sqrt(3*2*2*1) = 2/sqrt(12)
     result = metrics.compute("mcc", golds=[1, 1, 0, 0], preds=[1, 1, 1, 0])
-    assert result["mcc"] == pytest.approx(2 / 12 ** 0.5) and result["score"] == result["mcc"]
+    assert result["mcc"] == pytest.approx(2 / 12**0.5) and result["score"] == result["mcc"]
     assert result["accuracy"] == 0.75
     labels = ["O", "B-PER", "I-PER", "B-LOC"]
     gold = [[1, 2, 0, 3], [3, 0]]  # entities: PER(0-1), LOC(3); LOC(0)
@@ -116,25 +120,36 @@ def test_hub_reader_through_datasets_from_a_local_folder(tmp_path):
 
     from maskctl.tasks.readers import read_split
 
-    ner = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
-                             "ner_tags": datasets.Sequence(datasets.ClassLabel(names=["O", "B-X", "I-X"]))})
+    ner = datasets.Features(
+        {
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=["O", "B-X", "I-X"])),
+        }
+    )
     folder = tmp_path / "ner"
     folder.mkdir()
     for split in ("train", "validation"):
-        datasets.Dataset.from_dict({"tokens": [["EU", "rejects"]], "ner_tags": [[1, 0]]},
-                                   features=ner).to_parquet(str(folder / f"{split}.parquet"))
+        datasets.Dataset.from_dict({"tokens": [["EU", "rejects"]], "ner_tags": [[1, 0]]}, features=ner).to_parquet(
+            str(folder / f"{split}.parquet")
+        )
     card = _card(fields={"tokens": "tokens", "tags": "ner_tags"}, source={"reader": "hub", "path": str(folder)})
     assert read_split(card, "dev") == [{"tokens": ["EU", "rejects"], "tags": ["B-X", "O"]}]
 
-    cls = datasets.Features({"sentence": datasets.Value("string"),
-                             "label": datasets.ClassLabel(names=["negative", "positive"])})
+    cls = datasets.Features(
+        {"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["negative", "positive"])}
+    )
     folder = tmp_path / "sst"
     folder.mkdir()
-    datasets.Dataset.from_dict({"sentence": [f"s{i}" for i in range(20)], "label": [i % 2 for i in range(20)]},
-                               features=cls).to_parquet(str(folder / "train.parquet"))
-    card = TaskCard(name="s", kind="sequence-classification", labels=["negative", "positive"],
-                    fields={"text": "sentence"},
-                    source={"reader": "hub", "path": str(folder), "dev_from_train": {"fraction": 0.2}})
+    datasets.Dataset.from_dict(
+        {"sentence": [f"s{i}" for i in range(20)], "label": [i % 2 for i in range(20)]}, features=cls
+    ).to_parquet(str(folder / "train.parquet"))
+    card = TaskCard(
+        name="s",
+        kind="sequence-classification",
+        labels=["negative", "positive"],
+        fields={"text": "sentence"},
+        source={"reader": "hub", "path": str(folder), "dev_from_train": {"fraction": 0.2}},
+    )
     dev = read_split(card, "dev")
     assert len(dev) == 4 and {ex["label"] for ex in dev} == {"negative", "positive"}
     assert len(read_split(card, "train")) == 16

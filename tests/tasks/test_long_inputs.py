@@ -50,28 +50,36 @@ def _card(kind: str, labels: list[str]) -> TaskCard:
 
 
 def test_a_long_pair_is_cut_on_each_side_before_tokenising(tokenizer):
-    examples = [{"text": LONG, "text_pair": LONG, "label": "a"}, {"text": "short", "text_pair": None, "label": "b"},
-                {"text": "short", "text_pair": LONG, "label": "a"}]
-    features = SequenceClassification().encode(_card("sequence-classification", ["a", "b"]), tokenizer, examples,
-                                               MAX_LENGTH)
+    examples = [
+        {"text": LONG, "text_pair": LONG, "label": "a"},
+        {"text": "short", "text_pair": None, "label": "b"},
+        {"text": "short", "text_pair": LONG, "label": "a"},
+    ]
+    features = SequenceClassification().encode(
+        _card("sequence-classification", ["a", "b"]), tokenizer, examples, MAX_LENGTH
+    )
     assert features.truncated == {0, 2}
     assert len(features[0]["input_ids"]) == MAX_LENGTH and len(features[2]["input_ids"]) == MAX_LENGTH
     assert len(features[1]["input_ids"]) < MAX_LENGTH
 
 
 def test_a_long_multiple_choice_input_is_cut_per_ending(tokenizer):
-    examples = [{"context": LONG, "endings": [LONG, "b", LONG[:100], "d"], "label": "0"},
-                {"context": "a day", "endings": ["nice", "sad", "long", "short"], "label": "1"}]
-    features = MultipleChoice().encode(_card("multiple-choice", ["0", "1", "2", "3"]), tokenizer, examples,
-                                       MAX_LENGTH)
+    examples = [
+        {"context": LONG, "endings": [LONG, "b", LONG[:100], "d"], "label": "0"},
+        {"context": "a day", "endings": ["nice", "sad", "long", "short"], "label": "1"},
+    ]
+    features = MultipleChoice().encode(_card("multiple-choice", ["0", "1", "2", "3"]), tokenizer, examples, MAX_LENGTH)
     assert features.truncated == {0}
     assert all(len(ids) == MAX_LENGTH for ids in features[0]["input_ids"])
 
 
 def test_a_long_tagged_sentence_is_cut_to_the_words_that_can_fit(tokenizer):
     words = LONG.split()
-    examples = [{"tokens": words, "tags": ["O"] * len(words)}, {"tokens": ["a", "b"], "tags": ["O", "O"]},
-                {"tokens": ["x" * 1_000_000], "tags": ["O"]}]
+    examples = [
+        {"tokens": words, "tags": ["O"] * len(words)},
+        {"tokens": ["a", "b"], "tags": ["O", "O"]},
+        {"tokens": ["x" * 1_000_000], "tags": ["O"]},
+    ]
     features = TokenTagging().encode(_card("token-tagging", ["O", "B-X"]), tokenizer, examples, MAX_LENGTH)
     assert features.truncated == {0, 2}
     assert features.kept_words[0] == list(range(MAX_LENGTH - 2))  # [CLS] w0 .. w29 [SEP]
@@ -81,11 +89,21 @@ def test_a_long_tagged_sentence_is_cut_to_the_words_that_can_fit(tokenizer):
 def test_a_long_input_costs_the_batch_what_its_kind_budgets(tokenizer):
     """What the server's batcher budgets a request (``Kind.cost`` of its encoding, tokenised
     once): rows x max_length at most, however long its text."""
-    cases = [(SequenceClassification(), _card("sequence-classification", ["a", "b"]),
-              {"text": LONG, "text_pair": LONG, "label": "a"}, MAX_LENGTH),
-             (TokenTagging(), _card("token-tagging", ["O", "B-X"]), {"tokens": LONG.split(), "tags": None}, MAX_LENGTH),
-             (MultipleChoice(), _card("multiple-choice", ["0", "1"]), {"context": LONG, "endings": [LONG, "x"],
-                                                                        "label": "0"}, 2 * MAX_LENGTH)]
+    cases = [
+        (
+            SequenceClassification(),
+            _card("sequence-classification", ["a", "b"]),
+            {"text": LONG, "text_pair": LONG, "label": "a"},
+            MAX_LENGTH,
+        ),
+        (TokenTagging(), _card("token-tagging", ["O", "B-X"]), {"tokens": LONG.split(), "tags": None}, MAX_LENGTH),
+        (
+            MultipleChoice(),
+            _card("multiple-choice", ["0", "1"]),
+            {"context": LONG, "endings": [LONG, "x"], "label": "0"},
+            2 * MAX_LENGTH,
+        ),
+    ]
     for kind, card, example, budget in cases:
         if example.get("tags", 1) is None:
             example["tags"] = ["O"] * len(example["tokens"])

@@ -7,18 +7,26 @@ import pytest
 
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import TaskError
+from maskctl.experiments.evaluate import evaluate_bundle
 from maskctl.models import load_tokenizer, resolve_model
 from maskctl.tasks.registry import task_names
 from maskctl.tasks.task import get_task
-from maskctl.experiments.evaluate import evaluate_bundle
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 
 from .official_fixtures import WRITERS
 
 EXPECTED = {  # task -> (train examples, dev examples, first train example's label)
-    "sst2": (6, 6, "negative"), "mrpc": (5, 5, "not_equivalent"), "cola": (6, 6, "unacceptable"),
-    "rte": (4, 4, "entailment"), "qnli": (4, 4, "entailment"), "trec": (27, 3, "ABBR"),
-    "ag": (36, 4, "World"), "sem": (6, 6, "negative"), "pos": (2, 2, None), "conll03": (2, 2, None),
+    "sst2": (6, 6, "negative"),
+    "mrpc": (5, 5, "not_equivalent"),
+    "cola": (6, 6, "unacceptable"),
+    "rte": (4, 4, "entailment"),
+    "qnli": (4, 4, "entailment"),
+    "trec": (27, 3, "ABBR"),
+    "ag": (36, 4, "World"),
+    "sem": (6, 6, "negative"),
+    "pos": (2, 2, None),
+    "conll03": (2, 2, None),
     "swag": (8, 8, "0"),
 }
 
@@ -42,8 +50,17 @@ def test_official_files_load_and_train_one_step(name, tmp_path, tiny_bert):
     tokenizer = load_tokenizer(resolve_model(str(tiny_bert)), **task.kind.tokenizer_kwargs)
     assert len(task.features("train", tokenizer, 128, data)) == n_train
     out = tmp_path / f"{name}.bundle"
-    result = train(TrainArgs(model=str(tiny_bert), task=name, data_dir=str(data), output=str(out),
-                             max_steps=1, batch_size=4, eval_batch_size=4))
+    result = train(
+        TrainArgs(
+            model=str(tiny_bert),
+            task=name,
+            data_dir=str(data),
+            output=str(out),
+            max_steps=1,
+            batch_size=4,
+            eval_batch_size=4,
+        )
+    )
     assert result.metrics["n"] == n_dev
     assert -1.0 <= result.metrics["score"] <= 1.0  # MCC for cola can be negative
     assert load_bundle(out).meta["task"]["name"] == name
@@ -69,15 +86,21 @@ def test_official_file_details(tmp_path):
     assert examples("mrpc", "dev")[0]["text_pair"] == "a bad plot and a poor actor"
 
 
-@pytest.mark.parametrize(("name", "mangle", "message"), [
-    ("conll03", lambda d: (d / "eng.train").write_text("EU NNP I-ORG\n"), r"eng.train:1: 3 columns, expected 4"),
-    ("sst2", lambda d: (d / "train.tsv").write_text("sentence\tlabel\nfine\t7\n"), r"train.tsv:2: label '7'"),
-    ("rte", lambda d: (d / "train.tsv").write_text("index\tsentence1\tlabel\n0\tx\tentailment\n"),
-     r"train.tsv:2: no field 'sentence2'"),
-    ("sst2", lambda d: (d / "train.tsv").write_text("sentence\tlabel\n"), "split is empty"),
-    ("trec", lambda d: (d / "train_5500.label").write_text("no colon here\n"), r"train_5500.label:1: expected"),
-    ("sst2", lambda d: (d / "train.tsv").unlink(), "train.tsv: the train file of task 'sst2' does not exist"),
-])
+@pytest.mark.parametrize(
+    ("name", "mangle", "message"),
+    [
+        ("conll03", lambda d: (d / "eng.train").write_text("EU NNP I-ORG\n"), r"eng.train:1: 3 columns, expected 4"),
+        ("sst2", lambda d: (d / "train.tsv").write_text("sentence\tlabel\nfine\t7\n"), r"train.tsv:2: label '7'"),
+        (
+            "rte",
+            lambda d: (d / "train.tsv").write_text("index\tsentence1\tlabel\n0\tx\tentailment\n"),
+            r"train.tsv:2: no field 'sentence2'",
+        ),
+        ("sst2", lambda d: (d / "train.tsv").write_text("sentence\tlabel\n"), "split is empty"),
+        ("trec", lambda d: (d / "train_5500.label").write_text("no colon here\n"), r"train_5500.label:1: expected"),
+        ("sst2", lambda d: (d / "train.tsv").unlink(), "train.tsv: the train file of task 'sst2' does not exist"),
+    ],
+)
 def test_bad_files_name_the_file_and_line(tmp_path, name, mangle, message):
     WRITERS[name](tmp_path)
     mangle(tmp_path)

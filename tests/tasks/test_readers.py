@@ -17,32 +17,41 @@ def _card(tmp_path, reader="csv", files=None, text="sentence"):
     files = files or {"train": f"train.{reader}"}
     listing = ", ".join(f"{k}: {v}" for k, v in files.items())
     path = tmp_path / "card.yaml"
-    path.write_text(f"name: t\nkind: sequence-classification\nlabels: [neg, pos]\nfields: {{text: {text}}}\n"
-                    f"source: {{reader: {reader}, files: {{{listing}}}}}\n")
+    path.write_text(
+        f"name: t\nkind: sequence-classification\nlabels: [neg, pos]\nfields: {{text: {text}}}\n"
+        f"source: {{reader: {reader}, files: {{{listing}}}}}\n"
+    )
     return load_card(path)
 
 
 def test_csv_reader_reads_fields_and_labels(tmp_path):
     (tmp_path / "train.csv").write_text('sentence,label\n"good, really",pos\nbad,neg\n')
     rows = read_split(_card(tmp_path), "train")
-    assert rows == [{"text": "good, really", "text_pair": None, "label": "pos"},
-                    {"text": "bad", "text_pair": None, "label": "neg"}]
+    assert rows == [
+        {"text": "good, really", "text_pair": None, "label": "pos"},
+        {"text": "bad", "text_pair": None, "label": "neg"},
+    ]
 
 
 def test_tsv_and_jsonl_sentence_pairs(tmp_path):
     (tmp_path / "train.tsv").write_text("a\tb\tlabel\nx\ty\tpos\n")
-    assert read_split(_card(tmp_path, "tsv", text="[a, b]"), "train") == [{"text": "x", "text_pair": "y", "label": "pos"}]
+    assert read_split(_card(tmp_path, "tsv", text="[a, b]"), "train") == [
+        {"text": "x", "text_pair": "y", "label": "pos"}
+    ]
     (tmp_path / "train.jsonl").write_text('{"sentence": "x", "label": "neg"}\n\n{"sentence": "y", "label": "pos"}\n')
     assert len(read_split(_card(tmp_path, "jsonl"), "train")) == 2
 
 
-@pytest.mark.parametrize(("content", "reader", "message"), [
-    ("sentence,label\nfine,maybe\n", "csv", r"train.csv:2: label 'maybe'"),
-    ("text,label\nfine,pos\n", "csv", r"train.csv:2: no field 'sentence'"),
-    ("sentence,label\nfine,pos,extra\n", "csv", r"train.csv:2: 3 columns, the header names 2"),
-    ("sentence,label\n", "csv", "split is empty"),
-    ('{"sentence": "x", "label": "pos"}\nnot json\n', "jsonl", r"train.jsonl:2: not valid JSON"),
-])
+@pytest.mark.parametrize(
+    ("content", "reader", "message"),
+    [
+        ("sentence,label\nfine,maybe\n", "csv", r"train.csv:2: label 'maybe'"),
+        ("text,label\nfine,pos\n", "csv", r"train.csv:2: no field 'sentence'"),
+        ("sentence,label\nfine,pos,extra\n", "csv", r"train.csv:2: 3 columns, the header names 2"),
+        ("sentence,label\n", "csv", "split is empty"),
+        ('{"sentence": "x", "label": "pos"}\nnot json\n', "jsonl", r"train.jsonl:2: not valid JSON"),
+    ],
+)
 def test_bad_rows_name_file_and_line(tmp_path, content, reader, message):
     (tmp_path / f"train.{reader}").write_text(content)
     with pytest.raises(TaskError, match=message):

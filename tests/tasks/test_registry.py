@@ -46,11 +46,13 @@ def test_third_party_plugin_registers_through_an_entry_point(tmp_path, monkeypat
     """A separate distribution declares `maskctl.tasks` and maskctl finds and trains it."""
     package = tmp_path / "site" / "my_tasks_plugin"
     package.mkdir(parents=True)
-    (package / "__init__.py").write_text(textwrap.dedent(f"""
+    (package / "__init__.py").write_text(
+        textwrap.dedent(f"""
         from maskctl.tasks.card import load_card
         def keywords():
             return load_card({str(keyword_task)!r})
-    """))
+    """)
+    )
     dist_info = tmp_path / "site" / "my_tasks_plugin-1.0.dist-info"
     dist_info.mkdir()
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-tasks-plugin\nVersion: 1.0\n")
@@ -75,19 +77,27 @@ def test_plugin_that_returns_the_wrong_type_is_reported(tmp_path, monkeypatch):
         registry.get_card("bad-task")
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ("name: x\nkind: regression\nlabels: [a]\nsource: {reader: csv}\n", "unknown kind"),
-    ("name: x\nkind: sequence-classification\nlabels: [a, a]\nsource: {reader: csv}\n", "distinct"),
-    ("name: x\nkind: sequence-classification\nlabels: [a]\nsource: {reader: csv}\ncolour: red\n", "unknown keys"),
-    ("name: x\nkind: sequence-classification\nlabels: [a]\n", "no data source"),
-    ("name: x\nkind: sequence-classification\nlabels: [a]\nsource: {path: x}\n", "no reader"),
-    ("name: x\nkind: sequence-classification\nlabels: [a]\nfields: {tokens: w}\nsource: {reader: csv}\n",
-     "mean nothing"),
-    ("kind: sequence-classification\nlabels: [a]\nsource: {reader: csv}\n", "missing"),
-    ("- just\n- a list\n", "mapping"),
-    ("name: [unclosed\n", "not valid YAML"),
-    ("name: x\nkind: sequence-classification\nlabels: [a]\nmetric: bleu\nsource: {reader: csv}\n", "unknown metric"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("name: x\nkind: regression\nlabels: [a]\nsource: {reader: csv}\n", "unknown kind"),
+        ("name: x\nkind: sequence-classification\nlabels: [a, a]\nsource: {reader: csv}\n", "distinct"),
+        ("name: x\nkind: sequence-classification\nlabels: [a]\nsource: {reader: csv}\ncolour: red\n", "unknown keys"),
+        ("name: x\nkind: sequence-classification\nlabels: [a]\n", "no data source"),
+        ("name: x\nkind: sequence-classification\nlabels: [a]\nsource: {path: x}\n", "no reader"),
+        (
+            "name: x\nkind: sequence-classification\nlabels: [a]\nfields: {tokens: w}\nsource: {reader: csv}\n",
+            "mean nothing",
+        ),
+        ("kind: sequence-classification\nlabels: [a]\nsource: {reader: csv}\n", "missing"),
+        ("- just\n- a list\n", "mapping"),
+        ("name: [unclosed\n", "not valid YAML"),
+        (
+            "name: x\nkind: sequence-classification\nlabels: [a]\nmetric: bleu\nsource: {reader: csv}\n",
+            "unknown metric",
+        ),
+    ],
+)
 def test_bad_cards_name_the_problem(tmp_path, body, message):
     path = tmp_path / "card.yaml"
     path.write_text(body)

@@ -11,11 +11,12 @@ import torch
 
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import MaskctlError, TrainingInterrupted
+from maskctl.experiments.evaluate import evaluate_bundle
+from maskctl.train_settings import TrainArgs
 from maskctl.training import trainer as trainer_module
 from maskctl.training.callbacks import TrainCallback
-from maskctl.experiments.evaluate import evaluate_bundle
 from maskctl.training.selection import BestKeeper
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.training.trainer import train
 
 
 def _args(model, task, out, **kw) -> TrainArgs:
@@ -83,8 +84,11 @@ def test_the_finetuned_folder_holds_the_best_evaluation(scripted_dev, tiny_bert,
     settings = dict(method="finetune", max_steps=4, eval_every=1)
     with pytest.raises(TrainingInterrupted) as stopped:  # the weights after step 2 of the same run
         train(_args(tiny_bert, keyword_task, tmp_path / "ref", **settings), callback=StopAt(2))
-    after_two = {k.removeprefix("param/"): v for k, v in
-                 load_file(str(stopped.value.checkpoint / "state.safetensors")).items() if k.startswith("param/")}
+    after_two = {
+        k.removeprefix("param/"): v
+        for k, v in load_file(str(stopped.value.checkpoint / "state.safetensors")).items()
+        if k.startswith("param/")
+    }
     scripted_dev += [0.1, 0.9, 0.2, 0.3]
     kept = train(_args(tiny_bert, keyword_task, tmp_path / "best", **settings))
     assert kept.kept["step"] == 2
@@ -95,8 +99,7 @@ def test_the_finetuned_folder_holds_the_best_evaluation(scripted_dev, tiny_bert,
 @pytest.mark.slow
 def test_early_stopping_ends_the_run_after_patience(scripted_dev, tiny_bert, keyword_task, tmp_path):
     scripted_dev += [0.5, 0.6, 0.4, 0.3, 0.9, 0.9]
-    result = train(_args(tiny_bert, keyword_task, tmp_path / "es.bundle", max_steps=6, eval_every=1,
-                         early_stopping=2))
+    result = train(_args(tiny_bert, keyword_task, tmp_path / "es.bundle", max_steps=6, eval_every=1, early_stopping=2))
     assert [h["step"] for h in result.history] == [1, 2, 3, 4]
     assert result.kept["step"] == 2 and result.kept["stopped_early"]
 

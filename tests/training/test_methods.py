@@ -10,8 +10,9 @@ import torch
 
 from maskctl.models import load_task_model, resolve_model
 from maskctl.tasks.task import get_task
-from maskctl.training.methods import FinetuneMethod, MaskMethod, method_for
-from maskctl.training.trainer import TrainArgs
+from maskctl.train_settings import TrainArgs
+from maskctl.training.methods import FinetuneMethod, MaskMethod
+from maskctl.training.trainer import method_for
 
 
 def _setup(tiny_bert, keyword_task, **kw):
@@ -25,8 +26,12 @@ def _setup(tiny_bert, keyword_task, **kw):
 
 
 def _norms(model) -> set[str]:
-    return {f"{name}.{p}" for name, m in model.named_modules() if isinstance(m, torch.nn.LayerNorm)
-            for p, _ in m.named_parameters(recurse=False)}
+    return {
+        f"{name}.{p}"
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.LayerNorm)
+        for p, _ in m.named_parameters(recurse=False)
+    }
 
 
 def test_masking_trains_only_the_scores(tiny_bert, keyword_task):

@@ -13,16 +13,27 @@ import pytest
 
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import MissingPackage
+from maskctl.train_settings import TrainArgs
 from maskctl.training import tracking
 from maskctl.training.callbacks import TrainCallback
 from maskctl.training.tracking import MAX_POINTS, LossCurve
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.training.trainer import train
 from tests.training.test_trainer_parity import tagging_task  # noqa: F401 - a fixture
 
 
 def _args(model, task, out, **kw) -> TrainArgs:
-    base = dict(model=str(model), task=str(task), output=str(out), batch_size=16, lr=1e-2, seed=2,
-                max_steps=6, eval_every=3, log_every=2, eval_batch_size=16)
+    base = dict(
+        model=str(model),
+        task=str(task),
+        output=str(out),
+        batch_size=16,
+        lr=1e-2,
+        seed=2,
+        max_steps=6,
+        eval_every=3,
+        log_every=2,
+        eval_batch_size=16,
+    )
     return TrainArgs(**{**base, **kw})
 
 
@@ -64,9 +75,16 @@ def watched(tiny_bert, keyword_task, tmp_path_factory):
 def test_every_phase_reports_its_progress(watched):
     seen, _, _ = watched
     phases = [(name, total, unit, done, ended) for name, total, unit, done, ended in seen.events]
-    assert [p[0] for p in phases] == ["reading train", "tokenising train", "reading dev", "tokenising dev",
-                                      "loading model", "evaluating dev", "evaluating dev",
-                                      "evaluating dev (kept state)"]
+    assert [p[0] for p in phases] == [
+        "reading train",
+        "tokenising train",
+        "reading dev",
+        "tokenising dev",
+        "loading model",
+        "evaluating dev",
+        "evaluating dev",
+        "evaluating dev (kept state)",
+    ]
     assert all(ended for *_, ended in phases)
     assert phases[0][1] is None  # reading: size unknown until read
     assert phases[1][1:4] == (240, "examples", 240) and phases[3][1:4] == (60, "examples", 60)
@@ -170,5 +188,4 @@ def test_a_missing_tracker_package_is_refused_before_anything_loads(tmp_path, mo
         assert wandb.value.fix == "pip install wandb"
     monkeypatch.setattr(tracking, "installed", lambda module: False)
     with pytest.raises(MissingPackage, match="--report-to tensorboard needs the tensorboard package"):
-        train(TrainArgs(model=str(tmp_path / "no-model"), task=str(tmp_path / "no-card.yaml"),
-                        report_to="tensorboard"))
+        train(TrainArgs(model=str(tmp_path / "no-model"), task=str(tmp_path / "no-card.yaml"), report_to="tensorboard"))

@@ -10,13 +10,15 @@ import transformers
 
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import BundleError, MaskctlError
-from maskctl.masking.model import MaskConfig, wrap_model
-from maskctl.models import load_task_model, resolve_model
-from maskctl.tasks.task import get_task
 from maskctl.evaluation import make_loader
-from maskctl.serving.loading import load_masked
 from maskctl.experiments.evaluate import evaluate_bundle
-from maskctl.training.trainer import TrainArgs, train
+from maskctl.masking.config import MaskConfig
+from maskctl.masking.model import wrap_model
+from maskctl.models import load_task_model, resolve_model
+from maskctl.serving.loading import load_masked
+from maskctl.tasks.task import get_task
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 
 
 def _args(model, task, out, **kw) -> TrainArgs:
@@ -42,7 +44,10 @@ def test_loaded_bundle_gives_the_same_logits_as_the_in_memory_masked_model(tiny_
     torch.manual_seed(0)
     model, _ = load_task_model(resolve_model(str(tiny_bert)), task.kind.auto_class, task.labels)
     model.load_state_dict(bundle.head, strict=False)
-    wrap_model(model, MaskConfig(**{k: bundle.meta["mask"][k] for k in ("threshold", "init_sparsity", "blocks", "head", "seed")}))
+    wrap_model(
+        model,
+        MaskConfig(**{k: bundle.meta["mask"][k] for k in ("threshold", "init_sparsity", "blocks", "head", "seed")}),
+    )
     for name, mask in bundle.masks.items():
         layer = model.get_submodule(name)
         with torch.no_grad():
@@ -129,8 +134,9 @@ def test_head_train_stores_the_trained_classifier(tiny_bert, keyword_task, tmp_p
     bundle = load_bundle(out)
     assert "classifier" not in bundle.masks
     torch.manual_seed(1)
-    fresh, _ = load_task_model(resolve_model(str(tiny_bert)), "AutoModelForSequenceClassification",
-                               ["pos", "neg", "food", "sport"])
+    fresh, _ = load_task_model(
+        resolve_model(str(tiny_bert)), "AutoModelForSequenceClassification", ["pos", "neg", "food", "sport"]
+    )
     assert not torch.equal(bundle.head["classifier.weight"], fresh.classifier.weight)  # it trained
 
 

@@ -5,10 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from maskctl.cli.common import Split, data_dir_option, device_option, model_option, output_option, split_option, split_value
-from maskctl.cli.console import console
+from maskctl.cli.common import (
+    Split,
+    data_dir_option,
+    device_option,
+    model_option,
+    output_option,
+    split_option,
+    split_value,
+)
+from maskctl.cli.console import console, titled_table
+from maskctl.cli.progress import work
 
 
 def connect(
@@ -24,14 +32,28 @@ def connect(
 ) -> None:
     """Score W(a) = W_finetuned + a (W_masked - W_finetuned) and the lines from the pretrained model."""
     split = split_value(split)
-    from maskctl.analysis.connect import mode_connectivity
+    from maskctl.analysis.connect import LINES, mode_connectivity
 
-    def report(line: str, alpha: float, metrics: dict[str, float]) -> None:
-        console.print(f"{line} α={alpha:.2f}: {metrics['score']:.4f}", highlight=False)
+    with work(console, "scoring W(α)", len(LINES) * points, "points") as advance:
 
-    result = mode_connectivity(mask, finetuned, points=points, split=split, out_dir=out, model=model,
-                               data_dir=data_dir, device=device, batch_size=batch_size, on_point=report)
-    table = Table(title=f"{result.task}: {split} {result.metric} along each line")
+        def report(line: str, alpha: float, metrics: dict[str, float]) -> None:
+            console.print(f"{line} α={alpha:.2f}: {metrics['score']:.4f}", highlight=False)
+            advance(1)
+
+        result = mode_connectivity(
+            mask,
+            finetuned,
+            points=points,
+            split=split,
+            out_dir=out,
+            model=model,
+            data_dir=data_dir,
+            device=device,
+            batch_size=batch_size,
+            on_point=report,
+            on_batch=lambda n: advance(0),
+        )  # a long evaluation still gets its heartbeat
+    table = titled_table(f"{result.task}: {split} {result.metric} along each line")
     table.add_column("α", justify="right")
     lines = list(dict.fromkeys(row["line"] for row in result.rows))
     for line in lines:
@@ -41,4 +63,6 @@ def connect(
     console.print(table)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
-    console.print(f"wrote {len(result.files)} files to {out} in {result.seconds:.0f} s", highlight=False, soft_wrap=True)
+    console.print(
+        f"wrote {len(result.files)} files to {out} in {result.seconds:.0f} s", highlight=False, soft_wrap=True
+    )

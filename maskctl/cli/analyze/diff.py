@@ -5,22 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from maskctl.cli.common import output_option
-from maskctl.cli.console import console
+from maskctl.cli.console import console, titled_table
 
 
 def diff(
-    bundles: list[str] = typer.Argument(..., help="Two or more *.bundle files (or hf://user/name) trained on the same "
-                                         "base model."),
-    out: Path = output_option("Folder for mask_diff*.csv/md/json, mask_changes.* and mask_diff.png.", required=True, aliases=("--out",)),
+    bundles: list[str] = typer.Argument(
+        ..., help="Two or more *.bundle files (or hf://user/name) trained on the same base model."
+    ),
+    out: Path = output_option(
+        "Folder for mask_diff*.csv/md/json, mask_changes.* and mask_diff.png.", required=True, aliases=("--out",)
+    ),
 ) -> None:
     """Mask difference s = |M1-M2| / (|M1-M1,init| + |M2-M2,init|) of every pair, per block."""
     from maskctl.analysis.diff import mask_difference
 
     result = mask_difference(bundles, out)
-    table = Table(title="mask difference s per block")
+    table = titled_table("mask difference s per block")
     table.add_column("pair")
     groups = list(dict.fromkeys(row["group"] for row in result.blocks))
     for group in groups:

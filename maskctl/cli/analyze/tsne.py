@@ -5,10 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from maskctl.cli.common import Split, data_dir_option, device_option, model_option, output_option, split_option, split_value
-from maskctl.cli.console import console
+from maskctl.cli.common import (
+    Split,
+    data_dir_option,
+    device_option,
+    model_option,
+    output_option,
+    split_option,
+    split_value,
+)
+from maskctl.cli.console import console, titled_table, train_progress
 
 
 def tsne(
@@ -27,14 +34,32 @@ def tsne(
     split = split_value(split)
     from maskctl.analysis.tsne import tsne_representations
 
-    result = tsne_representations(mask, finetuned, split=split, max_examples=max_examples, out_dir=out, model=model,
-                                  data_dir=data_dir, device=device, batch_size=batch_size, seed=seed)
-    table = Table(title=f"{result.task}: [CLS] clustering by label on {split}")
+    progress = train_progress()
+    try:
+        result = tsne_representations(
+            mask,
+            finetuned,
+            split=split,
+            max_examples=max_examples,
+            out_dir=out,
+            model=model,
+            data_dir=data_dir,
+            device=device,
+            batch_size=batch_size,
+            seed=seed,
+            callback=progress,
+        )
+    finally:
+        progress.close()
+    table = titled_table(f"{result.task}: [CLS] clustering by label on {split}")
     for column in ("model", "examples", "silhouette (cosine, [CLS])", "silhouette (t-SNE)"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for row in result.rows:
-        table.add_row(row["model"], str(row["examples"]),
-                      *("" if row[k] is None else f"{row[k]:.3f}" for k in ("silhouette_cls", "silhouette_tsne")))
+        table.add_row(
+            row["model"],
+            str(row["examples"]),
+            *("" if row[k] is None else f"{row[k]:.3f}" for k in ("silhouette_cls", "silhouette_tsne")),
+        )
     console.print(table)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)

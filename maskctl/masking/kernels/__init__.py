@@ -40,14 +40,25 @@ def _library() -> ctypes.CDLL | None:
         log.warning("the compiled kernel %s does not load (%s); serving uses plain PyTorch", LIBRARY.name, exc)
         return None
     if library.maskctl_kernel_version() != VERSION:
-        log.warning("the compiled kernel %s is of another version; serving uses plain PyTorch until maskctl is "
-                    "reinstalled (pip install -e . / make setup)", LIBRARY.name)
+        log.warning(
+            "the compiled kernel %s is of another version; serving uses plain PyTorch until maskctl is "
+            "reinstalled (pip install -e . / make setup)",
+            LIBRARY.name,
+        )
         return None
     library.flip_terms.restype = ctypes.c_int
     library.flip_terms.argtypes = [_I, _P, _P, _I, _I, _P, _P, _P, _P, _P, _I]
     library.flips_apply.restype = library.flips_undo.restype = None
     library.flips_apply.argtypes = [_P, _P, _I, _I, _P, _P, _P, _P, _P]
     library.flips_undo.argtypes = [_P, _P, _I, _I, _P, _P, _P, _P]
+    return library
+
+
+def _loaded() -> ctypes.CDLL:
+    """The library, once ``handles`` said it runs."""
+    library = _library()
+    if library is None:
+        raise RuntimeError("the compiled kernel is not loaded")
     return library
 
 
@@ -67,8 +78,14 @@ def default_threads() -> int:
     return torch.get_num_threads() if waits_passively() else 1
 
 
-def add_terms(groups: list[tuple[Flips, int, int]], weight: torch.Tensor, removed: Removed,
-              x: torch.Tensor, out: torch.Tensor, threads: int | None = None) -> None:
+def add_terms(
+    groups: list[tuple[Flips, int, int]],
+    weight: torch.Tensor,
+    removed: Removed,
+    x: torch.Tensor,
+    out: torch.Tensor,
+    threads: int | None = None,
+) -> None:
     """``out[a:b] += x[a:b] Cᵀ`` for every (flips, a, b) of one layer in one call (``x``: rows ×
     in, ``out``: rows × out, both contiguous), the groups shared among ``threads`` threads
     (default: ``default_threads``)."""
@@ -79,8 +96,19 @@ def add_terms(groups: list[tuple[Flips, int, int]], weight: torch.Tensor, remove
         return
     table = np.array([(a, b, f.counts_at, f.gaps_at) for f, a, b in groups], dtype=np.int64)
     rows, cols, values = removed.addresses
-    failed = _library().flip_terms(len(groups), table.ctypes.data, weight.data_ptr(), weight.shape[0],
-                                   weight.shape[1], rows, cols, values, x.data_ptr(), out.data_ptr(), threads)
+    failed = _loaded().flip_terms(
+        len(groups),
+        table.ctypes.data,
+        weight.data_ptr(),
+        weight.shape[0],
+        weight.shape[1],
+        rows,
+        cols,
+        values,
+        x.data_ptr(),
+        out.data_ptr(),
+        threads,
+    )
     if failed:
         raise MemoryError("the flip kernel could not allocate its scratch rows")
 
@@ -91,8 +119,15 @@ def apply(flips: Flips, weight: torch.Tensor, removed: Removed) -> torch.Tensor:
     if not handles(weight):
         return reference.apply(flips, weight, removed)
     saved = torch.empty(flips.removes, dtype=torch.float32)
-    _library().flips_apply(flips.counts_at, flips.gaps_at, weight.shape[0], weight.shape[1], weight.data_ptr(), *removed.addresses,
-                           saved.data_ptr())
+    _loaded().flips_apply(
+        flips.counts_at,
+        flips.gaps_at,
+        weight.shape[0],
+        weight.shape[1],
+        weight.data_ptr(),
+        *removed.addresses,
+        saved.data_ptr(),
+    )
     return saved
 
 
@@ -101,5 +136,12 @@ def undo(flips: Flips, weight: torch.Tensor, removed: Removed, saved: torch.Tens
     if not handles(weight):
         reference.undo(flips, weight, removed, saved)
         return
-    _library().flips_undo(flips.counts_at, flips.gaps_at, weight.shape[0], weight.shape[1], weight.data_ptr(),
-                          *removed.addresses[:2], saved.data_ptr())
+    _loaded().flips_undo(
+        flips.counts_at,
+        flips.gaps_at,
+        weight.shape[0],
+        weight.shape[1],
+        weight.data_ptr(),
+        *removed.addresses[:2],
+        saved.data_ptr(),
+    )

@@ -23,8 +23,9 @@ def _columns(flips: Decoded, removed: Removed) -> np.ndarray:
     return removed.cols[flips.add_index].astype(np.int64)
 
 
-def add_terms(groups: list[tuple[Flips, int, int]], weight: torch.Tensor, removed: Removed,
-              x: torch.Tensor, out: torch.Tensor) -> None:
+def add_terms(
+    groups: list[tuple[Flips, int, int]], weight: torch.Tensor, removed: Removed, x: torch.Tensor, out: torch.Tensor
+) -> None:
     """``out[a:b] += x[a:b] Cᵀ`` for each (flips, a, b): ``C`` is ``−W ⊙ R`` at a remove and
     ``W`` (from ``removed``) at an add."""
     device = weight.device
@@ -33,8 +34,12 @@ def add_terms(groups: list[tuple[Flips, int, int]], weight: torch.Tensor, remove
         found = decode(flips, removed)
         rows = _index(np.concatenate([found.remove_rows, found.add_rows]), device)
         cols = _index(np.concatenate([found.remove_cols, _columns(found, removed)]), device)
-        values = torch.cat([-weight.detach()[_index(found.remove_rows, device), _index(found.remove_cols, device)],
-                            values_removed[_index(found.add_index, device)]])
+        values = torch.cat(
+            [
+                -weight.detach()[_index(found.remove_rows, device), _index(found.remove_cols, device)],
+                values_removed[_index(found.add_index, device)],
+            ]
+        )
         out[start:stop].index_add_(1, rows, x[start:stop, cols] * values)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi.responses import Response
 
-from maskctl.serving.batching import Encoded
+from maskctl.serving.collate import Encoded
 from maskctl.serving.http.batcher import Timing
 from maskctl.serving.results import RequestError
 from maskctl.tasks.task import Task
@@ -32,7 +32,7 @@ def json_body(payload: Any, status: int = 200, headers: dict[str, str] | None = 
 
 async def json_response(payload: Any, heavy: bool, headers: dict[str, str] | None = None) -> Response:
     """``json_body`` for the answer of a request; that of a ``heavy`` one (``Answerer.heavy``)
-    is encoded on a worker thread (10,000 predictions take ~0.3 s)."""
+    is encoded on a worker thread (thousands of predictions hold the event loop for a visible time)."""
     if not heavy:
         return json_body(payload, headers=headers)
     return await asyncio.to_thread(json_body, payload, 200, headers)
@@ -72,8 +72,14 @@ def _chars(item: Any) -> int:
 class ApiError(Exception):
     """An error answered with its HTTP status and a JSON body (in the route's own shape)."""
 
-    def __init__(self, code: int, message: str, fix: str | None = None, tasks: list[str] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        fix: str | None = None,
+        tasks: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code, self.message, self.fix, self.tasks, self.headers = code, message, fix, tasks, headers
 
@@ -125,13 +131,20 @@ class Answerer:
         s, metrics = self.state.settings, self.state.metrics
         if inputs > s.max_client_batch_size:
             metrics.rejected.labels("too_many_inputs").inc()
-            raise ApiError(413, f"{inputs} inputs in one request; this server takes at most "
-                           f"{s.max_client_batch_size}", f"send at most {s.max_client_batch_size} inputs per "
-                           "request, or start the server with a larger --max-client-batch-size")
+            raise ApiError(
+                413,
+                f"{inputs} inputs in one request; this server takes at most {s.max_client_batch_size}",
+                f"send at most {s.max_client_batch_size} inputs per "
+                "request, or start the server with a larger --max-client-batch-size",
+            )
         if self.in_flight >= s.max_concurrent_requests:
             metrics.rejected.labels("overloaded").inc()
-            raise ApiError(429, f"the server is answering {s.max_concurrent_requests} requests already",
-                           "retry after the time in Retry-After, or add replicas", headers={"Retry-After": "1"})
+            raise ApiError(
+                429,
+                f"the server is answering {s.max_concurrent_requests} requests already",
+                "retry after the time in Retry-After, or add replicas",
+                headers={"Retry-After": "1"},
+            )
         self.in_flight += 1
         try:
             yield

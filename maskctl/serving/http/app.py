@@ -24,18 +24,20 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 
-from maskctl import __version__
 from maskctl.errors import DuplicateTask, MaskctlError
-from maskctl.serving.http import compat, schemas
+from maskctl.serving.http import error_shapes, schemas
 from maskctl.serving.http.answers import Answerer, ApiError, json_response, named, validation_message
 from maskctl.serving.http.answers import json_body as _json
 from maskctl.serving.http.batcher import Batcher
 from maskctl.serving.http.folder import BundleFolder, NotInFolder
 from maskctl.serving.http.guard import Guard
 from maskctl.serving.http.metrics import ServerMetrics
+from maskctl.serving.http.oip import add_oip_routes
 from maskctl.serving.http.settings import ServeSettings
+from maskctl.serving.http.tei import add_tei_routes
 from maskctl.serving.model import MaskedModel
 from maskctl.serving.results import RequestError
+from maskctl.version import __version__
 
 log = logging.getLogger("maskctl.serve")
 ERRORS = {code: {"model": schemas.ErrorResponse} for code in (400, 401, 404, 413, 429)}
@@ -82,8 +84,9 @@ class ServerState:
     def start(self) -> None:
         """Inside the event loop: the batcher, and the folder's link to it."""
         s = self.settings
-        self.batcher = Batcher(self.model, s.max_batch, s.max_wait_ms / 1000, self.compute, self.metrics,
-                               s.max_batch_tokens)
+        self.batcher = Batcher(
+            self.model, s.max_batch, s.max_wait_ms / 1000, self.compute, self.metrics, s.max_batch_tokens
+        )
         self.batcher.start()
         self.answers = Answerer(self)
         if self.folder is None:
@@ -107,14 +110,19 @@ def create_app(state: ServerState) -> Any:
             watcher.cancel()
         await state.batcher.stop(state.drain_left())  # what is still queued fails once the drain is over
 
-    app = FastAPI(title="maskctl", version=__version__, lifespan=lifespan,
-                  description="Every served task answered from one base model: one binary mask per task, "
-                              "requests of many tasks batched together.")
+    app = FastAPI(
+        title="maskctl",
+        version=__version__,
+        lifespan=lifespan,
+        description="Every served task answered from one base model: one binary mask per task, "
+        "requests of many tasks batched together.",
+    )
     app.state.maskctl = state
     _errors(app)
     _probes(app, state)
     _tasks(app, state)
-    compat.add_routes(app, state)
+    add_tei_routes(app, state)
+    add_oip_routes(app, state)
     if state.settings.admin:
         _admin(app, state)
     s = state.settings
@@ -122,38 +130,50 @@ def create_app(state: ServerState) -> Any:
     if not s.cors_allow_origin:
         return guarded
     # Outside the guard: a browser's preflight carries no API key, and 401s need CORS headers too.
-    return CORSMiddleware(guarded, allow_origins=s.cors_allow_origin, allow_methods=["GET", "POST", "DELETE"],
-                          allow_headers=["Authorization", "Content-Type", "X-Maskctl-Task"],
-                          expose_headers=["x-queue-time", "x-inference-time", "x-total-time", "Retry-After"])
+    return CORSMiddleware(
+        guarded,
+        allow_origins=s.cors_allow_origin,
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "X-Maskctl-Task"],
+        expose_headers=["x-queue-time", "x-inference-time", "x-total-time", "Retry-After"],
+    )
 
 
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
-        return compat.error_response(request, exc.code, exc.message, exc.fix, exc.tasks, exc.headers)
+        return error_shapes.error_response(request, exc.code, exc.message, exc.fix, exc.tasks, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         content_type = request.headers.get("content-type", "")
         if request.method in ("POST", "PUT") and "json" not in content_type.lower():
-            message = (f"the request body was sent as {content_type.split(';')[0] or 'no content type'}, "
-                       "not as JSON")
-            return compat.error_response(request, 400, message, "send the header 'Content-Type: application/json' "
-                                         "(curl: -H 'Content-Type: application/json', or --json)")
+            message = f"the request body was sent as {content_type.split(';')[0] or 'no content type'}, not as JSON"
+            return error_shapes.error_response(
+                request,
+                400,
+                message,
+                "send the header 'Content-Type: application/json' "
+                "(curl: -H 'Content-Type: application/json', or --json)",
+            )
         message = validation_message(exc.errors())
-        hint = {"/v1/predict": '{"requests": [{"task": "<task>", "input": "<text>"}, ...]}',
-                "/v1/admin/bundles": '{"bundle": "<file>.bundle"}'}.get(request.url.path, '{"inputs": ["<text>", ...]}')
-        return compat.error_response(request, 400, message, f"send a JSON body like {compat.hint(request, hint)}")
+        hint = {
+            "/v1/predict": '{"requests": [{"task": "<task>", "input": "<text>"}, ...]}',
+            "/v1/admin/bundles": '{"bundle": "<file>.bundle"}',
+        }.get(request.url.path, '{"inputs": ["<text>", ...]}')
+        return error_shapes.error_response(
+            request, 400, message, f"send a JSON body like {error_shapes.hint(request, hint)}"
+        )
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         fix = "see /docs for the endpoints" if exc.status_code in (404, 405) else None
-        return compat.error_response(request, exc.status_code, str(exc.detail), fix)
+        return error_shapes.error_response(request, exc.status_code, str(exc.detail), fix)
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> Response:
         log.exception("internal error on %s", request.url.path)
-        return compat.error_response(request, 500, "internal error", "the server log has the details")
+        return error_shapes.error_response(request, 500, "internal error", "the server log has the details")
 
 
 def _probes(app: FastAPI, state: ServerState) -> None:
@@ -189,8 +209,9 @@ def _tasks(app: FastAPI, state: ServerState) -> None:
         answers().served(name)
         return _json(_info(state, name))
 
-    @app.post("/v1/tasks/{name}/predict", response_model=schemas.TaskPredictResponse, tags=["predict"],
-              responses=ERRORS)
+    @app.post(
+        "/v1/tasks/{name}/predict", response_model=schemas.TaskPredictResponse, tags=["predict"], responses=ERRORS
+    )
     async def predict_task(name: str, body: schemas.TaskPredictRequest, request: Request) -> Response:
         """Predictions of one task for a list of inputs (batched with other requests)."""
         a = answers()
@@ -210,19 +231,33 @@ def _tasks(app: FastAPI, state: ServerState) -> None:
         serving = state.folder.serving()
         unknown = sorted({task for task, _, _ in pairs} - set(serving))
         if unknown:
-            raise ApiError(404, f"task{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-                           f"{'are' if len(unknown) > 1 else 'is'} not served", "use one of the served tasks", serving)
+            raise ApiError(
+                404,
+                f"task{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+                f"{'are' if len(unknown) > 1 else 'is'} not served",
+                "use one of the served tasks",
+                serving,
+            )
         requests = [(task, item, f"requests[{i}].input") for task, item, i in pairs]
         with a.admit(len(requests)):
             results, timing = await a.answer(requests, request.receive)
-        out = [{"task": task, "error": _error_detail(res, state)} if isinstance(res, RequestError)
-               else {"task": task, "prediction": res} for (task, _, _), res in zip(pairs, results)]
+        out = [
+            {"task": task, "error": _error_detail(res, state)}
+            if isinstance(res, RequestError)
+            else {"task": task, "prediction": res}
+            for (task, _, _), res in zip(pairs, results)
+        ]
         return await json_response({"results": out}, a.heavy(requests), timing.headers())
 
 
 def _admin(app: FastAPI, state: ServerState) -> None:
-    @app.post("/v1/admin/bundles", status_code=201, response_model=schemas.TaskInfo, tags=["admin"],
-              responses={**ERRORS, 409: {"model": schemas.ErrorResponse}, 422: {"model": schemas.ErrorResponse}})
+    @app.post(
+        "/v1/admin/bundles",
+        status_code=201,
+        response_model=schemas.TaskInfo,
+        tags=["admin"],
+        responses={**ERRORS, 409: {"model": schemas.ErrorResponse}, 422: {"model": schemas.ErrorResponse}},
+    )
     async def load_bundle(body: schemas.LoadRequest) -> Response:
         """Load a bundle file of the served folder (by file name)."""
         try:
@@ -232,8 +267,11 @@ def _admin(app: FastAPI, state: ServerState) -> None:
         except MaskctlError as exc:
             raise ApiError(400, exc.message, exc.fix) from None
         if path in state.folder.loaded:
-            raise ApiError(409, f"{body.bundle} is already served as task {state.folder.loaded[path]!r}",
-                           "unload that task first to reload it")
+            raise ApiError(
+                409,
+                f"{body.bundle} is already served as task {state.folder.loaded[path]!r}",
+                "unload that task first to reload it",
+            )
         try:
             name = await state.folder.load(path)
         except DuplicateTask as exc:
@@ -254,8 +292,11 @@ def _admin(app: FastAPI, state: ServerState) -> None:
 def _error_detail(error: RequestError, state: ServerState) -> dict[str, Any]:
     """A failed input of a mixed request, in its place among the results."""
     if error.status == 404:  # unloaded while it waited
-        return {"code": 404, "message": error.message, "fix": f"use one of the served tasks: "
-                f"{named(state.folder.serving())}"}
+        return {
+            "code": 404,
+            "message": error.message,
+            "fix": f"use one of the served tasks: {named(state.folder.serving())}",
+        }
     return {"code": error.status, "message": error.message, "fix": error.fix}
 
 
@@ -263,5 +304,9 @@ def _info(state: ServerState, name: str) -> dict[str, Any]:
     info = state.model.describe(name)
     path = state.folder.path_of(name) if state.folder else None
     failed = state.folder.reload_failed.get(path) if path else None
-    return {**info, "bundle": path.name if path else None, "pinned": name in state.settings.pin,
-            **({"reload_error": failed} if failed else {})}
+    return {
+        **info,
+        "bundle": path.name if path else None,
+        "pinned": name in state.settings.pin,
+        **({"reload_error": failed} if failed else {}),
+    }

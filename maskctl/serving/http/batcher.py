@@ -12,8 +12,8 @@ batch computes.
 
 Every torch call of the server (loading included) runs on that one thread (``compute_thread``):
 a second thread calling torch starts a second OpenMP team, and with more OpenMP threads than
-cores libgomp cuts its spin-waits, which made every batch ~45 % slower on a 2-core machine
-(41 -> 60 ms for 8 short texts on MiniLM, measured side by side).
+cores libgomp cuts its spin-waits, which made every batch markedly slower on a 2-core machine
+(BENCHMARKS.md, "Serving over HTTP").
 """
 
 from __future__ import annotations
@@ -39,8 +39,11 @@ class Timing:
     total_ms: float = 0.0
 
     def headers(self) -> dict[str, str]:
-        return {"x-queue-time": f"{self.queue_ms:.2f}", "x-inference-time": f"{self.inference_ms:.2f}",
-                "x-total-time": f"{self.total_ms:.2f}"}
+        return {
+            "x-queue-time": f"{self.queue_ms:.2f}",
+            "x-inference-time": f"{self.inference_ms:.2f}",
+            "x-total-time": f"{self.total_ms:.2f}",
+        }
 
 
 @dataclass
@@ -64,8 +67,15 @@ def compute_thread() -> ThreadPoolExecutor:
 class Batcher:
     """Gathers ``(task, input)`` requests into batches for one ``MaskedModel``."""
 
-    def __init__(self, model: MaskedModel, max_batch: int, max_wait_s: float, compute: ThreadPoolExecutor,
-                 metrics=None, max_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        model: MaskedModel,
+        max_batch: int,
+        max_wait_s: float,
+        compute: ThreadPoolExecutor,
+        metrics=None,
+        max_tokens: int | None = None,
+    ) -> None:
         self.model, self.max_batch, self.max_wait, self.max_tokens = model, max_batch, max_wait_s, max_tokens
         self.metrics = metrics
         self.pending: Counter[str] = Counter()  # inputs per task queued or running
@@ -108,8 +118,12 @@ class Batcher:
         (the client went away, or shutdown): its inputs not yet in a batch leave the line."""
         if not requests:
             return [], Timing()
-        entry = _Entry(list(requests), list(costs) if costs is not None else [1] * len(requests),
-                       asyncio.get_running_loop().create_future(), [None] * len(requests))
+        entry = _Entry(
+            list(requests),
+            list(costs) if costs is not None else [1] * len(requests),
+            asyncio.get_running_loop().create_future(),
+            [None] * len(requests),
+        )
         self.pending.update(name for name, _ in requests)
         self._line.append(entry)
         self._arrived.set()
@@ -121,8 +135,9 @@ class Batcher:
             self._fail(entry, None)
             raise
         done = time.perf_counter()
-        return results, Timing(((entry.started or done) - entry.queued) * 1000, entry.inference * 1000,
-                               (done - entry.queued) * 1000)
+        return results, Timing(
+            ((entry.started or done) - entry.queued) * 1000, entry.inference * 1000, (done - entry.queued) * 1000
+        )
 
     async def drained(self, task: str) -> None:
         """Wait until no input of ``task`` is queued or running (before unloading it)."""
@@ -185,7 +200,7 @@ class Batcher:
             entry.started = entry.started or started
         try:
             results = await loop.run_in_executor(self._worker, self.model.run, [e for _, e in requests], len(requests))
-        except Exception as exc:  # a bug: every waiting request learns of it, the loop goes on
+        except Exception as exc:  # noqa: BLE001 - a bug: every waiting request learns of it, the loop goes on
             for entry, _, _ in batch:
                 self._fail(entry, exc)
             results = None
@@ -203,7 +218,7 @@ class Batcher:
             return
         offset = 0
         for entry, start, stop in batch:
-            entry.results[start:stop] = results[offset:offset + stop - start]
+            entry.results[start:stop] = results[offset : offset + stop - start]
             entry.inference += seconds
             entry.answered += stop - start
             offset += stop - start
@@ -216,7 +231,7 @@ class Batcher:
         it with ``exc`` (None: it was cancelled)."""
         with contextlib.suppress(ValueError):
             self._line.remove(entry)
-        left = entry.requests[entry.taken:]
+        left = entry.requests[entry.taken :]
         self.pending.subtract(name for name, _ in left)
         self.pending += Counter()  # drop tasks at zero
         entry.taken = len(entry.requests)

@@ -32,16 +32,22 @@ def attach(inputs: list, data: bytes) -> None:
         if size is None:
             continue
         if not isinstance(size, int) or size < 0 or offset + size > len(data):
-            raise ApiError(400, f"input {tensor.name!r}: binary_data_size {size!r} is past the end of the body "
-                           f"({len(data)} bytes follow the JSON header)",
-                           "send the Inference-Header-Content-Length header and each tensor's bytes in input order")
+            raise ApiError(
+                400,
+                f"input {tensor.name!r}: binary_data_size {size!r} is past the end of the body "
+                f"({len(data)} bytes follow the JSON header)",
+                "send the Inference-Header-Content-Length header and each tensor's bytes in input order",
+            )
         if tensor.datatype != "BYTES":
             raise ApiError(400, f"input {tensor.name!r} is {tensor.datatype}", "send text inputs as datatype BYTES")
-        tensor.data = decode_bytes(data[offset:offset + size], tensor.name)
+        tensor.data = decode_bytes(data[offset : offset + size], tensor.name)
         offset += size
     if offset != len(data):
-        raise ApiError(400, f"{len(data) - offset} bytes follow the JSON header that no input's "
-                       "binary_data_size accounts for", "give each binary input its parameters.binary_data_size")
+        raise ApiError(
+            400,
+            f"{len(data) - offset} bytes follow the JSON header that no input's binary_data_size accounts for",
+            "give each binary input its parameters.binary_data_size",
+        )
 
 
 def decode_bytes(buffer: bytes, name: str) -> list[str]:
@@ -50,12 +56,12 @@ def decode_bytes(buffer: bytes, name: str) -> list[str]:
     while at < len(buffer):
         if at + 4 > len(buffer):
             raise ApiError(400, f"input {name!r}: its binary data ends inside an element's length", FIX)
-        size = int.from_bytes(buffer[at:at + 4], "little")
+        size = int.from_bytes(buffer[at : at + 4], "little")
         at += 4
         if at + size > len(buffer):
             raise ApiError(400, f"input {name!r}: element {len(texts)} is longer than the data left", FIX)
         try:
-            texts.append(buffer[at:at + size].decode("utf-8"))
+            texts.append(buffer[at : at + size].decode("utf-8"))
         except UnicodeDecodeError:
             raise ApiError(400, f"input {name!r}: element {len(texts)} is not UTF-8 text", FIX) from None
         at += size
@@ -83,7 +89,13 @@ def response(head: dict[str, Any], tensors: list[tuple[dict[str, Any], bool]], h
             continue
         blob = encode(tensor["datatype"], tensor["data"])
         blobs.append(blob)
-        outputs.append({**{k: v for k, v in tensor.items() if k != "data"}, "parameters": {"binary_data_size": len(blob)}})
+        outputs.append(
+            {**{k: v for k, v in tensor.items() if k != "data"}, "parameters": {"binary_data_size": len(blob)}}
+        )
     header = json.dumps({**head, "outputs": outputs}).encode()
-    return Response(header + b"".join(blobs), 200, {**headers, "Inference-Header-Content-Length": str(len(header))},
-                    media_type="application/octet-stream")
+    return Response(
+        header + b"".join(blobs),
+        200,
+        {**headers, "Inference-Header-Content-Length": str(len(header))},
+        media_type="application/octet-stream",
+    )

@@ -60,9 +60,16 @@ class BundleFolder:
         """A bundle file named by a request, inside the served folder and nowhere else."""
         if self.root is None:
             raise MaskctlError("no folder is served", "start the server with a folder: maskctl serve masks/ --admin")
-        refused = MaskctlError(f"{name[:80]!r} is not a bundle file name in the served folder",
-                               "give the file name only, e.g. news.bundle")
-        if not name or "\x00" in name or len(name.encode("utf-8", "surrogatepass")) > 255 or "/" in name or "\\" in name:
+        refused = MaskctlError(
+            f"{name[:80]!r} is not a bundle file name in the served folder", "give the file name only, e.g. news.bundle"
+        )
+        if (
+            not name
+            or "\x00" in name
+            or len(name.encode("utf-8", "surrogatepass")) > 255
+            or "/" in name
+            or "\\" in name
+        ):
             raise refused  # a NUL, or longer than any file system's name: no such file can exist
         entry = self.root / name
         problem = entry_problem(entry)
@@ -124,8 +131,11 @@ class BundleFolder:
             if here:
                 log.info("the served folder %s is back: watching its bundles again", self.root)
             else:
-                log.warning("the served folder %s is missing or cannot be listed: its %d tasks keep serving "
-                            "until it returns", self.root, len(self.loaded))
+                log.warning(
+                    "the served folder %s is missing or cannot be listed: its %d tasks keep serving until it returns",
+                    self.root,
+                    len(self.loaded),
+                )
             self.folder_here = here
         return here
 
@@ -134,7 +144,7 @@ class BundleFolder:
             await asyncio.sleep(every)
             try:
                 await self.scan()
-            except Exception:  # noqa: BLE001 - a watcher bug must not stop the server
+            except Exception:
                 log.exception("scanning %s failed", self.root)
 
     async def _load(self, path: Path) -> str:
@@ -192,11 +202,13 @@ class BundleFolder:
         elif isinstance(exc, OSError):  # read as the file changed or went: the file system's words, no traceback
             public = BundleError(f"{path.name} cannot be read ({exc.strerror or type(exc).__name__})", ENTRY_FIX)
         elif isinstance(exc, MaskctlError):
-            public = type(exc)(without_paths(exc.message), exc.fix and without_paths(exc.fix))
+            public = type(exc)(text_without_paths(exc.message), exc.fix and text_without_paths(exc.fix))
         else:
             log.error("loading %s failed", path.name, exc_info=exc)
-            public = BundleError(f"{path.name} cannot be loaded ({type(exc).__name__})",
-                                 "check the file (maskctl inspect), or train it again")
+            public = BundleError(
+                f"{path.name} cannot be loaded ({type(exc).__name__})",
+                "check the file (maskctl inspect), or train it again",
+            )
         self.seen[path] = stat or _stat(path)
         self.refused[path] = public.message
         log.warning("refused bundle %s: %s%s", path.name, public.message, f" ({public.fix})" if public.fix else "")
@@ -227,7 +239,8 @@ class BundleFolder:
 _ABSOLUTE = re.compile(r"(?<![\w:/.~-])/(?:[^\s'\"(),:/]+/)*([^\s'\"(),:/]+)")
 
 
-def without_paths(text: str) -> str:
+def text_without_paths(text: str) -> str:
+    """``text`` with every absolute path cut to its last part (an error a client reads)."""
     return _ABSOLUTE.sub(lambda m: m.group(1), text)
 
 

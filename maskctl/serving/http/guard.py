@@ -1,7 +1,7 @@
 """What every request passes before a route: the API key (``Authorization: Bearer``, the scheme
 in any case), the body size limit, HEAD answered as GET without a body, and the request
 metrics. A plain ASGI middleware (no per-request task, unlike ``BaseHTTPMiddleware``). Header
-size is bounded earlier too, in the HTTP protocol (``protocol.py``), before a header is buffered.
+size is bounded earlier too, in the HTTP protocol (``header_cap.py``), before a header is buffered.
 """
 
 from __future__ import annotations
@@ -52,18 +52,27 @@ class Guard:
     async def _guarded(self, scope, receive, send) -> None:
         if self.max_header and sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > self.max_header:
             # h11 bounds only a head still arriving; one that came whole is refused here
-            return await _reply(send, 431, error_body(
-                431, f"the request's headers are over the limit of {self.max_header // 1024} KiB",
-                "send smaller headers, or start the server with a larger --max-header-kb"))
+            return await _reply(
+                send,
+                431,
+                error_body(
+                    431,
+                    f"the request's headers are over the limit of {self.max_header // 1024} KiB",
+                    "send smaller headers, or start the server with a larger --max-header-kb",
+                ),
+            )
         headers = dict(scope["headers"])
         if self.token and scope["path"] not in OPEN_PATHS:
             given = headers.get(b"authorization", b"")
             scheme, _, key = given.strip().partition(b" ")
             if scheme.lower() != b"bearer" or not hmac.compare_digest(key.strip(), self.token):  # scheme: any case
                 what = "a wrong API key" if given else "no API key"
-                return await _reply(send, 401, error_body(401, f"{what} was given",
-                                                          "send the header 'Authorization: Bearer <key>'"),
-                                    [(b"www-authenticate", b"Bearer")])
+                return await _reply(
+                    send,
+                    401,
+                    error_body(401, f"{what} was given", "send the header 'Authorization: Bearer <key>'"),
+                    [(b"www-authenticate", b"Bearer")],
+                )
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
             return await _reply(send, 413, self._too_large())
@@ -82,12 +91,16 @@ class Guard:
         await self.app(scope, receive, send)
 
     def _too_large(self) -> bytes:
-        return error_body(413, f"the request body is over the limit of {self.max_body // 1024} KiB",
-                          "send fewer inputs per request, or start the server with a larger --max-body-kb")
+        return error_body(
+            413,
+            f"the request body is over the limit of {self.max_body // 1024} KiB",
+            "send fewer inputs per request, or start the server with a larger --max-body-kb",
+        )
 
 
 def _headless(send):
     """``send`` for a HEAD request answered as GET: the same status and headers, no body."""
+
     async def headless(message) -> None:
         if message["type"] == "http.response.body":
             message = {**message, "body": b""}
@@ -110,7 +123,15 @@ def _replay(body: bytes, receive):
 
 
 async def _reply(send, status: int, body: bytes, headers: list | None = None) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

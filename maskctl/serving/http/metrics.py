@@ -19,25 +19,43 @@ class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = PromCounter("maskctl_http_requests", "HTTP requests answered, by route and status code.",
-                                    ["route", "status"], registry=r)
-        self.latency = Histogram("maskctl_http_request_duration_seconds", "Time to answer an HTTP request.",
-                                 ["route"], buckets=LATENCY_BUCKETS, registry=r)
+        self.requests = PromCounter(
+            "maskctl_http_requests",
+            "HTTP requests answered, by route and status code.",
+            ["route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "maskctl_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.inputs = PromCounter("maskctl_task_inputs", "Inputs predicted, by task.", ["task"], registry=r)
-        self.input_errors = PromCounter("maskctl_task_input_errors", "Inputs refused or failed, by task.",
-                                        ["task"], registry=r)
-        self.batch_size = Histogram("maskctl_batch_inputs", "Inputs per mixed-task batch.", buckets=SIZE_BUCKETS,
-                                    registry=r)
-        self.batch_tasks = Histogram("maskctl_batch_tasks", "Distinct tasks per mixed-task batch.",
-                                     buckets=SIZE_BUCKETS, registry=r)
-        self.batch_seconds = Histogram("maskctl_batch_duration_seconds", "Compute time of one batch.",
-                                       buckets=LATENCY_BUCKETS, registry=r)
+        self.input_errors = PromCounter(
+            "maskctl_task_input_errors", "Inputs refused or failed, by task.", ["task"], registry=r
+        )
+        self.batch_size = Histogram(
+            "maskctl_batch_inputs", "Inputs per mixed-task batch.", buckets=SIZE_BUCKETS, registry=r
+        )
+        self.batch_tasks = Histogram(
+            "maskctl_batch_tasks", "Distinct tasks per mixed-task batch.", buckets=SIZE_BUCKETS, registry=r
+        )
+        self.batch_seconds = Histogram(
+            "maskctl_batch_duration_seconds", "Compute time of one batch.", buckets=LATENCY_BUCKETS, registry=r
+        )
         self.queue_depth = Gauge("maskctl_queue_requests", "HTTP requests waiting for a batch.", registry=r)
         self.tasks_loaded = Gauge("maskctl_tasks_loaded", "Tasks currently served.", registry=r)
-        self.rejected = PromCounter("maskctl_rejected_requests", "Requests refused before any work: overloaded "
-                                    "(429) or too many inputs (413).", ["reason"], registry=r)
-        self.bundle_events = PromCounter("maskctl_bundle_events", "Bundles loaded, unloaded or refused.",
-                                         ["event"], registry=r)
+        self.rejected = PromCounter(
+            "maskctl_rejected_requests",
+            "Requests refused before any work: overloaded (429) or too many inputs (413).",
+            ["reason"],
+            registry=r,
+        )
+        self.bundle_events = PromCounter(
+            "maskctl_bundle_events", "Bundles loaded, unloaded or refused.", ["event"], registry=r
+        )
 
     def observe_batch(self, requests: list[tuple[str, object]], seconds: float, queued: int) -> None:
         self.batch_size.observe(len(requests))

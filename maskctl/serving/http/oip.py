@@ -24,11 +24,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from maskctl import __version__
 from maskctl.serving.http import binary
 from maskctl.serving.http.answers import ApiError, json_response, validation_message
 from maskctl.serving.http.answers import json_body as _json
 from maskctl.serving.results import RequestError
+from maskctl.version import __version__
 
 TAGS = ["open-inference-protocol"]
 VERSION = "1"  # a task's one version: its bundle file is replaced in place, not versioned beside
@@ -42,8 +42,11 @@ class OipTensor(BaseModel):
     shape: list[int]
     datatype: str
     parameters: dict[str, Any] | None = None
-    data: list[Any] | None = Field(None, description="Row-major, flat or nested; absent when the tensor's "
-                                   "bytes follow the JSON header (parameters.binary_data_size).")
+    data: list[Any] | None = Field(
+        None,
+        description="Row-major, flat or nested; absent when the tensor's "
+        "bytes follow the JSON header (parameters.binary_data_size).",
+    )
 
 
 class OipOutputRequest(BaseModel):
@@ -65,8 +68,11 @@ def add_oip_routes(app: FastAPI, state) -> None:
         if name not in serving:
             raise ApiError(404, f"model {name!r} is not served", "use one of the served models", serving)
         if version is not None and version != VERSION:
-            raise ApiError(404, f"model {name!r} has no version {version!r}",
-                           f"its one version is {VERSION!r} (or leave the version out)")
+            raise ApiError(
+                404,
+                f"model {name!r} has no version {version!r}",
+                f"its one version is {VERSION!r} (or leave the version out)",
+            )
         return state.model.task(name)
 
     @app.get("/v2", tags=TAGS)
@@ -86,9 +92,16 @@ def add_oip_routes(app: FastAPI, state) -> None:
         kind = model(name, version).kind
         inputs = [{"name": f, "datatype": "BYTES", "shape": [-1] * rank} for f, rank in _fields(kind).items()]
         outputs = [{"name": f, "datatype": datatype, "shape": [-1]} for f, datatype in _outputs(kind)]
-        return _json({"name": name, "versions": [VERSION], "platform": "maskctl", "inputs": inputs,
-                      "outputs": outputs, "parameters": {"kind": kind.name,
-                                                         "labels": list(state.model.task(name).labels)}})
+        return _json(
+            {
+                "name": name,
+                "versions": [VERSION],
+                "platform": "maskctl",
+                "inputs": inputs,
+                "outputs": outputs,
+                "parameters": {"kind": kind.name, "labels": list(state.model.task(name).labels)},
+            }
+        )
 
     @app.get("/v2/models/{name}", tags=TAGS)
     async def model_metadata(name: str) -> Response:
@@ -122,18 +135,24 @@ def add_oip_routes(app: FastAPI, state) -> None:
         failed = next((r for r in results if isinstance(r, RequestError)), None)
         if failed is not None:
             raise ApiError(failed.status, failed.message, failed.fix)
-        tensors = [(_tensor(f, datatype, [getattr(r, f) for r in results]), as_binary)
-                   for f, datatype, as_binary in outputs]
+        tensors = [
+            (_tensor(f, datatype, [getattr(r, f) for r in results]), as_binary) for f, datatype, as_binary in outputs
+        ]
         head = {"model_name": name, "model_version": VERSION, "id": body.id}
         if not any(as_binary for _, as_binary in tensors):
-            return await json_response({**head, "outputs": [t for t, _ in tensors]}, a.heavy(requests),
-                                       timing.headers())
+            return await json_response(
+                {**head, "outputs": [t for t, _ in tensors]}, a.heavy(requests), timing.headers()
+            )
         if a.heavy(requests):
             return await asyncio.to_thread(binary.response, head, tensors, timing.headers())
         return binary.response(head, tensors, timing.headers())
 
-    schema = {"requestBody": {"required": True, "content": {"application/json": {"schema": _inline(
-        OipRequest.model_json_schema())}}}}
+    schema = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _inline(OipRequest.model_json_schema())}},
+        }
+    }
 
     @app.post("/v2/models/{name}/infer", tags=TAGS, openapi_extra=schema)
     async def model_infer(name: str, request: Request) -> Response:
@@ -151,8 +170,11 @@ def _parse(raw: bytes, header: str | None) -> OipRequest:
     """The request from its body: JSON whatever the Content-Type, then the tensors' binary data
     when ``Inference-Header-Content-Length`` (``header``) says where the JSON ends."""
     if header is not None and (not header.strip().isdigit() or int(header) > len(raw)):
-        raise ApiError(400, f"Inference-Header-Content-Length {header[:20]!r} does not fit a body of {len(raw)} "
-                       "bytes", "give the length in bytes of the JSON header that starts the body")
+        raise ApiError(
+            400,
+            f"Inference-Header-Content-Length {header[:20]!r} does not fit a body of {len(raw)} bytes",
+            "give the length in bytes of the JSON header that starts the body",
+        )
     cut = len(raw) if header is None else int(header)
     try:
         parsed = json.loads(raw[:cut])
@@ -190,10 +212,12 @@ def _wanted(body: OipRequest, kind, name: str) -> list[tuple[str, str, bool]]:
         return [(f, datatype, everything) for f, datatype in declared.items()]
     unknown = [o.name for o in body.outputs if o.name not in declared]
     if unknown:
-        raise ApiError(400, f"unexpected inference output {unknown[0]!r} for model {name!r}",
-                       f"ask for some of {list(declared)}, or for no outputs to get them all")
-    return [(o.name, declared[o.name], bool((o.parameters or {}).get("binary_data", everything)))
-            for o in body.outputs]
+        raise ApiError(
+            400,
+            f"unexpected inference output {unknown[0]!r} for model {name!r}",
+            f"ask for some of {list(declared)}, or for no outputs to get them all",
+        )
+    return [(o.name, declared[o.name], bool((o.parameters or {}).get("binary_data", everything))) for o in body.outputs]
 
 
 def _tensor(name: str, datatype: str, values: list[Any]) -> dict[str, Any]:
@@ -215,29 +239,43 @@ def rows(tensors: list[OipTensor], fields: dict[str, int]) -> list[Any]:
     known = {t.name: t for t in tensors}
     unknown = sorted(set(known) - set(fields))
     if unknown or first not in known:
-        raise ApiError(400, f"inputs named {sorted(known)}; this model takes {list(fields)}",
-                       f"send a BYTES tensor named {first!r} (GET /v2/models/<task> lists them)")
+        raise ApiError(
+            400,
+            f"inputs named {sorted(known)}; this model takes {list(fields)}",
+            f"send a BYTES tensor named {first!r} (GET /v2/models/<task> lists them)",
+        )
     columns: dict[str, list[Any]] = {}
     for name, t in known.items():
         declared = [-1] * fields[name]
         if t.datatype != "BYTES":
             raise ApiError(400, f"input {name!r} is {t.datatype}", "send text inputs as datatype BYTES")
         if len(t.shape) != len(declared) or any(d < 0 for d in t.shape):
-            raise ApiError(400, f"input {name!r} has shape {t.shape}; this model declares {declared}",
-                           "give shape [rows, n]: n texts per row" if len(declared) == 2
-                           else "give shape [rows]: one text per row")
+            raise ApiError(
+                400,
+                f"input {name!r} has shape {t.shape}; this model declares {declared}",
+                "give shape [rows, n]: n texts per row"
+                if len(declared) == 2
+                else "give shape [rows]: one text per row",
+            )
         if 0 in t.shape:
             raise ApiError(400, f"input {name!r} has no elements (shape {t.shape})", "send at least one row")
         if t.data is None:
-            raise ApiError(400, f"input {name!r} has no data",
-                           "give its data, or its bytes after the JSON header (parameters.binary_data_size)")
+            raise ApiError(
+                400,
+                f"input {name!r} has no data",
+                "give its data, or its bytes after the JSON header (parameters.binary_data_size)",
+            )
         flat = _flatten(t.data)
         if _product(t.shape) != len(flat):
-            raise ApiError(400, f"input {name!r}: shape {t.shape} does not hold its {len(flat)} values",
-                           "give the shape that matches data")
+            raise ApiError(
+                400,
+                f"input {name!r}: shape {t.shape} does not hold its {len(flat)} values",
+                "give the shape that matches data",
+            )
         width = t.shape[1] if len(declared) == 2 else 1
-        columns[name] = [flat[i * width:(i + 1) * width] if width > 1 or len(declared) == 2 else flat[i]
-                         for i in range(t.shape[0])]
+        columns[name] = [
+            flat[i * width : (i + 1) * width] if width > 1 or len(declared) == 2 else flat[i] for i in range(t.shape[0])
+        ]
     counts = {len(c) for c in columns.values()}
     if len(counts) != 1:
         raise ApiError(400, "the input tensors have different numbers of rows", "give every input the same rows")

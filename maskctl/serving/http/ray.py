@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from maskctl.bundle.hub_ref import is_hub_ref
-from maskctl.ray_cluster import connect, require_ray
 from maskctl.openmp import VARIABLE
+from maskctl.ray_cluster import connect, require_ray
 from maskctl.serving.http.settings import ServeSettings
 
 APP_NAME = "maskctl"
@@ -67,8 +67,13 @@ def deploy(settings: ServeSettings) -> tuple[str, list[str]]:
     logging.getLogger("ray.serve").setLevel(quiet)
     serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config={"log_level": quiet})
     _check_proxy(settings)
-    handle = serve.run(_application(serve, settings), name=APP_NAME, route_prefix="/", blocking=False,
-                       logging_config={"log_level": settings.log_level.upper(), "enable_access_log": False})
+    handle = serve.run(
+        _application(serve, settings),
+        name=APP_NAME,
+        route_prefix="/",
+        blocking=False,
+        logging_config={"log_level": settings.log_level.upper(), "enable_access_log": False},
+    )
     tasks = handle.tasks.remote().result()
     host = settings.host
     return f"http://{f'[{host}]' if ':' in host else host}:{settings.port}", tasks
@@ -87,8 +92,10 @@ def app(args: dict[str, Any]) -> Any:
     serve = require_serve()
     settings = _settings_from(args).check()
     if not settings.api_key and not settings.insecure:
-        raise MaskctlError("maskctl's Serve application listens where Ray's proxy does, and no API key was given",
-                           "add api_key (or set MASKCTL_API_KEY), or insecure: true if the network is trusted")
+        raise MaskctlError(
+            "maskctl's Serve application listens where Ray's proxy does, and no API key was given",
+            "add api_key (or set MASKCTL_API_KEY), or insecure: true if the network is trusted",
+        )
     return _application(serve, _for_replicas(settings))
 
 
@@ -101,8 +108,10 @@ def _settings_from(args: dict[str, Any]) -> ServeSettings:
     values: dict[str, Any] = {}
     for name, value in args.items():
         if name not in hints:
-            raise MaskctlError(f"unknown setting {name!r} for maskctl's Serve application",
-                               did_you_mean(name, hints, "use maskctl serve's option names, e.g. paths, replicas"))
+            raise MaskctlError(
+                f"unknown setting {name!r} for maskctl's Serve application",
+                did_you_mean(name, hints, "use maskctl serve's option names, e.g. paths, replicas"),
+            )
         hint = str(hints[name])
         if isinstance(value, str):
             if "list" in hint:
@@ -123,11 +132,17 @@ def _application(serve: Any, settings: ServeSettings) -> Any:
     gpus = 1 if settings.device.startswith("cuda") else 0
     # each replica is a fresh process: OpenMP's wait policy as maskctl serve's own (maskctl/openmp.py)
     runtime = {"env_vars": {VARIABLE: os.environ.get(VARIABLE, "PASSIVE")}}
-    return _replica_class(serve).options(
-        num_replicas=settings.replicas,
-        ray_actor_options={"num_cpus": settings.threads, "num_gpus": gpus, "runtime_env": runtime},
-        max_ongoing_requests=settings.max_concurrent_requests, graceful_shutdown_timeout_s=settings.drain_seconds,
-        health_check_period_s=2.0).bind(settings)
+    return (
+        _replica_class(serve)
+        .options(
+            num_replicas=settings.replicas,
+            ray_actor_options={"num_cpus": settings.threads, "num_gpus": gpus, "runtime_env": runtime},
+            max_ongoing_requests=settings.max_concurrent_requests,
+            graceful_shutdown_timeout_s=settings.drain_seconds,
+            health_check_period_s=2.0,
+        )
+        .bind(settings)
+    )
 
 
 def _check_proxy(settings: ServeSettings) -> None:
@@ -142,9 +157,10 @@ def _check_proxy(settings: ServeSettings) -> None:
     except Exception:  # noqa: BLE001 - a Serve whose internals moved: nothing to compare
         return
     if (running.host, running.port) != (settings.host, settings.port):
-        raise MaskctlError(f"Ray Serve already runs on this Ray cluster with its HTTP proxy on "
-                           f"{running.host}:{running.port}", f"pass --host {running.host} --port {running.port}, "
-                           "or stop that Serve first (serve shutdown)")
+        raise MaskctlError(
+            f"Ray Serve already runs on this Ray cluster with its HTTP proxy on {running.host}:{running.port}",
+            f"pass --host {running.host} --port {running.port}, or stop that Serve first (serve shutdown)",
+        )
 
 
 def undeploy() -> None:
@@ -176,13 +192,18 @@ def _for_replicas(settings: ServeSettings) -> ServeSettings:
     """What each replica is sent: local paths made absolute (a replica's working directory is
     not this one's), a free port for ``--port 0`` (Ray's proxy needs one number), and
     ``--threads`` 1 unless given."""
+
     def absolute(path: str) -> str:
         return path if is_hub_ref(path) or not Path(path).exists() else str(Path(path).resolve())
 
     port = settings.port or _free_port(settings.host)
-    return dataclasses.replace(settings, paths=[absolute(p) for p in settings.paths], port=port,
-                               model=absolute(settings.model) if settings.model else None,
-                               threads=settings.threads or 1)
+    return dataclasses.replace(
+        settings,
+        paths=[absolute(p) for p in settings.paths],
+        port=port,
+        model=absolute(settings.model) if settings.model else None,
+        threads=settings.threads or 1,
+    )
 
 
 def _free_port(host: str) -> int:
@@ -207,8 +228,9 @@ def _replica_class(serve: Any) -> Any:
         def __init__(self, settings: ServeSettings) -> None:
             from maskctl.serving.http.run import build_state
 
-            logging.basicConfig(level=settings.log_level.upper(),
-                                format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            logging.basicConfig(
+                level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+            )
             self.state = build_state(settings)
 
         def __serve_build_asgi_app__(self) -> Any:

@@ -9,21 +9,24 @@ replicas of this process behind any load balancer: it keeps no state but its bun
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import signal
+import socket
 from collections.abc import Callable
 
 import uvicorn
 
+from maskctl.bundle.format import read_meta
 from maskctl.bundle.hub_ref import resolve_bundle_ref
 from maskctl.errors import BundleError, MaskctlError
+from maskctl.schema import check_fields
 from maskctl.serving.http.app import ServerState, create_app
 from maskctl.serving.http.batcher import compute_thread
 from maskctl.serving.http.folder import BundleFolder, entry_problem
+from maskctl.serving.http.header_cap import protocol_options
 from maskctl.serving.http.metrics import ServerMetrics
-from maskctl.serving.http.protocol import protocol_options
 from maskctl.serving.http.settings import ServeSettings
-from maskctl.bundle.format import read_meta
 from maskctl.serving.model import MaskedModel, common_reference
 
 log = logging.getLogger("maskctl.serve")
@@ -37,8 +40,11 @@ def build_state(settings: ServeSettings) -> ServerState:
     folder = settings.folder
     files = sorted(folder.glob("*.bundle")) if folder else [resolve_bundle_ref(p) for p in settings.paths]
     if not files:
-        raise MaskctlError(f"{folder} holds no *.bundle file", "train one there: maskctl train --output "
-                           f"{folder}/<task>.bundle (the server also loads bundles added later)")
+        raise MaskctlError(
+            f"{folder} holds no *.bundle file",
+            "train one there: maskctl train --output "
+            f"{folder}/<task>.bundle (the server also loads bundles added later)",
+        )
     metrics = ServerMetrics()
     compute = compute_thread()
     try:
@@ -54,26 +60,31 @@ def build_state(settings: ServeSettings) -> ServerState:
             if path in unusable:
                 continue
             try:
-                model = compute.submit(MaskedModel.from_bundles, [path], model=settings.model, device=settings.device,
-                                       reference=reference).result()
+                model = compute.submit(
+                    MaskedModel.from_bundles, [path], model=settings.model, device=settings.device, reference=reference
+                ).result()
                 first = path
                 break
-            except Exception as exc:  # noqa: BLE001 - in a folder, any file that fails is refused alone
+            except Exception as exc:
                 if folder is None:
                     if isinstance(exc, MaskctlError):
                         raise
-                    raise BundleError(f"{path} cannot be loaded ({type(exc).__name__}: {exc})",
-                                      "check the file (maskctl inspect), or train it again") from exc
+                    raise BundleError(
+                        f"{path} cannot be loaded ({type(exc).__name__}: {exc})",
+                        "check the file (maskctl inspect), or train it again",
+                    ) from exc
                 refused.append((path, exc))
         if model is None:
             for path, exc in refused:
-                log.warning("refused bundle %s: %s", path.name, entry_problem(path) or getattr(exc, "message", repr(exc)))
+                log.warning(
+                    "refused bundle %s: %s", path.name, entry_problem(path) or getattr(exc, "message", repr(exc))
+                )
             raise MaskctlError(f"no bundle in {folder} could be loaded", "see the lines above for each file")
         bundles = BundleFolder(model, folder, compute, metrics)
         for path, exc in refused:  # logged once; the watcher retries them only when they change
             bundles.refuse(path, exc)
         bundles.adopt(first, model.tasks[0])
-        for path in files[files.index(first) + 1:]:
+        for path in files[files.index(first) + 1 :]:
             if path not in unusable and bundles.load_now(path) is None and folder is None:
                 raise MaskctlError(f"{path}: {bundles.refused[path.resolve()]}", "serve only bundles that load")
     except BaseException:
@@ -92,22 +103,61 @@ def _metas(files):
 
 
 def serve(settings: ServeSettings, on_ready: Callable[[str, list[str]], None] | None = None) -> None:
-    """Run the server in this thread until SIGTERM (drain, then return) or Ctrl-C."""
+    """Run the server in this thread until SIGTERM (drain, then return) or Ctrl-C. The port is
+    bound first: a port in use fails in a second, not after every bundle has loaded."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    state = build_state(settings)
+    check_fields(settings)  # the port's range; build_state checks the rest
+    sock = bind_port(settings.host, settings.port)
+    try:
+        state = build_state(settings)
+    except BaseException:
+        sock.close()
+        raise
     config = uvicorn_config(state)
     try:
-        _Server(config, state, on_ready).run()
+        _Server(config, state, on_ready).run(sockets=[sock])
     finally:
         state.close(state.drain_left() + 1.0)
 
 
+def bind_port(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` as uvicorn binds one (IPv6 for an address with a colon,
+    ``SO_REUSEADDR`` so a restart does not wait out TIME_WAIT); uvicorn listens on it once the
+    bundles are loaded. A port in use is a ``MaskctlError`` naming ``--port``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise MaskctlError(
+                f"port {port} on {host} is in use by another process",
+                f"pick a free one with --port (e.g. --port {port + 1 if port < 65535 else 8000}), "
+                "or stop the other server",
+            ) from None
+        raise MaskctlError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc})",
+            "check --host (an address of this machine) and --port",
+        ) from None
+    return sock
+
+
 def uvicorn_config(state: ServerState, **overrides) -> uvicorn.Config:
     """uvicorn's settings for ``state``: the app, the bind, the drain bound and the bounded
-    request head (``protocol.py``)."""
+    request head (``header_cap.py``)."""
     s = state.settings
-    options = {"host": s.host, "port": s.port, "access_log": False, "log_level": s.log_level, "lifespan": "on",
-               "timeout_graceful_shutdown": s.drain_seconds, **protocol_options(s.max_header_kb * 1024), **overrides}
+    options = {
+        "host": s.host,
+        "port": s.port,
+        "access_log": False,
+        "log_level": s.log_level,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": s.drain_seconds,
+        **protocol_options(s.max_header_kb * 1024),
+        **overrides,
+    }
     return uvicorn.Config(create_app(state), **options)
 
 

@@ -4,32 +4,43 @@ write the OpenAPI page (``/docs``). Inputs and predictions have the shapes of ``
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from maskctl.serving.results import Choice, Classification, Tagging
+from maskctl.tasks.kinds.multiple_choice import Choice
+from maskctl.tasks.kinds.sequence_classification import Classification
+from maskctl.tasks.kinds.token_tagging import Tagging
 
 # A text; a [text, text_pair] pair or a list of words; or an object: {"text"[, "text_pair"]},
 # {"tokens": [...]}, {"context", "endings": [...]}. Which fit depends on the task's kind.
-Input = Union[str, list[str], dict[str, Any]]
-Prediction = Union[Classification, Tagging, Choice]
-INPUT_HELP = ('Classification: "text", ["text", "pair"] or {"text", "text_pair"}; tagging: "text" or a list of '
-              'words ({"tokens": [...]}); multiple choice: {"context", "endings": [...]}.')
+Input = str | list[str] | dict[str, Any]
+Prediction = Classification | Tagging | Choice
+INPUT_HELP = (
+    'Classification: "text", ["text", "pair"] or {"text", "text_pair"}; tagging: "text" or a list of '
+    'words ({"tokens": [...]}); multiple choice: {"context", "endings": [...]}.'
+)
 
 
 class TaskPredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    inputs: list[Input] = Field(..., min_length=1, description="Inputs for this task. " + INPUT_HELP,
-                                examples=[["Shares fell in London", "Chelsea won the cup"]])
+    inputs: list[Input] = Field(
+        ...,
+        min_length=1,
+        description="Inputs for this task. " + INPUT_HELP,
+        examples=[["Shares fell in London", "Chelsea won the cup"]],
+    )
 
 
 class MixedRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     task: str | None = Field(None, description="A served task (GET /v1/tasks).", examples=["bbc-news"])
-    tasks: list[str] | None = Field(None, min_length=1, description="Instead of `task`: the input fanned out to "
-                                    "each of these tasks, one result each, in one batch.",
-                                    examples=[["bbc-news", "wnut16"]])
+    tasks: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Instead of `task`: the input fanned out to each of these tasks, one result each, in one batch.",
+        examples=[["bbc-news", "wnut16"]],
+    )
     input: Input = Field(..., description=INPUT_HELP, examples=["Shares fell in London"])
 
     @model_validator(mode="after")
@@ -44,14 +55,18 @@ class MixedRequest(BaseModel):
 
 class MixedPredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    requests: list[MixedRequest] = Field(..., min_length=1, description="Requests of any served tasks, answered "
-                                         "in one mixed-task batch where they fit.")
+    requests: list[MixedRequest] = Field(
+        ..., min_length=1, description="Requests of any served tasks, answered in one mixed-task batch where they fit."
+    )
 
 
 class TaskPredictResponse(BaseModel):
     task: str
-    predictions: list[Prediction] = Field(..., description="One per input, in order; `truncated` says an input "
-                                          "was longer than the bundle's max length and was cut.")
+    predictions: list[Prediction] = Field(
+        ...,
+        description="One per input, in order; `truncated` says an input "
+        "was longer than the bundle's max length and was cut.",
+    )
 
 
 class ErrorDetail(BaseModel):
@@ -68,8 +83,9 @@ class ErrorResponse(BaseModel):
 class MixedResult(BaseModel):
     task: str
     prediction: Prediction | None = None
-    error: ErrorDetail | None = Field(None, description="Set instead of `prediction` when the task was unloaded "
-                                      "while the request waited.")
+    error: ErrorDetail | None = Field(
+        None, description="Set instead of `prediction` when the task was unloaded while the request waited."
+    )
 
 
 class MixedPredictResponse(BaseModel):
@@ -87,10 +103,14 @@ class TaskInfo(BaseModel):
     max_length: int
     sparsity: float | None = None
     bundle: str | None = Field(None, description="The bundle's file name.")
-    pinned: bool = Field(False, description="Named by serve --pin (deprecated since 0.2.0: every task is hot; "
-                                            "removed in 0.3.0).")
-    reload_error: str | None = Field(None, description="Why the bundle's changed file was refused: the last good "
-                                     "version goes on serving until the file is fixed.")
+    pinned: bool = Field(
+        False, description="Named by serve --pin (deprecated since 0.2.0: every task is hot; removed in 0.3.0)."
+    )
+    reload_error: str | None = Field(
+        None,
+        description="Why the bundle's changed file was refused: the last good "
+        "version goes on serving until the file is fixed.",
+    )
 
 
 class TaskList(BaseModel):

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import torch
+from maskctl.errors import TaskError
+from maskctl.registry import Registry
+
+if TYPE_CHECKING:  # annotations only: a card is read (`maskctl tasks`) without loading torch
+    import torch
 
 
 @dataclass
@@ -79,32 +83,32 @@ class RowView:
     where: str
 
     def columns(self, role: str) -> list[Any]:
-        from maskctl.errors import TaskError
-
         names = {**self.card.fields, **(self.spec.get("fields") or {})}[role]  # a source may rename columns
         names = names if isinstance(names, list) else [names]
         for name in names:
             if name not in self.row or self.row[name] is None:
-                fix = (f"fix `fields: {{{role}: ...}}` in the card or the file's columns" if not self.spec.get("origin")
-                       else "give every row a value in that column" if name in self.row
-                       else f"give the file a column {name!r} (the task's {role})")
+                fix = (
+                    f"fix `fields: {{{role}: ...}}` in the card or the file's columns"
+                    if not self.spec.get("origin")
+                    else "give every row a value in that column"
+                    if name in self.row
+                    else f"give the file a column {name!r} (the task's {role})"
+                )
                 raise TaskError(f"{self.where}: no field {name!r} (has {sorted(map(str, self.row))})", fix)
         return [self.row[name] for name in names]
 
     def label(self, value: Any) -> str:
         """Map a raw label through the spec's ``label_map`` and check it is one of the card's."""
-        from maskctl.errors import TaskError
-
         label = str(value).strip()
         mapping = {str(k): str(v) for k, v in (self.spec.get("label_map") or {}).items()}
         label = mapping.get(label, label)
         if label not in self.card.labels:
             shown = self.card.labels if len(self.card.labels) <= 12 else self.card.labels[:12] + ["..."]
-            fix = {"data files": "the labels are those of the train file (--train-file): fix this row, or add "
-                                 f"examples of {label!r} to the train file",
-                   "scored file": "the bundle's task knows only these labels: fix or drop this row",
-                   }.get(self.spec.get("origin"), "fix the label, add it to the card's `labels:` or map it with "
-                                                  "`label_map:`")
+            fix = {
+                "data files": "the labels are those of the train file (--train-file): fix this row, or add "
+                f"examples of {label!r} to the train file",
+                "scored file": "the bundle's task knows only these labels: fix or drop this row",
+            }.get(self.spec.get("origin"), "fix the label, add it to the card's `labels:` or map it with `label_map:`")
             raise TaskError(f"{self.where}: label {label!r} is not one of {shown}", fix)
         return label
 
@@ -126,7 +130,8 @@ def sorted_labels(values: list[str]) -> list[str]:
 
 class Kind(Protocol):
     """How a kind of task meets data, a transformers model and its users: everything about a
-    kind lives in its one module, so a new kind is one module (registered in ``kinds/__init__``).
+    kind lives in its one module, so a new kind is one module: a class registered in ``KINDS``
+    (``@KINDS.register(name)``, or an entry point of the group ``maskctl.kinds`` elsewhere).
 
     ``default_fields`` are the roles a card's ``fields:`` maps to columns (and their default
     column names); ``example_from_row`` builds a canonical example from a data row,
@@ -178,8 +183,9 @@ class Kind(Protocol):
         """The labels of a task built from data files: ``values`` are the train file's label
         column (flattened for tagging) as names, ``first`` its first row."""
 
-    def encode(self, card, tokenizer, examples: list[dict[str, Any]], max_length: int,
-               options: dict[str, Any]) -> Features: ...
+    def encode(
+        self, card, tokenizer, examples: list[dict[str, Any]], max_length: int, options: dict[str, Any]
+    ) -> Features: ...
 
     def collate(self, tokenizer): ...
 
@@ -188,8 +194,19 @@ class Kind(Protocol):
 
     def select(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list]: ...
 
-    def result(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool,
-               kept_words: list[int] | None) -> Any: ...
+    def result(
+        self,
+        labels: list[str],
+        example: dict[str, Any],
+        scores: torch.Tensor,
+        truncated: bool,
+        kept_words: list[int] | None,
+    ) -> Any: ...
+
+
+# Kind names to kind classes. The built-in kinds register themselves (their modules are imported
+# by ``maskctl.tasks.kinds``; none loads torch), a plugin's through the group ``maskctl.kinds``.
+KINDS: Registry[type[Kind]] = Registry("task kind", group="maskctl.kinds", error=TaskError)
 
 
 class KindBase:
@@ -231,13 +248,20 @@ class KindBase:
             return len(ids) * max(len(row) for row in ids)
         return len(ids)
 
-    def result(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool = False,
-               kept_words: list[int] | None = None) -> Any:
+    def result(
+        self,
+        labels: list[str],
+        example: dict[str, Any],
+        scores: torch.Tensor,
+        truncated: bool = False,
+        kept_words: list[int] | None = None,
+    ) -> Any:
         """The prediction users see for one example; ``kept_words`` is for word-level kinds."""
         return self.prediction(labels, example, scores, truncated)
 
-    def prediction(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor,
-                   truncated: bool = False) -> Any:
+    def prediction(
+        self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool = False
+    ) -> Any:
         """One example's prediction from its score tensor: what a kind that keeps the base
         ``result`` defines."""
         raise NotImplementedError(f"{type(self).__name__} defines no prediction() (define it, or override result())")

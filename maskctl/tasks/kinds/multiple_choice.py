@@ -4,12 +4,13 @@ one logit per pair ([CLS] -> pooler -> classifier), and a softmax runs over the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from maskctl.errors import TaskError
-from maskctl.tasks.kinds.base import Features, KindBase, RowView, bounded, cut_rows
+from maskctl.tasks.kinds.base import KINDS, Features, KindBase, RowView, bounded, cut_rows
+
+if TYPE_CHECKING:  # annotations only: a card is read (`maskctl tasks`) without loading torch
+    import torch
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Choice:
     truncated: bool = False  # a context + ending was longer than the bundle's max length and was cut
 
 
+@KINDS.register("multiple-choice")
 class MultipleChoice(KindBase):
     name = "multiple-choice"
     auto_class = "AutoModelForMultipleChoice"
@@ -32,8 +34,10 @@ class MultipleChoice(KindBase):
     input_hint = 'give {"context": ..., "endings": [...]}'
     pipeline_tag = "multiple-choice"
     labels_sequences = False  # one of several endings
-    cli_example = ("echo '{\"context\": \"She opened the door\", \"endings\": [\"and walked in.\", \"and flew.\"]}' "
-                   "| maskctl predict {ref} --input -")
+    cli_example = (
+        'echo \'{"context": "She opened the door", "endings": ["and walked in.", "and flew."]}\' '
+        "| maskctl predict {ref} --input -"
+    )
     input_fields = {"context": 1, "endings": 2}
     result_type = Choice
 
@@ -51,18 +55,24 @@ class MultipleChoice(KindBase):
     def infer_labels(self, values: list[str], first: RowView) -> list[str]:
         """An ending's index: as many labels as endings, whichever occur in the train file."""
         endings = first.columns("endings")
-        labels = [str(i) for i in range(len(endings[0]) if len(endings) == 1 and isinstance(endings[0], list)
-                                        else len(endings))]
+        labels = [
+            str(i)
+            for i in range(len(endings[0]) if len(endings) == 1 and isinstance(endings[0], list) else len(endings))
+        ]
         wrong = sorted(set(values) - set(labels))
         if wrong:
-            raise TaskError(f"labels {wrong[:5]} are not ending indices 0..{len(labels) - 1}",
-                            "give the index of the right ending as the label")
+            raise TaskError(
+                f"labels {wrong[:5]} are not ending indices 0..{len(labels) - 1}",
+                "give the index of the right ending as the label",
+            )
         return labels
 
     @classmethod
     def recognises(cls, columns: list[str], rows: list[dict[str, Any]], label_column: str | None) -> bool:
-        """A file with an endings column."""
-        return cls.default_fields["endings"] in columns
+        """A file with an endings column whose labels are not lists (a list of labels per row is
+        tagging's file, whatever its columns are called): the kinds are asked in any order."""
+        column = label_column or cls.default_fields[cls.label_role]
+        return cls.default_fields["endings"] in columns and not any(isinstance(row.get(column), list) for row in rows)
 
     def input_from_columns(self, role: str, values: list[Any]) -> dict[str, Any]:
         """Several ending columns are the list of endings; several context columns one text."""
@@ -79,15 +89,19 @@ class MultipleChoice(KindBase):
             raise ValueError(f"needs {len(labels)} endings")
         return {"context": str(item["context"]), "endings": [str(e) for e in item["endings"]], "label": labels[0]}
 
-    def encode(self, card, tokenizer, examples: list[dict[str, Any]], max_length: int,
-               options: dict[str, Any] | None = None) -> Features:
+    def encode(
+        self, card, tokenizer, examples: list[dict[str, Any]], max_length: int, options: dict[str, Any] | None = None
+    ) -> Features:
         label_ids = {label: i for i, label in enumerate(card.labels)}
         n_choices = len(card.labels)
         firsts, seconds = [], []
         for example in examples:
             if len(example["endings"]) != n_choices:
-                raise TaskError(f"task {card.name!r}: an example has {len(example['endings'])} endings, "
-                                f"the card's labels name {n_choices}", "give every example the same endings")
+                raise TaskError(
+                    f"task {card.name!r}: an example has {len(example['endings'])} endings, "
+                    f"the card's labels name {n_choices}",
+                    "give every example the same endings",
+                )
             firsts += [example["context"]] * n_choices
             seconds += example["endings"]
         firsts, cut_firsts = bounded(firsts, max_length)  # each (context, ending) pair's two sides
@@ -103,6 +117,8 @@ class MultipleChoice(KindBase):
         return Features(items, truncated={row // n_choices for row in cut})
 
     def collate(self, tokenizer):
+        import torch  # here, not at the top: reading a card (`maskctl tasks`) loads no torch
+
         def collate(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
             n = len(batch[0]["input_ids"])
             flat = [{k: v[j] for k, v in item.items() if k != "labels"} for item in batch for j in range(n)]
@@ -117,8 +133,9 @@ class MultipleChoice(KindBase):
         """Per example: one logit per ending, and the gold ending."""
         return list(logits.float().cpu()), batch["labels"].tolist()
 
-    def prediction(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor,
-                   truncated: bool = False) -> Choice:
+    def prediction(
+        self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool = False
+    ) -> Choice:
         probs = scores.softmax(-1)
         best = int(probs.argmax())
         return Choice(best, labels[best], float(probs[best]), [float(p) for p in probs], truncated)

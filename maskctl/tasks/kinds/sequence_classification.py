@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+from maskctl.tasks.kinds.base import KINDS, Features, KindBase, RowView, bounded, cut_rows, sorted_labels
 
-from maskctl.tasks.kinds.base import Features, KindBase, RowView, bounded, cut_rows, sorted_labels
+if TYPE_CHECKING:  # annotations only: a card is read (`maskctl tasks`) without loading torch
+    import torch
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Classification:
     truncated: bool = False  # the text was longer than the bundle's max length and was cut
 
 
+@KINDS.register("sequence-classification")
 class SequenceClassification(KindBase):
     name = "sequence-classification"
     auto_class = "AutoModelForSequenceClassification"
@@ -63,8 +65,9 @@ class SequenceClassification(KindBase):
             raise ValueError(f'needs "text_pair" to be a text, not {type(pair).__name__}')
         return {"text": text, "text_pair": pair, "label": labels[0]}
 
-    def encode(self, card, tokenizer, examples: list[dict[str, Any]], max_length: int,
-               options: dict[str, Any] | None = None) -> Features:
+    def encode(
+        self, card, tokenizer, examples: list[dict[str, Any]], max_length: int, options: dict[str, Any] | None = None
+    ) -> Features:
         label_ids = {label: i for i, label in enumerate(card.labels)}
         texts, cut_texts = bounded([ex["text"] for ex in examples], max_length)  # each side of a pair
         pairs, cut_pairs = bounded([ex["text_pair"] for ex in examples], max_length)
@@ -88,9 +91,11 @@ class SequenceClassification(KindBase):
         """Per example: its class logits, and its gold label id."""
         return list(logits.float().cpu()), batch["labels"].tolist()
 
-    def prediction(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor,
-                   truncated: bool = False) -> Classification:
+    def prediction(
+        self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool = False
+    ) -> Classification:
         probs = scores.softmax(-1)
         best = int(probs.argmax())
-        return Classification(labels[best], float(probs[best]), {lab: float(p) for lab, p in zip(labels, probs)},
-                              truncated)
+        return Classification(
+            labels[best], float(probs[best]), {lab: float(p) for lab, p in zip(labels, probs)}, truncated
+        )

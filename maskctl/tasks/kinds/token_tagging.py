@@ -11,13 +11,14 @@ CoNLL-03). Every other position gets the label -100, which the loss and metrics 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from maskctl.choices import WORD_PIECES
 from maskctl.errors import TaskError
-from maskctl.tasks.kinds.base import Features, KindBase, RowView, bounded_words, sorted_labels
+from maskctl.tasks.kinds.base import KINDS, Features, KindBase, RowView, bounded_words, sorted_labels
+
+if TYPE_CHECKING:  # annotations only: a card is read (`maskctl tasks`) without loading torch
+    import torch
 
 IGNORE = -100
 
@@ -33,6 +34,7 @@ class Tagging:
     truncated: bool = False  # words past the bundle's max length got no prediction ("O", score 0)
 
 
+@KINDS.register("token-tagging")
 class TokenTagging(KindBase):
     name = "token-tagging"
     auto_class = "AutoModelForTokenClassification"
@@ -72,14 +74,16 @@ class TokenTagging(KindBase):
             raise ValueError('needs "tokens" (a list of words) or "text"')
         return {"tokens": tokens, "tags": [labels[0]] * len(tokens)}
 
-    def encode(self, card, tokenizer, examples: list[dict[str, Any]], max_length: int,
-               options: dict[str, Any] | None = None) -> Features:
+    def encode(
+        self, card, tokenizer, examples: list[dict[str, Any]], max_length: int, options: dict[str, Any] | None = None
+    ) -> Features:
         piece = (options or {}).get("word_piece", WORD_PIECES[0])
         if piece not in WORD_PIECES:
             raise TaskError(f"--word-piece {piece!r} is not known", "use last or first")
         if not tokenizer.is_fast:
-            raise TaskError("token tagging needs a fast tokenizer (for word alignment)",
-                            "use a model that ships tokenizer.json")
+            raise TaskError(
+                "token tagging needs a fast tokenizer (for word alignment)", "use a model that ships tokenizer.json"
+            )
         label_ids = {label: i for i, label in enumerate(card.labels)}
         words, shortened = [], set()  # only the words that can fit are tokenised (kinds.base.bounded)
         for i, example in enumerate(examples):
@@ -123,8 +127,14 @@ class TokenTagging(KindBase):
         golds = [row[mask].tolist() for row, mask in zip(labels.cpu(), keep.cpu())]
         return scores, golds
 
-    def result(self, labels: list[str], example: dict[str, Any], scores: torch.Tensor, truncated: bool = False,
-               kept_words: list[int] | None = None) -> Tagging:
+    def result(
+        self,
+        labels: list[str],
+        example: dict[str, Any],
+        scores: torch.Tensor,
+        truncated: bool = False,
+        kept_words: list[int] | None = None,
+    ) -> Tagging:
         """``kept_words`` names the word each score row belongs to (words that max_length cut,
         or that have no pieces, have no row); other words are "O", score 0."""
         from seqeval.metrics.sequence_labeling import get_entities
@@ -135,8 +145,10 @@ class TokenTagging(KindBase):
         best = scores.softmax(-1).max(-1)
         for word, index, value in zip(words, best.indices.tolist(), best.values.tolist()):
             tags[word], confidence[word] = labels[index], value
-        entities = [{"type": kind, "start": start, "end": end + 1, "text": " ".join(tokens[start:end + 1])}
-                    for kind, start, end in get_entities(tags)]
+        entities = [
+            {"type": kind, "start": start, "end": end + 1, "text": " ".join(tokens[start : end + 1])}
+            for kind, start, end in get_entities(tags)
+        ]
         return Tagging(tokens=tokens, tags=tags, scores=confidence, entities=entities, truncated=truncated)
 
 

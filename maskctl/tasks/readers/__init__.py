@@ -26,10 +26,19 @@ from maskctl.tasks.card import SPLITS, TaskCard, canonical_split
 Reader = Callable[[TaskCard, dict, str, "Path | None"], list[dict[str, Any]]]
 
 READERS: Registry[Reader] = Registry("reader", group="maskctl.readers", error=TaskError)
-for _name, _target in (("csv", "delimited"), ("tsv", "delimited"), ("jsonl", "delimited"),
-                       # csv, tsv, json(l) or parquet by extension, through datasets (own data)
-                       ("file", "datafiles"), ("json", "datafiles"), ("parquet", "datafiles"),
-                       ("conll", "conll"), ("trec", "trec"), ("packaged", "packaged"), ("hub", "hub")):
+for _name, _target in (
+    ("csv", "delimited"),
+    ("tsv", "delimited"),
+    ("jsonl", "delimited"),
+    # csv, tsv, json(l) or parquet by extension, through datasets (own data)
+    ("file", "datafiles"),
+    ("json", "datafiles"),
+    ("parquet", "datafiles"),
+    ("conll", "conll"),
+    ("trec", "trec"),
+    ("packaged", "packaged"),
+    ("hub", "hub"),
+):
     READERS.register(_name, f"maskctl.tasks.readers.{_target}:read")
 
 

@@ -48,8 +48,10 @@ def read_file(card: TaskCard, spec: dict[str, Any], path: Path) -> list[dict[str
                 flush()
                 continue
             if (expected and len(parts) != int(expected)) or len(parts) < 2:
-                raise TaskError(f"{path}:{line_no}: {len(parts)} columns, expected {expected or 'at least 2'}",
-                                "check the file format (one token per line: word ... tag)")
+                raise TaskError(
+                    f"{path}:{line_no}: {len(parts)} columns, expected {expected or 'at least 2'}",
+                    "check the file format (one token per line: word ... tag)",
+                )
             tokens.append(parts[token_col])
             tags.append(label_name(card, spec, parts[tag_col], f"{path}:{line_no}"))
     flush()

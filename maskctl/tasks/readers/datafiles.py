@@ -49,8 +49,10 @@ def file_format(path: Path, forced: str | None = None) -> str:
         return forced
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise TaskError(f"{path}: cannot tell the format from the extension {path.suffix or '(none)'}",
-                        f"use one of {', '.join(FORMATS)}")
+        raise TaskError(
+            f"{path}: cannot tell the format from the extension {path.suffix or '(none)'}",
+            f"use one of {', '.join(FORMATS)}",
+        )
     return fmt
 
 
@@ -87,8 +89,13 @@ def _load(path: Path, fmt: str):
     if fmt in ("csv", "tsv"):
         builder = "csv"
         header = _header(path, "\t" if fmt == "tsv" else ",")
-        kwargs = dict(sep="\t" if fmt == "tsv" else ",", encoding="utf-8-sig", keep_default_na=False,
-                      na_filter=False, features=datasets.Features({c: datasets.Value("string") for c in header}))
+        kwargs = dict(
+            sep="\t" if fmt == "tsv" else ",",
+            encoding="utf-8-sig",
+            keep_default_na=False,
+            na_filter=False,
+            features=datasets.Features({c: datasets.Value("string") for c in header}),
+        )
     try:
         with _quiet_datasets():
             return datasets.load_dataset(builder, data_files={"train": str(path)}, split="train", **kwargs)
@@ -97,10 +104,14 @@ def _load(path: Path, fmt: str):
         reason = " ".join(str(cause).split())[:160] or type(cause).__name__
         if "corresponds to no data" in str(exc):
             raise TaskError(f"{path}: the file has no rows", "give a file with at least one row") from exc
-        hint = {"json": "write one JSON object per line (or one JSON array of objects)",
-                "parquet": "write it with pandas.DataFrame.to_parquet or datasets.Dataset.to_parquet"}
-        raise TaskError(f"{path}: not a readable {fmt} file ({reason})",
-                        hint.get(fmt, "quote fields that contain the delimiter; one row per line")) from exc
+        hint = {
+            "json": "write one JSON object per line (or one JSON array of objects)",
+            "parquet": "write it with pandas.DataFrame.to_parquet or datasets.Dataset.to_parquet",
+        }
+        raise TaskError(
+            f"{path}: not a readable {fmt} file ({reason})",
+            hint.get(fmt, "quote fields that contain the delimiter; one row per line"),
+        ) from exc
 
 
 def _header(path: Path, delimiter: str) -> list[str]:

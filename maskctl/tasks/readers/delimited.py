@@ -48,8 +48,10 @@ def _delimited_rows(path: Path, spec: dict[str, Any]):
             if not values or not any(v.strip() for v in values):
                 continue
             if len(values) != len(header):
-                raise TaskError(f"{path}:{reader.line_num}: {len(values)} columns, the header names {len(header)}",
-                                "quote fields that contain the delimiter, or fix `columns:`")
+                raise TaskError(
+                    f"{path}:{reader.line_num}: {len(values)} columns, the header names {len(header)}",
+                    "quote fields that contain the delimiter, or fix `columns:`",
+                )
             yield reader.line_num, dict(zip(header, values))
 
 

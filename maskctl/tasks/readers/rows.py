@@ -16,14 +16,18 @@ def resolve_file(card: TaskCard, spec: dict[str, Any], split: str, data_dir: Pat
     """The file of ``split`` under ``spec['files']``, relative to ``--data-dir`` or the card."""
     files = spec.get("files", {})
     if split not in files:
-        raise TaskError(f"task {card.name!r} has no {split} file",
-                        f"add `files: {{{split}: ...}}` to its card" + _hidden_hint(spec, split))
+        raise TaskError(
+            f"task {card.name!r} has no {split} file",
+            f"add `files: {{{split}: ...}}` to its card" + _hidden_hint(spec, split),
+        )
     path = Path(str(files[split])).expanduser()
     if not path.is_absolute():
         path = (data_dir or Path(card.base_dir or ".")) / path
     if not path.is_file():
-        raise TaskError(f"{path}: the {split} file of task {card.name!r} does not exist",
-                        "check --data-dir or the file names under `files:` in the card")
+        raise TaskError(
+            f"{path}: the {split} file of task {card.name!r} does not exist",
+            "check --data-dir or the file names under `files:` in the card",
+        )
     return path
 
 

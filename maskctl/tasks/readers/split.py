@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sklearn.model_selection import train_test_split
-
 
 def _stratify(examples: list[dict[str, Any]], wanted: bool) -> list[str] | None:
     """Stratify by label where examples have one (classification, choice), not for tagging."""
@@ -16,7 +14,11 @@ def _stratify(examples: list[dict[str, Any]], wanted: bool) -> list[str] | None:
 
 
 def _split(index: list[int], size: float, seed: int, stratify: list[str] | None):
-    """scikit-learn's train_test_split; plain random when a split is too small to stratify."""
+    """scikit-learn's train_test_split; plain random when a split is too small to stratify.
+    (Imported here: a serving process reads task cards through this package and must not load
+    scikit-learn and scipy.)"""
+    from sklearn.model_selection import train_test_split
+
     try:
         return train_test_split(index, test_size=size, random_state=seed, stratify=stratify)
     except ValueError:
@@ -43,8 +45,9 @@ def split_examples(examples: list[dict[str, Any]], spec: dict[str, Any], split: 
     return [examples[i] for i in sorted(chosen)]
 
 
-def carve_dev(read: Callable[[str], list[dict[str, Any]]], spec: dict[str, Any], split: str,
-              card: Any = None) -> list[dict[str, Any]]:
+def carve_dev(
+    read: Callable[[str], list[dict[str, Any]]], spec: dict[str, Any], split: str, card: Any = None
+) -> list[dict[str, Any]]:
     """Read ``split``; with ``dev_from_train: {fraction, seed}`` in ``spec`` and no dev file,
     dev is a (stratified) fraction of the train file and train is the rest (TREC, AG News)."""
     carve = spec.get("dev_from_train")
@@ -52,6 +55,10 @@ def carve_dev(read: Callable[[str], list[dict[str, Any]]], spec: dict[str, Any],
         return read(split)
     examples = read("train")
     index = list(range(len(examples)))
-    train_idx, dev_idx = _split(index, float(carve.get("fraction", 0.1)), int(carve.get("seed", 0)),
-                                _stratify(examples, carve.get("stratify", True)))
+    train_idx, dev_idx = _split(
+        index,
+        float(carve.get("fraction", 0.1)),
+        int(carve.get("seed", 0)),
+        _stratify(examples, carve.get("stratify", True)),
+    )
     return [examples[i] for i in sorted(train_idx if split == "train" else dev_idx)]

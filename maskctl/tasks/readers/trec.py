@@ -27,8 +27,10 @@ def _read_file(card: TaskCard, spec: dict[str, Any], path: Path) -> list[dict[st
         head, _, question = line.partition(" ")
         coarse, colon, _fine = head.partition(":")
         if not colon or not question.strip():
-            raise TaskError(f"{path}:{line_no}: expected `LABEL:fine question`, got {line[:40]!r}",
-                            "use the official TREC files (train_5500.label, TREC_10.label)")
+            raise TaskError(
+                f"{path}:{line_no}: expected `LABEL:fine question`, got {line[:40]!r}",
+                "use the official TREC files (train_5500.label, TREC_10.label)",
+            )
         label = label_name(card, spec, coarse, f"{path}:{line_no}")
         examples.append({"text": question.strip(), "text_pair": None, "label": label})
     return examples

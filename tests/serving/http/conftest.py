@@ -79,7 +79,8 @@ def client():
 @pytest.fixture(scope="package")
 def distil_bundle(tmp_path_factory, tiny_models, keyword_task):
     """The keyword task masked on a tiny DistilBERT: a bundle of another architecture."""
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     out = tmp_path_factory.mktemp("distil") / "distil.bundle"
     train(TrainArgs(model=str(tiny_models["distilbert"]), task=str(keyword_task), output=str(out), max_steps=1))

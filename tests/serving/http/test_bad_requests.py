@@ -22,13 +22,22 @@ def test_each_bad_input_gets_its_status_and_message(masks, client):
     with running(paths=[str(masks)], watch_seconds=0, max_body_kb=4) as (url, _):
         err = _error(client.post(f"{url}/v1/tasks/nope/predict", json={"inputs": ["x"]}), 404)
         assert "nope" in err["message"] and err["tasks"] == ["conll03", "keywords"]
-        err = _error(client.post(f"{url}/v1/predict", json={"requests": [{"task": "keywords", "input": "a"},
-                                                                         {"task": "gone", "input": "b"}]}), 404)
+        err = _error(
+            client.post(
+                f"{url}/v1/predict",
+                json={"requests": [{"task": "keywords", "input": "a"}, {"task": "gone", "input": "b"}]},
+            ),
+            404,
+        )
         assert "'gone'" in err["message"] and err["tasks"] == ["conll03", "keywords"]
         assert _error(client.get(f"{url}/v1/tasks/nope"), 404)["tasks"] == ["conll03", "keywords"]
 
-        err = _error(client.post(f"{url}/v1/tasks/keywords/predict", content=b"{not json",
-                                 headers={"content-type": "application/json"}), 400)
+        err = _error(
+            client.post(
+                f"{url}/v1/tasks/keywords/predict", content=b"{not json", headers={"content-type": "application/json"}
+            ),
+            400,
+        )
         assert err["message"] == "the request body is not valid JSON"
         err = _error(client.post(f"{url}/v1/tasks/keywords/predict", json={"texts": ["a"]}), 400)
         assert err["message"].startswith("inputs: Field required") and '{"inputs": [' in err["fix"]
@@ -50,8 +59,13 @@ def test_each_bad_input_gets_its_status_and_message(masks, client):
             for _ in range(100):
                 yield b"word " * 10
             yield b'"]}'
-        _error(client.post(f"{url}/v1/tasks/keywords/predict", content=chunks(),
-                           headers={"content-type": "application/json"}), 413)
+
+        _error(
+            client.post(
+                f"{url}/v1/tasks/keywords/predict", content=chunks(), headers={"content-type": "application/json"}
+            ),
+            413,
+        )
         _error(client.get(f"{url}/v2/nothing"), 404)
         _error(client.get(f"{url}/v1/predict"), 405)
         # the server still answers after all of that

@@ -20,6 +20,7 @@ def _metric(text: str, name: str) -> float:
 
 def test_concurrent_requests_of_many_tasks_share_batches(masks, client):
     with running(paths=[str(masks)], watch_seconds=0, max_wait_ms=300, max_batch=64) as (url, _):
+
         def one(i: int) -> int:
             with httpx.Client(timeout=60) as c:
                 body = {"requests": [{"task": "keywords" if i % 2 else "conll03", "input": f"alpha beta {i}"}]}
@@ -57,7 +58,7 @@ def test_probes_answer_while_a_batch_computes(masks, client):
 
 def test_bundles_come_and_go_under_traffic_without_failures(masks, three_tasks, tiny_models, client, caplog):
     paths, _ = three_tasks
-    with running(paths=[str(masks)], watch_seconds=0.05) as (url, state):
+    with running(paths=[str(masks)], watch_seconds=0.05) as (url, _state):
         failures, done = [], threading.Event()
 
         def traffic(task: str, text: str) -> None:
@@ -97,7 +98,7 @@ def test_bundles_come_and_go_under_traffic_without_failures(masks, three_tasks, 
         assert served() == ["keywords", "swag"]
         refusal = next(r.getMessage() for r in caplog.records if "broken.bundle" in r.getMessage())
         assert refusal.startswith("refused bundle broken.bundle")
-        assert "maskctl_bundle_events_total{event=\"refused\"} 1.0" in client.get(f"{url}/metrics").text
+        assert 'maskctl_bundle_events_total{event="refused"} 1.0' in client.get(f"{url}/metrics").text
 
 
 def test_admin_loads_and_unloads_by_file_name_only(masks, three_tasks, client):
@@ -112,8 +113,10 @@ def test_admin_loads_and_unloads_by_file_name_only(masks, three_tasks, client):
         assert client.post(f"{url}/v1/admin/bundles", json={"bundle": "none.bundle"}).status_code == 404
         assert client.delete(f"{url}/v1/admin/tasks/swag").json() == {"unloaded": "swag"}
         assert client.delete(f"{url}/v1/admin/tasks/swag").status_code == 404
-        assert client.post(f"{url}/v1/tasks/swag/predict", json={"inputs": [{"context": "a", "endings": []}]}
-                           ).status_code == 404
+        assert (
+            client.post(f"{url}/v1/tasks/swag/predict", json={"inputs": [{"context": "a", "endings": []}]}).status_code
+            == 404
+        )
         shutil.copy(paths["keywords"], masks / "again.bundle")  # the same task twice: refused
         assert client.post(f"{url}/v1/admin/bundles", json={"bundle": "again.bundle"}).status_code == 409
     with running(paths=[str(masks)], watch_seconds=0) as (url, _):  # admin off: no such endpoints

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,24 +20,45 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "MASKCTL
 
 
 def _maskctl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "maskctl", *args], capture_output=True, text=True, env=ENV,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "maskctl", *args], check=False, capture_output=True, text=True, env=ENV, timeout=120
+    )
 
 
 @pytest.mark.slow
 def test_sigterm_answers_requests_in_flight_then_exits_0(masks):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "maskctl", "serve", str(masks), "--port", str(port),
-                             "--model", SERVED_BASE["model"],
-                             "--max-wait-ms", "1500", "--log-level", "warning"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "maskctl",
+            "serve",
+            str(masks),
+            "--port",
+            str(port),
+            "--model",
+            SERVED_BASE["model"],
+            "--max-wait-ms",
+            "1500",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         first = proc.stdout.readline()
         assert f"on {url}" in first and "conll03, keywords" in first and "/docs" in first
         answers = []
-        request = threading.Thread(target=lambda: answers.append(
-            httpx.post(f"{url}/v1/tasks/keywords/predict", json={"inputs": ["alpha beta"]}, timeout=60)))
+        request = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(f"{url}/v1/tasks/keywords/predict", json={"inputs": ["alpha beta"]}, timeout=60)
+            )
+        )
         request.start()
         deadline = time.monotonic() + 30
         while "maskctl_queue_requests 1.0" not in httpx.get(f"{url}/metrics").text:  # it waits in the queue
@@ -64,3 +86,19 @@ def test_user_errors_are_one_line(masks, tmp_path):
         result = _maskctl(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_port_in_use_is_refused_before_any_bundle_loads(tmp_path):
+    """The port is bound first (issue 37, row g): a busy one is one line naming --port and exit 2,
+    before the bundle (here a file that would fail to load) is opened."""
+    junk = tmp_path / "junk.bundle"
+    junk.write_text("not a bundle")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = _maskctl("serve", str(junk), "--port", str(port))
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in lines[0] and f"--port {port + 1}" in lines[0]
+    assert "junk.bundle" not in result.stderr and "Traceback" not in result.stderr

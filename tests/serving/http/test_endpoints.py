@@ -32,13 +32,15 @@ def _close(a, b):
 def test_tasks_predictions_and_probes(masks, three_tasks, client):
     paths, _ = three_tasks
     reference = MaskedModel.from_bundles([paths["keywords"], paths["conll03"], paths["swag"]])
-    with running(paths=[str(masks)], watch_seconds=0) as (url, state):
+    with running(paths=[str(masks)], watch_seconds=0) as (url, _state):
         listed = client.get(f"{url}/v1/tasks").json()["tasks"]
         assert [t["name"] for t in listed] == ["conll03", "keywords"]  # sorted by name
         keywords = next(t for t in listed if t["name"] == "keywords")
         assert keywords["kind"] == "sequence-classification" and keywords["bundle"] == "keywords.bundle"
         assert keywords["labels"] == reference.task("keywords").labels
-        assert keywords["base_model"] and "score" in keywords["metrics"] and keywords["max_length"] == 64  # the tiny model's 64 positions
+        assert (
+            keywords["base_model"] and "score" in keywords["metrics"] and keywords["max_length"] == 64
+        )  # the tiny model's 64 positions
         assert client.get(f"{url}/v1/tasks/conll03").json()["kind"] == "token-tagging"
 
         got = client.post(f"{url}/v1/tasks/keywords/predict", json={"inputs": TEXTS})
@@ -47,8 +49,13 @@ def test_tasks_predictions_and_probes(masks, three_tasks, client):
         for a, b in zip(got.json()["predictions"], expected):
             _close(a, b)
 
-        mixed = [("conll03", WORDS[0]), ("keywords", TEXTS[0]), ("conll03", {"tokens": WORDS[1]}),
-                 ("keywords", {"text": TEXTS[1], "text_pair": TEXTS[2]}), ("conll03", "EU rejects it")]
+        mixed = [
+            ("conll03", WORDS[0]),
+            ("keywords", TEXTS[0]),
+            ("conll03", {"tokens": WORDS[1]}),
+            ("keywords", {"text": TEXTS[1], "text_pair": TEXTS[2]}),
+            ("conll03", "EU rejects it"),
+        ]
         body = {"requests": [{"task": t, "input": i} for t, i in mixed]}
         results = client.post(f"{url}/v1/predict", json=body).json()["results"]
         expected = reference.predict_many(mixed)
@@ -68,8 +75,9 @@ def test_tasks_predictions_and_probes(masks, three_tasks, client):
         assert "maskctl_tasks_loaded 2.0" in text
 
         api = client.get(f"{url}/openapi.json").json()
-        assert {"/v1/tasks", "/v1/tasks/{name}/predict", "/v1/predict", "/health", "/ready",
-                "/metrics"} <= set(api["paths"])
+        assert {"/v1/tasks", "/v1/tasks/{name}/predict", "/v1/predict", "/health", "/ready", "/metrics"} <= set(
+            api["paths"]
+        )
         assert "/v1/admin/bundles" not in api["paths"]  # admin is off unless asked
         assert client.get(f"{url}/docs").status_code == 200
     reference.close()

@@ -36,8 +36,10 @@ def test_unknown_and_ambiguous_tasks_are_answered_with_the_served_names(masks, o
         assert "conll03" not in which.json()["error"]  # TEI's /predict takes classification tasks only
         unknown = client.post(f"{url}/predict", json={"inputs": "alpha"}, headers={"X-Maskctl-Task": "nope"})
         assert unknown.status_code == 404 and "conll03, keywords, keywords-b" in unknown.json()["error"]
-        oip = client.post(f"{url}/v2/models/nope/infer", json={"inputs": [
-            {"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}]})
+        oip = client.post(
+            f"{url}/v2/models/nope/infer",
+            json={"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}]},
+        )
         assert oip.status_code == 404 and "conll03, keywords, keywords-b" in oip.json()["error"]
         err = _error(client.post(f"{url}/v1/tasks/nope/predict", json={"inputs": ["a"]}), 404)
         assert err["tasks"] == ["conll03", "keywords", "keywords-b"] and "keywords-b" in err["fix"]
@@ -50,20 +52,30 @@ def test_a_long_list_of_tasks_is_cut_to_twenty_and_a_count():
 
 
 def test_cors_is_off_unless_an_origin_is_allowed(masks, client):
-    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "content-type, authorization"}
+    preflight = {
+        "Origin": "https://app.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type, authorization",
+    }
     with running(paths=[str(masks)], watch_seconds=0) as (url, _):
         assert "access-control-allow-origin" not in client.options(f"{url}/predict", headers=preflight).headers
-    with running(paths=[str(masks)], watch_seconds=0, api_key="k3y", cors_allow_origin=["https://app.example"]) \
-            as (url, _):
+    with running(paths=[str(masks)], watch_seconds=0, api_key="k3y", cors_allow_origin=["https://app.example"]) as (
+        url,
+        _,
+    ):
         got = client.options(f"{url}/v1/tasks/keywords/predict", headers=preflight)  # no key on a preflight
         assert got.status_code == 200 and got.headers["access-control-allow-origin"] == "https://app.example"
         assert "authorization" in got.headers["access-control-allow-headers"].lower()
-        answer = client.post(f"{url}/v1/tasks/keywords/predict", json={"inputs": ["alpha"]},
-                             headers={"Origin": "https://app.example", "Authorization": "Bearer k3y"})
+        answer = client.post(
+            f"{url}/v1/tasks/keywords/predict",
+            json={"inputs": ["alpha"]},
+            headers={"Origin": "https://app.example", "Authorization": "Bearer k3y"},
+        )
         assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == "https://app.example"
         assert "x-total-time" in answer.headers["access-control-expose-headers"]
-        other = client.options(f"{url}/v1/tasks/keywords/predict", headers={**preflight, "Origin": "https://evil.example"})
+        other = client.options(
+            f"{url}/v1/tasks/keywords/predict", headers={**preflight, "Origin": "https://evil.example"}
+        )
         assert other.headers.get("access-control-allow-origin") != "https://evil.example"
 
 
@@ -75,11 +87,16 @@ def test_a_cors_origin_must_be_an_origin(masks):
 
 def test_an_empty_text_is_refused_on_every_route(masks, client):
     with running(paths=[str(masks)], watch_seconds=0) as (url, _):
-        for path, body in (("/predict", {"inputs": ""}), ("/predict", {"inputs": [["  "]]}),
-                           ("/v1/tasks/keywords/predict", {"inputs": ["ok", ""]}),
-                           ("/v1/tasks/keywords/predict", {"inputs": [{"text": "", "text_pair": "b"}]}),
-                           ("/v2/models/keywords/infer", {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
-                                                                      "data": [""]}]})):
+        for path, body in (
+            ("/predict", {"inputs": ""}),
+            ("/predict", {"inputs": [["  "]]}),
+            ("/v1/tasks/keywords/predict", {"inputs": ["ok", ""]}),
+            ("/v1/tasks/keywords/predict", {"inputs": [{"text": "", "text_pair": "b"}]}),
+            (
+                "/v2/models/keywords/infer",
+                {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [""]}]},
+            ),
+        ):
             got = client.post(f"{url}{path}", json=body)
             assert got.status_code == 400 and "empty text" in got.text, (path, body, got.text)
 
@@ -99,8 +116,11 @@ def test_health_answers_while_a_large_request_is_tokenised(masks, monkeypatch):
         monkeypatch.setattr(state.model, "encode", held)
         with httpx.Client(timeout=60) as big, httpx.Client(timeout=10) as probe:
             answer: list[httpx.Response] = []
-            sender = threading.Thread(target=lambda: answer.append(big.post(
-                f"{url}/v1/tasks/keywords/predict", json={"inputs": ["word " * 20_000]})))
+            sender = threading.Thread(
+                target=lambda: answer.append(
+                    big.post(f"{url}/v1/tasks/keywords/predict", json={"inputs": ["word " * 20_000]})
+                )
+            )
             sender.start()
             try:
                 assert entered.wait(20)

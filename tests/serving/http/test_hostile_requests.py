@@ -47,28 +47,33 @@ class Held:
 
 def _send(port: int, body: bytes = b'{"inputs": ["alpha beta"]}') -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"POST /v1/tasks/keywords/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-              b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    s.sendall(
+        b"POST /v1/tasks/keywords/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
     return s
 
 
 def test_an_input_with_no_elements_is_answered_at_once_and_holds_nothing(masks):
-    with running(paths=[str(masks)], watch_seconds=0, max_concurrent_requests=2) as (url, state):
-        with httpx.Client(timeout=10) as c:  # before: no answer ever, and the slot was never released
-            for _ in range(2):
-                err = c.post(f"{url}/v2/models/keywords/infer", json=EMPTY)
-                assert err.status_code == 400 and "no elements" in err.json()["error"], err.text
-            endings = {"inputs": [{"name": "text", "shape": [0, 2], "datatype": "BYTES", "data": []}]}
-            assert c.post(f"{url}/v2/models/keywords/infer", json=endings).status_code == 400
-            assert state.answers.in_flight == 0 and state.batcher.waiting == 0
-            assert c.post(f"{url}/v1/tasks/keywords/predict", json={"inputs": ["alpha"]}).status_code == 200
+    # before: no answer ever, and the slot was never released
+    with (
+        running(paths=[str(masks)], watch_seconds=0, max_concurrent_requests=2) as (url, state),
+        httpx.Client(timeout=10) as c,
+    ):
+        for _ in range(2):
+            err = c.post(f"{url}/v2/models/keywords/infer", json=EMPTY)
+            assert err.status_code == 400 and "no elements" in err.json()["error"], err.text
+        endings = {"inputs": [{"name": "text", "shape": [0, 2], "datatype": "BYTES", "data": []}]}
+        assert c.post(f"{url}/v2/models/keywords/infer", json=endings).status_code == 400
+        assert state.answers.in_flight == 0 and state.batcher.waiting == 0
+        assert c.post(f"{url}/v1/tasks/keywords/predict", json={"inputs": ["alpha"]}).status_code == 200
 
 
 def test_the_batcher_answers_an_empty_request_without_queueing_it():
     async def main():
         batcher = Batcher(None, max_batch=8, max_wait_s=0.0, compute=ThreadPoolExecutor(1))
         batcher.start()
-        results, timing = await asyncio.wait_for(batcher.submit([]), 5)
+        results, _timing = await asyncio.wait_for(batcher.submit([]), 5)
         assert results == [] and batcher.waiting == 0
         await asyncio.wait_for(batcher.stop(), 5)
 
@@ -100,7 +105,7 @@ def test_a_client_that_goes_away_frees_its_slot_and_its_batcher_entry(masks, mon
 
 
 def test_sigterm_ends_within_the_drain_whatever_is_queued(masks, monkeypatch):
-    with running(paths=[str(masks)], watch_seconds=0, max_wait_ms=0, drain_seconds=1) as (url, state):
+    with running(paths=[str(masks)], watch_seconds=0, max_wait_ms=0, drain_seconds=1) as (_url, state):
         held = Held(state.model)
         monkeypatch.setattr(state.model, "run", held)
         server, thread = SERVERS[state.settings.port]
@@ -154,8 +159,12 @@ def test_links_that_lead_nowhere_are_refused_with_one_line_at_start_and_while_wa
 def test_the_admin_route_refuses_links_that_lead_nowhere_with_4xx(masks, client):
     _bad_entries(masks)
     with running(paths=[str(masks)], watch_seconds=0, admin=True) as (url, _):
-        for name, status, says in (("a-loop.bundle", 400, "symbolic link loop"), ("self.bundle", 400, "loop"),
-                                   ("dangling.bundle", 404, "link to nothing"), ("fifo.bundle", 400, "regular file")):
+        for name, status, says in (
+            ("a-loop.bundle", 400, "symbolic link loop"),
+            ("self.bundle", 400, "loop"),
+            ("dangling.bundle", 404, "link to nothing"),
+            ("fifo.bundle", 400, "regular file"),
+        ):
             err = _error(client.post(f"{url}/v1/admin/bundles", json={"bundle": name}), status)
             assert says in err["message"] and name in err["message"], err
             assert str(masks) not in err["message"]
@@ -172,14 +181,20 @@ def test_a_long_pair_costs_its_token_budget_on_every_route(masks, three_tasks, c
         bound = 16 * max(state.model.encoding(t)[1] for t in state.model.tasks)
         for kind, real in list(state.model._tokenizers.items()):
             state.model._tokenizers[kind] = Bounded(real, bound)
-        oip = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [side]},
-                          {"name": "text_pair", "shape": [1], "datatype": "BYTES", "data": [side]}]}
+        oip = {
+            "inputs": [
+                {"name": "text", "shape": [1], "datatype": "BYTES", "data": [side]},
+                {"name": "text_pair", "shape": [1], "datatype": "BYTES", "data": [side]},
+            ]
+        }
         swag = {"context": side, "endings": [side, "b", "c", side]}
-        for path, body in (("/v1/tasks/keywords/predict", {"inputs": [[side, side], {"text": side}]}),
-                           ("/keywords/predict", {"inputs": [side, side]}),
-                           ("/v2/models/keywords/infer", oip),
-                           ("/v1/predict", {"requests": [{"tasks": ["keywords", "conll03"], "input": side}]}),
-                           ("/v1/tasks/swag/predict", {"inputs": [swag]})):
+        for path, body in (
+            ("/v1/tasks/keywords/predict", {"inputs": [[side, side], {"text": side}]}),
+            ("/keywords/predict", {"inputs": [side, side]}),
+            ("/v2/models/keywords/infer", oip),
+            ("/v1/predict", {"requests": [{"tasks": ["keywords", "conll03"], "input": side}]}),
+            ("/v1/tasks/swag/predict", {"inputs": [swag]}),
+        ):
             got = client.post(f"{url}{path}", json=body)
             assert got.status_code == 200, (path, got.text)
             assert '"truncated": true' in got.text or "[true]" in got.text or path == "/keywords/predict", path

@@ -26,10 +26,15 @@ def _post(url: str, path: str, **kwargs) -> httpx.Response:
 
 def test_inputs_the_tokenizer_rejects_get_400_and_others_200(masks, client):
     with running(paths=[str(masks)], watch_seconds=0, max_wait_ms=300, max_batch=64) as (url, _):
-        bad = [{"json": {"inputs": [{"text": "a", "text_pair": 5}]}},
-               {"content": b'{"inputs": ["ok", "\\ud800 lone"]}', "headers": {"content-type": "application/json"}},
-               {"content": b'{"requests": [{"task": "conll03", "input": ["a", "\\udfff"]}]}',
-                "headers": {"content-type": "application/json"}, "path": "/v1/predict"}]
+        bad = [
+            {"json": {"inputs": [{"text": "a", "text_pair": 5}]}},
+            {"content": b'{"inputs": ["ok", "\\ud800 lone"]}', "headers": {"content-type": "application/json"}},
+            {
+                "content": b'{"requests": [{"task": "conll03", "input": ["a", "\\udfff"]}]}',
+                "headers": {"content-type": "application/json"},
+                "path": "/v1/predict",
+            },
+        ]
         good = [{"json": {"inputs": [f"alpha beta {i}"]}} for i in range(5)]
         jobs = [(r.pop("path", "/v1/tasks/keywords/predict"), r) for r in bad + good]
         with ThreadPoolExecutor(len(jobs)) as pool:
@@ -60,8 +65,12 @@ def test_a_batch_that_fails_is_retried_without_the_input_at_fault(masks):
                 return real(texts, *args, **kwargs)
 
         tokenizers[kind] = Picky()
-        bodies = [{"inputs": ["alpha beta 1"]}, {"inputs": ["a BOOM b"]}, {"inputs": ["alpha beta 1", "beta"]},
-                  {"requests": [{"task": "conll03", "input": "a b"}, {"task": "keywords", "input": "BOOM"}]}]
+        bodies = [
+            {"inputs": ["alpha beta 1"]},
+            {"inputs": ["a BOOM b"]},
+            {"inputs": ["alpha beta 1", "beta"]},
+            {"requests": [{"task": "conll03", "input": "a b"}, {"task": "keywords", "input": "BOOM"}]},
+        ]
         paths = ["/v1/tasks/keywords/predict"] * 3 + ["/v1/predict"]
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(lambda pb: _post(url, pb[0], json=pb[1]), zip(paths, bodies)))
@@ -81,8 +90,7 @@ def client_metrics(url: str) -> str:
         return c.get(f"{url}/metrics").text
 
 
-def test_every_bad_bundle_sorting_first_is_refused_once_at_start(masks, distil_bundle, three_tasks, caplog,
-                                                                 client):
+def test_every_bad_bundle_sorting_first_is_refused_once_at_start(masks, distil_bundle, three_tasks, caplog, client):
     shutil.copy(distil_bundle, masks / "a-distil.bundle")  # another architecture, sorting first
     (masks / "a-garbage.bundle").write_bytes(b"not a bundle")
     data = three_tasks[0]["keywords"].read_bytes()
@@ -113,8 +121,14 @@ def test_admin_refusals_are_4xx_without_server_paths(masks, distil_bundle, clien
 def test_a_body_without_json_content_type_is_named(masks, client):
     with running(paths=[str(masks)], watch_seconds=0) as (url, _):
         body = json.dumps({"inputs": ["alpha"]})
-        err = _error(client.post(f"{url}/v1/tasks/keywords/predict", content=body,
-                                 headers={"content-type": "application/x-www-form-urlencoded"}), 400)
+        err = _error(
+            client.post(
+                f"{url}/v1/tasks/keywords/predict",
+                content=body,
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            ),
+            400,
+        )
         assert "sent as application/x-www-form-urlencoded, not as JSON" in err["message"]
         assert "Content-Type: application/json" in err["fix"]
         err = _error(client.post(f"{url}/v1/tasks/keywords/predict", content=body), 400)  # no content type
@@ -146,7 +160,7 @@ def test_request_headers_are_bounded(masks, client, monkeypatch, http):
         import uvicorn.protocols.http.httptools_impl as impl
 
         monkeypatch.delattr(impl, "HttpToolsProtocol")
-    with running(paths=[str(masks)], watch_seconds=0, max_header_kb=8) as (url, state):
+    with running(paths=[str(masks)], watch_seconds=0, max_header_kb=8) as (_url, state):
         port = state.settings.port
         big = b"GET /health HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * 12_000 + b"\r\n\r\n"
         answer = _raw(port, big)
@@ -158,8 +172,10 @@ def test_request_headers_are_bounded(masks, client, monkeypatch, http):
         assert ok.startswith(b"HTTP/1.1 200")
         # a body in the same packet as the headers is never counted as header bytes
         body = json.dumps({"inputs": ["alpha " * 3000]}).encode()
-        post = (b"POST /v1/tasks/keywords/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        post = (
+            b"POST /v1/tasks/keywords/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
         assert _raw(port, post).startswith(b"HTTP/1.1 200")
 
 

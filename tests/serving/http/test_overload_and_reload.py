@@ -20,7 +20,6 @@ import httpx
 
 from tests.serving.http.conftest import SERVED_BASE, free_port, running
 from tests.serving.http.test_bad_requests import _error
-from tests.serving.http.test_batching_and_changes import _metric
 
 
 def _wait_for(condition, seconds: float = 30) -> None:
@@ -45,8 +44,10 @@ def test_inputs_per_request_are_bounded_with_the_limit_named(masks, client):
 
 def test_requests_beyond_the_concurrency_bound_get_429_with_retry_after(masks, client):
     # the first request waits 2 s in the batcher for company: the second finds the bound reached
-    with running(paths=[str(masks)], watch_seconds=0, max_concurrent_requests=1, max_wait_ms=2000,
-                 max_batch=64) as (url, state):
+    with running(paths=[str(masks)], watch_seconds=0, max_concurrent_requests=1, max_wait_ms=2000, max_batch=64) as (
+        url,
+        state,
+    ):
         with ThreadPoolExecutor(1) as pool:
             first = pool.submit(client.post, f"{url}/v1/tasks/keywords/predict", json={"inputs": ["alpha"]})
             _wait_for(lambda: state.answers.in_flight == 1)
@@ -61,7 +62,8 @@ def test_requests_beyond_the_concurrency_bound_get_429_with_retry_after(masks, c
 
 
 def test_a_corrupt_overwrite_keeps_the_last_good_version_serving(masks, tiny_bert, keyword_task, tmp_path, client):
-    from maskctl.training.trainer import TrainArgs, train
+    from maskctl.train_settings import TrainArgs
+    from maskctl.training.trainer import train
 
     newer = tmp_path / "newer.bundle"  # a second good version of the same task
     train(TrainArgs(model=str(tiny_bert), task=str(keyword_task), output=str(newer), max_steps=1, seed=7))
@@ -106,7 +108,7 @@ def test_a_corrupt_overwrite_keeps_the_last_good_version_serving(masks, tiny_ber
 def test_pin_and_cache_mb_are_deprecated_and_change_nothing(masks, client, caplog):
     """Every task is held hot as its flips: --pin and --cache-mb still parse, say they are
     deprecated (and when they go), and every task answers as before."""
-    with running(paths=[str(masks)], watch_seconds=0, cache_mb=1.0, pin=["keywords"], max_wait_ms=0) as (url, state):
+    with running(paths=[str(masks)], watch_seconds=0, cache_mb=1.0, pin=["keywords"], max_wait_ms=0) as (url, _state):
         assert client.get(f"{url}/v1/tasks/keywords").json()["pinned"] is True
         for task, text in (("conll03", "a b"), ("keywords", "alpha"), ("conll03", "c d")):
             body = {"requests": [{"task": task, "input": text}, {"task": task, "input": text + " e"}]}
@@ -119,15 +121,35 @@ def test_pin_and_cache_mb_are_deprecated_and_change_nothing(masks, client, caplo
 def test_sigterm_with_a_stalled_upload_exits_0_after_the_drain(masks, tmp_path):
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "maskctl", "serve", str(masks), "--port", str(port),
-                             "--model", SERVED_BASE["model"], "--drain-seconds", "1", "--watch-seconds", "0"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "maskctl",
+            "serve",
+            str(masks),
+            "--port",
+            str(port),
+            "--model",
+            SERVED_BASE["model"],
+            "--drain-seconds",
+            "1",
+            "--watch-seconds",
+            "0",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         _wait_for(lambda: _ready(port) or proc.poll() is not None, 90)
         assert proc.poll() is None, proc.stdout.read()
         stalled = socket.create_connection(("127.0.0.1", port))
-        stalled.sendall(b"POST /v1/tasks/keywords/predict HTTP/1.1\r\nHost: x\r\n"
-                        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"inputs\": [")
+        stalled.sendall(
+            b"POST /v1/tasks/keywords/predict HTTP/1.1\r\nHost: x\r\n"
+            b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"inputs": ['
+        )
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0  # uvicorn alone would wait for the upload (up to 60 s, killed at 30)

@@ -44,22 +44,33 @@ def test_a_ray_serve_replica_answers_like_masked_model(local_ray, masks, three_t
     from maskctl.serving.http import ray as on_ray
 
     paths, _ = three_tasks
-    settings = ServeSettings(paths=[str(masks)], model=str(tiny_bert), ray=True, port=0, watch_seconds=0, admin=True,
-                             log_level="warning")
+    settings = ServeSettings(
+        paths=[str(masks)], model=str(tiny_bert), ray=True, port=0, watch_seconds=0, admin=True, log_level="warning"
+    )
     url, tasks = on_ray.deploy(settings)
     try:
         assert sorted(tasks) == ["conll03", "keywords"]
-        mixed = [("conll03", WORDS[0]), ("keywords", TEXTS[0]), ("conll03", {"tokens": WORDS[1]}),
-                 ("keywords", {"text": TEXTS[1], "text_pair": TEXTS[2]}), ("conll03", "EU rejects it")]
+        mixed = [
+            ("conll03", WORDS[0]),
+            ("keywords", TEXTS[0]),
+            ("conll03", {"tokens": WORDS[1]}),
+            ("keywords", {"text": TEXTS[1], "text_pair": TEXTS[2]}),
+            ("conll03", "EU rejects it"),
+        ]
         with httpx.Client(timeout=60) as client:
             assert client.get(f"{url}/ready").json() == {"status": "ready", "tasks": 2}
-            results = client.post(f"{url}/v1/predict",
-                                  json={"requests": [{"task": t, "input": i} for t, i in mixed]}).json()["results"]
+            results = client.post(
+                f"{url}/v1/predict", json={"requests": [{"task": t, "input": i} for t, i in mixed]}
+            ).json()["results"]
             one = client.post(f"{url}/v1/tasks/keywords/predict", json={"inputs": TEXTS}).json()["predictions"]
             tei = client.post(f"{url}/predict", headers={"X-Maskctl-Task": "keywords"}, json={"inputs": TEXTS[0]})
             assert tei.status_code == 200  # every route of the app, through the one ingress
-            assert client.post(f"{url}/v1/predict", json={"requests": [{"task": "nope", "input": "x"}]}
-                               ).json()["error"]["code"] == 404
+            assert (
+                client.post(f"{url}/v1/predict", json={"requests": [{"task": "nope", "input": "x"}]}).json()["error"][
+                    "code"
+                ]
+                == 404
+            )
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # as the replica runs (--threads 1)
         try:
@@ -86,8 +97,15 @@ def test_a_ray_serve_replica_answers_like_masked_model(local_ray, masks, three_t
     finally:
         on_ray.undeploy()
     try:  # the same deployment as a Serve application (serve run / a KubeRay RayService's import_path)
-        application = on_ray.app({"paths": str(masks), "model": str(tiny_bert), "insecure": "true",
-                                  "watch_seconds": "0", "log_level": "warning"})
+        application = on_ray.app(
+            {
+                "paths": str(masks),
+                "model": str(tiny_bert),
+                "insecure": "true",
+                "watch_seconds": "0",
+                "log_level": "warning",
+            }
+        )
         handle = serve.run(application, name=on_ray.APP_NAME, route_prefix="/")
         assert sorted(handle.tasks.remote().result()) == ["conll03", "keywords"]
     finally:
@@ -99,10 +117,18 @@ def test_the_serve_application_takes_settings_by_name(masks):
     pytest.importorskip("ray.serve")
     from maskctl.serving.http.ray import _settings_from, app
 
-    settings = _settings_from({"paths": str(masks), "replicas": "3", "threads": "2", "admin": "true",
-                               "max_wait_ms": "2.5", "pin": "a,b"})
-    assert (settings.paths, settings.replicas, settings.threads, settings.admin, settings.max_wait_ms,
-            settings.pin, settings.ray) == ([str(masks)], 3, 2, True, 2.5, ["a", "b"], True)
+    settings = _settings_from(
+        {"paths": str(masks), "replicas": "3", "threads": "2", "admin": "true", "max_wait_ms": "2.5", "pin": "a,b"}
+    )
+    assert (
+        settings.paths,
+        settings.replicas,
+        settings.threads,
+        settings.admin,
+        settings.max_wait_ms,
+        settings.pin,
+        settings.ray,
+    ) == ([str(masks)], 3, 2, True, 2.5, ["a", "b"], True)
     with pytest.raises(MaskctlError, match="did you mean 'replicas'"):
         _settings_from({"paths": str(masks), "replica": "2"})
     with pytest.raises(MaskctlError, match="no API key was given"):

@@ -56,22 +56,32 @@ def test_tritonclient_works_unchanged(masks, three_tasks, client):
             assert result.as_numpy("truncated").tolist() == [False, False]
             assert result.get_response()["id"] == "7"
             everything = triton_client.infer("keywords", [text])  # no outputs named: all, binary by default
-            assert {o["name"] for o in everything.get_response()["outputs"]} == {"label", "score", "probabilities",
-                                                                                "truncated"}
+            assert {o["name"] for o in everything.get_response()["outputs"]} == {
+                "label",
+                "score",
+                "probabilities",
+                "truncated",
+            }
             assert _strings(everything.as_numpy("label")) == labels
-            pair = triton_client.infer("keywords", [_input("text", _texts("alpha"), binary),
-                                                    _input("text_pair", _texts("beta"), binary)])
+            pair = triton_client.infer(
+                "keywords", [_input("text", _texts("alpha"), binary), _input("text_pair", _texts("beta"), binary)]
+            )
             assert _strings(pair.as_numpy("label"))[0] in state.model.task("keywords").labels
-            choice = triton_client.infer("swag", [_input("context", _texts("a day"), binary),
-                                                  _input("endings", np.array([["nice", "sad", "long", "short"]],
-                                                                             dtype=object), binary)])
+            choice = triton_client.infer(
+                "swag",
+                [
+                    _input("context", _texts("a day"), binary),
+                    _input("endings", np.array([["nice", "sad", "long", "short"]], dtype=object), binary),
+                ],
+            )
             assert choice.as_numpy("choice").tolist()[0] in range(4)
 
         one = _input("text", _texts("alpha"), True)
-        for inputs, outputs, says in (([one, one], None, "given more than once"),
-                                      ([one], [triton.InferRequestedOutput("nope")], "unexpected inference output"),
-                                      ([_input("text", np.array([["a", "b"]], dtype=object), True)], None,
-                                       r"declares \[-1\]")):
+        for inputs, outputs, says in (
+            ([one, one], None, "given more than once"),
+            ([one], [triton.InferRequestedOutput("nope")], "unexpected inference output"),
+            ([_input("text", np.array([["a", "b"]], dtype=object), True)], None, r"declares \[-1\]"),
+        ):
             with pytest.raises(InferenceServerException, match=says):
                 triton_client.infer("keywords", inputs, outputs=outputs)
         with pytest.raises(InferenceServerException, match="no version '2'"):
@@ -81,17 +91,29 @@ def test_tritonclient_works_unchanged(masks, three_tasks, client):
 
 def test_the_binary_extension_is_checked_like_any_input(masks, client):
     with running(paths=[str(masks)], watch_seconds=0) as (url, _):
-        header = b'{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 9}}]}'
+        header = (
+            b'{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 9}}]}'
+        )
         good = header + (5).to_bytes(4, "little") + b"alpha"
-        got = client.post(f"{url}/v2/models/keywords/infer", content=good,
-                          headers={"Inference-Header-Content-Length": str(len(header))})
+        got = client.post(
+            f"{url}/v2/models/keywords/infer",
+            content=good,
+            headers={"Inference-Header-Content-Length": str(len(header))},
+        )
         assert got.status_code == 200 and got.json()["outputs"][0]["shape"] == [1], got.text
-        for body, length, says in ((good + b"x", len(header), "1 bytes follow"), (good[:-1], len(header), "past the end"),
-                                   (header + (9).to_bytes(4, "little") + b"alpha", len(header), "longer than"),
-                                   (header + (5).to_bytes(4, "little") + b"\xff\xfe\xfd\xfc\xfb", len(header), "UTF-8"),
-                                   (good, len(good) + 5, "does not fit"), (good, 3, "not valid JSON")):
-            got = client.post(f"{url}/v2/models/keywords/infer", content=body,
-                              headers={"Inference-Header-Content-Length": str(length)})
+        for body, length, says in (
+            (good + b"x", len(header), "1 bytes follow"),
+            (good[:-1], len(header), "past the end"),
+            (header + (9).to_bytes(4, "little") + b"alpha", len(header), "longer than"),
+            (header + (5).to_bytes(4, "little") + b"\xff\xfe\xfd\xfc\xfb", len(header), "UTF-8"),
+            (good, len(good) + 5, "does not fit"),
+            (good, 3, "not valid JSON"),
+        ):
+            got = client.post(
+                f"{url}/v2/models/keywords/infer",
+                content=body,
+                headers={"Inference-Header-Content-Length": str(length)},
+            )
             assert got.status_code == 400 and says in got.json()["error"], (says, got.text)
 
 
@@ -105,7 +127,7 @@ def loopback_hub(monkeypatch):
 
 
 def test_huggingface_inference_client_works_unchanged(masks, client, loopback_hub):
-    with running(paths=[str(masks)], watch_seconds=0) as (url, state):  # one classification task: keywords
+    with running(paths=[str(masks)], watch_seconds=0) as (url, _state):  # one classification task: keywords
         expected = client.post(f"{url}/predict", json={"inputs": "alpha beta"}).json()
         answer = InferenceClient(model=url).text_classification("alpha beta")
         assert [(o.label, round(o.score, 5)) for o in answer] == [(p["label"], round(p["score"], 5)) for p in expected]
@@ -126,7 +148,9 @@ def test_the_protocols_health_probes_need_no_key(masks, monkeypatch, loopback_hu
         with pytest.raises(InferenceServerException):
             triton_client.infer("keywords", [_input("text", _texts("alpha"), True)])
         keyed = triton.InferenceServerClient(url=url.removeprefix("http://"))
-        result = keyed.infer("keywords", [_input("text", _texts("alpha"), True)], headers={"Authorization": "Bearer k3y"})
+        result = keyed.infer(
+            "keywords", [_input("text", _texts("alpha"), True)], headers={"Authorization": "Bearer k3y"}
+        )
         assert len(result.as_numpy("label")) == 1
         with httpx.Client(timeout=30) as c:
             for path in ("/health", "/ready", "/v2/health/live", "/v2/health/ready"):

@@ -1,5 +1,5 @@
-"""The JSON shapes other servers speak, as thin routes over the same batcher (``answers``), and
-the error body of each.
+"""text-embeddings-inference's routes, as a thin shape over the batcher (``answers``): what a
+TEI client (or the Hugging Face Inference API's client) sends, answered in its own shape.
 
 * text-embeddings-inference ``POST /predict`` (and ``/{task}/predict``, and TEI's ``POST /`` and
   SageMaker's ``POST /invocations``): ``{"inputs": "text" | ["text", "pair"] | [["a"], ["b",
@@ -9,7 +9,8 @@ the error body of each.
   points at maskctl unchanged. A body with ``parameters`` is the Hugging Face Inference API's
   shape (what ``huggingface_hub.InferenceClient(model=<url>).text_classification`` posts to
   ``/``): answered as that API answers, one list per input, cut to ``top_k``.
-* The Open Inference Protocol v2 (KServe, Triton): ``oip.py``.
+* The Open Inference Protocol v2 (KServe, Triton) is ``oip.py``; an error in the shape of the
+  route that was asked, ``error_shapes.py``.
 
 Inputs are always cut at the bundle's max length (TEI's ``truncate: true``); ``raw_scores``
 (logits) is refused, since served heads answer probabilities.
@@ -17,68 +18,35 @@ Inputs are always cut at the bundle's max length (TEI's ``truncate: true``); ``r
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from maskctl.serving.http.answers import ApiError, json_response, named
-from maskctl.serving.http.guard import error_body
-from maskctl.serving.http.oip import HINT as OIP_HINT
-from maskctl.serving.http.oip import add_oip_routes
+from maskctl.serving.http.answers import ApiError, json_response
 
 TASK_HEADER = "x-maskctl-task"
 TEI_PATHS = ("/predict", "/{task}/predict", "/", "/invocations")
 TEI_TYPES = {413: "Validation", 429: "Overloaded", 500: "Backend", 503: "Unhealthy"}
 
 
-def error_response(request: Request, code: int, message: str, fix: str | None = None,
-                   tasks: list[str] | None = None, headers: dict[str, str] | None = None) -> Response:
-    """An error in the shape of the route that was asked: TEI's, OIP's, or maskctl's own.
-    ``tasks`` (an unknown or ambiguous task) are named in the message, the first 20 of them."""
-    route = getattr(request.scope.get("route"), "path", "")  # unrouted paths: maskctl's own shape
-    if tasks is not None:
-        tasks = sorted(tasks)
-        fix = f"{fix or 'the served tasks'}: {named(tasks)}"
-    text = f"{message} ({fix})" if fix else message
-    if route in TEI_PATHS:
-        body = json.dumps({"error": text, "error_type": TEI_TYPES.get(code, "Validation")}).encode()
-    elif route.startswith("/v2"):
-        body = json.dumps({"error": text}).encode()
-    else:
-        body = error_body(code, message, fix, tasks=tasks[:20] if tasks is not None else None)
-    return Response(body, code, headers, media_type="application/json")
-
-
-def hint(request: Request, default: str) -> str:
-    """The body a route expects, for the error of a body that does not fit it."""
-    route = getattr(request.scope.get("route"), "path", "")
-    if route in TEI_PATHS:
-        return '{"inputs": "<text>" | ["<text>", "<pair>"] | [["<text>"], ...]}'
-    if route.startswith("/v2"):
-        return OIP_HINT
-    return default
-
-
 class TeiRequest(BaseModel):
-    inputs: str | list[str] | list[list[str]] = Field(..., description="A text, a [text, pair] pair, or a batch "
-                                                      "of [text] / [text, pair] lists (TEI's shape).")
+    inputs: str | list[str] | list[list[str]] = Field(
+        ..., description="A text, a [text, pair] pair, or a batch of [text] / [text, pair] lists (TEI's shape)."
+    )
     truncate: bool = Field(False, description="Accepted; inputs are always cut at the bundle's max length.")
     raw_scores: bool = Field(False, description="Must be false: served heads answer probabilities.")
     truncation_direction: str | None = None
-    parameters: dict[str, Any] | None = Field(None, description="The Hugging Face Inference API's shape "
-                                              "(top_k, function_to_apply: softmax): answered as it answers, "
-                                              "one list of labels per input.")
+    parameters: dict[str, Any] | None = Field(
+        None,
+        description="The Hugging Face Inference API's shape "
+        "(top_k, function_to_apply: softmax): answered as it answers, "
+        "one list of labels per input.",
+    )
 
 
-def add_routes(app: FastAPI, state) -> None:
-    _tei(app, state)
-    add_oip_routes(app, state)
-
-
-def _tei(app: FastAPI, state) -> None:
+def add_tei_routes(app: FastAPI, state) -> None:
     def pick(request: Request, task: str | None) -> str:
         name = task or request.headers.get(TASK_HEADER)
         if name:
@@ -87,8 +55,13 @@ def _tei(app: FastAPI, state) -> None:
         if len(serving) == 1:
             return serving[0]
         which = "which task? several are served" if serving else "no classification task is served"
-        raise ApiError(400, which, f"name it in the header '{TASK_HEADER}: <task>' or the path /<task>/predict, one "
-                       "of the classification tasks", serving)
+        raise ApiError(
+            400,
+            which,
+            f"name it in the header '{TASK_HEADER}: <task>' or the path /<task>/predict, one "
+            "of the classification tasks",
+            serving,
+        )
 
     async def predict(request: Request, body: TeiRequest, task: str | None = None) -> Response:
         name = pick(request, task)
@@ -96,8 +69,7 @@ def _tei(app: FastAPI, state) -> None:
         if not a.served(name).kind.labels_sequences:
             raise ApiError(400, f"task {name!r} is not a classification task", f"use /v1/tasks/{name}/predict")
         if body.raw_scores:
-            raise ApiError(400, "raw_scores is not available", "leave raw_scores false: maskctl answers "
-                           "probabilities")
+            raise ApiError(400, "raw_scores is not available", "leave raw_scores false: maskctl answers probabilities")
         top_k = _inference_api(body.parameters)
         single = isinstance(body.inputs, str) or all(isinstance(x, str) for x in body.inputs)
         items = [body.inputs] if single else body.inputs
@@ -108,8 +80,10 @@ def _tei(app: FastAPI, state) -> None:
         with a.admit(len(items)):
             results, timing = await a.answer(requests, request.receive)
         a.first_error(results)
-        ranked = [sorted(({"label": k, "score": v} for k, v in r.probabilities.items()),
-                         key=lambda p: -p["score"])[:top_k] for r in results]
+        ranked = [
+            sorted(({"label": k, "score": v} for k, v in r.probabilities.items()), key=lambda p: -p["score"])[:top_k]
+            for r in results
+        ]
         answer = ranked if body.parameters is not None or not single else ranked[0]
         return await json_response(answer, a.heavy(requests), timing.headers())
 
@@ -140,8 +114,11 @@ def _inference_api(parameters: dict[str, Any] | None) -> int | None:
     parameters = parameters or {}
     function = parameters.get("function_to_apply")
     if function not in (None, "softmax"):
-        raise ApiError(400, f"function_to_apply {str(function)[:20]!r} is not available",
-                       "leave it out, or give softmax: maskctl answers probabilities")
+        raise ApiError(
+            400,
+            f"function_to_apply {str(function)[:20]!r} is not available",
+            "leave it out, or give softmax: maskctl answers probabilities",
+        )
     top_k = parameters.get("top_k")
     if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
         raise ApiError(400, f"top_k {str(top_k)[:20]!r} is not a positive whole number", "give e.g. top_k: 3")

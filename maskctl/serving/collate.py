@@ -43,8 +43,10 @@ def encode_inputs(served: ServedTask, examples: list[dict[str, Any]], tokenizer)
     kind = served.task.kind
     features = kind.encode(served.task.card, tokenizer, examples, served.max_length, served.options)
     words = features.kept_words or [None] * len(examples)
-    return [Encoded(served, example, item, i in features.truncated, words[i], kind.cost(item))
-            for i, (example, item) in enumerate(zip(examples, features.items))]
+    return [
+        Encoded(served, example, item, i in features.truncated, words[i], kind.cost(item))
+        for i, (example, item) in enumerate(zip(examples, features.items))
+    ]
 
 
 @dataclass
@@ -66,8 +68,9 @@ class MixedBatch:
     inputs: dict[str, torch.Tensor] = field(default_factory=dict)  # input_ids, attention_mask[, token_type_ids]
 
 
-def build_batch(parts: dict[str, list[tuple[int, Encoded]]], tokenizers: dict[str, Any],
-                device: torch.device) -> MixedBatch:
+def build_batch(
+    parts: dict[str, list[tuple[int, Encoded]]], tokenizers: dict[str, Any], device: torch.device
+) -> MixedBatch:
     """Collate each task's encoded requests (``parts``: task name -> (index, encoded)) with its
     kind, then stack all rows into one batch."""
     groups: list[TaskGroup] = []
@@ -81,8 +84,17 @@ def build_batch(parts: dict[str, list[tuple[int, Encoded]]], tokenizers: dict[st
         batch = served.task.kind.collate(tokenizer)([e.features for _, e in items])
         flat = {k: batch[k].reshape(-1, batch[k].shape[-1]) for k in SEQUENCE_KEYS if k in batch}
         count = flat["input_ids"].shape[0]
-        groups.append(TaskGroup(served, [i for i, _ in items], [e for _, e in items], batch, start, start + count,
-                                flat["input_ids"].shape[1]))
+        groups.append(
+            TaskGroup(
+                served,
+                [i for i, _ in items],
+                [e for _, e in items],
+                batch,
+                start,
+                start + count,
+                flat["input_ids"].shape[1],
+            )
+        )
         rows.append(flat)
         start += count
     length = max(g.length for g in groups)

@@ -7,14 +7,14 @@ import json
 import pytest
 import torch
 
-from maskctl.serving import ensemble as ensemble_module
 from maskctl.bundle.format import load_bundle
-from maskctl.serving.ensemble import combine, run_ensemble
 from maskctl.errors import BundleError, MaskctlError
+from maskctl.experiments import ensemble as ensemble_module
+from maskctl.experiments.ensemble import combine, run_ensemble
 from maskctl.masking.resident import ResidentModel
 from maskctl.serving.loading import load_masked
-from maskctl.training.trainer import TrainArgs, train
-
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 from tests.conftest import write_task
 from tests.tasks.official_fixtures import WRITERS
 
@@ -47,8 +47,17 @@ def keyword_bundles(tmp_path_factory, tiny_bert, keyword_task):
     paths = []
     for seed in range(3):
         out = root / f"m{seed}.bundle"
-        train(TrainArgs(model=str(tiny_bert), task=str(keyword_task), output=str(out), max_steps=3, lr=1e-2,
-                        batch_size=16, seed=seed))
+        train(
+            TrainArgs(
+                model=str(tiny_bert),
+                task=str(keyword_task),
+                output=str(out),
+                max_steps=3,
+                lr=1e-2,
+                batch_size=16,
+                seed=seed,
+            )
+        )
         paths.append(out)
     return paths
 
@@ -57,9 +66,12 @@ def test_ensemble_scores_members_and_votes(keyword_bundles, tmp_path):
     out = tmp_path / "pred.jsonl"
     result = run_ensemble(keyword_bundles, by="best", split="test", predictions=out)
     assert len(result.members) == 3 and set(result.rules) == {"label", "logit", "prob"}
-    assert result.chosen == max(("label", "logit", "prob"), key=lambda r: (result.dev_scores[r], -"label logit prob".split().index(r)))
+    assert result.chosen == max(
+        ("label", "logit", "prob"), key=lambda r: (result.dev_scores[r], -["label", "logit", "prob"].index(r))
+    )
     for path, metrics in result.members:  # each member scores what `maskctl eval` scores
         from maskctl.experiments.evaluate import evaluate_bundle
+
         assert metrics["score"] == evaluate_bundle(path, split="test").metrics["score"]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 60 and len(rows[0]["members"]) == 3 and rows[0]["gold"] in ("pos", "neg", "food", "sport")
@@ -92,6 +104,7 @@ def test_resident_model_restores_weights_bit_for_bit(keyword_bundles):
     first, second = (load_bundle(p) for p in keyword_bundles[:2])
     merged = load_masked(first)
     from maskctl.serving.loading import load_base
+
     net, _, _ = load_base(first.info, where=first.path)
     pristine = {k: v.clone() for k, v in net.state_dict().items()}
     resident = ResidentModel(net)
@@ -108,11 +121,9 @@ def test_resident_model_restores_weights_bit_for_bit(keyword_bundles):
     assert all(torch.equal(v, now[k]) for k, v in pristine.items())
 
 
-def test_mixed_base_models_and_label_sets_are_refused(keyword_bundles, keyword_task, tiny_bert, tiny_models,
-                                                      tmp_path):
+def test_mixed_base_models_and_label_sets_are_refused(keyword_bundles, keyword_task, tiny_bert, tiny_models, tmp_path):
     other_base = tmp_path / "d.bundle"
-    train(TrainArgs(model=str(tiny_models["distilbert"]), task=str(keyword_task), output=str(other_base),
-                    max_steps=1))
+    train(TrainArgs(model=str(tiny_models["distilbert"]), task=str(keyword_task), output=str(other_base), max_steps=1))
     with pytest.raises(BundleError, match=f"{other_base.name} has another base model"):
         run_ensemble([keyword_bundles[0], other_base])
     card = write_task(tmp_path / "three")
@@ -131,8 +142,17 @@ def test_tagging_and_choice_ensembles(name, tiny_bert, tmp_path):
     paths = []
     for seed in range(2):
         out = tmp_path / f"{name}{seed}.bundle"
-        train(TrainArgs(model=str(tiny_bert), task=name, data_dir=str(tmp_path), output=str(out), max_steps=1,
-                        batch_size=4, seed=seed))
+        train(
+            TrainArgs(
+                model=str(tiny_bert),
+                task=name,
+                data_dir=str(tmp_path),
+                output=str(out),
+                max_steps=1,
+                batch_size=4,
+                seed=seed,
+            )
+        )
         paths.append(out)
     result = run_ensemble(paths, by="prob", data_dir=str(tmp_path), predictions=tmp_path / "p.jsonl")
     assert result.chosen == "prob" and result.rules["prob"]["n"] == {"conll03": 2, "swag": 8}[name]

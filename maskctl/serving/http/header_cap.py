@@ -47,14 +47,22 @@ def protocol_options(max_header_bytes: int) -> dict[str, Any]:
                 self._head_bytes = getattr(self, "_head_bytes", 0) + min(SLICE, len(data) - start)
                 if self._head_bytes > self.limit:
                     return self._refuse_head()
-                super().data_received(bytes(view[start:start + SLICE]))
+                super().data_received(bytes(view[start : start + SLICE]))
 
         def _refuse_head(self) -> None:
-            body = json.dumps({"error": {
-                "code": 431, "message": f"the request's headers are over the limit of {self.limit // 1024} KiB",
-                "fix": "send smaller headers, or start the server with a larger --max-header-kb"}}).encode()
-            self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-                                 b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+            body = json.dumps(
+                {
+                    "error": {
+                        "code": 431,
+                        "message": f"the request's headers are over the limit of {self.limit // 1024} KiB",
+                        "fix": "send smaller headers, or start the server with a larger --max-header-kb",
+                    }
+                }
+            ).encode()
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+                b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
+            )
             self.transport.close()
 
     return {"http": BoundedHttpToolsProtocol}

@@ -13,16 +13,19 @@ import transformers
 
 from maskctl.bundle.format import load_bundle
 from maskctl.errors import MaskctlError
-from maskctl.serving.export import export_bundle
 from maskctl.evaluation import argmax, collect_scores, make_loader, task_metrics
-from maskctl.serving.loading import load_masked
 from maskctl.experiments.evaluate import evaluate_bundle
-from maskctl.training.trainer import TrainArgs, train
-
+from maskctl.experiments.export import export_bundle
+from maskctl.serving.loading import load_masked
+from maskctl.train_settings import TrainArgs
+from maskctl.training.trainer import train
 from tests.tasks.official_fixtures import WRITERS
 
-KINDS = {"keywords": "AutoModelForSequenceClassification", "conll03": "AutoModelForTokenClassification",
-         "swag": "AutoModelForMultipleChoice"}
+KINDS = {
+    "keywords": "AutoModelForSequenceClassification",
+    "conll03": "AutoModelForTokenClassification",
+    "swag": "AutoModelForMultipleChoice",
+}
 
 
 def _bundle(name, tiny_bert, keyword_task, tmp_path):
@@ -33,8 +36,18 @@ def _bundle(name, tiny_bert, keyword_task, tmp_path):
         data.mkdir()
         WRITERS[name](data)
     out = tmp_path / f"{name}.bundle"
-    train(TrainArgs(model=str(tiny_bert), task=task, data_dir=str(data) if data else None, output=str(out),
-                    max_steps=2, batch_size=4, lr=1e-2, init_sparsity=0.2))
+    train(
+        TrainArgs(
+            model=str(tiny_bert),
+            task=task,
+            data_dir=str(data) if data else None,
+            output=str(out),
+            max_steps=2,
+            batch_size=4,
+            lr=1e-2,
+            init_sparsity=0.2,
+        )
+    )
     return out, data
 
 
@@ -69,7 +82,9 @@ def test_exported_folder_loads_without_maskctl(tiny_bert, keyword_task, tmp_path
         "    print(m.config.id2label[int(m(**t(['the film was good'], return_tensors='pt')).logits.argmax())])\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     masked = load_masked(load_bundle(path))
     inputs = masked.tokenizer(["the film was good"], return_tensors="pt")
