@@ -262,7 +262,7 @@ class MaskMethod(TrainingMethod):
     def on_device(self, model: torch.nn.Module) -> None:
         if self.args.flip_penalty:  # the pull keeps each score's initial side, on the scores' device
             self.pull = FlipPenalty.of(model, self.args.flip_penalty)
-        if self.args.max_flips is not None:
+        if self.args.max_flips is not None and self.args.max_flips < 1.0:  # 100 %: no bound (a card's lifted)
             self.budget = FlipBudget(masked_layers(model), self.args.max_flips)
             for name, value in self.restored.items():
                 self.budget.importance[name].copy_(value)
