@@ -80,8 +80,20 @@ def _chosen(settings: dict[tuple, list]) -> list[dict[str, Any]] | None:
 
 
 def write_table(out: Path) -> Path:
-    """``results-quality.md`` (and .json, and one Pareto PNG per task) from every finished run."""
-    rows, pair_rows, data, seed0, every = [], [], {}, [], []
+    """``results-quality.md`` (and .json, one Pareto PNG per task and, with budget runs, one front
+    PNG per task) from every finished run."""
+    from bench.quality_front import (
+        FRONT_HEADER,
+        MIN_SEEDS,
+        TODAY,
+        WITHIN,
+        fewest_flips,
+        front_figure,
+        front_rows,
+        front_settings,
+    )  # (quality_front builds on this module's summaries)
+
+    rows, pair_rows, data, seed0, every, fronts = [], [], {}, [], [], []
     for task in sorted(p.name for p in (out / "quality").iterdir() if p.is_dir()) if (out / "quality").is_dir() else []:
         root = out / "quality" / task
         settings = {m: _runs(root, m) for m in METHODS}
@@ -113,6 +125,12 @@ def write_table(out: Path) -> Path:
                     f"| {dev['mean']:+.4f} [{dev['ci95'][0]:+.4f}, {dev['ci95'][1]:+.4f}] |"
                 )
         every += setting_rows(task, data[task]["mask"]["settings"], data[task]["lora"]["best"])
+        budgets = front_settings(task, settings["mask"])
+        if len(budgets) > 1:
+            chosen_budget = fewest_flips(task, budgets)
+            data[task]["front"] = {"today": TODAY.get(task), "fewest_flips_within": chosen_budget}
+            fronts += front_rows(task, budgets, data[task]["lora"]["best"], chosen_budget)
+            front_figure(task, budgets, chosen_budget, out / f"quality-front-{task}.png")
         for m in METHODS:
             runs = [rs[0] for rs in settings[m].values() if rs[0]["settings"]["seed"] == 0]
             if runs:
@@ -145,6 +163,14 @@ def write_table(out: Path) -> Path:
         "| task | setting | seeds | dev | test | flipped bits | bytes per task | × LoRA's bytes |",
         "|---|---|---|---|---|---|---|---|",
         *every,
+        "",
+        (
+            f"The flip budget's front (`--max-flips`; in bold: the fewest mean flips whose dev score is within "
+            f"{WITHIN * 100:g} point of today's default, paired over shared seeds, {MIN_SEEDS}+ seeds):"
+        ),
+        "",
+        *FRONT_HEADER,
+        *fronts,
         "",
         "Seed 0, every setting tried (dev score / test score, kept epoch):",
         "",

@@ -229,6 +229,15 @@ def _section_mode(mode: str, section, writer, args) -> int:
     return 0
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    """``0-4`` or ``5,7,9`` as a tuple of seeds."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        seeds += range(int(low), int(high or low) + 1)
+    return tuple(seeds)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run (< 3 min): fewer steps, no quality or LoRA")
@@ -246,6 +255,17 @@ def main(argv: list[str] | None = None) -> int:
         help="masking vs finetuning vs LoRA with tuned settings, 3 seeds, test split (hours; resumable)",
     )
     parser.add_argument("--tasks", default="wnut16,bbc-news", help="--quality: comma-separated tasks")
+    parser.add_argument(
+        "--runs",
+        default=None,
+        help="--quality: only these settings, in order: finetune, mask, mask:<variant> (comma-separated)",
+    )
+    parser.add_argument("--seeds", default=None, help="--quality --runs: seeds, e.g. 0-4 or 5,6 (default 0-4)")
+    parser.add_argument(
+        "--backfill-flips",
+        action="store_true",
+        help="--quality --runs: rerun finished masking runs whose record lacks the flip fraction",
+    )
     parser.add_argument(
         "--serving",
         action="store_true",
@@ -296,7 +316,16 @@ def main(argv: list[str] | None = None) -> int:
         from bench.quality_search import main as quality_main
 
         work = Path(args.work or tempfile.mkdtemp(prefix="maskctl-quality-"))
-        return quality_main(args.tasks.split(","), Path(args.out), work, args.model)
+        seeds = _seeds(args.seeds) if args.seeds else None
+        return quality_main(
+            args.tasks.split(","),
+            Path(args.out),
+            work,
+            args.model,
+            args.runs.split(",") if args.runs else None,
+            **({"seeds": seeds} if seeds else {}),
+            backfill=args.backfill_flips,
+        )
     for flag, part in (("serving_minilm", "minilm"), ("serving_bert_base", "bert-base")):
         if getattr(args, flag):
             from bench.serving import serving_section

@@ -47,6 +47,7 @@ FALLBACKS: dict[str, Any] = {
     "head": default_of(MaskConfig, "head"),
     "init_sparsity": DEFAULT_INIT_SPARSITY,
     "flip_penalty": 0.0,
+    "max_flips": None,
     "also_train": ALSO_TRAIN[0],
     "tuned_lr": DEFAULT_TUNED_LR,
     "word_piece": WORD_PIECES[0],
@@ -63,8 +64,23 @@ CARD_TYPES = {
     "init_sparsity": float,
     "flip_penalty": float,
     "tuned_lr": float,
+    "max_flips": lambda v: share(v, "defaults.max_flips"),
 }
 DEFAULT_LR = FALLBACKS["lr"]
+
+
+def share(value: Any, option: str = "--max-flips") -> float | None:
+    """``0.015``, ``"0.015"`` or ``"1.5%"`` as the fraction 0.015 (None stays None)."""
+    if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
+        return None if value is None else float(value)
+    text = str(value).strip()
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise MaskctlError(
+            f"{option} {value!r} is not a share of the mask bits",
+            "give a fraction such as 0.015 or a percentage such as 1.5%",
+        ) from None
 
 
 # The panels of `maskctl train --help`, in the order a newcomer looks for an option.
@@ -130,6 +146,16 @@ class TrainArgs:
         "towards its initial side by lr x this: a flipped bit must earn its place "
         f"(smaller bundle, less memory served; 0 = the paper) {_fallback('flip_penalty')}.",
         min=0,
+        panel=MASK,
+    )
+    max_flips: str | None = setting(
+        None,
+        "At most this share of the mask bits may differ from the initial mask, "
+        "e.g. 1.5% or 0.015: after every step only the crossings with the largest "
+        "accumulated gradient push flip, the rest keep their initial bit (an exact "
+        "bound on the bundle's flips; default: the card's, else none).",
+        min=0,
+        max=1,
         panel=MASK,
     )
     also_train: str | None = setting(
@@ -234,6 +260,7 @@ class TrainArgs:
         """Bounds and choices from the fields, then the rules between fields, before any loading."""
         if isinstance(self.text_column, str):  # a recipe or key=value override gives one name
             self.text_column = [self.text_column]
+        self.max_flips = share(self.max_flips)
         check_fields(self)
         self._check_data_files()
         if self.mask_blocks is not None:
@@ -242,6 +269,8 @@ class TrainArgs:
             parse_blocks(self.mask_blocks, None)  # the syntax now; the model's block count when it is loaded
         if self.method != "mask" and self.flip_penalty:
             raise MaskctlError("--flip-penalty applies to masking", "drop it, or use --method mask")
+        if self.method != "mask" and self.max_flips is not None:
+            raise MaskctlError("--max-flips applies to masking", "drop it, or use --method mask")
         if self.method != "mask" and self.also_train not in (None, ALSO_TRAIN[0]):
             raise MaskctlError(
                 "--also-train applies to masking (finetuning trains every parameter)", "drop it, or use --method mask"
@@ -292,6 +321,8 @@ class TrainArgs:
         operational (output path, checkpointing, logging), so a resumed run writes the same bytes
         and a sweep point trained with other logging is still the same point."""
         skip = {"output", "overwrite", "checkpoint_every", "checkpoint_dir", "resume", "log_every", "report_to"}
+        if self.max_flips is None:  # a run without a budget records exactly what it did before budgets existed
+            skip.add("max_flips")
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
     def with_task_defaults(self, defaults: dict[str, Any]) -> TrainArgs:

@@ -9,7 +9,7 @@ moves a score by at most about ``lr`` a step, so with strength ``s`` in (0, 1) a
 only where the task's normalised gradient keeps pushing it harder than ``s``: 0 is the paper's
 training, 1 keeps almost every bit at its initial value.
 
-The initial side comes from the seed (``initial_scores``), not from the scores at construction,
+The initial side comes from the seed (``initial_mask``), not from the scores at construction,
 so a resumed run pulls towards the same mask. On CPU the update runs in numpy (torch's
 comparisons are several times slower on the machines measured); elsewhere in torch.
 """
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from maskctl.masking.layer import MaskedLinear, initial_scores
+from maskctl.masking.layer import MaskedLinear, initial_mask
 
 
 class FlipPenalty:
@@ -31,12 +31,7 @@ class FlipPenalty:
             raise ValueError(f"flip penalty must be >= 0, got {strength}")
         self.strength = float(strength)
         self.layers = layers
-        self.initial = {name: self._initial_side(layer) for name, layer in layers.items()}
-
-    @staticmethod
-    def _initial_side(layer: MaskedLinear) -> torch.Tensor:
-        scores = initial_scores(tuple(layer.scores.shape), layer.init_sparsity, layer.threshold, layer.seed)
-        return (scores > layer.threshold).to(layer.scores.device)
+        self.initial = {name: initial_mask(layer) for name, layer in layers.items()}
 
     @classmethod
     def of(cls, model: nn.Module, strength: float) -> FlipPenalty:

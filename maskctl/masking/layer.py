@@ -44,8 +44,8 @@ class MaskedLinearFunction(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx, x, weight, scores, bias, threshold):
-        mask = scores > threshold
+    def forward(ctx, x, weight, scores, bias, threshold, held=None):
+        mask = scores > threshold if held is None else (scores > threshold) ^ held
         out = F.linear(x, weight * mask, bias)
         ctx.save_for_backward(x, weight, mask)
         return out
@@ -63,7 +63,7 @@ class MaskedLinearFunction(torch.autograd.Function):
             grad_scores = (flat_grad.t() @ flat_x).to(weight.dtype).mul_(weight)
         if ctx.needs_input_grad[3]:
             grad_bias = grad_out.reshape(-1, grad_out.shape[-1]).sum(0)
-        return grad_x, None, grad_scores, grad_bias, None
+        return grad_x, None, grad_scores, grad_bias, None, None
 
 
 def score_upper_bound(init_sparsity: float, threshold: float) -> float:
@@ -87,6 +87,12 @@ def initial_scores(shape: tuple[int, ...], init_sparsity: float, threshold: floa
     rng = np.random.Generator(np.random.PCG64(seed))
     values = rng.uniform(SCORE_LOW, high, size=shape).astype(np.float32)
     return torch.from_numpy(values)
+
+
+def initial_mask(layer: MaskedLinear) -> torch.Tensor:
+    """The bool mask the seed gave ``layer`` (where every score started), on its scores' device."""
+    scores = initial_scores(tuple(layer.scores.shape), layer.init_sparsity, layer.threshold, layer.seed)
+    return (scores > layer.threshold).to(layer.scores.device)
 
 
 def replace_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
@@ -132,22 +138,30 @@ class MaskedLinear(WrappedLinear):
             base_layer.bias.requires_grad_(False)
         scores = initial_scores(tuple(base_layer.weight.shape), init_sparsity, threshold, seed)
         self.scores = nn.Parameter(scores.to(base_layer.weight.device))
+        # --max-flips: bits whose score crossed the threshold but stay at their initial value
+        # (``FlipBudget`` sets it; None: the mask is 1[S > tau], the paper's)
+        self.held: torch.Tensor | None = None
 
     def binary_mask(self) -> torch.Tensor:
         """The current mask as a bool tensor (no gradient)."""
         with torch.no_grad():
-            return self.scores > self.threshold
+            mask = self.scores > self.threshold
+            return mask if self.held is None else mask ^ self.held
 
     def masked_weight(self) -> torch.Tensor:
         """``W * 1[S > tau]`` with the straight-through gradient path to the scores."""
         weight = self.base_layer.weight
-        mask = BinarizeSTE.apply(self.scores, self.threshold).to(weight.dtype)
-        return weight * mask
+        mask = BinarizeSTE.apply(self.scores, self.threshold)
+        if self.held is not None:
+            mask = mask + self.held.to(mask.dtype) * (1 - 2 * mask).detach()  # flipped where held, same gradient
+        return weight * mask.to(weight.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (torch.is_grad_enabled() and self.scores.requires_grad) or self.base_layer.weight.requires_grad:
             return F.linear(x, self.masked_weight(), self.base_layer.bias)
-        return MaskedLinearFunction.apply(x, self.base_layer.weight, self.scores, self.base_layer.bias, self.threshold)
+        return MaskedLinearFunction.apply(
+            x, self.base_layer.weight, self.scores, self.base_layer.bias, self.threshold, self.held
+        )
 
     def merged_linear(self) -> nn.Linear:
         """Return ``base_layer`` with the mask multiplied into its weight (in place)."""

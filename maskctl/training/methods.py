@@ -42,6 +42,7 @@ from maskctl.bundle.meta import (
 from maskctl.bundle.portable import without_paths
 from maskctl.io import atomic_dir
 from maskctl.masking.config import MaskConfig
+from maskctl.masking.flip_budget import FlipBudget
 from maskctl.masking.flip_penalty import FlipPenalty
 from maskctl.masking.model import current_masks, masked_layers, merge_masks, sparsity, wrap_model
 from maskctl.masking.targets import num_blocks, parse_blocks
@@ -160,6 +161,16 @@ class TrainingMethod:
     def after_step(self, lr: float) -> None:
         """Called after each optimizer step that applied gradients, with the lr it used."""
 
+    def before_step(self) -> None:
+        """Called before each optimizer step that applies gradients, with the gradients it applies."""
+
+    def checkpoint_state(self) -> dict[str, torch.Tensor]:
+        """Tensors of the method's own that a checkpoint must carry (names start with ``method/``)."""
+        return {}
+
+    def restore_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Take back ``checkpoint_state``'s tensors (called before ``on_device``)."""
+
     def sparsity(self, model: torch.nn.Module) -> float | None:
         """What an evaluation reports beside the metrics: the mask's share of zeros, or None."""
         return None
@@ -189,6 +200,8 @@ class MaskMethod(TrainingMethod):
             seed=args.seed,
         )
         self.pull: FlipPenalty | None = None
+        self.budget: FlipBudget | None = None
+        self.restored: dict[str, torch.Tensor] = {}  # a checkpoint's flip importance, until on_device
 
     def check_output(self, output: Path) -> None:
         check_bundle_output(output)
@@ -234,13 +247,36 @@ class MaskMethod(TrainingMethod):
         checkpoint lacked (a new classifier), which the mask alone cannot rebuild."""
         return list(self.new_keys)
 
+    def checkpoint_state(self) -> dict[str, torch.Tensor]:
+        """The flip budget's accumulated importance (``--max-flips``)."""
+        importance = self.budget.importance if self.budget is not None else {}
+        return {f"method/flip_importance/{name}": value for name, value in importance.items()}
+
+    def restore_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.restored = {
+            k.removeprefix("method/flip_importance/"): v
+            for k, v in tensors.items()
+            if k.startswith("method/flip_importance/")
+        }
+
     def on_device(self, model: torch.nn.Module) -> None:
         if self.args.flip_penalty:  # the pull keeps each score's initial side, on the scores' device
             self.pull = FlipPenalty.of(model, self.args.flip_penalty)
+        if self.args.max_flips is not None and self.args.max_flips < 1.0:  # 100 %: no bound (a card's lifted)
+            self.budget = FlipBudget(masked_layers(model), self.args.max_flips)
+            for name, value in self.restored.items():
+                self.budget.importance[name].copy_(value)
+            self.budget.hold()  # a resumed run: the same bits held as when its checkpoint was written
+
+    def before_step(self) -> None:
+        if self.budget is not None:
+            self.budget.accumulate()
 
     def after_step(self, lr: float) -> None:
         if self.pull is not None:
             self.pull.step(lr)
+        if self.budget is not None:
+            self.budget.hold()
 
     def sparsity(self, model: torch.nn.Module) -> float:
         """Share of zeros over every mask, as the bundle's ``sparsity.final`` counts it."""

@@ -181,6 +181,7 @@ class Run:
             self.epoch_state = ckpt.restore(self.trainable, optimizer, self.scheduler)
             self.position = ckpt.position
             self.keeper.restore(ckpt.history, ckpt.meta.get("selection"), ckpt.tensors)
+            self.method.restore_state(ckpt.tensors)
             self.report.curve.restore(ckpt.meta.get("curve"))
 
     def _announce(self) -> None:
@@ -253,6 +254,8 @@ class Run:
             acc.backward(loss)
             if acc.sync_gradients and self.args.max_grad_norm:
                 acc.clip_grad_norm_(list(self.trainable.values()), self.args.max_grad_norm)
+            if acc.sync_gradients:
+                self.method.before_step()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             if acc.sync_gradients:
@@ -287,7 +290,7 @@ class Run:
                 optimizer,
                 self.scheduler,
                 self.epoch_state,
-                self.keeper.checkpoint_tensors(),
+                {**self.keeper.checkpoint_tensors(), **self.method.checkpoint_state()},
                 self.keeper.checkpoint_meta(),
                 self.report.curve.state(),
             )

@@ -5,6 +5,7 @@ table. (Real runs take hours; `bench/run.py --quality` does them.)"""
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
@@ -61,3 +62,70 @@ def test_search_tunes_each_method_then_runs_seeds_and_variants(tmp_path, monkeyp
     assert "| wnut16 | mask | lr0.009-clip-long |" in table and "lr0.001 0.4" in table
     assert "| wnut16 | mask − finetune | 5 |" in table  # paired over the 5 seeds both ran
     assert (tmp_path / "quality-pareto-wnut16.png").stat().st_size > 0
+
+
+def test_a_queue_runs_named_settings_seed_by_seed_and_shares_work_through_claims(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    q = _bench("quality_search")
+    calls = []
+
+    def fake(task, model, method, settings, work):
+        bound = settings["max_flips"]
+        calls.append((method, settings["lr"], bound, settings["seed"]))
+        dev = 0.60 - {0.01: 0.02, 0.02: 0.003, 1.0: 0.0}[bound] - (0.1 if settings["lr"] != 3e-3 else 0.0)
+        flips = min(bound, 0.06)
+        return {
+            "dev": {"score": dev + settings["seed"] / 1e4},
+            "test": {"score": dev},
+            "kept": {"epoch": 1},
+            "history": [],
+            "bytes": int(1e6 * flips),
+            "files": 1,
+            "flip_fraction": flips,
+        }
+
+    monkeypatch.setattr(q, "train_maskctl", fake)
+    monkeypatch.setattr(
+        q,
+        "PLAN",
+        {
+            "wnut16": {
+                "common": {"epochs": 1},
+                "mask": {
+                    "lr": [1e-3, 3e-3, 1e-2],
+                    "budget": {"budget-1": (3e-3, {"max_flips": 0.01}), "budget-2": (3e-3, {"max_flips": 0.02})},
+                },
+                "finetune": {"lr": [1e-4]},
+            }
+        },
+    )
+    import bench.quality_front as front
+
+    monkeypatch.setattr(front, "TODAY", {"wnut16": "lr0.003"})
+    search = q.Search("wnut16", tmp_path, tmp_path / "work")
+    root = tmp_path / "quality" / "wnut16" / "mask"
+    root.mkdir(parents=True)
+    (root / "lr0.003-budget-2-s1.claim").write_text(str(os.getppid()))  # a live process holds this run
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (root / "lr0.003-budget-1-s1.claim").write_text(str(dead.pid))  # a stopped queue's claim: taken over
+    search.queued(["mask", "mask:budget-1", "mask:budget-2"], (0, 1))
+    assert calls == [
+        ("mask", 1e-3, 1.0, 0),
+        ("mask", 3e-3, 1.0, 0),
+        ("mask", 1e-2, 1.0, 0),  # the lr grid, seed 0
+        ("mask", 3e-3, 0.01, 0),
+        ("mask", 3e-3, 0.02, 0),
+        ("mask", 3e-3, 1.0, 1),
+        ("mask", 3e-3, 0.01, 1),
+    ]
+    assert not (root / "lr0.003-budget-1-s1.claim").exists()
+    (root / "lr0.003-budget-2-s1.claim").unlink()
+    for seed in range(2, 5):
+        search.queued(["mask", "mask:budget-1", "mask:budget-2"], (seed,))
+    search.queued(["mask:budget-2"], (1,))
+    calls.clear()
+    search.queued(["mask:@fewest-flips"], (5, 6))  # budget-1 is 2 points lower on dev: budget-2 it is
+    assert calls == [("mask", 3e-3, 0.02, 5), ("mask", 3e-3, 0.02, 6)]
