@@ -3,11 +3,12 @@
 
 maskctl: ``MaskedModel.from_bundles`` of every task bundle, nothing else set. LoRA: the base with
 one PEFT adapter per task (``serving_tasks.lora_model``), mixed batches through
-``adapter_names``. Then every task is made hot (a mixed batch over all of them), texts/s are
-measured for mixed batches (``BATCH`` requests, each of the next task in turn) and single-task
-batches, short and long texts, tokenisation included, in ``BLOCKS`` blocks of ``PER_BLOCK``
-batches (the median batch); and the total RSS is read after handing freed heap back
-(``malloc_trim``) with every task hot.
+``adapter_names``. Then every task is made hot by mixed batches of ``BATCH`` requests (a server's
+batcher caps its batches; one batch of every task would leave behind the heap of a batch no
+server runs), texts/s are measured for mixed batches (``BATCH`` requests, each of the next task
+in turn) and single-task batches, short and long texts, tokenisation included, in ``BLOCKS``
+blocks of ``PER_BLOCK`` batches (the median batch); and the total RSS is read after handing freed
+heap back (``malloc_trim``) with every task hot.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def child_serving(args: dict[str, Any]) -> dict[str, Any]:
     tick = time.monotonic()
     loaded, extra = contender.send(None)  # every other task
     load_s = time.monotonic() - tick
-    mixed(list(range(loaded)), corpus["short"][:1] * loaded)  # every task hot
+    for start in range(0, loaded, BATCH):  # every task hot, in batches as a server runs them
+        tasks = list(range(start, min(start + BATCH, loaded)))
+        mixed(tasks, corpus["short"][:1] * len(tasks))
     release_freed_memory()
     hot = {"rss_mib": rss_mib(), "anon_mib": anon_mib()}
     rates: dict[str, float] = {}
