@@ -202,6 +202,13 @@ def quality() -> str:
     return text.split("\n\nEvery masking setting run")[0].strip()
 
 
+def flip_front() -> str:
+    """The flip budget's front per task (``--max-flips``), as ``bench/run.py --quality`` wrote it."""
+    text = (RESULTS / "results-quality.md").read_text(encoding="utf-8")
+    start = text.index("The flip budget's front")
+    return text[start : text.index("\n\nSeed 0, every setting tried", start)].strip()
+
+
 def serving() -> str:
     """ "Serving many tasks": total memory and mixed-batch speed against PEFT LoRA, from
     ``bench/run.py --serving-minilm`` and ``--serving-bert-base``."""
@@ -274,6 +281,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "bundle-sizes": bundle_sizes,
     "ensemble": ensemble,
     "quality": quality,
+    "flip-front": flip_front,
     "serving": serving,
 }
 
