@@ -149,7 +149,8 @@ def ensemble() -> str:
     chosen = next(rule for rule, r in rules.items() if r["chosen"])
     dev = rules[chosen]["dev"]
     ties = [rule for rule, r in rules.items() if r["dev"] == dev]
-    how = ("all three rules tie" if len(ties) == 3 else "chosen on dev") + f" at {dev:.3f} there"
+    others = ", ".join(f"{rule} {r['dev']:.3f}" for rule, r in rules.items() if rule != chosen)
+    how = f"all three rules tie at {dev:.3f} there" if len(ties) == 3 else f"the others: {others}"
     rows = [[f"seed {m['seed']}", f"{m['dev']:.3f}", f"{m['test']:.3f}", f"{m['bytes']:,} bytes"] for m in d["members"]]
     rows.append(
         [
