@@ -170,9 +170,19 @@ class Search:
         """Run named settings for ``seeds``, seed by seed (a whole front exists at one seed first):
         ``finetune`` / ``lora`` / ``mask`` (each method's chosen setting, read back from its seed-0
         runs), ``mask:<variant>`` (a variant, ``more`` or ``budget`` entry, at its own lr or the
-        best), or ``mask:@fewest-flips`` (``quality_front.fewest_flips``, once no run of this task
-        is claimed by another process). Several processes may share one queue: each run is
-        claimed first (``<json>.claim``); ``backfill`` reruns masking runs that lack the flip fraction."""
+        best), ``mask:@budgets`` (every ``budget`` entry of the task: its flip front), or
+        ``mask:@fewest-flips`` (``quality_front.fewest_flips``, once no run of this task is claimed
+        by another process). Several processes may share one queue: each run is claimed first
+        (``<json>.claim``); ``backfill`` reruns masking runs that lack the flip fraction."""
+        specs = [
+            named
+            for spec in specs
+            for named in (
+                [f"{spec.partition(':')[0]}:{b}" for b in self.plan[spec.partition(":")[0]].get("budget", {})]
+                if spec.partition(":")[2] == "@budgets"
+                else [spec]
+            )
+        ]
         for seed in seeds:
             for spec in specs:
                 method, _, variant = spec.partition(":")

@@ -258,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--runs",
         default=None,
-        help="--quality: only these settings, in order: finetune, mask, mask:<variant> (comma-separated)",
+        help="--quality: only these settings, in order: finetune, mask, mask:<variant>, mask:@budgets (the flip front), "
+        "mask:@fewest-flips (comma-separated)",
     )
     parser.add_argument("--seeds", default=None, help="--quality --runs: seeds, e.g. 0-4 or 5,6 (default 0-4)")
     parser.add_argument(

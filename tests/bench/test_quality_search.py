@@ -127,5 +127,8 @@ def test_a_queue_runs_named_settings_seed_by_seed_and_shares_work_through_claims
         search.queued(["mask", "mask:budget-1", "mask:budget-2"], (seed,))
     search.queued(["mask:budget-2"], (1,))
     calls.clear()
+    search.queued(["mask:@budgets"], (7,))  # every budget of the task's plan: its front
+    assert calls == [("mask", 3e-3, 0.01, 7), ("mask", 3e-3, 0.02, 7)]
+    calls.clear()
     search.queued(["mask:@fewest-flips"], (5, 6))  # budget-1 is 2 points lower on dev: budget-2 it is
     assert calls == [("mask", 3e-3, 0.02, 5), ("mask", 3e-3, 0.02, 6)]
