@@ -95,7 +95,6 @@ def front_figure(task: str, settings: dict[str, list[dict[str, Any]]], chosen: s
 
     fig = new_figure(10, 7)
     axes = fig.subplots(2, 2)
-    budgets = sorted((label for label in settings if label != TODAY.get(task)), key=lambda lb: _flips(settings[lb]))
     for row, (xkey, xlabel) in enumerate(
         (("flip_fraction", "flipped bits (share of masked weights)"), ("bytes", "bytes per task"))
     ):
@@ -128,7 +127,7 @@ def front_figure(task: str, settings: dict[str, list[dict[str, Any]]], chosen: s
                     xytext=(3, 3),
                     textcoords="offset points",
                 )
-                if label in budgets and len(runs) >= MIN_SEEDS:
+                if not today and len(runs) >= MIN_SEEDS:
                     line.append((x, y))
             line.sort()
             ax.plot([p[0] for p in line], [p[1] for p in line], color="tab:blue", lw=1)

@@ -164,7 +164,11 @@ class Search:
 
     def variant_settings(self, method: str, variant: str) -> dict[str, Any]:
         plan = self.plan[method]
-        return plan.get("variants", {}).get(variant) or {**plan.get("more", {}), **plan.get("budget", {})}[variant][1]
+        return plan.get("variants", {}).get(variant) or self.named(method)[variant][1]
+
+    def named(self, method: str) -> dict[str, tuple[float | None, dict[str, Any]]]:
+        """The method's ``more`` and ``budget`` entries: name -> (lr or None for the best, settings)."""
+        return {**self.plan[method].get("more", {}), **self.plan[method].get("budget", {})}
 
     def queued(self, specs: list[str], seeds: tuple[int, ...], backfill: bool = False) -> None:
         """Run named settings for ``seeds``, seed by seed (a whole front exists at one seed first):
@@ -174,25 +178,20 @@ class Search:
         ``mask:@fewest-flips`` (``quality_front.fewest_flips``, once no run of this task is claimed
         by another process). Several processes may share one queue: each run is claimed first
         (``<json>.claim``); ``backfill`` reruns masking runs that lack the flip fraction."""
-        specs = [
-            named
-            for spec in specs
-            for named in (
-                [f"{spec.partition(':')[0]}:{b}" for b in self.plan[spec.partition(":")[0]].get("budget", {})]
-                if spec.partition(":")[2] == "@budgets"
-                else [spec]
-            )
-        ]
+        expanded: list[str] = []
+        for spec in specs:
+            method, _, variant = spec.partition(":")
+            budgets = self.plan[method].get("budget", {}) if variant == "@budgets" else None
+            expanded += [f"{method}:{name}" for name in budgets] if budgets is not None else [spec]
         for seed in seeds:
-            for spec in specs:
+            for spec in expanded:
                 method, _, variant = spec.partition(":")
                 if variant == "@fewest-flips":
                     lr, variant = self.fewest_flips()
                     if lr is None:
                         continue
                 else:
-                    named = {**self.plan[method].get("more", {}), **self.plan[method].get("budget", {})}
-                    lr = named.get(variant, (None,))[0] or self.best_lr(method)
+                    lr = self.named(method).get(variant, (None,))[0] or self.best_lr(method)
                 path = self.root / method / f"{label_of(lr, variant or None)}-s{seed}.json"
                 if path.is_file() and not backfill or not claim(path):
                     continue
@@ -275,10 +274,9 @@ class Search:
 
 def write_record(path: Path, record: dict[str, Any]) -> None:
     """Written whole or not at all: another process of the queue may be reading the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-    tmp.replace(path)
+    from maskctl.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(record, indent=1))
 
 
 def alive(pid: int) -> bool:
@@ -429,7 +427,7 @@ def main(
     work: Path,
     model: str | None = None,
     runs: list[str] | None = None,
-    seeds: tuple[int, ...] = SEEDS,
+    seeds: tuple[int, ...] | None = None,
     backfill: bool = False,
 ) -> int:
     """The whole search per task, or only the ``runs`` named (``Search.queued``) for ``seeds``."""
@@ -438,7 +436,7 @@ def main(
     torch.set_num_threads(max(1, torch.get_num_threads() // max(1, len(tasks))))
     for task in tasks:
         if runs:
-            Search(task, out, work, model).queued(runs, seeds, backfill)
+            Search(task, out, work, model).queued(runs, seeds or SEEDS, backfill)
         else:
             Search(task, out, work, model).all()
     log(f"table: {write_table(out)}")

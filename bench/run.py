@@ -317,14 +317,13 @@ def main(argv: list[str] | None = None) -> int:
         from bench.quality_search import main as quality_main
 
         work = Path(args.work or tempfile.mkdtemp(prefix="maskctl-quality-"))
-        seeds = _seeds(args.seeds) if args.seeds else None
         return quality_main(
             args.tasks.split(","),
             Path(args.out),
             work,
             args.model,
             args.runs.split(",") if args.runs else None,
-            **({"seeds": seeds} if seeds else {}),
+            _seeds(args.seeds) if args.seeds else None,
             backfill=args.backfill_flips,
         )
     for flag, part in (("serving_minilm", "minilm"), ("serving_bert_base", "bert-base")):
