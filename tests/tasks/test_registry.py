@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+from maskctl import registry as plugins
 from maskctl.errors import TaskError
 from maskctl.resources import builtin_dir
 from maskctl.tasks import registry
@@ -42,9 +43,22 @@ def test_unknown_task_suggests_close_names():
         registry.get_card("bbc-new")
 
 
-def test_third_party_plugin_registers_through_an_entry_point(tmp_path, monkeypatch, keyword_task):
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A folder on ``sys.path`` where a test lays out a distribution as pip would; every
+    registry sees it, and forgets it afterwards."""
+    path = tmp_path / "site"
+    path.mkdir()
+    monkeypatch.syspath_prepend(str(path))
+    plugins.rescan()
+    yield path
+    monkeypatch.undo()
+    plugins.rescan()  # the plugin is gone for the next test
+
+
+def test_third_party_plugin_registers_through_an_entry_point(site, keyword_task):
     """A separate distribution declares `maskctl.tasks` and maskctl finds and trains it."""
-    package = tmp_path / "site" / "my_tasks_plugin"
+    package = site / "my_tasks_plugin"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(
         textwrap.dedent(f"""
@@ -53,26 +67,24 @@ def test_third_party_plugin_registers_through_an_entry_point(tmp_path, monkeypat
             return load_card({str(keyword_task)!r})
     """)
     )
-    dist_info = tmp_path / "site" / "my_tasks_plugin-1.0.dist-info"
+    dist_info = site / "my_tasks_plugin-1.0.dist-info"
     dist_info.mkdir()
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-tasks-plugin\nVersion: 1.0\n")
     (dist_info / "entry_points.txt").write_text("[maskctl.tasks]\nplugin-keywords = my_tasks_plugin:keywords\n")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
     assert "plugin-keywords" in registry.task_names()
     assert "my_tasks_plugin" not in sys.modules  # listing imports no plugin
     card = registry.get_card("plugin-keywords")
     assert isinstance(card, TaskCard) and card.name == "keywords"
 
 
-def test_plugin_that_returns_the_wrong_type_is_reported(tmp_path, monkeypatch):
-    package = tmp_path / "site" / "bad_plugin"
+def test_plugin_that_returns_the_wrong_type_is_reported(site):
+    package = site / "bad_plugin"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("def task():\n    return 42\n")
-    dist_info = tmp_path / "site" / "bad_plugin-1.0.dist-info"
+    dist_info = site / "bad_plugin-1.0.dist-info"
     dist_info.mkdir()
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: bad-plugin\nVersion: 1.0\n")
     (dist_info / "entry_points.txt").write_text("[maskctl.tasks]\nbad-task = bad_plugin:task\n")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
     with pytest.raises(TaskError, match="not a TaskCard"):
         registry.get_card("bad-task")
 
@@ -108,3 +120,23 @@ def test_bad_cards_name_the_problem(tmp_path, body, message):
 def test_missing_card_file(tmp_path):
     with pytest.raises(TaskError, match="does not exist"):
         registry.get_card(str(tmp_path / "nope.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("raise ImportError('no module named torchaudio')\n", "failed to load .*torchaudio"),
+        ("def task():\n    raise ValueError('the labels file is missing')\n", "failed to build .*labels file"),
+    ],
+)
+def test_a_broken_plugin_fails_as_one_task_error(site, body, message):
+    (site / "broken_plugin.py").write_text(body)
+    dist_info = site / "broken_plugin-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[maskctl.tasks]\nbroken = broken_plugin:task\n")
+    with pytest.raises(TaskError, match=message):
+        registry.get_card("broken")
+    listed = dict(registry.registered_cards())  # `maskctl tasks` lists it beside the good ones
+    assert isinstance(listed["broken"], TaskError) and isinstance(listed["bbc-news"], TaskCard)
+    sys.modules.pop("broken_plugin", None)
