@@ -46,8 +46,15 @@ def options_from(
             annotations[param.name] = param.annotation
         params.sort(key=lambda p: not isinstance(p.default, typer.models.ArgumentInfo))  # arguments first
 
+        empty = {
+            f.name: f.default_factory for f in dataclasses.fields(cls) if f.default_factory is not dataclasses.MISSING
+        }
+
         def command(ctx: typer.Context, **kwargs: Any) -> Any:
             values = {k: v.value if isinstance(v, enum.Enum) else v for k, v in kwargs.items()}
+            for name, factory in empty.items():  # a repeatable option not given: typer says None
+                if values.get(name) is None:
+                    values[name] = factory()
             if build:
                 return run(cls(**{n: values[n] for n in names}))
             return run(ctx, {n: values[n] for n in names}, **{p.name: values[p.name] for p in extra})

@@ -54,6 +54,8 @@ def test_sigterm_answers_requests_in_flight_then_exits_0(masks):
         url = f"http://127.0.0.1:{port}"
         first = proc.stdout.readline()
         assert f"on {url}" in first and "conll03, keywords" in first and "/docs" in first
+        listed = httpx.get(f"{url}/v1/tasks", timeout=60)  # no --pin given: the list once was None
+        assert listed.status_code == 200 and [t["name"] for t in listed.json()["tasks"]] == ["conll03", "keywords"]
         answers = []
         request = threading.Thread(
             target=lambda: answers.append(
