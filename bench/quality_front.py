@@ -120,12 +120,15 @@ def front_figure(task: str, settings: dict[str, list[dict[str, Any]]], chosen: s
                     color="tab:orange" if today else "tab:blue",
                     mfc="none" if len(runs) < MIN_SEEDS else None,
                 )
-                ax.annotate(
-                    f"{label.split('-', 1)[-1]} ({len(runs)})" + (" chosen" if label == chosen else ""),
+                if label == chosen:  # a ring around it, its label a line longer
+                    ax.plot([x], [y], "o", ms=11, mfc="none", color="black", lw=0.8)
+                ax.annotate(  # below right: a front rises to the right, so its line stays clear
+                    f"{label.split('-', 1)[-1]} ({len(runs)})" + ("\nchosen" if label == chosen else ""),
                     (x, y),
                     fontsize=6,
-                    xytext=(3, 3),
+                    xytext=(5, -4),
                     textcoords="offset points",
+                    va="top",
                 )
                 if not today and len(runs) >= MIN_SEEDS:
                     line.append((x, y))
@@ -138,7 +141,7 @@ def front_figure(task: str, settings: dict[str, list[dict[str, Any]]], chosen: s
             ax.tick_params(labelsize=7)
     fig.suptitle(
         f"{task}: --max-flips against score (star: the default before budgets; dots: runs; markers: mean ± sd "
-        f"over seeds, hollow under {MIN_SEEDS} seeds; line: budgets with {MIN_SEEDS}+ seeds)",
+        f"over seeds, hollow under {MIN_SEEDS} seeds; line: budgets with {MIN_SEEDS}+ seeds; ring: the defaults' choice)",
         fontsize=8,
     )
     return save_figure(fig, path)
