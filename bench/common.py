@@ -7,6 +7,7 @@ contenders are loaded, stepped and timed by the same code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +269,55 @@ def run_child(
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(f"child {kind} failed (exit {proc.returncode}): {stderr[-2000:]}")
         return json.loads(out.read_text())
+
+
+@contextlib.contextmanager
+def serve_process(
+    folder: Path, *options: str, model: str | None = None, code: Path | None = None
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """The real ``maskctl serve`` command in a process of its own on a free loopback port, for
+    the benchmarks that measure what a client sees: yields (process, base URL) once it answers
+    ``/ready``; SIGTERM on the way out (a kill past 60 s), its exit code in ``returncode``.
+    ``code``: a checkout whose maskctl the server imports instead of this one (its working folder
+    is then ``folder``, as ``python -m`` puts the working folder first on the path)."""
+    import httpx
+
+    from maskctl.serving.http.ports import free_port
+
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(code), env.get("PYTHONPATH", "")])
+    command = [sys.executable, "-m", "maskctl", "serve", str(folder), "--port", str(port), "--device", "cpu"]
+    command += ["--log-level", "warning", *options] + (["--model", model] if model else [])
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe nobody reads: it never fills
+        server = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=errors, text=True, cwd=folder if code else None
+        )
+        try:
+            deadline = time.monotonic() + 300
+            while not _answers(f"{url}/ready", httpx):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    errors.seek(0)
+                    raise RuntimeError(f"maskctl serve did not start: {errors.read()[-2000:]}")
+                time.sleep(0.2)
+            yield server, url
+        finally:
+            if server.poll() is None:
+                server.terminate()
+                try:
+                    server.wait(60)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
+
+
+def _answers(url: str, httpx: Any) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def save_results(results: dict[str, Any], out: Path, mode: str) -> str:

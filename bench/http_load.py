@@ -16,18 +16,14 @@ batch wait + one batch's compute).
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import log, median, save_results
-from maskctl.serving.http.ports import free_port
+from bench.common import log, median, save_results, serve_process
 
 TASKS = 16
 ROUNDS = 3
@@ -135,109 +131,88 @@ def http_section(model: str | None, work: Path) -> dict[str, Any]:
 
 
 def _one_server(model: str | None, folder: Path, threads: int | None) -> dict[str, Any]:
-    import httpx
     import torch
 
-    from bench.serving_tasks import texts
     from maskctl.serving import MaskedModel
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = (
-        [
-            sys.executable,
-            "-m",
-            "maskctl",
-            "serve",
-            str(folder),
-            "--port",
-            str(port),
-            "--device",
-            "cpu",
-            "--max-batch",
-            str(MAX_BATCH),
-            "--max-wait-ms",
-            str(MAX_WAIT_MS),
-            "--log-level",
-            "warning",
-            "--watch-seconds",
-            "0",
-        ]
-        + (["--model", model] if model else [])
-        + (["--threads", str(threads)] if threads else [])
-    )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    options = ["--max-batch", str(MAX_BATCH), "--max-wait-ms", str(MAX_WAIT_MS), "--watch-seconds", "0"]
+    options += ["--threads", str(threads)] if threads else []
     default_threads = torch.get_num_threads()
     torch.set_num_threads(threads or default_threads)
     library = MaskedModel.from_bundles(sorted(folder.glob("*.bundle")), model=model, device="cpu")
     names = library.tasks
     out: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "settings": {}}
     try:
-        line = server.stdout.readline()
-        if "serving" not in line:
-            raise RuntimeError(f"the server did not start: {line}{server.stderr.read()[-2000:]}")
-        corpus = {"short": texts(False), "long": texts(True)}
-        for setting in SETTINGS:
-            rng = random.Random(setting["clients"])
-            pool = corpus[setting["length"]]
-            requests = [(rng.choice(names), rng.choice(pool)) for _ in range(setting["requests"])]
-            per = setting.get("per_request", 1)
-            asyncio.run(_load(url, requests[:64], setting["clients"], per))  # warm-up
-            library.predict_many(requests[:64], batch_size=MAX_BATCH)
-            rows = []
-            for _ in range(ROUNDS):
-                before = httpx.get(f"{url}/metrics").text
-                served = asyncio.run(_load(url, requests, setting["clients"], per))
-                after = httpx.get(f"{url}/metrics").text
-                batches = _metric(after, "maskctl_batch_inputs_count") - _metric(before, "maskctl_batch_inputs_count")
-                compute = _metric(after, "maskctl_batch_duration_seconds_sum") - _metric(
-                    before, "maskctl_batch_duration_seconds_sum"
-                )
-                size = max(1, round(len(requests) / batches))
-                tick = time.perf_counter()
-                for start in range(0, len(requests), size):
-                    library.predict_many(requests[start : start + size], batch_size=size)
-                lib_rate = len(requests) / (time.perf_counter() - tick)
-                rows.append(
-                    {
-                        **served,
-                        "mean_batch": len(requests) / batches,
-                        "batch_compute_ms": 1000 * compute / batches,
-                        "library_inputs_per_s": lib_rate,
-                        "ratio": served["inputs_per_s"] / lib_rate,
-                    }
-                )
-            key = f"{setting['clients']} clients x {per}/{setting['length']}"
-            p99_bound = 3 * (MAX_WAIT_MS + median([r["batch_compute_ms"] for r in rows]))
-            out["settings"][key] = s = {
-                "requests": setting["requests"] // per,
-                "inputs": setting["requests"],
-                "per_request": per,
-                "rounds": rows,
-                "ratio": median([r["ratio"] for r in rows]),
-                "ratio_range": [min(r["ratio"] for r in rows), max(r["ratio"] for r in rows)],
-                "server_inputs_per_s": median([r["inputs_per_s"] for r in rows]),
-                "library_inputs_per_s": median([r["library_inputs_per_s"] for r in rows]),
-                "mean_batch": statistics.fmean(r["mean_batch"] for r in rows),
-                "batch_compute_ms": median([r["batch_compute_ms"] for r in rows]),
-                "client_cpu_share": median([r["client_cpu_share"] for r in rows]),
-                "p50_ms": median([r["p50_ms"] for r in rows]),
-                "p99_ms": median([r["p99_ms"] for r in rows]),
-                "p99_bound_ms": p99_bound,
-                "failures": sum(r["failures"] for r in rows),
-            }
-            log(
-                f"http ({out['torch_threads']} threads): {key}: server {s['server_inputs_per_s']:.1f}/s vs library "
-                f"{s['library_inputs_per_s']:.1f}/s = {s['ratio']:.2f} (batch {s['mean_batch']:.1f}), p50 "
-                f"{s['p50_ms']:.0f} ms p99 {s['p99_ms']:.0f} ms (bound {p99_bound:.0f}), failures {s['failures']}"
-            )
+        with serve_process(folder, *options, model=model) as (server, url):
+            _measure(url, library, names, out)
+        out["server_exit_code"] = server.returncode
     finally:
-        server.terminate()
-        out["server_exit_code"] = server.wait(60)
         library.close()
         torch.set_num_threads(default_threads)
     return out
+
+
+def _measure(url: str, library: Any, names: list[str], out: dict[str, Any]) -> None:
+    """Every setting of ``SETTINGS`` against the server at ``url`` and the library side by side."""
+    import httpx
+
+    from bench.serving_tasks import texts
+
+    corpus = {"short": texts(False), "long": texts(True)}
+    for setting in SETTINGS:
+        rng = random.Random(setting["clients"])
+        pool = corpus[setting["length"]]
+        requests = [(rng.choice(names), rng.choice(pool)) for _ in range(setting["requests"])]
+        per = setting.get("per_request", 1)
+        asyncio.run(_load(url, requests[:64], setting["clients"], per))  # warm-up
+        library.predict_many(requests[:64], batch_size=MAX_BATCH)
+        rows = []
+        for _ in range(ROUNDS):
+            before = httpx.get(f"{url}/metrics").text
+            served = asyncio.run(_load(url, requests, setting["clients"], per))
+            after = httpx.get(f"{url}/metrics").text
+            batches = _metric(after, "maskctl_batch_inputs_count") - _metric(before, "maskctl_batch_inputs_count")
+            compute = _metric(after, "maskctl_batch_duration_seconds_sum") - _metric(
+                before, "maskctl_batch_duration_seconds_sum"
+            )
+            size = max(1, round(len(requests) / batches))
+            tick = time.perf_counter()
+            for start in range(0, len(requests), size):
+                library.predict_many(requests[start : start + size], batch_size=size)
+            lib_rate = len(requests) / (time.perf_counter() - tick)
+            rows.append(
+                {
+                    **served,
+                    "mean_batch": len(requests) / batches,
+                    "batch_compute_ms": 1000 * compute / batches,
+                    "library_inputs_per_s": lib_rate,
+                    "ratio": served["inputs_per_s"] / lib_rate,
+                }
+            )
+        key = f"{setting['clients']} clients x {per}/{setting['length']}"
+        p99_bound = 3 * (MAX_WAIT_MS + median([r["batch_compute_ms"] for r in rows]))
+        out["settings"][key] = s = {
+            "requests": setting["requests"] // per,
+            "inputs": setting["requests"],
+            "per_request": per,
+            "rounds": rows,
+            "ratio": median([r["ratio"] for r in rows]),
+            "ratio_range": [min(r["ratio"] for r in rows), max(r["ratio"] for r in rows)],
+            "server_inputs_per_s": median([r["inputs_per_s"] for r in rows]),
+            "library_inputs_per_s": median([r["library_inputs_per_s"] for r in rows]),
+            "mean_batch": statistics.fmean(r["mean_batch"] for r in rows),
+            "batch_compute_ms": median([r["batch_compute_ms"] for r in rows]),
+            "client_cpu_share": median([r["client_cpu_share"] for r in rows]),
+            "p50_ms": median([r["p50_ms"] for r in rows]),
+            "p99_ms": median([r["p99_ms"] for r in rows]),
+            "p99_bound_ms": p99_bound,
+            "failures": sum(r["failures"] for r in rows),
+        }
+        log(
+            f"http ({out['torch_threads']} threads): {key}: server {s['server_inputs_per_s']:.1f}/s vs library "
+            f"{s['library_inputs_per_s']:.1f}/s = {s['ratio']:.2f} (batch {s['mean_batch']:.1f}), p50 "
+            f"{s['p50_ms']:.0f} ms p99 {s['p99_ms']:.0f} ms (bound {p99_bound:.0f}), failures {s['failures']}"
+        )
 
 
 def write_http(results: dict[str, Any], out: Path) -> Path:

@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from bench.common import log, median, save_results
+from bench.common import log, median, save_results, serve_process
 from bench.http_load import _load, _metric
-from maskctl.serving.http.ports import free_port
 
 MAX_BATCH, MAX_WAIT_MS, DRAIN_S, ROUNDS = 32, 5.0, 2.0, 6
 HOSTILE: list[tuple[str, dict[str, Any]]] = [  # (route, httpx request arguments): what the isolation tests send
@@ -84,41 +82,10 @@ def tenants_section(model: str | None, work: Path) -> dict[str, Any]:
     for path in make_bundles(work / "serving", model, 4):
         if not (folder / path.name).exists():
             shutil.copy(path, folder / path.name)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [
-        sys.executable,
-        "-m",
-        "maskctl",
-        "serve",
-        str(folder),
-        "--port",
-        str(port),
-        "--device",
-        "cpu",
-        "--max-batch",
-        str(MAX_BATCH),
-        "--max-wait-ms",
-        str(MAX_WAIT_MS),
-        "--log-level",
-        "warning",
-        "--watch-seconds",
-        "0.2",
-        "--max-client-batch-size",
-        "10000",
-        "--max-body-kb",
-        "4096",
-        "--drain-seconds",
-        str(DRAIN_S),
-        "--admin",
-    ] + (["--model", model] if model else [])
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    options = ["--max-batch", str(MAX_BATCH), "--max-wait-ms", str(MAX_WAIT_MS), "--watch-seconds", "0.2"]
+    options += ["--max-client-batch-size", "10000", "--max-body-kb", "4096", "--drain-seconds", str(DRAIN_S), "--admin"]
     out: dict[str, Any] = {"max_batch": MAX_BATCH, "max_wait_ms": MAX_WAIT_MS}
-    try:
-        line = server.stdout.readline()
-        if "serving" not in line:
-            raise RuntimeError(f"the server did not start: {line}{server.stderr.read()[-2000:]}")
+    with serve_process(folder, *options, model=model) as (server, url):
         import httpx
 
         names = [t["name"] for t in httpx.get(f"{url}/v1/tasks").json()["tasks"]]
@@ -131,12 +98,8 @@ def tenants_section(model: str | None, work: Path) -> dict[str, Any]:
         log(f"tenants: overwrite {out['overwrite']}")
         out["protocols"] = _protocols(url, names[2], short)
         log(f"tenants: protocols {out['protocols']}")
-        out["sigterm"] = _sigterm(server, port)
+        out["sigterm"] = _sigterm(server, url)
         log(f"tenants: sigterm {out['sigterm']}")
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
     return out
 
 
@@ -286,8 +249,8 @@ def _protocols(url: str, task: str, pool: list[str]) -> dict[str, Any]:
     return out
 
 
-def _sigterm(server: subprocess.Popen, port: int) -> dict[str, Any]:
-    stalled = socket.create_connection(("127.0.0.1", port))
+def _sigterm(server: subprocess.Popen, url: str) -> dict[str, Any]:
+    stalled = socket.create_connection(("127.0.0.1", urlsplit(url).port))
     stalled.sendall(
         b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b'Content-Length: 100000\r\n\r\n{"requests": ['

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -29,8 +27,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import log
-from maskctl.serving.http.ports import free_port
+from bench.common import log, serve_process
 
 
 def _pair(words: int, word: str = "word ") -> tuple[str, dict[str, Any]]:
@@ -104,103 +101,62 @@ def _rss_mb(pid: int) -> float:
 
 
 def _measure(folder: Path, code: Path | None, route: str, body: dict[str, Any], limit_mb: float) -> dict[str, Any]:
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    if code is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(code), env.get("PYTHONPATH", "")])
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "maskctl",
-            "serve",
-            str(folder),
-            "--port",
-            str(port),
-            "--device",
-            "cpu",
-            "--max-body-kb",
-            "4096",
-            "--watch-seconds",
-            "0",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=folder,
-    )  # not this checkout's folder: python -m puts the cwd first
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(timeout=600) as client:
-            deadline = time.monotonic() + 300
-            while True:
-                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()
-                try:
-                    if client.get(f"{url}/ready").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.5)
-            warm = _short(body)
-            for _ in range(3):
-                assert client.post(f"{url}{route}", json=warm).status_code == 200
-            time.sleep(0.5)
-            base = _rss_mb(server.pid)
-            peak, done, killed = [base], threading.Event(), [False]
+    options = ("--max-body-kb", "4096", "--watch-seconds", "0")
+    with serve_process(folder, *options, code=code) as (server, url), httpx.Client(timeout=600) as client:
+        warm = _short(body)
+        for _ in range(3):
+            assert client.post(f"{url}{route}", json=warm).status_code == 200
+        time.sleep(0.5)
+        base = _rss_mb(server.pid)
+        peak, done, killed = [base], threading.Event(), [False]
 
-            def watch() -> None:
+        def watch() -> None:
+            while not done.is_set():
+                rss = _rss_mb(server.pid)
+                peak[0] = max(peak[0], rss)
+                if rss - base > limit_mb:
+                    killed[0] = True
+                    server.kill()
+                    return
+                time.sleep(0.005)
+
+        probes: list[float] = []
+
+        def probe() -> None:  # another client's /health while the long request is handled
+            with httpx.Client(timeout=60) as other:
                 while not done.is_set():
-                    rss = _rss_mb(server.pid)
-                    peak[0] = max(peak[0], rss)
-                    if rss - base > limit_mb:
-                        killed[0] = True
-                        server.kill()
-                        return
-                    time.sleep(0.005)
+                    tick = time.perf_counter()
+                    other.get(f"{url}/health")
+                    probes.append(time.perf_counter() - tick)
+                    time.sleep(0.01)
 
-            probes: list[float] = []
-
-            def probe() -> None:  # another client's /health while the long request is handled
-                with httpx.Client(timeout=60) as other:
-                    while not done.is_set():
-                        tick = time.perf_counter()
-                        other.get(f"{url}/health")
-                        probes.append(time.perf_counter() - tick)
-                        time.sleep(0.01)
-
-            watcher = threading.Thread(target=watch, daemon=True)
-            watcher.start()
-            prober = threading.Thread(target=probe, daemon=True)
-            prober.start()
-            started = time.perf_counter()
-            try:
-                answer = client.post(f"{url}{route}", json=body)
-                status = answer.status_code
-                truncated = '"truncated": true' in answer.text
-            except httpx.HTTPError:
-                status, truncated = None, None
-            seconds = time.perf_counter() - started
-            done.set()
-            watcher.join()
-            prober.join(60)
-            after = None if killed[0] else _rss_mb(server.pid)
-            return {
-                "base_mb": round(base, 1),
-                "peak_growth_mb": round(peak[0] - base, 1),
-                "growth_after_mb": None if after is None else round(after - base, 1),
-                "status": status,
-                "truncated": truncated,
-                "seconds": round(seconds, 2),
-                "killed_past_mb": limit_mb if killed[0] else None,
-                "health_max_ms": round(max(probes, default=0) * 1000, 1),
-                "health_probes": len(probes),
-            }
-    finally:
-        if server.poll() is None:
-            server.terminate()
-            server.wait(60)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        prober = threading.Thread(target=probe, daemon=True)
+        prober.start()
+        started = time.perf_counter()
+        try:
+            answer = client.post(f"{url}{route}", json=body)
+            status = answer.status_code
+            truncated = '"truncated": true' in answer.text
+        except httpx.HTTPError:
+            status, truncated = None, None
+        seconds = time.perf_counter() - started
+        done.set()
+        watcher.join()
+        prober.join(60)
+        after = None if killed[0] else _rss_mb(server.pid)
+        return {
+            "base_mb": round(base, 1),
+            "peak_growth_mb": round(peak[0] - base, 1),
+            "growth_after_mb": None if after is None else round(after - base, 1),
+            "status": status,
+            "truncated": truncated,
+            "seconds": round(seconds, 2),
+            "killed_past_mb": limit_mb if killed[0] else None,
+            "health_max_ms": round(max(probes, default=0) * 1000, 1),
+            "health_probes": len(probes),
+        }
 
 
 def _short(body: dict[str, Any]) -> dict[str, Any]:

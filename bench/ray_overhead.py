@@ -20,11 +20,11 @@ bounded: a fixed number of requests per round, a few rounds. Results: ``bench/re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +37,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
-from bench.common import log, median
+from bench.common import log, median, serve_process
 from bench.http_load import _load, _metric
 from maskctl.serving.http.ports import free_port
 
@@ -164,39 +164,15 @@ def serve_section(work: Path) -> dict[str, Any]:
     names = [f"news-{i:04d}" for i in range(TASKS)]
     pool = texts(False)
     servers: dict[str, tuple[str, str]] = {}
+    plain = contextlib.ExitStack()
     processes = []
     out: dict[str, Any] = {"tasks": TASKS, "rounds": SERVE_ROUNDS, "loads": {}}
     try:
         for key, threads in PLAIN.items():
-            port = free_port()
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "maskctl",
-                        "serve",
-                        str(folder),
-                        "--port",
-                        str(port),
-                        "--threads",
-                        str(threads),
-                        "--device",
-                        "cpu",
-                        "--log-level",
-                        "warning",
-                        "--watch-seconds",
-                        "0",
-                    ],
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            )
-            line = processes[-1].stdout.readline()
-            if "serving" not in line:
-                raise RuntimeError(f"maskctl serve did not start: {line}{processes[-1].stderr.read()[-2000:]}")
-            servers[key] = (f"http://127.0.0.1:{port}", "")
+            options = ("--threads", str(threads), "--watch-seconds", "0")
+            process, url = plain.enter_context(serve_process(folder, *options))
+            processes.append(process)
+            servers[key] = (url, "")
         ray_port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": ray_port}, logging_config={"log_level": "WARNING"})
         for i, (key, (replicas, threads)) in enumerate(RAY.items()):
@@ -258,9 +234,8 @@ def serve_section(work: Path) -> dict[str, Any]:
                 )
             )
     finally:
-        for process in processes:
-            process.terminate()
-        out["maskctl_serve_exit_codes"] = [process.wait(60) for process in processes]
+        plain.close()
+        out["maskctl_serve_exit_codes"] = [process.returncode for process in processes]
         serve.shutdown()
     return out
 
