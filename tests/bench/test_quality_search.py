@@ -130,5 +130,13 @@ def test_a_queue_runs_named_settings_seed_by_seed_and_shares_work_through_claims
     search.queued(["mask:@budgets"], (7,))  # every budget of the task's plan: its front
     assert calls == [("mask", 3e-3, 0.01, 7), ("mask", 3e-3, 0.02, 7)]
     calls.clear()
+    (root / "lr0.003-s8.claim").write_text(str(os.getppid()))  # today's default at a seed no budget ran:
+    assert search.front_claims() == []  # it does not hold the choice
+    (root / "lr0.003-budget-1-s8.claim").write_text(str(os.getppid()))  # a budget's run does
+    (root / "lr0.003-s2.claim").write_text(str(os.getppid()))  # and today's at a seed the budgets ran
+    assert sorted(c.name for c in search.front_claims()) == ["lr0.003-budget-1-s8.claim", "lr0.003-s2.claim"]
+    for name in ("lr0.003-budget-1-s8.claim", "lr0.003-s2.claim"):
+        (root / name).unlink()
     search.queued(["mask:@fewest-flips"], (5, 6))  # budget-1 is 2 points lower on dev: budget-2 it is
     assert calls == [("mask", 3e-3, 0.02, 5), ("mask", 3e-3, 0.02, 6)]
+    (root / "lr0.003-s8.claim").unlink()
