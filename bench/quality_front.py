@@ -141,7 +141,7 @@ def front_figure(task: str, settings: dict[str, list[dict[str, Any]]], chosen: s
             ax.tick_params(labelsize=7)
     fig.suptitle(
         f"{task}: --max-flips against score (star: the default before budgets; dots: runs; markers: mean ± sd "
-        f"over seeds, hollow under {MIN_SEEDS} seeds; line: budgets with {MIN_SEEDS}+ seeds; ring: the defaults' choice)",
+        f"over seeds,\nhollow under {MIN_SEEDS} seeds; line: budgets with {MIN_SEEDS}+ seeds; ring: the defaults' choice)",
         fontsize=8,
     )
     return save_figure(fig, path)
