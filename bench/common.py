@@ -280,8 +280,6 @@ def serve_process(
     ``/ready``; SIGTERM on the way out (a kill past 60 s), its exit code in ``returncode``.
     ``code``: a checkout whose maskctl the server imports instead of this one (its working folder
     is then ``folder``, as ``python -m`` puts the working folder first on the path)."""
-    import httpx
-
     from maskctl.serving.http.ports import free_port
 
     port = free_port()
@@ -297,7 +295,7 @@ def serve_process(
         )
         try:
             deadline = time.monotonic() + 300
-            while not _answers(f"{url}/ready", httpx):
+            while not _answers(f"{url}/ready"):
                 if server.poll() is not None or time.monotonic() > deadline:
                     errors.seek(0)
                     raise RuntimeError(f"maskctl serve did not start: {errors.read()[-2000:]}")
@@ -313,7 +311,9 @@ def serve_process(
                     server.wait()
 
 
-def _answers(url: str, httpx: Any) -> bool:
+def _answers(url: str) -> bool:
+    import httpx
+
     try:
         return httpx.get(url, timeout=5).status_code == 200
     except httpx.HTTPError:

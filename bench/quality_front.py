@@ -24,13 +24,17 @@ WITHIN = 0.005  # half a point of the dev metric
 MIN_SEEDS = 5
 
 
+def is_budget(name: str | None) -> bool:
+    """Whether a variant (``budget-2``) or a run's label (``lr0.003-budget-2``) is a front's
+    budget; the pilot's ``budget-<percent>-<rule>`` runs are not."""
+    return re.fullmatch(r"(.*-)?budget-[0-9.]+", str(name)) is not None
+
+
 def front_settings(task: str, settings: dict[tuple, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
     """Today's default and every ``budget-<percent>`` setting, by label, each with its runs (the
     pilot's ``budget-<percent>-<rule>`` runs are in the every-setting table, not on the front)."""
     return {
-        label_of(*key): runs
-        for key, runs in settings.items()
-        if label_of(*key) == TODAY.get(task) or re.fullmatch(r"budget-[0-9.]+", str(key[1]))
+        label_of(*key): runs for key, runs in settings.items() if label_of(*key) == TODAY.get(task) or is_budget(key[1])
     }
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 import time
 from pathlib import Path
@@ -134,20 +133,20 @@ class Search:
         the seeds a budget ran (the choice pairs the two seed by seed). Another process training
         today's default at a new seed does not hold the choice, so two processes can share a
         queue of ``mask:@fewest-flips`` seeds."""
-        from bench.quality_front import TODAY
+        from bench.quality_front import TODAY, is_budget
 
-        def parts(path: Path) -> tuple[str, str]:
+        def parts(path: Path) -> tuple[str, str]:  # <label>-s<seed>.json / .claim
             label, _, seed = path.stem.rpartition("-s")
             return label, seed
 
-        budget = re.compile(r".*-budget-[0-9.]+")
         folder = self.root / "mask"
-        seeds = {parts(p)[1] for p in folder.glob("*.json") if budget.fullmatch(parts(p)[0])}
-        return [
-            c
-            for c in folder.glob("*.claim")
-            if budget.fullmatch(parts(c)[0]) or (parts(c)[0] == TODAY.get(self.task) and parts(c)[1] in seeds)
-        ]
+        seeds = {seed for label, seed in map(parts, folder.glob("*.json")) if is_budget(label)}
+        claims = []
+        for mark in folder.glob("*.claim"):
+            label, seed = parts(mark)
+            if is_budget(label) or (label == TODAY.get(self.task) and seed in seeds):
+                claims.append(mark)
+        return claims
 
     def backfill_flips(self, lr: float, seed: int, variant: str | None) -> None:
         """Rerun a finished masking run that predates recording its flip fraction (the trainer is

@@ -35,24 +35,23 @@ def options_from(
         params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)]
         annotations: dict[str, Any] = {"ctx": typer.Context}
         names = []
+        empty: dict[str, Callable[[], Any]] = {}  # list fields: an option not given arrives as None
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             param = _parameter(f, hints[f.name], f.name in arguments)
             params.append(param)
             annotations[f.name] = param.annotation
             names.append(f.name)
+            if f.default_factory is not dataclasses.MISSING:
+                empty[f.name] = f.default_factory
         for param in extra:
             params.append(param.replace(kind=inspect.Parameter.KEYWORD_ONLY))
             annotations[param.name] = param.annotation
         params.sort(key=lambda p: not isinstance(p.default, typer.models.ArgumentInfo))  # arguments first
 
-        empty = {
-            f.name: f.default_factory for f in dataclasses.fields(cls) if f.default_factory is not dataclasses.MISSING
-        }
-
         def command(ctx: typer.Context, **kwargs: Any) -> Any:
             values = {k: v.value if isinstance(v, enum.Enum) else v for k, v in kwargs.items()}
-            for name, factory in empty.items():  # a repeatable option not given: typer says None
+            for name, factory in empty.items():
                 if values.get(name) is None:
                     values[name] = factory()
             if build:

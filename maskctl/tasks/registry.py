@@ -29,28 +29,33 @@ def get_card(name_or_path: str) -> TaskCard:
     """Resolve ``--task``: a ``.yaml``/``.yml`` path or a registered task name."""
     if name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_file():
         return load_card(name_or_path)
-    target = TASKS.get(name_or_path)
+    return _registered(name_or_path)
+
+
+def registered_cards() -> Iterator[tuple[str, TaskCard | TaskError]]:
+    """Every registered task's card, or the ``TaskError`` that loading it raised, by name (a file
+    in the working folder that shares a task's name is not read)."""
+    for name in task_names():
+        try:
+            yield name, _registered(name)
+        except TaskError as exc:
+            yield name, exc
+
+
+def _registered(name: str) -> TaskCard:
+    target = TASKS.get(name)
     try:  # a callable builds a fresh card for each caller (cards are not shared state)
         card = target() if callable(target) else target
     except TaskError:
         raise
     except Exception as exc:
         raise TaskError(
-            f"the plugin for task {name_or_path!r} failed to build its card ({exc})",
+            f"the plugin for task {name!r} failed to build its card ({exc})",
             "check the package that provides it (`maskctl tasks` lists every task)",
         ) from exc
     if not isinstance(card, TaskCard):
         raise TaskError(
-            f"the task {name_or_path!r} gave {type(card).__name__}, not a TaskCard",
+            f"the task {name!r} gave {type(card).__name__}, not a TaskCard",
             "a maskctl.tasks entry point must return maskctl.tasks.card.TaskCard",
         )
     return card
-
-
-def registered_cards() -> Iterator[tuple[str, TaskCard | TaskError]]:
-    """Every registered task's card, or the ``TaskError`` that loading it raised, by name."""
-    for name in task_names():
-        try:
-            yield name, get_card(name)
-        except TaskError as exc:
-            yield name, exc

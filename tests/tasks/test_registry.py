@@ -140,3 +140,9 @@ def test_a_broken_plugin_fails_as_one_task_error(site, body, message):
     listed = dict(registry.registered_cards())  # `maskctl tasks` lists it beside the good ones
     assert isinstance(listed["broken"], TaskError) and isinstance(listed["bbc-news"], TaskCard)
     sys.modules.pop("broken_plugin", None)
+
+
+def test_listing_reads_registered_tasks_not_a_file_of_the_same_name(tmp_path, monkeypatch):
+    (tmp_path / "bbc-news").write_text("not: [a card\n")  # `--task ./bbc-news` would read it
+    monkeypatch.chdir(tmp_path)
+    assert isinstance(dict(registry.registered_cards())["bbc-news"], TaskCard)
