@@ -30,6 +30,12 @@ def is_budget(name: str | None) -> bool:
     return re.fullmatch(r"(.*-)?budget-[0-9.]+", str(name)) is not None
 
 
+def setting_name(label: str) -> str:
+    """A run's label without its learning rate (``lr1e-05-budget-2`` -> ``budget-2``): a task's
+    front is one learning rate, so the figure names its points by variant."""
+    return re.sub(r"^lr[0-9.]+(e[-+]?[0-9]+)?-?", "", label) or label
+
+
 def front_settings(task: str, settings: dict[tuple, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
     """Today's default and every ``budget-<percent>`` setting, by label, each with its runs (the
     pilot's ``budget-<percent>-<rule>`` runs are in the every-setting table, not on the front)."""
@@ -127,7 +133,7 @@ def front_figure(task: str, settings: dict[str, list[dict[str, Any]]], chosen: s
                 if label == chosen:  # a ring around it, its label a line longer
                     ax.plot([x], [y], "o", ms=11, mfc="none", color="black", lw=0.8)
                 ax.annotate(  # below right: a front rises to the right, so its line stays clear
-                    f"{label.split('-', 1)[-1]} ({len(runs)})" + ("\nchosen" if label == chosen else ""),
+                    f"{setting_name(label)} ({len(runs)})" + ("\nchosen" if label == chosen else ""),
                     (x, y),
                     fontsize=6,
                     xytext=(5, -4),

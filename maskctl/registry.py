@@ -44,13 +44,19 @@ def rescan() -> None:
         registry._discovered = False
 
 
+_LISTED_WIDTH = 40  # names longer than this, joined, are left to the registry's listing command
+
+
 class Registry(Generic[T]):
     """Names to objects of one kind; see the module docstring."""
 
-    def __init__(self, what: str, group: str | None = None, error: type[MaskctlError] = MaskctlError) -> None:
+    def __init__(
+        self, what: str, group: str | None = None, error: type[MaskctlError] = MaskctlError, listing: str | None = None
+    ) -> None:
         self.what = what  # e.g. "task kind", for messages
         self.group = group  # entry-point group of plugins, if any
         self.error = error
+        self.listing = listing  # the command that lists the names, e.g. "maskctl tasks"
         self._objects: dict[str, T] = {}
         self._lazy: dict[str, str] = {}  # name -> "module:attribute"
         self._plugins: set[str] = set()  # the names entry points gave
@@ -106,8 +112,7 @@ class Registry(Generic[T]):
         self._discover()
         if name not in self._lazy:
             close = difflib.get_close_matches(str(name), self.names(), n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise self.error(f"unknown {self.what} {name!r}", f"{hint}use one of {', '.join(self.names())}")
+            raise self.error(f"unknown {self.what} {name!r}", self._choices(close[0] if close else None))
         target = self._lazy[name]
         module, _, attribute = target.partition(":")
         try:
@@ -121,6 +126,15 @@ class Registry(Generic[T]):
         self._objects[name] = obj
         del self._lazy[name]
         return obj
+
+    def _choices(self, close: str | None) -> str:
+        """The fix of an unknown name: the closest name, then every name, or where those would
+        not fit an 80-column error line, the command that lists them."""
+        hint = f"did you mean {close}? " if close else ""
+        names = ", ".join(self.names())
+        if self.listing and len(names) > _LISTED_WIDTH:
+            return f"{hint}`{self.listing}` lists the {len(self.names())} registered"
+        return f"{hint}use one of {names}"
 
     def items(self) -> list[tuple[str, T]]:
         """Every (name, object), each imported."""

@@ -112,6 +112,12 @@ def test_placeholders_load_on_first_use_and_names_suggest_the_closest():
     with pytest.raises(MaskctlError, match="unknown thing 'pth'") as caught:
         things.get("pth")
     assert caught.value.fix == "did you mean path? use one of path, sep"
+    many: Registry[object] = Registry("task", listing="maskctl tasks")
+    for name in ("bbc-news", "conll03", "wnut16", "sst2", "mrpc", "swag", "trec"):
+        many.register(name)(name)
+    with pytest.raises(MaskctlError) as caught:  # 13 names would not fit an 80-column error line
+        many.get("wnut61")
+    assert caught.value.fix == "did you mean wnut16? `maskctl tasks` lists the 7 registered"
     things.register("gone", "os.path:no_such_function")
     with pytest.raises(MaskctlError, match=r"the thing 'gone' \(os.path:no_such_function\) failed to load"):
         things.get("gone")

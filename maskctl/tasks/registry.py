@@ -17,7 +17,9 @@ from maskctl.errors import TaskError
 from maskctl.registry import Registry
 from maskctl.tasks.card import TaskCard, load_card
 
-TASKS: Registry[TaskCard | Callable[[], TaskCard]] = Registry("task", group="maskctl.tasks", error=TaskError)
+TASKS: Registry[TaskCard | Callable[[], TaskCard]] = Registry(
+    "task", group="maskctl.tasks", error=TaskError, listing="maskctl tasks"
+)
 
 
 def task_names() -> list[str]:

@@ -61,3 +61,11 @@ def test_front_settings_are_todays_default_and_the_budgets():
     f = _bench("quality_front")
     keys = {(3e-3, "head-train-long-first-piece"): [1], (3e-3, "budget-2"): [2], (1e-2, "head-train"): [3]}
     assert set(f.front_settings("wnut16", keys)) == {"lr0.003-head-train-long-first-piece", "lr0.003-budget-2"}
+
+
+def test_the_figure_names_a_point_by_its_variant_whatever_the_learning_rates_notation():
+    f = _bench("quality_front")
+    assert f.setting_name("lr0.003-budget-4") == "budget-4"
+    assert f.setting_name("lr1e-05-budget-2") == "budget-2"  # not "05-budget-2"
+    assert f.setting_name("lr0.003-head-train-long-first-piece") == "head-train-long-first-piece"
+    assert f.setting_name("lr0.001") == "lr0.001"  # no variant: the label itself
