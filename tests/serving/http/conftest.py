@@ -4,9 +4,14 @@ where a signal is the point), driven by a real HTTP client. Nothing leaves 127.0
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -50,6 +55,33 @@ def running(**settings):
         thread.join(30)
         SERVERS.pop(state.settings.port, None)
         state.close()
+
+
+# What a served process sees: offline, and no API key from the developer's shell.
+PROCESS_ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "MASKCTL_API_KEY": ""}
+
+
+@contextlib.contextmanager
+def serve_process(folder: Path, *options: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``maskctl serve folder`` as its own process on a free port and the tiny base, where the
+    CLI's path is the point (options as typer hands them, signals, exit codes); yields (the
+    process, its base URL), its stdout and stderr piped apart. Killed if the test left it
+    running."""
+    port = free_port()
+    command = ["serve", str(folder), "--port", str(port), "--model", SERVED_BASE["model"], *options]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "maskctl", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=PROCESS_ENV,
+    )
+    try:
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ flight and exits 0, and each user error is one line with exit code 2."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -14,44 +13,23 @@ import time
 import httpx
 import pytest
 
-from maskctl.serving.http.ports import free_port
-from tests.serving.http.conftest import SERVED_BASE
-
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "MASKCTL_API_KEY": ""}
+from tests.serving.http.conftest import PROCESS_ENV, serve_process
 
 
 def _maskctl(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "maskctl", *args], check=False, capture_output=True, text=True, env=ENV, timeout=120
+        [sys.executable, "-m", "maskctl", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=PROCESS_ENV,
+        timeout=120,
     )
 
 
 @pytest.mark.slow
 def test_sigterm_answers_requests_in_flight_then_exits_0(masks):
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "maskctl",
-            "serve",
-            str(masks),
-            "--port",
-            str(port),
-            "--model",
-            SERVED_BASE["model"],
-            "--max-wait-ms",
-            "1500",
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
+    with serve_process(masks, "--max-wait-ms", "1500", "--log-level", "warning") as (proc, url):
         first = proc.stdout.readline()
         assert f"on {url}" in first and "conll03, keywords" in first and "/docs" in first
         listed = httpx.get(f"{url}/v1/tasks", timeout=60)  # no --pin given: the list once was None
@@ -71,10 +49,6 @@ def test_sigterm_answers_requests_in_flight_then_exits_0(masks):
         request.join(60)
         assert answers and answers[0].status_code == 200 and answers[0].json()["predictions"][0]["label"]
         assert proc.wait(60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
 
 
 @pytest.mark.slow

@@ -6,20 +6,16 @@ exits 0 after ``--drain-seconds``."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from maskctl.serving.http.ports import free_port
-from tests.serving.http.conftest import SERVED_BASE, running
+from tests.serving.http.conftest import running, serve_process
 from tests.serving.http.test_bad_requests import _error
 
 
@@ -120,33 +116,10 @@ def test_pin_and_cache_mb_are_deprecated_and_change_nothing(masks, client, caplo
 
 
 def test_sigterm_with_a_stalled_upload_exits_0_after_the_drain(masks, tmp_path):
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "maskctl",
-            "serve",
-            str(masks),
-            "--port",
-            str(port),
-            "--model",
-            SERVED_BASE["model"],
-            "--drain-seconds",
-            "1",
-            "--watch-seconds",
-            "0",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        _wait_for(lambda: _ready(port) or proc.poll() is not None, 90)
-        assert proc.poll() is None, proc.stdout.read()
-        stalled = socket.create_connection(("127.0.0.1", port))
+    with serve_process(masks, "--drain-seconds", "1", "--watch-seconds", "0") as (proc, url):
+        _wait_for(lambda: _ready(url) or proc.poll() is not None, 90)
+        assert proc.poll() is None, proc.stderr.read()
+        stalled = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
         stalled.sendall(
             b"POST /v1/tasks/keywords/predict HTTP/1.1\r\nHost: x\r\n"
             b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"inputs": ['
@@ -155,14 +128,10 @@ def test_sigterm_with_a_stalled_upload_exits_0_after_the_drain(masks, tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0  # uvicorn alone would wait for the upload (up to 60 s, killed at 30)
         stalled.close()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
-def _ready(port: int) -> bool:
+def _ready(url: str) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200
+        return httpx.get(f"{url}/ready", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
