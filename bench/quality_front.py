@@ -133,7 +133,8 @@ def front_figure(task: str, settings: dict[str, list[dict[str, Any]]], chosen: s
                 if label == chosen:  # a ring around it, its label a line longer
                     ax.plot([x], [y], "o", ms=11, mfc="none", color="black", lw=0.8)
                 ax.annotate(  # below right: a front rises to the right, so its line stays clear
-                    f"{setting_name(label)} ({len(runs)})" + ("\nchosen" if label == chosen else ""),
+                    f"{'no bound' if today else setting_name(label)} ({len(runs)})"
+                    + ("\nchosen" if label == chosen else ""),
                     (x, y),
                     fontsize=6,
                     xytext=(5, -4),
@@ -150,7 +151,7 @@ def front_figure(task: str, settings: dict[str, list[dict[str, Any]]], chosen: s
             ax.set_ylabel(f"{split} score", fontsize=8)
             ax.tick_params(labelsize=7)
     fig.suptitle(
-        f"{task}: --max-flips against score (star: the default before budgets; dots: runs; markers: mean ± sd "
+        f"{task}: --max-flips against score (star: no bound, the default before budgets; dots: runs; markers: mean ± sd "
         f"over seeds,\nhollow under {MIN_SEEDS} seeds; line: budgets with {MIN_SEEDS}+ seeds; ring: the defaults' choice)",
         fontsize=8,
     )
