@@ -119,7 +119,7 @@ def test_sigterm_with_a_stalled_upload_exits_0_after_the_drain(masks, tmp_path):
     with serve_process(masks, "--drain-seconds", "1", "--watch-seconds", "0") as (proc, url):
         _wait_for(lambda: _ready(url) or proc.poll() is not None, 90)
         assert proc.poll() is None, proc.stderr.read()
-        stalled = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+        stalled = socket.create_connection(("127.0.0.1", httpx.URL(url).port))
         stalled.sendall(
             b"POST /v1/tasks/keywords/predict HTTP/1.1\r\nHost: x\r\n"
             b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"inputs": ['
